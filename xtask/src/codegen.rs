@@ -534,6 +534,57 @@ fn generate_from(spec: &Spec) -> Result<String, String> {
         writeln!(out, "            Method::{ty}(m) => m.encode(buf),").ok();
     }
     out.push_str("        }\n    }\n}\n");
+    out.push_str(
+        "/// The wire type of one method argument.\n\
+         #[derive(Debug, Clone, Copy, PartialEq, Eq)]\n\
+         pub enum ArgType {\n\
+         /// `octet`.\nOctet,\n/// `short`.\nShort,\n/// `long`.\nLong,\n/// `longlong`.\nLongLong,\n\
+         /// `bit`.\nBit,\n/// `shortstr`.\nShortStr,\n/// `longstr`.\nLongStr,\n/// `timestamp`.\nTimestamp,\n/// `table`.\nTable,\n}\n\
+         /// One argument of a method, as the spec lists it.\n\
+         #[derive(Debug, Clone, Copy, PartialEq, Eq)]\n\
+         pub struct Arg {\n/// The spec's field name.\npub name: &'static str,\n/// Its wire type.\npub ty: ArgType,\n\
+         /// Reserved fields are sent as zero and not exposed.\npub reserved: bool,\n}\n\
+         /// A method's ids, name and argument list.\n\
+         #[derive(Debug, Clone, Copy, PartialEq, Eq)]\n\
+         pub struct MethodLayout {\n/// Class id.\npub class_id: u16,\n/// Method id.\npub method_id: u16,\n\
+         /// AMQP name.\npub name: &'static str,\n/// Arguments in wire order.\npub args: &'static [Arg],\n}\n\
+         /// The layout of every method, for tests and tools that need to walk all of them.\n\
+         pub const METHOD_LAYOUTS: &[MethodLayout] = &[\n",
+    );
+    for (c, m, _) in &all {
+        let args: Vec<String> = m
+            .fields
+            .iter()
+            .map(|f| {
+                let ty = match f.ty.as_str() {
+                    "octet" => "Octet",
+                    "short" => "Short",
+                    "long" => "Long",
+                    "longlong" => "LongLong",
+                    "bit" => "Bit",
+                    "shortstr" => "ShortStr",
+                    "longstr" => "LongStr",
+                    "timestamp" => "Timestamp",
+                    _ => "Table",
+                };
+                format!(
+                    "Arg {{ name: \"{}\", ty: ArgType::{ty}, reserved: {} }}",
+                    f.name, f.reserved
+                )
+            })
+            .collect();
+        writeln!(
+            out,
+            "    MethodLayout {{ class_id: {}, method_id: {}, name: \"{}.{}\", args: &[{}] }},",
+            c.index,
+            m.index,
+            c.name,
+            m.name,
+            args.join(", ")
+        )
+        .ok();
+    }
+    out.push_str("];\n");
     out.push_str("/// The AMQP name of a class/method id pair, if it is known.\npub fn method_name(class_id: u16, method_id: u16) -> Option<&'static str> {\n    match (class_id, method_id) {\n");
     for (c, m, _) in &all {
         writeln!(

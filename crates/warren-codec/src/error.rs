@@ -34,10 +34,10 @@ pub enum CodecError {
     /// The octet after the payload is not the frame-end marker 0xCE.
     #[error("frame end byte is {0:#04x}, expected 0xce")]
     BadFrameEnd(u8),
-    /// A frame's size exceeds the negotiated `frame_max`.
-    #[error("frame size {size} exceeds frame_max {frame_max}")]
+    /// A frame's payload exceeds the negotiated `frame_max`.
+    #[error("frame payload of {size} bytes exceeds frame_max {frame_max}")]
     FrameTooLarge {
-        /// Whole frame size: header, payload and end byte.
+        /// The payload size announced in the frame header.
         size: u64,
         /// The limit in force.
         frame_max: u32,
@@ -82,12 +82,13 @@ impl CodecError {
     /// Every codec fault is a connection error: after a framing or syntax fault the byte stream can
     /// no longer be trusted.
     pub fn reply_code(&self) -> ReplyCode {
+        // RabbitMQ 3.10's choices, probed in tests/golden/rabbitmq-behaviour.md. For an unknown
+        // method RabbitMQ drops the socket without a word; we say NOT_IMPLEMENTED instead.
         match self {
-            CodecError::UnknownMethod { .. } => ReplyCode::CommandInvalid,
-            CodecError::MalformedMethod { .. } | CodecError::MalformedHeader(_) => {
-                ReplyCode::FrameError
+            CodecError::UnknownMethod { .. } => ReplyCode::NotImplemented,
+            CodecError::NoContentClass(_) | CodecError::HeartbeatOnChannel(_) => {
+                ReplyCode::UnexpectedFrame
             }
-            CodecError::NoContentClass(_) => ReplyCode::CommandInvalid,
             _ => ReplyCode::FrameError,
         }
     }

@@ -144,6 +144,38 @@ impl FieldValue {
         })
     }
 
+    /// Checks that a value decodes, without building it: the hot path validates headers it will
+    /// pass on untouched.
+    pub(crate) fn skip(r: &mut Reader<'_>, depth: usize) -> Result<(), FieldError> {
+        let tag = r.octet()?;
+        let fixed = match tag {
+            b't' | b'b' | b'B' => 1,
+            b's' | b'u' => 2,
+            b'I' | b'i' | b'f' => 4,
+            b'l' | b'd' | b'T' => 8,
+            b'D' => 5,
+            b'V' => 0,
+            b'S' | b'x' => {
+                r.long_bytes()?;
+                return Ok(());
+            }
+            b'A' => {
+                if depth + 1 > MAX_TABLE_DEPTH {
+                    return Err(FieldError::TooDeep);
+                }
+                let body = r.long_bytes()?;
+                let mut inner = Reader::new(&body);
+                while inner.remaining() > 0 {
+                    FieldValue::skip(&mut inner, depth + 1)?;
+                }
+                return Ok(());
+            }
+            b'F' => return FieldTable::skip_nested(r, depth + 1),
+            other => return Err(FieldError::UnknownFieldType(other)),
+        };
+        r.take(fixed).map(|_| ())
+    }
+
     pub(crate) fn encode(&self, buf: &mut BytesMut) {
         buf.put_u8(self.tag());
         match self {
@@ -306,6 +338,24 @@ impl FieldTable {
             entries.push((key, value));
         }
         Ok(FieldTable { entries })
+    }
+
+    /// Checks that a table decodes at the reader's position, without building it.
+    pub fn skip(r: &mut Reader<'_>) -> Result<(), FieldError> {
+        Self::skip_nested(r, 0)
+    }
+
+    fn skip_nested(r: &mut Reader<'_>, depth: usize) -> Result<(), FieldError> {
+        if depth > MAX_TABLE_DEPTH {
+            return Err(FieldError::TooDeep);
+        }
+        let body = r.long_bytes()?;
+        let mut inner = Reader::new(&body);
+        while inner.remaining() > 0 {
+            inner.short_str()?;
+            FieldValue::skip(&mut inner, depth)?;
+        }
+        Ok(())
     }
 
     /// Writes the table (32-bit length, then entries).

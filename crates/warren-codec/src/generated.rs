@@ -3318,6 +3318,1155 @@ impl Method {
         }
     }
 }
+/// The wire type of one method argument.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArgType {
+    /// `octet`.
+    Octet,
+    /// `short`.
+    Short,
+    /// `long`.
+    Long,
+    /// `longlong`.
+    LongLong,
+    /// `bit`.
+    Bit,
+    /// `shortstr`.
+    ShortStr,
+    /// `longstr`.
+    LongStr,
+    /// `timestamp`.
+    Timestamp,
+    /// `table`.
+    Table,
+}
+/// One argument of a method, as the spec lists it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Arg {
+    /// The spec's field name.
+    pub name: &'static str,
+    /// Its wire type.
+    pub ty: ArgType,
+    /// Reserved fields are sent as zero and not exposed.
+    pub reserved: bool,
+}
+/// A method's ids, name and argument list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MethodLayout {
+    /// Class id.
+    pub class_id: u16,
+    /// Method id.
+    pub method_id: u16,
+    /// AMQP name.
+    pub name: &'static str,
+    /// Arguments in wire order.
+    pub args: &'static [Arg],
+}
+/// The layout of every method, for tests and tools that need to walk all of them.
+pub const METHOD_LAYOUTS: &[MethodLayout] = &[
+    MethodLayout {
+        class_id: 10,
+        method_id: 10,
+        name: "connection.start",
+        args: &[
+            Arg {
+                name: "version-major",
+                ty: ArgType::Octet,
+                reserved: false,
+            },
+            Arg {
+                name: "version-minor",
+                ty: ArgType::Octet,
+                reserved: false,
+            },
+            Arg {
+                name: "server-properties",
+                ty: ArgType::Table,
+                reserved: false,
+            },
+            Arg {
+                name: "mechanisms",
+                ty: ArgType::LongStr,
+                reserved: false,
+            },
+            Arg {
+                name: "locales",
+                ty: ArgType::LongStr,
+                reserved: false,
+            },
+        ],
+    },
+    MethodLayout {
+        class_id: 10,
+        method_id: 11,
+        name: "connection.start-ok",
+        args: &[
+            Arg {
+                name: "client-properties",
+                ty: ArgType::Table,
+                reserved: false,
+            },
+            Arg {
+                name: "mechanism",
+                ty: ArgType::ShortStr,
+                reserved: false,
+            },
+            Arg {
+                name: "response",
+                ty: ArgType::LongStr,
+                reserved: false,
+            },
+            Arg {
+                name: "locale",
+                ty: ArgType::ShortStr,
+                reserved: false,
+            },
+        ],
+    },
+    MethodLayout {
+        class_id: 10,
+        method_id: 20,
+        name: "connection.secure",
+        args: &[Arg {
+            name: "challenge",
+            ty: ArgType::LongStr,
+            reserved: false,
+        }],
+    },
+    MethodLayout {
+        class_id: 10,
+        method_id: 21,
+        name: "connection.secure-ok",
+        args: &[Arg {
+            name: "response",
+            ty: ArgType::LongStr,
+            reserved: false,
+        }],
+    },
+    MethodLayout {
+        class_id: 10,
+        method_id: 30,
+        name: "connection.tune",
+        args: &[
+            Arg {
+                name: "channel-max",
+                ty: ArgType::Short,
+                reserved: false,
+            },
+            Arg {
+                name: "frame-max",
+                ty: ArgType::Long,
+                reserved: false,
+            },
+            Arg {
+                name: "heartbeat",
+                ty: ArgType::Short,
+                reserved: false,
+            },
+        ],
+    },
+    MethodLayout {
+        class_id: 10,
+        method_id: 31,
+        name: "connection.tune-ok",
+        args: &[
+            Arg {
+                name: "channel-max",
+                ty: ArgType::Short,
+                reserved: false,
+            },
+            Arg {
+                name: "frame-max",
+                ty: ArgType::Long,
+                reserved: false,
+            },
+            Arg {
+                name: "heartbeat",
+                ty: ArgType::Short,
+                reserved: false,
+            },
+        ],
+    },
+    MethodLayout {
+        class_id: 10,
+        method_id: 40,
+        name: "connection.open",
+        args: &[
+            Arg {
+                name: "virtual-host",
+                ty: ArgType::ShortStr,
+                reserved: false,
+            },
+            Arg {
+                name: "reserved-1",
+                ty: ArgType::ShortStr,
+                reserved: true,
+            },
+            Arg {
+                name: "reserved-2",
+                ty: ArgType::Bit,
+                reserved: true,
+            },
+        ],
+    },
+    MethodLayout {
+        class_id: 10,
+        method_id: 41,
+        name: "connection.open-ok",
+        args: &[Arg {
+            name: "reserved-1",
+            ty: ArgType::ShortStr,
+            reserved: true,
+        }],
+    },
+    MethodLayout {
+        class_id: 10,
+        method_id: 50,
+        name: "connection.close",
+        args: &[
+            Arg {
+                name: "reply-code",
+                ty: ArgType::Short,
+                reserved: false,
+            },
+            Arg {
+                name: "reply-text",
+                ty: ArgType::ShortStr,
+                reserved: false,
+            },
+            Arg {
+                name: "class-id",
+                ty: ArgType::Short,
+                reserved: false,
+            },
+            Arg {
+                name: "method-id",
+                ty: ArgType::Short,
+                reserved: false,
+            },
+        ],
+    },
+    MethodLayout {
+        class_id: 10,
+        method_id: 51,
+        name: "connection.close-ok",
+        args: &[],
+    },
+    MethodLayout {
+        class_id: 10,
+        method_id: 60,
+        name: "connection.blocked",
+        args: &[Arg {
+            name: "reason",
+            ty: ArgType::ShortStr,
+            reserved: false,
+        }],
+    },
+    MethodLayout {
+        class_id: 10,
+        method_id: 61,
+        name: "connection.unblocked",
+        args: &[],
+    },
+    MethodLayout {
+        class_id: 10,
+        method_id: 70,
+        name: "connection.update-secret",
+        args: &[
+            Arg {
+                name: "new-secret",
+                ty: ArgType::LongStr,
+                reserved: false,
+            },
+            Arg {
+                name: "reason",
+                ty: ArgType::ShortStr,
+                reserved: false,
+            },
+        ],
+    },
+    MethodLayout {
+        class_id: 10,
+        method_id: 71,
+        name: "connection.update-secret-ok",
+        args: &[],
+    },
+    MethodLayout {
+        class_id: 20,
+        method_id: 10,
+        name: "channel.open",
+        args: &[Arg {
+            name: "reserved-1",
+            ty: ArgType::ShortStr,
+            reserved: true,
+        }],
+    },
+    MethodLayout {
+        class_id: 20,
+        method_id: 11,
+        name: "channel.open-ok",
+        args: &[Arg {
+            name: "reserved-1",
+            ty: ArgType::LongStr,
+            reserved: true,
+        }],
+    },
+    MethodLayout {
+        class_id: 20,
+        method_id: 20,
+        name: "channel.flow",
+        args: &[Arg {
+            name: "active",
+            ty: ArgType::Bit,
+            reserved: false,
+        }],
+    },
+    MethodLayout {
+        class_id: 20,
+        method_id: 21,
+        name: "channel.flow-ok",
+        args: &[Arg {
+            name: "active",
+            ty: ArgType::Bit,
+            reserved: false,
+        }],
+    },
+    MethodLayout {
+        class_id: 20,
+        method_id: 40,
+        name: "channel.close",
+        args: &[
+            Arg {
+                name: "reply-code",
+                ty: ArgType::Short,
+                reserved: false,
+            },
+            Arg {
+                name: "reply-text",
+                ty: ArgType::ShortStr,
+                reserved: false,
+            },
+            Arg {
+                name: "class-id",
+                ty: ArgType::Short,
+                reserved: false,
+            },
+            Arg {
+                name: "method-id",
+                ty: ArgType::Short,
+                reserved: false,
+            },
+        ],
+    },
+    MethodLayout {
+        class_id: 20,
+        method_id: 41,
+        name: "channel.close-ok",
+        args: &[],
+    },
+    MethodLayout {
+        class_id: 40,
+        method_id: 10,
+        name: "exchange.declare",
+        args: &[
+            Arg {
+                name: "reserved-1",
+                ty: ArgType::Short,
+                reserved: true,
+            },
+            Arg {
+                name: "exchange",
+                ty: ArgType::ShortStr,
+                reserved: false,
+            },
+            Arg {
+                name: "type",
+                ty: ArgType::ShortStr,
+                reserved: false,
+            },
+            Arg {
+                name: "passive",
+                ty: ArgType::Bit,
+                reserved: false,
+            },
+            Arg {
+                name: "durable",
+                ty: ArgType::Bit,
+                reserved: false,
+            },
+            Arg {
+                name: "auto-delete",
+                ty: ArgType::Bit,
+                reserved: false,
+            },
+            Arg {
+                name: "internal",
+                ty: ArgType::Bit,
+                reserved: false,
+            },
+            Arg {
+                name: "no-wait",
+                ty: ArgType::Bit,
+                reserved: false,
+            },
+            Arg {
+                name: "arguments",
+                ty: ArgType::Table,
+                reserved: false,
+            },
+        ],
+    },
+    MethodLayout {
+        class_id: 40,
+        method_id: 11,
+        name: "exchange.declare-ok",
+        args: &[],
+    },
+    MethodLayout {
+        class_id: 40,
+        method_id: 20,
+        name: "exchange.delete",
+        args: &[
+            Arg {
+                name: "reserved-1",
+                ty: ArgType::Short,
+                reserved: true,
+            },
+            Arg {
+                name: "exchange",
+                ty: ArgType::ShortStr,
+                reserved: false,
+            },
+            Arg {
+                name: "if-unused",
+                ty: ArgType::Bit,
+                reserved: false,
+            },
+            Arg {
+                name: "no-wait",
+                ty: ArgType::Bit,
+                reserved: false,
+            },
+        ],
+    },
+    MethodLayout {
+        class_id: 40,
+        method_id: 21,
+        name: "exchange.delete-ok",
+        args: &[],
+    },
+    MethodLayout {
+        class_id: 40,
+        method_id: 30,
+        name: "exchange.bind",
+        args: &[
+            Arg {
+                name: "reserved-1",
+                ty: ArgType::Short,
+                reserved: true,
+            },
+            Arg {
+                name: "destination",
+                ty: ArgType::ShortStr,
+                reserved: false,
+            },
+            Arg {
+                name: "source",
+                ty: ArgType::ShortStr,
+                reserved: false,
+            },
+            Arg {
+                name: "routing-key",
+                ty: ArgType::ShortStr,
+                reserved: false,
+            },
+            Arg {
+                name: "no-wait",
+                ty: ArgType::Bit,
+                reserved: false,
+            },
+            Arg {
+                name: "arguments",
+                ty: ArgType::Table,
+                reserved: false,
+            },
+        ],
+    },
+    MethodLayout {
+        class_id: 40,
+        method_id: 31,
+        name: "exchange.bind-ok",
+        args: &[],
+    },
+    MethodLayout {
+        class_id: 40,
+        method_id: 40,
+        name: "exchange.unbind",
+        args: &[
+            Arg {
+                name: "reserved-1",
+                ty: ArgType::Short,
+                reserved: true,
+            },
+            Arg {
+                name: "destination",
+                ty: ArgType::ShortStr,
+                reserved: false,
+            },
+            Arg {
+                name: "source",
+                ty: ArgType::ShortStr,
+                reserved: false,
+            },
+            Arg {
+                name: "routing-key",
+                ty: ArgType::ShortStr,
+                reserved: false,
+            },
+            Arg {
+                name: "no-wait",
+                ty: ArgType::Bit,
+                reserved: false,
+            },
+            Arg {
+                name: "arguments",
+                ty: ArgType::Table,
+                reserved: false,
+            },
+        ],
+    },
+    MethodLayout {
+        class_id: 40,
+        method_id: 51,
+        name: "exchange.unbind-ok",
+        args: &[],
+    },
+    MethodLayout {
+        class_id: 50,
+        method_id: 10,
+        name: "queue.declare",
+        args: &[
+            Arg {
+                name: "reserved-1",
+                ty: ArgType::Short,
+                reserved: true,
+            },
+            Arg {
+                name: "queue",
+                ty: ArgType::ShortStr,
+                reserved: false,
+            },
+            Arg {
+                name: "passive",
+                ty: ArgType::Bit,
+                reserved: false,
+            },
+            Arg {
+                name: "durable",
+                ty: ArgType::Bit,
+                reserved: false,
+            },
+            Arg {
+                name: "exclusive",
+                ty: ArgType::Bit,
+                reserved: false,
+            },
+            Arg {
+                name: "auto-delete",
+                ty: ArgType::Bit,
+                reserved: false,
+            },
+            Arg {
+                name: "no-wait",
+                ty: ArgType::Bit,
+                reserved: false,
+            },
+            Arg {
+                name: "arguments",
+                ty: ArgType::Table,
+                reserved: false,
+            },
+        ],
+    },
+    MethodLayout {
+        class_id: 50,
+        method_id: 11,
+        name: "queue.declare-ok",
+        args: &[
+            Arg {
+                name: "queue",
+                ty: ArgType::ShortStr,
+                reserved: false,
+            },
+            Arg {
+                name: "message-count",
+                ty: ArgType::Long,
+                reserved: false,
+            },
+            Arg {
+                name: "consumer-count",
+                ty: ArgType::Long,
+                reserved: false,
+            },
+        ],
+    },
+    MethodLayout {
+        class_id: 50,
+        method_id: 20,
+        name: "queue.bind",
+        args: &[
+            Arg {
+                name: "reserved-1",
+                ty: ArgType::Short,
+                reserved: true,
+            },
+            Arg {
+                name: "queue",
+                ty: ArgType::ShortStr,
+                reserved: false,
+            },
+            Arg {
+                name: "exchange",
+                ty: ArgType::ShortStr,
+                reserved: false,
+            },
+            Arg {
+                name: "routing-key",
+                ty: ArgType::ShortStr,
+                reserved: false,
+            },
+            Arg {
+                name: "no-wait",
+                ty: ArgType::Bit,
+                reserved: false,
+            },
+            Arg {
+                name: "arguments",
+                ty: ArgType::Table,
+                reserved: false,
+            },
+        ],
+    },
+    MethodLayout {
+        class_id: 50,
+        method_id: 21,
+        name: "queue.bind-ok",
+        args: &[],
+    },
+    MethodLayout {
+        class_id: 50,
+        method_id: 50,
+        name: "queue.unbind",
+        args: &[
+            Arg {
+                name: "reserved-1",
+                ty: ArgType::Short,
+                reserved: true,
+            },
+            Arg {
+                name: "queue",
+                ty: ArgType::ShortStr,
+                reserved: false,
+            },
+            Arg {
+                name: "exchange",
+                ty: ArgType::ShortStr,
+                reserved: false,
+            },
+            Arg {
+                name: "routing-key",
+                ty: ArgType::ShortStr,
+                reserved: false,
+            },
+            Arg {
+                name: "arguments",
+                ty: ArgType::Table,
+                reserved: false,
+            },
+        ],
+    },
+    MethodLayout {
+        class_id: 50,
+        method_id: 51,
+        name: "queue.unbind-ok",
+        args: &[],
+    },
+    MethodLayout {
+        class_id: 50,
+        method_id: 30,
+        name: "queue.purge",
+        args: &[
+            Arg {
+                name: "reserved-1",
+                ty: ArgType::Short,
+                reserved: true,
+            },
+            Arg {
+                name: "queue",
+                ty: ArgType::ShortStr,
+                reserved: false,
+            },
+            Arg {
+                name: "no-wait",
+                ty: ArgType::Bit,
+                reserved: false,
+            },
+        ],
+    },
+    MethodLayout {
+        class_id: 50,
+        method_id: 31,
+        name: "queue.purge-ok",
+        args: &[Arg {
+            name: "message-count",
+            ty: ArgType::Long,
+            reserved: false,
+        }],
+    },
+    MethodLayout {
+        class_id: 50,
+        method_id: 40,
+        name: "queue.delete",
+        args: &[
+            Arg {
+                name: "reserved-1",
+                ty: ArgType::Short,
+                reserved: true,
+            },
+            Arg {
+                name: "queue",
+                ty: ArgType::ShortStr,
+                reserved: false,
+            },
+            Arg {
+                name: "if-unused",
+                ty: ArgType::Bit,
+                reserved: false,
+            },
+            Arg {
+                name: "if-empty",
+                ty: ArgType::Bit,
+                reserved: false,
+            },
+            Arg {
+                name: "no-wait",
+                ty: ArgType::Bit,
+                reserved: false,
+            },
+        ],
+    },
+    MethodLayout {
+        class_id: 50,
+        method_id: 41,
+        name: "queue.delete-ok",
+        args: &[Arg {
+            name: "message-count",
+            ty: ArgType::Long,
+            reserved: false,
+        }],
+    },
+    MethodLayout {
+        class_id: 60,
+        method_id: 10,
+        name: "basic.qos",
+        args: &[
+            Arg {
+                name: "prefetch-size",
+                ty: ArgType::Long,
+                reserved: false,
+            },
+            Arg {
+                name: "prefetch-count",
+                ty: ArgType::Short,
+                reserved: false,
+            },
+            Arg {
+                name: "global",
+                ty: ArgType::Bit,
+                reserved: false,
+            },
+        ],
+    },
+    MethodLayout {
+        class_id: 60,
+        method_id: 11,
+        name: "basic.qos-ok",
+        args: &[],
+    },
+    MethodLayout {
+        class_id: 60,
+        method_id: 20,
+        name: "basic.consume",
+        args: &[
+            Arg {
+                name: "reserved-1",
+                ty: ArgType::Short,
+                reserved: true,
+            },
+            Arg {
+                name: "queue",
+                ty: ArgType::ShortStr,
+                reserved: false,
+            },
+            Arg {
+                name: "consumer-tag",
+                ty: ArgType::ShortStr,
+                reserved: false,
+            },
+            Arg {
+                name: "no-local",
+                ty: ArgType::Bit,
+                reserved: false,
+            },
+            Arg {
+                name: "no-ack",
+                ty: ArgType::Bit,
+                reserved: false,
+            },
+            Arg {
+                name: "exclusive",
+                ty: ArgType::Bit,
+                reserved: false,
+            },
+            Arg {
+                name: "no-wait",
+                ty: ArgType::Bit,
+                reserved: false,
+            },
+            Arg {
+                name: "arguments",
+                ty: ArgType::Table,
+                reserved: false,
+            },
+        ],
+    },
+    MethodLayout {
+        class_id: 60,
+        method_id: 21,
+        name: "basic.consume-ok",
+        args: &[Arg {
+            name: "consumer-tag",
+            ty: ArgType::ShortStr,
+            reserved: false,
+        }],
+    },
+    MethodLayout {
+        class_id: 60,
+        method_id: 30,
+        name: "basic.cancel",
+        args: &[
+            Arg {
+                name: "consumer-tag",
+                ty: ArgType::ShortStr,
+                reserved: false,
+            },
+            Arg {
+                name: "no-wait",
+                ty: ArgType::Bit,
+                reserved: false,
+            },
+        ],
+    },
+    MethodLayout {
+        class_id: 60,
+        method_id: 31,
+        name: "basic.cancel-ok",
+        args: &[Arg {
+            name: "consumer-tag",
+            ty: ArgType::ShortStr,
+            reserved: false,
+        }],
+    },
+    MethodLayout {
+        class_id: 60,
+        method_id: 40,
+        name: "basic.publish",
+        args: &[
+            Arg {
+                name: "reserved-1",
+                ty: ArgType::Short,
+                reserved: true,
+            },
+            Arg {
+                name: "exchange",
+                ty: ArgType::ShortStr,
+                reserved: false,
+            },
+            Arg {
+                name: "routing-key",
+                ty: ArgType::ShortStr,
+                reserved: false,
+            },
+            Arg {
+                name: "mandatory",
+                ty: ArgType::Bit,
+                reserved: false,
+            },
+            Arg {
+                name: "immediate",
+                ty: ArgType::Bit,
+                reserved: false,
+            },
+        ],
+    },
+    MethodLayout {
+        class_id: 60,
+        method_id: 50,
+        name: "basic.return",
+        args: &[
+            Arg {
+                name: "reply-code",
+                ty: ArgType::Short,
+                reserved: false,
+            },
+            Arg {
+                name: "reply-text",
+                ty: ArgType::ShortStr,
+                reserved: false,
+            },
+            Arg {
+                name: "exchange",
+                ty: ArgType::ShortStr,
+                reserved: false,
+            },
+            Arg {
+                name: "routing-key",
+                ty: ArgType::ShortStr,
+                reserved: false,
+            },
+        ],
+    },
+    MethodLayout {
+        class_id: 60,
+        method_id: 60,
+        name: "basic.deliver",
+        args: &[
+            Arg {
+                name: "consumer-tag",
+                ty: ArgType::ShortStr,
+                reserved: false,
+            },
+            Arg {
+                name: "delivery-tag",
+                ty: ArgType::LongLong,
+                reserved: false,
+            },
+            Arg {
+                name: "redelivered",
+                ty: ArgType::Bit,
+                reserved: false,
+            },
+            Arg {
+                name: "exchange",
+                ty: ArgType::ShortStr,
+                reserved: false,
+            },
+            Arg {
+                name: "routing-key",
+                ty: ArgType::ShortStr,
+                reserved: false,
+            },
+        ],
+    },
+    MethodLayout {
+        class_id: 60,
+        method_id: 70,
+        name: "basic.get",
+        args: &[
+            Arg {
+                name: "reserved-1",
+                ty: ArgType::Short,
+                reserved: true,
+            },
+            Arg {
+                name: "queue",
+                ty: ArgType::ShortStr,
+                reserved: false,
+            },
+            Arg {
+                name: "no-ack",
+                ty: ArgType::Bit,
+                reserved: false,
+            },
+        ],
+    },
+    MethodLayout {
+        class_id: 60,
+        method_id: 71,
+        name: "basic.get-ok",
+        args: &[
+            Arg {
+                name: "delivery-tag",
+                ty: ArgType::LongLong,
+                reserved: false,
+            },
+            Arg {
+                name: "redelivered",
+                ty: ArgType::Bit,
+                reserved: false,
+            },
+            Arg {
+                name: "exchange",
+                ty: ArgType::ShortStr,
+                reserved: false,
+            },
+            Arg {
+                name: "routing-key",
+                ty: ArgType::ShortStr,
+                reserved: false,
+            },
+            Arg {
+                name: "message-count",
+                ty: ArgType::Long,
+                reserved: false,
+            },
+        ],
+    },
+    MethodLayout {
+        class_id: 60,
+        method_id: 72,
+        name: "basic.get-empty",
+        args: &[Arg {
+            name: "reserved-1",
+            ty: ArgType::ShortStr,
+            reserved: true,
+        }],
+    },
+    MethodLayout {
+        class_id: 60,
+        method_id: 80,
+        name: "basic.ack",
+        args: &[
+            Arg {
+                name: "delivery-tag",
+                ty: ArgType::LongLong,
+                reserved: false,
+            },
+            Arg {
+                name: "multiple",
+                ty: ArgType::Bit,
+                reserved: false,
+            },
+        ],
+    },
+    MethodLayout {
+        class_id: 60,
+        method_id: 90,
+        name: "basic.reject",
+        args: &[
+            Arg {
+                name: "delivery-tag",
+                ty: ArgType::LongLong,
+                reserved: false,
+            },
+            Arg {
+                name: "requeue",
+                ty: ArgType::Bit,
+                reserved: false,
+            },
+        ],
+    },
+    MethodLayout {
+        class_id: 60,
+        method_id: 100,
+        name: "basic.recover-async",
+        args: &[Arg {
+            name: "requeue",
+            ty: ArgType::Bit,
+            reserved: false,
+        }],
+    },
+    MethodLayout {
+        class_id: 60,
+        method_id: 110,
+        name: "basic.recover",
+        args: &[Arg {
+            name: "requeue",
+            ty: ArgType::Bit,
+            reserved: false,
+        }],
+    },
+    MethodLayout {
+        class_id: 60,
+        method_id: 111,
+        name: "basic.recover-ok",
+        args: &[],
+    },
+    MethodLayout {
+        class_id: 60,
+        method_id: 120,
+        name: "basic.nack",
+        args: &[
+            Arg {
+                name: "delivery-tag",
+                ty: ArgType::LongLong,
+                reserved: false,
+            },
+            Arg {
+                name: "multiple",
+                ty: ArgType::Bit,
+                reserved: false,
+            },
+            Arg {
+                name: "requeue",
+                ty: ArgType::Bit,
+                reserved: false,
+            },
+        ],
+    },
+    MethodLayout {
+        class_id: 90,
+        method_id: 10,
+        name: "tx.select",
+        args: &[],
+    },
+    MethodLayout {
+        class_id: 90,
+        method_id: 11,
+        name: "tx.select-ok",
+        args: &[],
+    },
+    MethodLayout {
+        class_id: 90,
+        method_id: 20,
+        name: "tx.commit",
+        args: &[],
+    },
+    MethodLayout {
+        class_id: 90,
+        method_id: 21,
+        name: "tx.commit-ok",
+        args: &[],
+    },
+    MethodLayout {
+        class_id: 90,
+        method_id: 30,
+        name: "tx.rollback",
+        args: &[],
+    },
+    MethodLayout {
+        class_id: 90,
+        method_id: 31,
+        name: "tx.rollback-ok",
+        args: &[],
+    },
+    MethodLayout {
+        class_id: 85,
+        method_id: 10,
+        name: "confirm.select",
+        args: &[Arg {
+            name: "nowait",
+            ty: ArgType::Bit,
+            reserved: false,
+        }],
+    },
+    MethodLayout {
+        class_id: 85,
+        method_id: 11,
+        name: "confirm.select-ok",
+        args: &[],
+    },
+];
 /// The AMQP name of a class/method id pair, if it is known.
 pub fn method_name(class_id: u16, method_id: u16) -> Option<&'static str> {
     match (class_id, method_id) {

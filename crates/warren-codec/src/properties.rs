@@ -124,6 +124,12 @@ impl BasicProperties {
 
     /// Reads a flags word (and any continuation words) and the properties it announces.
     pub fn decode(r: &mut Reader<'_>) -> Result<Self, FieldError> {
+        Self::walk(r, true)
+    }
+
+    /// Walks a property list; with `build` false, tables are only checked, not built, and the
+    /// returned headers are always `None`.
+    fn walk(r: &mut Reader<'_>, build: bool) -> Result<Self, FieldError> {
         let flags = r.short()?;
         let mut more = flags & flag::CONTINUATION != 0;
         // Continuation words announce properties the basic class does not have; skip them.
@@ -142,7 +148,11 @@ impl BasicProperties {
         p.content_type = ss(r, flag::CONTENT_TYPE)?;
         p.content_encoding = ss(r, flag::CONTENT_ENCODING)?;
         if has(flag::HEADERS) {
-            p.headers = Some(FieldTable::decode(r)?);
+            if build {
+                p.headers = Some(FieldTable::decode(r)?);
+            } else {
+                FieldTable::skip(r)?;
+            }
         }
         if has(flag::DELIVERY_MODE) {
             p.delivery_mode = Some(r.octet()?);
@@ -190,12 +200,18 @@ impl RawProperties {
         RawProperties(bytes)
     }
 
-    /// Checks that `bytes` decode as a whole property list and wraps them.
+    /// Checks that `bytes` decode as a whole property list and wraps them, returning the parsed
+    /// properties except `headers`, which are checked but not built (ask [`Self::decode`]).
     pub fn parse(bytes: Bytes) -> Result<(Self, BasicProperties), FieldError> {
         let mut r = Reader::new(&bytes);
-        let props = BasicProperties::decode(&mut r)?;
+        let props = BasicProperties::walk(&mut r, false)?;
         r.finish()?;
         Ok((RawProperties(bytes), props))
+    }
+
+    /// True when the headers flag is set.
+    pub fn has_headers(&self) -> bool {
+        self.0.first().is_some_and(|b| b & 0x20 != 0)
     }
 
     /// Parses the properties.

@@ -303,13 +303,13 @@ def main():
         n = payload_size - 20
         return frame(1, 1, struct.pack(">HH", 50, 10) + struct.pack(">H", 0) + shortstr("q") +
                      b"\x00" + longstr(b"\x01k" + b"S" + longstr(b"v" * n)))
-    run(port, "(g4) frame_max=4096, method frame payload 8184 (= frame_max - 8 + 4096)",
-        lambda c: padded_declare(8184), frame_max=4096)
-    run(port, "(g5) frame_max=4096, method frame payload 8185 (= frame_max - 8 + 4096 + 1)",
-        lambda c: padded_declare(8185), frame_max=4096)
-    run(port, "(g6) frame_max=131072, body frame payload 135161 after publish (limit+1)",
+    run(port, "(g4) frame_max=4096, method frame payload 4096 (total 4104 = frame_max + 8)",
+        lambda c: padded_declare(4096), frame_max=4096)
+    run(port, "(g5) frame_max=4096, method frame payload 4097 (total 4105 = frame_max + 9)",
+        lambda c: padded_declare(4097), frame_max=4096)
+    run(port, "(g6) frame_max=131072, body frame payload 131073 after publish (frame_max + 1)",
         lambda c: publish + frame(2, 1, struct.pack(">HHQH", 60, 0, 200000, 0)) +
-        frame(3, 1, b"x" * (c.frame_max - 8 + 4096 + 1)))
+        frame(3, 1, b"x" * (c.frame_max + 1)))
     run(port, "(f6) publish + header(size 5) + body of 6 bytes, then a method frame",
         lambda c: publish + frame(2, 1, struct.pack(">HHQH", 60, 0, 5, 0)) + frame(3, 1, b"hello!") +
         method(1, 50, 10, queue_declare_args()))
