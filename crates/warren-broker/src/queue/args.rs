@@ -1,0 +1,232 @@
+//! Queue arguments (`x-...`): parsed and checked once at declare time, as RabbitMQ does.
+
+use warren_codec::{FieldTable, FieldValue};
+
+use crate::BrokerError;
+
+/// What a queue does when it is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Overflow {
+    /// Drop (or dead-letter) the oldest message.
+    #[default]
+    DropHead,
+    /// Refuse new messages (nack them under confirms).
+    RejectPublish,
+    /// Refuse new messages and dead-letter them.
+    RejectPublishDlx,
+}
+
+/// The queue arguments Warren understands, validated.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct QueueArgs {
+    /// `x-message-ttl`, milliseconds.
+    pub message_ttl: Option<u64>,
+    /// `x-expires`, milliseconds.
+    pub expires: Option<u64>,
+    /// `x-max-length`.
+    pub max_length: Option<u64>,
+    /// `x-max-length-bytes`.
+    pub max_length_bytes: Option<u64>,
+    /// `x-overflow`.
+    pub overflow: Overflow,
+    /// `x-dead-letter-exchange`.
+    pub dead_letter_exchange: Option<String>,
+    /// `x-dead-letter-routing-key`.
+    pub dead_letter_routing_key: Option<String>,
+    /// `x-max-priority`.
+    pub max_priority: Option<u8>,
+    /// `x-single-active-consumer`.
+    pub single_active_consumer: bool,
+}
+
+fn invalid(key: &str, queue: &str, vhost: &str, why: String) -> BrokerError {
+    BrokerError::precondition(format!(
+        "invalid arg '{key}' for queue '{queue}' in vhost '{vhost}': {why}"
+    ))
+}
+
+fn integer(v: &FieldValue, key: &str, queue: &str, vhost: &str) -> Result<i64, BrokerError> {
+    v.as_i64().ok_or_else(|| {
+        invalid(
+            key,
+            queue,
+            vhost,
+            format!("{{unacceptable_type,{}}}", type_name(v)),
+        )
+    })
+}
+
+fn type_name(v: &FieldValue) -> &'static str {
+    match v {
+        FieldValue::LongStr(_) => "longstr",
+        FieldValue::Bool(_) => "bool",
+        FieldValue::F32(_) => "float",
+        FieldValue::F64(_) => "double",
+        FieldValue::Table(_) => "table",
+        FieldValue::Array(_) => "array",
+        FieldValue::Void => "void",
+        FieldValue::Timestamp(_) => "timestamp",
+        FieldValue::Decimal(_) => "decimal",
+        FieldValue::Bytes(_) => "binary",
+        _ => "integer",
+    }
+}
+
+fn text(v: &FieldValue, key: &str, queue: &str, vhost: &str) -> Result<String, BrokerError> {
+    match v {
+        FieldValue::LongStr(s) => Ok(s.to_string()),
+        other => Err(invalid(
+            key,
+            queue,
+            vhost,
+            format!("{{unacceptable_type,{}}}", type_name(other)),
+        )),
+    }
+}
+
+impl QueueArgs {
+    /// Validates `x-` arguments as RabbitMQ 3.10 does; unknown arguments are accepted and ignored.
+    pub fn parse(args: &FieldTable, queue: &str, vhost: &str) -> Result<QueueArgs, BrokerError> {
+        let mut out = QueueArgs::default();
+        for (key, value) in args.iter() {
+            let Some(key) = key.as_str() else { continue };
+            match key {
+                "x-message-ttl" => {
+                    let v = integer(value, key, queue, vhost)?;
+                    if v < 0 {
+                        return Err(invalid(
+                            key,
+                            queue,
+                            vhost,
+                            format!("{{value_negative,{v}}}"),
+                        ));
+                    }
+                    out.message_ttl = Some(v as u64);
+                }
+                "x-expires" => {
+                    let v = integer(value, key, queue, vhost)?;
+                    if v <= 0 {
+                        return Err(invalid(
+                            key,
+                            queue,
+                            vhost,
+                            format!("{{value_zero_or_less,{v}}}"),
+                        ));
+                    }
+                    out.expires = Some(v as u64);
+                }
+                "x-max-length" | "x-max-length-bytes" => {
+                    let v = integer(value, key, queue, vhost)?;
+                    if v < 0 {
+                        return Err(invalid(
+                            key,
+                            queue,
+                            vhost,
+                            format!("{{value_negative,{v}}}"),
+                        ));
+                    }
+                    if key == "x-max-length" {
+                        out.max_length = Some(v as u64);
+                    } else {
+                        out.max_length_bytes = Some(v as u64);
+                    }
+                }
+                "x-max-priority" => {
+                    let v = integer(value, key, queue, vhost)?;
+                    if !(0..=255).contains(&v) {
+                        return Err(invalid(
+                            key,
+                            queue,
+                            vhost,
+                            format!("{{value_out_of_range,{v}}}"),
+                        ));
+                    }
+                    out.max_priority = Some(v as u8);
+                }
+                "x-overflow" => {
+                    out.overflow = match text(value, key, queue, vhost)?.as_str() {
+                        "drop-head" => Overflow::DropHead,
+                        "reject-publish" => Overflow::RejectPublish,
+                        "reject-publish-dlx" => Overflow::RejectPublishDlx,
+                        other => {
+                            return Err(invalid(
+                                key,
+                                queue,
+                                vhost,
+                                format!("{{unknown_value,<<\"{other}\">>}}"),
+                            ));
+                        }
+                    }
+                }
+                "x-dead-letter-exchange" => {
+                    out.dead_letter_exchange = Some(text(value, key, queue, vhost)?)
+                }
+                "x-dead-letter-routing-key" => {
+                    out.dead_letter_routing_key = Some(text(value, key, queue, vhost)?)
+                }
+                "x-single-active-consumer" => match value {
+                    FieldValue::Bool(b) => out.single_active_consumer = *b,
+                    other => {
+                        return Err(invalid(
+                            key,
+                            queue,
+                            vhost,
+                            format!("{{unacceptable_type,{}}}", type_name(other)),
+                        ));
+                    }
+                },
+                "x-queue-mode" => match text(value, key, queue, vhost)?.as_str() {
+                    "default" | "lazy" => {}
+                    other => {
+                        return Err(invalid(
+                            key,
+                            queue,
+                            vhost,
+                            format!("{{unknown_value,<<\"{other}\">>}}"),
+                        ));
+                    }
+                },
+                "x-queue-type" => match text(value, key, queue, vhost)?.as_str() {
+                    "classic" => {}
+                    other => {
+                        return Err(invalid(
+                            key,
+                            queue,
+                            vhost,
+                            format!("queue type '{other}' is not supported by Warren yet"),
+                        ));
+                    }
+                },
+                _ => {}
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn negative_ttl_is_a_precondition_failure() {
+        let t: FieldTable = [("x-message-ttl", FieldValue::I32(-1))]
+            .into_iter()
+            .collect();
+        let e = QueueArgs::parse(&t, "q", "/").unwrap_err();
+        assert_eq!(e.code, warren_codec::ReplyCode::PreconditionFailed);
+        assert!(e.text.contains("x-message-ttl"), "{}", e.text);
+    }
+
+    #[test]
+    fn unknown_arguments_are_accepted() {
+        let t: FieldTable = [("x-made-up", FieldValue::I32(1))].into_iter().collect();
+        assert_eq!(QueueArgs::parse(&t, "q", "/"), Ok(QueueArgs::default()));
+    }
+
+    #[test]
+    fn string_ttl_is_refused() {
+        let t: FieldTable = [("x-message-ttl", "100")].into_iter().collect();
+        assert!(QueueArgs::parse(&t, "q", "/").is_err());
+    }
+}

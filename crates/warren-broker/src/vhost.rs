@@ -1,0 +1,472 @@
+//! A virtual host: its exchanges, bindings and queues, and the rules for changing them.
+//!
+//! The topology lives in a `warren_router::Router` behind a read-write lock: publishes take the
+//! read side (once per batch in the server), declarations the write side.
+
+use std::sync::Arc;
+
+use parking_lot::{RwLock, RwLockReadGuard};
+use warren_codec::{FieldTable, FieldValue, ReplyCode, ShortStr};
+use warren_router::{ExchangeDef, ExchangeKind, Router, RouterError};
+
+use crate::queue::{Queue, QueueArgs, QueueOptions};
+use crate::{BrokerError, generate_queue_name};
+
+impl From<RouterError> for BrokerError {
+    fn from(e: RouterError) -> Self {
+        let code = ReplyCode::from_code(e.reply_code()).unwrap_or(ReplyCode::InternalError);
+        BrokerError::new(code, e.reply_text())
+    }
+}
+
+/// Arguments of `queue.declare`, after the channel resolved names.
+#[derive(Debug, Clone, Default)]
+pub struct QueueDeclare {
+    /// The name; empty asks the server to generate one.
+    pub name: ShortStr,
+    /// Only check that the queue exists.
+    pub passive: bool,
+    /// Survive restarts.
+    pub durable: bool,
+    /// Owned by the declaring connection.
+    pub exclusive: bool,
+    /// Deleted when the last consumer goes.
+    pub auto_delete: bool,
+    /// `x-` arguments.
+    pub arguments: FieldTable,
+    /// The declaring connection.
+    pub connection: u64,
+}
+
+/// What `queue.declare-ok` reports.
+#[derive(Debug, Clone)]
+pub struct DeclaredQueue {
+    /// The queue.
+    pub queue: Arc<Queue>,
+    /// Ready messages.
+    pub message_count: u32,
+    /// Attached consumers.
+    pub consumer_count: u32,
+    /// True when this call created it.
+    pub created: bool,
+}
+
+/// Queue arguments whose values must match on redeclaration, as RabbitMQ checks them.
+const EQUIVALENT_ARGS: &[&str] = &[
+    "x-message-ttl",
+    "x-expires",
+    "x-max-length",
+    "x-max-length-bytes",
+    "x-dead-letter-exchange",
+    "x-dead-letter-routing-key",
+    "x-max-priority",
+    "x-overflow",
+    "x-queue-mode",
+    "x-queue-type",
+    "x-single-active-consumer",
+];
+
+/// A virtual host.
+pub struct VHost {
+    /// The vhost's name, e.g. `/`.
+    pub name: String,
+    topology: RwLock<Router<Arc<Queue>>>,
+}
+
+impl std::fmt::Debug for VHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VHost").field("name", &self.name).finish()
+    }
+}
+
+fn display(name: &[u8]) -> String {
+    String::from_utf8_lossy(name).into_owned()
+}
+
+fn default_exchange_refused() -> BrokerError {
+    BrokerError::access_refused("operation not permitted on the default exchange")
+}
+
+impl VHost {
+    /// A vhost with the predeclared exchanges.
+    pub fn new(name: &str) -> Self {
+        VHost {
+            name: name.to_string(),
+            topology: RwLock::new(Router::with_vhost(name)),
+        }
+    }
+
+    /// Read access to the topology, for routing a batch of publishes under one lock.
+    pub fn topology(&self) -> RwLockReadGuard<'_, Router<Arc<Queue>>> {
+        self.topology.read()
+    }
+
+    fn exchange_desc(&self, name: &[u8]) -> String {
+        format!("exchange '{}' in vhost '{}'", display(name), self.name)
+    }
+
+    /// `exchange.declare`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn declare_exchange(
+        &self,
+        name: &ShortStr,
+        kind: &ShortStr,
+        passive: bool,
+        durable: bool,
+        auto_delete: bool,
+        internal: bool,
+        arguments: &FieldTable,
+    ) -> Result<(), BrokerError> {
+        if passive {
+            if name.is_empty() {
+                return Err(default_exchange_refused());
+            }
+            return match self.topology.read().exchange(name.as_bytes()) {
+                Some(_) => Ok(()),
+                None => Err(BrokerError::not_found(format!(
+                    "no {}",
+                    self.exchange_desc(name.as_bytes())
+                ))),
+            };
+        }
+        let Some(kind) = kind.as_str().and_then(|k| k.parse::<ExchangeKind>().ok()) else {
+            return Err(BrokerError::command_invalid(format!(
+                "unknown exchange type '{kind}'"
+            )));
+        };
+        if name.is_empty() {
+            return Err(default_exchange_refused());
+        }
+        let mut topology = self.topology.write();
+        if topology.exchange(name.as_bytes()).is_none() && name.as_bytes().starts_with(b"amq.") {
+            return Err(BrokerError::access_refused(format!(
+                "exchange name '{name}' contains reserved prefix 'amq.*'"
+            )));
+        }
+        topology.declare_exchange(ExchangeDef {
+            name: name.clone(),
+            kind,
+            durable,
+            auto_delete,
+            internal,
+            arguments: arguments.clone(),
+        })?;
+        Ok(())
+    }
+
+    /// `exchange.delete`. Deleting a missing exchange succeeds, as in RabbitMQ 3.10.
+    pub fn delete_exchange(&self, name: &ShortStr, if_unused: bool) -> Result<(), BrokerError> {
+        if name.is_empty() {
+            return Err(default_exchange_refused());
+        }
+        if name.as_bytes().starts_with(b"amq.") {
+            return Err(BrokerError::access_refused(format!(
+                "deletion of system exchange '{name}' in vhost '{}' not allowed",
+                self.name
+            )));
+        }
+        let mut topology = self.topology.write();
+        if topology.exchange(name.as_bytes()).is_none() {
+            return Ok(());
+        }
+        topology.delete_exchange(name.as_bytes(), if_unused)?;
+        Ok(())
+    }
+
+    /// `exchange.bind`.
+    pub fn bind_exchange(
+        &self,
+        destination: &ShortStr,
+        source: &ShortStr,
+        routing_key: &ShortStr,
+        arguments: &FieldTable,
+    ) -> Result<(), BrokerError> {
+        if destination.is_empty() || source.is_empty() {
+            return Err(default_exchange_refused());
+        }
+        self.topology.write().bind_exchange(
+            destination.as_bytes(),
+            source.as_bytes(),
+            routing_key.clone(),
+            arguments.clone(),
+        )?;
+        Ok(())
+    }
+
+    /// `exchange.unbind`.
+    pub fn unbind_exchange(
+        &self,
+        destination: &ShortStr,
+        source: &ShortStr,
+        routing_key: &ShortStr,
+        arguments: &FieldTable,
+    ) -> Result<(), BrokerError> {
+        if destination.is_empty() || source.is_empty() {
+            return Err(default_exchange_refused());
+        }
+        self.topology.write().unbind_exchange(
+            destination.as_bytes(),
+            source.as_bytes(),
+            routing_key.as_bytes(),
+            arguments,
+        )?;
+        Ok(())
+    }
+
+    /// Looks up a queue `connection` may use: 404 when missing, 405 when another connection's
+    /// exclusive queue.
+    pub fn queue(&self, name: &ShortStr, connection: u64) -> Result<Arc<Queue>, BrokerError> {
+        let topology = self.topology.read();
+        let queue = topology.queue(name.as_bytes()).cloned();
+        drop(topology);
+        self.check_access(queue, name, connection)
+    }
+
+    fn check_access(
+        &self,
+        queue: Option<Arc<Queue>>,
+        name: &ShortStr,
+        connection: u64,
+    ) -> Result<Arc<Queue>, BrokerError> {
+        match queue {
+            None => Err(BrokerError::not_found(format!(
+                "no queue '{name}' in vhost '{}'",
+                self.name
+            ))),
+            Some(q) if !q.accessible_by(connection) => Err(locked(&q)),
+            Some(q) => Ok(q),
+        }
+    }
+
+    /// `queue.declare`.
+    pub fn declare_queue(&self, d: QueueDeclare) -> Result<DeclaredQueue, BrokerError> {
+        if d.passive {
+            let q = self.queue(&d.name, d.connection)?;
+            let (message_count, consumer_count) = q.counts();
+            return Ok(DeclaredQueue {
+                queue: q,
+                message_count,
+                consumer_count,
+                created: false,
+            });
+        }
+        let name = if d.name.is_empty() {
+            ShortStr::from(generate_queue_name())
+        } else {
+            if d.name.as_bytes().starts_with(b"amq.") {
+                return Err(BrokerError::access_refused(format!(
+                    "queue name '{}' contains reserved prefix 'amq.*'",
+                    d.name
+                )));
+            }
+            d.name.clone()
+        };
+        let name_text = name.to_string();
+        let args = QueueArgs::parse(&d.arguments, &name_text, &self.name)?;
+        let mut topology = self.topology.write();
+        if let Some(existing) = topology.queue(name.as_bytes()).cloned() {
+            drop(topology);
+            self.check_equivalent(&existing, &d)?;
+            let (message_count, consumer_count) = existing.counts();
+            return Ok(DeclaredQueue {
+                queue: existing,
+                message_count,
+                consumer_count,
+                created: false,
+            });
+        }
+        let options = QueueOptions {
+            durable: d.durable,
+            exclusive_owner: d.exclusive.then_some(d.connection),
+            auto_delete: d.auto_delete,
+            arguments: d.arguments.clone(),
+        };
+        let queue = Queue::new(name.clone(), &self.name, options, args);
+        topology.add_queue(name, queue.clone());
+        Ok(DeclaredQueue {
+            queue,
+            message_count: 0,
+            consumer_count: 0,
+            created: true,
+        })
+    }
+
+    fn check_equivalent(&self, q: &Queue, d: &QueueDeclare) -> Result<(), BrokerError> {
+        let exclusive_matches = match q.options.exclusive_owner {
+            Some(owner) => d.exclusive && owner == d.connection,
+            None => !d.exclusive,
+        };
+        if !q.accessible_by(d.connection) || !exclusive_matches {
+            return Err(locked(q));
+        }
+        let inequivalent = |arg: &str, received: String, current: String| {
+            BrokerError::precondition(format!(
+                "inequivalent arg '{arg}' for {}: received {received} but current is {current}",
+                q.describe()
+            ))
+        };
+        if q.options.durable != d.durable {
+            return Err(inequivalent(
+                "durable",
+                format!("'{}'", d.durable),
+                format!("'{}'", q.options.durable),
+            ));
+        }
+        if q.options.auto_delete != d.auto_delete {
+            return Err(inequivalent(
+                "auto_delete",
+                format!("'{}'", d.auto_delete),
+                format!("'{}'", q.options.auto_delete),
+            ));
+        }
+        for key in EQUIVALENT_ARGS {
+            let received = d.arguments.get(key);
+            let current = q.options.arguments.get(key);
+            if !same_arg(received, current) {
+                return Err(inequivalent(
+                    key,
+                    describe_arg(received),
+                    describe_arg(current),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// `queue.bind`.
+    pub fn bind_queue(
+        &self,
+        queue: &ShortStr,
+        exchange: &ShortStr,
+        routing_key: &ShortStr,
+        arguments: &FieldTable,
+        connection: u64,
+    ) -> Result<(), BrokerError> {
+        if exchange.is_empty() {
+            return Err(default_exchange_refused());
+        }
+        let mut topology = self.topology.write();
+        let q = topology.queue(queue.as_bytes()).cloned();
+        self.check_access(q, queue, connection)?;
+        topology.bind_queue(
+            exchange.as_bytes(),
+            queue.as_bytes(),
+            routing_key.clone(),
+            arguments.clone(),
+        )?;
+        Ok(())
+    }
+
+    /// `queue.unbind`.
+    pub fn unbind_queue(
+        &self,
+        queue: &ShortStr,
+        exchange: &ShortStr,
+        routing_key: &ShortStr,
+        arguments: &FieldTable,
+        connection: u64,
+    ) -> Result<(), BrokerError> {
+        if exchange.is_empty() {
+            return Err(default_exchange_refused());
+        }
+        let mut topology = self.topology.write();
+        let q = topology.queue(queue.as_bytes()).cloned();
+        self.check_access(q, queue, connection)?;
+        topology.unbind_queue(
+            exchange.as_bytes(),
+            queue.as_bytes(),
+            routing_key.as_bytes(),
+            arguments,
+        )?;
+        Ok(())
+    }
+
+    /// `queue.purge`.
+    pub fn purge_queue(&self, name: &ShortStr, connection: u64) -> Result<u32, BrokerError> {
+        Ok(self.queue(name, connection)?.purge())
+    }
+
+    /// `queue.delete`. Deleting a missing queue succeeds with a count of 0, as in RabbitMQ 3.10.
+    pub fn delete_queue(
+        &self,
+        name: &ShortStr,
+        if_unused: bool,
+        if_empty: bool,
+        connection: u64,
+    ) -> Result<u32, BrokerError> {
+        let queue = match self.queue(name, connection) {
+            Ok(q) => q,
+            Err(e) if e.code == warren_codec::ReplyCode::NotFound => return Ok(0),
+            Err(e) => return Err(e),
+        };
+        let (messages, consumers) = queue.counts();
+        if if_unused && consumers > 0 {
+            return Err(BrokerError::precondition(format!(
+                "{} in use",
+                queue.describe()
+            )));
+        }
+        if if_empty && messages > 0 {
+            return Err(BrokerError::precondition(format!(
+                "{} not empty",
+                queue.describe()
+            )));
+        }
+        Ok(self.remove_queue(&queue))
+    }
+
+    /// Removes a queue unconditionally (auto-delete, exclusive owner gone): unbinds it, cancels its
+    /// consumers, drops its messages. Returns the ready message count it had.
+    pub fn remove_queue(&self, queue: &Arc<Queue>) -> u32 {
+        {
+            let mut topology = self.topology.write();
+            // Only remove the entry if it is this very queue (a namesake may have replaced it).
+            if topology
+                .queue(queue.name.as_bytes())
+                .is_some_and(|q| Arc::ptr_eq(q, queue))
+            {
+                topology.remove_queue(queue.name.as_bytes());
+            }
+        }
+        queue.delete()
+    }
+
+    /// Checks that a client may publish to `exchange`: it exists and is not internal.
+    pub fn check_publish(
+        topology: &Router<Arc<Queue>>,
+        exchange: &ShortStr,
+    ) -> Result<(), BrokerError> {
+        topology.check_publish(exchange.as_bytes())?;
+        Ok(())
+    }
+}
+
+fn locked(q: &Queue) -> BrokerError {
+    BrokerError::locked(format!(
+        "cannot obtain exclusive access to locked {}. It could be originally declared on another \
+         connection or the exclusive property value does not match that of the original declaration.",
+        q.describe()
+    ))
+}
+
+fn same_arg(a: Option<&FieldValue>, b: Option<&FieldValue>) -> bool {
+    match (a, b) {
+        (Some(x), Some(y)) => match (x.as_i64(), y.as_i64()) {
+            (Some(i), Some(j)) => i == j,
+            _ => x == y,
+        },
+        (None, None) => true,
+        _ => false,
+    }
+}
+
+fn describe_arg(v: Option<&FieldValue>) -> String {
+    match v {
+        None => "none".to_string(),
+        Some(v) => match (v.as_i64(), v.as_str()) {
+            (Some(i), _) => format!("the value '{i}' of type 'signedint'"),
+            (_, Some(s)) => format!("the value '{s}' of type 'longstr'"),
+            _ => format!("the value '{v:?}'"),
+        },
+    }
+}

@@ -1,0 +1,78 @@
+//! Settling deliveries: `basic.ack`, `basic.nack`, `basic.reject`.
+
+use std::sync::atomic::Ordering;
+
+use warren_broker::Settle;
+use warren_codec::{BasicAck, BasicNack, BasicReject, ReplyCode};
+
+use super::{Channel, Mode, Unacked, settle_grouped};
+use crate::connection::{AmqpError, AmqpResult, Ctx};
+
+impl Channel {
+    pub(super) fn basic_ack(&mut self, _ctx: &mut Ctx, m: BasicAck) -> AmqpResult {
+        self.settle(m.delivery_tag, m.multiple, Settle::Ack)
+    }
+
+    pub(super) fn basic_nack(&mut self, _ctx: &mut Ctx, m: BasicNack) -> AmqpResult {
+        let how = if m.requeue {
+            Settle::Requeue
+        } else {
+            Settle::Discard
+        };
+        self.settle(m.delivery_tag, m.multiple, how)
+    }
+
+    pub(super) fn basic_reject(&mut self, _ctx: &mut Ctx, m: BasicReject) -> AmqpResult {
+        let how = if m.requeue {
+            Settle::Requeue
+        } else {
+            Settle::Discard
+        };
+        self.settle(m.delivery_tag, false, how)
+    }
+
+    /// Takes the deliveries a tag names off the unacked map: with `multiple`, every tag up to it
+    /// (all of them for tag 0); an unknown tag is a 406 channel error, as in RabbitMQ.
+    fn take_unacked(&mut self, tag: u64, multiple: bool) -> AmqpResult<Vec<(u64, Unacked)>> {
+        let unknown = || {
+            AmqpError::new(
+                ReplyCode::PreconditionFailed,
+                format!("unknown delivery tag {tag}"),
+            )
+        };
+        if multiple {
+            let upto = if tag == 0 { u64::MAX } else { tag };
+            let keep = self.unacked.split_off(&upto.saturating_add(1));
+            let taken = std::mem::replace(&mut self.unacked, keep);
+            if taken.is_empty() && tag != 0 {
+                return Err(unknown());
+            }
+            Ok(taken.into_iter().collect())
+        } else {
+            let u = self.unacked.remove(&tag).ok_or_else(unknown)?;
+            Ok(vec![(tag, u)])
+        }
+    }
+
+    fn settle(&mut self, tag: u64, multiple: bool, how: Settle) -> AmqpResult {
+        let taken = self.take_unacked(tag, multiple)?;
+        if let Mode::Tx(tx) = &mut self.mode {
+            tx.settles.push((how, taken));
+            return Ok(());
+        }
+        self.apply_settle(taken, how);
+        Ok(())
+    }
+
+    /// Settles taken deliveries with their queues and releases prefetch credit.
+    pub(super) fn apply_settle(&mut self, taken: Vec<(u64, Unacked)>, how: Settle) {
+        let counted = taken.iter().filter(|(_, u)| u.counted).count() as u32;
+        let global_limited = self.limit.global_prefetch.load(Ordering::Relaxed) != 0;
+        self.limit.release(counted);
+        settle_grouped(taken.into_iter().map(|(_, u)| u), how);
+        if global_limited && counted > 0 {
+            // Channel-wide credit grew: every queue we consume from may deliver again.
+            self.redispatch_all();
+        }
+    }
+}

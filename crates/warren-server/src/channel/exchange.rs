@@ -1,0 +1,53 @@
+//! The `exchange` class: declare, delete, bind, unbind.
+
+use warren_codec::{
+    ExchangeBind, ExchangeBindOk, ExchangeDeclare, ExchangeDeclareOk, ExchangeDelete,
+    ExchangeDeleteOk, ExchangeUnbind, ExchangeUnbindOk,
+};
+
+use super::Channel;
+use crate::connection::{AmqpResult, Ctx};
+
+impl Channel {
+    pub(super) fn exchange_declare(&mut self, ctx: &mut Ctx, m: ExchangeDeclare) -> AmqpResult {
+        ctx.vhost.declare_exchange(
+            &m.exchange,
+            &m.kind,
+            m.passive,
+            m.durable,
+            m.auto_delete,
+            m.internal,
+            &m.arguments,
+        )?;
+        if !m.no_wait {
+            ctx.send(self.id, ExchangeDeclareOk);
+        }
+        Ok(())
+    }
+
+    pub(super) fn exchange_delete(&mut self, ctx: &mut Ctx, m: ExchangeDelete) -> AmqpResult {
+        ctx.vhost.delete_exchange(&m.exchange, m.if_unused)?;
+        if !m.no_wait {
+            ctx.send(self.id, ExchangeDeleteOk);
+        }
+        Ok(())
+    }
+
+    pub(super) fn exchange_bind(&mut self, ctx: &mut Ctx, m: ExchangeBind) -> AmqpResult {
+        ctx.vhost
+            .bind_exchange(&m.destination, &m.source, &m.routing_key, &m.arguments)?;
+        if !m.no_wait {
+            ctx.send(self.id, ExchangeBindOk);
+        }
+        Ok(())
+    }
+
+    pub(super) fn exchange_unbind(&mut self, ctx: &mut Ctx, m: ExchangeUnbind) -> AmqpResult {
+        ctx.vhost
+            .unbind_exchange(&m.destination, &m.source, &m.routing_key, &m.arguments)?;
+        if !m.no_wait {
+            ctx.send(self.id, ExchangeUnbindOk);
+        }
+        Ok(())
+    }
+}

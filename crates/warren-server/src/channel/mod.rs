@@ -1,0 +1,209 @@
+//! The per-channel state machine. Each AMQP method is handled by a function named after it
+//! (`queue_declare`, `basic_publish`, ...) in the module of its class.
+
+mod ack;
+mod consume;
+mod exchange;
+mod publish;
+mod queue;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use warren_broker::{ChannelLimit, ConsumerId, Queue, Settle};
+use warren_codec::{ChannelClose, ChannelFlowOk, Method, ReplyCode, ShortStr};
+
+use crate::connection::{AmqpError, AmqpResult, Ctx};
+
+pub use publish::ContentState;
+
+/// A delivered, unsettled message, by delivery tag.
+#[derive(Debug, Clone)]
+struct Unacked {
+    queue: Arc<Queue>,
+    seq: u64,
+    /// Counted against the channel's prefetch (consumer deliveries, not `basic.get`).
+    counted: bool,
+}
+
+/// A consumer registered on this channel.
+#[derive(Debug, Clone)]
+struct ConsumerEntry {
+    queue: Arc<Queue>,
+    id: ConsumerId,
+}
+
+/// Publisher confirms or transactions, which exclude each other.
+#[derive(Debug, Default)]
+enum Mode {
+    #[default]
+    Plain,
+    Confirm {
+        /// Sequence number of the last publish.
+        last_seq: u64,
+        /// Highest sequence number confirmed to the client.
+        acked: u64,
+    },
+    Tx(publish::TxBuffer),
+}
+
+/// One open channel.
+#[derive(Debug)]
+pub struct Channel {
+    id: u16,
+    closing: bool,
+    content: ContentState,
+    next_tag: u64,
+    unacked: BTreeMap<u64, Unacked>,
+    consumers: HashMap<ShortStr, ConsumerEntry>,
+    limit: Arc<ChannelLimit>,
+    /// `basic.qos` with `global=false`: the prefetch given to consumers created afterwards.
+    consumer_prefetch: u32,
+    mode: Mode,
+    /// The queue most recently declared on this channel, for empty queue names.
+    last_queue: ShortStr,
+}
+
+impl Channel {
+    /// A freshly opened channel.
+    pub fn new(id: u16) -> Self {
+        Channel {
+            id,
+            closing: false,
+            content: ContentState::Idle,
+            next_tag: 0,
+            unacked: BTreeMap::new(),
+            consumers: HashMap::new(),
+            limit: Arc::new(ChannelLimit::default()),
+            consumer_prefetch: 0,
+            mode: Mode::Plain,
+            last_queue: ShortStr::default(),
+        }
+    }
+
+    /// True after the server sent `channel.close`.
+    pub fn is_closing(&self) -> bool {
+        self.closing
+    }
+
+    /// Handles one method (never `channel.open` or `channel.close`: the connection does those).
+    pub fn handle(&mut self, ctx: &mut Ctx, method: Method) -> AmqpResult {
+        if !matches!(self.content, ContentState::Idle) {
+            return Err(self.content.unexpected_method());
+        }
+        match method {
+            Method::ChannelFlow(m) => {
+                self.limit
+                    .active
+                    .store(m.active, std::sync::atomic::Ordering::Release);
+                if m.active {
+                    self.redispatch_all();
+                }
+                ctx.send(self.id, ChannelFlowOk { active: m.active });
+                Ok(())
+            }
+            Method::ChannelFlowOk(_) => Ok(()),
+            Method::ExchangeDeclare(m) => self.exchange_declare(ctx, m),
+            Method::ExchangeDelete(m) => self.exchange_delete(ctx, m),
+            Method::ExchangeBind(m) => self.exchange_bind(ctx, m),
+            Method::ExchangeUnbind(m) => self.exchange_unbind(ctx, m),
+            Method::QueueDeclare(m) => self.queue_declare(ctx, m),
+            Method::QueueBind(m) => self.queue_bind(ctx, m),
+            Method::QueueUnbind(m) => self.queue_unbind(ctx, m),
+            Method::QueuePurge(m) => self.queue_purge(ctx, m),
+            Method::QueueDelete(m) => self.queue_delete(ctx, m),
+            Method::BasicQos(m) => self.basic_qos(ctx, m),
+            Method::BasicConsume(m) => self.basic_consume(ctx, m),
+            Method::BasicCancel(m) => self.basic_cancel(ctx, m),
+            Method::BasicPublish(m) => self.basic_publish(ctx, m),
+            Method::BasicGet(m) => self.basic_get(ctx, m),
+            Method::BasicAck(m) => self.basic_ack(ctx, m),
+            Method::BasicReject(m) => self.basic_reject(ctx, m),
+            Method::BasicNack(m) => self.basic_nack(ctx, m),
+            Method::BasicRecover(m) => self.basic_recover(ctx, m.requeue, true),
+            Method::BasicRecoverAsync(m) => self.basic_recover(ctx, m.requeue, false),
+            Method::ConfirmSelect(m) => self.confirm_select(ctx, m),
+            Method::TxSelect(_) => self.tx_select(ctx),
+            Method::TxCommit(_) => self.tx_commit(ctx),
+            Method::TxRollback(_) => self.tx_rollback(ctx),
+            other => Err(AmqpError::new(
+                ReplyCode::CommandInvalid,
+                format!("method {} is not sent by clients", other.name()),
+            )),
+        }
+    }
+
+    /// Closes the channel from our side with a soft error: replies `channel.close`, releases
+    /// everything, and drops further frames until the client's close-ok.
+    pub fn close_with(&mut self, ctx: &mut Ctx, e: AmqpError) {
+        tracing::info!(channel = self.id, code = e.code.code(), text = %e.text, "closing channel");
+        self.release(ctx);
+        self.closing = true;
+        ctx.send(
+            self.id,
+            ChannelClose {
+                reply_code: e.code.code(),
+                reply_text: ShortStr::from(e.text.as_str()),
+                class_id: e.class_id,
+                method_id: e.method_id,
+            },
+        );
+    }
+
+    /// Detaches this channel's consumers and requeues its unacked messages.
+    pub fn release(&mut self, ctx: &mut Ctx) {
+        for (_, c) in std::mem::take(&mut self.consumers) {
+            if c.queue.cancel(c.id) {
+                ctx.vhost.remove_queue(&c.queue);
+            }
+        }
+        let unacked = std::mem::take(&mut self.unacked);
+        settle_grouped(unacked.into_values(), Settle::Requeue);
+        self.limit
+            .unacked
+            .store(0, std::sync::atomic::Ordering::Release);
+        self.content = ContentState::Idle;
+        if let Mode::Tx(tx) = &mut self.mode {
+            tx.clear();
+        }
+    }
+
+    /// Re-runs delivery on every queue this channel consumes from (credit grew channel-wide).
+    fn redispatch_all(&self) {
+        let mut seen: Vec<&Arc<Queue>> = Vec::new();
+        for c in self.consumers.values() {
+            if !seen.iter().any(|q| Arc::ptr_eq(q, &c.queue)) {
+                seen.push(&c.queue);
+                c.queue.redispatch();
+            }
+        }
+    }
+
+    /// An empty queue name means the queue most recently declared on this channel.
+    fn resolve_queue(&self, name: &ShortStr) -> AmqpResult<ShortStr> {
+        if !name.is_empty() {
+            return Ok(name.clone());
+        }
+        if self.last_queue.is_empty() {
+            return Err(AmqpError::new(
+                ReplyCode::NotFound,
+                "no previously declared queue",
+            ));
+        }
+        Ok(self.last_queue.clone())
+    }
+}
+
+/// Settles messages, one call per queue.
+fn settle_grouped(items: impl IntoIterator<Item = Unacked>, how: Settle) {
+    let mut groups: Vec<(Arc<Queue>, Vec<u64>)> = Vec::new();
+    for u in items {
+        match groups.iter_mut().find(|(q, _)| Arc::ptr_eq(q, &u.queue)) {
+            Some((_, seqs)) => seqs.push(u.seq),
+            None => groups.push((u.queue, vec![u.seq])),
+        }
+    }
+    for (q, seqs) in groups {
+        q.settle(&seqs, how);
+    }
+}

@@ -1,0 +1,383 @@
+//! Publishing: `basic.publish` and its content frames, routing, mandatory returns, publisher
+//! confirms (`confirm.select`) and transactions (`tx.select`, `tx.commit`, `tx.rollback`).
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use warren_broker::{Message, Settle, VHost};
+use warren_codec::{
+    BasicAck, BasicProperties, BasicPublish, BasicReturn, ConfirmSelect, ConfirmSelectOk,
+    ContentHeader, FieldValue, Method, RawProperties, ReplyCode, ShortStr, TxCommitOk,
+    TxRollbackOk, TxSelectOk, encode_content,
+};
+
+use super::{Channel, Mode, Unacked};
+use crate::connection::{AmqpError, AmqpResult, Ctx};
+
+/// Where the channel is in receiving a message's content.
+#[derive(Debug, Default)]
+pub enum ContentState {
+    /// Expecting a method.
+    #[default]
+    Idle,
+    /// After `basic.publish`, expecting the content header.
+    Header(BasicPublish),
+    /// Expecting body frames until `size` bytes arrived.
+    Body {
+        publish: BasicPublish,
+        properties: RawProperties,
+        size: u64,
+        body: Body,
+    },
+}
+
+/// Body bytes gathered so far: one frame's slice needs no copy; several are joined.
+#[derive(Debug, Default)]
+pub enum Body {
+    /// Nothing yet.
+    #[default]
+    Empty,
+    /// One frame's payload.
+    One(Bytes),
+    /// Several frames, joined.
+    Many(BytesMut),
+}
+
+impl Body {
+    fn len(&self) -> usize {
+        match self {
+            Body::Empty => 0,
+            Body::One(b) => b.len(),
+            Body::Many(b) => b.len(),
+        }
+    }
+
+    fn push(&mut self, payload: Bytes) {
+        *self = match std::mem::take(self) {
+            Body::Empty => Body::One(payload),
+            Body::One(first) => {
+                let mut joined = BytesMut::with_capacity(first.len() + payload.len());
+                joined.extend_from_slice(&first);
+                joined.extend_from_slice(&payload);
+                Body::Many(joined)
+            }
+            Body::Many(mut joined) => {
+                joined.extend_from_slice(&payload);
+                Body::Many(joined)
+            }
+        };
+    }
+
+    fn freeze(self) -> Bytes {
+        match self {
+            Body::Empty => Bytes::new(),
+            Body::One(b) => b,
+            Body::Many(b) => b.freeze(),
+        }
+    }
+}
+
+impl ContentState {
+    /// The 505 error for a method frame arriving in the middle of content, in RabbitMQ's words.
+    pub fn unexpected_method(&self) -> AmqpError {
+        let what = match self {
+            ContentState::Body { .. } => {
+                "expected content body, got non content body frame instead"
+            }
+            _ => "expected content header for class 60, got non content header frame instead",
+        };
+        AmqpError::new(ReplyCode::UnexpectedFrame, what).at(60, 40)
+    }
+}
+
+/// Publishes and settlements held by a transaction until commit.
+#[derive(Debug, Default)]
+pub struct TxBuffer {
+    publishes: Vec<(BasicPublish, RawProperties, Bytes)>,
+    /// Settlements, with the deliveries they took off the unacked map.
+    pub(super) settles: Vec<(Settle, Vec<(u64, Unacked)>)>,
+}
+
+impl TxBuffer {
+    /// Forgets everything held.
+    pub fn clear(&mut self) {
+        self.publishes.clear();
+        self.settles.clear();
+    }
+}
+
+fn unexpected_content() -> AmqpError {
+    AmqpError::new(
+        ReplyCode::UnexpectedFrame,
+        "expected method frame, got non method frame instead",
+    )
+}
+
+/// The extra routing keys of the `CC` and `BCC` headers (arrays of long strings).
+fn extra_keys<'a>(props: &'a BasicProperties, out: &mut Vec<&'a [u8]>) -> bool {
+    let Some(headers) = &props.headers else {
+        return false;
+    };
+    for key in ["CC", "BCC"] {
+        if let Some(FieldValue::Array(items)) = headers.get(key) {
+            out.extend(items.iter().filter_map(|v| match v {
+                FieldValue::LongStr(s) => Some(s.as_bytes()),
+                _ => None,
+            }));
+        }
+    }
+    headers.contains_key("BCC")
+}
+
+impl Channel {
+    pub(super) fn basic_publish(&mut self, _ctx: &mut Ctx, m: BasicPublish) -> AmqpResult {
+        if m.immediate {
+            return Err(AmqpError::new(ReplyCode::NotImplemented, "immediate=true"));
+        }
+        self.content = ContentState::Header(m);
+        Ok(())
+    }
+
+    /// A content header frame.
+    pub fn on_header(&mut self, ctx: &mut Ctx, header: ContentHeader) -> AmqpResult {
+        let ContentState::Header(publish) = std::mem::take(&mut self.content) else {
+            return Err(unexpected_content());
+        };
+        if header.body_size > ctx.config.max_message_size {
+            return Err(AmqpError::new(
+                ReplyCode::PreconditionFailed,
+                format!(
+                    "message size {} is larger than configured max size {}",
+                    header.body_size, ctx.config.max_message_size
+                ),
+            )
+            .at(60, 40));
+        }
+        if header.body_size == 0 {
+            return self.publish_complete(ctx, publish, header.properties, Bytes::new());
+        }
+        self.content = ContentState::Body {
+            publish,
+            properties: header.properties,
+            size: header.body_size,
+            body: Body::Empty,
+        };
+        Ok(())
+    }
+
+    /// A content body frame.
+    pub fn on_body(&mut self, ctx: &mut Ctx, payload: Bytes) -> AmqpResult {
+        let ContentState::Body { size, body, .. } = &mut self.content else {
+            return Err(unexpected_content());
+        };
+        let have = body.len() as u64;
+        if have + payload.len() as u64 > *size {
+            return Err(AmqpError::new(
+                ReplyCode::FrameError,
+                format!(
+                    "content body of {} bytes exceeds the declared size {size}",
+                    have + payload.len() as u64
+                ),
+            ));
+        }
+        body.push(payload);
+        if (body.len() as u64) < *size {
+            return Ok(());
+        }
+        let ContentState::Body {
+            publish,
+            properties,
+            body,
+            ..
+        } = std::mem::take(&mut self.content)
+        else {
+            return Ok(());
+        };
+        self.publish_complete(ctx, publish, properties, body.freeze())
+    }
+
+    fn publish_complete(
+        &mut self,
+        ctx: &mut Ctx,
+        publish: BasicPublish,
+        properties: RawProperties,
+        body: Bytes,
+    ) -> AmqpResult {
+        match &mut self.mode {
+            Mode::Tx(tx) => {
+                // Refuse a missing exchange now, as RabbitMQ does, rather than at commit.
+                VHost::check_publish(&ctx.vhost.topology(), &publish.exchange)?;
+                tx.publishes.push((publish, properties, body));
+                Ok(())
+            }
+            Mode::Confirm { last_seq, .. } => {
+                *last_seq += 1;
+                if !ctx.confirms_due.contains(&self.id) {
+                    ctx.confirms_due.push(self.id);
+                }
+                self.route(ctx, publish, properties, body)
+            }
+            Mode::Plain => self.route(ctx, publish, properties, body),
+        }
+    }
+
+    /// Routes a complete message and enqueues it; returns it to the publisher when mandatory and
+    /// unroutable.
+    fn route(
+        &mut self,
+        ctx: &mut Ctx,
+        publish: BasicPublish,
+        properties: RawProperties,
+        body: Bytes,
+    ) -> AmqpResult {
+        let mut queues = Vec::new();
+        let mut properties = properties;
+        {
+            let topology = ctx.vhost.topology();
+            VHost::check_publish(&topology, &publish.exchange)
+                .map_err(|e| AmqpError::from(e).at(60, 40))?;
+            let mut keys: Vec<&[u8]> = vec![publish.routing_key.as_bytes()];
+            let parsed = if properties.has_headers() {
+                Some(properties.decode().map_err(|e| {
+                    AmqpError::new(ReplyCode::SyntaxError, format!("malformed properties: {e}"))
+                        .at(60, 40)
+                })?)
+            } else {
+                None
+            };
+            let has_bcc = parsed.as_ref().is_some_and(|p| extra_keys(p, &mut keys));
+            let headers = parsed.as_ref().and_then(|p| p.headers.as_ref());
+            topology
+                .route(publish.exchange.as_bytes(), &keys, headers, &mut queues)
+                .map_err(|e| AmqpError::from(warren_broker::BrokerError::from(e)).at(60, 40))?;
+            if has_bcc && let Some(mut p) = parsed.clone() {
+                // BCC recipients must not be visible to anyone who receives the message.
+                if let Some(h) = &mut p.headers {
+                    h.remove("BCC");
+                }
+                properties = p.to_raw();
+            }
+        }
+        let persistent = properties
+            .decode()
+            .map(|p| p.delivery_mode == Some(2))
+            .unwrap_or(false);
+        let message = Arc::new(Message {
+            exchange: publish.exchange.clone(),
+            routing_key: publish.routing_key.clone(),
+            properties,
+            body,
+            persistent,
+        });
+        if queues.is_empty() {
+            if publish.mandatory {
+                let method = Method::BasicReturn(BasicReturn {
+                    reply_code: ReplyCode::NoRoute.code(),
+                    reply_text: ShortStr::from_static("NO_ROUTE"),
+                    exchange: publish.exchange,
+                    routing_key: publish.routing_key,
+                });
+                encode_content(
+                    &mut ctx.out,
+                    self.id,
+                    &method,
+                    &message.properties,
+                    &message.body,
+                    ctx.frame_max,
+                );
+            }
+            return Ok(());
+        }
+        for q in queues {
+            q.publish(message.clone());
+        }
+        Ok(())
+    }
+
+    /// Sends one `basic.ack` covering every publish confirmed since the last one.
+    pub fn flush_confirms(&mut self, ctx: &mut Ctx) {
+        if let Mode::Confirm { last_seq, acked } = &mut self.mode
+            && *last_seq > *acked
+        {
+            let multiple = *last_seq - *acked > 1;
+            let tag = *last_seq;
+            *acked = tag;
+            ctx.send(
+                self.id,
+                BasicAck {
+                    delivery_tag: tag,
+                    multiple,
+                },
+            );
+        }
+    }
+
+    pub(super) fn confirm_select(&mut self, ctx: &mut Ctx, m: ConfirmSelect) -> AmqpResult {
+        match self.mode {
+            Mode::Tx(_) => {
+                return Err(AmqpError::new(
+                    ReplyCode::PreconditionFailed,
+                    "cannot switch from tx to confirm mode",
+                ));
+            }
+            Mode::Plain => {
+                self.mode = Mode::Confirm {
+                    last_seq: 0,
+                    acked: 0,
+                }
+            }
+            Mode::Confirm { .. } => {}
+        }
+        if !m.nowait {
+            ctx.send(self.id, ConfirmSelectOk);
+        }
+        Ok(())
+    }
+
+    pub(super) fn tx_select(&mut self, ctx: &mut Ctx) -> AmqpResult {
+        match self.mode {
+            Mode::Confirm { .. } => {
+                return Err(AmqpError::new(
+                    ReplyCode::PreconditionFailed,
+                    "cannot switch from confirm to tx mode",
+                ));
+            }
+            Mode::Plain => self.mode = Mode::Tx(TxBuffer::default()),
+            Mode::Tx(_) => {}
+        }
+        ctx.send(self.id, TxSelectOk);
+        Ok(())
+    }
+
+    fn take_tx(&mut self) -> AmqpResult<TxBuffer> {
+        match &mut self.mode {
+            Mode::Tx(tx) => Ok(std::mem::take(tx)),
+            _ => Err(AmqpError::new(
+                ReplyCode::PreconditionFailed,
+                "channel is not transactional",
+            )),
+        }
+    }
+
+    pub(super) fn tx_commit(&mut self, ctx: &mut Ctx) -> AmqpResult {
+        let tx = self.take_tx()?;
+        for (publish, properties, body) in tx.publishes {
+            self.route(ctx, publish, properties, body)?;
+        }
+        for (how, taken) in tx.settles {
+            self.apply_settle(taken, how);
+        }
+        ctx.send(self.id, TxCommitOk);
+        Ok(())
+    }
+
+    pub(super) fn tx_rollback(&mut self, ctx: &mut Ctx) -> AmqpResult {
+        let tx = self.take_tx()?;
+        // Rolled-back acks never happened: those deliveries are unacked again.
+        for (_, taken) in tx.settles {
+            self.unacked.extend(taken);
+        }
+        ctx.send(self.id, TxRollbackOk);
+        Ok(())
+    }
+}

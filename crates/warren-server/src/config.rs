@@ -1,0 +1,195 @@
+//! Configuration: one struct with a default for every field, overridden by a TOML file, then by
+//! `WARREN_...` environment variables, then by command-line flags, and validated at load.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// Everything the server can be told.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address to listen on.
+    pub bind: IpAddr,
+    /// AMQP port; 0 picks a free one.
+    pub port: u16,
+    /// Where durable state is kept.
+    pub data_dir: PathBuf,
+    /// Log filter (`info`, `warren=debug`, ...); `RUST_LOG` wins when set.
+    pub log_level: String,
+    /// Highest channel number a client may negotiate.
+    pub channel_max: u16,
+    /// Largest frame a client may negotiate, in bytes.
+    pub frame_max: u32,
+    /// Heartbeat interval the server proposes, in seconds (0 disables).
+    pub heartbeat: u16,
+    /// Time a client has to complete the handshake, in seconds.
+    pub handshake_timeout: u64,
+    /// Largest message body accepted, in bytes (RabbitMQ's `max_message_size`).
+    pub max_message_size: u64,
+    /// The default user's name.
+    pub default_user: String,
+    /// The default user's password.
+    pub default_pass: String,
+    /// The default user may log in only from loopback addresses.
+    pub loopback_only_default_user: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            bind: IpAddr::from([0, 0, 0, 0]),
+            port: 5672,
+            data_dir: PathBuf::from("warren-data"),
+            log_level: "info".into(),
+            channel_max: 2047,
+            frame_max: 131_072,
+            heartbeat: 60,
+            handshake_timeout: 10,
+            max_message_size: 128 * 1024 * 1024,
+            default_user: "guest".into(),
+            default_pass: "guest".into(),
+            loopback_only_default_user: true,
+        }
+    }
+}
+
+/// A configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file, environment or flags did not parse.
+    #[error("invalid configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    /// A value is out of range.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// Command-line overrides; `None` leaves the lower layers' value.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    /// `--port`.
+    pub port: Option<u16>,
+    /// `--bind`.
+    pub bind: Option<IpAddr>,
+    /// `--data-dir`.
+    pub data_dir: Option<PathBuf>,
+    /// `--log-level`.
+    pub log_level: Option<String>,
+}
+
+impl Config {
+    /// Loads defaults, then `file` (if any), then `WARREN_*` variables, then `overrides`.
+    pub fn load(
+        file: Option<&std::path::Path>,
+        overrides: &Overrides,
+    ) -> Result<Config, ConfigError> {
+        let defaults = config::Config::try_from(&Config::default())?;
+        let mut builder = config::Config::builder().add_source(defaults);
+        if let Some(path) = file {
+            builder = builder.add_source(config::File::from(path).format(config::FileFormat::Toml));
+        }
+        builder = builder.add_source(
+            config::Environment::with_prefix("WARREN")
+                .try_parsing(true)
+                .ignore_empty(true),
+        );
+        let set = |b: config::ConfigBuilder<config::builder::DefaultState>,
+                   key: &str,
+                   v: Option<String>| match v {
+            Some(v) => b.set_override(key, v),
+            None => Ok(b),
+        };
+        builder = set(builder, "port", overrides.port.map(|p| p.to_string()))?;
+        builder = set(builder, "bind", overrides.bind.map(|b| b.to_string()))?;
+        builder = set(
+            builder,
+            "data_dir",
+            overrides.data_dir.as_ref().map(|d| d.display().to_string()),
+        )?;
+        builder = set(builder, "log_level", overrides.log_level.clone())?;
+        let cfg: Config = builder.build()?.try_deserialize()?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks ranges the types alone do not.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.frame_max != 0 && self.frame_max < warren_codec::FRAME_MIN_SIZE {
+            return Err(ConfigError::Invalid(format!(
+                "frame_max {} is below the AMQP minimum of {}",
+                self.frame_max,
+                warren_codec::FRAME_MIN_SIZE
+            )));
+        }
+        if self.max_message_size > 512 * 1024 * 1024 {
+            return Err(ConfigError::Invalid(format!(
+                "max_message_size {} exceeds the 512 MiB ceiling",
+                self.max_message_size
+            )));
+        }
+        if self.handshake_timeout == 0 {
+            return Err(ConfigError::Invalid(
+                "handshake_timeout must be at least 1 second".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The configuration as TOML, for `--print-config`.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self)
+            .unwrap_or_else(|e| format!("# cannot render configuration: {e}\n"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_rabbitmq() {
+        let c = Config::default();
+        assert_eq!(
+            (c.port, c.channel_max, c.frame_max, c.heartbeat),
+            (5672, 2047, 131_072, 60)
+        );
+        assert_eq!(c.max_message_size, 134_217_728);
+    }
+
+    #[test]
+    fn file_then_flags_override_defaults() {
+        let dir = std::env::temp_dir().join(format!("warren-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("w.toml");
+        std::fs::write(&file, "port = 6000\nheartbeat = 5\n").unwrap();
+        let c = Config::load(
+            Some(&file),
+            &Overrides {
+                port: Some(7000),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!((c.port, c.heartbeat), (7000, 5));
+    }
+
+    #[test]
+    fn invalid_values_are_refused() {
+        let dir = std::env::temp_dir().join(format!("warren-cfg-bad-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("w.toml");
+        std::fs::write(&file, "frame_max = 100\n").unwrap();
+        assert!(Config::load(Some(&file), &Overrides::default()).is_err());
+        std::fs::write(&file, "no_such_setting = 1\n").unwrap();
+        assert!(Config::load(Some(&file), &Overrides::default()).is_err());
+    }
+
+    #[test]
+    fn printed_config_loads_back() {
+        let text = Config::default().to_toml();
+        let back: Config = toml::from_str(&text).unwrap();
+        assert_eq!(back, Config::default());
+    }
+}

@@ -1,0 +1,348 @@
+//! The connection handshake: protocol header, start/start-ok (authentication), tune/tune-ok,
+//! open/open-ok. Runs under the handshake timeout; nothing here touches queues.
+
+use std::net::SocketAddr;
+
+use bytes::{BufMut, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use warren_broker::Broker;
+use warren_codec::{
+    ConnectionOpenOk, ConnectionStart, ConnectionTune, FieldTable, FieldValue, Frame, FrameDecoder,
+    LongStr, Method, PROTOCOL_HEADER, ProtocolHeaderCheck, ReplyCode, check_protocol_header,
+    encode_method, wire::Reader,
+};
+
+use super::error::{AmqpError, AmqpResult};
+use crate::config::Config;
+
+/// What the client asked for and was granted.
+#[derive(Debug, Clone)]
+pub struct Negotiated {
+    /// The authenticated user.
+    pub user: String,
+    /// The vhost opened.
+    pub vhost: String,
+    /// Highest channel number.
+    pub channel_max: u16,
+    /// Largest frame.
+    pub frame_max: u32,
+    /// Heartbeat interval in seconds, 0 for none.
+    pub heartbeat: u16,
+    /// The client understands `basic.cancel` from the server.
+    pub consumer_cancel_notify: bool,
+}
+
+/// Why the handshake ended without a connection.
+#[derive(Debug)]
+pub enum HandshakeEnd {
+    /// The peer went away or sent something that is answered by closing the socket.
+    Dropped(String),
+    /// An AMQP error to report with `connection.close` before closing.
+    Refused(AmqpError),
+}
+
+impl From<std::io::Error> for HandshakeEnd {
+    fn from(e: std::io::Error) -> Self {
+        HandshakeEnd::Dropped(e.to_string())
+    }
+}
+
+impl From<AmqpError> for HandshakeEnd {
+    fn from(e: AmqpError) -> Self {
+        HandshakeEnd::Refused(e)
+    }
+}
+
+/// Reads the next frame, buffering as needed.
+pub async fn read_frame(
+    stream: &mut TcpStream,
+    inbuf: &mut BytesMut,
+    decoder: &FrameDecoder,
+) -> Result<Frame, HandshakeEnd> {
+    loop {
+        if let Some(frame) = decoder.decode(inbuf).map_err(AmqpError::from)? {
+            return Ok(frame);
+        }
+        if stream.read_buf(inbuf).await? == 0 {
+            return Err(HandshakeEnd::Dropped("peer closed during handshake".into()));
+        }
+    }
+}
+
+async fn expect_method(
+    stream: &mut TcpStream,
+    inbuf: &mut BytesMut,
+    decoder: &FrameDecoder,
+    expected: &str,
+) -> Result<Method, HandshakeEnd> {
+    loop {
+        match read_frame(stream, inbuf, decoder).await? {
+            Frame::Heartbeat => continue,
+            Frame::Method { channel: 0, method } if method.name() == expected => return Ok(method),
+            Frame::Method {
+                method: Method::ConnectionClose(_),
+                ..
+            } => {
+                return Err(HandshakeEnd::Dropped(
+                    "client closed during handshake".into(),
+                ));
+            }
+            Frame::Method { method, .. } => {
+                return Err(AmqpError::new(
+                    ReplyCode::CommandInvalid,
+                    format!("expected '{expected}', got '{}'", method.name()),
+                )
+                .at(method.class_id(), method.method_id())
+                .into());
+            }
+            _ => {
+                return Err(AmqpError::new(
+                    ReplyCode::UnexpectedFrame,
+                    "expected method frame, got non method frame instead",
+                )
+                .into());
+            }
+        }
+    }
+}
+
+fn server_properties() -> FieldTable {
+    let caps: FieldTable = [
+        "publisher_confirms",
+        "exchange_exchange_bindings",
+        "basic.nack",
+        "consumer_cancel_notify",
+        "connection.blocked",
+        "consumer_priorities",
+        "authentication_failure_close",
+        "per_consumer_qos",
+        "direct_reply_to",
+    ]
+    .into_iter()
+    .map(|c| (c, FieldValue::Bool(true)))
+    .collect();
+    let mut props = FieldTable::new();
+    props.insert("capabilities", caps);
+    props.insert("cluster_name", "warren");
+    props.insert("copyright", "Copyright (c) Warren developers");
+    props.insert("information", "Licensed under the MPL 2.0");
+    props.insert("platform", "Rust");
+    props.insert("product", "Warren");
+    props.insert("version", env!("CARGO_PKG_VERSION"));
+    props
+}
+
+/// PLAIN: `\0user\0password` (an authorisation identity before the first NUL is ignored).
+fn parse_plain(response: &[u8]) -> Option<(String, String)> {
+    let mut parts = response.split(|b| *b == 0);
+    let _authzid = parts.next()?;
+    let user = parts.next()?;
+    let pass = parts.next()?;
+    Some((
+        String::from_utf8(user.to_vec()).ok()?,
+        String::from_utf8(pass.to_vec()).ok()?,
+    ))
+}
+
+/// AMQPLAIN: a field table without its length prefix, holding LOGIN and PASSWORD.
+fn parse_amqplain(response: &[u8]) -> Option<(String, String)> {
+    let mut framed = BytesMut::with_capacity(response.len() + 4);
+    framed.put_u32(response.len() as u32);
+    framed.put_slice(response);
+    let framed = framed.freeze();
+    let table = FieldTable::decode(&mut Reader::new(&framed)).ok()?;
+    let text = |k: &str| {
+        table
+            .get(k)
+            .and_then(|v| v.as_bytes())
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+    };
+    Some((text("LOGIN")?, text("PASSWORD")?))
+}
+
+fn negotiate(field: &str, client: u32, server: u32, min: u32) -> AmqpResult<u32> {
+    let fail = |detail: &str, bound: u32| {
+        AmqpError::new(
+            ReplyCode::NotAllowed,
+            format!("negotiated {field} = {client} is {detail} allowed value ({bound})"),
+        )
+        .at(10, 31)
+    };
+    if client != 0 && client < min {
+        return Err(fail("lower than the minimum", min));
+    }
+    if server != 0 && (client == 0 || client > server) {
+        return Err(fail("higher than the maximum", server));
+    }
+    Ok(if client == 0 { server } else { client })
+}
+
+/// Runs the handshake on a fresh socket.
+pub async fn perform(
+    stream: &mut TcpStream,
+    peer: SocketAddr,
+    inbuf: &mut BytesMut,
+    broker: &Broker,
+    config: &Config,
+) -> Result<Negotiated, HandshakeEnd> {
+    // Protocol header.
+    loop {
+        match check_protocol_header(inbuf) {
+            ProtocolHeaderCheck::Accepted => break,
+            ProtocolHeaderCheck::Refused => {
+                stream.write_all(&PROTOCOL_HEADER).await?;
+                return Err(HandshakeEnd::Dropped("bad protocol header".into()));
+            }
+            ProtocolHeaderCheck::Incomplete => {
+                if stream.read_buf(inbuf).await? == 0 {
+                    return Err(HandshakeEnd::Dropped(
+                        "peer closed before the protocol header".into(),
+                    ));
+                }
+            }
+        }
+    }
+    let _ = inbuf.split_to(PROTOCOL_HEADER.len());
+
+    let decoder = FrameDecoder::new(config.frame_max.max(warren_codec::FRAME_MIN_SIZE));
+    let mut out = BytesMut::new();
+    let start = ConnectionStart {
+        version_major: 0,
+        version_minor: 9,
+        server_properties: server_properties(),
+        mechanisms: LongStr::from_static("AMQPLAIN PLAIN"),
+        locales: LongStr::from_static("en_US"),
+    };
+    encode_method(&mut out, 0, &start.into());
+    stream.write_all(&out).await?;
+    out.clear();
+
+    let Method::ConnectionStartOk(start_ok) =
+        expect_method(stream, inbuf, &decoder, "connection.start-ok").await?
+    else {
+        return Err(HandshakeEnd::Dropped("unreachable".into()));
+    };
+    let caps = match start_ok.client_properties.get("capabilities") {
+        Some(FieldValue::Table(t)) => t.clone(),
+        _ => FieldTable::new(),
+    };
+    let cap = |name: &str| matches!(caps.get(name), Some(FieldValue::Bool(true)));
+    let authentication_failure_close = cap("authentication_failure_close");
+    let mechanism = start_ok.mechanism.to_string();
+    let credentials = match mechanism.as_str() {
+        "PLAIN" => parse_plain(start_ok.response.as_bytes()),
+        "AMQPLAIN" => parse_amqplain(start_ok.response.as_bytes()),
+        other => {
+            return Err(AmqpError::new(
+                ReplyCode::CommandInvalid,
+                format!("unknown authentication mechanism '{other}'"),
+            )
+            .at(10, 11)
+            .into());
+        }
+    };
+    let user = credentials.and_then(|(u, p)| broker.authenticate(&u, &p, peer.ip().is_loopback()));
+    let Some(user) = user else {
+        tracing::warn!(mechanism, "login refused");
+        if authentication_failure_close {
+            return Err(AmqpError::new(
+                ReplyCode::AccessRefused,
+                format!("Login was refused using authentication mechanism {mechanism}. For details see the broker logfile."),
+            )
+            .at(10, 11)
+            .into());
+        }
+        return Err(HandshakeEnd::Dropped("login refused".into()));
+    };
+
+    let tune = ConnectionTune {
+        channel_max: config.channel_max,
+        frame_max: config.frame_max,
+        heartbeat: config.heartbeat,
+    };
+    encode_method(&mut out, 0, &tune.into());
+    stream.write_all(&out).await?;
+    out.clear();
+
+    let Method::ConnectionTuneOk(tune_ok) =
+        expect_method(stream, inbuf, &decoder, "connection.tune-ok").await?
+    else {
+        return Err(HandshakeEnd::Dropped("unreachable".into()));
+    };
+    let channel_max = negotiate(
+        "channel_max",
+        tune_ok.channel_max.into(),
+        config.channel_max.into(),
+        0,
+    )? as u16;
+    let frame_max = negotiate(
+        "frame_max",
+        tune_ok.frame_max,
+        config.frame_max,
+        warren_codec::FRAME_MIN_SIZE,
+    )?;
+    let heartbeat = tune_ok.heartbeat;
+
+    let decoder = FrameDecoder::new(frame_max);
+    let Method::ConnectionOpen(open) =
+        expect_method(stream, inbuf, &decoder, "connection.open").await?
+    else {
+        return Err(HandshakeEnd::Dropped("unreachable".into()));
+    };
+    let vhost = open.virtual_host.to_string();
+    if broker.vhost(&vhost).is_none() {
+        return Err(
+            AmqpError::new(ReplyCode::NotAllowed, format!("vhost '{vhost}' not found"))
+                .at(10, 40)
+                .into(),
+        );
+    }
+    encode_method(&mut out, 0, &ConnectionOpenOk.into());
+    stream.write_all(&out).await?;
+
+    Ok(Negotiated {
+        user: user.name,
+        vhost,
+        channel_max,
+        frame_max,
+        heartbeat,
+        consumer_cancel_notify: cap("consumer_cancel_notify"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_and_amqplain_credentials_parse() {
+        assert_eq!(
+            parse_plain(b"\0guest\0secret"),
+            Some(("guest".into(), "secret".into()))
+        );
+        let t: FieldTable = [("LOGIN", "u"), ("PASSWORD", "p")].into_iter().collect();
+        let mut buf = BytesMut::new();
+        t.encode(&mut buf);
+        assert_eq!(parse_amqplain(&buf[4..]), Some(("u".into(), "p".into())));
+        assert_eq!(parse_plain(b"nonul"), None);
+    }
+
+    #[test]
+    fn tune_values_follow_rabbitmq_negotiation() {
+        assert_eq!(negotiate("frame_max", 4096, 131_072, 4096), Ok(4096));
+        assert_eq!(
+            negotiate("frame_max", 0, 131_072, 4096).map_err(|e| e.code),
+            Err(ReplyCode::NotAllowed)
+        );
+        assert_eq!(
+            negotiate("frame_max", 200_000, 131_072, 4096).map_err(|e| e.code),
+            Err(ReplyCode::NotAllowed)
+        );
+        assert_eq!(
+            negotiate("frame_max", 100, 131_072, 4096).map_err(|e| e.code),
+            Err(ReplyCode::NotAllowed)
+        );
+        assert_eq!(negotiate("channel_max", 0, 0, 0), Ok(0));
+    }
+}

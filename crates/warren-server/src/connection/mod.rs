@@ -1,0 +1,520 @@
+//! One task per connection: it owns the socket, every channel's state, and the write buffer.
+//!
+//! The loop reads whatever the socket has, decodes and handles every whole frame before the next
+//! `await`, takes queued deliveries from its mailbox in batches, and writes everything it produced
+//! with one `write_all` per turn.
+
+mod error;
+mod handshake;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+use warren_broker::{Broker, Delivery, DeliverySink, Queue, Settle, VHost};
+use warren_codec::{
+    ChannelOpenOk, ConnectionClose, ConnectionCloseOk, Frame, FrameDecoder, Method, ReplyCode,
+    ShortStr, encode_heartbeat, encode_method,
+};
+
+pub use error::{AmqpError, AmqpResult};
+
+use crate::channel::Channel;
+use crate::config::Config;
+
+/// What queues send a connection.
+#[derive(Debug)]
+pub enum ConnEvent {
+    /// A message for one of its consumers.
+    Deliver(Delivery),
+    /// A consumer was cancelled by the broker (its queue was deleted).
+    Cancelled {
+        /// The consumer's channel.
+        channel: u16,
+        /// The consumer's tag.
+        tag: ShortStr,
+    },
+}
+
+/// The connection's mailbox, as queues see it.
+#[derive(Debug)]
+pub struct ConnSink {
+    tx: mpsc::UnboundedSender<ConnEvent>,
+}
+
+impl DeliverySink for ConnSink {
+    fn deliver(&self, delivery: Delivery) {
+        // The receiver lives until the connection has detached all its consumers and drained the
+        // mailbox, so a failed send cannot lose a message a queue still tracks.
+        if self.tx.send(ConnEvent::Deliver(delivery)).is_err() {
+            tracing::debug!("delivery to a finished connection dropped");
+        }
+    }
+
+    fn cancelled(&self, channel: u16, tag: ShortStr) {
+        let _ = self.tx.send(ConnEvent::Cancelled { channel, tag });
+    }
+}
+
+/// Connection-wide state every channel handler may use.
+pub struct Ctx {
+    /// Connection id, unique in the process.
+    pub id: u64,
+    /// The vhost opened.
+    pub vhost: Arc<VHost>,
+    /// Server configuration.
+    pub config: Arc<Config>,
+    /// Bytes waiting to be written.
+    pub out: BytesMut,
+    /// Negotiated frame size.
+    pub frame_max: u32,
+    /// Where this connection's consumers receive deliveries.
+    pub sink: Arc<ConnSink>,
+    /// Exclusive queues declared by this connection, deleted when it closes.
+    pub exclusive_queues: Vec<Arc<Queue>>,
+    /// The client handles `basic.cancel` from the server.
+    pub consumer_cancel_notify: bool,
+    /// Channels with publisher confirms to send at the end of this batch.
+    pub confirms_due: Vec<u16>,
+}
+
+impl Ctx {
+    /// Queues a method frame for writing.
+    pub fn send(&mut self, channel: u16, method: impl Into<Method>) {
+        encode_method(&mut self.out, channel, &method.into());
+    }
+}
+
+enum State {
+    Open,
+    /// We sent `connection.close` and wait for close-ok (until the deadline).
+    Closing(Instant),
+    Done,
+}
+
+struct Connection {
+    stream: TcpStream,
+    inbuf: BytesMut,
+    decoder: FrameDecoder,
+    ctx: Ctx,
+    channels: HashMap<u16, Channel>,
+    channel_max: u16,
+    heartbeat: Duration,
+    events: mpsc::UnboundedReceiver<ConnEvent>,
+    state: State,
+    last_recv: Instant,
+    last_send: Instant,
+}
+
+/// Serves one accepted socket to the end.
+pub async fn run(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    id: u64,
+    broker: Arc<Broker>,
+    config: Arc<Config>,
+    stop: watch::Receiver<bool>,
+) {
+    let mut inbuf = BytesMut::with_capacity(64 * 1024);
+    let timeout = Duration::from_secs(config.handshake_timeout);
+    let negotiated = match tokio::time::timeout(
+        timeout,
+        handshake::perform(&mut stream, peer, &mut inbuf, &broker, &config),
+    )
+    .await
+    {
+        Ok(Ok(n)) => n,
+        Ok(Err(handshake::HandshakeEnd::Refused(e))) => {
+            tracing::info!(code = e.code.code(), text = %e.text, "handshake refused");
+            let mut out = BytesMut::new();
+            encode_method(&mut out, 0, &close_method(&e));
+            let _ = stream.write_all(&out).await;
+            // Give the client a moment to read the close and answer; then drop the socket.
+            let _ = tokio::time::timeout(Duration::from_secs(1), stream.read_buf(&mut inbuf)).await;
+            return;
+        }
+        Ok(Err(handshake::HandshakeEnd::Dropped(why))) => {
+            tracing::debug!(why, "handshake abandoned");
+            return;
+        }
+        Err(_) => {
+            tracing::info!("handshake timed out");
+            return;
+        }
+    };
+    let Some(vhost) = broker.vhost(&negotiated.vhost) else {
+        return;
+    };
+    tracing::info!(user = %negotiated.user, vhost = %negotiated.vhost, "connection open");
+    let (tx, events) = mpsc::unbounded_channel();
+    let now = Instant::now();
+    let mut conn = Connection {
+        stream,
+        inbuf,
+        decoder: FrameDecoder::new(negotiated.frame_max),
+        ctx: Ctx {
+            id,
+            vhost,
+            config,
+            out: BytesMut::with_capacity(64 * 1024),
+            frame_max: negotiated.frame_max,
+            sink: Arc::new(ConnSink { tx }),
+            exclusive_queues: Vec::new(),
+            consumer_cancel_notify: negotiated.consumer_cancel_notify,
+            confirms_due: Vec::new(),
+        },
+        channels: HashMap::new(),
+        channel_max: if negotiated.channel_max == 0 {
+            u16::MAX
+        } else {
+            negotiated.channel_max
+        },
+        heartbeat: Duration::from_secs(negotiated.heartbeat.into()),
+        events,
+        state: State::Open,
+        last_recv: now,
+        last_send: now,
+    };
+    conn.serve(stop).await;
+    conn.cleanup();
+    tracing::info!("connection closed");
+}
+
+fn close_method(e: &AmqpError) -> Method {
+    ConnectionClose {
+        reply_code: e.code.code(),
+        reply_text: ShortStr::from(e.text.as_str()),
+        class_id: e.class_id,
+        method_id: e.method_id,
+    }
+    .into()
+}
+
+impl Connection {
+    async fn serve(&mut self, mut stop: watch::Receiver<bool>) {
+        let mut batch = Vec::with_capacity(256);
+        let tick = if self.heartbeat.is_zero() {
+            Duration::from_secs(3600)
+        } else {
+            self.heartbeat / 2
+        };
+        let mut ticker = tokio::time::interval_at(Instant::now() + tick, tick);
+        loop {
+            tokio::select! {
+                read = self.stream.read_buf(&mut self.inbuf) => match read {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {
+                        self.last_recv = Instant::now();
+                        self.handle_input();
+                    }
+                },
+                n = self.events.recv_many(&mut batch, 256) => {
+                    if n == 0 {
+                        return;
+                    }
+                    for ev in batch.drain(..) {
+                        self.handle_event(ev);
+                    }
+                },
+                _ = ticker.tick() => {
+                    if let Some(done) = self.on_tick() {
+                        if done { return; }
+                    }
+                },
+                _ = stop.changed() => {
+                    if matches!(self.state, State::Open) {
+                        self.close_connection(AmqpError::new(
+                            ReplyCode::ConnectionForced,
+                            "broker forced connection closure with reason 'shutdown'",
+                        ));
+                    }
+                },
+            }
+            self.flush_confirms();
+            if !self.ctx.out.is_empty() {
+                if self.stream.write_all(&self.ctx.out).await.is_err() {
+                    return;
+                }
+                self.ctx.out.clear();
+                self.last_send = Instant::now();
+            }
+            if matches!(self.state, State::Done) {
+                self.linger().await;
+                return;
+            }
+            if let State::Closing(deadline) = self.state
+                && Instant::now() >= deadline
+            {
+                return;
+            }
+        }
+    }
+
+    /// After the close handshake, lets the client close first (up to a second): closing while
+    /// it may still be reading close-ok makes some clients report an aborted connection.
+    async fn linger(&mut self) {
+        let mut scratch = [0u8; 512];
+        let drain = async {
+            while let Ok(n) = self.stream.read(&mut scratch).await {
+                if n == 0 {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
+    }
+
+    /// Heartbeats and timeouts. Returns `Some(true)` when the connection must end now.
+    fn on_tick(&mut self) -> Option<bool> {
+        let now = Instant::now();
+        if let State::Closing(deadline) = self.state {
+            return Some(now >= deadline);
+        }
+        if self.heartbeat.is_zero() {
+            return None;
+        }
+        if now.duration_since(self.last_recv) >= self.heartbeat * 2 {
+            tracing::warn!(timeout = ?self.heartbeat, "missed heartbeats from client");
+            return Some(true);
+        }
+        if now.duration_since(self.last_send) >= self.heartbeat / 2 {
+            encode_heartbeat(&mut self.ctx.out);
+        }
+        None
+    }
+
+    fn handle_input(&mut self) {
+        loop {
+            if matches!(self.state, State::Done) {
+                return;
+            }
+            match self.decoder.decode(&mut self.inbuf) {
+                Ok(Some(frame)) => self.handle_frame(frame),
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::info!(error = %e, "malformed input");
+                    self.inbuf.clear();
+                    if matches!(self.state, State::Open) {
+                        self.close_connection(e.into());
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    fn handle_frame(&mut self, frame: Frame) {
+        if let State::Closing(_) = self.state {
+            // After our connection.close only close and close-ok matter.
+            match frame {
+                Frame::Method {
+                    method: Method::ConnectionCloseOk(_),
+                    ..
+                } => self.state = State::Done,
+                Frame::Method {
+                    method: Method::ConnectionClose(_),
+                    ..
+                } => {
+                    self.ctx.send(0, ConnectionCloseOk);
+                    self.state = State::Done;
+                }
+                _ => {}
+            }
+            return;
+        }
+        let result = match frame {
+            Frame::Heartbeat => Ok(()),
+            Frame::Method { channel: 0, method } => self.handle_connection_method(method),
+            Frame::Method { channel, method } => self.handle_channel_method(channel, method),
+            Frame::Header { channel, header } => {
+                self.with_channel(channel, |ch, ctx| ch.on_header(ctx, header))
+            }
+            Frame::Body { channel, payload } => {
+                self.with_channel(channel, |ch, ctx| ch.on_body(ctx, payload))
+            }
+        };
+        if let Err(e) = result {
+            self.close_connection(e);
+        }
+    }
+
+    /// Runs a content-frame handler on an open channel; a content frame for a missing channel is a
+    /// connection error.
+    fn with_channel(
+        &mut self,
+        channel: u16,
+        f: impl FnOnce(&mut Channel, &mut Ctx) -> AmqpResult,
+    ) -> AmqpResult {
+        let Some(ch) = self.channels.get_mut(&channel) else {
+            return Err(AmqpError::new(
+                ReplyCode::ChannelError,
+                "expected 'channel.open'",
+            ));
+        };
+        if ch.is_closing() {
+            return Ok(());
+        }
+        match f(ch, &mut self.ctx) {
+            Ok(()) => Ok(()),
+            Err(e) if e.is_hard() => Err(e),
+            Err(e) => {
+                ch.close_with(&mut self.ctx, e);
+                Ok(())
+            }
+        }
+    }
+
+    fn handle_connection_method(&mut self, method: Method) -> AmqpResult {
+        match method {
+            Method::ConnectionClose(_) => {
+                self.ctx.send(0, ConnectionCloseOk);
+                self.state = State::Done;
+                Ok(())
+            }
+            Method::ConnectionCloseOk(_) => Ok(()),
+            Method::ConnectionUpdateSecret(_) => Err(AmqpError::new(
+                ReplyCode::NotImplemented,
+                "connection.update-secret is not supported",
+            )
+            .at(10, 70)),
+            m if m.class_id() == 10 => Err(AmqpError::new(
+                ReplyCode::CommandInvalid,
+                format!("unexpected method {} in connection state running", m.name()),
+            )
+            .at(m.class_id(), m.method_id())),
+            m => Err(AmqpError::new(
+                ReplyCode::ChannelError,
+                "unexpected method in connection state running",
+            )
+            .at(m.class_id(), m.method_id())),
+        }
+    }
+
+    fn handle_channel_method(&mut self, channel: u16, method: Method) -> AmqpResult {
+        let (class_id, method_id) = (method.class_id(), method.method_id());
+        if class_id == 10 {
+            return Err(
+                AmqpError::new(ReplyCode::CommandInvalid, "unimplemented method")
+                    .at(class_id, method_id),
+            );
+        }
+        if channel > self.channel_max {
+            return Err(AmqpError::new(
+                ReplyCode::ChannelError,
+                format!(
+                    "channel number {channel} exceeds the negotiated channel_max {}",
+                    self.channel_max
+                ),
+            )
+            .at(class_id, method_id));
+        }
+        if let Method::ChannelOpen(_) = method {
+            if self.channels.contains_key(&channel) {
+                return Err(
+                    AmqpError::new(ReplyCode::ChannelError, "second 'channel.open' seen")
+                        .at(20, 10),
+                );
+            }
+            self.channels.insert(channel, Channel::new(channel));
+            self.ctx.send(channel, ChannelOpenOk);
+            return Ok(());
+        }
+        let Some(ch) = self.channels.get_mut(&channel) else {
+            return Err(
+                AmqpError::new(ReplyCode::ChannelError, "expected 'channel.open'")
+                    .at(class_id, method_id),
+            );
+        };
+        if ch.is_closing() {
+            // Between our channel.close and the client's close-ok everything else is dropped.
+            match method {
+                Method::ChannelCloseOk(_) => {
+                    self.channels.remove(&channel);
+                }
+                Method::ChannelClose(_) => {
+                    self.ctx.send(channel, warren_codec::ChannelCloseOk);
+                    self.channels.remove(&channel);
+                }
+                _ => {}
+            }
+            return Ok(());
+        }
+        if let Method::ChannelClose(_) = method {
+            if let Some(mut ch) = self.channels.remove(&channel) {
+                ch.release(&mut self.ctx);
+            }
+            self.ctx.send(channel, warren_codec::ChannelCloseOk);
+            return Ok(());
+        }
+        match ch.handle(&mut self.ctx, method) {
+            Ok(()) => Ok(()),
+            Err(e) if e.is_hard() => Err(e.at(class_id, method_id)),
+            Err(e) => {
+                ch.close_with(&mut self.ctx, e.at(class_id, method_id));
+                Ok(())
+            }
+        }
+    }
+
+    fn handle_event(&mut self, ev: ConnEvent) {
+        match ev {
+            ConnEvent::Deliver(d) => match self.channels.get_mut(&d.channel) {
+                Some(ch) if !ch.is_closing() => ch.deliver(&mut self.ctx, d),
+                _ => requeue_stray(d),
+            },
+            ConnEvent::Cancelled { channel, tag } => {
+                if let Some(ch) = self.channels.get_mut(&channel) {
+                    ch.consumer_cancelled(&mut self.ctx, tag);
+                }
+            }
+        }
+    }
+
+    fn flush_confirms(&mut self) {
+        let due = std::mem::take(&mut self.ctx.confirms_due);
+        for id in &due {
+            if let Some(ch) = self.channels.get_mut(id) {
+                ch.flush_confirms(&mut self.ctx);
+            }
+        }
+        self.ctx.confirms_due = due;
+        self.ctx.confirms_due.clear();
+    }
+
+    fn close_connection(&mut self, e: AmqpError) {
+        tracing::info!(code = e.code.code(), text = %e.text, "closing connection");
+        let method = close_method(&e);
+        self.ctx.send(0, method);
+        self.state = State::Closing(Instant::now() + Duration::from_secs(3));
+    }
+
+    /// Detaches consumers, requeues unacked messages and deletes exclusive queues.
+    fn cleanup(&mut self) {
+        for (_, mut ch) in self.channels.drain() {
+            ch.release(&mut self.ctx);
+        }
+        // Deliveries already in the mailbox go back to their queues.
+        self.events.close();
+        while let Ok(ev) = self.events.try_recv() {
+            if let ConnEvent::Deliver(d) = ev {
+                requeue_stray(d);
+            }
+        }
+        for q in std::mem::take(&mut self.ctx.exclusive_queues) {
+            self.ctx.vhost.remove_queue(&q);
+        }
+    }
+}
+
+/// A delivery whose consumer is gone: back to its queue, unless it needed no ack.
+fn requeue_stray(d: Delivery) {
+    if !d.no_ack {
+        d.queue.settle(&[d.seq], Settle::Requeue);
+    }
+}

@@ -1,0 +1,13 @@
+//! The `warren` server: configuration, the TCP listener, and for each connection one task that
+//! reads frames, runs the AMQP handshake and the per-channel state machine, and writes replies and
+//! deliveries in batches.
+//!
+//! Queue internals belong to `warren-broker`; this crate only turns frames into calls on it and its
+//! results back into frames.
+
+mod channel;
+pub mod config;
+mod connection;
+mod server;
+
+pub use server::{Server, ServerHandle};

@@ -1,0 +1,88 @@
+//! `warren`: the broker binary.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+use warren_server::config::{Config, Overrides};
+
+/// Warren, an AMQP 0-9-1 message broker that behaves like RabbitMQ.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    /// AMQP port to listen on.
+    #[arg(long, env = "WARREN_PORT")]
+    port: Option<u16>,
+    /// Address to listen on.
+    #[arg(long, env = "WARREN_BIND")]
+    bind: Option<IpAddr>,
+    /// Directory for durable state.
+    #[arg(long, env = "WARREN_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// TOML configuration file.
+    #[arg(long, env = "WARREN_CONFIG")]
+    config: Option<PathBuf>,
+    /// Log filter, e.g. `info` or `warren_server=debug`.
+    #[arg(long, env = "WARREN_LOG_LEVEL")]
+    log_level: Option<String>,
+    /// Print the effective configuration as TOML and exit.
+    #[arg(long)]
+    print_config: bool,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let overrides = Overrides {
+        port: cli.port,
+        bind: cli.bind,
+        data_dir: cli.data_dir,
+        log_level: cli.log_level,
+    };
+    let config = match Config::load(cli.config.as_deref(), &overrides) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("warren: {e}");
+            std::process::exit(2);
+        }
+    };
+    if cli.print_config {
+        print!("{}", config.to_toml());
+        return Ok(());
+    }
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&config.log_level))
+        .context("invalid log level")?;
+    tracing_subscriber::fmt().with_env_filter(filter).init();
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let server = warren_server::Server::bind(config).await?;
+        tracing::info!(addr = %server.local_addr(), "warren listening");
+        let shutdown = async {
+            if let Err(e) = shutdown_signal().await {
+                tracing::error!(error = %e, "cannot wait for shutdown signals; stopping");
+            }
+            tracing::info!("shutdown signal received");
+        };
+        server.run_until(shutdown).await?;
+        anyhow::Ok(())
+    })
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r,
+            _ = term.recv() => Ok(()),
+        }
+    }
+    #[cfg(not(unix))]
+    tokio::signal::ctrl_c().await
+}

@@ -1,0 +1,152 @@
+//! The listener: accepts connections, spawns a task for each, and shuts them down cleanly.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tracing::Instrument;
+use warren_broker::{Broker, User};
+
+use crate::config::Config;
+use crate::connection;
+
+/// A bound, not yet running, server.
+pub struct Server {
+    listener: TcpListener,
+    broker: Arc<Broker>,
+    config: Arc<Config>,
+}
+
+/// A server running in the background (for tests and embedding).
+pub struct ServerHandle {
+    addr: SocketAddr,
+    broker: Arc<Broker>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Server {
+    /// Binds the listener described by `config`.
+    pub async fn bind(config: Config) -> std::io::Result<Server> {
+        let listener = TcpListener::bind((config.bind, config.port)).await?;
+        let broker = Arc::new(Broker::new());
+        broker.add_user(User {
+            name: config.default_user.clone(),
+            password: config.default_pass.clone(),
+            loopback_only: config.loopback_only_default_user,
+        });
+        Ok(Server {
+            listener,
+            broker,
+            config: Arc::new(config),
+        })
+    }
+
+    /// The address the listener is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], self.config.port)))
+    }
+
+    /// The broker behind the server.
+    pub fn broker(&self) -> Arc<Broker> {
+        self.broker.clone()
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting, closes every connection with
+    /// 320 CONNECTION_FORCED and waits (briefly) for them to finish.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let next_id = AtomicU64::new(1);
+        let mut connections = JoinSet::new();
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                accepted = self.listener.accept() => {
+                    let (stream, peer) = match accepted {
+                        Ok(a) => a,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "accept failed");
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            continue;
+                        }
+                    };
+                    let _ = stream.set_nodelay(true);
+                    let id = next_id.fetch_add(1, Ordering::Relaxed);
+                    let span = tracing::info_span!("conn", conn = id, %peer);
+                    connections.spawn(
+                        connection::run(stream, peer, id, self.broker.clone(), self.config.clone(), stop_rx.clone())
+                            .instrument(span),
+                    );
+                }
+                Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            }
+        }
+        tracing::info!("shutting down: closing connections");
+        drop(self.listener);
+        let _ = stop_tx.send(true);
+        let drain = async { while connections.join_next().await.is_some() {} };
+        if tokio::time::timeout(Duration::from_secs(5), drain)
+            .await
+            .is_err()
+        {
+            connections.abort_all();
+        }
+        Ok(())
+    }
+
+    /// Runs the server on the current tokio runtime until the handle is shut down or dropped.
+    pub fn spawn(self) -> ServerHandle {
+        let addr = self.local_addr();
+        let broker = self.broker.clone();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(self.run_until(async move {
+            let _ = rx.await;
+        }));
+        ServerHandle {
+            addr,
+            broker,
+            stop: Some(tx),
+            task,
+        }
+    }
+}
+
+impl ServerHandle {
+    /// The address the server listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The broker behind the server.
+    pub fn broker(&self) -> Arc<Broker> {
+        self.broker.clone()
+    }
+
+    /// An `amqp://` URL for the default user.
+    pub fn url(&self) -> String {
+        format!(
+            "amqp://guest:guest@{}:{}/%2f",
+            self.addr.ip(),
+            self.addr.port()
+        )
+    }
+
+    /// Stops the server and waits for it.
+    pub async fn shutdown(mut self) -> std::io::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match (&mut self.task).await {
+            Ok(r) => r,
+            Err(e) => Err(std::io::Error::other(e)),
+        }
+    }
+}

@@ -1,0 +1,165 @@
+//! Test harness: the real server, in-process, on an ephemeral loopback port.
+
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use warren_codec::{
+    ConnectionOpen, ConnectionStartOk, ConnectionTuneOk, FieldTable, Frame, FrameDecoder, LongStr,
+    Method, PROTOCOL_HEADER, ShortStr, encode_method,
+};
+use warren_server::config::Config;
+use warren_server::{Server, ServerHandle};
+
+/// Starts a server with test defaults; `tweak` may adjust the configuration.
+pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> ServerHandle {
+    // `WARREN_TEST_LOG=debug cargo test ...` shows the server's log for a failing test.
+    if let Ok(filter) = std::env::var("WARREN_TEST_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_test_writer()
+            .try_init();
+    }
+    let mut config = Config {
+        bind: [127, 0, 0, 1].into(),
+        port: 0,
+        data_dir: std::env::temp_dir().join(format!("warren-test-{}", std::process::id())),
+        ..Config::default()
+    };
+    tweak(&mut config);
+    Server::bind(config).await.expect("bind").spawn()
+}
+
+/// Starts a server with test defaults.
+pub async fn start() -> ServerHandle {
+    start_with(|_| {}).await
+}
+
+/// A lapin connection to the server.
+pub async fn connect(server: &ServerHandle) -> lapin::Connection {
+    lapin::Connection::connect(&server.url(), lapin::ConnectionProperties::default())
+        .await
+        .expect("connect")
+}
+
+/// The reply code of a lapin protocol error, if it is one.
+pub fn reply_code(e: &lapin::Error) -> Option<u16> {
+    match e {
+        lapin::Error::ProtocolError(amqp) => Some(amqp.get_id()),
+        _ => None,
+    }
+}
+
+/// A raw AMQP client for protocol-level tests: does the handshake by hand.
+pub struct Raw {
+    pub stream: TcpStream,
+    pub inbuf: BytesMut,
+    pub decoder: FrameDecoder,
+}
+
+impl Raw {
+    /// Connects without sending anything.
+    pub async fn connect(server: &ServerHandle) -> Raw {
+        let stream = TcpStream::connect(server.addr())
+            .await
+            .expect("tcp connect");
+        Raw {
+            stream,
+            inbuf: BytesMut::new(),
+            decoder: FrameDecoder::new(0),
+        }
+    }
+
+    /// Connects and completes the handshake (PLAIN guest/guest, frame_max 4096, no heartbeat).
+    pub async fn open(server: &ServerHandle) -> Raw {
+        let mut raw = Raw::connect(server).await;
+        raw.write(&PROTOCOL_HEADER).await;
+        assert!(matches!(raw.method().await, Method::ConnectionStart(_)));
+        raw.send(
+            0,
+            ConnectionStartOk {
+                client_properties: FieldTable::new(),
+                mechanism: ShortStr::from("PLAIN"),
+                response: LongStr::from(&b"\0guest\0guest"[..]),
+                locale: ShortStr::from("en_US"),
+            },
+        )
+        .await;
+        assert!(matches!(raw.method().await, Method::ConnectionTune(_)));
+        raw.send(
+            0,
+            ConnectionTuneOk {
+                channel_max: 2047,
+                frame_max: 4096,
+                heartbeat: 0,
+            },
+        )
+        .await;
+        raw.send(
+            0,
+            ConnectionOpen {
+                virtual_host: "/".into(),
+            },
+        )
+        .await;
+        assert!(matches!(raw.method().await, Method::ConnectionOpenOk(_)));
+        raw
+    }
+
+    /// Writes raw bytes.
+    pub async fn write(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).await.expect("write");
+    }
+
+    /// Sends one method frame.
+    pub async fn send(&mut self, channel: u16, method: impl Into<Method>) {
+        let mut buf = BytesMut::new();
+        encode_method(&mut buf, channel, &method.into());
+        self.write(&buf).await;
+    }
+
+    /// The next frame, or `None` when the server closed the socket (5 s limit).
+    pub async fn frame(&mut self) -> Option<Frame> {
+        let read = async {
+            loop {
+                if let Some(f) = self
+                    .decoder
+                    .decode(&mut self.inbuf)
+                    .expect("server sent a valid frame")
+                {
+                    return Some(f);
+                }
+                match self.stream.read_buf(&mut self.inbuf).await {
+                    Ok(0) | Err(_) => return None,
+                    Ok(_) => {}
+                }
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(5), read)
+            .await
+            .expect("server answered in time")
+    }
+
+    /// The next method frame, skipping heartbeats.
+    pub async fn method(&mut self) -> Method {
+        loop {
+            match self.frame().await {
+                Some(Frame::Method { method, .. }) => return method,
+                Some(Frame::Heartbeat) => continue,
+                other => panic!("expected a method, got {other:?}"),
+            }
+        }
+    }
+
+    /// True when the server closes the socket within 5 s.
+    pub async fn closed(&mut self) -> bool {
+        let mut buf = [0u8; 256];
+        matches!(
+            tokio::time::timeout(Duration::from_secs(5), self.stream.read(&mut buf)).await,
+            Ok(Ok(0)) | Ok(Err(_))
+        )
+    }
+}

@@ -1,0 +1,298 @@
+//! Protocol errors at the byte level: what the server answers to malformed, out-of-order and
+//! over-limit frames, matching the codes RabbitMQ 3.10 sends (see
+//! crates/warren-codec/tests/golden/rabbitmq-behaviour.md). Other connections must carry on.
+
+// Tests fail by panicking; helpers outside #[test] functions do too.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use bytes::{BufMut, BytesMut};
+use common::Raw;
+use warren_codec::{
+    BasicPublish, ChannelOpen, ContentHeader, Method, PROTOCOL_HEADER, QueueDeclare, RawProperties,
+    encode_body, encode_header,
+};
+
+async fn expect_connection_close(raw: &mut Raw, code: u16) -> (u16, u16, String) {
+    match raw.method().await {
+        Method::ConnectionClose(c) => {
+            assert_eq!(c.reply_code, code, "reply text: {}", c.reply_text);
+            (c.class_id, c.method_id, c.reply_text.to_string())
+        }
+        other => panic!("expected connection.close {code}, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn wrong_protocol_header_is_answered_with_ours_then_closed() {
+    let server = common::start().await;
+    let mut raw = Raw::connect(&server).await;
+    raw.write(b"AMQP\x00\x00\x09\x02").await;
+    let mut got = [0u8; 8];
+    tokio::io::AsyncReadExt::read_exact(&mut raw.stream, &mut got)
+        .await
+        .unwrap();
+    assert_eq!(got, PROTOCOL_HEADER);
+    assert!(raw.closed().await);
+}
+
+#[tokio::test]
+async fn http_request_gets_the_amqp_header_back() {
+    let server = common::start().await;
+    let mut raw = Raw::connect(&server).await;
+    raw.write(b"GET / HTTP/1.1\r\n\r\n").await;
+    let mut got = [0u8; 8];
+    tokio::io::AsyncReadExt::read_exact(&mut raw.stream, &mut got)
+        .await
+        .unwrap();
+    assert_eq!(got, PROTOCOL_HEADER);
+}
+
+#[tokio::test]
+async fn silent_client_is_dropped_after_the_handshake_timeout() {
+    let server = common::start_with(|c| c.handshake_timeout = 1).await;
+    let mut raw = Raw::connect(&server).await;
+    raw.write(b"AMQ").await;
+    assert!(raw.closed().await);
+}
+
+#[tokio::test]
+async fn unknown_frame_type_is_frame_error() {
+    let server = common::start().await;
+    let mut raw = Raw::open(&server).await;
+    raw.write(&[5, 0, 1, 0, 0, 0, 3, b'a', b'b', b'c', 0xce])
+        .await;
+    expect_connection_close(&mut raw, 501).await;
+}
+
+#[tokio::test]
+async fn bad_frame_end_is_frame_error() {
+    let server = common::start().await;
+    let mut raw = Raw::open(&server).await;
+    raw.write(&[1, 0, 1, 0, 0, 0, 4, 0, 20, 0, 10, 0x00]).await;
+    expect_connection_close(&mut raw, 501).await;
+}
+
+#[tokio::test]
+async fn frame_over_frame_max_is_refused_before_it_is_buffered() {
+    let server = common::start().await;
+    let mut raw = Raw::open(&server).await;
+    // Negotiated frame_max is 4096: announce a 1 MiB body frame and send nothing more.
+    raw.write(&[3, 0, 1, 0, 0x10, 0, 0]).await;
+    let (_, _, text) = expect_connection_close(&mut raw, 501).await;
+    assert!(text.starts_with("FRAME_ERROR"), "{text}");
+}
+
+#[tokio::test]
+async fn truncated_method_arguments_are_frame_error_naming_the_method() {
+    let server = common::start().await;
+    let mut raw = Raw::open(&server).await;
+    raw.send(1, ChannelOpen).await;
+    assert!(matches!(raw.method().await, Method::ChannelOpenOk(_)));
+    // queue.declare (50/10) with its arguments cut short.
+    raw.write(&[1, 0, 1, 0, 0, 0, 9, 0, 50, 0, 10, 0, 0, 7, b'q', b'u', 0xce])
+        .await;
+    assert_eq!(expect_connection_close(&mut raw, 501).await.0, 50);
+}
+
+#[tokio::test]
+async fn unknown_method_is_not_implemented() {
+    let server = common::start().await;
+    let mut raw = Raw::open(&server).await;
+    raw.write(&[1, 0, 1, 0, 0, 0, 4, 0, 60, 0x03, 0xe7, 0xce])
+        .await;
+    let (class, method, _) = expect_connection_close(&mut raw, 540).await;
+    assert_eq!((class, method), (60, 999));
+}
+
+#[tokio::test]
+async fn method_on_unopened_channel_is_channel_error() {
+    let server = common::start().await;
+    let mut raw = Raw::open(&server).await;
+    raw.send(
+        3,
+        QueueDeclare {
+            queue: "q".into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    let (class, method, _) = expect_connection_close(&mut raw, 504).await;
+    assert_eq!((class, method), (50, 10));
+}
+
+#[tokio::test]
+async fn second_channel_open_is_channel_error() {
+    let server = common::start().await;
+    let mut raw = Raw::open(&server).await;
+    raw.send(1, ChannelOpen).await;
+    raw.method().await;
+    raw.send(1, ChannelOpen).await;
+    expect_connection_close(&mut raw, 504).await;
+}
+
+#[tokio::test]
+async fn channel_above_channel_max_is_channel_error() {
+    let server = common::start().await;
+    let mut raw = Raw::open(&server).await;
+    raw.send(2048, ChannelOpen).await;
+    expect_connection_close(&mut raw, 504).await;
+}
+
+#[tokio::test]
+async fn body_without_publish_is_unexpected_frame() {
+    let server = common::start().await;
+    let mut raw = Raw::open(&server).await;
+    raw.send(1, ChannelOpen).await;
+    raw.method().await;
+    let mut buf = BytesMut::new();
+    encode_body(&mut buf, 1, b"stray");
+    raw.write(&buf).await;
+    expect_connection_close(&mut raw, 505).await;
+}
+
+#[tokio::test]
+async fn method_instead_of_content_header_is_unexpected_frame() {
+    let server = common::start().await;
+    let mut raw = Raw::open(&server).await;
+    raw.send(1, ChannelOpen).await;
+    raw.method().await;
+    raw.send(
+        1,
+        BasicPublish {
+            routing_key: "q".into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    raw.send(1, BasicPublish::default()).await;
+    let (class, method, _) = expect_connection_close(&mut raw, 505).await;
+    assert_eq!((class, method), (60, 40));
+}
+
+#[tokio::test]
+async fn body_longer_than_declared_is_an_error() {
+    let server = common::start().await;
+    let mut raw = Raw::open(&server).await;
+    raw.send(1, ChannelOpen).await;
+    raw.method().await;
+    raw.send(
+        1,
+        BasicPublish {
+            routing_key: "q".into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    let mut buf = BytesMut::new();
+    encode_header(&mut buf, 1, &ContentHeader::basic(2, RawProperties::EMPTY));
+    encode_body(&mut buf, 1, b"too long");
+    raw.write(&buf).await;
+    assert!(matches!(raw.method().await, Method::ConnectionClose(_)));
+}
+
+#[tokio::test]
+async fn heartbeat_on_a_channel_is_unexpected_frame() {
+    let server = common::start().await;
+    let mut raw = Raw::open(&server).await;
+    raw.write(&[8, 0, 1, 0, 0, 0, 0, 0xce]).await;
+    expect_connection_close(&mut raw, 505).await;
+}
+
+#[tokio::test]
+async fn a_broken_connection_does_not_disturb_another() {
+    let server = common::start().await;
+    let mut good = Raw::open(&server).await;
+    good.send(1, ChannelOpen).await;
+    good.method().await;
+    let mut bad = Raw::open(&server).await;
+    let mut junk = BytesMut::new();
+    junk.put_slice(&[9; 64]);
+    bad.write(&junk).await;
+    expect_connection_close(&mut bad, 501).await;
+    good.send(
+        1,
+        QueueDeclare {
+            queue: "still-fine".into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert!(matches!(good.method().await, Method::QueueDeclareOk(_)));
+}
+
+#[tokio::test]
+async fn close_ok_after_server_close_ends_the_connection() {
+    let server = common::start().await;
+    let mut raw = Raw::open(&server).await;
+    raw.write(&[5, 0, 0, 0, 0, 0, 0, 0xce]).await;
+    expect_connection_close(&mut raw, 501).await;
+    raw.send(0, warren_codec::ConnectionCloseOk).await;
+    assert!(raw.closed().await);
+}
+
+#[tokio::test]
+async fn wrong_password_with_authentication_failure_close_gets_403() {
+    use warren_codec::{ConnectionStartOk, FieldTable, FieldValue, LongStr, ShortStr};
+    let server = common::start().await;
+    let mut raw = Raw::connect(&server).await;
+    raw.write(&PROTOCOL_HEADER).await;
+    raw.method().await;
+    let caps: FieldTable = [("authentication_failure_close", FieldValue::Bool(true))]
+        .into_iter()
+        .collect();
+    let props: FieldTable = [("capabilities", FieldValue::Table(caps))]
+        .into_iter()
+        .collect();
+    raw.send(
+        0,
+        ConnectionStartOk {
+            client_properties: props,
+            mechanism: ShortStr::from("PLAIN"),
+            response: LongStr::from(&b"\0guest\0wrong"[..]),
+            locale: ShortStr::from("en_US"),
+        },
+    )
+    .await;
+    expect_connection_close(&mut raw, 403).await;
+}
+
+#[tokio::test]
+async fn unknown_vhost_is_not_allowed() {
+    use warren_codec::{
+        ConnectionOpen, ConnectionStartOk, ConnectionTuneOk, FieldTable, LongStr, ShortStr,
+    };
+    let server = common::start().await;
+    let mut raw = Raw::connect(&server).await;
+    raw.write(&PROTOCOL_HEADER).await;
+    raw.method().await;
+    raw.send(
+        0,
+        ConnectionStartOk {
+            client_properties: FieldTable::new(),
+            mechanism: ShortStr::from("PLAIN"),
+            response: LongStr::from(&b"\0guest\0guest"[..]),
+            locale: ShortStr::from("en_US"),
+        },
+    )
+    .await;
+    raw.method().await;
+    raw.send(
+        0,
+        ConnectionTuneOk {
+            channel_max: 2047,
+            frame_max: 4096,
+            heartbeat: 0,
+        },
+    )
+    .await;
+    raw.send(
+        0,
+        ConnectionOpen {
+            virtual_host: "nope".into(),
+        },
+    )
+    .await;
+    expect_connection_close(&mut raw, 530).await;
+}
