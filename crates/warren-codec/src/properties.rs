@@ -209,6 +209,28 @@ impl RawProperties {
         Ok((RawProperties(bytes), props))
     }
 
+    /// The delivery mode (2 is persistent), found without decoding the rest.
+    pub fn delivery_mode(&self) -> Option<u8> {
+        let mut r = Reader::new(&self.0);
+        let flags = r.short().ok()?;
+        if flags & flag::DELIVERY_MODE == 0 {
+            return None;
+        }
+        if flags & flag::CONTINUATION != 0 {
+            return self.decode().ok()?.delivery_mode;
+        }
+        if flags & flag::CONTENT_TYPE != 0 {
+            r.skip_short_str().ok()?;
+        }
+        if flags & flag::CONTENT_ENCODING != 0 {
+            r.skip_short_str().ok()?;
+        }
+        if flags & flag::HEADERS != 0 {
+            FieldTable::skip(&mut r).ok()?;
+        }
+        r.octet().ok()
+    }
+
     /// True when the headers flag is set.
     pub fn has_headers(&self) -> bool {
         self.0.first().is_some_and(|b| b & 0x20 != 0)
@@ -296,6 +318,20 @@ mod tests {
         assert_eq!(p.flags(), 0xfffc);
         let raw = p.to_raw();
         assert_eq!(raw.decode().unwrap(), p);
+    }
+
+    #[test]
+    fn delivery_mode_is_found_past_strings_and_headers() {
+        let p = BasicProperties {
+            content_type: Some("a/b".into()),
+            content_encoding: Some("x".into()),
+            headers: Some([("k", 1)].into_iter().collect()),
+            delivery_mode: Some(2),
+            priority: Some(1),
+            ..Default::default()
+        };
+        assert_eq!(p.to_raw().delivery_mode(), Some(2));
+        assert_eq!(BasicProperties::default().to_raw().delivery_mode(), None);
     }
 
     #[test]

@@ -87,6 +87,16 @@ impl<'a> Reader<'a> {
         Ok(self.src.slice_ref(s))
     }
 
+    /// Skips a `shortstr` without slicing it out.
+    pub fn skip_short_str(&mut self) -> Result<(), FieldError> {
+        let n = usize::from(self.octet()?);
+        if self.remaining() < n {
+            return Err(FieldError::Truncated);
+        }
+        self.pos += n;
+        Ok(())
+    }
+
     /// Exactly `n` bytes, sliced from the payload.
     pub fn take(&mut self, n: usize) -> Result<Bytes, FieldError> {
         if self.remaining() < n {

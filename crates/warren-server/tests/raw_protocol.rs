@@ -296,3 +296,169 @@ async fn unknown_vhost_is_not_allowed() {
     .await;
     expect_connection_close(&mut raw, 530).await;
 }
+
+#[tokio::test]
+async fn server_sends_heartbeats_and_drops_a_silent_client() {
+    let server = common::start().await;
+    let mut raw = Raw::open_with_heartbeat(&server, 1).await;
+    // With a 1 s heartbeat the server writes one within about half a second of idling.
+    assert!(matches!(
+        raw.frame().await,
+        Some(warren_codec::Frame::Heartbeat)
+    ));
+    // We never answer: after two intervals of silence the server closes the socket.
+    let mut buf = [0u8; 64];
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        loop {
+            match tokio::io::AsyncReadExt::read(&mut raw.stream, &mut buf).await {
+                Ok(0) | Err(_) => return true,
+                Ok(_) => continue, // more heartbeats
+            }
+        }
+    })
+    .await;
+    assert_eq!(closed, Ok(true));
+}
+
+#[tokio::test]
+async fn shutdown_closes_connections_with_connection_forced() {
+    let server = common::start().await;
+    let mut raw = Raw::open(&server).await;
+    let stopping = tokio::spawn(server.shutdown());
+    expect_connection_close(&mut raw, 320).await;
+    raw.send(0, warren_codec::ConnectionCloseOk).await;
+    stopping.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn publish_with_immediate_is_not_implemented() {
+    let server = common::start().await;
+    let mut raw = Raw::open(&server).await;
+    raw.send(1, ChannelOpen).await;
+    raw.method().await;
+    raw.send(
+        1,
+        BasicPublish {
+            routing_key: "q".into(),
+            immediate: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    let (class, method, _) = expect_connection_close(&mut raw, 540).await;
+    assert_eq!((class, method), (60, 40));
+}
+
+#[tokio::test]
+async fn oversized_message_is_refused_with_precondition_failed() {
+    let server = common::start_with(|c| c.max_message_size = 1000).await;
+    let mut raw = Raw::open(&server).await;
+    raw.send(1, ChannelOpen).await;
+    raw.method().await;
+    raw.send(
+        1,
+        BasicPublish {
+            routing_key: "q".into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    let mut buf = BytesMut::new();
+    encode_header(
+        &mut buf,
+        1,
+        &ContentHeader::basic(1001, RawProperties::EMPTY),
+    );
+    raw.write(&buf).await;
+    match raw.method().await {
+        Method::ChannelClose(c) => {
+            assert_eq!((c.reply_code, c.class_id, c.method_id), (406, 60, 40))
+        }
+        other => panic!("expected channel.close, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn frames_after_channel_close_are_dropped_until_close_ok() {
+    use warren_codec::{ChannelCloseOk, QueueDeclare};
+    let server = common::start().await;
+    let mut raw = Raw::open(&server).await;
+    raw.send(1, ChannelOpen).await;
+    raw.method().await;
+    raw.send(
+        1,
+        QueueDeclare {
+            queue: "missing".into(),
+            passive: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert!(matches!(raw.method().await, Method::ChannelClose(c) if c.reply_code == 404));
+    // Ignored: the channel is closing.
+    raw.send(
+        1,
+        QueueDeclare {
+            queue: "ignored".into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    raw.send(1, ChannelCloseOk).await;
+    raw.send(1, ChannelOpen).await;
+    assert!(matches!(raw.method().await, Method::ChannelOpenOk(_)));
+    raw.send(
+        1,
+        QueueDeclare {
+            queue: "ignored".into(),
+            passive: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert!(matches!(raw.method().await, Method::ChannelClose(c) if c.reply_code == 404));
+}
+
+#[tokio::test]
+async fn exclusive_consume_refuses_another_consumer() {
+    use warren_codec::{BasicConsume, QueueDeclare};
+    let server = common::start().await;
+    let mut raw = Raw::open(&server).await;
+    raw.send(1, ChannelOpen).await;
+    raw.method().await;
+    raw.send(2, ChannelOpen).await;
+    raw.method().await;
+    raw.send(
+        1,
+        QueueDeclare {
+            queue: "solo".into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    raw.method().await;
+    raw.send(
+        1,
+        BasicConsume {
+            queue: "solo".into(),
+            consumer_tag: "a".into(),
+            exclusive: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert!(matches!(raw.method().await, Method::BasicConsumeOk(_)));
+    raw.send(
+        2,
+        BasicConsume {
+            queue: "solo".into(),
+            consumer_tag: "b".into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    match raw.method().await {
+        Method::ChannelClose(c) => assert_eq!(c.reply_code, 403),
+        other => panic!("expected channel.close 403, got {other:?}"),
+    }
+}

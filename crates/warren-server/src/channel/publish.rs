@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
+use smallvec::SmallVec;
 use warren_broker::{Message, Settle, VHost};
 use warren_codec::{
     BasicAck, BasicProperties, BasicPublish, BasicReturn, ConfirmSelect, ConfirmSelectOk,
@@ -106,6 +107,9 @@ impl TxBuffer {
     }
 }
 
+/// The routing key plus any CC/BCC keys; inline, so routing allocates nothing for them.
+type RoutingKeys<'a> = SmallVec<[&'a [u8]; 4]>;
+
 fn unexpected_content() -> AmqpError {
     AmqpError::new(
         ReplyCode::UnexpectedFrame,
@@ -114,7 +118,7 @@ fn unexpected_content() -> AmqpError {
 }
 
 /// The extra routing keys of the `CC` and `BCC` headers (arrays of long strings).
-fn extra_keys<'a>(props: &'a BasicProperties, out: &mut Vec<&'a [u8]>) -> bool {
+fn extra_keys<'a>(props: &'a BasicProperties, out: &mut RoutingKeys<'a>) -> bool {
     let Some(headers) = &props.headers else {
         return false;
     };
@@ -230,13 +234,14 @@ impl Channel {
         properties: RawProperties,
         body: Bytes,
     ) -> AmqpResult {
-        let mut queues = Vec::new();
+        // The scratch list keeps its capacity from message to message.
+        let mut queues = std::mem::take(&mut ctx.route_scratch);
+        queues.clear();
         let mut properties = properties;
         {
             let topology = ctx.vhost.topology();
             VHost::check_publish(&topology, &publish.exchange)
                 .map_err(|e| AmqpError::from(e).at(60, 40))?;
-            let mut keys: Vec<&[u8]> = vec![publish.routing_key.as_bytes()];
             let parsed = if properties.has_headers() {
                 Some(properties.decode().map_err(|e| {
                     AmqpError::new(ReplyCode::SyntaxError, format!("malformed properties: {e}"))
@@ -245,6 +250,8 @@ impl Channel {
             } else {
                 None
             };
+            let mut keys: RoutingKeys<'_> = SmallVec::new();
+            keys.push(publish.routing_key.as_bytes());
             let has_bcc = parsed.as_ref().is_some_and(|p| extra_keys(p, &mut keys));
             let headers = parsed.as_ref().and_then(|p| p.headers.as_ref());
             topology
@@ -258,10 +265,7 @@ impl Channel {
                 properties = p.to_raw();
             }
         }
-        let persistent = properties
-            .decode()
-            .map(|p| p.delivery_mode == Some(2))
-            .unwrap_or(false);
+        let persistent = properties.delivery_mode() == Some(2);
         let message = Arc::new(Message {
             exchange: publish.exchange.clone(),
             routing_key: publish.routing_key.clone(),

@@ -82,6 +82,8 @@ pub struct Ctx {
     pub consumer_cancel_notify: bool,
     /// Channels with publisher confirms to send at the end of this batch.
     pub confirms_due: Vec<u16>,
+    /// Reused by every publish for the queues a message routes to.
+    pub route_scratch: Vec<Arc<Queue>>,
 }
 
 impl Ctx {
@@ -168,6 +170,7 @@ pub async fn run(
             exclusive_queues: Vec::new(),
             consumer_cancel_notify: negotiated.consumer_cancel_notify,
             confirms_due: Vec::new(),
+            route_scratch: Vec::new(),
         },
         channels: HashMap::new(),
         channel_max: if negotiated.channel_max == 0 {
@@ -477,14 +480,13 @@ impl Connection {
     }
 
     fn flush_confirms(&mut self) {
-        let due = std::mem::take(&mut self.ctx.confirms_due);
-        for id in &due {
-            if let Some(ch) = self.channels.get_mut(id) {
+        let mut due = std::mem::take(&mut self.ctx.confirms_due);
+        for id in due.drain(..) {
+            if let Some(ch) = self.channels.get_mut(&id) {
                 ch.flush_confirms(&mut self.ctx);
             }
         }
         self.ctx.confirms_due = due;
-        self.ctx.confirms_due.clear();
     }
 
     fn close_connection(&mut self, e: AmqpError) {

@@ -75,6 +75,11 @@ impl Raw {
 
     /// Connects and completes the handshake (PLAIN guest/guest, frame_max 4096, no heartbeat).
     pub async fn open(server: &ServerHandle) -> Raw {
+        Raw::open_with_heartbeat(server, 0).await
+    }
+
+    /// Connects and completes the handshake with the given heartbeat (seconds).
+    pub async fn open_with_heartbeat(server: &ServerHandle, heartbeat: u16) -> Raw {
         let mut raw = Raw::connect(server).await;
         raw.write(&PROTOCOL_HEADER).await;
         assert!(matches!(raw.method().await, Method::ConnectionStart(_)));
@@ -94,7 +99,7 @@ impl Raw {
             ConnectionTuneOk {
                 channel_max: 2047,
                 frame_max: 4096,
-                heartbeat: 0,
+                heartbeat,
             },
         )
         .await;

@@ -1,0 +1,52 @@
+//! The `warren` binary's command line: flags, environment twins, `--print-config`, and refusal
+//! of invalid configuration.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::Command;
+
+fn warren() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_warren"));
+    // Keep the developer's environment from leaking into the checks.
+    for (k, _) in std::env::vars() {
+        if k.starts_with("WARREN_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd
+}
+
+#[test]
+fn print_config_shows_defaults() {
+    let out = warren().arg("--print-config").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    for line in ["port = 5672", "bind = \"0.0.0.0\"", "data_dir = \"warren-data\"", "frame_max = 131072", "heartbeat = 60"] {
+        assert!(text.contains(line), "missing {line:?} in:\n{text}");
+    }
+}
+
+#[test]
+fn flags_and_environment_override_the_file() {
+    let dir = std::env::temp_dir().join(format!("warren-bin-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("warren.toml");
+    std::fs::write(&file, "port = 6000\nheartbeat = 7\nlog_level = \"debug\"\n").unwrap();
+    let out = warren()
+        .args(["--config", file.to_str().unwrap(), "--port", "6001", "--print-config"])
+        .env("WARREN_HEARTBEAT", "9")
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("port = 6001"), "{text}");
+    assert!(text.contains("heartbeat = 9"), "{text}");
+    assert!(text.contains("log_level = \"debug\""), "{text}");
+}
+
+#[test]
+fn invalid_configuration_exits_with_a_clear_message() {
+    let out = warren().args(["--print-config"]).env("WARREN_FRAME_MAX", "12").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("frame_max"), "{err}");
+}
