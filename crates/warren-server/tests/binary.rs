@@ -21,7 +21,13 @@ fn print_config_shows_defaults() {
     let out = warren().arg("--print-config").output().unwrap();
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
-    for line in ["port = 5672", "bind = \"0.0.0.0\"", "data_dir = \"warren-data\"", "frame_max = 131072", "heartbeat = 60"] {
+    for line in [
+        "port = 5672",
+        "bind = \"0.0.0.0\"",
+        "data_dir = \"warren-data\"",
+        "frame_max = 131072",
+        "heartbeat = 60",
+    ] {
         assert!(text.contains(line), "missing {line:?} in:\n{text}");
     }
 }
@@ -33,7 +39,13 @@ fn flags_and_environment_override_the_file() {
     let file = dir.join("warren.toml");
     std::fs::write(&file, "port = 6000\nheartbeat = 7\nlog_level = \"debug\"\n").unwrap();
     let out = warren()
-        .args(["--config", file.to_str().unwrap(), "--port", "6001", "--print-config"])
+        .args([
+            "--config",
+            file.to_str().unwrap(),
+            "--port",
+            "6001",
+            "--print-config",
+        ])
         .env("WARREN_HEARTBEAT", "9")
         .output()
         .unwrap();
@@ -45,7 +57,11 @@ fn flags_and_environment_override_the_file() {
 
 #[test]
 fn invalid_configuration_exits_with_a_clear_message() {
-    let out = warren().args(["--print-config"]).env("WARREN_FRAME_MAX", "12").output().unwrap();
+    let out = warren()
+        .args(["--print-config"])
+        .env("WARREN_FRAME_MAX", "12")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(err.contains("frame_max"), "{err}");
