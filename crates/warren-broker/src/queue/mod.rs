@@ -89,6 +89,10 @@ impl Queue {
     /// Enqueues a message and hands out what consumers can take.
     pub fn publish(self: &Arc<Self>, message: Arc<Message>) {
         let mut s = self.state.lock();
+        // Routed just before the queue was deleted: nobody can ever consume it.
+        if self.is_deleted() {
+            return;
+        }
         s.push(message);
         s.dispatch(self);
     }
@@ -117,6 +121,8 @@ impl Queue {
     /// Settles delivered messages and hands out what freed credit allows.
     pub fn settle(self: &Arc<Self>, seqs: &[u64], how: Settle) {
         let mut s = self.state.lock();
+        // A deleted queue takes nothing back.
+        let how = if self.is_deleted() { Settle::Discard } else { how };
         s.settle(seqs, how);
         s.dispatch(self);
     }

@@ -220,3 +220,16 @@ fn auto_delete_fires_when_the_last_consumer_leaves() {
     assert!(!q.cancel(1));
     assert!(q.cancel(2));
 }
+
+#[test]
+fn a_deleted_queue_keeps_nothing() {
+    let q = queue();
+    let sink = Arc::new(Recorder::default());
+    q.consume(consumer(1, &sink, 0, false)).unwrap();
+    q.publish(msg("a"));
+    let d = sink.take();
+    q.delete();
+    q.settle(&[d[0].seq], Settle::Requeue);
+    q.publish(msg("late"));
+    assert_eq!(q.message_count(), 0);
+}
