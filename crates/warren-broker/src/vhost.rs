@@ -7,8 +7,10 @@ use std::sync::Arc;
 
 use parking_lot::{RwLock, RwLockReadGuard};
 use warren_codec::{FieldTable, FieldValue, ReplyCode, ShortStr};
-use warren_router::{ExchangeDef, ExchangeKind, Router, RouterError};
+use warren_router::{Declared, ExchangeDef, ExchangeKind, Router, RouterError};
+use warren_store::BindingRecord;
 
+use crate::persist::{self, SharedStore, store_failed};
 use crate::queue::{Queue, QueueArgs, QueueOptions};
 use crate::{BrokerError, generate_queue_name};
 
@@ -71,6 +73,8 @@ pub struct VHost {
     /// The vhost's name, e.g. `/`.
     pub name: String,
     topology: RwLock<Router<Arc<Queue>>>,
+    /// Durable definitions and persistent messages go here.
+    store: SharedStore,
 }
 
 impl std::fmt::Debug for VHost {
@@ -88,12 +92,106 @@ fn default_exchange_refused() -> BrokerError {
 }
 
 impl VHost {
-    /// A vhost with the predeclared exchanges.
-    pub fn new(name: &str) -> Self {
+    /// A vhost with the predeclared exchanges, keeping durable state in `store`.
+    pub fn new(name: &str, store: SharedStore) -> Self {
         VHost {
             name: name.to_string(),
             topology: RwLock::new(Router::with_vhost(name)),
+            store,
         }
+    }
+
+    fn key(&self) -> &[u8] {
+        self.name.as_bytes()
+    }
+
+    /// Forgets durable exchanges that went away with a change (auto-delete cascades).
+    fn forget_exchanges(&self, names: &[ShortStr]) -> Result<(), BrokerError> {
+        for name in names {
+            self.store
+                .delete_exchange(self.key(), name.as_bytes())
+                .map_err(|e| store_failed(&e))?;
+        }
+        Ok(())
+    }
+
+    /// The binding record, when both ends are durable (only those are stored).
+    fn durable_binding(
+        topology: &Router<Arc<Queue>>,
+        source: &[u8],
+        destination: &[u8],
+        to_exchange: bool,
+        routing_key: &[u8],
+        arguments: &FieldTable,
+    ) -> Option<BindingRecord> {
+        let source_durable = topology.exchange(source).is_some_and(|x| x.durable);
+        let dest_durable = if to_exchange {
+            topology.exchange(destination).is_some_and(|x| x.durable)
+        } else {
+            topology
+                .queue(destination)
+                .is_some_and(|q| q.options.durable)
+        };
+        (source_durable && dest_durable).then(|| BindingRecord {
+            source: bytes::Bytes::copy_from_slice(source),
+            destination: bytes::Bytes::copy_from_slice(destination),
+            destination_is_exchange: to_exchange,
+            routing_key: bytes::Bytes::copy_from_slice(routing_key),
+            arguments: persist::encode_table(arguments),
+        })
+    }
+
+    /// Rebuilds a durable exchange at startup.
+    pub fn recover_exchange(&self, def: ExchangeDef) -> Result<(), BrokerError> {
+        self.topology.write().declare_exchange(def)?;
+        Ok(())
+    }
+
+    /// Rebuilds a durable queue at startup (empty; its messages are added by the caller).
+    pub fn recover_queue(
+        &self,
+        name: ShortStr,
+        auto_delete: bool,
+        arguments: FieldTable,
+    ) -> Result<Arc<Queue>, BrokerError> {
+        let args = QueueArgs::parse(&arguments, &name.to_string(), &self.name)?;
+        let options = QueueOptions {
+            durable: true,
+            exclusive_owner: None,
+            auto_delete,
+            arguments,
+        };
+        let queue = Queue::with_store(
+            name.clone(),
+            &self.name,
+            options,
+            args,
+            Some(self.store.clone()),
+        );
+        self.topology.write().add_queue(name, queue.clone());
+        Ok(queue)
+    }
+
+    /// Rebuilds a durable binding at startup.
+    pub fn recover_binding(&self, b: &BindingRecord) -> Result<(), BrokerError> {
+        let arguments = persist::decode_table(&b.arguments).map_err(|e| store_failed(&e))?;
+        let mut topology = self.topology.write();
+        if b.destination_is_exchange {
+            topology.bind_exchange(
+                &b.destination,
+                &b.source,
+                ShortStr::from(b.routing_key.clone()),
+                arguments,
+            )?;
+        } else {
+            topology.bind_queue(
+                &b.source,
+                &b.destination,
+                ShortStr::from(b.routing_key.clone()),
+                arguments,
+            )?;
+        }
+        Ok(())
     }
 
     /// Read access to the topology, for routing a batch of publishes under one lock.
@@ -129,28 +227,26 @@ impl VHost {
                 ))),
             };
         }
-        let Some(kind) = kind.as_str().and_then(|k| k.parse::<ExchangeKind>().ok()) else {
-            return Err(BrokerError::command_invalid(format!(
-                "unknown exchange type '{kind}'"
-            )));
-        };
-        if name.is_empty() {
-            return Err(default_exchange_refused());
-        }
-        let mut topology = self.topology.write();
-        if topology.exchange(name.as_bytes()).is_none() && name.as_bytes().starts_with(b"amq.") {
-            return Err(BrokerError::access_refused(format!(
-                "exchange name '{name}' contains reserved prefix 'amq.*'"
-            )));
-        }
-        topology.declare_exchange(ExchangeDef {
+        // RabbitMQ checks the type before anything else.
+        let kind = ExchangeKind::parse(kind.as_bytes())?;
+        let def = ExchangeDef {
             name: name.clone(),
             kind,
             durable,
             auto_delete,
             internal,
             arguments: arguments.clone(),
-        })?;
+        };
+        let record = durable.then(|| persist::exchange_record(&def));
+        let mut topology = self.topology.write();
+        if topology.declare_exchange(def)? == Declared::Created
+            && let Some(record) = record
+            && let Err(e) = self.store.put_exchange(self.key(), &record)
+        {
+            // Not on disk, so not declared: a durable exchange must survive a restart.
+            let _ = topology.delete_exchange(name.as_bytes(), false);
+            return Err(store_failed(&e));
+        }
         Ok(())
     }
 
@@ -166,11 +262,14 @@ impl VHost {
             )));
         }
         let mut topology = self.topology.write();
-        if topology.exchange(name.as_bytes()).is_none() {
+        let Some(durable) = topology.exchange(name.as_bytes()).map(|x| x.durable) else {
             return Ok(());
+        };
+        let mut gone = topology.delete_exchange_cascading(name.as_bytes(), if_unused)?;
+        if durable {
+            gone.push(name.clone());
         }
-        topology.delete_exchange(name.as_bytes(), if_unused)?;
-        Ok(())
+        self.forget_exchanges(&gone)
     }
 
     /// `exchange.bind`.
@@ -184,12 +283,25 @@ impl VHost {
         if destination.is_empty() || source.is_empty() {
             return Err(default_exchange_refused());
         }
-        self.topology.write().bind_exchange(
+        let mut topology = self.topology.write();
+        topology.bind_exchange(
             destination.as_bytes(),
             source.as_bytes(),
             routing_key.clone(),
             arguments.clone(),
         )?;
+        if let Some(record) = Self::durable_binding(
+            &topology,
+            source.as_bytes(),
+            destination.as_bytes(),
+            true,
+            routing_key.as_bytes(),
+            arguments,
+        ) {
+            self.store
+                .put_binding(self.key(), &record)
+                .map_err(|e| store_failed(&e))?;
+        }
         Ok(())
     }
 
@@ -204,13 +316,27 @@ impl VHost {
         if destination.is_empty() || source.is_empty() {
             return Err(default_exchange_refused());
         }
-        self.topology.write().unbind_exchange(
+        let mut topology = self.topology.write();
+        let record = Self::durable_binding(
+            &topology,
+            source.as_bytes(),
+            destination.as_bytes(),
+            true,
+            routing_key.as_bytes(),
+            arguments,
+        );
+        let gone = topology.unbind_exchange(
             destination.as_bytes(),
             source.as_bytes(),
             routing_key.as_bytes(),
             arguments,
         )?;
-        Ok(())
+        if let Some(record) = record {
+            self.store
+                .delete_binding(self.key(), &record)
+                .map_err(|e| store_failed(&e))?;
+        }
+        self.forget_exchanges(&gone)
     }
 
     /// Looks up a queue `connection` may use: 404 when missing, 405 when another connection's
@@ -281,7 +407,19 @@ impl VHost {
             auto_delete: d.auto_delete,
             arguments: d.arguments.clone(),
         };
-        let queue = Queue::new(name.clone(), &self.name, options, args);
+        if options.durable {
+            let record = persist::queue_record(&name, options.auto_delete, &options.arguments);
+            self.store
+                .put_queue(self.key(), &record)
+                .map_err(|e| store_failed(&e))?;
+        }
+        let queue = Queue::with_store(
+            name.clone(),
+            &self.name,
+            options,
+            args,
+            Some(self.store.clone()),
+        );
         topology.add_queue(name, queue.clone());
         Ok(DeclaredQueue {
             queue,
@@ -354,6 +492,18 @@ impl VHost {
             routing_key.clone(),
             arguments.clone(),
         )?;
+        if let Some(record) = Self::durable_binding(
+            &topology,
+            exchange.as_bytes(),
+            queue.as_bytes(),
+            false,
+            routing_key.as_bytes(),
+            arguments,
+        ) {
+            self.store
+                .put_binding(self.key(), &record)
+                .map_err(|e| store_failed(&e))?;
+        }
         Ok(())
     }
 
@@ -372,13 +522,26 @@ impl VHost {
         let mut topology = self.topology.write();
         let q = topology.queue(queue.as_bytes()).cloned();
         self.check_access(q, queue, connection)?;
-        topology.unbind_queue(
+        let record = Self::durable_binding(
+            &topology,
+            exchange.as_bytes(),
+            queue.as_bytes(),
+            false,
+            routing_key.as_bytes(),
+            arguments,
+        );
+        let gone = topology.unbind_queue(
             exchange.as_bytes(),
             queue.as_bytes(),
             routing_key.as_bytes(),
             arguments,
         )?;
-        Ok(())
+        if let Some(record) = record {
+            self.store
+                .delete_binding(self.key(), &record)
+                .map_err(|e| store_failed(&e))?;
+        }
+        self.forget_exchanges(&gone)
     }
 
     /// `queue.purge`.
@@ -418,15 +581,25 @@ impl VHost {
     /// Removes a queue unconditionally (auto-delete, exclusive owner gone): unbinds it, cancels its
     /// consumers, drops its messages. Returns the ready message count it had.
     pub fn remove_queue(&self, queue: &Arc<Queue>) -> u32 {
-        {
+        let gone = {
             let mut topology = self.topology.write();
             // Only remove the entry if it is this very queue (a namesake may have replaced it).
             if topology
                 .queue(queue.name.as_bytes())
                 .is_some_and(|q| Arc::ptr_eq(q, queue))
             {
-                topology.remove_queue(queue.name.as_bytes());
+                topology.remove_queue(queue.name.as_bytes())
+            } else {
+                Vec::new()
             }
+        };
+        if queue.options.durable
+            && let Err(e) = self.store.delete_queue(self.key(), queue.name.as_bytes())
+        {
+            tracing::error!(queue = %queue.name, error = %e, "cannot delete the queue from the store");
+        }
+        if let Err(e) = self.forget_exchanges(&gone) {
+            tracing::error!(error = %e, "cannot delete auto-deleted exchanges from the store");
         }
         queue.delete()
     }

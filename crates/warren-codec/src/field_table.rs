@@ -127,7 +127,9 @@ impl FieldValue {
             b'u' => FieldValue::U16(r.short()?),
             b'I' => FieldValue::I32(r.long()? as i32),
             b'i' => FieldValue::U32(r.long()?),
-            b'l' => FieldValue::I64(r.longlong()? as i64),
+            // py-amqp writes integers beyond 32 bits as 'L'; RabbitMQ reads it as a signed
+            // 64-bit integer, the same as 'l', and so do we (re-encoding writes 'l').
+            b'l' | b'L' => FieldValue::I64(r.longlong()? as i64),
             b'f' => FieldValue::F32(f32::from_bits(r.long()?)),
             b'd' => FieldValue::F64(f64::from_bits(r.longlong()?)),
             b'D' => FieldValue::Decimal(Decimal {
@@ -152,7 +154,7 @@ impl FieldValue {
             b't' | b'b' | b'B' => 1,
             b's' | b'u' => 2,
             b'I' | b'i' | b'f' => 4,
-            b'l' | b'd' | b'T' => 8,
+            b'l' | b'L' | b'd' | b'T' => 8,
             b'D' => 5,
             b'V' => 0,
             b'S' | b'x' => {
@@ -445,6 +447,16 @@ mod tests {
             t.ok().and_then(|t| t.get("k").cloned()),
             Some(FieldValue::I16(-2))
         );
+    }
+
+    #[test]
+    fn capital_l_is_a_signed_64_bit_integer_as_in_rabbitmq() {
+        let bytes = Bytes::from_static(&[
+            0, 0, 0, 11, 1, b'k', b'L', 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe,
+        ]);
+        let t = FieldTable::decode(&mut Reader::new(&bytes)).unwrap();
+        assert_eq!(t.get("k"), Some(&FieldValue::I64(-2)));
+        assert_eq!(FieldTable::skip(&mut Reader::new(&bytes)), Ok(()));
     }
 
     #[test]

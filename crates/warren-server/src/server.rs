@@ -10,7 +10,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::Instrument;
-use warren_broker::{Broker, User};
+use warren_broker::{Broker, SharedStore, User};
+use warren_store::SledStore;
 
 use crate::config::Config;
 use crate::connection;
@@ -31,10 +32,40 @@ pub struct ServerHandle {
 }
 
 impl Server {
-    /// Binds the listener described by `config`.
+    /// Opens the store in `config.data_dir`, recovers durable state, and binds the listener.
+    ///
+    /// Recovery finishes before the listener accepts anyone: a client never sees a durable queue
+    /// half loaded.
     pub async fn bind(config: Config) -> std::io::Result<Server> {
+        let dir = config.data_dir.clone();
+        let store = tokio::task::spawn_blocking(move || -> std::io::Result<SharedStore> {
+            std::fs::create_dir_all(&dir)?;
+            let store = SledStore::open(&dir).map_err(|e| {
+                std::io::Error::other(format!(
+                    "cannot open the data directory {}: {e}",
+                    dir.display()
+                ))
+            })?;
+            Ok(Arc::new(store))
+        })
+        .await
+        .map_err(std::io::Error::other)??;
+        Self::bind_with_store(config, store).await
+    }
+
+    /// As [`Server::bind`], over a store the caller opened (tests inject faulty stores).
+    pub async fn bind_with_store(config: Config, store: SharedStore) -> std::io::Result<Server> {
+        let broker = tokio::task::spawn_blocking(move || -> std::io::Result<Broker> {
+            let broker = Broker::with_store(store);
+            broker
+                .recover()
+                .map_err(|e| std::io::Error::other(format!("cannot recover durable state: {e}")))?;
+            Ok(broker)
+        })
+        .await
+        .map_err(std::io::Error::other)??;
+        let broker = Arc::new(broker);
         let listener = TcpListener::bind((config.bind, config.port)).await?;
-        let broker = Arc::new(Broker::new());
         broker.add_user(User {
             name: config.default_user.clone(),
             password: config.default_pass.clone(),

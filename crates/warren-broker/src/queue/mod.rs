@@ -7,13 +7,16 @@ mod state;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use bytes::Bytes;
 use parking_lot::Mutex;
 use warren_codec::{FieldTable, ShortStr};
+use warren_store::{MessageId, MessageOp, StoreError};
 
 pub use args::{Overflow, QueueArgs};
 pub use consumer::{ChannelLimit, Consumer, ConsumerId, Delivery, DeliverySink};
 pub use state::{Got, QueueState};
 
+use crate::persist::SharedStore;
 use crate::{BrokerError, Message};
 
 /// How a delivered message is settled.
@@ -55,20 +58,85 @@ pub struct Queue {
     deleted: AtomicBool,
     /// Set once the queue had a consumer, so auto-delete fires only after one leaves.
     had_consumer: AtomicBool,
+    /// Where a durable queue keeps its persistent messages; `None` for transient queues.
+    store: Option<SharedStore>,
+}
+
+impl std::fmt::Debug for dyn crate::persist::Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Store")
+    }
 }
 
 impl Queue {
-    /// A new, empty queue.
+    /// A new, empty, transient queue.
     pub fn new(name: ShortStr, vhost: &str, options: QueueOptions, args: QueueArgs) -> Arc<Queue> {
+        Self::with_store(name, vhost, options, args, None)
+    }
+
+    /// A new, empty queue; a durable one keeps persistent messages in `store`.
+    pub fn with_store(
+        name: ShortStr,
+        vhost: &str,
+        options: QueueOptions,
+        args: QueueArgs,
+        store: Option<SharedStore>,
+    ) -> Arc<Queue> {
+        let store = if options.durable { store } else { None };
         Arc::new(Queue {
             name,
             vhost: vhost.to_string(),
             options,
             args,
-            state: Mutex::new(QueueState::default()),
+            state: Mutex::new(QueueState::new(store.is_some())),
             deleted: AtomicBool::new(false),
             had_consumer: AtomicBool::new(false),
+            store,
         })
+    }
+
+    /// True when persistent messages published here are written to the store.
+    pub fn stores_persistent(&self) -> bool {
+        self.store.is_some()
+    }
+
+    fn vhost_key(&self) -> Bytes {
+        Bytes::copy_from_slice(self.vhost.as_bytes())
+    }
+
+    /// Records that stored messages were delivered (`first`) or left for good (`gone`). Called
+    /// with the state locked, so the store sees a queue's changes in the order they happened.
+    fn record(&self, first: &[u64], gone: &[u64]) {
+        let Some(store) = &self.store else { return };
+        if first.is_empty() && gone.is_empty() {
+            return;
+        }
+        let vhost = self.vhost_key();
+        let queue = self.name.bytes().clone();
+        let ops: Vec<MessageOp> = first
+            .iter()
+            .map(|&seq| MessageOp::MarkRedelivered {
+                vhost: vhost.clone(),
+                queue: queue.clone(),
+                seq,
+            })
+            .chain(gone.iter().map(|&seq| MessageOp::Remove {
+                vhost: vhost.clone(),
+                queue: queue.clone(),
+                seq,
+            }))
+            .collect();
+        if let Err(e) = store.write(&ops) {
+            // Not fatal: the worst outcome is a redelivery after a restart.
+            tracing::error!(queue = %self.name, error = %e, "cannot record deliveries in the store");
+        }
+    }
+
+    fn dispatch_locked(self: &Arc<Self>, s: &mut QueueState) {
+        let mut first = Vec::new();
+        let mut gone = Vec::new();
+        s.dispatch(self, &mut first, &mut gone);
+        self.record(&first, &gone);
     }
 
     /// `queue 'name' in vhost 'v'`, as RabbitMQ words it.
@@ -86,15 +154,56 @@ impl Queue {
         self.options.exclusive_owner.is_none_or(|o| o == connection)
     }
 
-    /// Enqueues a message and hands out what consumers can take.
+    /// Enqueues a transient message (or any message into a transient queue).
     pub fn publish(self: &Arc<Self>, message: Arc<Message>) {
+        let _ = self.publish_stored(message, None);
+    }
+
+    /// Enqueues a message and hands out what consumers can take. A persistent message in a
+    /// durable queue is written to the store first, under store id `id.0`; `id.1` carries the
+    /// message's stored form when this write must also store the message itself (the first
+    /// durable queue it reaches). Returns whether the store was written (the publish then needs
+    /// a sync before it may be confirmed). On a store error nothing was enqueued.
+    pub fn publish_stored(
+        self: &Arc<Self>,
+        message: Arc<Message>,
+        id: Option<(MessageId, Option<Bytes>)>,
+    ) -> Result<bool, StoreError> {
         let mut s = self.state.lock();
         // Routed just before the queue was deleted: nobody can ever consume it.
         if self.is_deleted() {
-            return;
+            return Ok(false);
         }
-        s.push(message);
-        s.dispatch(self);
+        let persistent = message.persistent;
+        let seq = s.push(message);
+        let mut written = false;
+        if let (Some(store), Some((id, put)), true) = (&self.store, id, persistent) {
+            let mut ops = Vec::with_capacity(2);
+            if let Some(stored_form) = put {
+                ops.push(MessageOp::Put {
+                    id,
+                    message: stored_form,
+                });
+            }
+            ops.push(MessageOp::Enqueue {
+                vhost: self.vhost_key(),
+                queue: self.name.bytes().clone(),
+                seq,
+                id,
+            });
+            if let Err(e) = store.write(&ops) {
+                s.unpush(seq);
+                return Err(e);
+            }
+            written = true;
+        }
+        self.dispatch_locked(&mut s);
+        Ok(written)
+    }
+
+    /// Adds a message read back from the store at startup.
+    pub fn recover(&self, seq: u64, message: Arc<Message>, redelivered: bool) {
+        self.state.lock().push_recovered(seq, message, redelivered);
     }
 
     /// Attaches a consumer and starts delivering to it.
@@ -102,7 +211,7 @@ impl Queue {
         let mut s = self.state.lock();
         s.add_consumer(consumer, &self.describe())?;
         self.had_consumer.store(true, Ordering::Release);
-        s.dispatch(self);
+        self.dispatch_locked(&mut s);
         Ok(())
     }
 
@@ -114,7 +223,7 @@ impl Queue {
             return false;
         }
         // Others may now get what the cancelled consumer's credit held back.
-        s.dispatch(self);
+        self.dispatch_locked(&mut s);
         self.options.auto_delete && s.consumer_count() == 0
     }
 
@@ -122,24 +231,44 @@ impl Queue {
     pub fn settle(self: &Arc<Self>, seqs: &[u64], how: Settle) {
         let mut s = self.state.lock();
         // A deleted queue takes nothing back.
-        let how = if self.is_deleted() { Settle::Discard } else { how };
-        s.settle(seqs, how);
-        s.dispatch(self);
+        let how = if self.is_deleted() {
+            Settle::Discard
+        } else {
+            how
+        };
+        let mut gone = Vec::new();
+        s.settle(seqs, how, &mut gone);
+        self.record(&[], &gone);
+        self.dispatch_locked(&mut s);
     }
 
     /// Re-runs delivery after a consumer's or channel's credit grew.
     pub fn redispatch(self: &Arc<Self>) {
-        self.state.lock().dispatch(self);
+        let mut s = self.state.lock();
+        self.dispatch_locked(&mut s);
     }
 
     /// `basic.get`: the next ready message, if any.
     pub fn get(&self, no_ack: bool) -> Option<Got> {
-        self.state.lock().get(no_ack)
+        let mut s = self.state.lock();
+        let got = s.get(no_ack)?;
+        if self.store.is_some() && got.message.persistent {
+            if no_ack {
+                self.record(&[], &[got.seq]);
+            } else if !got.redelivered {
+                self.record(&[got.seq], &[]);
+            }
+        }
+        Some(got)
     }
 
     /// Drops all ready messages; returns how many.
     pub fn purge(&self) -> u32 {
-        self.state.lock().purge() as u32
+        let mut s = self.state.lock();
+        let mut gone = Vec::new();
+        let n = s.purge(&mut gone);
+        self.record(&[], &gone);
+        n as u32
     }
 
     /// Ready messages.
@@ -164,7 +293,8 @@ impl Queue {
         self.deleted.store(true, Ordering::Release);
         let (consumers, count) = {
             let mut s = self.state.lock();
-            let count = s.purge() as u32;
+            // The store drops a deleted queue's messages with its record, in one go.
+            let count = s.purge(&mut Vec::new()) as u32;
             (s.take_consumers(), count)
         };
         for c in consumers {

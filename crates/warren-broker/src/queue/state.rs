@@ -33,6 +33,8 @@ pub struct QueueState {
     consumers: Vec<Consumer>,
     next_consumer: usize,
     next_seq: u64,
+    /// Persistent messages here are in the store, so their comings and goings are reported.
+    durable: bool,
 }
 
 /// A message taken by `basic.get`.
@@ -49,6 +51,14 @@ pub struct Got {
 }
 
 impl QueueState {
+    /// An empty queue; a `durable` one reports persistent messages' deliveries and removals.
+    pub fn new(durable: bool) -> Self {
+        QueueState {
+            durable,
+            ..Default::default()
+        }
+    }
+
     /// Messages ready for delivery.
     pub fn ready_count(&self) -> usize {
         self.ready.len()
@@ -108,7 +118,11 @@ impl QueueState {
     }
 
     /// Hands ready messages to consumers with credit, round-robin, until either runs out.
-    pub fn dispatch(&mut self, queue: &Arc<Queue>) {
+    ///
+    /// Persistent messages delivered for the first time are listed in `first`; persistent
+    /// messages that left the queue for good (no-ack deliveries) in `gone`, so a durable queue
+    /// can record both in its store.
+    pub fn dispatch(&mut self, queue: &Arc<Queue>, first: &mut Vec<u64>, gone: &mut Vec<u64>) {
         while !self.ready.is_empty() && !self.consumers.is_empty() {
             let n = self.consumers.len();
             let start = self.next_consumer % n;
@@ -123,6 +137,13 @@ impl QueueState {
                 return;
             };
             let consumer = &mut self.consumers[pick];
+            if self.durable && ready.message.persistent {
+                if consumer.no_ack {
+                    gone.push(ready.seq);
+                } else if !ready.redelivered {
+                    first.push(ready.seq);
+                }
+            }
             if !consumer.no_ack {
                 consumer.unacked += 1;
                 consumer
@@ -170,13 +191,17 @@ impl QueueState {
     }
 
     /// Settles delivered messages. Requeued ones go back in their original order, ahead of
-    /// messages that were never delivered, flagged as redelivered.
-    pub fn settle(&mut self, seqs: &[u64], how: Settle) {
+    /// messages that were never delivered, flagged as redelivered. Persistent messages that
+    /// leave for good are listed in `gone`.
+    pub fn settle(&mut self, seqs: &[u64], how: Settle, gone: &mut Vec<u64>) {
         let mut requeued = Vec::new();
         for seq in seqs {
             let Some(inflight) = self.unacked.remove(seq) else {
                 continue;
             };
+            if self.durable && how != Settle::Requeue && inflight.message.persistent {
+                gone.push(*seq);
+            }
             if let Some(id) = inflight.consumer
                 && let Some(c) = self.consumers.iter_mut().find(|c| c.id == id)
             {
@@ -209,10 +234,37 @@ impl QueueState {
         }
     }
 
-    /// Drops every ready message, returning how many there were.
-    pub fn purge(&mut self) -> usize {
+    /// Drops every ready message, returning how many there were; persistent ones are listed in
+    /// `gone`.
+    pub fn purge(&mut self, gone: &mut Vec<u64>) -> usize {
         let n = self.ready.len();
-        self.ready.clear();
+        let durable = self.durable;
+        gone.extend(
+            self.ready
+                .drain(..)
+                .filter(|r| durable && r.message.persistent)
+                .map(|r| r.seq),
+        );
         n
+    }
+
+    /// Takes back the newest message, if it has sequence number `seq` (a store write for it
+    /// failed before anyone could see it).
+    pub fn unpush(&mut self, seq: u64) -> bool {
+        if self.ready.back().is_some_and(|r| r.seq == seq) {
+            self.ready.pop_back();
+            return true;
+        }
+        false
+    }
+
+    /// Appends a message recovered from the store with its stored sequence number.
+    pub fn push_recovered(&mut self, seq: u64, message: Arc<Message>, redelivered: bool) {
+        self.next_seq = self.next_seq.max(seq + 1);
+        self.ready.push_back(Ready {
+            seq,
+            message,
+            redelivered,
+        });
     }
 }

@@ -2,10 +2,12 @@
 //! (`queue_declare`, `basic_publish`, ...) in the module of its class.
 
 mod ack;
+mod confirm;
 mod consume;
 mod exchange;
 mod publish;
 mod queue;
+mod tx;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -38,13 +40,8 @@ struct ConsumerEntry {
 enum Mode {
     #[default]
     Plain,
-    Confirm {
-        /// Sequence number of the last publish.
-        last_seq: u64,
-        /// Highest sequence number confirmed to the client.
-        acked: u64,
-    },
-    Tx(publish::TxBuffer),
+    Confirm(confirm::Confirms),
+    Tx(tx::TxBuffer),
 }
 
 /// One open channel.

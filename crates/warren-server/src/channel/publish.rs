@@ -1,18 +1,18 @@
-//! Publishing: `basic.publish` and its content frames, routing, mandatory returns, publisher
-//! confirms (`confirm.select`) and transactions (`tx.select`, `tx.commit`, `tx.rollback`).
+//! Publishing: `basic.publish` and its content frames, routing, mandatory returns, and writing
+//! persistent messages to the store. Confirms and transactions build on it (`confirm.rs`,
+//! `tx.rs`).
 
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use smallvec::SmallVec;
-use warren_broker::{Message, Settle, VHost};
+use warren_broker::{Message, VHost};
 use warren_codec::{
-    BasicAck, BasicProperties, BasicPublish, BasicReturn, ConfirmSelect, ConfirmSelectOk,
-    ContentHeader, FieldValue, Method, RawProperties, ReplyCode, ShortStr, TxCommitOk,
-    TxRollbackOk, TxSelectOk, encode_content,
+    BasicProperties, BasicPublish, BasicReturn, ContentHeader, FieldValue, Method, RawProperties,
+    ReplyCode, ShortStr, encode_content,
 };
 
-use super::{Channel, Mode, Unacked};
+use super::{Channel, Mode};
 use crate::connection::{AmqpError, AmqpResult, Ctx};
 
 /// Where the channel is in receiving a message's content.
@@ -91,20 +91,13 @@ impl ContentState {
     }
 }
 
-/// Publishes and settlements held by a transaction until commit.
-#[derive(Debug, Default)]
-pub struct TxBuffer {
-    publishes: Vec<(BasicPublish, RawProperties, Bytes)>,
-    /// Settlements, with the deliveries they took off the unacked map.
-    pub(super) settles: Vec<(Settle, Vec<(u64, Unacked)>)>,
-}
-
-impl TxBuffer {
-    /// Forgets everything held.
-    pub fn clear(&mut self) {
-        self.publishes.clear();
-        self.settles.clear();
-    }
+/// What became of a routed message, for publisher confirms.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Routed {
+    /// It was written to the store: it may be confirmed only after a sync.
+    pub stored: bool,
+    /// A durable queue could not store it: it must be nacked.
+    pub store_failed: bool,
 }
 
 /// The routing key plus any CC/BCC keys; inline, so routing allocates nothing for them.
@@ -214,26 +207,25 @@ impl Channel {
                 tx.publishes.push((publish, properties, body));
                 Ok(())
             }
-            Mode::Confirm { last_seq, .. } => {
-                *last_seq += 1;
-                if !ctx.confirms_due.contains(&self.id) {
-                    ctx.confirms_due.push(self.id);
-                }
-                self.route(ctx, publish, properties, body)
+            Mode::Confirm(_) => {
+                let routed = self.route(ctx, publish, properties, body)?;
+                self.confirm_publish(ctx, routed);
+                Ok(())
             }
-            Mode::Plain => self.route(ctx, publish, properties, body),
+            Mode::Plain => self.route(ctx, publish, properties, body).map(drop),
         }
     }
 
     /// Routes a complete message and enqueues it; returns it to the publisher when mandatory and
-    /// unroutable.
-    fn route(
+    /// unroutable. Persistent messages reaching durable queues are written to the store (the
+    /// message once, an index entry per queue).
+    pub(super) fn route(
         &mut self,
         ctx: &mut Ctx,
         publish: BasicPublish,
         properties: RawProperties,
         body: Bytes,
-    ) -> AmqpResult {
+    ) -> AmqpResult<Routed> {
         // The scratch list keeps its capacity from message to message.
         let mut queues = std::mem::take(&mut ctx.route_scratch);
         queues.clear();
@@ -273,115 +265,48 @@ impl Channel {
             body,
             persistent,
         });
-        if queues.is_empty() {
-            if publish.mandatory {
-                let method = Method::BasicReturn(BasicReturn {
-                    reply_code: ReplyCode::NoRoute.code(),
-                    reply_text: ShortStr::from_static("NO_ROUTE"),
-                    exchange: publish.exchange,
-                    routing_key: publish.routing_key,
-                });
-                encode_content(
-                    &mut ctx.out,
-                    self.id,
-                    &method,
-                    &message.properties,
-                    &message.body,
-                    ctx.frame_max,
-                );
-            }
-            return Ok(());
-        }
-        for q in queues {
-            q.publish(message.clone());
-        }
-        Ok(())
-    }
-
-    /// Sends one `basic.ack` covering every publish confirmed since the last one.
-    pub fn flush_confirms(&mut self, ctx: &mut Ctx) {
-        if let Mode::Confirm { last_seq, acked } = &mut self.mode
-            && *last_seq > *acked
-        {
-            let multiple = *last_seq - *acked > 1;
-            let tag = *last_seq;
-            *acked = tag;
-            ctx.send(
+        if queues.is_empty() && publish.mandatory {
+            let method = Method::BasicReturn(BasicReturn {
+                reply_code: ReplyCode::NoRoute.code(),
+                reply_text: ShortStr::from_static("NO_ROUTE"),
+                exchange: publish.exchange,
+                routing_key: publish.routing_key,
+            });
+            encode_content(
+                &mut ctx.out,
                 self.id,
-                BasicAck {
-                    delivery_tag: tag,
-                    multiple,
-                },
+                &method,
+                &message.properties,
+                &message.body,
+                ctx.frame_max,
             );
         }
-    }
-
-    pub(super) fn confirm_select(&mut self, ctx: &mut Ctx, m: ConfirmSelect) -> AmqpResult {
-        match self.mode {
-            Mode::Tx(_) => {
-                return Err(AmqpError::new(
-                    ReplyCode::PreconditionFailed,
-                    "cannot switch from tx to confirm mode",
-                ));
-            }
-            Mode::Plain => {
-                self.mode = Mode::Confirm {
-                    last_seq: 0,
-                    acked: 0,
+        let mut routed = Routed::default();
+        let durable_target = message.persistent && queues.iter().any(|q| q.stores_persistent());
+        let mut store =
+            durable_target.then(|| (ctx.broker.next_message_id(), Some(message.encode())));
+        for q in queues.drain(..) {
+            let stored = if q.stores_persistent() {
+                store.clone()
+            } else {
+                None
+            };
+            match q.publish_stored(message.clone(), stored) {
+                Ok(true) => {
+                    routed.stored = true;
+                    // The message itself is in the store now; other queues only add an entry.
+                    if let Some((_, put)) = &mut store {
+                        *put = None;
+                    }
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::error!(queue = %q.name, error = %e, "cannot store a persistent message");
+                    routed.store_failed = true;
                 }
             }
-            Mode::Confirm { .. } => {}
         }
-        if !m.nowait {
-            ctx.send(self.id, ConfirmSelectOk);
-        }
-        Ok(())
-    }
-
-    pub(super) fn tx_select(&mut self, ctx: &mut Ctx) -> AmqpResult {
-        match self.mode {
-            Mode::Confirm { .. } => {
-                return Err(AmqpError::new(
-                    ReplyCode::PreconditionFailed,
-                    "cannot switch from confirm to tx mode",
-                ));
-            }
-            Mode::Plain => self.mode = Mode::Tx(TxBuffer::default()),
-            Mode::Tx(_) => {}
-        }
-        ctx.send(self.id, TxSelectOk);
-        Ok(())
-    }
-
-    fn take_tx(&mut self) -> AmqpResult<TxBuffer> {
-        match &mut self.mode {
-            Mode::Tx(tx) => Ok(std::mem::take(tx)),
-            _ => Err(AmqpError::new(
-                ReplyCode::PreconditionFailed,
-                "channel is not transactional",
-            )),
-        }
-    }
-
-    pub(super) fn tx_commit(&mut self, ctx: &mut Ctx) -> AmqpResult {
-        let tx = self.take_tx()?;
-        for (publish, properties, body) in tx.publishes {
-            self.route(ctx, publish, properties, body)?;
-        }
-        for (how, taken) in tx.settles {
-            self.apply_settle(taken, how);
-        }
-        ctx.send(self.id, TxCommitOk);
-        Ok(())
-    }
-
-    pub(super) fn tx_rollback(&mut self, ctx: &mut Ctx) -> AmqpResult {
-        let tx = self.take_tx()?;
-        // Rolled-back acks never happened: those deliveries are unacked again.
-        for (_, taken) in tx.settles {
-            self.unacked.extend(taken);
-        }
-        ctx.send(self.id, TxRollbackOk);
-        Ok(())
+        ctx.route_scratch = queues;
+        Ok(routed)
     }
 }

@@ -40,6 +40,27 @@ pub enum ConnEvent {
         /// The consumer's tag.
         tag: ShortStr,
     },
+    /// A store sync this connection asked for finished.
+    Synced {
+        /// The channel that asked.
+        channel: u16,
+        /// What it was for.
+        purpose: SyncPurpose,
+        /// False when the store failed to sync.
+        ok: bool,
+    },
+}
+
+/// Why a channel asked for a store sync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncPurpose {
+    /// Publishes up to this confirm sequence number may be acked once durable.
+    Confirms {
+        /// The last publish the sync covers.
+        upto: u64,
+    },
+    /// A `tx.commit` waits for it.
+    Commit,
 }
 
 /// The connection's mailbox, as queues see it.
@@ -66,6 +87,8 @@ impl DeliverySink for ConnSink {
 pub struct Ctx {
     /// Connection id, unique in the process.
     pub id: u64,
+    /// The broker (store, message ids).
+    pub broker: Arc<Broker>,
     /// The vhost opened.
     pub vhost: Arc<VHost>,
     /// Server configuration.
@@ -90,6 +113,28 @@ impl Ctx {
     /// Queues a method frame for writing.
     pub fn send(&mut self, channel: u16, method: impl Into<Method>) {
         encode_method(&mut self.out, channel, &method.into());
+    }
+
+    /// Makes everything written to the store so far durable, off the connection task (fsync
+    /// blocks), and reports back through the mailbox. Concurrent requests from every connection
+    /// share flushes in the store (group commit).
+    pub fn request_sync(&self, channel: u16, purpose: SyncPurpose) {
+        let store = self.broker.store().clone();
+        let tx = self.sink.tx.clone();
+        tokio::task::spawn_blocking(move || {
+            let ok = match store.sync() {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::error!(error = %e, "store sync failed: publishes waiting on it are nacked");
+                    false
+                }
+            };
+            let _ = tx.send(ConnEvent::Synced {
+                channel,
+                purpose,
+                ok,
+            });
+        });
     }
 }
 
@@ -162,6 +207,7 @@ pub async fn run(
         decoder: FrameDecoder::new(negotiated.frame_max),
         ctx: Ctx {
             id,
+            broker: broker.clone(),
             vhost,
             config,
             out: BytesMut::with_capacity(64 * 1024),
@@ -474,6 +520,26 @@ impl Connection {
             ConnEvent::Cancelled { channel, tag } => {
                 if let Some(ch) = self.channels.get_mut(&channel) {
                     ch.consumer_cancelled(&mut self.ctx, tag);
+                }
+            }
+            ConnEvent::Synced {
+                channel,
+                purpose,
+                ok,
+            } => {
+                let Some(ch) = self.channels.get_mut(&channel) else {
+                    return;
+                };
+                if ch.is_closing() {
+                    return;
+                }
+                match purpose {
+                    SyncPurpose::Confirms { upto } => ch.confirms_synced(&mut self.ctx, upto, ok),
+                    SyncPurpose::Commit => {
+                        if let Err(e) = ch.commit_synced(&mut self.ctx, ok) {
+                            self.close_connection(e);
+                        }
+                    }
                 }
             }
         }

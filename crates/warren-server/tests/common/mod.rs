@@ -26,11 +26,21 @@ pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> ServerHandle {
     let mut config = Config {
         bind: [127, 0, 0, 1].into(),
         port: 0,
-        data_dir: std::env::temp_dir().join(format!("warren-test-{}", std::process::id())),
+        data_dir: fresh_data_dir(),
         ..Config::default()
     };
     tweak(&mut config);
     Server::bind(config).await.expect("bind").spawn()
+}
+
+/// A new, empty data directory for one server of this test process.
+pub fn fresh_data_dir() -> std::path::PathBuf {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("warren-test-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
 }
 
 /// Starts a server with test defaults.

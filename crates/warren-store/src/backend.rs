@@ -1,0 +1,37 @@
+//! The ordered key-value space a store runs on, as the [`Engine`](crate::engine::Engine)
+//! needs it: point reads, prefix scans, atomic batches and a flush. sled and a `BTreeMap`
+//! implement it, so both stores share one implementation of every rule.
+
+use bytes::Bytes;
+
+use crate::StoreError;
+
+/// A batch of changes: `Some(value)` sets the key, `None` deletes it. Applied atomically.
+pub(crate) type Changes = Vec<(Vec<u8>, Option<Bytes>)>;
+
+/// How a batch of changes reaches the key space.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Atomicity {
+    /// All changes or none, also across a crash.
+    Batch,
+    /// One change after the other, in the given order: a crash keeps a prefix. Cheaper (see
+    /// `sled_backend`); callers order changes so every prefix is consistent.
+    InOrder,
+}
+
+/// Visits one key-value pair of a scan.
+pub(crate) type Visit<'a> = dyn FnMut(&[u8], &[u8]) -> Result<(), StoreError> + 'a;
+
+/// An ordered key space with atomic batches.
+pub(crate) trait Backend: Send + Sync {
+    /// The value at `key`.
+    fn get(&self, key: &[u8]) -> Result<Option<Bytes>, StoreError>;
+    /// Visits every pair whose key starts with `prefix`, in key order.
+    fn scan_prefix(&self, prefix: &[u8], visit: &mut Visit<'_>) -> Result<(), StoreError>;
+    /// Whether the key space holds no key at all.
+    fn is_empty(&self) -> Result<bool, StoreError>;
+    /// Applies the changes; see [`Atomicity`]. On `Err` with `InOrder`, a prefix may be applied.
+    fn apply(&self, changes: Changes, atomicity: Atomicity) -> Result<(), StoreError>;
+    /// Makes every applied batch durable.
+    fn flush(&self) -> Result<(), StoreError>;
+}

@@ -1,0 +1,71 @@
+//! [`MessageStore`] on the engine.
+
+use std::sync::atomic::Ordering;
+
+use crate::backend::{Atomicity, Backend};
+use crate::engine::Engine;
+use crate::keys::{self, IndexValue};
+use crate::{MessageId, MessageOp, MessageStore, StoreError, StoreStats, StoredEntry};
+
+impl<B: Backend> MessageStore for Engine<B> {
+    fn write(&self, ops: &[MessageOp]) -> Result<(), StoreError> {
+        self.mutate(Atomicity::InOrder, |plan| {
+            ops.iter().try_for_each(|op| plan.op(op))
+        })
+    }
+
+    fn sync(&self) -> Result<(), StoreError> {
+        self.sync_backend()
+    }
+
+    fn load_queue(&self, vhost: &[u8], queue: &[u8]) -> Result<Vec<StoredEntry>, StoreError> {
+        let prefix = keys::queue_index_prefix(vhost, queue)?;
+        let mut index = Vec::new();
+        self.backend.scan_prefix(&prefix, &mut |k, v| {
+            index.push((keys::index_seq(k)?, IndexValue::decode(v)?));
+            Ok(())
+        })?;
+        let mut entries = Vec::with_capacity(index.len());
+        for (seq, entry) in index {
+            match self.backend.get(&keys::message(entry.id))? {
+                Some(message) => entries.push(StoredEntry {
+                    seq,
+                    id: entry.id,
+                    redelivered: entry.redelivered,
+                    message,
+                }),
+                // Without the mutation lock a concurrent Remove may delete the entry and its
+                // message between the scan and this read: gone is fine, dangling is not.
+                None if self
+                    .backend
+                    .get(&keys::index(vhost, queue, seq)?)?
+                    .is_none() => {}
+                None => {
+                    return Err(StoreError::corrupt(format!(
+                        "entry {seq} of queue {} references message {}, which is not stored",
+                        String::from_utf8_lossy(queue),
+                        entry.id
+                    )));
+                }
+            }
+        }
+        Ok(entries)
+    }
+
+    fn next_message_id(&self) -> Result<MessageId, StoreError> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        if id == u64::MAX {
+            return Err(StoreError::corrupt("message ids exhausted"));
+        }
+        Ok(id)
+    }
+
+    fn stats(&self) -> StoreStats {
+        let shared = self.shared.lock();
+        StoreStats {
+            messages: shared.refs.messages(),
+            queue_entries: shared.refs.entries(),
+            flushes: self.commit.flushes(),
+        }
+    }
+}

@@ -1,0 +1,243 @@
+//! The store itself, generic over its [`Backend`]: every rule (key layout, reference counts,
+//! cascades, validation, group commit) lives here once, so [`SledStore`](crate::SledStore) and
+//! [`MemoryStore`](crate::MemoryStore) cannot drift apart.
+//!
+//! One mutex serialises mutations (plan, apply, install counts); it is held while the changes
+//! are applied to the backend's memory, never across a flush. Reads and `sync` do not take it.
+//!
+//! Message writes are applied [`Atomicity::InOrder`] in a crash-safe order (see `plan`), so a
+//! crash may leave messages no entry references; [`Engine::open`] deletes them. If applying
+//! fails part-way, memory and counts may disagree: the engine refuses every later mutation
+//! with [`StoreError::Failed`] until reopened (sled is in a failed state by then anyway).
+
+mod definitions;
+mod messages;
+#[cfg(test)]
+mod tests;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use parking_lot::Mutex;
+
+use crate::backend::{Atomicity, Backend};
+use crate::group_commit::GroupCommit;
+use crate::keys::{self, IndexValue};
+use crate::plan::Plan;
+use crate::refs::RefTable;
+use crate::{MessageId, StoreError};
+
+/// State changed only under the mutation lock.
+struct Shared {
+    refs: RefTable,
+    /// The highest message id recorded on disk under `max_message_id`.
+    persisted_max: Option<MessageId>,
+}
+
+/// A store over a backend.
+pub(crate) struct Engine<B> {
+    backend: B,
+    shared: Mutex<Shared>,
+    next_id: AtomicU64,
+    commit: GroupCommit,
+    /// An apply failed part-way: refuse further mutations.
+    failed: AtomicBool,
+}
+
+impl<B: Backend> Engine<B> {
+    /// Rebuilds the in-memory state from the backend: reference counts from one scan of the
+    /// queue indexes, the id high-water mark from its meta key, and deletes messages that a
+    /// crash in the middle of a write left without index entries (one scan of the messages).
+    pub(crate) fn open(backend: B) -> Result<Self, StoreError> {
+        let mut refs = RefTable::default();
+        backend.scan_prefix(&[keys::INDEX], &mut |_, v| {
+            refs.add_reference(IndexValue::decode(v)?.id);
+            Ok(())
+        })?;
+        let mut orphans = Vec::new();
+        let mut last_stored = None;
+        backend.scan_prefix(&[keys::MESSAGE], &mut |k, _| {
+            let id = keys::message_id(k)?;
+            last_stored = Some(id); // keys are in id order
+            if refs.get(id).is_none() {
+                orphans.push((k.to_vec(), None));
+            }
+            Ok(())
+        })?;
+        if !orphans.is_empty() {
+            backend.apply(orphans, Atomicity::InOrder)?;
+        }
+        let persisted_max = match backend.get(keys::MAX_ID_KEY)? {
+            Some(v) => {
+                Some(u64::from_be_bytes(v.as_ref().try_into().map_err(|_| {
+                    StoreError::corrupt("max_message_id is not 8 bytes")
+                })?))
+            }
+            None => None,
+        };
+        // The meta key is written with every new maximum, after the message itself: the last
+        // message key (orphans included) covers a crash between the two.
+        let high = persisted_max.max(last_stored);
+        let next = high.map_or(Ok(1), |h| {
+            h.checked_add(1)
+                .ok_or_else(|| StoreError::corrupt("message ids exhausted"))
+        })?;
+        Ok(Engine {
+            backend,
+            shared: Mutex::new(Shared {
+                refs,
+                persisted_max,
+            }),
+            next_id: AtomicU64::new(next),
+            commit: GroupCommit::default(),
+            failed: AtomicBool::new(false),
+        })
+    }
+
+    /// A store over a backend known to be empty (nothing to scan).
+    pub(crate) fn empty(backend: B) -> Self {
+        Engine {
+            backend,
+            shared: Mutex::new(Shared {
+                refs: RefTable::default(),
+                persisted_max: None,
+            }),
+            next_id: AtomicU64::new(1),
+            commit: GroupCommit::default(),
+            failed: AtomicBool::new(false),
+        }
+    }
+
+    /// The backend, for store-specific operations.
+    pub(crate) fn backend(&self) -> &B {
+        &self.backend
+    }
+
+    /// Plans a mutation with `build`, applies it, then installs its counts.
+    fn mutate(
+        &self,
+        atomicity: Atomicity,
+        build: impl FnOnce(&mut Plan<'_, B>) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let mut shared = self.shared.lock();
+        if self.failed.load(Ordering::Acquire) {
+            return Err(StoreError::Failed);
+        }
+        let outcome = {
+            let mut plan = Plan::new(&self.backend, &shared.refs);
+            build(&mut plan)?;
+            plan.finish(shared.persisted_max)?
+        };
+        if outcome.changes.is_empty() {
+            return Ok(());
+        }
+        if let Err(e) = self.backend.apply(outcome.changes, atomicity) {
+            if atomicity == Atomicity::InOrder {
+                self.failed.store(true, Ordering::Release);
+            }
+            return Err(e);
+        }
+        shared.refs.commit(outcome.counts, outcome.entries_delta);
+        if let Some(max) = outcome.max_put {
+            shared.persisted_max = shared.persisted_max.max(Some(max));
+            self.next_id
+                .fetch_max(max.saturating_add(1), Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// Group-committed flush of the backend.
+    fn sync_backend(&self) -> Result<(), StoreError> {
+        self.commit.sync(|| self.backend.flush())
+    }
+
+    /// A mutation followed by a flush: how definitions change.
+    fn mutate_durably(
+        &self,
+        build: impl FnOnce(&mut Plan<'_, B>) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        self.mutate(Atomicity::Batch, build)?;
+        self.sync_backend()
+    }
+}
+
+/// Implements [`MessageStore`](crate::MessageStore) and
+/// [`DefinitionStore`](crate::DefinitionStore) for a wrapper type by delegating to its
+/// `engine` field.
+macro_rules! delegate_to_engine {
+    ($store:ty) => {
+        impl $crate::MessageStore for $store {
+            fn write(&self, ops: &[$crate::MessageOp]) -> Result<(), $crate::StoreError> {
+                self.engine.write(ops)
+            }
+            fn sync(&self) -> Result<(), $crate::StoreError> {
+                self.engine.sync()
+            }
+            fn load_queue(
+                &self,
+                vhost: &[u8],
+                queue: &[u8],
+            ) -> Result<Vec<$crate::StoredEntry>, $crate::StoreError> {
+                self.engine.load_queue(vhost, queue)
+            }
+            fn next_message_id(&self) -> Result<$crate::MessageId, $crate::StoreError> {
+                self.engine.next_message_id()
+            }
+            fn stats(&self) -> $crate::StoreStats {
+                self.engine.stats()
+            }
+        }
+
+        impl $crate::DefinitionStore for $store {
+            fn put_vhost(&self, name: &[u8]) -> Result<(), $crate::StoreError> {
+                self.engine.put_vhost(name)
+            }
+            fn delete_vhost(&self, name: &[u8]) -> Result<(), $crate::StoreError> {
+                self.engine.delete_vhost(name)
+            }
+            fn put_user(&self, user: &$crate::UserRecord) -> Result<(), $crate::StoreError> {
+                self.engine.put_user(user)
+            }
+            fn delete_user(&self, name: &[u8]) -> Result<(), $crate::StoreError> {
+                self.engine.delete_user(name)
+            }
+            fn put_exchange(
+                &self,
+                vhost: &[u8],
+                x: &$crate::ExchangeRecord,
+            ) -> Result<(), $crate::StoreError> {
+                self.engine.put_exchange(vhost, x)
+            }
+            fn delete_exchange(&self, vhost: &[u8], name: &[u8]) -> Result<(), $crate::StoreError> {
+                self.engine.delete_exchange(vhost, name)
+            }
+            fn put_queue(
+                &self,
+                vhost: &[u8],
+                q: &$crate::QueueRecord,
+            ) -> Result<(), $crate::StoreError> {
+                self.engine.put_queue(vhost, q)
+            }
+            fn delete_queue(&self, vhost: &[u8], name: &[u8]) -> Result<(), $crate::StoreError> {
+                self.engine.delete_queue(vhost, name)
+            }
+            fn put_binding(
+                &self,
+                vhost: &[u8],
+                b: &$crate::BindingRecord,
+            ) -> Result<(), $crate::StoreError> {
+                self.engine.put_binding(vhost, b)
+            }
+            fn delete_binding(
+                &self,
+                vhost: &[u8],
+                b: &$crate::BindingRecord,
+            ) -> Result<(), $crate::StoreError> {
+                self.engine.delete_binding(vhost, b)
+            }
+            fn load_definitions(&self) -> Result<$crate::Definitions, $crate::StoreError> {
+                self.engine.load_definitions()
+            }
+        }
+    };
+}
+pub(crate) use delegate_to_engine;

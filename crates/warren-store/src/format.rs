@@ -1,0 +1,131 @@
+//! The on-disk format version, checked twice: a `FORMAT` file beside the sled directory is read
+//! before sled opens anything (opening sled writes to the directory, so an unknown directory
+//! must be refused before that), and the meta key `format_version` inside sled is checked after.
+//!
+//! ```text
+//! <dir>/FORMAT     "warren-store format 1\n"
+//! <dir>/sled/      the sled database; meta key format_version = 1 (u32 BE)
+//! ```
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{ErrorKind, Write};
+use std::path::Path;
+
+use crate::StoreError;
+
+/// The version this build reads and writes.
+pub const FORMAT_VERSION: u32 = 1;
+
+const FORMAT_FILE: &str = "FORMAT";
+const FORMAT_TMP: &str = "FORMAT.tmp";
+const MARKER_PREFIX: &str = "warren-store format ";
+
+fn unsupported(found: Option<u32>) -> StoreError {
+    StoreError::UnsupportedFormat {
+        found,
+        supported: FORMAT_VERSION,
+    }
+}
+
+/// Makes `dir` a store directory of this version, or refuses it without writing anything.
+pub(crate) fn prepare(dir: &Path) -> Result<(), StoreError> {
+    fs::create_dir_all(dir)?;
+    let mut names = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        names.push(entry?.file_name());
+    }
+    // A crash while creating the marker leaves only the temporary file: still a fresh directory.
+    if names.iter().all(|n| n == FORMAT_TMP) {
+        return write_marker(dir);
+    }
+    let text = match fs::read_to_string(dir.join(FORMAT_FILE)) {
+        Ok(text) => text,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Err(unsupported(None)),
+        Err(e) if e.kind() == ErrorKind::InvalidData => return Err(unsupported(None)),
+        Err(e) => return Err(e.into()),
+    };
+    let version = text
+        .strip_prefix(MARKER_PREFIX)
+        .and_then(|v| v.trim_end().parse::<u32>().ok())
+        .ok_or_else(|| unsupported(None))?;
+    if version != FORMAT_VERSION {
+        return Err(unsupported(Some(version)));
+    }
+    Ok(())
+}
+
+/// Writes the marker atomically: temporary file, fsync, rename, fsync the directory.
+fn write_marker(dir: &Path) -> Result<(), StoreError> {
+    let tmp = dir.join(FORMAT_TMP);
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&tmp)?;
+    f.write_all(format!("{MARKER_PREFIX}{FORMAT_VERSION}\n").as_bytes())?;
+    f.sync_all()?;
+    fs::rename(&tmp, dir.join(FORMAT_FILE))?;
+    sync_dir(dir)
+}
+
+/// Makes a directory's entries (created or renamed files) durable.
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    File::open(dir)?.sync_all()?;
+    Ok(())
+}
+
+/// Checks the `format_version` meta value read from sled, `None` when absent.
+pub(crate) fn check_meta(
+    found: Option<&[u8]>,
+    store_is_empty: bool,
+) -> Result<MetaState, StoreError> {
+    match found {
+        None if store_is_empty => Ok(MetaState::Fresh),
+        None => Err(unsupported(None)),
+        Some(raw) => {
+            let raw: [u8; 4] = raw.try_into().map_err(|_| unsupported(None))?;
+            match u32::from_be_bytes(raw) {
+                FORMAT_VERSION => Ok(MetaState::Current),
+                other => Err(unsupported(Some(other))),
+            }
+        }
+    }
+}
+
+/// What the meta key says about an opened database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MetaState {
+    /// An empty database: write the meta key.
+    Fresh,
+    /// The current version.
+    Current,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn meta_check_accepts_current_and_fresh_and_refuses_the_rest() {
+        assert_eq!(
+            check_meta(Some(&1u32.to_be_bytes()), false).unwrap(),
+            MetaState::Current
+        );
+        assert_eq!(check_meta(None, true).unwrap(), MetaState::Fresh);
+        assert!(matches!(
+            check_meta(Some(&2u32.to_be_bytes()), false),
+            Err(StoreError::UnsupportedFormat {
+                found: Some(2),
+                supported: 1
+            })
+        ));
+        assert!(matches!(
+            check_meta(None, false),
+            Err(StoreError::UnsupportedFormat { found: None, .. })
+        ));
+        assert!(matches!(
+            check_meta(Some(b"x"), false),
+            Err(StoreError::UnsupportedFormat { found: None, .. })
+        ));
+    }
+}

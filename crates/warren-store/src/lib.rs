@@ -1,0 +1,126 @@
+//! Warren's persistence: durable definitions (vhosts, users, exchanges, queues, bindings) and
+//! persistent messages with their queue indexes, behind two traits, [`DefinitionStore`] and
+//! [`MessageStore`], implemented by [`SledStore`] (sled 0.34 on disk), [`MemoryStore`] (the
+//! same rules in memory) and wrapped by [`FaultyStore`] (injected I/O errors for tests).
+//!
+//! The crate knows no AMQP frames and no tokio: records carry the broker's own encodings as
+//! opaque [`bytes::Bytes`] (field-table arguments, the encoded message), and every call is
+//! synchronous and blocking. An async caller runs `sync` on a blocking thread.
+//!
+//! ```
+//! use bytes::Bytes;
+//! use warren_store::{MemoryStore, MessageOp, MessageStore};
+//!
+//! let store = MemoryStore::new(); // or SledStore::open(dir)?
+//! let id = store.next_message_id()?;
+//! let (vhost, message) = (Bytes::from_static(b"/"), Bytes::from_static(b"encoded message"));
+//! store.write(&[
+//!     MessageOp::Put { id, message },
+//!     MessageOp::Enqueue { vhost: vhost.clone(), queue: Bytes::from_static(b"a"), seq: 0, id },
+//!     MessageOp::Enqueue { vhost, queue: Bytes::from_static(b"b"), seq: 0, id },
+//! ])?;
+//! store.sync()?; // now durable: confirm the publish
+//! assert_eq!(store.load_queue(b"/", b"b")?[0].id, id);
+//! assert_eq!(store.stats().messages, 1); // stored once, enqueued twice
+//! # Ok::<(), warren_store::StoreError>(())
+//! ```
+//!
+//! # Durability contract
+//!
+//! *Durable* means: present after the process is killed or the machine loses power, provided
+//! the disk honours fsync.
+//!
+//! - **Definition calls** (`put_*`, `delete_*` of [`DefinitionStore`]) are durable when they
+//!   return `Ok`, and atomic across a crash. Each is one sled batch followed by a flush, and
+//!   that flush also makes every message write that returned before it durable. Cascades are
+//!   part of the same batch: `delete_exchange` removes bindings to and from the exchange,
+//!   `delete_queue` its bindings, index entries and the messages no other queue holds,
+//!   `delete_vhost` everything in the vhost.
+//! - **[`MessageStore::write`]** is all-or-nothing against refusal: it is checked whole before
+//!   anything is applied, so an `Err` for a bad op (unknown id, occupied `seq`, ...) changed
+//!   nothing. On `Ok` all its ops are applied and visible to `load_queue`. It is **not durable**
+//!   on return, and until a `sync` covers it a crash may keep any prefix of it (sled recovers a
+//!   prefix of its log): ops are written so that every prefix is consistent (message bytes
+//!   before the entries that reference them, deleted after them), so recovery never finds an
+//!   entry without its message; bytes left without entries are deleted at open. For the broker
+//!   this means an unconfirmed publish routed to two queues may survive a crash in one of them,
+//!   and some acks of an unsynced batch may be lost (redelivery), as with RabbitMQ's per-queue
+//!   indexes.
+//!   Writes are ordered: a write never survives a crash that loses an earlier one.
+//! - An I/O error from `write` may leave it half applied in memory; the store then refuses
+//!   every mutation with [`StoreError::Failed`] until reopened, and reopening recovers the
+//!   consistent state from disk.
+//! - **[`MessageStore::sync`]** returns `Ok` once every write (and definition change) that
+//!   returned before `sync` was called is durable. Concurrent callers share flushes (group
+//!   commit): one flush runs, callers arriving meanwhile wait for the next one and return
+//!   together, so a broker can confirm a whole batch of publishes with one fsync. If `sync`
+//!   fails, the writes stay applied in memory but their durability is unknown: the broker must
+//!   not confirm them (treat it as a disk alarm).
+//! - Without `sync`, sled's background flush (every 500 ms by default, see [`SledOptions`])
+//!   usually writes data out anyway; that is a bound on loss in practice, not a promise.
+//! - [`MemoryStore`] follows the same rules with nothing on disk: `sync` is a counted no-op.
+//!
+//! On Linux sled's own flush writes its log with `sync_file_range`, which persists neither file
+//! metadata nor the drive's cache, and it never fsyncs the blob files it uses for page images
+//! over `segment_size / 4` (128 KiB: reached by leaves of ~8 KiB messages). `SledStore::sync`
+//! therefore follows sled's flush with an fsync of new blob files, the blob directory and the
+//! log file.
+//!
+//! # Design
+//!
+//! - **One sled tree, tagged keys.** Every record lives in sled's default tree under a one-byte
+//!   tag, so a definition change, including its cascade, is one `apply_batch`: atomic without
+//!   sled's multi-tree transactions. Message writes are ordered plain inserts instead: in sled
+//!   0.34.7 each `apply_batch` forces a log-buffer write through sled's thread pool, which cost
+//!   8x the throughput of one-message writes and reliably hit sled's thread-pool deadlock
+//!   (fixed upstream only after 0.34.7) within 100,000 writes; see `sled_backend`.
+//! - **Key layout.** Keys use big-endian integers and length-prefixed names so byte order is
+//!   the order we need: a queue's index entries are contiguous and in `seq`
+//!   order (`0x07, len, vhost, len, queue, seq u64 BE`). The full table is in the `keys` module.
+//!   Names the key layout length-prefixes (vhost, exchange, queue, routing key) are at most
+//!   255 bytes, as AMQP's short strings are.
+//! - **Messages stored once.** `Put` stores the bytes under `0x06, id`; each queue holding the
+//!   message has a 9-byte index entry `id, flags`. Reference counts live in memory, rebuilt at
+//!   open by one scan of the index entries, so a write is blind puts and deletes, never a
+//!   read-modify-write of counter keys. The last `Remove` of an id deletes its bytes in the same
+//!   write. A `Put` must be enqueued by the same write ([`StoreError::UnreferencedMessage`]
+//!   otherwise), so only a crash can leave bytes without a reference; open scans the message
+//!   keys once and deletes those.
+//! - **Strict ops.** Enqueueing an unknown id or an occupied `seq`, putting a stored id, and
+//!   removing or marking an absent entry are refused: each is a broker bug, and refusing keeps
+//!   the counts exact. Definition puts overwrite and definition deletes of absent records
+//!   succeed (declare and delete are idempotent in AMQP).
+//! - **Ids survive restart.** Every write that puts a new highest id also writes the meta key
+//!   `max_message_id`, so [`MessageStore::next_message_id`] never reuses an id once stored.
+//! - **Versioned format.** A `FORMAT` file (checked before sled touches the directory) and the
+//!   meta key `format_version = 1`; anything else is refused with
+//!   [`StoreError::UnsupportedFormat`]. See [`FORMAT_VERSION`].
+//! - **One engine.** [`SledStore`] and [`MemoryStore`] are the same engine over two ordered key
+//!   spaces, so the behavioural test suite checks one set of rules twice, not two
+//!   implementations that could drift.
+
+mod backend;
+mod definition;
+mod engine;
+mod error;
+mod faulty;
+mod format;
+mod group_commit;
+mod keys;
+mod memory;
+mod message;
+mod plan;
+mod record_codec;
+mod refs;
+mod sled_backend;
+mod sled_store;
+
+pub use definition::{
+    BindingRecord, DefinitionStore, Definitions, ExchangeRecord, QueueRecord, UserRecord,
+};
+pub use error::StoreError;
+pub use faulty::FaultyStore;
+pub use format::FORMAT_VERSION;
+pub use memory::MemoryStore;
+pub use message::{MessageId, MessageOp, MessageStore, StoreStats, StoredEntry};
+pub use sled_store::{SledOptions, SledStore};

@@ -1,0 +1,98 @@
+//! [`MemoryStore`]: the same engine over a `BTreeMap`, for tests and transient brokers.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use parking_lot::RwLock;
+
+use crate::StoreError;
+use crate::backend::{Atomicity, Backend, Changes, Visit};
+use crate::engine::{Engine, delegate_to_engine};
+
+type Map = BTreeMap<Vec<u8>, Bytes>;
+
+/// The key space in memory; shared between a store and the stores reopened from it.
+#[derive(Clone, Default)]
+pub(crate) struct MemoryBackend {
+    map: Arc<RwLock<Map>>,
+}
+
+impl Backend for MemoryBackend {
+    fn get(&self, key: &[u8]) -> Result<Option<Bytes>, StoreError> {
+        Ok(self.map.read().get(key).cloned())
+    }
+
+    fn scan_prefix(&self, prefix: &[u8], visit: &mut Visit<'_>) -> Result<(), StoreError> {
+        // Copy out first so `visit` runs without the lock (a scan never blocks writers long).
+        let pairs: Vec<(Vec<u8>, Bytes)> = self
+            .map
+            .read()
+            .range::<[u8], _>((Bound::Included(prefix), Bound::Unbounded))
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        pairs.iter().try_for_each(|(k, v)| visit(k, v))
+    }
+
+    fn is_empty(&self) -> Result<bool, StoreError> {
+        Ok(self.map.read().is_empty())
+    }
+
+    fn apply(&self, changes: Changes, _: Atomicity) -> Result<(), StoreError> {
+        let mut map = self.map.write();
+        for (key, value) in changes {
+            match value {
+                Some(v) => {
+                    map.insert(key, v);
+                }
+                None => {
+                    map.remove(&key);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+/// A store in memory: the same rules as [`SledStore`](crate::SledStore), nothing on disk.
+/// `sync` is a counted no-op. [`MemoryStore::reopen`] simulates a restart.
+pub struct MemoryStore {
+    engine: Engine<MemoryBackend>,
+}
+
+impl std::fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryStore").finish_non_exhaustive()
+    }
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        MemoryStore {
+            engine: Engine::empty(MemoryBackend::default()),
+        }
+    }
+
+    /// A new store over the same data, with its in-memory state (reference counts, next id)
+    /// rebuilt from the data as a restart would. Use the returned store and drop this one.
+    pub fn reopen(&self) -> Result<Self, StoreError> {
+        Ok(MemoryStore {
+            engine: Engine::open(self.engine.backend().clone())?,
+        })
+    }
+}
+
+delegate_to_engine!(MemoryStore);

@@ -1,0 +1,97 @@
+//! Durable messages and queue indexes: [`MessageOp`], [`StoredEntry`] and the
+//! [`MessageStore`] trait.
+//!
+//! A message's bytes are stored once under its [`MessageId`]; each queue holding it has an
+//! index entry `(vhost, queue, seq) -> (id, redelivered)`. The message is deleted with the
+//! last index entry that references it.
+
+use bytes::Bytes;
+
+use crate::StoreError;
+
+/// Identifies a stored message; allocated by [`MessageStore::next_message_id`].
+pub type MessageId = u64;
+
+/// One change in a [`MessageStore::write`] batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MessageOp {
+    /// Stores a message's bytes once, however many queues it is enqueued in. The same write
+    /// must enqueue it at least once.
+    Put {
+        /// A fresh id from [`MessageStore::next_message_id`].
+        id: MessageId,
+        /// The message as the broker encodes it (properties and body).
+        message: Bytes,
+    },
+    /// Adds an index entry: queue `queue` of `vhost` holds message `id` at position `seq`.
+    Enqueue {
+        /// The virtual host.
+        vhost: Bytes,
+        /// The queue.
+        queue: Bytes,
+        /// The position in the queue; entries load in increasing `seq`.
+        seq: u64,
+        /// A message stored by this write or an earlier one.
+        id: MessageId,
+    },
+    /// Removes an index entry (ack, purge, expiry, dead-lettering); deletes the message's
+    /// bytes when no index entry references it any more.
+    Remove {
+        /// The virtual host.
+        vhost: Bytes,
+        /// The queue.
+        queue: Bytes,
+        /// The entry's position.
+        seq: u64,
+    },
+    /// Records that the entry was delivered at least once, so recovery sets `redelivered`.
+    MarkRedelivered {
+        /// The virtual host.
+        vhost: Bytes,
+        /// The queue.
+        queue: Bytes,
+        /// The entry's position.
+        seq: u64,
+    },
+}
+
+/// One entry of a queue as [`MessageStore::load_queue`] returns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEntry {
+    /// The entry's position in the queue.
+    pub seq: u64,
+    /// The message's id.
+    pub id: MessageId,
+    /// The entry was marked redelivered.
+    pub redelivered: bool,
+    /// The message's bytes as they were put.
+    pub message: Bytes,
+}
+
+/// Counters describing a store, cheap to read (kept in memory).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Distinct messages stored (a message in two queues counts once).
+    pub messages: u64,
+    /// Index entries over all queues (a message in two queues counts twice).
+    pub queue_entries: u64,
+    /// Flushes actually performed by `sync` and definition changes since open.
+    pub flushes: u64,
+}
+
+/// Stores messages and queue indexes. See the crate docs for the durability contract.
+pub trait MessageStore: Send + Sync {
+    /// Applies `ops` in order: all of them, or none when one is refused. Visible to
+    /// `load_queue` on return; not yet durable (see [`MessageStore::sync`] and the crate's
+    /// durability contract for what a crash before it keeps).
+    fn write(&self, ops: &[MessageOp]) -> Result<(), StoreError>;
+    /// Makes every write that returned before this call durable. Concurrent callers share
+    /// flushes (group commit): at most one flush runs and one more is queued behind it.
+    fn sync(&self) -> Result<(), StoreError>;
+    /// The entries of one queue, in increasing `seq`.
+    fn load_queue(&self, vhost: &[u8], queue: &[u8]) -> Result<Vec<StoredEntry>, StoreError>;
+    /// A message id greater than any id ever stored, also across restarts.
+    fn next_message_id(&self) -> Result<MessageId, StoreError>;
+    /// Current counters.
+    fn stats(&self) -> StoreStats;
+}

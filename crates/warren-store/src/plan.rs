@@ -1,0 +1,299 @@
+//! Turning one mutation (a `write` batch or a definition change) into one atomic batch of key
+//! changes, checked against the store before anything is applied.
+//!
+//! A [`Plan`] reads through its own pending changes, so an op sees the ops before it in the same
+//! batch (`Put` then `Enqueue`, `Enqueue` then `Remove`). Reference counts change in a private
+//! overlay and reach the shared table only after the backend applied the batch: a refused or
+//! failed write leaves both untouched.
+
+use std::collections::BTreeMap;
+
+use ahash::AHashMap;
+use bytes::Bytes;
+
+use crate::backend::{Backend, Changes};
+use crate::keys::{self, IndexValue};
+use crate::refs::RefTable;
+use crate::{MessageId, MessageOp, StoreError};
+
+/// Pending changes of one mutation.
+pub(crate) struct Plan<'a, B> {
+    backend: &'a B,
+    refs: &'a RefTable,
+    changes: BTreeMap<Vec<u8>, Option<Bytes>>,
+    /// Reference counts touched by this plan; `None` means deleted.
+    counts: AHashMap<MessageId, Option<u32>>,
+    entries_delta: i64,
+    max_put: Option<MessageId>,
+}
+
+/// What a plan produced: the key changes and the in-memory updates to install once applied.
+pub(crate) struct Outcome {
+    pub(crate) changes: Changes,
+    pub(crate) counts: AHashMap<MessageId, Option<u32>>,
+    pub(crate) entries_delta: i64,
+    pub(crate) max_put: Option<MessageId>,
+}
+
+impl<'a, B: Backend> Plan<'a, B> {
+    pub(crate) fn new(backend: &'a B, refs: &'a RefTable) -> Self {
+        Plan {
+            backend,
+            refs,
+            changes: BTreeMap::new(),
+            counts: AHashMap::new(),
+            entries_delta: 0,
+            max_put: None,
+        }
+    }
+
+    fn read(&self, key: &[u8]) -> Result<Option<Bytes>, StoreError> {
+        match self.changes.get(key) {
+            Some(pending) => Ok(pending.clone()),
+            None => self.backend.get(key),
+        }
+    }
+
+    fn count(&self, id: MessageId) -> Option<u32> {
+        match self.counts.get(&id) {
+            Some(pending) => *pending,
+            None => self.refs.get(id),
+        }
+    }
+
+    /// Sets `key` to `value`.
+    pub(crate) fn set(&mut self, key: Vec<u8>, value: Bytes) {
+        self.changes.insert(key, Some(value));
+    }
+
+    /// Deletes `key`.
+    pub(crate) fn delete(&mut self, key: Vec<u8>) {
+        self.changes.insert(key, None);
+    }
+
+    /// Applies one message op.
+    pub(crate) fn op(&mut self, op: &MessageOp) -> Result<(), StoreError> {
+        match op {
+            MessageOp::Put { id, message } => self.put(*id, message),
+            MessageOp::Enqueue {
+                vhost,
+                queue,
+                seq,
+                id,
+            } => self.enqueue(vhost, queue, *seq, *id),
+            MessageOp::Remove { vhost, queue, seq } => {
+                let key = keys::index(vhost, queue, *seq)?;
+                let entry = self.entry(&key, vhost, queue, *seq)?;
+                self.remove_entry(key, entry.id)
+            }
+            MessageOp::MarkRedelivered { vhost, queue, seq } => {
+                let key = keys::index(vhost, queue, *seq)?;
+                let entry = self.entry(&key, vhost, queue, *seq)?;
+                let marked = IndexValue {
+                    redelivered: true,
+                    ..entry
+                };
+                self.set(key, Bytes::copy_from_slice(&marked.encode()));
+                Ok(())
+            }
+        }
+    }
+
+    fn put(&mut self, id: MessageId, message: &Bytes) -> Result<(), StoreError> {
+        if self.count(id).is_some() {
+            return Err(StoreError::DuplicateMessage { id });
+        }
+        self.counts.insert(id, Some(0));
+        self.set(keys::message(id).to_vec(), message.clone());
+        self.max_put = Some(self.max_put.map_or(id, |m| m.max(id)));
+        Ok(())
+    }
+
+    fn enqueue(
+        &mut self,
+        vhost: &Bytes,
+        queue: &Bytes,
+        seq: u64,
+        id: MessageId,
+    ) -> Result<(), StoreError> {
+        let key = keys::index(vhost, queue, seq)?;
+        let Some(count) = self.count(id) else {
+            return Err(StoreError::UnknownMessage { id });
+        };
+        if self.read(&key)?.is_some() {
+            return Err(StoreError::DuplicateEntry {
+                vhost: vhost.clone(),
+                queue: queue.clone(),
+                seq,
+            });
+        }
+        self.counts.insert(id, Some(count + 1));
+        self.entries_delta += 1;
+        self.set(
+            key,
+            Bytes::copy_from_slice(
+                &IndexValue {
+                    id,
+                    redelivered: false,
+                }
+                .encode(),
+            ),
+        );
+        Ok(())
+    }
+
+    fn entry(
+        &self,
+        key: &[u8],
+        vhost: &Bytes,
+        queue: &Bytes,
+        seq: u64,
+    ) -> Result<IndexValue, StoreError> {
+        match self.read(key)? {
+            Some(v) => IndexValue::decode(&v),
+            None => Err(StoreError::EntryNotFound {
+                vhost: vhost.clone(),
+                queue: queue.clone(),
+                seq,
+            }),
+        }
+    }
+
+    /// Deletes one index entry of message `id`, and the message with its last entry.
+    fn remove_entry(&mut self, key: Vec<u8>, id: MessageId) -> Result<(), StoreError> {
+        self.delete(key);
+        self.entries_delta -= 1;
+        match self.count(id) {
+            Some(n) if n > 1 => {
+                self.counts.insert(id, Some(n - 1));
+            }
+            Some(_) => {
+                self.counts.insert(id, None);
+                self.delete(keys::message(id).to_vec());
+            }
+            None => {
+                return Err(StoreError::corrupt(format!(
+                    "index entry references message {id}, which is not stored"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes every index entry of one queue (and messages no other queue holds).
+    /// Scans the backend: call it before other changes to the same queue in this plan.
+    pub(crate) fn delete_queue_entries(
+        &mut self,
+        vhost: &[u8],
+        queue: &[u8],
+    ) -> Result<(), StoreError> {
+        let prefix = keys::queue_index_prefix(vhost, queue)?;
+        self.delete_entries_under(&prefix)
+    }
+
+    /// Deletes every index entry whose key starts with `prefix` (one queue, or a whole vhost).
+    pub(crate) fn delete_entries_under(&mut self, prefix: &[u8]) -> Result<(), StoreError> {
+        let mut found = Vec::new();
+        self.backend.scan_prefix(prefix, &mut |k, v| {
+            found.push((k.to_vec(), IndexValue::decode(v)?.id));
+            Ok(())
+        })?;
+        for (key, id) in found {
+            self.remove_entry(key, id)?;
+        }
+        Ok(())
+    }
+
+    /// Deletes every key starting with `prefix` (definition records only, never index entries).
+    pub(crate) fn delete_prefix(&mut self, prefix: &[u8]) -> Result<(), StoreError> {
+        let mut found = Vec::new();
+        self.backend.scan_prefix(prefix, &mut |k, _| {
+            found.push(k.to_vec());
+            Ok(())
+        })?;
+        for key in found {
+            self.delete(key);
+        }
+        Ok(())
+    }
+
+    /// Checks the invariants that must hold after the batch, and yields what to apply.
+    pub(crate) fn finish(
+        mut self,
+        persisted_max: Option<MessageId>,
+    ) -> Result<Outcome, StoreError> {
+        // Every stored message is referenced: a Put must be enqueued by the same batch, or it
+        // would be stored forever with nothing to remove it.
+        if let Some((&id, _)) = self.counts.iter().find(|(_, c)| **c == Some(0)) {
+            return Err(StoreError::UnreferencedMessage { id });
+        }
+        if let Some(max) = self.max_put {
+            if persisted_max.is_none_or(|p| max > p) {
+                self.set(
+                    keys::MAX_ID_KEY.to_vec(),
+                    Bytes::copy_from_slice(&max.to_be_bytes()),
+                );
+            }
+        }
+        Ok(Outcome {
+            changes: crash_safe_order(self.changes),
+            counts: self.counts,
+            entries_delta: self.entries_delta,
+            max_put: self.max_put,
+        })
+    }
+}
+
+/// Orders changes so that every prefix of them is a consistent store: message bytes are
+/// written before the index entries that reference them, and deleted after the entries that
+/// referenced them. A crash can then leave a message without entries (deleted at open) but
+/// never an entry without its message.
+fn crash_safe_order(changes: BTreeMap<Vec<u8>, Option<Bytes>>) -> Changes {
+    let is_message = |k: &[u8]| k.first() == Some(&keys::MESSAGE);
+    let mut puts = Vec::new();
+    let mut rest = Vec::new();
+    let mut deletes = Vec::new();
+    for (key, value) in changes {
+        match (is_message(&key), value.is_some()) {
+            (true, true) => puts.push((key, value)),
+            (true, false) => deletes.push((key, value)),
+            (false, _) => rest.push((key, value)),
+        }
+    }
+    puts.extend(rest);
+    puts.extend(deletes);
+    puts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_bytes_are_written_first_and_deleted_last() {
+        let mut changes = BTreeMap::new();
+        changes.insert(keys::message(1).to_vec(), None);
+        changes.insert(keys::message(2).to_vec(), Some(Bytes::from_static(b"m")));
+        changes.insert(keys::index(b"/", b"q", 1).unwrap_or_default(), None);
+        changes.insert(
+            keys::index(b"/", b"q", 2).unwrap_or_default(),
+            Some(Bytes::new()),
+        );
+        changes.insert(keys::MAX_ID_KEY.to_vec(), Some(Bytes::new()));
+        let order: Vec<(u8, bool)> = crash_safe_order(changes)
+            .iter()
+            .map(|(k, v)| (k[0], v.is_some()))
+            .collect();
+        let (msg, idx) = (keys::MESSAGE, keys::INDEX);
+        assert_eq!(
+            order,
+            [
+                (msg, true),
+                (0, true),
+                (idx, false),
+                (idx, true),
+                (msg, false)
+            ]
+        );
+    }
+}

@@ -1,0 +1,180 @@
+//! Shared test support: unique temporary directories, the [`Harness`] that lets one suite run
+//! on every store, and the behavioural suite itself (in `suite.rs`).
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+pub mod suite;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use bytes::Bytes;
+use warren_store::{DefinitionStore, MemoryStore, MessageOp, MessageStore, SledStore};
+
+/// A directory under the system temp dir, unique to this process and call, removed on drop.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> Self {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!(
+            "warren-store-test-{}-{tag}-{n}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&path);
+        TempDir(path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A store the suite can restart.
+pub trait Harness {
+    type Store: MessageStore + DefinitionStore;
+    fn store(&self) -> &Self::Store;
+    /// Closes the store and opens it again over the same data.
+    fn reopen(&mut self);
+}
+
+pub struct MemoryHarness(pub MemoryStore);
+
+impl MemoryHarness {
+    pub fn new() -> Self {
+        MemoryHarness(MemoryStore::new())
+    }
+}
+
+impl Harness for MemoryHarness {
+    type Store = MemoryStore;
+    fn store(&self) -> &MemoryStore {
+        &self.0
+    }
+    fn reopen(&mut self) {
+        self.0 = self.0.reopen().unwrap();
+    }
+}
+
+pub struct SledHarness {
+    // Field order matters: the store closes before the directory is removed.
+    store: Option<SledStore>,
+    dir: TempDir,
+}
+
+impl SledHarness {
+    pub fn new() -> Self {
+        let dir = TempDir::new("suite");
+        SledHarness {
+            store: Some(SledStore::open(dir.path()).unwrap()),
+            dir,
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Harness for SledHarness {
+    type Store = SledStore;
+    fn store(&self) -> &SledStore {
+        self.store.as_ref().unwrap()
+    }
+    fn reopen(&mut self) {
+        drop(self.store.take());
+        self.store = Some(SledStore::open(self.dir.path()).unwrap());
+    }
+}
+
+pub fn b(s: &str) -> Bytes {
+    Bytes::copy_from_slice(s.as_bytes())
+}
+
+pub fn put(id: u64, message: &str) -> MessageOp {
+    MessageOp::Put {
+        id,
+        message: b(message),
+    }
+}
+
+pub fn enqueue(vhost: &str, queue: &str, seq: u64, id: u64) -> MessageOp {
+    MessageOp::Enqueue {
+        vhost: b(vhost),
+        queue: b(queue),
+        seq,
+        id,
+    }
+}
+
+pub fn remove(vhost: &str, queue: &str, seq: u64) -> MessageOp {
+    MessageOp::Remove {
+        vhost: b(vhost),
+        queue: b(queue),
+        seq,
+    }
+}
+
+pub fn redeliver(vhost: &str, queue: &str, seq: u64) -> MessageOp {
+    MessageOp::MarkRedelivered {
+        vhost: b(vhost),
+        queue: b(queue),
+        seq,
+    }
+}
+
+/// `(seq, id, redelivered, message)` of every entry of a queue.
+pub fn entries(s: &impl MessageStore, vhost: &str, queue: &str) -> Vec<(u64, u64, bool, String)> {
+    s.load_queue(vhost.as_bytes(), queue.as_bytes())
+        .unwrap()
+        .into_iter()
+        .map(|e| {
+            (
+                e.seq,
+                e.id,
+                e.redelivered,
+                String::from_utf8(e.message.to_vec()).unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// Declares one test per suite case, each on a fresh harness built by `$make`.
+#[macro_export]
+macro_rules! behaviour_suite {
+    ($make:expr) => {
+        $crate::behaviour_suite!($make;
+            every_definition_round_trips_through_reopen,
+            puts_overwrite_and_deletes_of_absent_records_succeed,
+            deletes_round_trip_through_reopen,
+            delete_exchange_removes_bindings_to_and_from_it,
+            delete_queue_removes_its_bindings_entries_and_unshared_messages,
+            delete_vhost_removes_everything_in_it_and_nothing_else,
+            messages_round_trip_through_reopen,
+            a_message_in_two_queues_is_stored_once_and_deleted_after_both_removes,
+            load_queue_returns_entries_in_seq_order,
+            queues_and_vhosts_whose_names_are_prefixes_do_not_mix,
+            redelivered_flag_survives_reopen,
+            ops_in_one_write_see_the_ops_before_them,
+            a_refused_write_changes_nothing,
+            next_message_id_exceeds_every_id_ever_stored_across_reopen,
+            definition_changes_and_syncs_are_counted_as_flushes,
+            overlong_names_are_refused_everywhere,
+            concurrent_writers_each_followed_by_sync_all_succeed,
+        );
+    };
+    ($make:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $case() {
+                let _ = common::suite::$case($make);
+            }
+        )*
+    };
+}
