@@ -26,6 +26,9 @@ pub struct Config {
     pub heartbeat: u16,
     /// Time a client has to complete the handshake, in seconds.
     pub handshake_timeout: u64,
+    /// Publishers are blocked while resident memory exceeds this fraction of physical memory
+    /// (RabbitMQ's `vm_memory_high_watermark.relative`, default 0.4).
+    pub memory_high_watermark: f64,
     /// Largest message body accepted, in bytes (RabbitMQ's `max_message_size`).
     pub max_message_size: u64,
     /// The default user's name.
@@ -47,6 +50,7 @@ impl Default for Config {
             frame_max: 131_072,
             heartbeat: 60,
             handshake_timeout: 10,
+            memory_high_watermark: 0.4,
             max_message_size: 128 * 1024 * 1024,
             default_user: "guest".into(),
             default_pass: "guest".into(),
@@ -127,6 +131,12 @@ impl Config {
             return Err(ConfigError::Invalid(format!(
                 "max_message_size {} exceeds the 512 MiB ceiling",
                 self.max_message_size
+            )));
+        }
+        if !(self.memory_high_watermark > 0.0 && self.memory_high_watermark <= 1.0) {
+            return Err(ConfigError::Invalid(format!(
+                "memory_high_watermark {} must be a fraction in (0, 1]",
+                self.memory_high_watermark
             )));
         }
         if self.handshake_timeout == 0 {

@@ -8,6 +8,7 @@
 mod channel;
 pub mod config;
 mod connection;
+pub mod memory;
 mod server;
 
 pub use server::{Server, ServerHandle};

@@ -94,6 +94,9 @@ impl Server {
     /// 320 CONNECTION_FORCED and waits (briefly) for them to finish.
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
+        let (alarm_tx, alarm_rx) = watch::channel(false);
+        let monitor = crate::memory::watermark(self.config.memory_high_watermark)
+            .map(|limit| tokio::spawn(crate::memory::monitor(limit, alarm_tx)));
         let next_id = AtomicU64::new(1);
         let mut connections = JoinSet::new();
         tokio::pin!(shutdown);
@@ -113,7 +116,14 @@ impl Server {
                     let id = next_id.fetch_add(1, Ordering::Relaxed);
                     let span = tracing::info_span!("conn", conn = id, %peer);
                     connections.spawn(
-                        connection::run(stream, peer, id, self.broker.clone(), self.config.clone(), stop_rx.clone())
+                        connection::run(
+                            stream,
+                            peer,
+                            id,
+                            self.broker.clone(),
+                            self.config.clone(),
+                            connection::Signals { stop: stop_rx.clone(), memory_alarm: alarm_rx.clone() },
+                        )
                             .instrument(span),
                     );
                 }
@@ -129,6 +139,9 @@ impl Server {
             .is_err()
         {
             connections.abort_all();
+        }
+        if let Some(m) = monitor {
+            m.abort();
         }
         Ok(())
     }

@@ -462,3 +462,93 @@ async fn exclusive_consume_refuses_another_consumer() {
         other => panic!("expected channel.close 403, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn memory_alarm_blocks_publishers_with_connection_blocked() {
+    use warren_codec::{
+        ConnectionOpen, ConnectionStartOk, ConnectionTuneOk, FieldTable, FieldValue, LongStr,
+        ShortStr,
+    };
+    // A watermark far below any process's footprint: the alarm is set from the first sample.
+    let server = common::start_with(|c| c.memory_high_watermark = 1e-9).await;
+    let mut raw = Raw::connect(&server).await;
+    raw.write(&PROTOCOL_HEADER).await;
+    raw.method().await;
+    let caps: FieldTable = [("connection.blocked", FieldValue::Bool(true))]
+        .into_iter()
+        .collect();
+    let props: FieldTable = [("capabilities", FieldValue::Table(caps))]
+        .into_iter()
+        .collect();
+    raw.send(
+        0,
+        ConnectionStartOk {
+            client_properties: props,
+            mechanism: ShortStr::from("PLAIN"),
+            response: LongStr::from(&b"\0guest\0guest"[..]),
+            locale: ShortStr::from("en_US"),
+        },
+    )
+    .await;
+    raw.method().await;
+    raw.send(
+        0,
+        ConnectionTuneOk {
+            channel_max: 2047,
+            frame_max: 4096,
+            heartbeat: 0,
+        },
+    )
+    .await;
+    raw.send(
+        0,
+        ConnectionOpen {
+            virtual_host: "/".into(),
+        },
+    )
+    .await;
+    raw.method().await;
+    raw.send(1, ChannelOpen).await;
+    raw.method().await;
+    raw.send(
+        1,
+        QueueDeclare {
+            queue: "held".into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    raw.method().await;
+    // Let the monitor take its first sample.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    raw.send(
+        1,
+        BasicPublish {
+            routing_key: "held".into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    let mut buf = BytesMut::new();
+    encode_header(&mut buf, 1, &ContentHeader::basic(1, RawProperties::EMPTY));
+    encode_body(&mut buf, 1, b"x");
+    raw.write(&buf).await;
+    match raw.method().await {
+        Method::ConnectionBlocked(b) => assert_eq!(b.reason, "low on memory"),
+        other => panic!("expected connection.blocked, got {other:?}"),
+    }
+    // Blocked: the server no longer reads this socket, so a declare gets no answer.
+    raw.send(
+        1,
+        QueueDeclare {
+            queue: "unanswered".into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    let answer = tokio::time::timeout(std::time::Duration::from_millis(500), raw.frame()).await;
+    assert!(
+        answer.is_err(),
+        "a blocked connection is not read: {answer:?}"
+    );
+}

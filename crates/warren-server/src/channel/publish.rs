@@ -200,6 +200,7 @@ impl Channel {
         properties: RawProperties,
         body: Bytes,
     ) -> AmqpResult {
+        ctx.published = true;
         match &mut self.mode {
             Mode::Tx(tx) => {
                 // Refuse a missing exchange now, as RabbitMQ does, rather than at commit.

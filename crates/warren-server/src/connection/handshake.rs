@@ -31,6 +31,8 @@ pub struct Negotiated {
     pub heartbeat: u16,
     /// The client understands `basic.cancel` from the server.
     pub consumer_cancel_notify: bool,
+    /// The client understands `connection.blocked` and `connection.unblocked`.
+    pub connection_blocked: bool,
 }
 
 /// Why the handshake ended without a connection.
@@ -308,6 +310,7 @@ pub async fn perform(
         frame_max,
         heartbeat,
         consumer_cancel_notify: cap("consumer_cancel_notify"),
+        connection_blocked: cap("connection.blocked"),
     })
 }
 

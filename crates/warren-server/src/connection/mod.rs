@@ -19,8 +19,8 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use warren_broker::{Broker, Delivery, DeliverySink, Queue, Settle, VHost};
 use warren_codec::{
-    ChannelOpenOk, ConnectionClose, ConnectionCloseOk, Frame, FrameDecoder, Method, ReplyCode,
-    ShortStr, encode_heartbeat, encode_method,
+    ChannelOpenOk, ConnectionBlocked, ConnectionClose, ConnectionCloseOk, ConnectionUnblocked,
+    Frame, FrameDecoder, Method, ReplyCode, ShortStr, encode_heartbeat, encode_method,
 };
 
 pub use error::{AmqpError, AmqpResult};
@@ -107,6 +107,17 @@ pub struct Ctx {
     pub confirms_due: Vec<u16>,
     /// Reused by every publish for the queues a message routes to.
     pub route_scratch: Vec<Arc<Queue>>,
+    /// The connection has published: a memory alarm blocks it.
+    pub published: bool,
+}
+
+/// What the server tells every connection.
+#[derive(Debug, Clone)]
+pub struct Signals {
+    /// Becomes true at shutdown.
+    pub stop: watch::Receiver<bool>,
+    /// True while the memory alarm is set.
+    pub memory_alarm: watch::Receiver<bool>,
 }
 
 impl Ctx {
@@ -157,6 +168,12 @@ struct Connection {
     state: State,
     last_recv: Instant,
     last_send: Instant,
+    /// The client handles `connection.blocked`.
+    blocked_notify: bool,
+    /// The memory alarm is set.
+    alarm: bool,
+    /// The socket is not read: a publisher blocked by the alarm.
+    blocked: bool,
 }
 
 /// Serves one accepted socket to the end.
@@ -166,7 +183,7 @@ pub async fn run(
     id: u64,
     broker: Arc<Broker>,
     config: Arc<Config>,
-    stop: watch::Receiver<bool>,
+    signals: Signals,
 ) {
     let mut inbuf = BytesMut::with_capacity(64 * 1024);
     let timeout = Duration::from_secs(config.handshake_timeout);
@@ -217,6 +234,7 @@ pub async fn run(
             consumer_cancel_notify: negotiated.consumer_cancel_notify,
             confirms_due: Vec::new(),
             route_scratch: Vec::new(),
+            published: false,
         },
         channels: HashMap::new(),
         channel_max: if negotiated.channel_max == 0 {
@@ -229,8 +247,11 @@ pub async fn run(
         state: State::Open,
         last_recv: now,
         last_send: now,
+        blocked_notify: negotiated.connection_blocked,
+        alarm: false,
+        blocked: false,
     };
-    conn.serve(stop).await;
+    conn.serve(signals).await;
     conn.cleanup();
     tracing::info!("connection closed");
 }
@@ -246,7 +267,13 @@ fn close_method(e: &AmqpError) -> Method {
 }
 
 impl Connection {
-    async fn serve(&mut self, mut stop: watch::Receiver<bool>) {
+    async fn serve(&mut self, signals: Signals) {
+        let Signals {
+            mut stop,
+            memory_alarm: mut alarm,
+        } = signals;
+        self.alarm = *alarm.borrow_and_update();
+        let mut alarm_open = true;
         let mut batch = Vec::with_capacity(256);
         let tick = if self.heartbeat.is_zero() {
             Duration::from_secs(3600)
@@ -256,11 +283,27 @@ impl Connection {
         let mut ticker = tokio::time::interval_at(Instant::now() + tick, tick);
         loop {
             tokio::select! {
-                read = self.stream.read_buf(&mut self.inbuf) => match read {
+                read = self.stream.read_buf(&mut self.inbuf), if !self.blocked => match read {
                     Ok(0) | Err(_) => return,
                     Ok(_) => {
                         self.last_recv = Instant::now();
                         self.handle_input();
+                        self.update_blocking();
+                    }
+                },
+                changed = alarm.changed(), if alarm_open => {
+                    if changed.is_err() {
+                        // No monitor (no /proc) or shutdown: never block again.
+                        alarm_open = false;
+                        self.alarm = false;
+                    } else {
+                        self.alarm = *alarm.borrow_and_update();
+                    }
+                    self.update_blocking();
+                    if !self.blocked && !self.inbuf.is_empty() {
+                        // Frames read before blocking wait in the buffer.
+                        self.handle_input();
+                        self.update_blocking();
                     }
                 },
                 n = self.events.recv_many(&mut batch, 256) => {
@@ -319,6 +362,29 @@ impl Connection {
         let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
     }
 
+    /// Blocks a publishing connection while the memory alarm is set (its socket is no longer
+    /// read, so TCP pushes back on the client) and unblocks it when the alarm clears, telling
+    /// clients that understand `connection.blocked`.
+    fn update_blocking(&mut self) {
+        let block = self.alarm && self.ctx.published && matches!(self.state, State::Open);
+        if block == self.blocked {
+            return;
+        }
+        self.blocked = block;
+        if self.blocked_notify {
+            if block {
+                self.ctx.send(
+                    0,
+                    ConnectionBlocked {
+                        reason: ShortStr::from_static("low on memory"),
+                    },
+                );
+            } else {
+                self.ctx.send(0, ConnectionUnblocked);
+            }
+        }
+    }
+
     /// Heartbeats and timeouts. Returns `Some(true)` when the connection must end now.
     fn on_tick(&mut self) -> Option<bool> {
         let now = Instant::now();
@@ -328,7 +394,8 @@ impl Connection {
         if self.heartbeat.is_zero() {
             return None;
         }
-        if now.duration_since(self.last_recv) >= self.heartbeat * 2 {
+        // A blocked connection's socket is not read, so its heartbeats cannot be seen.
+        if !self.blocked && now.duration_since(self.last_recv) >= self.heartbeat * 2 {
             tracing::warn!(timeout = ?self.heartbeat, "missed heartbeats from client");
             return Some(true);
         }
