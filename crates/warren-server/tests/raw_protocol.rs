@@ -10,8 +10,8 @@ mod common;
 use bytes::{BufMut, BytesMut};
 use common::Raw;
 use warren_codec::{
-    BasicPublish, ChannelOpen, ContentHeader, Method, PROTOCOL_HEADER, QueueDeclare, RawProperties,
-    encode_body, encode_header,
+    BasicConsume, BasicPublish, ChannelCloseOk, ChannelOpen, ContentHeader, FieldTable, FieldValue,
+    Method, PROTOCOL_HEADER, QueueDeclare, RawProperties, encode_body, encode_header,
 };
 
 async fn expect_connection_close(raw: &mut Raw, code: u16) -> (u16, u16, String) {
@@ -234,66 +234,22 @@ async fn close_ok_after_server_close_ends_the_connection() {
 
 #[tokio::test]
 async fn wrong_password_with_authentication_failure_close_gets_403() {
-    use warren_codec::{ConnectionStartOk, FieldTable, FieldValue, LongStr, ShortStr};
     let server = common::start().await;
     let mut raw = Raw::connect(&server).await;
-    raw.write(&PROTOCOL_HEADER).await;
-    raw.method().await;
-    let caps: FieldTable = [("authentication_failure_close", FieldValue::Bool(true))]
+    let caps = [("authentication_failure_close", FieldValue::Bool(true))]
         .into_iter()
         .collect();
-    let props: FieldTable = [("capabilities", FieldValue::Table(caps))]
-        .into_iter()
-        .collect();
-    raw.send(
-        0,
-        ConnectionStartOk {
-            client_properties: props,
-            mechanism: ShortStr::from("PLAIN"),
-            response: LongStr::from(&b"\0guest\0wrong"[..]),
-            locale: ShortStr::from("en_US"),
-        },
-    )
-    .await;
+    raw.start(caps, b"\0guest\0wrong").await;
     expect_connection_close(&mut raw, 403).await;
 }
 
 #[tokio::test]
 async fn unknown_vhost_is_not_allowed() {
-    use warren_codec::{
-        ConnectionOpen, ConnectionStartOk, ConnectionTuneOk, FieldTable, LongStr, ShortStr,
-    };
     let server = common::start().await;
     let mut raw = Raw::connect(&server).await;
-    raw.write(&PROTOCOL_HEADER).await;
+    raw.start(FieldTable::new(), b"\0guest\0guest").await;
     raw.method().await;
-    raw.send(
-        0,
-        ConnectionStartOk {
-            client_properties: FieldTable::new(),
-            mechanism: ShortStr::from("PLAIN"),
-            response: LongStr::from(&b"\0guest\0guest"[..]),
-            locale: ShortStr::from("en_US"),
-        },
-    )
-    .await;
-    raw.method().await;
-    raw.send(
-        0,
-        ConnectionTuneOk {
-            channel_max: 2047,
-            frame_max: 4096,
-            heartbeat: 0,
-        },
-    )
-    .await;
-    raw.send(
-        0,
-        ConnectionOpen {
-            virtual_host: "nope".into(),
-        },
-    )
-    .await;
+    raw.tune_and_open("nope", 0).await;
     expect_connection_close(&mut raw, 530).await;
 }
 
@@ -380,7 +336,6 @@ async fn oversized_message_is_refused_with_precondition_failed() {
 
 #[tokio::test]
 async fn frames_after_channel_close_are_dropped_until_close_ok() {
-    use warren_codec::{ChannelCloseOk, QueueDeclare};
     let server = common::start().await;
     let mut raw = Raw::open(&server).await;
     raw.send(1, ChannelOpen).await;
@@ -421,7 +376,6 @@ async fn frames_after_channel_close_are_dropped_until_close_ok() {
 
 #[tokio::test]
 async fn exclusive_consume_refuses_another_consumer() {
-    use warren_codec::{BasicConsume, QueueDeclare};
     let server = common::start().await;
     let mut raw = Raw::open(&server).await;
     raw.send(1, ChannelOpen).await;
@@ -465,48 +419,15 @@ async fn exclusive_consume_refuses_another_consumer() {
 
 #[tokio::test]
 async fn memory_alarm_blocks_publishers_with_connection_blocked() {
-    use warren_codec::{
-        ConnectionOpen, ConnectionStartOk, ConnectionTuneOk, FieldTable, FieldValue, LongStr,
-        ShortStr,
-    };
     // A watermark far below any process's footprint: the alarm is set from the first sample.
     let server = common::start_with(|c| c.memory_high_watermark = 1e-9).await;
     let mut raw = Raw::connect(&server).await;
-    raw.write(&PROTOCOL_HEADER).await;
-    raw.method().await;
-    let caps: FieldTable = [("connection.blocked", FieldValue::Bool(true))]
+    let caps = [("connection.blocked", FieldValue::Bool(true))]
         .into_iter()
         .collect();
-    let props: FieldTable = [("capabilities", FieldValue::Table(caps))]
-        .into_iter()
-        .collect();
-    raw.send(
-        0,
-        ConnectionStartOk {
-            client_properties: props,
-            mechanism: ShortStr::from("PLAIN"),
-            response: LongStr::from(&b"\0guest\0guest"[..]),
-            locale: ShortStr::from("en_US"),
-        },
-    )
-    .await;
+    raw.start(caps, b"\0guest\0guest").await;
     raw.method().await;
-    raw.send(
-        0,
-        ConnectionTuneOk {
-            channel_max: 2047,
-            frame_max: 4096,
-            heartbeat: 0,
-        },
-    )
-    .await;
-    raw.send(
-        0,
-        ConnectionOpen {
-            virtual_host: "/".into(),
-        },
-    )
-    .await;
+    raw.tune_and_open("/", 0).await;
     raw.method().await;
     raw.send(1, ChannelOpen).await;
     raw.method().await;

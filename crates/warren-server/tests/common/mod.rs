@@ -91,37 +91,47 @@ impl Raw {
     /// Connects and completes the handshake with the given heartbeat (seconds).
     pub async fn open_with_heartbeat(server: &ServerHandle, heartbeat: u16) -> Raw {
         let mut raw = Raw::connect(server).await;
-        raw.write(&PROTOCOL_HEADER).await;
-        assert!(matches!(raw.method().await, Method::ConnectionStart(_)));
-        raw.send(
+        raw.start(FieldTable::new(), b"\0guest\0guest").await;
+        assert!(matches!(raw.method().await, Method::ConnectionTune(_)));
+        raw.tune_and_open("/", heartbeat).await;
+        assert!(matches!(raw.method().await, Method::ConnectionOpenOk(_)));
+        raw
+    }
+
+    /// Sends the protocol header, reads `connection.start` and answers `start-ok` (PLAIN) with
+    /// the given client capabilities and SASL response.
+    pub async fn start(&mut self, capabilities: FieldTable, response: &[u8]) {
+        self.write(&PROTOCOL_HEADER).await;
+        assert!(matches!(self.method().await, Method::ConnectionStart(_)));
+        let mut props = FieldTable::new();
+        props.insert("capabilities", capabilities);
+        self.send(
             0,
             ConnectionStartOk {
-                client_properties: FieldTable::new(),
+                client_properties: props,
                 mechanism: ShortStr::from("PLAIN"),
-                response: LongStr::from(&b"\0guest\0guest"[..]),
+                response: LongStr::from(response),
                 locale: ShortStr::from("en_US"),
             },
         )
         .await;
-        assert!(matches!(raw.method().await, Method::ConnectionTune(_)));
-        raw.send(
-            0,
-            ConnectionTuneOk {
-                channel_max: 2047,
-                frame_max: 4096,
-                heartbeat,
-            },
-        )
-        .await;
-        raw.send(
+    }
+
+    /// Answers `connection.tune` (frame_max 4096) and opens `vhost`.
+    pub async fn tune_and_open(&mut self, vhost: &str, heartbeat: u16) {
+        let tune_ok = ConnectionTuneOk {
+            channel_max: 2047,
+            frame_max: 4096,
+            heartbeat,
+        };
+        self.send(0, tune_ok).await;
+        self.send(
             0,
             ConnectionOpen {
-                virtual_host: "/".into(),
+                virtual_host: vhost.into(),
             },
         )
         .await;
-        assert!(matches!(raw.method().await, Method::ConnectionOpenOk(_)));
-        raw
     }
 
     /// Writes raw bytes.

@@ -1,0 +1,132 @@
+//! What a connection's channels share: the context handlers write into ([`Ctx`]), the mailbox
+//! queues and store syncs post to ([`ConnSink`], [`ConnEvent`]), and the server-wide signals.
+
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use tokio::sync::{mpsc, watch};
+use warren_broker::{Broker, Delivery, DeliverySink, Queue, VHost};
+use warren_codec::{Method, ShortStr, encode_method};
+
+use crate::config::Config;
+
+/// What queues send a connection.
+#[derive(Debug)]
+pub enum ConnEvent {
+    /// A message for one of its consumers.
+    Deliver(Delivery),
+    /// A consumer was cancelled by the broker (its queue was deleted).
+    Cancelled {
+        /// The consumer's channel.
+        channel: u16,
+        /// The consumer's tag.
+        tag: ShortStr,
+    },
+    /// A store sync this connection asked for finished.
+    Synced {
+        /// The channel that asked.
+        channel: u16,
+        /// What it was for.
+        purpose: SyncPurpose,
+        /// False when the store failed to sync.
+        ok: bool,
+    },
+}
+
+/// Why a channel asked for a store sync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncPurpose {
+    /// Publishes up to this confirm sequence number may be acked once durable.
+    Confirms {
+        /// The last publish the sync covers.
+        upto: u64,
+    },
+    /// A `tx.commit` waits for it.
+    Commit,
+}
+
+/// The connection's mailbox, as queues see it.
+#[derive(Debug)]
+pub struct ConnSink {
+    pub(super) tx: mpsc::UnboundedSender<ConnEvent>,
+}
+
+impl DeliverySink for ConnSink {
+    fn deliver(&self, delivery: Delivery) {
+        // The receiver lives until the connection has detached all its consumers and drained the
+        // mailbox, so a failed send cannot lose a message a queue still tracks.
+        if self.tx.send(ConnEvent::Deliver(delivery)).is_err() {
+            tracing::debug!("delivery to a finished connection dropped");
+        }
+    }
+
+    fn cancelled(&self, channel: u16, tag: ShortStr) {
+        let _ = self.tx.send(ConnEvent::Cancelled { channel, tag });
+    }
+}
+
+/// Connection-wide state every channel handler may use.
+pub struct Ctx {
+    /// Connection id, unique in the process.
+    pub id: u64,
+    /// The broker (store, message ids).
+    pub broker: Arc<Broker>,
+    /// The vhost opened.
+    pub vhost: Arc<VHost>,
+    /// Server configuration.
+    pub config: Arc<Config>,
+    /// Bytes waiting to be written.
+    pub out: BytesMut,
+    /// Negotiated frame size.
+    pub frame_max: u32,
+    /// Where this connection's consumers receive deliveries.
+    pub sink: Arc<ConnSink>,
+    /// Exclusive queues declared by this connection, deleted when it closes.
+    pub exclusive_queues: Vec<Arc<Queue>>,
+    /// The client handles `basic.cancel` from the server.
+    pub consumer_cancel_notify: bool,
+    /// Channels with publisher confirms to send at the end of this batch.
+    pub confirms_due: Vec<u16>,
+    /// Reused by every publish for the queues a message routes to.
+    pub route_scratch: Vec<Arc<Queue>>,
+    /// The connection has published: a memory alarm blocks it.
+    pub published: bool,
+}
+
+/// What the server tells every connection.
+#[derive(Debug, Clone)]
+pub struct Signals {
+    /// Becomes true at shutdown.
+    pub stop: watch::Receiver<bool>,
+    /// True while the memory alarm is set.
+    pub memory_alarm: watch::Receiver<bool>,
+}
+
+impl Ctx {
+    /// Queues a method frame for writing.
+    pub fn send(&mut self, channel: u16, method: impl Into<Method>) {
+        encode_method(&mut self.out, channel, &method.into());
+    }
+
+    /// Makes everything written to the store so far durable, off the connection task (fsync
+    /// blocks), and reports back through the mailbox. Concurrent requests from every connection
+    /// share flushes in the store (group commit).
+    pub fn request_sync(&self, channel: u16, purpose: SyncPurpose) {
+        let store = self.broker.store().clone();
+        let tx = self.sink.tx.clone();
+        tokio::task::spawn_blocking(move || {
+            let ok = match store.sync() {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::error!(error = %e, "store sync failed: publishes waiting on it are nacked");
+                    false
+                }
+            };
+            let _ = tx.send(ConnEvent::Synced {
+                channel,
+                purpose,
+                ok,
+            });
+        });
+    }
+}
