@@ -14,7 +14,7 @@ use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel};
 
 async fn declare(ch: &Channel, name: &str) {
-    ch.queue_declare(name, QueueDeclareOptions::default(), FieldTable::default())
+    common::declare_queue(ch, name)
         .await
         .expect("queue.declare");
 }
@@ -180,17 +180,7 @@ async fn multiple_ack_settles_everything_up_to_the_tag() {
     ch.basic_cancel("c", BasicCancelOptions::default())
         .await
         .unwrap();
-    let q = ch
-        .queue_declare(
-            "multi",
-            QueueDeclareOptions {
-                passive: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
+    let q = common::passive_queue(&ch, "multi").await.unwrap();
     assert_eq!(q.message_count(), 0);
 }
 
@@ -351,17 +341,7 @@ async fn publisher_confirms_ack_every_publish() {
     for c in confirms {
         assert!(c.await.unwrap().is_ack());
     }
-    let q = ch
-        .queue_declare(
-            "confirmed",
-            QueueDeclareOptions {
-                passive: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
+    let q = common::passive_queue(&ch, "confirmed").await.unwrap();
     assert_eq!(q.message_count(), 50);
 }
 
@@ -458,17 +438,7 @@ async fn tx_acks_take_effect_only_at_commit() {
         .await
         .unwrap();
     ch.tx_commit().await.unwrap();
-    let q = ch
-        .queue_declare(
-            "txack",
-            QueueDeclareOptions {
-                passive: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
+    let q = common::passive_queue(&ch, "txack").await.unwrap();
     assert_eq!(q.message_count(), 0);
 }
 

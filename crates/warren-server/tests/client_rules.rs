@@ -57,9 +57,7 @@ async fn binding_to_the_default_exchange_is_403() {
     let server = common::start().await;
     let conn = common::connect(&server).await;
     let ch = conn.create_channel().await.unwrap();
-    ch.queue_declare("dq", QueueDeclareOptions::default(), FieldTable::default())
-        .await
-        .unwrap();
+    common::declare_queue(&ch, "dq").await.unwrap();
     let e = ch
         .queue_bind(
             "dq",
@@ -86,9 +84,7 @@ async fn deleting_an_exchange_in_use_with_if_unused_is_406() {
     )
     .await
     .unwrap();
-    ch.queue_declare("uq", QueueDeclareOptions::default(), FieldTable::default())
-        .await
-        .unwrap();
+    common::declare_queue(&ch, "uq").await.unwrap();
     ch.queue_bind(
         "uq",
         "used",
@@ -155,13 +151,7 @@ async fn exclusive_consumer_refuses_a_second_consumer_with_403() {
     let server = common::start().await;
     let conn = common::connect(&server).await;
     let ch = conn.create_channel().await.unwrap();
-    ch.queue_declare(
-        "solo",
-        QueueDeclareOptions::default(),
-        FieldTable::default(),
-    )
-    .await
-    .unwrap();
+    common::declare_queue(&ch, "solo").await.unwrap();
     // Keep the consumer: lapin cancels a consumer when it is dropped.
     let _first = ch
         .basic_consume(
@@ -193,13 +183,7 @@ async fn reusing_a_consumer_tag_on_a_channel_is_530() {
     let server = common::start().await;
     let conn = common::connect(&server).await;
     let ch = conn.create_channel().await.unwrap();
-    ch.queue_declare(
-        "tagged",
-        QueueDeclareOptions::default(),
-        FieldTable::default(),
-    )
-    .await
-    .unwrap();
+    common::declare_queue(&ch, "tagged").await.unwrap();
     let _first = ch
         .basic_consume(
             "tagged",
@@ -248,9 +232,7 @@ async fn recover_redelivers_unacked_messages() {
     let server = common::start().await;
     let conn = common::connect(&server).await;
     let ch = conn.create_channel().await.unwrap();
-    ch.queue_declare("rec", QueueDeclareOptions::default(), FieldTable::default())
-        .await
-        .unwrap();
+    common::declare_queue(&ch, "rec").await.unwrap();
     ch.basic_publish(
         "",
         "rec",
@@ -293,9 +275,7 @@ async fn global_qos_limits_the_whole_channel() {
     let conn = common::connect(&server).await;
     let ch = conn.create_channel().await.unwrap();
     for q in ["g1", "g2"] {
-        ch.queue_declare(q, QueueDeclareOptions::default(), FieldTable::default())
-            .await
-            .unwrap();
+        common::declare_queue(&ch, q).await.unwrap();
         for _ in 0..3 {
             ch.basic_publish(
                 "",

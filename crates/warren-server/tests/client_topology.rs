@@ -26,9 +26,7 @@ async fn publish(ch: &Channel, exchange: &str, key: &str, body: &[u8], props: Ba
 }
 
 async fn queue(ch: &Channel, name: &str) {
-    ch.queue_declare(name, QueueDeclareOptions::default(), FieldTable::default())
-        .await
-        .unwrap();
+    common::declare_queue(ch, name).await.unwrap();
 }
 
 #[tokio::test]
@@ -265,17 +263,7 @@ async fn passive_declare_of_a_missing_queue_is_404() {
     let server = common::start().await;
     let conn = common::connect(&server).await;
     let ch = conn.create_channel().await.unwrap();
-    let e = ch
-        .queue_declare(
-            "missing",
-            QueueDeclareOptions {
-                passive: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .unwrap_err();
+    let e = common::passive_queue(&ch, "missing").await.unwrap_err();
     assert_eq!(common::reply_code(&e), Some(404));
     // The channel is closed, the connection is not.
     let ch2 = conn.create_channel().await.unwrap();
@@ -371,17 +359,7 @@ async fn exclusive_queue_goes_with_its_connection() {
     let mut gone = false;
     for _ in 0..50 {
         let ch = other.create_channel().await.unwrap();
-        match ch
-            .queue_declare(
-                "temp",
-                QueueDeclareOptions {
-                    passive: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-        {
+        match common::passive_queue(&ch, "temp").await {
             Err(e) if common::reply_code(&e) == Some(404) => {
                 gone = true;
                 break;
@@ -409,14 +387,7 @@ async fn amq_prefixed_names_are_reserved_403() {
         .unwrap_err();
     assert_eq!(common::reply_code(&e), Some(403));
     let ch = conn.create_channel().await.unwrap();
-    let e = ch
-        .queue_declare(
-            "amq.q",
-            QueueDeclareOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .unwrap_err();
+    let e = common::declare_queue(&ch, "amq.q").await.unwrap_err();
     assert_eq!(common::reply_code(&e), Some(403));
 }
 
@@ -427,14 +398,7 @@ async fn unknown_delivery_tag_is_406() {
     let ch = conn.create_channel().await.unwrap();
     ch.basic_ack(42, BasicAckOptions::default()).await.unwrap();
     // The error arrives as channel.close; the next synchronous call on the channel reports it.
-    let e = ch
-        .queue_declare(
-            "after",
-            QueueDeclareOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .unwrap_err();
+    let e = common::declare_queue(&ch, "after").await.unwrap_err();
     assert!(
         matches!(common::reply_code(&e), Some(406)) || !ch.status().connected(),
         "{e:?}"
@@ -530,17 +494,7 @@ async fn auto_delete_queue_goes_when_its_last_consumer_cancels() {
     ch.basic_cancel("c", BasicCancelOptions::default())
         .await
         .unwrap();
-    let e = ch
-        .queue_declare(
-            "auto",
-            QueueDeclareOptions {
-                passive: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .unwrap_err();
+    let e = common::passive_queue(&ch, "auto").await.unwrap_err();
     assert_eq!(common::reply_code(&e), Some(404));
 }
 

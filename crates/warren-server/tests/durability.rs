@@ -52,9 +52,7 @@ async fn durable_state_and_persistent_messages_survive_a_restart() {
         ch.queue_declare("dq", durable(), FieldTable::default())
             .await
             .unwrap();
-        ch.queue_declare("tq", QueueDeclareOptions::default(), FieldTable::default())
-            .await
-            .unwrap();
+        common::declare_queue(&ch, "tq").await.unwrap();
         ch.queue_bind(
             "dq",
             "dx",
@@ -104,16 +102,7 @@ async fn durable_state_and_persistent_messages_survive_a_restart() {
             .unwrap();
         got.delivery.ack(BasicAckOptions::default()).await.unwrap();
         // Make sure the ack reached the server before it stops.
-        ch.queue_declare(
-            "dq",
-            QueueDeclareOptions {
-                passive: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
+        common::passive_queue(&ch, "dq").await.unwrap();
     }
     server.shutdown().await.unwrap();
 
@@ -139,17 +128,7 @@ async fn durable_state_and_persistent_messages_survive_a_restart() {
         .unwrap_err();
     assert_eq!(common::reply_code(&e), Some(404));
     let ch = conn.create_channel().await.unwrap();
-    let e = ch
-        .queue_declare(
-            "tq",
-            QueueDeclareOptions {
-                passive: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .unwrap_err();
+    let e = common::passive_queue(&ch, "tq").await.unwrap_err();
     assert_eq!(common::reply_code(&e), Some(404));
     let ch = conn.create_channel().await.unwrap();
     let mut got = Vec::new();
@@ -210,17 +189,7 @@ async fn deleted_durable_queue_stays_deleted_after_restart() {
     let server = common::start_with(move |c| c.data_dir = d).await;
     let conn = common::connect(&server).await;
     let ch = conn.create_channel().await.unwrap();
-    let e = ch
-        .queue_declare(
-            "gone",
-            QueueDeclareOptions {
-                passive: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .unwrap_err();
+    let e = common::passive_queue(&ch, "gone").await.unwrap_err();
     assert_eq!(common::reply_code(&e), Some(404));
     server.shutdown().await.unwrap();
     let _ = std::fs::remove_dir_all(dir);

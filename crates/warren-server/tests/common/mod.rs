@@ -55,6 +55,26 @@ pub async fn connect(server: &ServerHandle) -> lapin::Connection {
         .expect("connect")
 }
 
+/// `queue.declare` with default flags (transient, not exclusive, not auto-delete).
+pub async fn declare_queue(ch: &lapin::Channel, name: &str) -> lapin::Result<lapin::Queue> {
+    ch.queue_declare(
+        name,
+        lapin::options::QueueDeclareOptions::default(),
+        lapin::types::FieldTable::default(),
+    )
+    .await
+}
+
+/// A passive `queue.declare`: whether the queue exists, and its counts.
+pub async fn passive_queue(ch: &lapin::Channel, name: &str) -> lapin::Result<lapin::Queue> {
+    let passive = lapin::options::QueueDeclareOptions {
+        passive: true,
+        ..Default::default()
+    };
+    ch.queue_declare(name, passive, lapin::types::FieldTable::default())
+        .await
+}
+
 /// The reply code of a lapin protocol error, if it is one.
 pub fn reply_code(e: &lapin::Error) -> Option<u16> {
     match e {
