@@ -16,8 +16,9 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use warren_codec::{
     BasicConsume, BasicQos, ChannelOpen, ConfirmSelect, ConnectionClose, ConnectionCloseOk,
-    ConnectionOpen, ConnectionStartOk, ConnectionTuneOk, FieldTable, Frame, FrameDecoder, LongStr,
-    Method, PROTOCOL_HEADER, QueueDeclare, QueueDelete, QueuePurge, encode_method,
+    ConnectionOpen, ConnectionStartOk, ConnectionTuneOk, ExchangeDeclare, FieldTable, Frame,
+    FrameDecoder, LongStr, Method, PROTOCOL_HEADER, QueueBind, QueueDeclare, QueueDelete,
+    QueuePurge, encode_method,
 };
 
 /// How much a reader asks the socket for at once.
@@ -285,6 +286,63 @@ impl Connection {
             .expect(channel, "queue.declare-ok", |m| match m {
                 Method::QueueDeclareOk(ok) => Some(ok.message_count),
                 _ => None,
+            })
+            .await
+    }
+
+    /// Declares a server-named, exclusive, non-durable queue, returning its name.
+    pub async fn queue_declare_exclusive(&mut self, channel: u16) -> anyhow::Result<String> {
+        let declare = QueueDeclare {
+            exclusive: true,
+            ..QueueDeclare::default()
+        };
+        self.writer.send(channel, declare.into()).await?;
+        self.reader
+            .expect(channel, "queue.declare-ok", |m| match m {
+                Method::QueueDeclareOk(ok) => {
+                    Some(String::from_utf8_lossy(ok.queue.as_bytes()).into_owned())
+                }
+                _ => None,
+            })
+            .await
+    }
+
+    /// Declares a non-durable exchange of `kind` (`fanout`, `direct`, ...).
+    pub async fn exchange_declare(
+        &mut self,
+        channel: u16,
+        exchange: &str,
+        kind: &str,
+    ) -> anyhow::Result<()> {
+        let declare = ExchangeDeclare {
+            exchange: exchange.into(),
+            kind: kind.into(),
+            ..ExchangeDeclare::default()
+        };
+        self.writer.send(channel, declare.into()).await?;
+        self.reader
+            .expect(channel, "exchange.declare-ok", |m| {
+                matches!(m, Method::ExchangeDeclareOk(_)).then_some(())
+            })
+            .await
+    }
+
+    /// Binds `queue` to `exchange` with an empty routing key.
+    pub async fn queue_bind(
+        &mut self,
+        channel: u16,
+        queue: &str,
+        exchange: &str,
+    ) -> anyhow::Result<()> {
+        let bind = QueueBind {
+            queue: queue.into(),
+            exchange: exchange.into(),
+            ..QueueBind::default()
+        };
+        self.writer.send(channel, bind.into()).await?;
+        self.reader
+            .expect(channel, "queue.bind-ok", |m| {
+                matches!(m, Method::QueueBindOk(_)).then_some(())
             })
             .await
     }

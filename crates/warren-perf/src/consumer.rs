@@ -42,10 +42,12 @@ struct InMessage {
     first_body: bool,
 }
 
-/// Consumes until `stop` flips, then acks what is pending and closes the connection.
+/// Consumes until `stop` flips (with `every_latency`, recording the latency of every message
+/// rather than of the last one of each read), then acks what is pending and closes the connection.
 pub async fn run(
     conn: Connection,
     ack: AckPolicy,
+    every_latency: bool,
     shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
 ) -> anyhow::Result<ConsumerOutcome> {
@@ -83,6 +85,11 @@ pub async fn run(
                     if msg.first_body {
                         if let Some(head) = payload.get(..8).and_then(|h| h.try_into().ok()) {
                             stamp = Some(u64::from_be_bytes(head));
+                            if every_latency {
+                                let now = shared.t0.elapsed().as_nanos() as u64;
+                                out.latencies_ns
+                                    .push(now.saturating_sub(u64::from_be_bytes(head)));
+                            }
                         }
                         msg.first_body = false;
                     }
@@ -109,7 +116,7 @@ pub async fn run(
         if done > 0 {
             out.received += done;
             shared.counters.consumed.fetch_add(done, Ordering::Relaxed);
-            if let Some(sent) = stamp {
+            if let Some(sent) = stamp.filter(|_| !every_latency) {
                 let now = shared.t0.elapsed().as_nanos() as u64;
                 out.latencies_ns.push(now.saturating_sub(sent));
             }

@@ -28,7 +28,9 @@ const BATCH_MESSAGES: u64 = 1024;
 /// What every producer publishes.
 #[derive(Debug, Clone)]
 pub struct PublishPlan {
-    /// Queues to publish to through the default exchange, round-robin.
+    /// Exchange to publish to (`""`: the default exchange).
+    pub exchange: String,
+    /// Routing keys (queue names for the default exchange), used round-robin.
     pub queues: Vec<String>,
     /// Body size in bytes.
     pub size: usize,
@@ -36,6 +38,10 @@ pub struct PublishPlan {
     pub persistent: bool,
     /// At most this many unconfirmed publishes (confirm mode); `None` publishes without confirms.
     pub confirm_window: Option<u64>,
+    /// Publish at this many messages per second (paced by a 1 ms timer), else as fast as possible.
+    pub rate: Option<u64>,
+    /// Stop after this many messages (and, with confirms, wait until all are settled).
+    pub limit: Option<u64>,
 }
 
 /// One queue's publish, encoded once.
@@ -64,7 +70,7 @@ fn templates(plan: &PublishPlan, frame_max: u32) -> Vec<Template> {
         .map(|q| {
             let mut buf = BytesMut::new();
             let publish = BasicPublish {
-                exchange: "".into(),
+                exchange: plan.exchange.as_str().into(),
                 routing_key: q.as_str().into(),
                 mandatory: false,
                 immediate: false,
@@ -107,11 +113,28 @@ pub async fn run(
     let reader_task = tokio::spawn(read_confirms(reader, link.clone(), shared.clone()));
     let mut next = 0usize;
     let mut sent: u64 = 0;
+    let started = tokio::time::Instant::now();
+    let mut pace = tokio::time::interval(Duration::from_millis(1));
+    pace.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     while !shared.stop.load(Ordering::Relaxed) {
         if link.reader_done.load(Ordering::Acquire) {
             break;
         }
         let mut budget = BATCH_MESSAGES;
+        if let Some(limit) = plan.limit {
+            if sent >= limit {
+                break;
+            }
+            budget = budget.min(limit - sent);
+        }
+        if let Some(rate) = plan.rate {
+            let due = (started.elapsed().as_secs_f64() * rate as f64) as u64;
+            if due <= sent {
+                pace.tick().await;
+                continue;
+            }
+            budget = budget.min(due - sent);
+        }
         if let Some(window) = plan.confirm_window {
             let in_flight = sent - link.settled.load(Ordering::Acquire);
             if in_flight >= window {
@@ -137,12 +160,23 @@ pub async fn run(
         sent += n;
         shared.counters.published.fetch_add(n, Ordering::Relaxed);
     }
+    if plan.confirm_window.is_some() && plan.limit.is_some() {
+        // Everything is written: wait for the last confirms before closing.
+        while link.settled.load(Ordering::Acquire) < sent
+            && !link.reader_done.load(Ordering::Acquire)
+            && !shared.stop.load(Ordering::Relaxed)
+        {
+            let _ = tokio::time::timeout(Duration::from_millis(50), link.room.notified()).await;
+        }
+    }
     if !link.reader_done.load(Ordering::Acquire) {
         writer.send_close().await?;
     }
-    match tokio::time::timeout(Duration::from_secs(5), reader_task).await {
+    // A broker throttling this connection (credit flow) reads the close only after the publishes
+    // queued before it, which can take seconds.
+    match tokio::time::timeout(Duration::from_secs(20), reader_task).await {
         Ok(joined) => joined??,
-        Err(_) => anyhow::bail!("producer: no connection.close-ok within 5 s"),
+        Err(_) => anyhow::bail!("producer: no connection.close-ok within 20 s"),
     }
     Ok(sent)
 }

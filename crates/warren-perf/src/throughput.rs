@@ -108,13 +108,17 @@ pub struct Shared {
 }
 
 /// CPU and memory of one process at one instant.
-struct ProcPoint {
-    broker_cpu: Option<Duration>,
-    broker_rss: Option<u64>,
-    own_cpu: Option<Duration>,
+pub struct ProcPoint {
+    /// Broker CPU time.
+    pub broker_cpu: Option<Duration>,
+    /// Broker RSS in bytes.
+    pub broker_rss: Option<u64>,
+    /// warren-perf's CPU time.
+    pub own_cpu: Option<Duration>,
 }
 
-fn proc_point(broker: Option<&str>, ticks: u64) -> ProcPoint {
+/// The broker's and warren-perf's figures now.
+pub fn proc_point(broker: Option<&str>, ticks: u64) -> ProcPoint {
     ProcPoint {
         broker_cpu: broker.and_then(|p| procstat::cpu_time(p, ticks).ok()),
         broker_rss: broker.and_then(|p| procstat::rss_bytes(p).ok()),
@@ -122,7 +126,8 @@ fn proc_point(broker: Option<&str>, ticks: u64) -> ProcPoint {
     }
 }
 
-const MIB: f64 = 1024.0 * 1024.0;
+/// Bytes in a MiB.
+pub const MIB: f64 = 1024.0 * 1024.0;
 
 /// Runs the scenario and returns its report.
 pub async fn run(args: &ThroughputArgs) -> anyhow::Result<Report> {
@@ -181,13 +186,24 @@ pub async fn run(args: &ThroughputArgs) -> anyhow::Result<Report> {
 
     let consumers: Vec<_> = consumer_conns
         .into_iter()
-        .map(|conn| tokio::spawn(consumer::run(conn, ack, shared.clone(), stop_rx.clone())))
+        .map(|conn| {
+            tokio::spawn(consumer::run(
+                conn,
+                ack,
+                false,
+                shared.clone(),
+                stop_rx.clone(),
+            ))
+        })
         .collect();
     let plan = Arc::new(PublishPlan {
+        exchange: String::new(),
         queues: queues.clone(),
         size: args.size,
         persistent: args.persistent,
         confirm_window: args.confirm,
+        rate: None,
+        limit: None,
     });
     let producers: Vec<_> = producer_conns
         .into_iter()
@@ -295,14 +311,14 @@ pub async fn run(args: &ThroughputArgs) -> anyhow::Result<Report> {
     })
 }
 
-/// Waits up to 10 s for a worker, recording its error (or its hanging) in `errors`.
-async fn join<T>(
+/// Waits up to 30 s for a worker, recording its error (or its hanging) in `errors`.
+pub async fn join<T>(
     task: tokio::task::JoinHandle<anyhow::Result<T>>,
     errors: &mut Vec<String>,
     who: &str,
 ) -> Option<T> {
     let abort = task.abort_handle();
-    match tokio::time::timeout(Duration::from_secs(10), task).await {
+    match tokio::time::timeout(Duration::from_secs(30), task).await {
         Ok(Ok(Ok(t))) => Some(t),
         Ok(Ok(Err(e))) => {
             errors.push(format!("{who}: {e:#}"));
@@ -314,7 +330,7 @@ async fn join<T>(
         }
         Err(_) => {
             abort.abort();
-            errors.push(format!("{who}: did not finish within 10 s of the stop"));
+            errors.push(format!("{who}: did not finish within 30 s of the stop"));
             None
         }
     }
