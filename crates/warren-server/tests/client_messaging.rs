@@ -457,3 +457,29 @@ async fn large_message_spanning_many_frames_arrives_whole() {
         .unwrap();
     assert_eq!(m.delivery.data, body);
 }
+
+#[tokio::test]
+async fn acks_held_by_an_uncommitted_tx_are_requeued_when_the_channel_closes() {
+    let server = common::start().await;
+    let conn = common::connect(&server).await;
+    let ch = conn.create_channel().await.unwrap();
+    declare(&ch, "txclose").await;
+    publish(&ch, "", "txclose", b"held").await;
+    let tx_ch = conn.create_channel().await.unwrap();
+    tx_ch.tx_select().await.unwrap();
+    let m = tx_ch
+        .basic_get("txclose", BasicGetOptions { no_ack: false })
+        .await
+        .unwrap()
+        .unwrap();
+    m.delivery.ack(BasicAckOptions::default()).await.unwrap();
+    // Closing without commit: the ack never happened and the message must come back.
+    tx_ch.close(200, "bye").await.unwrap();
+    let again = ch
+        .basic_get("txclose", BasicGetOptions { no_ack: true })
+        .await
+        .unwrap()
+        .expect("the message is ready again");
+    assert!(again.delivery.redelivered);
+    assert_eq!(again.delivery.data, b"held");
+}

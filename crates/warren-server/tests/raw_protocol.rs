@@ -88,8 +88,7 @@ async fn frame_over_frame_max_is_refused_before_it_is_buffered() {
 async fn truncated_method_arguments_are_frame_error_naming_the_method() {
     let server = common::start().await;
     let mut raw = Raw::open(&server).await;
-    raw.send(1, ChannelOpen).await;
-    assert!(matches!(raw.method().await, Method::ChannelOpenOk(_)));
+    raw.open_channel(1).await;
     // queue.declare (50/10) with its arguments cut short.
     raw.write(&[1, 0, 1, 0, 0, 0, 9, 0, 50, 0, 10, 0, 0, 7, b'q', b'u', 0xce])
         .await;
@@ -126,8 +125,7 @@ async fn method_on_unopened_channel_is_channel_error() {
 async fn second_channel_open_is_channel_error() {
     let server = common::start().await;
     let mut raw = Raw::open(&server).await;
-    raw.send(1, ChannelOpen).await;
-    raw.method().await;
+    raw.open_channel(1).await;
     raw.send(1, ChannelOpen).await;
     expect_connection_close(&mut raw, 504).await;
 }
@@ -144,8 +142,7 @@ async fn channel_above_channel_max_is_channel_error() {
 async fn body_without_publish_is_unexpected_frame() {
     let server = common::start().await;
     let mut raw = Raw::open(&server).await;
-    raw.send(1, ChannelOpen).await;
-    raw.method().await;
+    raw.open_channel(1).await;
     let mut buf = BytesMut::new();
     encode_body(&mut buf, 1, b"stray");
     raw.write(&buf).await;
@@ -156,8 +153,7 @@ async fn body_without_publish_is_unexpected_frame() {
 async fn method_instead_of_content_header_is_unexpected_frame() {
     let server = common::start().await;
     let mut raw = Raw::open(&server).await;
-    raw.send(1, ChannelOpen).await;
-    raw.method().await;
+    raw.open_channel(1).await;
     raw.send(
         1,
         BasicPublish {
@@ -175,8 +171,7 @@ async fn method_instead_of_content_header_is_unexpected_frame() {
 async fn body_longer_than_declared_is_an_error() {
     let server = common::start().await;
     let mut raw = Raw::open(&server).await;
-    raw.send(1, ChannelOpen).await;
-    raw.method().await;
+    raw.open_channel(1).await;
     raw.send(
         1,
         BasicPublish {
@@ -290,8 +285,7 @@ async fn shutdown_closes_connections_with_connection_forced() {
 async fn publish_with_immediate_is_not_implemented() {
     let server = common::start().await;
     let mut raw = Raw::open(&server).await;
-    raw.send(1, ChannelOpen).await;
-    raw.method().await;
+    raw.open_channel(1).await;
     raw.send(
         1,
         BasicPublish {
@@ -309,8 +303,7 @@ async fn publish_with_immediate_is_not_implemented() {
 async fn oversized_message_is_refused_with_precondition_failed() {
     let server = common::start_with(|c| c.max_message_size = 1000).await;
     let mut raw = Raw::open(&server).await;
-    raw.send(1, ChannelOpen).await;
-    raw.method().await;
+    raw.open_channel(1).await;
     raw.send(
         1,
         BasicPublish {
@@ -338,8 +331,7 @@ async fn oversized_message_is_refused_with_precondition_failed() {
 async fn frames_after_channel_close_are_dropped_until_close_ok() {
     let server = common::start().await;
     let mut raw = Raw::open(&server).await;
-    raw.send(1, ChannelOpen).await;
-    raw.method().await;
+    raw.open_channel(1).await;
     raw.send(
         1,
         QueueDeclare {
@@ -360,8 +352,7 @@ async fn frames_after_channel_close_are_dropped_until_close_ok() {
     )
     .await;
     raw.send(1, ChannelCloseOk).await;
-    raw.send(1, ChannelOpen).await;
-    assert!(matches!(raw.method().await, Method::ChannelOpenOk(_)));
+    raw.open_channel(1).await;
     raw.send(
         1,
         QueueDeclare {
@@ -378,10 +369,8 @@ async fn frames_after_channel_close_are_dropped_until_close_ok() {
 async fn exclusive_consume_refuses_another_consumer() {
     let server = common::start().await;
     let mut raw = Raw::open(&server).await;
-    raw.send(1, ChannelOpen).await;
-    raw.method().await;
-    raw.send(2, ChannelOpen).await;
-    raw.method().await;
+    raw.open_channel(1).await;
+    raw.open_channel(2).await;
     raw.send(
         1,
         QueueDeclare {
@@ -429,8 +418,7 @@ async fn memory_alarm_blocks_publishers_with_connection_blocked() {
     raw.method().await;
     raw.tune_and_open("/", 0).await;
     raw.method().await;
-    raw.send(1, ChannelOpen).await;
-    raw.method().await;
+    raw.open_channel(1).await;
     raw.send(
         1,
         QueueDeclare {

@@ -60,6 +60,8 @@ pub struct Queue {
     had_consumer: AtomicBool,
     /// Where a durable queue keeps its persistent messages; `None` for transient queues.
     store: Option<SharedStore>,
+    /// The vhost name as the store's keys take it, made once rather than per message.
+    vhost_key: Bytes,
 }
 
 impl std::fmt::Debug for dyn crate::persist::Store {
@@ -92,16 +94,13 @@ impl Queue {
             deleted: AtomicBool::new(false),
             had_consumer: AtomicBool::new(false),
             store,
+            vhost_key: Bytes::copy_from_slice(vhost.as_bytes()),
         })
     }
 
     /// True when persistent messages published here are written to the store.
     pub fn stores_persistent(&self) -> bool {
         self.store.is_some()
-    }
-
-    fn vhost_key(&self) -> Bytes {
-        Bytes::copy_from_slice(self.vhost.as_bytes())
     }
 
     /// Records that stored messages were delivered (`first`) or left for good (`gone`). Called
@@ -111,7 +110,7 @@ impl Queue {
         if first.is_empty() && gone.is_empty() {
             return;
         }
-        let vhost = self.vhost_key();
+        let vhost = self.vhost_key.clone();
         let queue = self.name.bytes().clone();
         let ops: Vec<MessageOp> = first
             .iter()
@@ -186,7 +185,7 @@ impl Queue {
                 });
             }
             ops.push(MessageOp::Enqueue {
-                vhost: self.vhost_key(),
+                vhost: self.vhost_key.clone(),
                 queue: self.name.bytes().clone(),
                 seq,
                 id,

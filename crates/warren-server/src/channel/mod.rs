@@ -154,15 +154,18 @@ impl Channel {
                 ctx.vhost.remove_queue(&c.queue);
             }
         }
+        // Acks held by an uncommitted transaction never happened: those go back too.
+        if let Mode::Tx(tx) = &mut self.mode {
+            let held = std::mem::take(tx);
+            self.unacked
+                .extend(held.settles.into_iter().flat_map(|(_, taken)| taken));
+        }
         let unacked = std::mem::take(&mut self.unacked);
         settle_grouped(unacked.into_values(), Settle::Requeue);
         self.limit
             .unacked
             .store(0, std::sync::atomic::Ordering::Release);
         self.content = ContentState::Idle;
-        if let Mode::Tx(tx) = &mut self.mode {
-            tx.clear();
-        }
     }
 
     /// Re-runs delivery on every queue this channel consumes from (credit grew channel-wide).

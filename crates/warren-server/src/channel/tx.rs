@@ -17,14 +17,6 @@ pub struct TxBuffer {
     pub(super) settles: Vec<(Settle, Vec<(u64, Unacked)>)>,
 }
 
-impl TxBuffer {
-    /// Forgets everything held.
-    pub fn clear(&mut self) {
-        self.publishes.clear();
-        self.settles.clear();
-    }
-}
-
 impl Channel {
     pub(super) fn tx_select(&mut self, ctx: &mut Ctx) -> AmqpResult {
         match self.mode {
@@ -55,14 +47,25 @@ impl Channel {
         let tx = self.take_tx()?;
         let mut stored = false;
         for (publish, properties, body) in tx.publishes {
-            let routed = self.route(ctx, publish, properties, body)?;
-            if routed.store_failed {
-                return Err(AmqpError::new(
+            let failure = match self.route(ctx, publish, properties, body) {
+                Ok(routed) if routed.store_failed => Some(AmqpError::new(
                     ReplyCode::InternalError,
                     "the message store refused a message of this transaction",
-                ));
+                )),
+                Ok(routed) => {
+                    stored |= routed.stored;
+                    None
+                }
+                Err(e) => Some(e),
+            };
+            if let Some(e) = failure {
+                // The commit fails: its held acks are unacked again, so closing the channel
+                // requeues those messages instead of leaving them in flight forever.
+                for (_, taken) in tx.settles {
+                    self.unacked.extend(taken);
+                }
+                return Err(e);
             }
-            stored |= routed.stored;
         }
         for (how, taken) in tx.settles {
             self.apply_settle(taken, how);

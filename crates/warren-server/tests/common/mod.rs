@@ -154,6 +154,12 @@ impl Raw {
         .await;
     }
 
+    /// Opens a channel and waits for `channel.open-ok`.
+    pub async fn open_channel(&mut self, channel: u16) {
+        self.send(channel, warren_codec::ChannelOpen).await;
+        assert!(matches!(self.method().await, Method::ChannelOpenOk(_)));
+    }
+
     /// Writes raw bytes.
     pub async fn write(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).await.expect("write");
