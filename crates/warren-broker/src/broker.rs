@@ -11,6 +11,7 @@ use warren_router::{ExchangeDef, ExchangeKind};
 use warren_store::{MemoryStore, MessageId, StoreError};
 
 use crate::persist::{self, SharedStore};
+use crate::timers::{Timers, now_ms};
 use crate::{Message, VHost};
 
 /// A user account.
@@ -37,12 +38,19 @@ pub struct Recovered {
     pub messages: usize,
 }
 
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.timers.stop();
+    }
+}
+
 /// All virtual hosts and users of one broker.
 pub struct Broker {
     vhosts: RwLock<HashMap<String, Arc<VHost>>>,
     users: RwLock<HashMap<String, User>>,
     store: SharedStore,
-    next_message_id: AtomicU64,
+    next_message_id: Arc<AtomicU64>,
+    timers: Arc<Timers>,
 }
 
 impl std::fmt::Debug for Broker {
@@ -69,7 +77,8 @@ impl Broker {
         let broker = Broker {
             vhosts: RwLock::new(HashMap::new()),
             users: RwLock::new(HashMap::new()),
-            next_message_id: AtomicU64::new(store.next_message_id().unwrap_or(1)),
+            next_message_id: Arc::new(AtomicU64::new(store.next_message_id().unwrap_or(1))),
+            timers: Arc::new(Timers::new()),
             store,
         };
         broker.add_vhost("/");
@@ -96,7 +105,14 @@ impl Broker {
         self.vhosts
             .write()
             .entry(name.to_string())
-            .or_insert_with(|| Arc::new(VHost::new(name, self.store.clone())))
+            .or_insert_with(|| {
+                VHost::new(
+                    name,
+                    self.store.clone(),
+                    self.next_message_id.clone(),
+                    self.timers.clone(),
+                )
+            })
             .clone()
     }
 
@@ -124,6 +140,8 @@ impl Broker {
         let defs = self.store.load_definitions()?;
         let mut found = Recovered::default();
         let text = |b: &bytes::Bytes| String::from_utf8_lossy(b).into_owned();
+        let now = now_ms();
+        let mut queues = Vec::new();
         for vhost in &defs.vhosts {
             self.add_vhost(&text(vhost));
         }
@@ -152,17 +170,22 @@ impl Broker {
                 .recover_queue(ShortStr::from(q.name.clone()), q.auto_delete, arguments)
                 .map_err(|e| corrupt("queue", e))?;
             for entry in self.store.load_queue(vhost, &q.name)? {
-                let message = Message::decode(&entry.message)
+                let message = Message::decode(&entry.message, now)
                     .map_err(|e| StoreError::Corrupt(format!("message {}: {e}", entry.id)))?;
                 queue.recover(entry.seq, Arc::new(message), entry.redelivered);
                 found.messages += 1;
             }
+            queues.push(queue);
             found.queues += 1;
         }
         for (vhost, b) in &defs.bindings {
             let vh = self.add_vhost(&text(vhost));
             vh.recover_binding(b).map_err(|e| corrupt("binding", e))?;
             found.bindings += 1;
+        }
+        // Bindings are back, so dead letters of messages that expired while down can be routed.
+        for q in &queues {
+            q.recovered();
         }
         tracing::info!(
             exchanges = found.exchanges,

@@ -7,23 +7,31 @@
 //!
 //! Locking: a [`Queue`]'s state is behind its own mutex, a [`VHost`]'s topology behind a read-write
 //! lock. Lock order is topology, then one queue; no code holds two queue locks at once or holds a
-//! lock across an `.await` (there is no `async` here).
+//! lock across an `.await` (there is no `async` here). Dead letters are routed only after the
+//! queue they died in is unlocked.
+//!
+//! Time: TTLs and `x-expires` deadlines are wall-clock milliseconds since the epoch (so they
+//! survive a restart); one timer thread per broker wakes queues at their next deadline.
 
 mod broker;
+mod dead_letter;
 mod error;
 mod message;
 mod names;
 mod persist;
 mod queue;
+mod timers;
 mod vhost;
 
 pub use broker::{Broker, Recovered, User};
+pub use dead_letter::{DeadLetter, DeadLetterTarget, DeathReason};
 pub use error::BrokerError;
 pub use message::{Message, StoredMessageError};
 pub use names::{generate_consumer_tag, generate_queue_name};
 pub use persist::{SharedStore, Store};
 pub use queue::{
-    ChannelLimit, Consumer, ConsumerId, Delivery, DeliverySink, Got, Overflow, Queue, QueueArgs,
-    QueueOptions, QueueState, Settle,
+    ChannelLimit, ConsumeArgs, Consumer, ConsumerId, Delivery, DeliverySink, Effects, Enqueued, Got, Overflow,
+    Pushed, Queue, QueueArgs, QueueOptions, QueueState, Settle, StoreWrite,
 };
+pub use timers::now_ms;
 pub use vhost::{DeclaredQueue, QueueDeclare, VHost};

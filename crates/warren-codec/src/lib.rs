@@ -22,6 +22,6 @@ pub use frame::{
     encode_header, encode_heartbeat, encode_method,
 };
 pub use generated::*;
-pub use properties::{BasicProperties, ContentHeader, RawProperties};
+pub use properties::{BasicProperties, BrokerFields, ContentHeader, RawProperties};
 pub use protocol_header::{PROTOCOL_HEADER, ProtocolHeaderCheck, check_protocol_header};
 pub use strings::{LongStr, SHORT_STR_MAX, ShortStr};

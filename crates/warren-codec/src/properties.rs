@@ -231,6 +231,59 @@ impl RawProperties {
         r.octet().ok()
     }
 
+    /// The fields the broker acts on for every message (delivery mode, priority, reply-to,
+    /// expiration), found in one pass without building the headers table. Malformed or
+    /// continued flag words give the fields read before the problem (the list was validated on
+    /// arrival, so that does not happen for received properties).
+    pub fn broker_fields(&self) -> BrokerFields {
+        let mut out = BrokerFields::default();
+        let mut r = Reader::new(&self.0);
+        let Ok(flags) = r.short() else { return out };
+        if flags & flag::CONTINUATION != 0 {
+            if let Ok(p) = self.decode() {
+                out.delivery_mode = p.delivery_mode;
+                out.priority = p.priority;
+                out.reply_to = p.reply_to;
+                out.expiration = p.expiration;
+            }
+            return out;
+        }
+        let _ = Self::walk_broker_fields(&mut r, flags, &mut out);
+        out
+    }
+
+    fn walk_broker_fields(
+        r: &mut Reader<'_>,
+        flags: u16,
+        out: &mut BrokerFields,
+    ) -> Result<(), FieldError> {
+        if flags & flag::CONTENT_TYPE != 0 {
+            r.skip_short_str()?;
+        }
+        if flags & flag::CONTENT_ENCODING != 0 {
+            r.skip_short_str()?;
+        }
+        if flags & flag::HEADERS != 0 {
+            FieldTable::skip(r)?;
+        }
+        if flags & flag::DELIVERY_MODE != 0 {
+            out.delivery_mode = Some(r.octet()?);
+        }
+        if flags & flag::PRIORITY != 0 {
+            out.priority = Some(r.octet()?);
+        }
+        if flags & flag::CORRELATION_ID != 0 {
+            r.skip_short_str()?;
+        }
+        if flags & flag::REPLY_TO != 0 {
+            out.reply_to = Some(r.short_str()?);
+        }
+        if flags & flag::EXPIRATION != 0 {
+            out.expiration = Some(r.short_str()?);
+        }
+        Ok(())
+    }
+
     /// True when the headers flag is set.
     pub fn has_headers(&self) -> bool {
         self.0.first().is_some_and(|b| b & 0x20 != 0)
@@ -240,6 +293,19 @@ impl RawProperties {
     pub fn decode(&self) -> Result<BasicProperties, FieldError> {
         BasicProperties::decode(&mut Reader::new(&self.0))
     }
+}
+
+/// The properties a broker acts on, as [`RawProperties::broker_fields`] finds them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BrokerFields {
+    /// 2 is persistent.
+    pub delivery_mode: Option<u8>,
+    /// The message's priority.
+    pub priority: Option<u8>,
+    /// The reply-to address.
+    pub reply_to: Option<ShortStr>,
+    /// The per-message TTL, milliseconds as a decimal string.
+    pub expiration: Option<ShortStr>,
 }
 
 impl Default for RawProperties {

@@ -73,6 +73,16 @@ proptest! {
         prop_assert_eq!(parsed, BasicProperties { headers: None, ..props });
     }
 
+    /// The one-pass field lookup finds what the full decoder finds.
+    #[test]
+    fn broker_fields_agree_with_full_decode(props in properties()) {
+        let f = props.to_raw().broker_fields();
+        prop_assert_eq!(f.delivery_mode, props.delivery_mode);
+        prop_assert_eq!(f.priority, props.priority);
+        prop_assert_eq!(f.reply_to, props.reply_to);
+        prop_assert_eq!(f.expiration, props.expiration);
+    }
+
     /// A stream of content frames decodes identically whatever the chunking of its bytes.
     #[test]
     fn any_chunking_decodes_the_same(

@@ -37,6 +37,9 @@ pub struct QueueArgs {
     pub max_priority: Option<u8>,
     /// `x-single-active-consumer`.
     pub single_active_consumer: bool,
+    /// `x-delivery-limit`: returns allowed before a message is dead-lettered (RabbitMQ honours
+    /// it on quorum queues only; Warren's classic queues do too).
+    pub delivery_limit: Option<u64>,
 }
 
 fn invalid(key: &str, queue: &str, vhost: &str, why: String) -> BrokerError {
@@ -131,6 +134,18 @@ impl QueueArgs {
                         out.max_length_bytes = Some(v as u64);
                     }
                 }
+                "x-delivery-limit" => {
+                    let v = integer(value, key, queue, vhost)?;
+                    if v < 0 {
+                        return Err(invalid(
+                            key,
+                            queue,
+                            vhost,
+                            format!("{{value_negative,{v}}}"),
+                        ));
+                    }
+                    out.delivery_limit = Some(v as u64);
+                }
                 "x-max-priority" => {
                     let v = integer(value, key, queue, vhost)?;
                     if !(0..=255).contains(&v) {
@@ -197,6 +212,40 @@ impl QueueArgs {
                         ));
                     }
                 },
+                _ => {}
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The arguments of `basic.consume`, validated as RabbitMQ 3.10 does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ConsumeArgs {
+    /// `x-priority`.
+    pub priority: i32,
+}
+
+impl ConsumeArgs {
+    /// Checks `x-priority` (an integer) and `x-cancel-on-ha-failover` (a boolean, accepted and
+    /// ignored: Warren has no mirrors to fail over); others are ignored.
+    pub fn parse(args: &FieldTable, queue_desc: &str) -> Result<ConsumeArgs, BrokerError> {
+        let bad = |key: &str, v: &FieldValue| {
+            BrokerError::precondition(format!(
+                "invalid arg '{key}' for {queue_desc}: {{unacceptable_type,{}}}",
+                type_name(v)
+            ))
+        };
+        let mut out = ConsumeArgs::default();
+        for (key, value) in args.iter() {
+            match key.as_str() {
+                Some("x-priority") => {
+                    let p = value.as_i64().ok_or_else(|| bad("x-priority", value))?;
+                    out.priority = p.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32;
+                }
+                Some("x-cancel-on-ha-failover") if !matches!(value, FieldValue::Bool(_)) => {
+                    return Err(bad("x-cancel-on-ha-failover", value));
+                }
                 _ => {}
             }
         }

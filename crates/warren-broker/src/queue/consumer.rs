@@ -100,6 +100,8 @@ pub struct Consumer {
     pub prefetch: u32,
     /// The channel's shared limit.
     pub channel_limit: Arc<ChannelLimit>,
+    /// `x-priority`: consumers of a higher priority are served first while they have credit.
+    pub priority: i32,
     /// Unacked deliveries to this consumer from this queue.
     pub(crate) unacked: u32,
 }
@@ -112,6 +114,7 @@ impl std::fmt::Debug for Consumer {
             .field("channel", &self.channel)
             .field("no_ack", &self.no_ack)
             .field("prefetch", &self.prefetch)
+            .field("priority", &self.priority)
             .field("unacked", &self.unacked)
             .finish()
     }
@@ -141,8 +144,15 @@ impl Consumer {
             exclusive,
             prefetch,
             channel_limit,
+            priority: 0,
             unacked: 0,
         }
+    }
+
+    /// The same consumer with `x-priority` set.
+    pub fn with_priority(mut self, priority: i32) -> Self {
+        self.priority = priority;
+        self
     }
 
     pub(crate) fn has_credit(&self) -> bool {

@@ -2,22 +2,26 @@
 
 mod args;
 mod consumer;
+mod dispatch;
+mod ready;
 mod state;
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
 
 use bytes::Bytes;
-use parking_lot::Mutex;
+use parking_lot::{Mutex, MutexGuard};
 use warren_codec::{FieldTable, ShortStr};
 use warren_store::{MessageId, MessageOp, StoreError};
 
-pub use args::{Overflow, QueueArgs};
+pub use args::{ConsumeArgs, Overflow, QueueArgs};
 pub use consumer::{ChannelLimit, Consumer, ConsumerId, Delivery, DeliverySink};
-pub use state::{Got, QueueState};
+pub use state::{Effects, Got, Pushed, QueueState};
 
+use crate::dead_letter::{DeadLetter, DeadLetterTarget};
 use crate::persist::SharedStore;
-use crate::{BrokerError, Message};
+use crate::timers::now_ms;
+use crate::{BrokerError, Message, VHost};
 
 /// How a delivered message is settled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,7 +66,24 @@ pub struct Queue {
     store: Option<SharedStore>,
     /// The vhost name as the store's keys take it, made once rather than per message.
     vhost_key: Bytes,
+    /// The vhost, for dead-lettering, timers and deleting the queue when it expires.
+    host: Weak<VHost>,
+    /// `x-dead-letter-exchange` and `x-dead-letter-routing-key`.
+    dead_letter: Option<DeadLetterTarget>,
 }
+
+/// What became of a message published to a queue.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Enqueued {
+    /// It was written to the store (the publish needs a sync before it may be confirmed).
+    pub stored: bool,
+    /// The queue's overflow policy refused it (the publisher gets a nack).
+    pub rejected: bool,
+}
+
+/// A store write that comes with a publish: the message's id and, for the first durable queue
+/// it reaches, its stored form.
+pub type StoreWrite = Option<(MessageId, Option<Bytes>)>;
 
 impl std::fmt::Debug for dyn crate::persist::Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -71,36 +92,58 @@ impl std::fmt::Debug for dyn crate::persist::Store {
 }
 
 impl Queue {
-    /// A new, empty, transient queue.
+    /// A new, empty, transient queue outside any vhost (no dead-lettering, no timers).
     pub fn new(name: ShortStr, vhost: &str, options: QueueOptions, args: QueueArgs) -> Arc<Queue> {
-        Self::with_store(name, vhost, options, args, None)
+        Self::with_store(name, vhost, options, args, None, Weak::new())
     }
 
-    /// A new, empty queue; a durable one keeps persistent messages in `store`.
+    /// A new, empty queue of vhost `host`; a durable one keeps persistent messages in `store`.
     pub fn with_store(
         name: ShortStr,
         vhost: &str,
         options: QueueOptions,
         args: QueueArgs,
         store: Option<SharedStore>,
+        host: Weak<VHost>,
     ) -> Arc<Queue> {
         let store = if options.durable { store } else { None };
-        Arc::new(Queue {
+        let dead_letter = args
+            .dead_letter_exchange
+            .as_ref()
+            .map(|x| DeadLetterTarget {
+                exchange: ShortStr::from(x.as_str()),
+                routing_key: args
+                    .dead_letter_routing_key
+                    .as_ref()
+                    .map(|k| ShortStr::from(k.as_str())),
+            });
+        let state = QueueState::with_args(store.is_some(), args.clone(), now_ms());
+        let queue = Arc::new(Queue {
             name,
             vhost: vhost.to_string(),
             options,
             args,
-            state: Mutex::new(QueueState::new(store.is_some())),
+            state: Mutex::new(state),
             deleted: AtomicBool::new(false),
             had_consumer: AtomicBool::new(false),
             store,
             vhost_key: Bytes::copy_from_slice(vhost.as_bytes()),
-        })
+            host,
+            dead_letter,
+        });
+        // An x-expires queue may never be used at all: its timer starts now.
+        queue.finish(queue.state.lock(), Effects::default());
+        queue
     }
 
     /// True when persistent messages published here are written to the store.
     pub fn stores_persistent(&self) -> bool {
         self.store.is_some()
+    }
+
+    /// Where this queue's dead letters go, if anywhere.
+    pub fn dead_letter_target(&self) -> Option<&DeadLetterTarget> {
+        self.dead_letter.as_ref()
     }
 
     /// Records that stored messages were delivered (`first`) or left for good (`gone`). Called
@@ -131,11 +174,50 @@ impl Queue {
         }
     }
 
-    fn dispatch_locked(self: &Arc<Self>, s: &mut QueueState) {
-        let mut first = Vec::new();
-        let mut gone = Vec::new();
-        s.dispatch(self, &mut first, &mut gone);
-        self.record(&first, &gone);
+    /// Ends an operation: writes its store changes while still locked, arms the timer for the
+    /// queue's next deadline, unlocks, and returns the dead letters to bury.
+    fn finish(
+        self: &Arc<Self>,
+        mut s: MutexGuard<'_, QueueState>,
+        fx: Effects,
+    ) -> Vec<DeadLetter> {
+        self.record(&fx.first, &fx.gone);
+        let at = s.next_wakeup();
+        if at < s.timer_at
+            && let Some(host) = self.host.upgrade()
+        {
+            s.timer_at = at;
+            host.timers().schedule(at, Arc::downgrade(self));
+        }
+        drop(s);
+        fx.dead
+    }
+
+    /// Ends an operation and buries its dead letters.
+    fn conclude(self: &Arc<Self>, s: MutexGuard<'_, QueueState>, fx: Effects) {
+        let dead = self.finish(s, fx);
+        if !dead.is_empty() {
+            self.bury(dead);
+        }
+    }
+
+    /// Dead-letters messages that died here (or just drops them without a dead-letter
+    /// exchange), then removes the stored ones from this queue's store.
+    pub(crate) fn bury(self: &Arc<Self>, dead: Vec<DeadLetter>) {
+        match self.host.upgrade() {
+            Some(host) if self.dead_letter.is_some() => host.dead_letter(self, dead),
+            _ => self.forget(&dead),
+        }
+    }
+
+    /// Removes dead letters from this queue's store once they are safe elsewhere.
+    pub(crate) fn forget(&self, dead: &[DeadLetter]) {
+        let gone: Vec<u64> = dead.iter().filter_map(|d| d.stored_seq).collect();
+        self.record(&[], &gone);
+    }
+
+    fn now_if(&self, s: &QueueState, m: Option<&Message>) -> u64 {
+        if s.needs_clock(m) { now_ms() } else { 0 }
     }
 
     /// `queue 'name' in vhost 'v'`, as RabbitMQ words it.
@@ -153,30 +235,46 @@ impl Queue {
         self.options.exclusive_owner.is_none_or(|o| o == connection)
     }
 
-    /// Enqueues a transient message (or any message into a transient queue).
-    pub fn publish(self: &Arc<Self>, message: Arc<Message>) {
-        let _ = self.publish_stored(message, None);
+    /// Enqueues a message that is not to be stored.
+    pub fn publish(self: &Arc<Self>, message: Arc<Message>) -> Enqueued {
+        self.publish_stored(message, None).unwrap_or_default()
     }
 
     /// Enqueues a message and hands out what consumers can take. A persistent message in a
-    /// durable queue is written to the store first, under store id `id.0`; `id.1` carries the
-    /// message's stored form when this write must also store the message itself (the first
-    /// durable queue it reaches). Returns whether the store was written (the publish then needs
-    /// a sync before it may be confirmed). On a store error nothing was enqueued.
+    /// durable queue is written to the store first, under store id `store.0`; `store.1` carries
+    /// the message's stored form when this write must also store the message itself (the first
+    /// durable queue it reaches). On a store error nothing was enqueued.
     pub fn publish_stored(
         self: &Arc<Self>,
         message: Arc<Message>,
-        id: Option<(MessageId, Option<Bytes>)>,
-    ) -> Result<bool, StoreError> {
+        store: StoreWrite,
+    ) -> Result<Enqueued, StoreError> {
+        let (enqueued, dead) = self.publish_inner(message, store)?;
+        if !dead.is_empty() {
+            self.bury(dead);
+        }
+        Ok(enqueued)
+    }
+
+    /// [`Queue::publish_stored`] without burying what died: the caller does (dead-lettering
+    /// runs as a loop, not a recursion, however long a chain of queues it crosses).
+    pub(crate) fn publish_inner(
+        self: &Arc<Self>,
+        message: Arc<Message>,
+        store: StoreWrite,
+    ) -> Result<(Enqueued, Vec<DeadLetter>), StoreError> {
         let mut s = self.state.lock();
         // Routed just before the queue was deleted: nobody can ever consume it.
         if self.is_deleted() {
-            return Ok(false);
+            return Ok((Enqueued::default(), Vec::new()));
         }
-        let persistent = message.persistent;
-        let seq = s.push(message);
+        let now = self.now_if(&s, Some(&message));
+        let mut fx = Effects::default();
         let mut written = false;
-        if let (Some(store), Some((id, put)), true) = (&self.store, id, persistent) {
+        if !s.refuses(&message)
+            && message.persistent
+            && let (Some(st), Some((id, put))) = (&self.store, store)
+        {
             let mut ops = Vec::with_capacity(2);
             if let Some(stored_form) = put {
                 ops.push(MessageOp::Put {
@@ -187,17 +285,18 @@ impl Queue {
             ops.push(MessageOp::Enqueue {
                 vhost: self.vhost_key.clone(),
                 queue: self.name.bytes().clone(),
-                seq,
+                seq: s.next_seq(),
                 id,
             });
-            if let Err(e) = store.write(&ops) {
-                s.unpush(seq);
-                return Err(e);
-            }
+            st.write(&ops)?;
             written = true;
         }
-        self.dispatch_locked(&mut s);
-        Ok(written)
+        let pushed = s.publish(message, now, self, &mut fx);
+        let enqueued = Enqueued {
+            stored: written,
+            rejected: pushed == Pushed::Rejected,
+        };
+        Ok((enqueued, self.finish(s, fx)))
     }
 
     /// Adds a message read back from the store at startup.
@@ -205,12 +304,42 @@ impl Queue {
         self.state.lock().push_recovered(seq, message, redelivered);
     }
 
+    /// After recovery: drops what expired while the broker was down and arms the timers.
+    pub fn recovered(self: &Arc<Self>) {
+        self.on_timer();
+    }
+
+    /// The timer fired: expire messages that are due; delete the queue if `x-expires` says so.
+    pub(crate) fn on_timer(self: &Arc<Self>) {
+        let mut s = self.state.lock();
+        s.timer_at = ready_never();
+        let now = now_ms();
+        let mut fx = Effects::default();
+        s.expire(now, &mut fx);
+        let expired = s.is_expired(now) && !self.is_deleted();
+        self.conclude(s, fx);
+        if expired && let Some(host) = self.host.upgrade() {
+            tracing::debug!(queue = %self.name, "queue expired (x-expires)");
+            host.remove_queue(self);
+        }
+    }
+
+    /// Notes a redeclaration, which counts as use for `x-expires`.
+    pub fn touch(self: &Arc<Self>) {
+        if self.args.expires.is_some() {
+            self.state.lock().touch(now_ms());
+        }
+    }
+
     /// Attaches a consumer and starts delivering to it.
     pub fn consume(self: &Arc<Self>, consumer: Consumer) -> Result<(), BrokerError> {
         let mut s = self.state.lock();
         s.add_consumer(consumer, &self.describe())?;
         self.had_consumer.store(true, Ordering::Release);
-        self.dispatch_locked(&mut s);
+        let now = self.now_if(&s, None);
+        let mut fx = Effects::default();
+        s.dispatch(self, now, &mut fx);
+        self.conclude(s, fx);
         Ok(())
     }
 
@@ -218,55 +347,58 @@ impl Queue {
     /// i.e. the caller should delete it.
     pub fn cancel(self: &Arc<Self>, id: ConsumerId) -> bool {
         let mut s = self.state.lock();
-        if s.remove_consumer(id).is_none() {
+        if s.remove_consumer(id, now_ms()).is_none() {
             return false;
         }
         // Others may now get what the cancelled consumer's credit held back.
-        self.dispatch_locked(&mut s);
-        self.options.auto_delete && s.consumer_count() == 0
+        let now = self.now_if(&s, None);
+        let mut fx = Effects::default();
+        s.dispatch(self, now, &mut fx);
+        let delete = self.options.auto_delete && s.consumer_count() == 0;
+        self.conclude(s, fx);
+        delete
     }
 
     /// Settles delivered messages and hands out what freed credit allows.
     pub fn settle(self: &Arc<Self>, seqs: &[u64], how: Settle) {
         let mut s = self.state.lock();
-        // A deleted queue takes nothing back.
-        let how = if self.is_deleted() {
-            Settle::Discard
+        // A deleted queue takes nothing back and dead-letters nothing.
+        let how = if self.is_deleted() { Settle::Ack } else { how };
+        let now = if how == Settle::Ack {
+            self.now_if(&s, None)
         } else {
-            how
+            now_ms()
         };
-        let mut gone = Vec::new();
-        s.settle(seqs, how, &mut gone);
-        self.record(&[], &gone);
-        self.dispatch_locked(&mut s);
+        let mut fx = Effects::default();
+        s.settle(seqs, how, now, &mut fx);
+        s.dispatch(self, now, &mut fx);
+        self.conclude(s, fx);
     }
 
     /// Re-runs delivery after a consumer's or channel's credit grew.
     pub fn redispatch(self: &Arc<Self>) {
         let mut s = self.state.lock();
-        self.dispatch_locked(&mut s);
+        let now = self.now_if(&s, None);
+        let mut fx = Effects::default();
+        s.dispatch(self, now, &mut fx);
+        self.conclude(s, fx);
     }
 
     /// `basic.get`: the next ready message, if any.
-    pub fn get(&self, no_ack: bool) -> Option<Got> {
+    pub fn get(self: &Arc<Self>, no_ack: bool) -> Option<Got> {
         let mut s = self.state.lock();
-        let got = s.get(no_ack)?;
-        if self.store.is_some() && got.message.persistent {
-            if no_ack {
-                self.record(&[], &[got.seq]);
-            } else if !got.redelivered {
-                self.record(&[got.seq], &[]);
-            }
-        }
-        Some(got)
+        let mut fx = Effects::default();
+        let got = s.get(no_ack, now_ms(), &mut fx);
+        self.conclude(s, fx);
+        got
     }
 
     /// Drops all ready messages; returns how many.
-    pub fn purge(&self) -> u32 {
+    pub fn purge(self: &Arc<Self>) -> u32 {
         let mut s = self.state.lock();
-        let mut gone = Vec::new();
-        let n = s.purge(&mut gone);
-        self.record(&[], &gone);
+        let mut fx = Effects::default();
+        let n = s.purge(&mut fx);
+        self.conclude(s, fx);
         n as u32
     }
 
@@ -293,7 +425,7 @@ impl Queue {
         let (consumers, count) = {
             let mut s = self.state.lock();
             // The store drops a deleted queue's messages with its record, in one go.
-            let count = s.purge(&mut Vec::new()) as u32;
+            let count = s.purge(&mut Effects::default()) as u32;
             (s.take_consumers(), count)
         };
         for c in consumers {
@@ -301,6 +433,10 @@ impl Queue {
         }
         count
     }
+}
+
+fn ready_never() -> u64 {
+    ready::NEVER
 }
 
 #[cfg(test)]

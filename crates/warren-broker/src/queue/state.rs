@@ -1,40 +1,77 @@
-//! A queue's state and rules, without locks or I/O: ready messages in order, messages delivered
-//! but not settled, and consumers served round-robin within their credit.
+//! A queue's state and rules, without locks or I/O: ready messages in delivery order, messages
+//! delivered but not settled, consumers, and the limits of the queue's arguments (TTL, length,
+//! overflow, delivery limit, `x-expires`).
+//!
+//! Operations take the current time as an argument and report what the caller must act on in
+//! [`Effects`]: store changes and messages to dead-letter. So the state is tested with plain
+//! numbers for time, and the locked wrapper ([`super::Queue`]) does the I/O after unlocking.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
-use super::consumer::{Consumer, ConsumerId, Delivery};
+use super::args::{Overflow, QueueArgs};
+use super::consumer::{Consumer, ConsumerId};
+use super::ready::{NEVER, Ready, ReadyList};
 use super::{Queue, Settle};
+use crate::dead_letter::{DeadLetter, DeathReason};
 use crate::{BrokerError, Message};
-
-/// A message waiting for a consumer.
-#[derive(Debug, Clone)]
-struct Ready {
-    seq: u64,
-    message: Arc<Message>,
-    redelivered: bool,
-}
 
 /// A message handed out and not yet settled.
 #[derive(Debug, Clone)]
-struct InFlight {
-    message: Arc<Message>,
+pub(super) struct InFlight {
+    pub(super) message: Arc<Message>,
     /// The consumer it went to; `None` for `basic.get`.
-    consumer: Option<ConsumerId>,
+    pub(super) consumer: Option<ConsumerId>,
+    deadline: u64,
+    returns: u32,
+}
+
+/// What an operation on the state asks the caller to do once the queue is unlocked.
+#[derive(Debug, Default)]
+pub struct Effects {
+    /// Stored messages delivered for the first time: mark them redelivered in the store.
+    pub first: Vec<u64>,
+    /// Stored messages that left the queue for good: remove them from the store.
+    pub gone: Vec<u64>,
+    /// Messages that died (rejected, expired, over the length or delivery limit): dead-letter
+    /// them if the queue has a dead-letter exchange, then remove the stored ones.
+    pub dead: Vec<DeadLetter>,
+}
+
+impl Effects {
+    /// True when there is nothing to do.
+    pub fn is_empty(&self) -> bool {
+        self.first.is_empty() && self.gone.is_empty() && self.dead.is_empty()
+    }
+}
+
+/// What became of a published message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pushed {
+    /// Enqueued (and maybe already delivered, dropped or expired) at this position.
+    Enqueued(u64),
+    /// Refused by `x-overflow=reject-publish(-dlx)`: the publisher gets a nack.
+    Rejected,
 }
 
 /// Everything a queue holds.
 #[derive(Debug, Default)]
 pub struct QueueState {
-    ready: VecDeque<Ready>,
-    unacked: HashMap<u64, InFlight>,
-    consumers: Vec<Consumer>,
-    next_consumer: usize,
+    pub(super) ready: ReadyList,
+    pub(super) unacked: HashMap<u64, InFlight>,
+    pub(super) consumers: Vec<Consumer>,
+    pub(super) next_consumer: usize,
+    /// False when some consumer has another priority than the rest, so picking one has to look
+    /// at all of them.
+    pub(super) uniform_priority: bool,
     next_seq: u64,
     /// Persistent messages here are in the store, so their comings and goings are reported.
-    durable: bool,
+    pub(super) durable: bool,
+    pub(super) args: QueueArgs,
+    /// Last `basic.get`, redeclare or consumer activity (epoch ms), for `x-expires`.
+    last_used: u64,
+    /// The deadline the timer thread will wake this queue at, or [`NEVER`].
+    pub(super) timer_at: u64,
 }
 
 /// A message taken by `basic.get`.
@@ -51,10 +88,21 @@ pub struct Got {
 }
 
 impl QueueState {
-    /// An empty queue; a `durable` one reports persistent messages' deliveries and removals.
+    /// An empty queue without arguments; a `durable` one reports persistent messages' deliveries
+    /// and removals.
     pub fn new(durable: bool) -> Self {
+        Self::with_args(durable, QueueArgs::default(), 0)
+    }
+
+    /// An empty queue with the limits of `args`, created at `now` (epoch ms).
+    pub fn with_args(durable: bool, args: QueueArgs, now: u64) -> Self {
         QueueState {
+            ready: ReadyList::new(args.max_priority.unwrap_or(0)),
             durable,
+            args,
+            last_used: now,
+            timer_at: NEVER,
+            uniform_priority: true,
             ..Default::default()
         }
     }
@@ -74,18 +122,257 @@ impl QueueState {
         self.consumers.len()
     }
 
-    /// Appends a message.
-    pub fn push(&mut self, message: Arc<Message>) -> u64 {
+    fn stored(&self, m: &Message) -> bool {
+        self.durable && m.persistent
+    }
+
+    fn deadline(&self, m: &Message) -> u64 {
+        let ttl = match (self.args.message_ttl, m.expiration_ms) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        ttl.map_or(NEVER, |t| m.timestamp_ms.saturating_add(t))
+    }
+
+    /// True when a TTL may apply, so operations need the real time.
+    pub fn needs_clock(&self, m: Option<&Message>) -> bool {
+        self.args.message_ttl.is_some()
+            || m.is_some_and(|m| m.expiration_ms.is_some())
+            || self.ready.next_deadline() != NEVER
+    }
+
+    /// True when `x-overflow=reject-publish(-dlx)` refuses `m` (RabbitMQ's `will_overflow`).
+    pub fn refuses(&self, m: &Message) -> bool {
+        if self.args.overflow == Overflow::DropHead {
+            return false;
+        }
+        let too_long = self
+            .args
+            .max_length
+            .is_some_and(|max| self.ready.len() as u64 + 1 > max);
+        let too_big = self
+            .args
+            .max_length_bytes
+            .is_some_and(|max| self.ready.bytes() + m.body.len() as u64 > max);
+        too_long || too_big
+    }
+
+    /// The position the next published message will take.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// Publishes a message at `now`: refused when the overflow policy says so, otherwise
+    /// enqueued, handed to a consumer if one has credit, and the head dropped while the queue is
+    /// over its length limits (`drop-head`).
+    pub fn publish(
+        &mut self,
+        message: Arc<Message>,
+        now: u64,
+        queue: &Arc<Queue>,
+        fx: &mut Effects,
+    ) -> Pushed {
+        if self.refuses(&message) {
+            if self.args.overflow == Overflow::RejectPublishDlx {
+                fx.dead.push(DeadLetter::new(message, DeathReason::Maxlen, None));
+            }
+            return Pushed::Rejected;
+        }
         let seq = self.next_seq;
         self.next_seq += 1;
+        let deadline = self.deadline(&message);
         self.ready.push_back(Ready {
             seq,
             message,
+            deadline,
+            returns: 0,
             redelivered: false,
         });
-        seq
+        // A message due exactly now (TTL 0) may still go to a consumer waiting for it.
+        self.dispatch(queue, now, fx);
+        self.drop_over_limit(fx);
+        self.expire(now, fx);
+        Pushed::Enqueued(seq)
     }
 
+    fn over_limit(&self) -> bool {
+        self.args
+            .max_length
+            .is_some_and(|max| self.ready.len() as u64 > max)
+            || self
+                .args
+                .max_length_bytes
+                .is_some_and(|max| self.ready.bytes() > max)
+    }
+
+    fn drop_over_limit(&mut self, fx: &mut Effects) {
+        if self.args.overflow != Overflow::DropHead {
+            return;
+        }
+        while self.over_limit() {
+            let Some(r) = self.ready.pop_front() else {
+                return;
+            };
+            self.die(r.seq, r.message, DeathReason::Maxlen, fx);
+        }
+    }
+
+    fn die(&self, seq: u64, message: Arc<Message>, reason: DeathReason, fx: &mut Effects) {
+        let stored = self.stored(&message);
+        fx.dead.push(DeadLetter::new(message, reason, stored.then_some(seq)));
+    }
+
+    /// Drops expired messages from the heads of the queue.
+    pub fn expire(&mut self, now: u64, fx: &mut Effects) {
+        let mut expired = Vec::new();
+        self.ready.pop_expired(now, &mut expired);
+        for r in expired {
+            self.die(r.seq, r.message, DeathReason::Expired, fx);
+        }
+    }
+
+    /// Takes the next ready message for `basic.get`.
+    pub fn get(&mut self, no_ack: bool, now: u64, fx: &mut Effects) -> Option<Got> {
+        self.last_used = now;
+        self.expire(now, fx);
+        let ready = self.ready.pop_front()?;
+        if self.stored(&ready.message) {
+            if no_ack {
+                fx.gone.push(ready.seq);
+            } else if !ready.redelivered {
+                fx.first.push(ready.seq);
+            }
+        }
+        if !no_ack {
+            self.unacked.insert(
+                ready.seq,
+                InFlight {
+                    message: ready.message.clone(),
+                    consumer: None,
+                    deadline: ready.deadline,
+                    returns: ready.returns,
+                },
+            );
+        }
+        Some(Got {
+            seq: ready.seq,
+            message: ready.message,
+            redelivered: ready.redelivered,
+            remaining: self.ready.len() as u32,
+        })
+    }
+
+    pub(super) fn hand_out(&mut self, ready: &Ready, consumer: Option<ConsumerId>) {
+        self.unacked.insert(
+            ready.seq,
+            InFlight {
+                message: ready.message.clone(),
+                consumer,
+                deadline: ready.deadline,
+                returns: ready.returns,
+            },
+        );
+    }
+
+    /// Settles delivered messages. Requeued ones go back in their original order, ahead of
+    /// messages that were never delivered, flagged as redelivered (and dead-lettered instead
+    /// once past `x-delivery-limit`); discarded ones die as `rejected`.
+    pub fn settle(&mut self, seqs: &[u64], how: Settle, now: u64, fx: &mut Effects) {
+        let mut requeued = Vec::new();
+        for seq in seqs {
+            let Some(inflight) = self.unacked.remove(seq) else {
+                continue;
+            };
+            if let Some(id) = inflight.consumer
+                && let Some(c) = self.consumers.iter_mut().find(|c| c.id == id)
+            {
+                c.unacked = c.unacked.saturating_sub(1);
+            }
+            match how {
+                Settle::Ack => {
+                    if self.stored(&inflight.message) {
+                        fx.gone.push(*seq);
+                    }
+                }
+                Settle::Discard => self.die(*seq, inflight.message, DeathReason::Rejected, fx),
+                Settle::Requeue => {
+                    let returns = inflight.returns.saturating_add(1);
+                    let message = match self.args.delivery_limit {
+                        Some(limit) if u64::from(returns) > limit => {
+                            self.die(*seq, inflight.message, DeathReason::DeliveryLimit, fx);
+                            continue;
+                        }
+                        Some(_) => Arc::new(inflight.message.with_delivery_count(returns)),
+                        None => inflight.message,
+                    };
+                    requeued.push(Ready {
+                        seq: *seq,
+                        message,
+                        deadline: inflight.deadline,
+                        returns,
+                        redelivered: true,
+                    });
+                }
+            }
+        }
+        if !requeued.is_empty() {
+            self.ready.requeue(requeued);
+            self.expire(now, fx);
+        }
+    }
+
+    /// Drops every ready message, returning how many there were; stored ones are listed in
+    /// `gone`.
+    pub fn purge(&mut self, fx: &mut Effects) -> usize {
+        let n = self.ready.len();
+        let durable = self.durable;
+        fx.gone.extend(
+            self.ready
+                .drain()
+                .filter(|r| durable && r.message.persistent)
+                .map(|r| r.seq),
+        );
+        n
+    }
+
+    /// Appends a message recovered from the store with its stored sequence number.
+    pub fn push_recovered(&mut self, seq: u64, message: Arc<Message>, redelivered: bool) {
+        self.next_seq = self.next_seq.max(seq + 1);
+        let deadline = self.deadline(&message);
+        self.ready.push_back(Ready {
+            seq,
+            message,
+            deadline,
+            returns: 0,
+            redelivered,
+        });
+    }
+
+    /// Notes a use of the queue (`basic.get`, redeclaration, a consumer leaving) for `x-expires`.
+    pub fn touch(&mut self, now: u64) {
+        self.last_used = now;
+    }
+
+    /// When the queue itself expires (`x-expires`), or [`NEVER`] while it has consumers.
+    fn expires_at(&self) -> u64 {
+        match self.args.expires {
+            Some(ms) if self.consumers.is_empty() => self.last_used.saturating_add(ms),
+            _ => NEVER,
+        }
+    }
+
+    /// The next moment the queue has something to do on its own, or [`NEVER`].
+    pub fn next_wakeup(&self) -> u64 {
+        self.ready.next_deadline().min(self.expires_at())
+    }
+
+    /// True when the queue has been unused for its `x-expires` period at `now`.
+    pub fn is_expired(&self, now: u64) -> bool {
+        self.expires_at() <= now
+    }
+}
+
+impl QueueState {
     /// Attaches a consumer, enforcing exclusive consumers as RabbitMQ does.
     pub fn add_consumer(
         &mut self,
@@ -99,16 +386,22 @@ impl QueueState {
             )));
         }
         self.consumers.push(consumer);
+        self.note_priorities();
         Ok(())
     }
 
     /// Detaches a consumer; its unacked messages stay with its channel until settled.
-    pub fn remove_consumer(&mut self, id: ConsumerId) -> Option<Consumer> {
+    pub fn remove_consumer(&mut self, id: ConsumerId, now: u64) -> Option<Consumer> {
         let at = self.consumers.iter().position(|c| c.id == id)?;
         if at < self.next_consumer {
             self.next_consumer -= 1;
         }
-        Some(self.consumers.remove(at))
+        let c = self.consumers.remove(at);
+        self.note_priorities();
+        if self.consumers.is_empty() {
+            self.last_used = now;
+        }
+        Some(c)
     }
 
     /// Detaches every consumer (the queue is going away).
@@ -117,154 +410,8 @@ impl QueueState {
         std::mem::take(&mut self.consumers)
     }
 
-    /// Hands ready messages to consumers with credit, round-robin, until either runs out.
-    ///
-    /// Persistent messages delivered for the first time are listed in `first`; persistent
-    /// messages that left the queue for good (no-ack deliveries) in `gone`, so a durable queue
-    /// can record both in its store.
-    pub fn dispatch(&mut self, queue: &Arc<Queue>, first: &mut Vec<u64>, gone: &mut Vec<u64>) {
-        while !self.ready.is_empty() && !self.consumers.is_empty() {
-            let n = self.consumers.len();
-            let start = self.next_consumer % n;
-            let Some(pick) = (0..n)
-                .map(|i| (start + i) % n)
-                .find(|&i| self.consumers[i].has_credit())
-            else {
-                return;
-            };
-            self.next_consumer = pick + 1;
-            let Some(ready) = self.ready.pop_front() else {
-                return;
-            };
-            let consumer = &mut self.consumers[pick];
-            if self.durable && ready.message.persistent {
-                if consumer.no_ack {
-                    gone.push(ready.seq);
-                } else if !ready.redelivered {
-                    first.push(ready.seq);
-                }
-            }
-            if !consumer.no_ack {
-                consumer.unacked += 1;
-                consumer
-                    .channel_limit
-                    .unacked
-                    .fetch_add(1, Ordering::AcqRel);
-                self.unacked.insert(
-                    ready.seq,
-                    InFlight {
-                        message: ready.message.clone(),
-                        consumer: Some(consumer.id),
-                    },
-                );
-            }
-            consumer.sink.deliver(Delivery {
-                channel: consumer.channel,
-                consumer_tag: consumer.tag.clone(),
-                queue: queue.clone(),
-                seq: ready.seq,
-                message: ready.message,
-                redelivered: ready.redelivered,
-                no_ack: consumer.no_ack,
-            });
-        }
-    }
-
-    /// Takes the next ready message for `basic.get`.
-    pub fn get(&mut self, no_ack: bool) -> Option<Got> {
-        let ready = self.ready.pop_front()?;
-        if !no_ack {
-            self.unacked.insert(
-                ready.seq,
-                InFlight {
-                    message: ready.message.clone(),
-                    consumer: None,
-                },
-            );
-        }
-        Some(Got {
-            seq: ready.seq,
-            message: ready.message,
-            redelivered: ready.redelivered,
-            remaining: self.ready.len() as u32,
-        })
-    }
-
-    /// Settles delivered messages. Requeued ones go back in their original order, ahead of
-    /// messages that were never delivered, flagged as redelivered. Persistent messages that
-    /// leave for good are listed in `gone`.
-    pub fn settle(&mut self, seqs: &[u64], how: Settle, gone: &mut Vec<u64>) {
-        let mut requeued = Vec::new();
-        for seq in seqs {
-            let Some(inflight) = self.unacked.remove(seq) else {
-                continue;
-            };
-            if self.durable && how != Settle::Requeue && inflight.message.persistent {
-                gone.push(*seq);
-            }
-            if let Some(id) = inflight.consumer
-                && let Some(c) = self.consumers.iter_mut().find(|c| c.id == id)
-            {
-                c.unacked = c.unacked.saturating_sub(1);
-            }
-            if how == Settle::Requeue {
-                requeued.push(Ready {
-                    seq: *seq,
-                    message: inflight.message,
-                    redelivered: true,
-                });
-            }
-        }
-        if requeued.is_empty() {
-            return;
-        }
-        requeued.sort_by_key(|r| r.seq);
-        let fits_in_front = match (requeued.last(), self.ready.front()) {
-            (Some(last), Some(first)) => last.seq < first.seq,
-            _ => true,
-        };
-        if fits_in_front {
-            for r in requeued.into_iter().rev() {
-                self.ready.push_front(r);
-            }
-        } else {
-            let mut all: Vec<Ready> = self.ready.drain(..).chain(requeued).collect();
-            all.sort_by_key(|r| r.seq);
-            self.ready = all.into();
-        }
-    }
-
-    /// Drops every ready message, returning how many there were; persistent ones are listed in
-    /// `gone`.
-    pub fn purge(&mut self, gone: &mut Vec<u64>) -> usize {
-        let n = self.ready.len();
-        let durable = self.durable;
-        gone.extend(
-            self.ready
-                .drain(..)
-                .filter(|r| durable && r.message.persistent)
-                .map(|r| r.seq),
-        );
-        n
-    }
-
-    /// Takes back the newest message, if it has sequence number `seq` (a store write for it
-    /// failed before anyone could see it).
-    pub fn unpush(&mut self, seq: u64) -> bool {
-        if self.ready.back().is_some_and(|r| r.seq == seq) {
-            self.ready.pop_back();
-            return true;
-        }
-        false
-    }
-
-    /// Appends a message recovered from the store with its stored sequence number.
-    pub fn push_recovered(&mut self, seq: u64, message: Arc<Message>, redelivered: bool) {
-        self.next_seq = self.next_seq.max(seq + 1);
-        self.ready.push_back(Ready {
-            seq,
-            message,
-            redelivered,
-        });
+    fn note_priorities(&mut self) {
+        let first = self.consumers.first().map(|c| c.priority);
+        self.uniform_priority = self.consumers.iter().all(|c| Some(c.priority) == first);
     }
 }

@@ -36,6 +36,9 @@ fn msg(body: &'static str) -> Arc<Message> {
         properties: RawProperties::EMPTY,
         body: Bytes::from_static(body.as_bytes()),
         persistent: false,
+        priority: 0,
+        expiration_ms: None,
+        timestamp_ms: 0,
     })
 }
 

@@ -3,7 +3,8 @@
 //! The topology lives in a `warren_router::Router` behind a read-write lock: publishes take the
 //! read side (once per batch in the server), declarations the write side.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 
 use parking_lot::{RwLock, RwLockReadGuard};
 use warren_codec::{FieldTable, FieldValue, ReplyCode, ShortStr};
@@ -11,8 +12,10 @@ use warren_router::{Router, RouterError};
 
 use crate::persist::{self, SharedStore, store_failed};
 use crate::queue::{Queue, QueueArgs, QueueOptions};
+use crate::timers::Timers;
 use crate::{BrokerError, generate_queue_name};
 
+mod dead_letter;
 mod exchange;
 
 impl From<RouterError> for BrokerError {
@@ -76,6 +79,12 @@ pub struct VHost {
     topology: RwLock<Router<Arc<Queue>>>,
     /// Durable definitions and persistent messages go here.
     store: SharedStore,
+    /// The broker's message id counter (dead letters are new messages).
+    ids: Arc<AtomicU64>,
+    /// The broker's timer thread, for queue deadlines.
+    timers: Arc<Timers>,
+    /// This vhost, for the queues it creates.
+    me: Weak<VHost>,
 }
 
 impl std::fmt::Debug for VHost {
@@ -89,13 +98,31 @@ fn default_exchange_refused() -> BrokerError {
 }
 
 impl VHost {
-    /// A vhost with the predeclared exchanges, keeping durable state in `store`.
-    pub fn new(name: &str, store: SharedStore) -> Self {
-        VHost {
+    /// A vhost with the predeclared exchanges, keeping durable state in `store`, taking message
+    /// ids from `ids` and queue deadlines to `timers`.
+    pub fn new(
+        name: &str,
+        store: SharedStore,
+        ids: Arc<AtomicU64>,
+        timers: Arc<Timers>,
+    ) -> Arc<Self> {
+        Arc::new_cyclic(|me| VHost {
             name: name.to_string(),
             topology: RwLock::new(Router::with_vhost(name)),
             store,
-        }
+            ids,
+            timers,
+            me: me.clone(),
+        })
+    }
+
+    /// A fresh id for a message about to be stored.
+    pub fn next_message_id(&self) -> warren_store::MessageId {
+        self.ids.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub(crate) fn timers(&self) -> &Timers {
+        &self.timers
     }
 
     pub(super) fn key(&self) -> &[u8] {
@@ -122,6 +149,7 @@ impl VHost {
             options,
             args,
             Some(self.store.clone()),
+            self.me.clone(),
         );
         self.topology.write().add_queue(name, queue.clone());
         Ok(queue)
@@ -186,6 +214,7 @@ impl VHost {
         if let Some(existing) = topology.queue(name.as_bytes()).cloned() {
             drop(topology);
             self.check_equivalent(&existing, &d)?;
+            existing.touch();
             let (message_count, consumer_count) = existing.counts();
             return Ok(DeclaredQueue {
                 queue: existing,
@@ -212,6 +241,7 @@ impl VHost {
             options,
             args,
             Some(self.store.clone()),
+            self.me.clone(),
         );
         topology.add_queue(name, queue.clone());
         Ok(DeclaredQueue {

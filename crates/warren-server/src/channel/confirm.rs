@@ -48,8 +48,8 @@ impl Channel {
         };
         c.last_seq += 1;
         let seq = c.last_seq;
-        if routed.store_failed {
-            // Refused by the store: this one is nacked on its own, at once. Later multiple acks
+        if routed.store_failed || routed.rejected {
+            // Refused by the store or a full queue: this one is nacked on its own, at once. Later multiple acks
             // do not cover it again: clients drop a settled tag from their outstanding set.
             ctx.send(
                 self.id,

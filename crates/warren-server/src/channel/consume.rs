@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use warren_broker::{Consumer, Delivery, Settle, generate_consumer_tag};
+use warren_broker::{ConsumeArgs, Consumer, Delivery, Settle, generate_consumer_tag};
 use warren_codec::{
     BasicCancel, BasicCancelOk, BasicConsume, BasicConsumeOk, BasicDeliver, BasicGet,
     BasicGetEmpty, BasicGetOk, BasicQos, BasicQosOk, BasicRecoverOk, Method, ReplyCode, ShortStr,
@@ -49,6 +49,7 @@ impl Channel {
                 format!("attempt to reuse consumer tag '{tag}'"),
             ));
         }
+        let args = ConsumeArgs::parse(&m.arguments, &queue.describe())?;
         let id = NEXT_CONSUMER_ID.fetch_add(1, Ordering::Relaxed);
         self.consumers.insert(
             tag.clone(),
@@ -67,7 +68,8 @@ impl Channel {
             m.exclusive,
             self.consumer_prefetch,
             self.limit.clone(),
-        );
+        )
+        .with_priority(args.priority);
         if let Err(e) = queue.consume(consumer) {
             self.consumers.remove(&tag);
             return Err(e.into());

@@ -98,6 +98,8 @@ pub struct Routed {
     pub stored: bool,
     /// A durable queue could not store it: it must be nacked.
     pub store_failed: bool,
+    /// A queue's `x-overflow=reject-publish(-dlx)` refused it: it must be nacked.
+    pub rejected: bool,
 }
 
 /// The routing key plus any CC/BCC keys; inline, so routing allocates nothing for them.
@@ -258,14 +260,15 @@ impl Channel {
                 properties = p.to_raw();
             }
         }
-        let persistent = properties.delivery_mode() == Some(2);
-        let message = Arc::new(Message {
-            exchange: publish.exchange.clone(),
-            routing_key: publish.routing_key.clone(),
+        let message = Message::new(
+            publish.exchange.clone(),
+            publish.routing_key.clone(),
             properties,
             body,
-            persistent,
-        });
+            ctx.batch_time_ms,
+        )
+        .map_err(|e| AmqpError::from(e).at(60, 40))?;
+        let message = Arc::new(message);
         if queues.is_empty() && publish.mandatory {
             let method = Method::BasicReturn(BasicReturn {
                 reply_code: ReplyCode::NoRoute.code(),
@@ -293,14 +296,16 @@ impl Channel {
                 None
             };
             match q.publish_stored(message.clone(), stored) {
-                Ok(true) => {
-                    routed.stored = true;
-                    // The message itself is in the store now; other queues only add an entry.
-                    if let Some((_, put)) = &mut store {
-                        *put = None;
+                Ok(enqueued) => {
+                    routed.rejected |= enqueued.rejected;
+                    if enqueued.stored {
+                        routed.stored = true;
+                        // The message itself is in the store now; other queues only add an entry.
+                        if let Some((_, put)) = &mut store {
+                            *put = None;
+                        }
                     }
                 }
-                Ok(false) => {}
                 Err(e) => {
                     tracing::error!(queue = %q.name, error = %e, "cannot store a persistent message");
                     routed.store_failed = true;

@@ -91,6 +91,9 @@ pub struct Ctx {
     pub route_scratch: Vec<Arc<Queue>>,
     /// The connection has published: a memory alarm blocks it.
     pub published: bool,
+    /// The wall clock (epoch ms) read once per batch of input: the publish time of the
+    /// batch's messages, from which their TTLs count.
+    pub batch_time_ms: u64,
 }
 
 /// What the server tells every connection.

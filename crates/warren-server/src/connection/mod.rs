@@ -115,6 +115,7 @@ pub async fn run(
             consumer_cancel_notify: negotiated.consumer_cancel_notify,
             confirms_due: Vec::new(),
             route_scratch: Vec::new(),
+            batch_time_ms: 0,
             published: false,
         },
         channels: HashMap::new(),
@@ -287,6 +288,7 @@ impl Connection {
     }
 
     fn handle_input(&mut self) {
+        self.ctx.batch_time_ms = warren_broker::now_ms();
         loop {
             if matches!(self.state, State::Done) {
                 return;

@@ -1,0 +1,212 @@
+//! Dead-lettering: the message a dead letter becomes (RabbitMQ's `x-death` and
+//! `x-first-death-*` headers) and the cycle rule that keeps a message from dying forever.
+//!
+//! RabbitMQ 3.10 is the reference (`rabbit_dead_letter`): the first death adds the three
+//! `x-first-death-*` headers and an `x-death` entry whose keys are in the order `count, reason,
+//! queue, time, exchange, routing-keys[, original-expiration]`; a later death for the same queue
+//! and reason increments that entry's count (its other fields stay as first written) and moves
+//! it to the front, keys sorted; a death for another queue or reason adds a sorted entry in
+//! front. Every write sorts the top-level headers by key, as `rabbit_misc:set_table_value` does.
+
+use std::sync::Arc;
+
+use warren_codec::{FieldError, FieldTable, FieldValue, LongStr, ShortStr};
+
+use crate::Message;
+
+/// Why a message died, as the `reason` of its `x-death` entry says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeathReason {
+    /// `basic.reject` or `basic.nack` without requeue.
+    Rejected,
+    /// Its TTL passed.
+    Expired,
+    /// Dropped or refused by a length limit.
+    Maxlen,
+    /// Returned more often than `x-delivery-limit` allows.
+    DeliveryLimit,
+}
+
+impl DeathReason {
+    /// The reason as RabbitMQ writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeathReason::Rejected => "rejected",
+            DeathReason::Expired => "expired",
+            DeathReason::Maxlen => "maxlen",
+            DeathReason::DeliveryLimit => "delivery_limit",
+        }
+    }
+}
+
+/// A message that left its queue by dying.
+#[derive(Debug, Clone)]
+pub struct DeadLetter {
+    /// The message as it was in the queue.
+    pub message: Arc<Message>,
+    /// Why it died.
+    pub reason: DeathReason,
+    /// Its position in the queue when the queue's store holds it (to be removed once the dead
+    /// letter is safely elsewhere).
+    pub stored_seq: Option<u64>,
+}
+
+impl DeadLetter {
+    /// A dead letter.
+    pub fn new(message: Arc<Message>, reason: DeathReason, stored_seq: Option<u64>) -> Self {
+        DeadLetter {
+            message,
+            reason,
+            stored_seq,
+        }
+    }
+}
+
+/// Where a dead letter goes: the queue's `x-dead-letter-exchange` and optional
+/// `x-dead-letter-routing-key`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetterTarget {
+    /// The exchange.
+    pub exchange: ShortStr,
+    /// Replaces the message's routing keys when set.
+    pub routing_key: Option<ShortStr>,
+}
+
+fn long_str(s: &[u8]) -> FieldValue {
+    FieldValue::LongStr(LongStr::from(s))
+}
+
+fn sorted(t: FieldTable) -> FieldTable {
+    let mut entries: Vec<(ShortStr, FieldValue)> =
+        t.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    // Stable, like Erlang's lists:keysort.
+    entries.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    entries.into_iter().collect()
+}
+
+fn text_of(t: &FieldTable, key: &str) -> Option<Vec<u8>> {
+    t.get(key).and_then(|v| v.as_bytes()).map(<[u8]>::to_vec)
+}
+
+/// The message that `message`, dying in `queue` at `now_secs` for `reason`, becomes, and the
+/// routing keys it is dead-lettered with.
+pub fn dead_lettered(
+    message: &Message,
+    reason: DeathReason,
+    queue: &ShortStr,
+    target: &DeadLetterTarget,
+    now_ms: u64,
+) -> Result<(Message, Vec<ShortStr>), FieldError> {
+    let mut props = message.properties.decode()?;
+    let mut headers = props.headers.take().unwrap_or_default();
+    // The first key is the publish's; the others come from CC (BCC never reaches a queue).
+    let mut death_keys = vec![message.routing_key.clone()];
+    if let Some(FieldValue::Array(cc)) = headers.get("CC") {
+        death_keys.extend(cc.iter().filter_map(|v| v.as_bytes()).map(ShortStr::from));
+    }
+    let mut info = FieldTable::new();
+    info.insert("reason", long_str(reason.as_str().as_bytes()));
+    info.insert("queue", long_str(queue.as_bytes()));
+    info.insert("time", FieldValue::Timestamp(now_ms / 1000));
+    info.insert("exchange", long_str(message.exchange.as_bytes()));
+    info.insert(
+        "routing-keys",
+        FieldValue::Array(death_keys.iter().map(|k| long_str(k.as_bytes())).collect()),
+    );
+    if let Some(exp) = &props.expiration {
+        info.insert("original-expiration", long_str(exp.as_bytes()));
+    }
+    headers = match headers.remove("x-death") {
+        Some(FieldValue::Array(deaths)) => {
+            let same = |t: &FieldTable| {
+                text_of(t, "queue").as_deref() == Some(queue.as_bytes())
+                    && text_of(t, "reason").as_deref() == Some(reason.as_str().as_bytes())
+            };
+            let mut entry = None;
+            let mut others = Vec::with_capacity(deaths.len() + 1);
+            for d in deaths {
+                match d {
+                    FieldValue::Table(t) if entry.is_none() && same(&t) => entry = Some(t),
+                    other => others.push(other),
+                }
+            }
+            let entry = match entry {
+                Some(mut t) => {
+                    let count = t.get("count").and_then(FieldValue::as_i64).unwrap_or(0);
+                    t.insert("count", FieldValue::I64(count + 1));
+                    t
+                }
+                None => {
+                    let mut t: FieldTable = [("count", FieldValue::I64(1))].into_iter().collect();
+                    for (k, v) in info.iter() {
+                        t.insert(k.clone(), v.clone());
+                    }
+                    t
+                }
+            };
+            others.insert(0, FieldValue::Table(sorted(entry)));
+            headers.insert("x-death", FieldValue::Array(others));
+            sorted(headers)
+        }
+        // A client-made x-death that is not an array is replaced, as RabbitMQ does.
+        _ => {
+            headers.insert(
+                "x-first-death-reason",
+                long_str(reason.as_str().as_bytes()),
+            );
+            headers.insert("x-first-death-queue", long_str(queue.as_bytes()));
+            headers.insert(
+                "x-first-death-exchange",
+                long_str(message.exchange.as_bytes()),
+            );
+            let mut first: FieldTable = [("count", FieldValue::I64(1))].into_iter().collect();
+            for (k, v) in info.iter() {
+                first.insert(k.clone(), v.clone());
+            }
+            headers.insert("x-death", FieldValue::Array(vec![FieldValue::Table(first)]));
+            sorted(headers)
+        }
+    };
+    let keys = match &target.routing_key {
+        Some(rk) => {
+            headers.remove("CC");
+            vec![rk.clone()]
+        }
+        None => death_keys,
+    };
+    props.headers = Some(headers);
+    // The TTL applied once; the dead letter starts afresh (the original is in x-death).
+    props.expiration = None;
+    let routing_key = keys.first().cloned().unwrap_or_default();
+    let dead = Message {
+        exchange: target.exchange.clone(),
+        routing_key,
+        properties: props.to_raw(),
+        body: message.body.clone(),
+        persistent: message.persistent,
+        priority: message.priority,
+        expiration_ms: None,
+        timestamp_ms: now_ms,
+    };
+    Ok((dead, keys))
+}
+
+/// True when dead-lettering a message whose `x-death` entries (its new one first) are `deaths`
+/// into `queue` would close a cycle with no rejection in it: RabbitMQ drops it rather than let it
+/// circle.
+pub fn is_cycle(deaths: &[FieldValue], reason: DeathReason, queue: &[u8]) -> bool {
+    if reason == DeathReason::Rejected {
+        return false;
+    }
+    let Some(at) = deaths.iter().position(|d| match d {
+        FieldValue::Table(t) => text_of(t, "queue").as_deref() == Some(queue),
+        _ => false,
+    }) else {
+        return false;
+    };
+    // Fully automatic: no entry up to and including the queue's own was a rejection.
+    deaths[..=at].iter().all(|d| match d {
+        FieldValue::Table(t) => text_of(t, "reason").as_deref() != Some(b"rejected"),
+        _ => false,
+    })
+}
