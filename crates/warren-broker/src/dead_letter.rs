@@ -150,10 +150,7 @@ pub fn dead_lettered(
         }
         // A client-made x-death that is not an array is replaced, as RabbitMQ does.
         _ => {
-            headers.insert(
-                "x-first-death-reason",
-                long_str(reason.as_str().as_bytes()),
-            );
+            headers.insert("x-first-death-reason", long_str(reason.as_str().as_bytes()));
             headers.insert("x-first-death-queue", long_str(queue.as_bytes()));
             headers.insert(
                 "x-first-death-exchange",
@@ -209,4 +206,192 @@ pub fn is_cycle(deaths: &[FieldValue], reason: DeathReason, queue: &[u8]) -> boo
         FieldValue::Table(t) => text_of(t, "reason").as_deref() != Some(b"rejected"),
         _ => false,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use warren_codec::BasicProperties;
+
+    use super::*;
+
+    fn keys(t: &FieldTable) -> Vec<String> {
+        t.iter().map(|(k, _)| k.to_string()).collect()
+    }
+
+    fn headers(m: &Message) -> FieldTable {
+        m.properties.decode().unwrap().headers.unwrap()
+    }
+
+    fn deaths(m: &Message) -> Vec<FieldTable> {
+        match headers(m).get("x-death") {
+            Some(FieldValue::Array(a)) => a
+                .iter()
+                .map(|d| match d {
+                    FieldValue::Table(t) => t.clone(),
+                    _ => panic!("not a table"),
+                })
+                .collect(),
+            _ => panic!("no x-death"),
+        }
+    }
+
+    fn published() -> Message {
+        let h: FieldTable = [
+            ("mine", FieldValue::from("x")),
+            ("CC", FieldValue::Array(vec![FieldValue::from("cc1")])),
+        ]
+        .into_iter()
+        .collect();
+        let props = BasicProperties {
+            headers: Some(h),
+            expiration: Some("60000".into()),
+            ..Default::default()
+        };
+        Message::new(
+            "ex".into(),
+            "rk".into(),
+            props.to_raw(),
+            Bytes::from_static(b"body"),
+            1,
+        )
+        .unwrap()
+    }
+
+    fn to(exchange: &str, rk: Option<&str>) -> DeadLetterTarget {
+        DeadLetterTarget {
+            exchange: exchange.into(),
+            routing_key: rk.map(ShortStr::from),
+        }
+    }
+
+    #[test]
+    fn a_first_death_writes_rabbitmqs_layout() {
+        let (dead, keys_out) = dead_lettered(
+            &published(),
+            DeathReason::Rejected,
+            &"src".into(),
+            &to("dlx", None),
+            1_795_450_350_123,
+        )
+        .unwrap();
+        assert_eq!(
+            keys(&headers(&dead)),
+            [
+                "CC",
+                "mine",
+                "x-death",
+                "x-first-death-exchange",
+                "x-first-death-queue",
+                "x-first-death-reason"
+            ]
+        );
+        let d = &deaths(&dead)[0];
+        assert_eq!(
+            keys(d),
+            [
+                "count",
+                "reason",
+                "queue",
+                "time",
+                "exchange",
+                "routing-keys",
+                "original-expiration"
+            ]
+        );
+        assert_eq!(d.get("count"), Some(&FieldValue::I64(1)));
+        assert_eq!(d.get("time"), Some(&FieldValue::Timestamp(1_795_450_350)));
+        assert_eq!(
+            d.get("routing-keys"),
+            Some(&FieldValue::Array(vec!["rk".into(), "cc1".into()]))
+        );
+        let rk: Vec<String> = keys_out.iter().map(|k| k.to_string()).collect();
+        assert_eq!(rk, ["rk", "cc1"]);
+        assert_eq!(
+            (dead.exchange.to_string(), dead.routing_key.to_string()),
+            ("dlx".into(), "rk".into())
+        );
+        assert_eq!(dead.properties.decode().unwrap().expiration, None);
+    }
+
+    #[test]
+    fn a_dead_letter_routing_key_replaces_the_keys_and_drops_cc() {
+        let (dead, k) = dead_lettered(
+            &published(),
+            DeathReason::Expired,
+            &"src".into(),
+            &to("", Some("elsewhere")),
+            0,
+        )
+        .unwrap();
+        assert_eq!(k, [ShortStr::from("elsewhere")]);
+        assert!(!headers(&dead).contains_key("CC"));
+    }
+
+    #[test]
+    fn a_repeated_death_counts_up_moves_to_the_front_and_keeps_old_fields() {
+        let t = to("dlx", None);
+        let (once, _) =
+            dead_lettered(&published(), DeathReason::Rejected, &"src".into(), &t, 1000).unwrap();
+        let (twice, _) =
+            dead_lettered(&once, DeathReason::Rejected, &"dead".into(), &t, 2000).unwrap();
+        let d = deaths(&twice);
+        assert_eq!(d.len(), 2);
+        assert_eq!(
+            keys(&d[0]),
+            [
+                "count",
+                "exchange",
+                "queue",
+                "reason",
+                "routing-keys",
+                "time"
+            ]
+        );
+        assert_eq!(d[0].get("exchange"), Some(&FieldValue::from("dlx")));
+        let (thrice, _) =
+            dead_lettered(&twice, DeathReason::Rejected, &"src".into(), &t, 9000).unwrap();
+        let d = deaths(&thrice);
+        assert_eq!(d.len(), 2);
+        assert_eq!(d[0].get("queue"), Some(&FieldValue::from("src")));
+        assert_eq!(d[0].get("count"), Some(&FieldValue::I64(2)));
+        assert_eq!(d[0].get("time"), Some(&FieldValue::Timestamp(1)));
+        assert_eq!(
+            keys(&d[0]),
+            [
+                "count",
+                "exchange",
+                "original-expiration",
+                "queue",
+                "reason",
+                "routing-keys",
+                "time"
+            ]
+        );
+        assert_eq!(
+            headers(&thrice).get("x-first-death-queue"),
+            Some(&FieldValue::from("src"))
+        );
+    }
+
+    #[test]
+    fn automatic_cycles_are_detected_and_rejections_break_them() {
+        let t = to("", None);
+        let (expired, _) =
+            dead_lettered(&published(), DeathReason::Expired, &"q".into(), &t, 0).unwrap();
+        let d: Vec<FieldValue> = deaths(&expired)
+            .into_iter()
+            .map(FieldValue::Table)
+            .collect();
+        assert!(is_cycle(&d, DeathReason::Expired, b"q"));
+        assert!(!is_cycle(&d, DeathReason::Expired, b"other"));
+        assert!(!is_cycle(&d, DeathReason::Rejected, b"q"));
+        // q rejected it into r, r expired it back: the chain holds a rejection, no cycle.
+        let (rejected, _) =
+            dead_lettered(&published(), DeathReason::Rejected, &"q".into(), &t, 0).unwrap();
+        let (back, _) = dead_lettered(&rejected, DeathReason::Expired, &"r".into(), &t, 0).unwrap();
+        let d: Vec<FieldValue> = deaths(&back).into_iter().map(FieldValue::Table).collect();
+        assert!(!is_cycle(&d, DeathReason::Expired, b"q"));
+        assert!(is_cycle(&d, DeathReason::Expired, b"r"));
+    }
 }

@@ -30,8 +30,8 @@ pub use message::{Message, StoredMessageError};
 pub use names::{generate_consumer_tag, generate_queue_name};
 pub use persist::{SharedStore, Store};
 pub use queue::{
-    ChannelLimit, ConsumeArgs, Consumer, ConsumerId, Delivery, DeliverySink, Effects, Enqueued, Got, Overflow,
-    Pushed, Queue, QueueArgs, QueueOptions, QueueState, Settle, StoreWrite,
+    ChannelLimit, ConsumeArgs, Consumer, ConsumerId, Delivery, DeliverySink, Effects, Enqueued,
+    Got, Overflow, Pushed, Queue, QueueArgs, QueueOptions, QueueState, Settle, StoreWrite,
 };
 pub use timers::now_ms;
 pub use vhost::{DeclaredQueue, QueueDeclare, VHost};

@@ -1,7 +1,9 @@
 //! A published message, shared by every queue it is routed to, and its stored form.
 
 use bytes::{BufMut, Bytes, BytesMut};
-use warren_codec::{FieldError, FieldTable, FieldValue, RawProperties, ShortStr, wire, wire::Reader};
+use warren_codec::{
+    FieldError, FieldTable, FieldValue, RawProperties, ShortStr, wire, wire::Reader,
+};
 
 use crate::BrokerError;
 
@@ -212,7 +214,10 @@ mod tests {
             .to_raw()
         };
         let m = Message::new("".into(), "k".into(), props("250"), Bytes::new(), 9).unwrap();
-        assert_eq!((m.priority, m.expiration_ms, m.timestamp_ms), (7, Some(250), 9));
+        assert_eq!(
+            (m.priority, m.expiration_ms, m.timestamp_ms),
+            (7, Some(250), 9)
+        );
         let e = Message::new("".into(), "k".into(), props("x"), Bytes::new(), 9).unwrap_err();
         assert_eq!(e.text, "invalid expiration 'x': no_integer");
     }

@@ -49,18 +49,25 @@ fn invalid(key: &str, queue: &str, vhost: &str, why: String) -> BrokerError {
 }
 
 fn integer(v: &FieldValue, key: &str, queue: &str, vhost: &str) -> Result<i64, BrokerError> {
-    v.as_i64().ok_or_else(|| {
-        invalid(
-            key,
-            queue,
-            vhost,
-            format!("{{unacceptable_type,{}}}", type_name(v)),
-        )
-    })
+    v.as_i64()
+        .ok_or_else(|| invalid(key, queue, vhost, expected_integer(v)))
 }
 
-fn type_name(v: &FieldValue) -> &'static str {
+/// RabbitMQ's complaint about a non-integer where an integer belongs, quotes included.
+fn expected_integer(v: &FieldValue) -> String {
+    format!("\"expected integer, got {}\"", type_name(v))
+}
+
+/// The AMQP type of a value as RabbitMQ names it in error texts.
+pub(crate) fn type_name(v: &FieldValue) -> &'static str {
     match v {
+        FieldValue::I8(_) => "byte",
+        FieldValue::U8(_) => "unsignedbyte",
+        FieldValue::I16(_) => "short",
+        FieldValue::U16(_) => "unsignedshort",
+        FieldValue::I32(_) => "signedint",
+        FieldValue::U32(_) => "unsignedint",
+        FieldValue::I64(_) => "long",
         FieldValue::LongStr(_) => "longstr",
         FieldValue::Bool(_) => "bool",
         FieldValue::F32(_) => "float",
@@ -71,7 +78,6 @@ fn type_name(v: &FieldValue) -> &'static str {
         FieldValue::Timestamp(_) => "timestamp",
         FieldValue::Decimal(_) => "decimal",
         FieldValue::Bytes(_) => "binary",
-        _ => "integer",
     }
 }
 
@@ -108,13 +114,16 @@ impl QueueArgs {
                 }
                 "x-expires" => {
                     let v = integer(value, key, queue, vhost)?;
-                    if v <= 0 {
+                    if v < 0 {
                         return Err(invalid(
                             key,
                             queue,
                             vhost,
-                            format!("{{value_zero_or_less,{v}}}"),
+                            format!("{{value_negative,{v}}}"),
                         ));
+                    }
+                    if v == 0 {
+                        return Err(invalid(key, queue, vhost, "{value_zero,0}".into()));
                     }
                     out.expires = Some(v as u64);
                 }
@@ -148,12 +157,20 @@ impl QueueArgs {
                 }
                 "x-max-priority" => {
                     let v = integer(value, key, queue, vhost)?;
-                    if !(0..=255).contains(&v) {
+                    if v < 0 {
                         return Err(invalid(
                             key,
                             queue,
                             vhost,
-                            format!("{{value_out_of_range,{v}}}"),
+                            format!("{{value_negative,{v}}}"),
+                        ));
+                    }
+                    if v > 255 {
+                        return Err(invalid(
+                            key,
+                            queue,
+                            vhost,
+                            format!("{{max_value_exceeded,{v}}}"),
                         ));
                     }
                     out.max_priority = Some(v as u8);
@@ -163,19 +180,21 @@ impl QueueArgs {
                         "drop-head" => Overflow::DropHead,
                         "reject-publish" => Overflow::RejectPublish,
                         "reject-publish-dlx" => Overflow::RejectPublishDlx,
-                        other => {
-                            return Err(invalid(
-                                key,
-                                queue,
-                                vhost,
-                                format!("{{unknown_value,<<\"{other}\">>}}"),
-                            ));
+                        _ => {
+                            return Err(invalid(key, queue, vhost, "invalid_overflow".into()));
                         }
                     }
                 }
-                "x-dead-letter-exchange" => {
-                    out.dead_letter_exchange = Some(text(value, key, queue, vhost)?)
-                }
+                "x-dead-letter-exchange" => match value {
+                    FieldValue::LongStr(s) => out.dead_letter_exchange = Some(s.to_string()),
+                    other => {
+                        // RabbitMQ words this one differently from every other argument.
+                        return Err(BrokerError::precondition(format!(
+                            "invalid type '{}' for arg '{key}' in queue '{queue}' in vhost '{vhost}'",
+                            type_name(other)
+                        )));
+                    }
+                },
                 "x-dead-letter-routing-key" => {
                     out.dead_letter_routing_key = Some(text(value, key, queue, vhost)?)
                 }
@@ -215,6 +234,14 @@ impl QueueArgs {
                 _ => {}
             }
         }
+        if out.dead_letter_routing_key.is_some() && out.dead_letter_exchange.is_none() {
+            return Err(invalid(
+                "x-dead-letter-routing-key",
+                queue,
+                vhost,
+                "routing_key_but_no_dlx_defined".into(),
+            ));
+        }
         Ok(out)
     }
 }
@@ -230,21 +257,23 @@ impl ConsumeArgs {
     /// Checks `x-priority` (an integer) and `x-cancel-on-ha-failover` (a boolean, accepted and
     /// ignored: Warren has no mirrors to fail over); others are ignored.
     pub fn parse(args: &FieldTable, queue_desc: &str) -> Result<ConsumeArgs, BrokerError> {
-        let bad = |key: &str, v: &FieldValue| {
-            BrokerError::precondition(format!(
-                "invalid arg '{key}' for {queue_desc}: {{unacceptable_type,{}}}",
-                type_name(v)
-            ))
+        let bad = |key: &str, why: String| {
+            BrokerError::precondition(format!("invalid arg '{key}' for {queue_desc}: {why}"))
         };
         let mut out = ConsumeArgs::default();
         for (key, value) in args.iter() {
             match key.as_str() {
                 Some("x-priority") => {
-                    let p = value.as_i64().ok_or_else(|| bad("x-priority", value))?;
+                    let p = value
+                        .as_i64()
+                        .ok_or_else(|| bad("x-priority", expected_integer(value)))?;
                     out.priority = p.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32;
                 }
                 Some("x-cancel-on-ha-failover") if !matches!(value, FieldValue::Bool(_)) => {
-                    return Err(bad("x-cancel-on-ha-failover", value));
+                    return Err(bad(
+                        "x-cancel-on-ha-failover",
+                        format!("{{unacceptable_type,{}}}", type_name(value)),
+                    ));
                 }
                 _ => {}
             }

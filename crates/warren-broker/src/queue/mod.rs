@@ -14,6 +14,7 @@ use parking_lot::{Mutex, MutexGuard};
 use warren_codec::{FieldTable, ShortStr};
 use warren_store::{MessageId, MessageOp, StoreError};
 
+pub(crate) use args::type_name;
 pub use args::{ConsumeArgs, Overflow, QueueArgs};
 pub use consumer::{ChannelLimit, Consumer, ConsumerId, Delivery, DeliverySink};
 pub use state::{Effects, Got, Pushed, QueueState};
@@ -176,11 +177,7 @@ impl Queue {
 
     /// Ends an operation: writes its store changes while still locked, arms the timer for the
     /// queue's next deadline, unlocks, and returns the dead letters to bury.
-    fn finish(
-        self: &Arc<Self>,
-        mut s: MutexGuard<'_, QueueState>,
-        fx: Effects,
-    ) -> Vec<DeadLetter> {
+    fn finish(self: &Arc<Self>, mut s: MutexGuard<'_, QueueState>, fx: Effects) -> Vec<DeadLetter> {
         self.record(&fx.first, &fx.gone);
         let at = s.next_wakeup();
         if at < s.timer_at
@@ -439,5 +436,7 @@ fn ready_never() -> u64 {
     ready::NEVER
 }
 
+#[cfg(test)]
+mod feature_tests;
 #[cfg(test)]
 mod tests;

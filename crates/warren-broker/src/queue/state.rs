@@ -174,13 +174,17 @@ impl QueueState {
     ) -> Pushed {
         if self.refuses(&message) {
             if self.args.overflow == Overflow::RejectPublishDlx {
-                fx.dead.push(DeadLetter::new(message, DeathReason::Maxlen, None));
+                fx.dead
+                    .push(DeadLetter::new(message, DeathReason::Maxlen, None));
             }
             return Pushed::Rejected;
         }
         let seq = self.next_seq;
         self.next_seq += 1;
         let deadline = self.deadline(&message);
+        // A message due the moment it was published (TTL 0) may still go to a consumer that
+        // can take it at once; the clock read since then must not expire it first.
+        let dispatch_now = now.min(message.timestamp_ms);
         self.ready.push_back(Ready {
             seq,
             message,
@@ -188,8 +192,7 @@ impl QueueState {
             returns: 0,
             redelivered: false,
         });
-        // A message due exactly now (TTL 0) may still go to a consumer waiting for it.
-        self.dispatch(queue, now, fx);
+        self.dispatch(queue, dispatch_now, fx);
         self.drop_over_limit(fx);
         self.expire(now, fx);
         Pushed::Enqueued(seq)
@@ -219,7 +222,8 @@ impl QueueState {
 
     fn die(&self, seq: u64, message: Arc<Message>, reason: DeathReason, fx: &mut Effects) {
         let stored = self.stored(&message);
-        fx.dead.push(DeadLetter::new(message, reason, stored.then_some(seq)));
+        fx.dead
+            .push(DeadLetter::new(message, reason, stored.then_some(seq)));
     }
 
     /// Drops expired messages from the heads of the queue.
@@ -236,6 +240,8 @@ impl QueueState {
         self.last_used = now;
         self.expire(now, fx);
         let ready = self.ready.pop_front()?;
+        // RabbitMQ drops what expired behind the message before it counts what remains.
+        self.expire(now, fx);
         if self.stored(&ready.message) {
             if no_ack {
                 fx.gone.push(ready.seq);
@@ -317,6 +323,9 @@ impl QueueState {
         }
         if !requeued.is_empty() {
             self.ready.requeue(requeued);
+            // A requeued message can push a drop-head queue over its limit (reject-publish
+            // queues may exceed it this way, as in RabbitMQ).
+            self.drop_over_limit(fx);
             self.expire(now, fx);
         }
     }

@@ -91,11 +91,7 @@ impl VHost {
     }
 }
 
-fn is_cycle_in(
-    headers: Option<&warren_codec::FieldTable>,
-    letter: &DeadLetter,
-    q: &Queue,
-) -> bool {
+fn is_cycle_in(headers: Option<&warren_codec::FieldTable>, letter: &DeadLetter, q: &Queue) -> bool {
     match headers.and_then(|h| h.get("x-death")) {
         Some(FieldValue::Array(deaths)) => is_cycle(deaths, letter.reason, q.name.as_bytes()),
         _ => false,

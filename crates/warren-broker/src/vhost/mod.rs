@@ -189,6 +189,7 @@ impl VHost {
     pub fn declare_queue(&self, d: QueueDeclare) -> Result<DeclaredQueue, BrokerError> {
         if d.passive {
             let q = self.queue(&d.name, d.connection)?;
+            q.touch();
             let (message_count, consumer_count) = q.counts();
             return Ok(DeclaredQueue {
                 queue: q,
@@ -284,11 +285,12 @@ impl VHost {
             let received = d.arguments.get(key);
             let current = q.options.arguments.get(key);
             if !same_arg(received, current) {
-                return Err(inequivalent(
-                    key,
-                    describe_arg(received),
-                    describe_arg(current),
-                ));
+                // Two values are shown bare; a missing side makes RabbitMQ name the other's type.
+                let (r, c) = match (received, current) {
+                    (Some(r), Some(c)) => (format!("'{}'", bare(r)), format!("'{}'", bare(c))),
+                    (r, c) => (describe_arg(r), describe_arg(c)),
+                };
+                return Err(inequivalent(key, r, c));
             }
         }
         Ok(())
@@ -440,13 +442,24 @@ fn same_arg(a: Option<&FieldValue>, b: Option<&FieldValue>) -> bool {
     }
 }
 
+fn bare(v: &FieldValue) -> String {
+    match (v.as_i64(), v.as_str()) {
+        (Some(i), _) => i.to_string(),
+        (_, Some(s)) => s.to_string(),
+        _ => match v {
+            FieldValue::Bool(b) => b.to_string(),
+            other => format!("{other:?}"),
+        },
+    }
+}
+
 fn describe_arg(v: Option<&FieldValue>) -> String {
     match v {
         None => "none".to_string(),
-        Some(v) => match (v.as_i64(), v.as_str()) {
-            (Some(i), _) => format!("the value '{i}' of type 'signedint'"),
-            (_, Some(s)) => format!("the value '{s}' of type 'longstr'"),
-            _ => format!("the value '{v:?}'"),
-        },
+        Some(v) => format!(
+            "the value '{}' of type '{}'",
+            bare(v),
+            crate::queue::type_name(v)
+        ),
     }
 }
