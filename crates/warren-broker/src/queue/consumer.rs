@@ -36,6 +36,13 @@ pub trait DeliverySink: Send + Sync {
     fn deliver(&self, delivery: Delivery);
     /// The queue cancelled the consumer (the queue was deleted).
     fn cancelled(&self, channel: u16, consumer_tag: ShortStr);
+    /// True while the sink holds as many undelivered messages as it wants: queues then keep
+    /// messages (even for no-ack consumers) until the sink drains and asks them to dispatch
+    /// again. This is what keeps a slow consumer's backlog in its queue, not in memory
+    /// between the queue and the socket.
+    fn saturated(&self) -> bool {
+        false
+    }
 }
 
 /// A channel's prefetch state, shared by all its consumers across queues.
@@ -156,6 +163,9 @@ impl Consumer {
     }
 
     pub(crate) fn has_credit(&self) -> bool {
+        if self.sink.saturated() {
+            return false;
+        }
         if self.no_ack {
             return self.channel_limit.active.load(Ordering::Acquire);
         }

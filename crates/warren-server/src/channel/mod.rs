@@ -169,7 +169,8 @@ impl Channel {
     }
 
     /// Re-runs delivery on every queue this channel consumes from (credit grew channel-wide).
-    fn redispatch_all(&self) {
+    /// Asks every queue this channel consumes from to dispatch again.
+    pub fn redispatch_all(&self) {
         let mut seen: Vec<&Arc<Queue>> = Vec::new();
         for c in self.consumers.values() {
             if !seen.iter().any(|q| Arc::ptr_eq(q, &c.queue)) {

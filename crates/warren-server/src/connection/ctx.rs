@@ -2,6 +2,7 @@
 //! queues and store syncs post to ([`ConnSink`], [`ConnEvent`]), and the server-wide signals.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use bytes::BytesMut;
 use tokio::sync::{mpsc, watch};
@@ -45,14 +46,44 @@ pub enum SyncPurpose {
     Commit,
 }
 
+/// Delivery weight a connection may hold (in its mailbox or its unwritten output) before queues
+/// stop handing it more: enough to keep a fast consumer's socket busy between two writes, small
+/// enough that a slow consumer's backlog stays in its queue. See [`delivery_weight`].
+pub const MAX_PENDING_DELIVERIES: u32 = 4096;
+
+/// What one delivery counts against [`MAX_PENDING_DELIVERIES`]: one, plus one per KiB of body,
+/// so the limit holds 4096 small messages but only a few MiB of large ones.
+pub fn delivery_weight(body_len: usize) -> u32 {
+    1 + (body_len >> 10).min(u32::MAX as usize >> 1) as u32
+}
+
 /// The connection's mailbox, as queues see it.
 #[derive(Debug)]
 pub struct ConnSink {
     pub(super) tx: mpsc::UnboundedSender<ConnEvent>,
+    /// Weight of the deliveries sent and not yet written to the socket.
+    pub(super) pending: AtomicU32,
+}
+
+impl ConnSink {
+    /// Counts `n` deliveries as written; true when that took the connection out of saturation,
+    /// so queues that stopped at the limit must be asked to dispatch again.
+    pub(super) fn written(&self, n: u32) -> bool {
+        let before = self.pending.fetch_sub(n, Ordering::AcqRel);
+        before >= MAX_PENDING_DELIVERIES && before.saturating_sub(n) < MAX_PENDING_DELIVERIES
+    }
 }
 
 impl DeliverySink for ConnSink {
+    fn saturated(&self) -> bool {
+        self.pending.load(Ordering::Acquire) >= MAX_PENDING_DELIVERIES
+    }
+
     fn deliver(&self, delivery: Delivery) {
+        self.pending.fetch_add(
+            delivery_weight(delivery.message.body.len()),
+            Ordering::AcqRel,
+        );
         // The receiver lives until the connection has detached all its consumers and drained the
         // mailbox, so a failed send cannot lose a message a queue still tracks.
         if self.tx.send(ConnEvent::Deliver(delivery)).is_err() {

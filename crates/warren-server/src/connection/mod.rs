@@ -11,6 +11,7 @@ mod handshake;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU32;
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -110,7 +111,10 @@ pub async fn run(
             config,
             out: BytesMut::with_capacity(64 * 1024),
             frame_max: negotiated.frame_max,
-            sink: Arc::new(ConnSink { tx }),
+            sink: Arc::new(ConnSink {
+                tx,
+                pending: AtomicU32::new(0),
+            }),
             exclusive_queues: Vec::new(),
             consumer_cancel_notify: negotiated.consumer_cancel_notify,
             confirms_due: Vec::new(),
@@ -157,6 +161,7 @@ impl Connection {
         self.alarm = *alarm.borrow_and_update();
         let mut alarm_open = true;
         let mut batch = Vec::with_capacity(256);
+        let mut taken = 0u32;
         let tick = if self.heartbeat.is_zero() {
             Duration::from_secs(3600)
         } else {
@@ -193,6 +198,9 @@ impl Connection {
                         return;
                     }
                     for ev in batch.drain(..) {
+                        if let ConnEvent::Deliver(d) = &ev {
+                            taken += ctx::delivery_weight(d.message.body.len());
+                        }
                         self.handle_event(ev);
                     }
                 },
@@ -217,6 +225,13 @@ impl Connection {
                 }
                 self.ctx.out.clear();
                 self.last_send = Instant::now();
+            }
+            // The deliveries taken are on the wire now (or were dropped): queues that stopped
+            // at the limit may go on.
+            if taken > 0 && self.ctx.sink.written(std::mem::take(&mut taken)) {
+                for ch in self.channels.values() {
+                    ch.redispatch_all();
+                }
             }
             if matches!(self.state, State::Done) {
                 self.linger().await;
