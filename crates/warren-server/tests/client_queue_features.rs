@@ -513,3 +513,35 @@ async fn ttl_deadlines_and_dead_letters_survive_a_restart() {
     assert_eq!(body, b"expires-while-down");
     assert_eq!(field_text(&death(&props, 0), "reason"), "expired");
 }
+
+#[tokio::test]
+async fn classic_and_lazy_are_accepted_and_quorum_or_stream_refused_with_406() {
+    let server = common::start().await;
+    let conn = common::connect(&server).await;
+    let ch = conn.create_channel().await.unwrap();
+    queue_with(
+        &ch,
+        "plain",
+        args(&[
+            ("x-queue-type", text("classic")),
+            ("x-queue-mode", text("lazy")),
+        ]),
+    )
+    .await;
+    for kind in ["quorum", "stream"] {
+        let ch = conn.create_channel().await.unwrap();
+        let e = ch
+            .queue_declare(
+                "replicated",
+                QueueDeclareOptions {
+                    durable: true,
+                    ..Default::default()
+                },
+                args(&[("x-queue-type", text(kind))]),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(common::reply_code(&e), Some(406));
+        assert!(e.to_string().contains(kind), "{e}");
+    }
+}
