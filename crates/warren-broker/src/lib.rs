@@ -20,7 +20,7 @@ mod vhost;
 pub use broker::{Broker, Recovered, User};
 pub use error::BrokerError;
 pub use message::{Message, StoredMessageError};
-pub use names::{generate_consumer_tag, generate_queue_name};
+pub use names::{generate_consumer_tag, generate_queue_name, generate_reply_key};
 pub use persist::{SharedStore, Store};
 pub use queue::{
     ChannelLimit, Consumer, ConsumerId, Delivery, DeliverySink, Got, Overflow, Queue, QueueArgs,

@@ -3,11 +3,13 @@
 
 use std::sync::Arc;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use tokio::sync::{mpsc, watch};
-use warren_broker::{Broker, Delivery, DeliverySink, Queue, VHost};
+use tokio::time::Instant;
+use warren_broker::{Broker, Delivery, DeliverySink, Message, Queue, VHost};
 use warren_codec::{Method, ShortStr, encode_method};
 
+use crate::channel::ReplyRegistry;
 use crate::config::Config;
 
 /// What queues send a connection.
@@ -15,6 +17,15 @@ use crate::config::Config;
 pub enum ConnEvent {
     /// A message for one of its consumers.
     Deliver(Delivery),
+    /// A reply for a direct reply-to consumer.
+    Reply {
+        /// The reply consumer's channel.
+        channel: u16,
+        /// The address key the reply was published to; a stale one is dropped.
+        key: Bytes,
+        /// The reply.
+        message: Arc<Message>,
+    },
     /// A consumer was cancelled by the broker (its queue was deleted).
     Cancelled {
         /// The consumer's channel.
@@ -49,6 +60,18 @@ pub enum SyncPurpose {
 #[derive(Debug)]
 pub struct ConnSink {
     pub(super) tx: mpsc::UnboundedSender<ConnEvent>,
+}
+
+impl ConnSink {
+    /// Hands a direct reply-to reply to the connection (never blocks).
+    pub fn reply(&self, channel: u16, key: Bytes, message: Arc<Message>) {
+        // A finished connection has no reply consumer left: the reply is dropped, as in RabbitMQ.
+        let _ = self.tx.send(ConnEvent::Reply {
+            channel,
+            key,
+            message,
+        });
+    }
 }
 
 impl DeliverySink for ConnSink {
@@ -91,6 +114,10 @@ pub struct Ctx {
     pub route_scratch: Vec<Arc<Queue>>,
     /// The connection has published: a memory alarm blocks it.
     pub published: bool,
+    /// Live direct reply-to addresses of every connection.
+    pub replies: Arc<ReplyRegistry>,
+    /// When the connection task last woke; stamps deliveries for the acknowledgement timeout.
+    pub now: Instant,
 }
 
 /// What the server tells every connection.
