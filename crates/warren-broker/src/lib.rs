@@ -27,7 +27,7 @@ pub use broker::{Broker, Recovered, User};
 pub use dead_letter::{DeadLetter, DeadLetterTarget, DeathReason};
 pub use error::BrokerError;
 pub use message::{Message, StoredMessageError};
-pub use names::{generate_consumer_tag, generate_queue_name};
+pub use names::{generate_consumer_tag, generate_queue_name, generate_reply_key};
 pub use persist::{SharedStore, Store};
 pub use queue::{
     ChannelLimit, ConsumeArgs, Consumer, ConsumerId, Delivery, DeliverySink, Effects, Enqueued,

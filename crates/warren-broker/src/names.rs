@@ -20,3 +20,9 @@ pub fn generate_queue_name() -> String {
 pub fn generate_consumer_tag() -> String {
     format!("amq.ctag-{}", random_suffix(22))
 }
+
+/// The secret part of a direct reply-to address: 24 random characters (144 bits), so an address
+/// cannot be guessed from another.
+pub fn generate_reply_key() -> String {
+    random_suffix(24)
+}

@@ -284,6 +284,36 @@ impl RawProperties {
         Ok(())
     }
 
+    /// The `reply-to` property, found without building the rest; one flag test when absent.
+    pub fn reply_to(&self) -> Option<ShortStr> {
+        let flags = u16::from_be_bytes([*self.0.first()?, *self.0.get(1)?]);
+        if flags & flag::REPLY_TO == 0 {
+            return None;
+        }
+        if flags & flag::CONTINUATION != 0 {
+            return self.decode().ok()?.reply_to;
+        }
+        let mut r = Reader::new(&self.0);
+        r.short().ok()?;
+        for bit in [flag::CONTENT_TYPE, flag::CONTENT_ENCODING] {
+            if flags & bit != 0 {
+                r.skip_short_str().ok()?;
+            }
+        }
+        if flags & flag::HEADERS != 0 {
+            FieldTable::skip(&mut r).ok()?;
+        }
+        for bit in [flag::DELIVERY_MODE, flag::PRIORITY] {
+            if flags & bit != 0 {
+                r.octet().ok()?;
+            }
+        }
+        if flags & flag::CORRELATION_ID != 0 {
+            r.skip_short_str().ok()?;
+        }
+        r.short_str().ok()
+    }
+
     /// True when the headers flag is set.
     pub fn has_headers(&self) -> bool {
         self.0.first().is_some_and(|b| b & 0x20 != 0)
@@ -398,6 +428,31 @@ mod tests {
         };
         assert_eq!(p.to_raw().delivery_mode(), Some(2));
         assert_eq!(BasicProperties::default().to_raw().delivery_mode(), None);
+    }
+
+    #[test]
+    fn reply_to_is_found_past_every_earlier_property() {
+        let p = BasicProperties {
+            content_type: Some("a/b".into()),
+            content_encoding: Some("x".into()),
+            headers: Some([("k", 1)].into_iter().collect()),
+            delivery_mode: Some(2),
+            priority: Some(1),
+            correlation_id: Some("c-1".into()),
+            reply_to: Some("amq.rabbitmq.reply-to".into()),
+            expiration: Some("10".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            p.to_raw().reply_to(),
+            Some(ShortStr::from("amq.rabbitmq.reply-to"))
+        );
+        let without = BasicProperties {
+            reply_to: None,
+            ..p
+        };
+        assert_eq!(without.to_raw().reply_to(), None);
+        assert_eq!(RawProperties::EMPTY.reply_to(), None);
     }
 
     #[test]

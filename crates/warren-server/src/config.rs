@@ -31,6 +31,9 @@ pub struct Config {
     pub memory_high_watermark: f64,
     /// Largest message body accepted, in bytes (RabbitMQ's `max_message_size`).
     pub max_message_size: u64,
+    /// Longest a delivery may wait for its acknowledgement, in milliseconds, before its channel is
+    /// closed with 406 (RabbitMQ's `consumer_timeout`, default 30 minutes).
+    pub consumer_timeout: u64,
     /// The default user's name.
     pub default_user: String,
     /// The default user's password.
@@ -52,6 +55,7 @@ impl Default for Config {
             handshake_timeout: 10,
             memory_high_watermark: 0.4,
             max_message_size: 128 * 1024 * 1024,
+            consumer_timeout: 1_800_000,
             default_user: "guest".into(),
             default_pass: "guest".into(),
             loopback_only_default_user: true,
@@ -139,6 +143,12 @@ impl Config {
                 self.memory_high_watermark
             )));
         }
+        // As RabbitMQ's schema: a positive number of milliseconds.
+        if self.consumer_timeout == 0 {
+            return Err(ConfigError::Invalid(
+                "consumer_timeout must be at least 1 millisecond".into(),
+            ));
+        }
         if self.handshake_timeout == 0 {
             return Err(ConfigError::Invalid(
                 "handshake_timeout must be at least 1 second".into(),
@@ -166,6 +176,7 @@ mod tests {
             (5672, 2047, 131_072, 60)
         );
         assert_eq!(c.max_message_size, 134_217_728);
+        assert_eq!(c.consumer_timeout, 1_800_000);
     }
 
     #[test]
@@ -193,6 +204,8 @@ mod tests {
         std::fs::write(&file, "frame_max = 100\n").unwrap();
         assert!(Config::load(Some(&file), &Overrides::default()).is_err());
         std::fs::write(&file, "no_such_setting = 1\n").unwrap();
+        assert!(Config::load(Some(&file), &Overrides::default()).is_err());
+        std::fs::write(&file, "consumer_timeout = 0\n").unwrap();
         assert!(Config::load(Some(&file), &Overrides::default()).is_err());
     }
 

@@ -13,6 +13,7 @@ use tracing::Instrument;
 use warren_broker::{Broker, SharedStore, User};
 use warren_store::SledStore;
 
+use crate::channel::ReplyRegistry;
 use crate::config::Config;
 use crate::connection;
 
@@ -98,6 +99,7 @@ impl Server {
         let monitor = crate::memory::watermark(self.config.memory_high_watermark)
             .map(|limit| tokio::spawn(crate::memory::monitor(limit, alarm_tx)));
         let next_id = AtomicU64::new(1);
+        let replies = Arc::new(ReplyRegistry::default());
         let mut connections = JoinSet::new();
         tokio::pin!(shutdown);
         loop {
@@ -122,6 +124,7 @@ impl Server {
                             id,
                             self.broker.clone(),
                             self.config.clone(),
+                            replies.clone(),
                             connection::Signals { stop: stop_rx.clone(), memory_alarm: alarm_rx.clone() },
                         )
                             .instrument(span),

@@ -27,6 +27,7 @@ fn print_config_shows_defaults() {
         "data_dir = \"warren-data\"",
         "frame_max = 131072",
         "heartbeat = 60",
+        "consumer_timeout = 1800000",
     ] {
         assert!(text.contains(line), "missing {line:?} in:\n{text}");
     }
@@ -47,9 +48,11 @@ fn flags_and_environment_override_the_file() {
             "--print-config",
         ])
         .env("WARREN_HEARTBEAT", "9")
+        .env("WARREN_CONSUMER_TIMEOUT", "5000")
         .output()
         .unwrap();
     let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("consumer_timeout = 5000"), "{text}");
     assert!(text.contains("port = 6001"), "{text}");
     assert!(text.contains("heartbeat = 9"), "{text}");
     assert!(text.contains("log_level = \"debug\""), "{text}");
@@ -65,4 +68,16 @@ fn invalid_configuration_exits_with_a_clear_message() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(err.contains("frame_max"), "{err}");
+}
+
+#[test]
+fn zero_consumer_timeout_is_refused() {
+    let out = warren()
+        .args(["--print-config"])
+        .env("WARREN_CONSUMER_TIMEOUT", "0")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("consumer_timeout"), "{err}");
 }

@@ -1,6 +1,10 @@
-//! Settling deliveries: `basic.ack`, `basic.nack`, `basic.reject`.
+//! Settling deliveries: `basic.ack`, `basic.nack`, `basic.reject`, and the acknowledgement
+//! timeout (`consumer_timeout`) for deliveries that are never settled.
 
 use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use warren_broker::Settle;
 use warren_codec::{BasicAck, BasicNack, BasicReject, ReplyCode};
@@ -62,6 +66,35 @@ impl Channel {
         }
         self.apply_settle(taken, how);
         Ok(())
+    }
+
+    /// Closes the channel with 406 when its oldest unsettled delivery (consumer or `basic.get`)
+    /// has waited longer than `consumer_timeout`, as RabbitMQ's channel tick does; closing
+    /// requeues every delivery it holds. Acks held by an open transaction are settled already.
+    pub fn check_ack_timeout(&mut self, ctx: &mut Ctx, now: Instant) {
+        let timeout = ctx.config.consumer_timeout;
+        // Delivery tags grow with time, so the lowest tag is the oldest delivery.
+        let Some((tag, oldest)) = self.unacked.first_key_value() else {
+            return;
+        };
+        if now.saturating_duration_since(oldest.delivered_at) <= Duration::from_millis(timeout) {
+            return;
+        }
+        tracing::warn!(
+            channel = self.id,
+            delivery_tag = *tag,
+            timeout_ms = timeout,
+            "delivery acknowledgement timed out"
+        );
+        let e = AmqpError::new(
+            ReplyCode::PreconditionFailed,
+            format!(
+                "delivery acknowledgement on channel {} timed out. Timeout value used: {timeout} \
+                 ms. This timeout value can be configured, see consumers doc guide to learn more",
+                self.id
+            ),
+        );
+        self.close_with(ctx, e);
     }
 
     /// Settles taken deliveries with their queues and releases prefetch credit.

@@ -11,6 +11,7 @@ use warren_codec::{
     encode_content,
 };
 
+use super::reply_to::PSEUDO_QUEUE;
 use super::{Channel, ConsumerEntry, Unacked, settle_grouped};
 use crate::connection::{AmqpError, AmqpResult, Ctx};
 
@@ -37,6 +38,11 @@ impl Channel {
 
     pub(super) fn basic_consume(&mut self, ctx: &mut Ctx, m: BasicConsume) -> AmqpResult {
         let queue_name = self.resolve_queue(&m.queue)?;
+        // RabbitMQ expands an empty name first: consuming "" after declaring the pseudo-queue
+        // makes a reply consumer too.
+        if queue_name.as_bytes() == PSEUDO_QUEUE {
+            return self.reply_consume(ctx, m);
+        }
         let queue = ctx.vhost.queue(&queue_name, ctx.id)?;
         let tag = if m.consumer_tag.is_empty() {
             ShortStr::from(generate_consumer_tag())
@@ -82,7 +88,8 @@ impl Channel {
     }
 
     pub(super) fn basic_cancel(&mut self, ctx: &mut Ctx, m: BasicCancel) -> AmqpResult {
-        if let Some(c) = self.consumers.remove(&m.consumer_tag)
+        if !self.reply_cancel(ctx, &m.consumer_tag)
+            && let Some(c) = self.consumers.remove(&m.consumer_tag)
             && c.queue.cancel(c.id)
         {
             ctx.vhost.remove_queue(&c.queue);
@@ -115,6 +122,7 @@ impl Channel {
                     queue: queue.clone(),
                     seq: got.seq,
                     counted: false,
+                    delivered_at: ctx.now,
                 },
             );
         }
@@ -195,6 +203,7 @@ impl Channel {
                     queue: d.queue,
                     seq: d.seq,
                     counted: true,
+                    delivered_at: ctx.now,
                 },
             );
         }

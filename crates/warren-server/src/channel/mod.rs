@@ -7,17 +7,20 @@ mod consume;
 mod exchange;
 mod publish;
 mod queue;
+mod reply_to;
 mod tx;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use tokio::time::Instant;
 use warren_broker::{ChannelLimit, ConsumerId, Queue, Settle};
 use warren_codec::{ChannelClose, ChannelFlowOk, Method, ReplyCode, ShortStr};
 
 use crate::connection::{AmqpError, AmqpResult, Ctx};
 
 pub use publish::ContentState;
+pub use reply_to::ReplyRegistry;
 
 /// A delivered, unsettled message, by delivery tag.
 #[derive(Debug, Clone)]
@@ -26,6 +29,8 @@ struct Unacked {
     seq: u64,
     /// Counted against the channel's prefetch (consumer deliveries, not `basic.get`).
     counted: bool,
+    /// When it was delivered, for the acknowledgement timeout (`consumer_timeout`).
+    delivered_at: Instant,
 }
 
 /// A consumer registered on this channel.
@@ -53,6 +58,8 @@ pub struct Channel {
     next_tag: u64,
     unacked: BTreeMap<u64, Unacked>,
     consumers: HashMap<ShortStr, ConsumerEntry>,
+    /// The direct reply-to consumer, if any.
+    reply: Option<reply_to::ReplyConsumer>,
     limit: Arc<ChannelLimit>,
     /// `basic.qos` with `global=false`: the prefetch given to consumers created afterwards.
     consumer_prefetch: u32,
@@ -71,6 +78,7 @@ impl Channel {
             next_tag: 0,
             unacked: BTreeMap::new(),
             consumers: HashMap::new(),
+            reply: None,
             limit: Arc::new(ChannelLimit::default()),
             consumer_prefetch: 0,
             mode: Mode::Plain,
@@ -149,6 +157,7 @@ impl Channel {
 
     /// Detaches this channel's consumers and requeues its unacked messages.
     pub fn release(&mut self, ctx: &mut Ctx) {
+        self.release_reply(ctx);
         for (_, c) in std::mem::take(&mut self.consumers) {
             if c.queue.cancel(c.id) {
                 ctx.vhost.remove_queue(&c.queue);

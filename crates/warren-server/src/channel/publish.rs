@@ -12,7 +12,7 @@ use warren_codec::{
     ReplyCode, ShortStr, encode_content,
 };
 
-use super::{Channel, Mode};
+use super::{Channel, Mode, reply_to};
 use crate::connection::{AmqpError, AmqpResult, Ctx};
 
 /// Where the channel is in receiving a message's content.
@@ -203,10 +203,13 @@ impl Channel {
         body: Bytes,
     ) -> AmqpResult {
         ctx.published = true;
+        // A request names the reply consumer of the channel it is published on, at publish time.
+        let properties = self.rewrite_reply_to(ctx, &publish.exchange, properties)?;
         match &mut self.mode {
             Mode::Tx(tx) => {
                 // Refuse a missing exchange now, as RabbitMQ does, rather than at commit.
-                VHost::check_publish(&ctx.vhost.topology(), &publish.exchange)?;
+                VHost::check_publish(&ctx.vhost.topology(), &publish.exchange)
+                    .map_err(|e| AmqpError::from(e).at(60, 40))?;
                 tx.publishes.push((publish, properties, body));
                 Ok(())
             }
@@ -233,6 +236,7 @@ impl Channel {
         let mut queues = std::mem::take(&mut ctx.route_scratch);
         queues.clear();
         let mut properties = properties;
+        let mut replies = reply_to::Replies::new();
         {
             let topology = ctx.vhost.topology();
             VHost::check_publish(&topology, &publish.exchange)
@@ -248,6 +252,10 @@ impl Channel {
             let mut keys: RoutingKeys<'_> = SmallVec::new();
             keys.push(publish.routing_key.as_bytes());
             let has_bcc = parsed.as_ref().is_some_and(|p| extra_keys(p, &mut keys));
+            // Direct reply-to addresses are only ever routed by the default exchange.
+            if publish.exchange.is_empty() {
+                ctx.replies.find(&keys, &mut replies);
+            }
             let headers = parsed.as_ref().and_then(|p| p.headers.as_ref());
             topology
                 .route(publish.exchange.as_bytes(), &keys, headers, &mut queues)
@@ -269,6 +277,9 @@ impl Channel {
         )
         .map_err(|e| AmqpError::from(e).at(60, 40))?;
         let message = Arc::new(message);
+        if !replies.is_empty() {
+            reply_to::deliver_replies(replies, &message);
+        }
         if queues.is_empty() && publish.mandatory {
             let method = Method::BasicReturn(BasicReturn {
                 reply_code: ReplyCode::NoRoute.code(),

@@ -7,10 +7,14 @@ use warren_codec::{
 };
 
 use super::Channel;
+use super::reply_to::PSEUDO_QUEUE;
 use crate::connection::{AmqpResult, Ctx};
 
 impl Channel {
     pub(super) fn queue_declare(&mut self, ctx: &mut Ctx, m: QueueDeclare) -> AmqpResult {
+        if m.queue.as_bytes().starts_with(PSEUDO_QUEUE) {
+            return self.reply_declare(ctx, m);
+        }
         let name = if m.passive {
             self.resolve_queue(&m.queue)?
         } else {

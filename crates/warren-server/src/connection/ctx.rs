@@ -4,11 +4,13 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use tokio::sync::{mpsc, watch};
-use warren_broker::{Broker, Delivery, DeliverySink, Queue, VHost};
+use tokio::time::Instant;
+use warren_broker::{Broker, Delivery, DeliverySink, Message, Queue, VHost};
 use warren_codec::{Method, ShortStr, encode_method};
 
+use crate::channel::ReplyRegistry;
 use crate::config::Config;
 
 /// What queues send a connection.
@@ -16,6 +18,15 @@ use crate::config::Config;
 pub enum ConnEvent {
     /// A message for one of its consumers.
     Deliver(Delivery),
+    /// A reply for a direct reply-to consumer.
+    Reply {
+        /// The reply consumer's channel.
+        channel: u16,
+        /// The address key the reply was published to; a stale one is dropped.
+        key: Bytes,
+        /// The reply.
+        message: Arc<Message>,
+    },
     /// A consumer was cancelled by the broker (its queue was deleted).
     Cancelled {
         /// The consumer's channel.
@@ -74,6 +85,18 @@ impl ConnSink {
     }
 }
 
+impl ConnSink {
+    /// Hands a direct reply-to reply to the connection (never blocks).
+    pub fn reply(&self, channel: u16, key: Bytes, message: Arc<Message>) {
+        // A finished connection has no reply consumer left: the reply is dropped, as in RabbitMQ.
+        let _ = self.tx.send(ConnEvent::Reply {
+            channel,
+            key,
+            message,
+        });
+    }
+}
+
 impl DeliverySink for ConnSink {
     fn saturated(&self) -> bool {
         self.pending.load(Ordering::Acquire) >= MAX_PENDING_DELIVERIES
@@ -125,6 +148,10 @@ pub struct Ctx {
     /// The wall clock (epoch ms) read once per batch of input: the publish time of the
     /// batch's messages, from which their TTLs count.
     pub batch_time_ms: u64,
+    /// Live direct reply-to addresses of every connection.
+    pub replies: Arc<ReplyRegistry>,
+    /// When the connection task last woke; stamps deliveries for the acknowledgement timeout.
+    pub now: Instant,
 }
 
 /// What the server tells every connection.

@@ -28,7 +28,7 @@ use warren_codec::{
 pub use ctx::{ConnEvent, ConnSink, Ctx, Signals, SyncPurpose};
 pub use error::{AmqpError, AmqpResult};
 
-use crate::channel::Channel;
+use crate::channel::{Channel, ReplyRegistry};
 use crate::config::Config;
 
 enum State {
@@ -65,6 +65,7 @@ pub async fn run(
     id: u64,
     broker: Arc<Broker>,
     config: Arc<Config>,
+    replies: Arc<ReplyRegistry>,
     signals: Signals,
 ) {
     let mut inbuf = BytesMut::with_capacity(64 * 1024);
@@ -121,6 +122,8 @@ pub async fn run(
             route_scratch: Vec::new(),
             batch_time_ms: 0,
             published: false,
+            replies,
+            now,
         },
         channels: HashMap::new(),
         channel_max: if negotiated.channel_max == 0 {
@@ -140,6 +143,18 @@ pub async fn run(
     conn.serve(signals).await;
     conn.cleanup();
     tracing::info!("connection closed");
+}
+
+/// How often a connection ticks: often enough to send heartbeats (half their interval) and to
+/// notice an overdue acknowledgement within half of `consumer_timeout`, but never less often than
+/// RabbitMQ's channel tick (a minute).
+fn tick_period(heartbeat: Duration, consumer_timeout: Duration) -> Duration {
+    let acks = (consumer_timeout / 2).clamp(Duration::from_millis(10), Duration::from_secs(60));
+    if heartbeat.is_zero() {
+        acks
+    } else {
+        acks.min(heartbeat / 2)
+    }
 }
 
 fn close_method(e: &AmqpError) -> Method {
@@ -162,11 +177,10 @@ impl Connection {
         let mut alarm_open = true;
         let mut batch = Vec::with_capacity(256);
         let mut taken = 0u32;
-        let tick = if self.heartbeat.is_zero() {
-            Duration::from_secs(3600)
-        } else {
-            self.heartbeat / 2
-        };
+        let tick = tick_period(
+            self.heartbeat,
+            Duration::from_millis(self.ctx.config.consumer_timeout),
+        );
         let mut ticker = tokio::time::interval_at(Instant::now() + tick, tick);
         loop {
             tokio::select! {
@@ -174,6 +188,7 @@ impl Connection {
                     Ok(0) | Err(_) => return,
                     Ok(_) => {
                         self.last_recv = Instant::now();
+                        self.ctx.now = self.last_recv;
                         self.handle_input();
                         self.update_blocking();
                     }
@@ -189,6 +204,7 @@ impl Connection {
                     self.update_blocking();
                     if !self.blocked && !self.inbuf.is_empty() {
                         // Frames read before blocking wait in the buffer.
+                        self.ctx.now = Instant::now();
                         self.handle_input();
                         self.update_blocking();
                     }
@@ -197,6 +213,8 @@ impl Connection {
                     if n == 0 {
                         return;
                     }
+                    // One clock read per batch stamps every delivery in it.
+                    self.ctx.now = Instant::now();
                     for ev in batch.drain(..) {
                         if let ConnEvent::Deliver(d) = &ev {
                             taken += ctx::delivery_weight(d.message.body.len());
@@ -287,6 +305,11 @@ impl Connection {
         let now = Instant::now();
         if let State::Closing(deadline) = self.state {
             return Some(now >= deadline);
+        }
+        for ch in self.channels.values_mut() {
+            if !ch.is_closing() {
+                ch.check_ack_timeout(&mut self.ctx, now);
+            }
         }
         if self.heartbeat.is_zero() {
             return None;
@@ -482,6 +505,17 @@ impl Connection {
                 Some(ch) if !ch.is_closing() => ch.deliver(&mut self.ctx, d),
                 _ => requeue_stray(d),
             },
+            ConnEvent::Reply {
+                channel,
+                key,
+                message,
+            } => {
+                if let Some(ch) = self.channels.get_mut(&channel)
+                    && !ch.is_closing()
+                {
+                    ch.deliver_reply(&mut self.ctx, key, message);
+                }
+            }
             ConnEvent::Cancelled { channel, tag } => {
                 if let Some(ch) = self.channels.get_mut(&channel) {
                     ch.consumer_cancelled(&mut self.ctx, tag);

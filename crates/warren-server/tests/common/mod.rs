@@ -83,6 +83,28 @@ pub fn reply_code(e: &lapin::Error) -> Option<u16> {
     }
 }
 
+/// The reply code and text a channel was closed with, as `watch_close` reports them.
+pub type CloseWatch = tokio::sync::mpsc::UnboundedReceiver<(u16, String)>;
+
+/// Reports the error (code and text) the server closes `ch` with.
+pub fn watch_close(ch: &lapin::Channel) -> CloseWatch {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    ch.on_error(move |e| {
+        if let lapin::Error::ProtocolError(amqp) = e {
+            let _ = tx.send((amqp.get_id(), amqp.get_message().to_string()));
+        }
+    });
+    rx
+}
+
+/// The close `watch_close` saw, within 5 s.
+pub async fn closed_with(rx: &mut CloseWatch) -> (u16, String) {
+    tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        .await
+        .expect("the channel was closed in time")
+        .expect("an error was reported")
+}
+
 /// A raw AMQP client for protocol-level tests: does the handshake by hand.
 pub struct Raw {
     pub stream: TcpStream,
