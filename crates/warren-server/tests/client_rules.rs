@@ -337,3 +337,14 @@ async fn invalid_queue_argument_is_406() {
         .unwrap_err();
     assert_eq!(common::reply_code(&e), Some(406));
 }
+
+#[tokio::test]
+async fn a_passive_declare_of_the_empty_name_is_404_not_the_last_queue() {
+    let server = common::start().await;
+    let conn = common::connect(&server).await;
+    let ch = conn.create_channel().await.unwrap();
+    common::declare_queue(&ch, "last").await.unwrap();
+    let e = common::passive_queue(&ch, "").await.unwrap_err();
+    assert_eq!(common::reply_code(&e), Some(404));
+    assert!(e.to_string().contains("no queue '' in vhost '/'"), "{e}");
+}

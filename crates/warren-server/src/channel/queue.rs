@@ -15,11 +15,9 @@ impl Channel {
         if m.queue.as_bytes().starts_with(PSEUDO_QUEUE) {
             return self.reply_declare(ctx, m);
         }
-        let name = if m.passive {
-            self.resolve_queue(&m.queue)?
-        } else {
-            m.queue.clone()
-        };
+        // RabbitMQ does not expand the empty name to the last queue for a passive declare: it
+        // looks up a queue named '' and answers 404.
+        let name = m.queue.clone();
         let declared = ctx.vhost.declare_queue(Declare {
             name,
             passive: m.passive,
