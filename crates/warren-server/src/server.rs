@@ -142,6 +142,9 @@ impl Server {
             .is_err()
         {
             connections.abort_all();
+            // Aborted tasks drop their broker handles only when the runtime gets to them: wait,
+            // so the store (and its directory lock) is released when this returns.
+            while connections.join_next().await.is_some() {}
         }
         if let Some(m) = monitor {
             m.abort();
