@@ -169,12 +169,14 @@ impl Broker {
             let queue = vh
                 .recover_queue(ShortStr::from(q.name.clone()), q.auto_delete, arguments)
                 .map_err(|e| corrupt("queue", e))?;
-            for entry in self.store.load_queue(vhost, &q.name)? {
+            // One entry at a time: a queue of a million messages is never held twice.
+            self.store.visit_queue(vhost, &q.name, &mut |entry| {
                 let message = Message::decode(&entry.message, now)
                     .map_err(|e| StoreError::Corrupt(format!("message {}: {e}", entry.id)))?;
                 queue.recover(entry.seq, Arc::new(message), entry.redelivered);
                 found.messages += 1;
-            }
+                Ok(())
+            })?;
             queues.push(queue);
             found.queues += 1;
         }

@@ -37,6 +37,10 @@ pub struct BacklogArgs {
     /// Durable queue and persistent messages.
     #[arg(long)]
     pub persistent: bool,
+    /// Stop after the fill and leave the messages in the queue (to measure a broker's
+    /// recovery of them after a restart); no drain, the queue is not deleted.
+    #[arg(long)]
+    pub fill_only: bool,
 }
 
 /// What a backlog run measured.
@@ -142,6 +146,30 @@ pub async fn run(args: &BacklogArgs) -> anyhow::Result<BacklogReport> {
     let full = probe.point();
     let confirmed = shared.counters.confirmed.load(Ordering::Relaxed);
     let queued = u64::from(setup.queue_declare(1, QUEUE, args.persistent).await?);
+    let per_msg = |cpu: Option<f64>, n: u64| cpu.map(|s| s * 1e6 / n.max(1) as f64);
+    let filled = BacklogReport {
+        broker: uri.address(),
+        messages: confirmed,
+        size: args.size,
+        persistent: args.persistent,
+        queued,
+        fill_seconds: round3(fill_seconds),
+        fill_rate: confirmed as f64 / fill_seconds,
+        fill_cpu_us_per_msg: per_msg(common::broker_cpu(&before, &full), confirmed),
+        rss_mib_before: common::rss_mib(&before),
+        rss_mib_full: common::rss_mib(&full),
+        rss_bytes_per_msg: before
+            .broker_rss
+            .zip(full.broker_rss)
+            .map(|(a, b)| (b as f64 - a as f64) / confirmed.max(1) as f64),
+        ..Default::default()
+    };
+    if args.fill_only {
+        if let Err(e) = setup.close(Duration::from_secs(5)).await {
+            errors.push(format!("setup connection: {e:#}"));
+        }
+        return Ok(BacklogReport { errors, ..filled });
+    }
 
     // Drain.
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -181,26 +209,12 @@ pub async fn run(args: &BacklogArgs) -> anyhow::Result<BacklogReport> {
     if let Err(e) = setup.close(Duration::from_secs(5)).await {
         errors.push(format!("setup connection: {e:#}"));
     }
-    let per_msg = |cpu: Option<f64>, n: u64| cpu.map(|s| s * 1e6 / n.max(1) as f64);
     Ok(BacklogReport {
-        broker: uri.address(),
-        messages: confirmed,
-        size: args.size,
-        persistent: args.persistent,
-        queued,
-        fill_seconds: round3(fill_seconds),
-        fill_rate: confirmed as f64 / fill_seconds,
-        fill_cpu_us_per_msg: per_msg(common::broker_cpu(&before, &full), confirmed),
-        rss_mib_before: common::rss_mib(&before),
-        rss_mib_full: common::rss_mib(&full),
-        rss_bytes_per_msg: before
-            .broker_rss
-            .zip(full.broker_rss)
-            .map(|(a, b)| (b as f64 - a as f64) / confirmed.max(1) as f64),
         drain_seconds: round3(drain_seconds),
         drain_rate: drained as f64 / drain_seconds,
         drain_cpu_us_per_msg: per_msg(common::broker_cpu(&drain_begin, &drain_end), drained),
         rss_mib_drained: common::rss_mib(&after),
         errors,
+        ..filled
     })
 }

@@ -40,6 +40,15 @@ pub struct Config {
     pub default_pass: String,
     /// The default user may log in only from loopback addresses.
     pub loopback_only_default_user: bool,
+    /// sled's page cache, in MiB. It counts in the broker's resident memory; the store is
+    /// read only at startup, so a small cache costs little (sled's own default is 1 GiB).
+    pub store_cache_mib: u64,
+    /// At startup, before recovery, compact the store when its files are more than this many
+    /// times what its live data needs (sled never shrinks its files by itself; a freshly
+    /// compacted store is at about 1.7, see `warren_store::CompactPolicy`); 0 never compacts.
+    pub compact_on_start_ratio: f64,
+    /// ... and only when the files are at least this large, in MiB.
+    pub compact_on_start_min_mib: u64,
 }
 
 impl Default for Config {
@@ -59,6 +68,9 @@ impl Default for Config {
             default_user: "guest".into(),
             default_pass: "guest".into(),
             loopback_only_default_user: true,
+            store_cache_mib: 64,
+            compact_on_start_ratio: 4.0,
+            compact_on_start_min_mib: 64,
         }
     }
 }
@@ -149,12 +161,43 @@ impl Config {
                 "consumer_timeout must be at least 1 millisecond".into(),
             ));
         }
+        if self.store_cache_mib == 0 || self.store_cache_mib > 1 << 20 {
+            return Err(ConfigError::Invalid(format!(
+                "store_cache_mib {} must be between 1 and 1048576",
+                self.store_cache_mib
+            )));
+        }
+        // Below 1 every start would compact: even a fresh copy is larger than its data.
+        if !(self.compact_on_start_ratio == 0.0
+            || (self.compact_on_start_ratio >= 1.0 && self.compact_on_start_ratio.is_finite()))
+        {
+            return Err(ConfigError::Invalid(format!(
+                "compact_on_start_ratio {} must be 0 (never) or at least 1",
+                self.compact_on_start_ratio
+            )));
+        }
         if self.handshake_timeout == 0 {
             return Err(ConfigError::Invalid(
                 "handshake_timeout must be at least 1 second".into(),
             ));
         }
         Ok(())
+    }
+
+    /// How the store is opened: sled's cache from `store_cache_mib`.
+    pub fn sled_options(&self) -> warren_store::SledOptions {
+        warren_store::SledOptions {
+            cache_capacity: self.store_cache_mib.saturating_mul(1024 * 1024),
+            ..Default::default()
+        }
+    }
+
+    /// When the store is compacted at startup.
+    pub fn compact_policy(&self) -> warren_store::CompactPolicy {
+        warren_store::CompactPolicy {
+            ratio: self.compact_on_start_ratio,
+            min_disk_bytes: self.compact_on_start_min_mib.saturating_mul(1024 * 1024),
+        }
     }
 
     /// The configuration as TOML, for `--print-config`.
@@ -207,6 +250,21 @@ mod tests {
         assert!(Config::load(Some(&file), &Overrides::default()).is_err());
         std::fs::write(&file, "consumer_timeout = 0\n").unwrap();
         assert!(Config::load(Some(&file), &Overrides::default()).is_err());
+        for bad in [
+            "compact_on_start_ratio = 0.5\n",
+            "compact_on_start_ratio = -1.0\n",
+            "store_cache_mib = 0\n",
+        ] {
+            std::fs::write(&file, bad).unwrap();
+            assert!(
+                Config::load(Some(&file), &Overrides::default()).is_err(),
+                "{bad}"
+            );
+        }
+        std::fs::write(&file, "compact_on_start_ratio = 0.0\nstore_cache_mib = 8\n").unwrap();
+        let c = Config::load(Some(&file), &Overrides::default()).unwrap();
+        assert_eq!(c.sled_options().cache_capacity, 8 << 20);
+        assert!(!c.compact_policy().wants(u64::MAX, 0, 0));
     }
 
     #[test]

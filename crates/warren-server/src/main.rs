@@ -4,7 +4,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use warren_server::config::{Config, Overrides};
 
 // mimalloc: faster than glibc's malloc for the broker's many small, short-lived allocations, and
@@ -17,6 +17,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Cli {
+    /// What to do instead of serving.
+    #[command(subcommand)]
+    command: Option<Command>,
     /// AMQP port to listen on.
     #[arg(long, env = "WARREN_PORT")]
     port: Option<u16>,
@@ -24,10 +27,10 @@ struct Cli {
     #[arg(long, env = "WARREN_BIND")]
     bind: Option<IpAddr>,
     /// Directory for durable state.
-    #[arg(long, env = "WARREN_DATA_DIR")]
+    #[arg(long, env = "WARREN_DATA_DIR", global = true)]
     data_dir: Option<PathBuf>,
     /// TOML configuration file.
-    #[arg(long, env = "WARREN_CONFIG")]
+    #[arg(long, env = "WARREN_CONFIG", global = true)]
     config: Option<PathBuf>,
     /// Log filter, e.g. `info` or `warren_server=debug`.
     #[arg(long, env = "WARREN_LOG_LEVEL")]
@@ -35,6 +38,14 @@ struct Cli {
     /// Print the effective configuration as TOML and exit.
     #[arg(long)]
     print_config: bool,
+}
+
+/// Commands other than serving.
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Compact the store in the data directory (the broker must be stopped): copy its live
+    /// records into a fresh database and swap it in, giving back the space sled keeps.
+    Compact,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -55,6 +66,9 @@ fn main() -> anyhow::Result<()> {
     if cli.print_config {
         print!("{}", config.to_toml());
         return Ok(());
+    }
+    if let Some(Command::Compact) = cli.command {
+        return compact(&config);
     }
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(&config.log_level))
@@ -77,6 +91,30 @@ fn main() -> anyhow::Result<()> {
         server.run_until(shutdown).await?;
         anyhow::Ok(())
     })
+}
+
+/// `warren compact`: one line on stdout when done; exit status 1 with the reason otherwise.
+fn compact(config: &Config) -> anyhow::Result<()> {
+    let dir = &config.data_dir;
+    match warren_store::compact(dir, &config.sled_options()) {
+        Ok(r) => {
+            let mib = |b: u64| b as f64 / 1_048_576.0;
+            println!(
+                "compacted {}: {:.1} MiB -> {:.1} MiB ({} records, {:.1} MiB of live data) in {:.2} s",
+                dir.display(),
+                mib(r.disk_before),
+                mib(r.disk_after),
+                r.records,
+                mib(r.live_bytes),
+                r.elapsed.as_secs_f64()
+            );
+            Ok(())
+        }
+        Err(e) => {
+            eprintln!("warren: cannot compact {}: {e}", dir.display());
+            std::process::exit(1);
+        }
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.

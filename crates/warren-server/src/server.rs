@@ -11,7 +11,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::Instrument;
 use warren_broker::{Broker, SharedStore, User};
-use warren_store::SledStore;
+use warren_store::{SledStore, StoreError};
 
 use crate::channel::ReplyRegistry;
 use crate::config::Config;
@@ -33,20 +33,45 @@ pub struct ServerHandle {
 }
 
 impl Server {
-    /// Opens the store in `config.data_dir`, recovers durable state, and binds the listener.
+    /// Opens the store in `config.data_dir` (compacting it first when its files are far larger
+    /// than its data, see [`Config::compact_policy`]), recovers durable state, and binds the
+    /// listener.
     ///
     /// Recovery finishes before the listener accepts anyone: a client never sees a durable queue
     /// half loaded.
     pub async fn bind(config: Config) -> std::io::Result<Server> {
         let dir = config.data_dir.clone();
+        let (options, policy) = (config.sled_options(), config.compact_policy());
         let store = tokio::task::spawn_blocking(move || -> std::io::Result<SharedStore> {
             std::fs::create_dir_all(&dir)?;
-            let store = SledStore::open(&dir).map_err(|e| {
+            let failed = |what: &str, e: StoreError| {
                 std::io::Error::other(format!(
-                    "cannot open the data directory {}: {e}",
+                    "cannot {what} the data directory {}: {e}",
                     dir.display()
                 ))
-            })?;
+            };
+            let store = SledStore::open_with(&dir, &options).map_err(|e| failed("open", e))?;
+            tracing::info!(
+                data_dir = %dir.display(),
+                disk_bytes = store.disk_bytes().map_err(|e| failed("measure", e))?,
+                live_bytes = store.live_bytes_at_open(),
+                live_records = store.live_records_at_open(),
+                "store opened"
+            );
+            let (store, report) = store
+                .compact_if(&policy)
+                .map_err(|e| failed("compact", e))?;
+            if let Some(r) = report {
+                tracing::info!(
+                    before_bytes = r.disk_before,
+                    after_bytes = r.disk_after,
+                    live_bytes = r.live_bytes,
+                    records = r.records,
+                    elapsed_ms = r.elapsed.as_millis() as u64,
+                    "compacted the store: its files were more than {} times its live data",
+                    policy.ratio
+                );
+            }
             Ok(Arc::new(store))
         })
         .await

@@ -6,14 +6,16 @@
 //! ```
 //!
 //! Options: `--scale N` messages for (b) and (c) (default 1,000,000), `--runs N` (default 3),
-//! `--only a|b|c`, `--dir PATH` (default: the system temp dir). Each run uses a fresh
-//! directory, removed afterwards.
+//! `--only a|b|c`, `--dir PATH` (default: the system temp dir), `--cache-mib N` (sled's cache;
+//! default [`SledOptions`]'). Each run uses a fresh directory, removed afterwards.
 //!
 //! (a) 1 KiB messages, one `write` (Put + Enqueue) per message, `sync` every 1,000 messages;
 //!     and the same with one `write` per 1,000 messages.
 //! (b) `scale` 1 KiB messages written 100 per `write`, the oldest 90% removed (acked in FIFO
-//!     order, 100 per `write`, `sync` every 1,000), then bytes on disk (as `du -sb`: apparent file sizes) per stored message:
-//!     right after, per sled's `size_on_disk`, and after closing and reopening.
+//!     order, 100 per `write`, `sync` every 1,000), then bytes on disk (as `du -sb`: apparent
+//!     file sizes; `du -s` allocated blocks beside) per stored message: right after, per sled's
+//!     `size_on_disk`, after closing and reopening, after more churn, and after
+//!     [`warren_store::compact`] (its time, and the time to open the compacted store).
 //! (c) `scale` 100-byte messages in one queue; close; time to reopen and to `load_queue`.
 
 use std::error::Error;
@@ -22,7 +24,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use warren_store::{MessageOp, MessageStore, SledStore};
+use warren_store::{MessageOp, MessageStore, SledOptions, SledStore};
 
 type Res<T> = Result<T, Box<dyn Error>>;
 
@@ -58,6 +60,17 @@ struct Args {
     runs: usize,
     only: Option<String>,
     dir: PathBuf,
+    cache_mib: Option<u64>,
+}
+
+impl Args {
+    fn options(&self) -> SledOptions {
+        let mut options = SledOptions::default();
+        if let Some(mib) = self.cache_mib {
+            options.cache_capacity = mib << 20;
+        }
+        options
+    }
 }
 
 fn parse_args() -> Res<Args> {
@@ -66,6 +79,7 @@ fn parse_args() -> Res<Args> {
         runs: 3,
         only: None,
         dir: std::env::temp_dir(),
+        cache_mib: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -75,6 +89,7 @@ fn parse_args() -> Res<Args> {
             "--runs" => args.runs = value.parse()?,
             "--only" => args.only = Some(value),
             "--dir" => args.dir = PathBuf::from(value),
+            "--cache-mib" => args.cache_mib = Some(value.parse()?),
             other => return Err(format!("unknown option {other}").into()),
         }
     }
@@ -114,6 +129,28 @@ fn du_sb(dir: &Path) -> Res<u64> {
         };
     }
     Ok(total)
+}
+
+/// Allocated size of every file under `dir`, as `du -s --block-size=1` reports it.
+#[cfg(unix)]
+fn du_alloc(dir: &Path) -> Res<u64> {
+    use std::os::unix::fs::MetadataExt;
+    let mut total = std::fs::metadata(dir)?.blocks() * 512;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let meta = entry.metadata()?;
+        total += if meta.is_dir() {
+            du_alloc(&entry.path())?
+        } else {
+            meta.blocks() * 512
+        };
+    }
+    Ok(total)
+}
+
+#[cfg(not(unix))]
+fn du_alloc(dir: &Path) -> Res<u64> {
+    du_sb(dir)
 }
 
 /// Incompressible-looking payload bytes (xorshift), different per message.
@@ -176,7 +213,7 @@ fn measure_a(args: &Args) -> Res<()> {
         let mut rates = Vec::new();
         for run in 0..args.runs {
             let dir = Scratch::new(&args.dir, "a", run);
-            let s = SledStore::open(&dir.0)?;
+            let s = SledStore::open_with(&dir.0, &args.options())?;
             let elapsed = fill(&s, count, 1024, per_write, 1000)?;
             let rate = count as f64 / elapsed.as_secs_f64();
             println!(
@@ -201,7 +238,7 @@ fn measure_b(args: &Args) -> Res<()> {
     let removed = total / 10 * 9;
     let kept = total - removed;
     let dir = Scratch::new(&args.dir, "b", 0);
-    let s = SledStore::open(&dir.0)?;
+    let s = SledStore::open_with(&dir.0, &args.options())?;
     let took = fill(&s, total, 1024, PER_WRITE_B, 1000)?;
     let full = du_sb(&dir.0)?;
     println!(
@@ -232,8 +269,9 @@ fn measure_b(args: &Args) -> Res<()> {
     let per = |bytes: u64| bytes as f64 / kept as f64;
     println!("(b) removed {removed} (FIFO) in {took:.2?}; {kept} left");
     println!(
-        "(b) after removes:          du -sb {after:>12} B = {:>8.0} B per stored message",
-        per(after)
+        "(b) after removes:          du -sb {after:>12} B = {:>8.0} B per stored message (du -s {} B)",
+        per(after),
+        du_alloc(&dir.0)?
     );
     let sled_says = s.size_on_disk()?;
     println!(
@@ -247,7 +285,7 @@ fn measure_b(args: &Args) -> Res<()> {
         per(closed)
     );
     let started = Instant::now();
-    let s = SledStore::open(&dir.0)?;
+    let s = SledStore::open_with(&dir.0, &args.options())?;
     let opened = started.elapsed();
     s.sync()?;
     let reopened = du_sb(&dir.0)?;
@@ -262,6 +300,28 @@ fn measure_b(args: &Args) -> Res<()> {
     println!(
         "(b) after {extra} more put+remove ({more:.2?}): du -sb {churned:>12} B = {:>8.0} B per stored message",
         per(churned)
+    );
+    drop(s);
+    let before = du_sb(&dir.0)?;
+    let started = Instant::now();
+    let report = warren_store::compact(&dir.0, &args.options())?;
+    let took = started.elapsed();
+    let compacted = du_sb(&dir.0)?;
+    println!(
+        "(b) compacted in {took:.2?} (copy+swap {:.2?}; {} records, {} live bytes): du -sb {before} -> {compacted} B = {:>8.0} B per stored message (du -s {} B)",
+        report.elapsed,
+        report.records,
+        report.live_bytes,
+        per(compacted),
+        du_alloc(&dir.0)?
+    );
+    let started = Instant::now();
+    let s = SledStore::open_with(&dir.0, &args.options())?;
+    let opened = started.elapsed();
+    let loaded = s.load_queue(b"/", b"measure")?.len();
+    println!(
+        "(b) compacted store opened in {opened:.2?}; {loaded} messages load; du -sb {} B",
+        du_sb(&dir.0)?
     );
     println!("(b) payload is 1024 B per message");
     Ok(())
@@ -303,7 +363,7 @@ fn measure_c(args: &Args) -> Res<()> {
     let count = args.scale;
     let dir = Scratch::new(&args.dir, "c", 0);
     {
-        let s = SledStore::open(&dir.0)?;
+        let s = SledStore::open_with(&dir.0, &args.options())?;
         let took = fill(&s, count, 100, 1000, 1000)?;
         println!(
             "(c) wrote {count} x 100 B (1000/write) in {took:.2?}; {} bytes on disk",
@@ -313,7 +373,7 @@ fn measure_c(args: &Args) -> Res<()> {
     let (mut opens, mut loads) = (Vec::new(), Vec::new());
     for run in 0..args.runs {
         let started = Instant::now();
-        let s = SledStore::open(&dir.0)?;
+        let s = SledStore::open_with(&dir.0, &args.options())?;
         let open = started.elapsed();
         let started = Instant::now();
         let entries = s.load_queue(b"/", b"measure")?;
@@ -329,6 +389,24 @@ fn measure_c(args: &Args) -> Res<()> {
         "(c) median open {:.2}s (rebuilds refcounts from the index), load_queue {:.2}s for {count} x 100 B",
         median(opens),
         median(loads)
+    );
+    // What the startup compaction policy sees for a store that only grew (no churn).
+    let ratio = |s: &SledStore| -> Res<String> {
+        let (disk, live) = (s.disk_bytes()?, s.live_bytes_at_open());
+        Ok(format!(
+            "files {disk} B, live {live} B, ratio {:.2}",
+            disk as f64 / live.max(1) as f64
+        ))
+    };
+    println!(
+        "(c) as filled: {}",
+        ratio(&SledStore::open_with(&dir.0, &args.options())?)?
+    );
+    let report = warren_store::compact(&dir.0, &args.options())?;
+    println!(
+        "(c) compacted in {:.2?}: {}",
+        report.elapsed,
+        ratio(&SledStore::open_with(&dir.0, &args.options())?)?
     );
     Ok(())
 }

@@ -115,6 +115,15 @@ impl<S: MessageStore> MessageStore for FaultyStore<S> {
         self.inner.load_queue(vhost, queue)
     }
 
+    fn visit_queue(
+        &self,
+        vhost: &[u8],
+        queue: &[u8],
+        visit: &mut dyn FnMut(StoredEntry) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        self.inner.visit_queue(vhost, queue, visit)
+    }
+
     fn next_message_id(&self) -> Result<MessageId, StoreError> {
         self.inner.next_message_id()
     }

@@ -3,9 +3,12 @@
 //! must be refused before that), and the meta key `format_version` inside sled is checked after.
 //!
 //! ```text
-//! <dir>/FORMAT     "warren-store format 1\n"
+//! <dir>/FORMAT     "warren-store format 1\n"; also the directory's lock (see `DirLock`)
 //! <dir>/sled/      the sled database; meta key format_version = 1 (u32 BE)
 //! ```
+//!
+//! Compaction adds transient siblings of `sled/` (`sled.building`, `sled.compact`,
+//! `sled.old`); the `compact` module owns them and every open resolves them.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Write};
@@ -16,7 +19,7 @@ use crate::StoreError;
 /// The version this build reads and writes.
 pub const FORMAT_VERSION: u32 = 1;
 
-const FORMAT_FILE: &str = "FORMAT";
+pub(crate) const FORMAT_FILE: &str = "FORMAT";
 const FORMAT_TMP: &str = "FORMAT.tmp";
 const MARKER_PREFIX: &str = "warren-store format ";
 
@@ -52,6 +55,36 @@ pub(crate) fn prepare(dir: &Path) -> Result<(), StoreError> {
         return Err(unsupported(Some(version)));
     }
     Ok(())
+}
+
+/// The sled database's directory inside a store directory.
+pub(crate) const SLED_DIR: &str = "sled";
+
+/// An exclusive advisory lock on a store directory, held by an open store and through a whole
+/// compaction, so that no other process opens, or finishes the compaction of, a directory
+/// while its databases are being swapped. It locks the `FORMAT` file: every store directory
+/// has one, and the layout gains no file that older builds would not know.
+pub(crate) struct DirLock {
+    _file: File,
+}
+
+impl std::fmt::Debug for DirLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DirLock")
+    }
+}
+
+/// Locks a directory that [`prepare`] accepted; an I/O error when another store holds it.
+pub(crate) fn lock(dir: &Path) -> Result<DirLock, StoreError> {
+    use fs2::FileExt;
+    let file = File::open(dir.join(FORMAT_FILE))?;
+    file.try_lock_exclusive().map_err(|e| {
+        std::io::Error::new(
+            e.kind(),
+            format!("{} is in use by another store: {e}", dir.display()),
+        )
+    })?;
+    Ok(DirLock { _file: file })
 }
 
 /// Writes the marker atomically: temporary file, fsync, rename, fsync the directory.

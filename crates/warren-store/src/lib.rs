@@ -95,11 +95,16 @@
 //! - **Versioned format.** A `FORMAT` file (checked before sled touches the directory) and the
 //!   meta key `format_version = 1`; anything else is refused with
 //!   [`StoreError::UnsupportedFormat`]. See [`FORMAT_VERSION`].
+//! - **Compaction.** sled 0.34 keeps its files at their peak size. [`compact`] (and
+//!   [`SledStore::compact_if`] at startup) copies the live records into a fresh database and
+//!   swaps the directories with a crash-safe protocol: a crash at any point leaves the old or
+//!   the new database complete, and the next open uses it. See the `compact` module.
 //! - **One engine.** [`SledStore`] and [`MemoryStore`] are the same engine over two ordered key
 //!   spaces, so the behavioural test suite checks one set of rules twice, not two
 //!   implementations that could drift.
 
 mod backend;
+mod compact;
 mod definition;
 mod engine;
 mod error;
@@ -115,6 +120,7 @@ mod refs;
 mod sled_backend;
 mod sled_store;
 
+pub use compact::{CompactPolicy, CompactReport, RECORD_OVERHEAD, compact, disk_usage};
 pub use definition::{
     BindingRecord, DefinitionStore, Definitions, ExchangeRecord, QueueRecord, UserRecord,
 };

@@ -90,6 +90,19 @@ pub trait MessageStore: Send + Sync {
     fn sync(&self) -> Result<(), StoreError>;
     /// The entries of one queue, in increasing `seq`.
     fn load_queue(&self, vhost: &[u8], queue: &[u8]) -> Result<Vec<StoredEntry>, StoreError>;
+    /// Hands the entries of one queue to `visit` in increasing `seq`, one at a time, stopping
+    /// at its first `Err`. Recovery uses it so that a long queue is never held twice in memory
+    /// (once collected, once in the broker's queue).
+    fn visit_queue(
+        &self,
+        vhost: &[u8],
+        queue: &[u8],
+        visit: &mut dyn FnMut(StoredEntry) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        self.load_queue(vhost, queue)?
+            .into_iter()
+            .try_for_each(visit)
+    }
     /// A message id greater than any id ever stored, also across restarts.
     fn next_message_id(&self) -> Result<MessageId, StoreError>;
     /// Current counters.

@@ -20,13 +20,56 @@ use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use parking_lot::Mutex;
 
-use crate::StoreError;
 use crate::backend::{Atomicity, Backend, Changes, Visit};
 use crate::format::sync_dir;
+use crate::{SledOptions, StoreError};
+
+/// Opens the sled database in `sled_dir` with `options`. Drop the backend before the
+/// [`LockRelease`]: waiting for the lock is what makes the directory reusable at once.
+pub(crate) fn open_sled(
+    sled_dir: &Path,
+    options: &SledOptions,
+) -> Result<(SledBackend, LockRelease), StoreError> {
+    let db = sled::Config::new()
+        .path(sled_dir)
+        .cache_capacity(options.cache_capacity)
+        .flush_every_ms(
+            options
+                .background_flush
+                .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)),
+        )
+        .open()?;
+    let backend = SledBackend::new(db, sled_dir)?;
+    let released = LockRelease {
+        log_path: sled_dir.join("db"),
+    };
+    Ok((backend, released))
+}
+
+/// Waits, on drop, until sled's exclusive lock on its log file is gone. sled's background
+/// thread pool can hold a clone of the file for a few milliseconds after `Db` is dropped.
+pub(crate) struct LockRelease {
+    log_path: PathBuf,
+}
+
+impl Drop for LockRelease {
+    fn drop(&mut self) {
+        use fs2::FileExt;
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let Ok(file) = File::open(&self.log_path) else {
+            return;
+        };
+        while file.try_lock_exclusive().is_err() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let _ = FileExt::unlock(&file);
+    }
+}
 
 /// sled, plus what is needed to fsync its files.
 pub(crate) struct SledBackend {

@@ -1,21 +1,23 @@
 //! [`SledStore`]: the durable store, sled 0.34 under a versioned directory.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::StoreError;
 use crate::backend::{Atomicity, Backend};
 use crate::engine::{Engine, delegate_to_engine};
-use crate::format::{self, MetaState};
+use crate::format::{self, DirLock, MetaState, SLED_DIR};
 use crate::keys::FORMAT_VERSION_KEY;
-use crate::sled_backend::SledBackend;
+use crate::sled_backend::{LockRelease, SledBackend, open_sled};
+use crate::{StoreError, compact};
 
 /// Tuning of a [`SledStore`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SledOptions {
-    /// sled's page cache, in bytes (sled's own default is 1 GiB).
+    /// sled's page cache, in bytes (sled's own default is 1 GiB). Pages it holds count in the
+    /// broker's resident memory, on top of the messages the queues hold; a small cache costs
+    /// little because the broker reads the store only at startup.
     pub cache_capacity: u64,
     /// sled's background flush period. It bounds how long an unsynced write stays in memory,
     /// but promises nothing: only [`MessageStore::sync`](crate::MessageStore::sync) does.
@@ -26,7 +28,7 @@ pub struct SledOptions {
 impl Default for SledOptions {
     fn default() -> Self {
         SledOptions {
-            cache_capacity: 256 * 1024 * 1024,
+            cache_capacity: 64 * 1024 * 1024,
             background_flush: Some(Duration::from_millis(500)),
         }
     }
@@ -38,30 +40,13 @@ impl Default for SledOptions {
 /// is released, so the directory can be opened again at once (by a restarted broker in the
 /// same process, or a test).
 pub struct SledStore {
-    // Field order is drop order: sled closes first, then `released` waits for its lock.
-    engine: Engine<SledBackend>,
-    _released: LockRelease,
-    dir: PathBuf,
-}
-
-/// Waits, on drop, until sled's exclusive lock on its log file is gone. sled's background
-/// thread pool can hold a clone of the file for a few milliseconds after `Db` is dropped.
-struct LockRelease {
-    log_path: PathBuf,
-}
-
-impl Drop for LockRelease {
-    fn drop(&mut self) {
-        use fs2::FileExt;
-        let deadline = Instant::now() + Duration::from_secs(2);
-        let Ok(file) = std::fs::File::open(&self.log_path) else {
-            return;
-        };
-        while file.try_lock_exclusive().is_err() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(2));
-        }
-        let _ = FileExt::unlock(&file);
-    }
+    // Field order is drop order: sled closes first, then `released` waits for its lock, then
+    // the directory lock goes.
+    pub(crate) engine: Engine<SledBackend>,
+    pub(crate) released: LockRelease,
+    pub(crate) lock: DirLock,
+    pub(crate) dir: PathBuf,
+    pub(crate) options: SledOptions,
 }
 
 impl std::fmt::Debug for SledStore {
@@ -80,19 +65,22 @@ impl SledStore {
 
     /// Opens (or creates) the store in `dir`. A directory that is not empty and holds no store
     /// of this format version is refused with [`StoreError::UnsupportedFormat`], untouched.
+    /// A compaction that a crash interrupted is finished or rolled back first (see
+    /// [`SledStore::compact`]).
     pub fn open_with(dir: &Path, options: &SledOptions) -> Result<Self, StoreError> {
         format::prepare(dir)?;
-        let sled_dir = dir.join("sled");
-        let db = sled::Config::new()
-            .path(&sled_dir)
-            .cache_capacity(options.cache_capacity)
-            .flush_every_ms(
-                options
-                    .background_flush
-                    .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)),
-            )
-            .open()?;
-        let backend = SledBackend::new(db, &sled_dir)?;
+        let lock = format::lock(dir)?;
+        Self::open_locked(dir, options, lock)
+    }
+
+    /// Opens a directory already checked by `format::prepare` and locked by this process.
+    pub(crate) fn open_locked(
+        dir: &Path,
+        options: &SledOptions,
+        lock: DirLock,
+    ) -> Result<Self, StoreError> {
+        compact::finish_interrupted(dir)?;
+        let (backend, released) = open_sled(&dir.join(SLED_DIR), options)?;
         let meta = backend.get(FORMAT_VERSION_KEY)?;
         if format::check_meta(meta.as_deref(), backend.is_empty()?)? == MetaState::Fresh {
             let version = Bytes::copy_from_slice(&format::FORMAT_VERSION.to_be_bytes());
@@ -102,13 +90,12 @@ impl SledStore {
             )?;
             backend.flush()?;
         }
-        let released = LockRelease {
-            log_path: sled_dir.join("db"),
-        };
         Ok(SledStore {
             engine: Engine::open(backend)?,
-            _released: released,
+            released,
+            lock,
             dir: dir.to_path_buf(),
+            options: options.clone(),
         })
     }
 
@@ -120,6 +107,22 @@ impl SledStore {
     /// sled's estimate of its files' size, in bytes.
     pub fn size_on_disk(&self) -> Result<u64, StoreError> {
         Ok(self.engine.backend().db().size_on_disk()?)
+    }
+
+    /// The apparent size of the database's files (as `du -sb`), in bytes.
+    pub fn disk_bytes(&self) -> Result<u64, StoreError> {
+        compact::disk_usage(&self.dir.join(SLED_DIR))
+    }
+
+    /// Bytes of keys and values of the messages and queue index entries found when the store
+    /// was opened: the data a compaction would keep (definitions, always small, aside).
+    pub fn live_bytes_at_open(&self) -> u64 {
+        self.engine.live_at_open().0
+    }
+
+    /// The number of messages and queue index entries found when the store was opened.
+    pub fn live_records_at_open(&self) -> u64 {
+        self.engine.live_at_open().1
     }
 }
 

@@ -19,16 +19,26 @@ impl<B: Backend> MessageStore for Engine<B> {
     }
 
     fn load_queue(&self, vhost: &[u8], queue: &[u8]) -> Result<Vec<StoredEntry>, StoreError> {
-        let prefix = keys::queue_index_prefix(vhost, queue)?;
-        let mut index = Vec::new();
-        self.backend.scan_prefix(&prefix, &mut |k, v| {
-            index.push((keys::index_seq(k)?, IndexValue::decode(v)?));
+        let mut entries = Vec::new();
+        self.visit_queue(vhost, queue, &mut |e| {
+            entries.push(e);
             Ok(())
         })?;
-        let mut entries = Vec::with_capacity(index.len());
-        for (seq, entry) in index {
+        Ok(entries)
+    }
+
+    fn visit_queue(
+        &self,
+        vhost: &[u8],
+        queue: &[u8],
+        visit: &mut dyn FnMut(StoredEntry) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let prefix = keys::queue_index_prefix(vhost, queue)?;
+        self.backend.scan_prefix(&prefix, &mut |k, v| {
+            let seq = keys::index_seq(k)?;
+            let entry = IndexValue::decode(v)?;
             match self.backend.get(&keys::message(entry.id))? {
-                Some(message) => entries.push(StoredEntry {
+                Some(message) => visit(StoredEntry {
                     seq,
                     id: entry.id,
                     redelivered: entry.redelivered,
@@ -39,17 +49,17 @@ impl<B: Backend> MessageStore for Engine<B> {
                 None if self
                     .backend
                     .get(&keys::index(vhost, queue, seq)?)?
-                    .is_none() => {}
-                None => {
-                    return Err(StoreError::corrupt(format!(
-                        "entry {seq} of queue {} references message {}, which is not stored",
-                        String::from_utf8_lossy(queue),
-                        entry.id
-                    )));
+                    .is_none() =>
+                {
+                    Ok(())
                 }
+                None => Err(StoreError::corrupt(format!(
+                    "entry {seq} of queue {} references message {}, which is not stored",
+                    String::from_utf8_lossy(queue),
+                    entry.id
+                ))),
             }
-        }
-        Ok(entries)
+        })
     }
 
     fn next_message_id(&self) -> Result<MessageId, StoreError> {

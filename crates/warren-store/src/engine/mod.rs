@@ -41,25 +41,34 @@ pub(crate) struct Engine<B> {
     commit: GroupCommit,
     /// An apply failed part-way: refuse further mutations.
     failed: AtomicBool,
+    /// Bytes of keys and values, and number, of the messages and index entries found at open.
+    live_at_open: (u64, u64),
 }
 
 impl<B: Backend> Engine<B> {
     /// Rebuilds the in-memory state from the backend: reference counts from one scan of the
     /// queue indexes, the id high-water mark from its meta key, and deletes messages that a
     /// crash in the middle of a write left without index entries (one scan of the messages).
+    /// The same scans count the live bytes that decide whether compaction is worth it.
     pub(crate) fn open(backend: B) -> Result<Self, StoreError> {
         let mut refs = RefTable::default();
-        backend.scan_prefix(&[keys::INDEX], &mut |_, v| {
+        let (mut live, mut records) = (0u64, 0u64);
+        backend.scan_prefix(&[keys::INDEX], &mut |k, v| {
             refs.add_reference(IndexValue::decode(v)?.id);
+            live += (k.len() + v.len()) as u64;
+            records += 1;
             Ok(())
         })?;
         let mut orphans = Vec::new();
         let mut last_stored = None;
-        backend.scan_prefix(&[keys::MESSAGE], &mut |k, _| {
+        backend.scan_prefix(&[keys::MESSAGE], &mut |k, v| {
             let id = keys::message_id(k)?;
             last_stored = Some(id); // keys are in id order
             if refs.get(id).is_none() {
                 orphans.push((k.to_vec(), None));
+            } else {
+                live += (k.len() + v.len()) as u64;
+                records += 1;
             }
             Ok(())
         })?;
@@ -90,6 +99,7 @@ impl<B: Backend> Engine<B> {
             next_id: AtomicU64::new(next),
             commit: GroupCommit::default(),
             failed: AtomicBool::new(false),
+            live_at_open: (live, records),
         })
     }
 
@@ -104,12 +114,19 @@ impl<B: Backend> Engine<B> {
             next_id: AtomicU64::new(1),
             commit: GroupCommit::default(),
             failed: AtomicBool::new(false),
+            live_at_open: (0, 0),
         }
     }
 
     /// The backend, for store-specific operations.
     pub(crate) fn backend(&self) -> &B {
         &self.backend
+    }
+
+    /// Bytes of keys and values, and number, of the messages and index entries found by
+    /// [`Engine::open`] (definitions are left out: they are few and small).
+    pub(crate) fn live_at_open(&self) -> (u64, u64) {
+        self.live_at_open
     }
 
     /// Plans a mutation with `build`, applies it, then installs its counts.
@@ -178,6 +195,14 @@ macro_rules! delegate_to_engine {
                 queue: &[u8],
             ) -> Result<Vec<$crate::StoredEntry>, $crate::StoreError> {
                 self.engine.load_queue(vhost, queue)
+            }
+            fn visit_queue(
+                &self,
+                vhost: &[u8],
+                queue: &[u8],
+                visit: &mut dyn FnMut($crate::StoredEntry) -> Result<(), $crate::StoreError>,
+            ) -> Result<(), $crate::StoreError> {
+                self.engine.visit_queue(vhost, queue, visit)
             }
             fn next_message_id(&self) -> Result<$crate::MessageId, $crate::StoreError> {
                 self.engine.next_message_id()

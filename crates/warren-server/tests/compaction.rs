@@ -1,0 +1,186 @@
+//! Compaction of the data directory, offline (`warren compact`) and at startup: persistent
+//! messages published before it are all consumed after it, in order.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use futures_lite::StreamExt;
+use lapin::options::*;
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Channel};
+
+const QUEUE: &str = "compacted";
+
+fn body(i: u32) -> Vec<u8> {
+    let mut b = format!("message {i:05} ").into_bytes();
+    b.resize(1024, b'.');
+    b
+}
+
+/// Publishes `count` persistent 1 KiB messages into a durable queue with confirms, then takes
+/// the first `acked` of them (no-ack `basic.get`, which removes them from the store).
+async fn fill_and_take(data_dir: &Path, count: u32, acked: u32) {
+    let d = data_dir.to_path_buf();
+    let server = common::start_with(move |c| c.data_dir = d).await;
+    {
+        let conn = common::connect(&server).await;
+        let ch = conn.create_channel().await.unwrap();
+        ch.confirm_select(ConfirmSelectOptions::default())
+            .await
+            .unwrap();
+        let durable = QueueDeclareOptions {
+            durable: true,
+            ..Default::default()
+        };
+        ch.queue_declare(QUEUE, durable, FieldTable::default())
+            .await
+            .unwrap();
+        let props = BasicProperties::default().with_delivery_mode(2);
+        let mut confirms = Vec::new();
+        for i in 0..count {
+            let c = ch
+                .basic_publish(
+                    "",
+                    QUEUE,
+                    BasicPublishOptions::default(),
+                    &body(i),
+                    props.clone(),
+                )
+                .await
+                .unwrap();
+            confirms.push(c);
+        }
+        for c in confirms {
+            assert!(c.await.unwrap().is_ack());
+        }
+        for i in 0..acked {
+            let m = ch
+                .basic_get(QUEUE, BasicGetOptions { no_ack: true })
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(m.delivery.data, body(i));
+        }
+        // The last removal has reached the server (and its store) before it stops.
+        common::passive_queue(&ch, QUEUE).await.unwrap();
+        conn.close(200, "done").await.unwrap();
+    }
+    server.shutdown().await.unwrap();
+}
+
+/// Consumes every message of the queue and checks they are `first..end`, in order, none
+/// redelivered, and nothing more.
+async fn consume_all(ch: &Channel, first: u32, end: u32) {
+    let q = common::passive_queue(ch, QUEUE).await.unwrap();
+    assert_eq!(q.message_count(), end - first);
+    ch.basic_qos(100, BasicQosOptions::default()).await.unwrap();
+    let mut consumer = ch
+        .basic_consume(
+            QUEUE,
+            "c",
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    for i in first..end {
+        let d = consumer.next().await.unwrap().unwrap();
+        assert_eq!(d.data, body(i), "message {i}");
+        assert!(!d.redelivered);
+        d.ack(BasicAckOptions::default()).await.unwrap();
+    }
+    let q = common::passive_queue(ch, QUEUE).await.unwrap();
+    assert_eq!(q.message_count(), 0);
+}
+
+fn sled_bytes(data_dir: &Path) -> u64 {
+    warren_store::disk_usage(&data_dir.join("sled")).unwrap()
+}
+
+#[tokio::test]
+async fn messages_survive_warren_compact_and_come_back_in_order() {
+    let dir = common::fresh_data_dir();
+    fill_and_take(&dir, 1000, 600).await;
+
+    let out = Command::new(env!("CARGO_BIN_EXE_warren"))
+        .arg("compact")
+        .arg("--data-dir")
+        .arg(&dir)
+        .env_remove("WARREN_CONFIG")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.starts_with("compacted "), "{stdout}");
+    let mut names: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["FORMAT", "sled"]);
+
+    let d = dir.clone();
+    let server = common::start_with(move |c| c.data_dir = d).await;
+    let conn = common::connect(&server).await;
+    let ch = conn.create_channel().await.unwrap();
+    consume_all(&ch, 600, 1000).await;
+    conn.close(200, "done").await.unwrap();
+    server.shutdown().await.unwrap();
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn warren_compact_refuses_a_directory_in_use() {
+    let dir = common::fresh_data_dir();
+    let d = dir.clone();
+    let server = common::start_with(move |c| c.data_dir = d).await;
+    let out = Command::new(env!("CARGO_BIN_EXE_warren"))
+        .args(["--data-dir"])
+        .arg(&dir)
+        .arg("compact")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("in use"), "{stderr}");
+    server.shutdown().await.unwrap();
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn startup_compacts_a_store_far_larger_than_its_data() {
+    let dir = common::fresh_data_dir();
+    fill_and_take(&dir, 3000, 2900).await;
+    let before = sled_bytes(&dir);
+
+    // The default threshold (64 MiB at least) leaves this small store alone.
+    let d = dir.clone();
+    let server = common::start_with(move |c| c.data_dir = d).await;
+    server.shutdown().await.unwrap();
+    let untouched = sled_bytes(&dir);
+    assert!(untouched * 10 > before * 9, "{before} -> {untouched}");
+
+    let d = dir.clone();
+    let server = common::start_with(move |c| {
+        c.data_dir = d;
+        c.compact_on_start_ratio = 2.0;
+        c.compact_on_start_min_mib = 0;
+    })
+    .await;
+    let after = sled_bytes(&dir);
+    assert!(after * 2 < untouched, "{untouched} -> {after}");
+    let conn = common::connect(&server).await;
+    let ch = conn.create_channel().await.unwrap();
+    consume_all(&ch, 2900, 3000).await;
+    conn.close(200, "done").await.unwrap();
+    server.shutdown().await.unwrap();
+    let _ = std::fs::remove_dir_all(dir);
+}
