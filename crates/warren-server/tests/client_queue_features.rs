@@ -545,3 +545,58 @@ async fn classic_and_lazy_are_accepted_and_quorum_or_stream_refused_with_406() {
         assert!(e.to_string().contains(kind), "{e}");
     }
 }
+
+#[tokio::test]
+async fn a_message_returned_past_the_delivery_limit_is_dead_lettered() {
+    let server = common::start().await;
+    let conn = common::connect(&server).await;
+    let ch = conn.create_channel().await.unwrap();
+    queue_with(&ch, "poison-dlq", FieldTable::default()).await;
+    queue_with(
+        &ch,
+        "limited",
+        args(&[
+            ("x-delivery-limit", AMQPValue::LongInt(1)),
+            ("x-dead-letter-exchange", text("")),
+            ("x-dead-letter-routing-key", text("poison-dlq")),
+        ]),
+    )
+    .await;
+    publish(&ch, "limited", b"poison", BasicProperties::default()).await;
+    let first = ch
+        .basic_get("limited", BasicGetOptions { no_ack: false })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(header(&first.delivery.properties, "x-delivery-count"), None);
+    first
+        .delivery
+        .nack(BasicNackOptions {
+            requeue: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let second = ch
+        .basic_get("limited", BasicGetOptions { no_ack: false })
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(second.delivery.redelivered);
+    assert_eq!(
+        header(&second.delivery.properties, "x-delivery-count"),
+        Some(&AMQPValue::LongLongInt(1))
+    );
+    second
+        .delivery
+        .nack(BasicNackOptions {
+            requeue: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    wait_count(&ch, "poison-dlq", 1).await;
+    assert_eq!(count(&ch, "limited").await, 0);
+    let (_, props) = get_body(&ch, "poison-dlq").await.unwrap();
+    assert_eq!(field_text(&death(&props, 0), "reason"), "delivery_limit");
+}
