@@ -4,7 +4,7 @@
 'use strict';
 
 const {
-  scenario, check, eq, show, sleep, withWorld, drain, waitCount,
+  scenario, check, show, eq, sleep, withWorld, drain, waitCount,
 } = require('./amqplib_common');
 
 const FIRST_ENTRY_KEYS = ['count', 'reason', 'queue', 'time', 'exchange', 'routing-keys'];
