@@ -173,6 +173,7 @@ impl Broker {
             self.store.visit_queue(vhost, &q.name, &mut |entry| {
                 let message = Message::decode(&entry.message, now)
                     .map_err(|e| StoreError::Corrupt(format!("message {}: {e}", entry.id)))?;
+                let message = message.with_store_id(entry.id);
                 queue.recover(entry.seq, Arc::new(message), entry.redelivered);
                 found.messages += 1;
                 Ok(())

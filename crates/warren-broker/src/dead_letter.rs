@@ -47,7 +47,7 @@ pub struct DeadLetter {
     /// Why it died.
     pub reason: DeathReason,
     /// Its position in the queue when the queue's store holds it (to be removed once the dead
-    /// letter is safely elsewhere).
+    /// letter is safely elsewhere); the store id is the message's.
     pub stored_seq: Option<u64>,
 }
 
@@ -184,6 +184,8 @@ pub fn dead_lettered(
         priority: message.priority,
         expiration_ms: None,
         timestamp_ms: now_ms,
+        // A new message: stored, if at all, under a new id.
+        store_id: None,
     };
     Ok((dead, keys))
 }

@@ -1,9 +1,13 @@
 //! A published message, shared by every queue it is routed to, and its stored form.
 
+use std::num::NonZeroU64;
+
 use bytes::{BufMut, Bytes, BytesMut};
 use warren_codec::{
     FieldError, FieldTable, FieldValue, RawProperties, ShortStr, wire, wire::Reader,
 };
+
+use warren_store::MessageId;
 
 use crate::BrokerError;
 
@@ -27,6 +31,10 @@ pub struct Message {
     /// When the message was published (or dead-lettered), milliseconds since the Unix epoch:
     /// TTLs count from here, also across a restart.
     pub timestamp_ms: u64,
+    /// The id the store keeps it under, set before the message is shared when a durable queue
+    /// will store it: queues name it in their store ops, so the store never reads an index
+    /// entry to learn it. `NonZeroU64` keeps the option at 8 bytes (ids start at 1).
+    pub(crate) store_id: Option<NonZeroU64>,
 }
 
 /// Version byte of [`Message::encode`]'s layout. Version 1 lacked the timestamp.
@@ -70,7 +78,20 @@ impl Message {
             priority: fields.priority.unwrap_or(0),
             expiration_ms,
             timestamp_ms,
+            store_id: None,
         })
+    }
+
+    /// The message, to be stored under `id` (an id of 0, which the store never hands out,
+    /// leaves it unstored).
+    pub fn with_store_id(mut self, id: MessageId) -> Message {
+        self.store_id = NonZeroU64::new(id);
+        self
+    }
+
+    /// The id the store keeps it under; `None` when no durable queue stores it.
+    pub fn store_id(&self) -> Option<MessageId> {
+        self.store_id.map(NonZeroU64::get)
     }
 
     /// A copy carrying `x-delivery-count = count` in its headers, as a queue with a delivery
@@ -139,6 +160,7 @@ impl Message {
                 .expiration
                 .and_then(|e| parse_expiration(e.as_bytes()).ok()),
             timestamp_ms,
+            store_id: None,
         })
     }
 }
@@ -183,6 +205,7 @@ mod tests {
             priority: 0,
             expiration_ms: None,
             timestamp_ms: 1_700_000_000_123,
+            store_id: None,
         };
         assert_eq!(Message::decode(&m.encode(), 5), Ok(m));
     }

@@ -194,3 +194,104 @@ async fn deleted_durable_queue_stays_deleted_after_restart() {
     server.shutdown().await.unwrap();
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// The store no longer checks that a Remove finds its entry (issue 7): settling the deliveries
+/// of a deleted queue must write nothing, or it would drop the reference the other queue holds
+/// and its copy would be lost (or dangle) after a restart.
+#[tokio::test]
+async fn settling_deliveries_of_a_deleted_durable_queue_keeps_the_messages_in_other_queues() {
+    let dir = common::fresh_data_dir();
+    let d = dir.clone();
+    let server = common::start_with(move |c| c.data_dir = d).await;
+    {
+        let conn = common::connect(&server).await;
+        let ch = conn.create_channel().await.unwrap();
+        ch.confirm_select(ConfirmSelectOptions::default())
+            .await
+            .unwrap();
+        ch.exchange_declare(
+            "fan",
+            ExchangeKind::Fanout,
+            ExchangeDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+        for q in ["deleted", "kept"] {
+            ch.queue_declare(q, durable(), FieldTable::default())
+                .await
+                .unwrap();
+            ch.queue_bind(
+                q,
+                "fan",
+                "",
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        }
+        for i in 0..3u8 {
+            let c = ch
+                .basic_publish(
+                    "fan",
+                    "",
+                    BasicPublishOptions::default(),
+                    &[i],
+                    persistent(),
+                )
+                .await
+                .unwrap();
+            assert!(c.await.unwrap().is_ack());
+        }
+        let mut held = Vec::new();
+        for _ in 0..3 {
+            let got = ch
+                .basic_get("deleted", BasicGetOptions { no_ack: false })
+                .await
+                .unwrap()
+                .unwrap();
+            held.push(got.delivery);
+        }
+        let other = conn.create_channel().await.unwrap();
+        other
+            .queue_delete("deleted", QueueDeleteOptions::default())
+            .await
+            .unwrap();
+        // Every way of settling, after the queue and its store records are gone.
+        held[0].ack(BasicAckOptions::default()).await.unwrap();
+        held[1]
+            .nack(BasicNackOptions {
+                requeue: false,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        held[2]
+            .reject(BasicRejectOptions { requeue: true })
+            .await
+            .unwrap();
+        // Make sure the settlements reached the server before it stops.
+        common::passive_queue(&ch, "kept").await.unwrap();
+    }
+    server.shutdown().await.unwrap();
+
+    let d = dir.clone();
+    let server = common::start_with(move |c| c.data_dir = d).await;
+    let conn = common::connect(&server).await;
+    let ch = conn.create_channel().await.unwrap();
+    let mut got = Vec::new();
+    while let Some(m) = ch
+        .basic_get("kept", BasicGetOptions { no_ack: true })
+        .await
+        .unwrap()
+    {
+        got.push(m.delivery.data[0]);
+    }
+    assert_eq!(got, [0, 1, 2]);
+    server.shutdown().await.unwrap();
+    let _ = std::fs::remove_dir_all(dir);
+}

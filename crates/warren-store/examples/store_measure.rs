@@ -246,13 +246,16 @@ fn measure_b(args: &Args) -> Res<()> {
         full as f64 / total as f64
     );
     let (vhost, queue) = vq();
+    // Remove needs each entry's message id; fill enqueued seq 0.. in order.
+    let ids: Vec<u64> = s.load_queue(&vhost, &queue)?.iter().map(|e| e.id).collect();
     let started = Instant::now();
     let mut ops = Vec::with_capacity(PER_WRITE_B as usize);
-    for seq in 0..removed {
+    for (seq, &id) in (0..removed).zip(&ids) {
         ops.push(MessageOp::Remove {
             vhost: vhost.clone(),
             queue: queue.clone(),
             seq,
+            id,
         });
         if (seq + 1) % PER_WRITE_B == 0 || seq + 1 == removed {
             s.write(&ops)?;
@@ -349,6 +352,7 @@ fn fill_more(s: &SledStore, first_seq: u64, extra: u64) -> Res<Duration> {
             vhost: vhost.clone(),
             queue: queue.clone(),
             seq,
+            id,
         }])?;
         tick();
         if seq % 1000 == 0 {

@@ -53,7 +53,8 @@ pub enum StoreError {
         /// The message id.
         id: u64,
     },
-    /// `MessageOp::Enqueue` of an id that is neither stored nor put earlier in the same write.
+    /// `MessageOp::Enqueue`, `Remove` or `MarkRedelivered` of an id that is neither stored nor
+    /// put earlier in the same write.
     #[error("message {id} is not stored")]
     UnknownMessage {
         /// The message id.
@@ -65,7 +66,8 @@ pub enum StoreError {
         /// The message id.
         id: u64,
     },
-    /// `MessageOp::Enqueue` at a sequence number the queue already holds.
+    /// `MessageOp::Enqueue` at a sequence number an earlier op of the same write enqueued
+    /// (earlier writes are not checked: see `MessageOp::Enqueue`).
     #[error("queue {} in vhost {} already holds entry {seq}", lossy(.queue), lossy(.vhost))]
     DuplicateEntry {
         /// The virtual host.
@@ -75,7 +77,8 @@ pub enum StoreError {
         /// The sequence number.
         seq: u64,
     },
-    /// `MessageOp::Remove` or `MarkRedelivered` of an entry the queue does not hold.
+    /// `MessageOp::Remove` or `MarkRedelivered` of an entry that an earlier op of the same write
+    /// removed, or enqueued with another message id (earlier writes are not checked).
     #[error("queue {} in vhost {} holds no entry {seq}", lossy(.queue), lossy(.vhost))]
     EntryNotFound {
         /// The virtual host.

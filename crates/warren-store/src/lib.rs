@@ -37,8 +37,8 @@
 //!   `delete_queue` its bindings, index entries and the messages no other queue holds,
 //!   `delete_vhost` everything in the vhost.
 //! - **[`MessageStore::write`]** is all-or-nothing against refusal: it is checked whole before
-//!   anything is applied, so an `Err` for a bad op (unknown id, occupied `seq`, ...) changed
-//!   nothing. On `Ok` all its ops are applied and visible to `load_queue`. It is **not durable**
+//!   anything is applied, so an `Err` for a bad op (unknown id, a `seq` enqueued twice, ...)
+//!   changed nothing (what is checked: "Blind message ops" below). On `Ok` all its ops are applied and visible to `load_queue`. It is **not durable**
 //!   on return, and until a `sync` covers it a crash may keep any prefix of it (sled recovers a
 //!   prefix of its log): ops are written so that every prefix is consistent (message bytes
 //!   before the entries that reference them, deleted after them), so recovery never finds an
@@ -86,12 +86,20 @@
 //!   write. A `Put` must be enqueued by the same write ([`StoreError::UnreferencedMessage`]
 //!   otherwise), so only a crash can leave bytes without a reference; open scans the message
 //!   keys once and deletes those.
-//! - **Strict ops.** Enqueueing an unknown id or an occupied `seq`, putting a stored id, and
-//!   removing or marking an absent entry are refused: each is a broker bug, and refusing keeps
-//!   the counts exact. Definition puts overwrite and definition deletes of absent records
-//!   succeed (declare and delete are idempotent in AMQP).
-//! - **Ids survive restart.** Every write that puts a new highest id also writes the meta key
-//!   `max_message_id`, so [`MessageStore::next_message_id`] never reuses an id once stored.
+//! - **Blind message ops.** A message write never reads the disk: `Remove` and
+//!   `MarkRedelivered` carry the message id the entry holds, and `Enqueue` trusts the caller
+//!   never to reuse a `seq` (issue 7: the reads were three of a persistent message's nine sled
+//!   operations). What memory can answer is still refused, failure-atomically: enqueueing or
+//!   removing an id that is not stored, putting a stored id, and, within one write, enqueueing
+//!   a `seq` twice or touching an entry the write removed. The rest is the caller's promise: a
+//!   `Remove` of an absent entry would drop a reference another queue holds, so the broker
+//!   never issues message ops for a queue once it deleted the queue's records. Definition puts
+//!   overwrite and definition deletes of absent records succeed (declare and delete are
+//!   idempotent in AMQP).
+//! - **Ids survive restart.** A write that puts an id above the meta key `max_message_id`
+//!   rewrites it to that id plus 4096 (a reservation, so the key costs one sled insert per 4096
+//!   messages rather than one each), so [`MessageStore::next_message_id`] never reuses an id
+//!   once stored; a restart skips the rest of the reservation.
 //! - **Versioned format.** A `FORMAT` file (checked before sled touches the directory) and the
 //!   meta key `format_version = 1`; anything else is refused with
 //!   [`StoreError::UnsupportedFormat`]. See [`FORMAT_VERSION`].

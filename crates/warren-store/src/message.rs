@@ -23,7 +23,10 @@ pub enum MessageOp {
         /// The message as the broker encodes it (properties and body).
         message: Bytes,
     },
-    /// Adds an index entry: queue `queue` of `vhost` holds message `id` at position `seq`.
+    /// Adds an index entry: queue `queue` of `vhost` holds message `id` at position `seq`, which
+    /// the queue must not hold yet. The store checks that only against the ops of the same
+    /// write: an earlier write's entry at `seq` would be overwritten (its reference leaked until
+    /// the next open), so callers must never reuse a position (the broker's are a counter).
     Enqueue {
         /// The virtual host.
         vhost: Bytes,
@@ -35,7 +38,9 @@ pub enum MessageOp {
         id: MessageId,
     },
     /// Removes an index entry (ack, purge, expiry, dead-lettering); deletes the message's
-    /// bytes when no index entry references it any more.
+    /// bytes when no index entry references it any more. The entry must exist and hold `id`:
+    /// the store does not read it back to check (that read was a third of a message's store
+    /// cost), so removing an entry twice would drop a reference another queue still holds.
     Remove {
         /// The virtual host.
         vhost: Bytes,
@@ -43,8 +48,11 @@ pub enum MessageOp {
         queue: Bytes,
         /// The entry's position.
         seq: u64,
+        /// The message the entry holds, as enqueued.
+        id: MessageId,
     },
     /// Records that the entry was delivered at least once, so recovery sets `redelivered`.
+    /// The entry must exist and hold `id`: the op writes it blind, without reading it first.
     MarkRedelivered {
         /// The virtual host.
         vhost: Bytes,
@@ -52,6 +60,8 @@ pub enum MessageOp {
         queue: Bytes,
         /// The entry's position.
         seq: u64,
+        /// The message the entry holds, as enqueued.
+        id: MessageId,
     },
 }
 

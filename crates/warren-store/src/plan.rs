@@ -33,7 +33,12 @@ pub(crate) struct Outcome {
     pub(crate) counts: AHashMap<MessageId, Option<u32>>,
     pub(crate) entries_delta: i64,
     pub(crate) max_put: Option<MessageId>,
+    /// The new value of the `max_message_id` meta key, when this plan writes it.
+    pub(crate) reserved: Option<MessageId>,
 }
+
+/// How many ids beyond the highest one put the `max_message_id` meta key reserves.
+pub(crate) const ID_RESERVATION: MessageId = 4096;
 
 impl<'a, B: Backend> Plan<'a, B> {
     pub(crate) fn new(backend: &'a B, refs: &'a RefTable) -> Self {
@@ -47,11 +52,11 @@ impl<'a, B: Backend> Plan<'a, B> {
         }
     }
 
-    fn read(&self, key: &[u8]) -> Result<Option<Bytes>, StoreError> {
-        match self.changes.get(key) {
-            Some(pending) => Ok(pending.clone()),
-            None => self.backend.get(key),
-        }
+    /// What this plan already did to `key`: `Some(None)` deleted it, `Some(Some(v))` set it,
+    /// `None` left it alone. Only pending changes are consulted: message ops never read the
+    /// backend (see [`MessageOp`] for what callers promise instead).
+    fn pending(&self, key: &[u8]) -> Option<Option<&Bytes>> {
+        self.changes.get(key).map(Option::as_ref)
     }
 
     fn count(&self, id: MessageId) -> Option<u32> {
@@ -81,22 +86,59 @@ impl<'a, B: Backend> Plan<'a, B> {
                 seq,
                 id,
             } => self.enqueue(vhost, queue, *seq, *id),
-            MessageOp::Remove { vhost, queue, seq } => {
+            MessageOp::Remove {
+                vhost,
+                queue,
+                seq,
+                id,
+            } => {
                 let key = keys::index(vhost, queue, *seq)?;
-                let entry = self.entry(&key, vhost, queue, *seq)?;
-                self.remove_entry(key, entry.id)
+                self.check_entry(&key, vhost, queue, *seq, *id)?;
+                self.remove_entry(key, *id)
             }
-            MessageOp::MarkRedelivered { vhost, queue, seq } => {
+            MessageOp::MarkRedelivered {
+                vhost,
+                queue,
+                seq,
+                id,
+            } => {
                 let key = keys::index(vhost, queue, *seq)?;
-                let entry = self.entry(&key, vhost, queue, *seq)?;
+                self.check_entry(&key, vhost, queue, *seq, *id)?;
                 let marked = IndexValue {
+                    id: *id,
                     redelivered: true,
-                    ..entry
                 };
                 self.set(key, Bytes::copy_from_slice(&marked.encode()));
                 Ok(())
             }
         }
+    }
+
+    /// The checks a blind `Remove` or `MarkRedelivered` can afford without a read: the message
+    /// is stored, and this write did not already remove the entry or enqueue another message
+    /// there.
+    fn check_entry(
+        &self,
+        key: &[u8],
+        vhost: &Bytes,
+        queue: &Bytes,
+        seq: u64,
+        id: MessageId,
+    ) -> Result<(), StoreError> {
+        let not_found = || StoreError::EntryNotFound {
+            vhost: vhost.clone(),
+            queue: queue.clone(),
+            seq,
+        };
+        match self.pending(key) {
+            Some(None) => return Err(not_found()),
+            Some(Some(v)) if IndexValue::decode(v)?.id != id => return Err(not_found()),
+            _ => {}
+        }
+        if self.count(id).is_none() {
+            return Err(StoreError::UnknownMessage { id });
+        }
+        Ok(())
     }
 
     fn put(&mut self, id: MessageId, message: &Bytes) -> Result<(), StoreError> {
@@ -120,7 +162,8 @@ impl<'a, B: Backend> Plan<'a, B> {
         let Some(count) = self.count(id) else {
             return Err(StoreError::UnknownMessage { id });
         };
-        if self.read(&key)?.is_some() {
+        // Positions are never reused by the broker; only this write's own ops are checked.
+        if matches!(self.pending(&key), Some(Some(_))) {
             return Err(StoreError::DuplicateEntry {
                 vhost: vhost.clone(),
                 queue: queue.clone(),
@@ -140,23 +183,6 @@ impl<'a, B: Backend> Plan<'a, B> {
             ),
         );
         Ok(())
-    }
-
-    fn entry(
-        &self,
-        key: &[u8],
-        vhost: &Bytes,
-        queue: &Bytes,
-        seq: u64,
-    ) -> Result<IndexValue, StoreError> {
-        match self.read(key)? {
-            Some(v) => IndexValue::decode(&v),
-            None => Err(StoreError::EntryNotFound {
-                vhost: vhost.clone(),
-                queue: queue.clone(),
-                seq,
-            }),
-        }
     }
 
     /// Deletes one index entry of message `id`, and the message with its last entry.
@@ -227,19 +253,25 @@ impl<'a, B: Backend> Plan<'a, B> {
         if let Some((&id, _)) = self.counts.iter().find(|(_, c)| **c == Some(0)) {
             return Err(StoreError::UnreferencedMessage { id });
         }
-        if let Some(max) = self.max_put {
-            if persisted_max.is_none_or(|p| max > p) {
-                self.set(
-                    keys::MAX_ID_KEY.to_vec(),
-                    Bytes::copy_from_slice(&max.to_be_bytes()),
-                );
-            }
+        let mut reserved = None;
+        if let Some(max) = self.max_put
+            && persisted_max.is_none_or(|p| max > p)
+        {
+            // Reserve ids ahead: the meta key is written once per ID_RESERVATION new ids
+            // rather than with every put (ids skipped by a restart are never missed).
+            let high = max.saturating_add(ID_RESERVATION);
+            self.set(
+                keys::MAX_ID_KEY.to_vec(),
+                Bytes::copy_from_slice(&high.to_be_bytes()),
+            );
+            reserved = Some(high);
         }
         Ok(Outcome {
             changes: crash_safe_order(self.changes),
             counts: self.counts,
             entries_delta: self.entries_delta,
             max_put: self.max_put,
+            reserved,
         })
     }
 }

@@ -31,7 +31,7 @@ fn writes_after_the_budget_fail_and_the_disk_holds_exactly_the_successful_ones()
     }
     assert_eq!((succeeded, s.injected_faults()), (3, 3));
     assert!(s.sync().unwrap_err().is_io());
-    assert!(s.write(&[remove("/", "q", 0)]).unwrap_err().is_io());
+    assert!(s.write(&[remove("/", "q", 0, 1)]).unwrap_err().is_io());
     assert_eq!(entries(&s, "/", "q").len(), 3);
     s.heal();
     s.sync().unwrap();

@@ -47,7 +47,7 @@ impl QueueState {
                 return;
             };
             if ready.deadline < now {
-                let stored = self.durable && ready.message.persistent;
+                let stored = self.stored(&ready.message).is_some();
                 fx.dead.push(crate::dead_letter::DeadLetter::new(
                     ready.message,
                     DeathReason::Expired,
@@ -60,11 +60,11 @@ impl QueueState {
                 let c = &self.consumers[pick];
                 (c.no_ack, c.id)
             };
-            if self.durable && ready.message.persistent {
+            if let Some(stored) = self.stored(&ready.message) {
                 if no_ack {
-                    fx.gone.push(ready.seq);
+                    fx.gone.push((ready.seq, stored));
                 } else if !ready.redelivered {
-                    fx.first.push(ready.seq);
+                    fx.first.push((ready.seq, stored));
                 }
             }
             if !no_ack {

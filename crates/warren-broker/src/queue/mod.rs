@@ -82,9 +82,10 @@ pub struct Enqueued {
     pub rejected: bool,
 }
 
-/// A store write that comes with a publish: the message's id and, for the first durable queue
-/// it reaches, its stored form.
-pub type StoreWrite = Option<(MessageId, Option<Bytes>)>;
+/// The message's stored form when a publish must also store the message itself (the first
+/// durable queue it reaches); later queues only add an index entry for its
+/// [`Message::store_id`].
+pub type StoreWrite = Option<Bytes>;
 
 impl std::fmt::Debug for dyn crate::persist::Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -149,24 +150,29 @@ impl Queue {
 
     /// Records that stored messages were delivered (`first`) or left for good (`gone`). Called
     /// with the state locked, so the store sees a queue's changes in the order they happened.
-    fn record(&self, first: &[u64], gone: &[u64]) {
+    /// Nothing is written once the queue is deleted: its store records are gone, and the store
+    /// does not check that a `Remove` finds its entry (a late one would drop a reference that
+    /// another queue still holds).
+    fn record(&self, first: &[(u64, MessageId)], gone: &[(u64, MessageId)]) {
         let Some(store) = &self.store else { return };
-        if first.is_empty() && gone.is_empty() {
+        if (first.is_empty() && gone.is_empty()) || self.is_deleted() {
             return;
         }
         let vhost = self.vhost_key.clone();
         let queue = self.name.bytes().clone();
         let ops: Vec<MessageOp> = first
             .iter()
-            .map(|&seq| MessageOp::MarkRedelivered {
+            .map(|&(seq, id)| MessageOp::MarkRedelivered {
                 vhost: vhost.clone(),
                 queue: queue.clone(),
                 seq,
+                id,
             })
-            .chain(gone.iter().map(|&seq| MessageOp::Remove {
+            .chain(gone.iter().map(|&(seq, id)| MessageOp::Remove {
                 vhost: vhost.clone(),
                 queue: queue.clone(),
                 seq,
+                id,
             }))
             .collect();
         if let Err(e) = store.write(&ops) {
@@ -207,9 +213,18 @@ impl Queue {
         }
     }
 
-    /// Removes dead letters from this queue's store once they are safe elsewhere.
+    /// Removes dead letters from this queue's store once they are safe elsewhere. Runs after
+    /// the operation that killed them released the lock, so it takes it again: `record` must
+    /// see the deleted flag and write under the same lock as [`Queue::mark_deleted`].
     pub(crate) fn forget(&self, dead: &[DeadLetter]) {
-        let gone: Vec<u64> = dead.iter().filter_map(|d| d.stored_seq).collect();
+        let gone: Vec<(u64, MessageId)> = dead
+            .iter()
+            .filter_map(|d| Some((d.stored_seq?, d.message.store_id()?)))
+            .collect();
+        if gone.is_empty() {
+            return;
+        }
+        let _locked = self.state.lock();
         self.record(&[], &gone);
     }
 
@@ -237,16 +252,16 @@ impl Queue {
         self.publish_stored(message, None).unwrap_or_default()
     }
 
-    /// Enqueues a message and hands out what consumers can take. A persistent message in a
-    /// durable queue is written to the store first, under store id `store.0`; `store.1` carries
-    /// the message's stored form when this write must also store the message itself (the first
-    /// durable queue it reaches). On a store error nothing was enqueued.
+    /// Enqueues a message and hands out what consumers can take. A message with a store id in a
+    /// durable queue is written to the store first; `put` carries the message's stored form
+    /// when this write must also store the message itself (the first durable queue it reaches).
+    /// On a store error nothing was enqueued.
     pub fn publish_stored(
         self: &Arc<Self>,
         message: Arc<Message>,
-        store: StoreWrite,
+        put: StoreWrite,
     ) -> Result<Enqueued, StoreError> {
-        let (enqueued, dead) = self.publish_inner(message, store)?;
+        let (enqueued, dead) = self.publish_inner(message, put)?;
         if !dead.is_empty() {
             self.bury(dead);
         }
@@ -258,7 +273,7 @@ impl Queue {
     pub(crate) fn publish_inner(
         self: &Arc<Self>,
         message: Arc<Message>,
-        store: StoreWrite,
+        put: StoreWrite,
     ) -> Result<(Enqueued, Vec<DeadLetter>), StoreError> {
         let mut s = self.state.lock();
         // Routed just before the queue was deleted: nobody can ever consume it.
@@ -268,9 +283,10 @@ impl Queue {
         let now = self.now_if(&s, Some(&message));
         let mut fx = Effects::default();
         let mut written = false;
+        // Every message with a store id that a durable queue takes is stored there: the
+        // queue's state relies on it to name the entry in later Removes.
         if !s.refuses(&message)
-            && message.persistent
-            && let (Some(st), Some((id, put))) = (&self.store, store)
+            && let (Some(st), Some(id)) = (&self.store, message.store_id())
         {
             let mut ops = Vec::with_capacity(2);
             if let Some(stored_form) = put {
@@ -296,7 +312,7 @@ impl Queue {
         Ok((enqueued, self.finish(s, fx)))
     }
 
-    /// Adds a message read back from the store at startup.
+    /// Adds a message read back from the store at startup (its store id set).
     pub fn recover(&self, seq: u64, message: Arc<Message>, redelivered: bool) {
         self.state.lock().push_recovered(seq, message, redelivered);
     }
@@ -415,12 +431,20 @@ impl Queue {
         (s.ready_count() as u32, s.consumer_count() as u32)
     }
 
+    /// Marks the queue deleted, under its state lock: every store op of the queue is written
+    /// under that lock and checks the flag, so once this returns none can follow. Call it
+    /// before deleting the queue's store records.
+    pub fn mark_deleted(&self) {
+        let _locked = self.state.lock();
+        self.deleted.store(true, Ordering::Release);
+    }
+
     /// Marks the queue deleted and detaches its consumers, telling each it was cancelled.
     /// Returns the number of ready messages it held.
     pub fn delete(&self) -> u32 {
-        self.deleted.store(true, Ordering::Release);
         let (consumers, count) = {
             let mut s = self.state.lock();
+            self.deleted.store(true, Ordering::Release);
             // The store drops a deleted queue's messages with its record, in one go.
             let count = s.purge(&mut Effects::default()) as u32;
             (s.take_consumers(), count)

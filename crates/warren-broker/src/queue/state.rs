@@ -14,6 +14,8 @@ use super::consumer::{Consumer, ConsumerId};
 use super::ready::{NEVER, Ready, ReadyList};
 use super::{Queue, Settle};
 use crate::dead_letter::{DeadLetter, DeathReason};
+use warren_store::MessageId;
+
 use crate::{BrokerError, Message};
 
 /// A message handed out and not yet settled.
@@ -29,10 +31,12 @@ pub(super) struct InFlight {
 /// What an operation on the state asks the caller to do once the queue is unlocked.
 #[derive(Debug, Default)]
 pub struct Effects {
-    /// Stored messages delivered for the first time: mark them redelivered in the store.
-    pub first: Vec<u64>,
-    /// Stored messages that left the queue for good: remove them from the store.
-    pub gone: Vec<u64>,
+    /// Stored messages delivered for the first time, `(seq, store id)`: mark them redelivered
+    /// in the store.
+    pub first: Vec<(u64, MessageId)>,
+    /// Stored messages that left the queue for good, `(seq, store id)`: remove them from the
+    /// store.
+    pub gone: Vec<(u64, MessageId)>,
     /// Messages that died (rejected, expired, over the length or delivery limit): dead-letter
     /// them if the queue has a dead-letter exchange, then remove the stored ones.
     pub dead: Vec<DeadLetter>,
@@ -122,8 +126,10 @@ impl QueueState {
         self.consumers.len()
     }
 
-    fn stored(&self, m: &Message) -> bool {
-        self.durable && m.persistent
+    /// The store id of `m` when this queue's store holds it: a durable queue stores every
+    /// message that has an id (the publish path gives ids to persistent messages only).
+    pub(super) fn stored(&self, m: &Message) -> Option<MessageId> {
+        if self.durable { m.store_id() } else { None }
     }
 
     fn deadline(&self, m: &Message) -> u64 {
@@ -221,7 +227,7 @@ impl QueueState {
     }
 
     fn die(&self, seq: u64, message: Arc<Message>, reason: DeathReason, fx: &mut Effects) {
-        let stored = self.stored(&message);
+        let stored = self.stored(&message).is_some();
         fx.dead
             .push(DeadLetter::new(message, reason, stored.then_some(seq)));
     }
@@ -242,11 +248,11 @@ impl QueueState {
         let ready = self.ready.pop_front()?;
         // RabbitMQ drops what expired behind the message before it counts what remains.
         self.expire(now, fx);
-        if self.stored(&ready.message) {
+        if let Some(stored) = self.stored(&ready.message) {
             if no_ack {
-                fx.gone.push(ready.seq);
+                fx.gone.push((ready.seq, stored));
             } else if !ready.redelivered {
-                fx.first.push(ready.seq);
+                fx.first.push((ready.seq, stored));
             }
         }
         if !no_ack {
@@ -296,8 +302,8 @@ impl QueueState {
             }
             match how {
                 Settle::Ack => {
-                    if self.stored(&inflight.message) {
-                        fx.gone.push(*seq);
+                    if let Some(stored) = self.stored(&inflight.message) {
+                        fx.gone.push((*seq, stored));
                     }
                 }
                 Settle::Discard => self.die(*seq, inflight.message, DeathReason::Rejected, fx),
@@ -335,12 +341,10 @@ impl QueueState {
     pub fn purge(&mut self, fx: &mut Effects) -> usize {
         let n = self.ready.len();
         let durable = self.durable;
-        fx.gone.extend(
-            self.ready
-                .drain()
-                .filter(|r| durable && r.message.persistent)
-                .map(|r| r.seq),
-        );
+        fx.gone.extend(self.ready.drain().filter_map(|r| {
+            let id = if durable { r.message.store_id() } else { None };
+            id.map(|id| (r.seq, id))
+        }));
         n
     }
 

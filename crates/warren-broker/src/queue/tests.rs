@@ -39,6 +39,7 @@ fn msg(body: &'static str) -> Arc<Message> {
         priority: 0,
         expiration_ms: None,
         timestamp_ms: 0,
+        store_id: None,
     })
 }
 

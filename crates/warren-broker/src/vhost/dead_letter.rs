@@ -60,21 +60,25 @@ impl VHost {
                     }
                     !cycle
                 });
-                let message = Arc::new(message);
                 let durable = message.persistent && targets.iter().any(|q| q.stores_persistent());
-                let mut store = durable.then(|| (self.next_message_id(), Some(message.encode())));
+                // The dead letter is a new message: stored under a new id, set before sharing.
+                let message = if durable {
+                    message.with_store_id(self.next_message_id())
+                } else {
+                    message
+                };
+                let mut put = durable.then(|| message.encode());
+                let message = Arc::new(message);
                 for q in targets.drain(..) {
                     let write = if q.stores_persistent() {
-                        store.clone()
+                        put.clone()
                     } else {
                         None
                     };
                     match q.publish_inner(message.clone(), write) {
                         Ok((enqueued, more)) => {
-                            if enqueued.stored
-                                && let Some((_, put)) = &mut store
-                            {
-                                *put = None;
+                            if enqueued.stored {
+                                put = None;
                             }
                             if !more.is_empty() {
                                 work.push((q, more));

@@ -401,21 +401,27 @@ impl VHost {
     pub fn remove_queue(&self, queue: &Arc<Queue>) -> u32 {
         let gone = {
             let mut topology = self.topology.write();
-            // Only remove the entry if it is this very queue (a namesake may have replaced it).
+            // Only remove the entry if it is this very queue (a namesake may have replaced it,
+            // and its store records are the namesake's: whoever removed this queue from the
+            // topology deleted its records).
             if topology
                 .queue(queue.name.as_bytes())
                 .is_some_and(|q| Arc::ptr_eq(q, queue))
             {
+                // No store op of the queue may follow the deletion of its records (see
+                // `Queue::record`); holding the topology lock, as `declare_queue` does while it
+                // writes the record, keeps a namesake's declaration out until the records are gone.
+                queue.mark_deleted();
+                if queue.options.durable
+                    && let Err(e) = self.store.delete_queue(self.key(), queue.name.as_bytes())
+                {
+                    tracing::error!(queue = %queue.name, error = %e, "cannot delete the queue from the store");
+                }
                 topology.remove_queue(queue.name.as_bytes())
             } else {
                 Vec::new()
             }
         };
-        if queue.options.durable
-            && let Err(e) = self.store.delete_queue(self.key(), queue.name.as_bytes())
-        {
-            tracing::error!(queue = %queue.name, error = %e, "cannot delete the queue from the store");
-        }
         if let Err(e) = self.forget_exchanges(&gone) {
             tracing::error!(error = %e, "cannot delete auto-deleted exchanges from the store");
         }

@@ -276,6 +276,15 @@ impl Channel {
             ctx.batch_time_ms,
         )
         .map_err(|e| AmqpError::from(e).at(60, 40))?;
+        // A message a durable queue will store gets its store id before it is shared: queues
+        // name it in their store ops (the store then never reads an entry to learn it).
+        let durable_target = message.persistent && queues.iter().any(|q| q.stores_persistent());
+        let message = if durable_target {
+            message.with_store_id(ctx.broker.next_message_id())
+        } else {
+            message
+        };
+        let mut put = durable_target.then(|| message.encode());
         let message = Arc::new(message);
         if !replies.is_empty() {
             reply_to::deliver_replies(replies, &message);
@@ -297,12 +306,9 @@ impl Channel {
             );
         }
         let mut routed = Routed::default();
-        let durable_target = message.persistent && queues.iter().any(|q| q.stores_persistent());
-        let mut store =
-            durable_target.then(|| (ctx.broker.next_message_id(), Some(message.encode())));
         for q in queues.drain(..) {
             let stored = if q.stores_persistent() {
-                store.clone()
+                put.clone()
             } else {
                 None
             };
@@ -312,9 +318,7 @@ impl Channel {
                     if enqueued.stored {
                         routed.stored = true;
                         // The message itself is in the store now; other queues only add an entry.
-                        if let Some((_, put)) = &mut store {
-                            *put = None;
-                        }
+                        put = None;
                     }
                 }
                 Err(e) => {

@@ -82,8 +82,10 @@ fn churned(dir: &Path) -> SledStore {
         )
         .unwrap();
     }
+    let mut ids = Vec::with_capacity(MESSAGES as usize);
     for seq in 0..MESSAGES {
         let id = s.next_message_id().unwrap();
+        ids.push(id);
         let mut ops = vec![
             MessageOp::Put {
                 id,
@@ -111,6 +113,7 @@ fn churned(dir: &Path) -> SledStore {
             vhost: b("/"),
             queue: b("a"),
             seq,
+            id: ids[seq as usize],
         })
         .collect();
     s.write(&acked).unwrap();
@@ -118,6 +121,7 @@ fn churned(dir: &Path) -> SledStore {
         vhost: b("/"),
         queue: b("a"),
         seq: MESSAGES - 1,
+        id: ids[MESSAGES as usize - 1],
     }])
     .unwrap();
     s.sync().unwrap();

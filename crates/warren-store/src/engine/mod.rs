@@ -29,7 +29,7 @@ use crate::{MessageId, StoreError};
 /// State changed only under the mutation lock.
 struct Shared {
     refs: RefTable,
-    /// The highest message id recorded on disk under `max_message_id`.
+    /// The value of the `max_message_id` meta key on disk: no id above it was ever stored.
     persisted_max: Option<MessageId>,
 }
 
@@ -83,8 +83,9 @@ impl<B: Backend> Engine<B> {
             }
             None => None,
         };
-        // The meta key is written with every new maximum, after the message itself: the last
-        // message key (orphans included) covers a crash between the two.
+        // The meta key is rewritten (reserving ids ahead) whenever a put passes it, after the
+        // message itself: the last message key (orphans included) covers a crash between the
+        // two.
         let high = persisted_max.max(last_stored);
         let next = high.map_or(Ok(1), |h| {
             h.checked_add(1)
@@ -154,8 +155,10 @@ impl<B: Backend> Engine<B> {
             return Err(e);
         }
         shared.refs.commit(outcome.counts, outcome.entries_delta);
+        if let Some(reserved) = outcome.reserved {
+            shared.persisted_max = shared.persisted_max.max(Some(reserved));
+        }
         if let Some(max) = outcome.max_put {
-            shared.persisted_max = shared.persisted_max.max(Some(max));
             self.next_id
                 .fetch_max(max.saturating_add(1), Ordering::Relaxed);
         }

@@ -113,19 +113,21 @@ pub fn enqueue(vhost: &str, queue: &str, seq: u64, id: u64) -> MessageOp {
     }
 }
 
-pub fn remove(vhost: &str, queue: &str, seq: u64) -> MessageOp {
+pub fn remove(vhost: &str, queue: &str, seq: u64, id: u64) -> MessageOp {
     MessageOp::Remove {
         vhost: b(vhost),
         queue: b(queue),
         seq,
+        id,
     }
 }
 
-pub fn redeliver(vhost: &str, queue: &str, seq: u64) -> MessageOp {
+pub fn redeliver(vhost: &str, queue: &str, seq: u64, id: u64) -> MessageOp {
     MessageOp::MarkRedelivered {
         vhost: b(vhost),
         queue: b(queue),
         seq,
+        id,
     }
 }
 
