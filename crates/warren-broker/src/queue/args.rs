@@ -53,6 +53,12 @@ fn integer(v: &FieldValue, key: &str, queue: &str, vhost: &str) -> Result<i64, B
         .ok_or_else(|| invalid(key, queue, vhost, expected_integer(v)))
 }
 
+/// An integer argument that must not be negative, refused with RabbitMQ's terms otherwise.
+fn non_negative(v: &FieldValue, key: &str, queue: &str, vhost: &str) -> Result<u64, BrokerError> {
+    let n = integer(v, key, queue, vhost)?;
+    u64::try_from(n).map_err(|_| invalid(key, queue, vhost, format!("{{value_negative,{n}}}")))
+}
+
 /// RabbitMQ's complaint about a non-integer where an integer belongs, quotes included.
 fn expected_integer(v: &FieldValue) -> String {
     format!("\"expected integer, got {}\"", type_name(v))
@@ -100,80 +106,31 @@ impl QueueArgs {
         for (key, value) in args.iter() {
             let Some(key) = key.as_str() else { continue };
             match key {
-                "x-message-ttl" => {
-                    let v = integer(value, key, queue, vhost)?;
-                    if v < 0 {
-                        return Err(invalid(
-                            key,
-                            queue,
-                            vhost,
-                            format!("{{value_negative,{v}}}"),
-                        ));
-                    }
-                    out.message_ttl = Some(v as u64);
-                }
+                "x-message-ttl" => out.message_ttl = Some(non_negative(value, key, queue, vhost)?),
                 "x-expires" => {
-                    let v = integer(value, key, queue, vhost)?;
-                    if v < 0 {
-                        return Err(invalid(
-                            key,
-                            queue,
-                            vhost,
-                            format!("{{value_negative,{v}}}"),
-                        ));
-                    }
+                    let v = non_negative(value, key, queue, vhost)?;
                     if v == 0 {
                         return Err(invalid(key, queue, vhost, "{value_zero,0}".into()));
                     }
-                    out.expires = Some(v as u64);
+                    out.expires = Some(v);
                 }
                 "x-max-length" | "x-max-length-bytes" => {
-                    let v = integer(value, key, queue, vhost)?;
-                    if v < 0 {
-                        return Err(invalid(
-                            key,
-                            queue,
-                            vhost,
-                            format!("{{value_negative,{v}}}"),
-                        ));
-                    }
+                    let v = non_negative(value, key, queue, vhost)?;
                     if key == "x-max-length" {
-                        out.max_length = Some(v as u64);
+                        out.max_length = Some(v);
                     } else {
-                        out.max_length_bytes = Some(v as u64);
+                        out.max_length_bytes = Some(v);
                     }
                 }
                 "x-delivery-limit" => {
-                    let v = integer(value, key, queue, vhost)?;
-                    if v < 0 {
-                        return Err(invalid(
-                            key,
-                            queue,
-                            vhost,
-                            format!("{{value_negative,{v}}}"),
-                        ));
-                    }
-                    out.delivery_limit = Some(v as u64);
+                    out.delivery_limit = Some(non_negative(value, key, queue, vhost)?)
                 }
                 "x-max-priority" => {
-                    let v = integer(value, key, queue, vhost)?;
-                    if v < 0 {
-                        return Err(invalid(
-                            key,
-                            queue,
-                            vhost,
-                            format!("{{value_negative,{v}}}"),
-                        ));
-                    }
-                    if v > 255 {
-                        return Err(invalid(
-                            key,
-                            queue,
-                            vhost,
-                            format!("{{max_value_exceeded,{v}}}"),
-                        ));
-                    }
-                    out.max_priority = Some(v as u8);
+                    let v = non_negative(value, key, queue, vhost)?;
+                    let max = u8::try_from(v).map_err(|_| {
+                        invalid(key, queue, vhost, format!("{{max_value_exceeded,{v}}}"))
+                    })?;
+                    out.max_priority = Some(max);
                 }
                 "x-overflow" => {
                     out.overflow = match text(value, key, queue, vhost)?.as_str() {
