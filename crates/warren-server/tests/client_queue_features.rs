@@ -21,6 +21,27 @@ fn args(pairs: &[(&str, AMQPValue)]) -> FieldTable {
     t
 }
 
+/// Arguments that dead-letter into queue `target` through the default exchange, plus `more`.
+fn dead_letters_to(target: &str, more: &[(&str, AMQPValue)]) -> FieldTable {
+    let mut t = args(more);
+    t.insert("x-dead-letter-exchange".into(), text(""));
+    t.insert("x-dead-letter-routing-key".into(), text(target));
+    t
+}
+
+/// A server, a connection and a channel on it, with publisher confirms if asked.
+async fn open(confirms: bool) -> (warren_server::ServerHandle, lapin::Connection, Channel) {
+    let server = common::start().await;
+    let conn = common::connect(&server).await;
+    let ch = conn.create_channel().await.unwrap();
+    if confirms {
+        ch.confirm_select(ConfirmSelectOptions::default())
+            .await
+            .unwrap();
+    }
+    (server, conn, ch)
+}
+
 fn text(s: &str) -> AMQPValue {
     AMQPValue::LongString(LongString::from(s))
 }
@@ -89,21 +110,12 @@ fn field_text(t: &FieldTable, key: &str) -> String {
 
 #[tokio::test]
 async fn expired_messages_leave_without_a_consumer_and_are_dead_lettered() {
-    let server = common::start().await;
-    let conn = common::connect(&server).await;
-    let ch = conn.create_channel().await.unwrap();
-    ch.confirm_select(ConfirmSelectOptions::default())
-        .await
-        .unwrap();
+    let (_server, _conn, ch) = open(true).await;
     queue_with(&ch, "dead", FieldTable::default()).await;
     queue_with(
         &ch,
         "ttl",
-        args(&[
-            ("x-message-ttl", AMQPValue::LongInt(100)),
-            ("x-dead-letter-exchange", text("")),
-            ("x-dead-letter-routing-key", text("dead")),
-        ]),
+        dead_letters_to("dead", &[("x-message-ttl", AMQPValue::LongInt(100))]),
     )
     .await;
     publish(&ch, "ttl", b"a", BasicProperties::default()).await;
@@ -170,21 +182,12 @@ async fn an_unused_queue_is_deleted_after_x_expires() {
 
 #[tokio::test]
 async fn drop_head_dead_letters_the_oldest_and_reject_publish_nacks() {
-    let server = common::start().await;
-    let conn = common::connect(&server).await;
-    let ch = conn.create_channel().await.unwrap();
-    ch.confirm_select(ConfirmSelectOptions::default())
-        .await
-        .unwrap();
+    let (_server, _conn, ch) = open(true).await;
     queue_with(&ch, "overflowed", FieldTable::default()).await;
     queue_with(
         &ch,
         "bounded",
-        args(&[
-            ("x-max-length", AMQPValue::LongInt(2)),
-            ("x-dead-letter-exchange", text("")),
-            ("x-dead-letter-routing-key", text("overflowed")),
-        ]),
+        dead_letters_to("overflowed", &[("x-max-length", AMQPValue::LongInt(2))]),
     )
     .await;
     for b in ["m0", "m1", "m2", "m3"] {
@@ -463,24 +466,13 @@ async fn ttl_deadlines_and_dead_letters_survive_a_restart() {
         ch.queue_declare(
             "d-ttl",
             durable,
-            args(&[
-                ("x-message-ttl", AMQPValue::LongInt(600)),
-                ("x-dead-letter-exchange", text("")),
-                ("x-dead-letter-routing-key", text("d-dead")),
-            ]),
+            dead_letters_to("d-dead", &[("x-message-ttl", AMQPValue::LongInt(600))]),
         )
         .await
         .unwrap();
-        ch.queue_declare(
-            "d-work",
-            durable,
-            args(&[
-                ("x-dead-letter-exchange", text("")),
-                ("x-dead-letter-routing-key", text("d-dead")),
-            ]),
-        )
-        .await
-        .unwrap();
+        ch.queue_declare("d-work", durable, dead_letters_to("d-dead", &[]))
+            .await
+            .unwrap();
         publish(&ch, "d-ttl", b"expires-while-down", persistent.clone()).await;
         publish(&ch, "d-work", b"rejected", persistent.clone()).await;
         let m = ch
@@ -555,11 +547,7 @@ async fn a_message_returned_past_the_delivery_limit_is_dead_lettered() {
     queue_with(
         &ch,
         "limited",
-        args(&[
-            ("x-delivery-limit", AMQPValue::LongInt(1)),
-            ("x-dead-letter-exchange", text("")),
-            ("x-dead-letter-routing-key", text("poison-dlq")),
-        ]),
+        dead_letters_to("poison-dlq", &[("x-delivery-limit", AMQPValue::LongInt(1))]),
     )
     .await;
     publish(&ch, "limited", b"poison", BasicProperties::default()).await;
