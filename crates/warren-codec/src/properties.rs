@@ -211,24 +211,7 @@ impl RawProperties {
 
     /// The delivery mode (2 is persistent), found without decoding the rest.
     pub fn delivery_mode(&self) -> Option<u8> {
-        let mut r = Reader::new(&self.0);
-        let flags = r.short().ok()?;
-        if flags & flag::DELIVERY_MODE == 0 {
-            return None;
-        }
-        if flags & flag::CONTINUATION != 0 {
-            return self.decode().ok()?.delivery_mode;
-        }
-        if flags & flag::CONTENT_TYPE != 0 {
-            r.skip_short_str().ok()?;
-        }
-        if flags & flag::CONTENT_ENCODING != 0 {
-            r.skip_short_str().ok()?;
-        }
-        if flags & flag::HEADERS != 0 {
-            FieldTable::skip(&mut r).ok()?;
-        }
-        r.octet().ok()
+        self.broker_fields().delivery_mode
     }
 
     /// The fields the broker acts on for every message (delivery mode, priority, reply-to,
@@ -284,34 +267,14 @@ impl RawProperties {
         Ok(())
     }
 
-    /// The `reply-to` property, found without building the rest; one flag test when absent.
+    /// The `reply-to` property, found without building the rest; one flag test when absent
+    /// (every publish asks, for direct reply-to).
     pub fn reply_to(&self) -> Option<ShortStr> {
         let flags = u16::from_be_bytes([*self.0.first()?, *self.0.get(1)?]);
         if flags & flag::REPLY_TO == 0 {
             return None;
         }
-        if flags & flag::CONTINUATION != 0 {
-            return self.decode().ok()?.reply_to;
-        }
-        let mut r = Reader::new(&self.0);
-        r.short().ok()?;
-        for bit in [flag::CONTENT_TYPE, flag::CONTENT_ENCODING] {
-            if flags & bit != 0 {
-                r.skip_short_str().ok()?;
-            }
-        }
-        if flags & flag::HEADERS != 0 {
-            FieldTable::skip(&mut r).ok()?;
-        }
-        for bit in [flag::DELIVERY_MODE, flag::PRIORITY] {
-            if flags & bit != 0 {
-                r.octet().ok()?;
-            }
-        }
-        if flags & flag::CORRELATION_ID != 0 {
-            r.skip_short_str().ok()?;
-        }
-        r.short_str().ok()
+        self.broker_fields().reply_to
     }
 
     /// True when the headers flag is set.

@@ -145,9 +145,7 @@ async fn expired_messages_leave_without_a_consumer_and_are_dead_lettered() {
 
 #[tokio::test]
 async fn an_invalid_expiration_closes_the_channel_with_406() {
-    let server = common::start().await;
-    let conn = common::connect(&server).await;
-    let ch = conn.create_channel().await.unwrap();
+    let (_server, _conn, ch) = open(false).await;
     common::declare_queue(&ch, "q").await.unwrap();
     let _ = ch
         .basic_publish(
@@ -165,9 +163,7 @@ async fn an_invalid_expiration_closes_the_channel_with_406() {
 
 #[tokio::test]
 async fn an_unused_queue_is_deleted_after_x_expires() {
-    let server = common::start().await;
-    let conn = common::connect(&server).await;
-    let ch = conn.create_channel().await.unwrap();
+    let (_server, _conn, ch) = open(false).await;
     queue_with(
         &ch,
         "short-lived",
@@ -229,9 +225,7 @@ async fn drop_head_dead_letters_the_oldest_and_reject_publish_nacks() {
 
 #[tokio::test]
 async fn rejected_messages_carry_x_death_and_first_death_headers() {
-    let server = common::start().await;
-    let conn = common::connect(&server).await;
-    let ch = conn.create_channel().await.unwrap();
+    let (_server, _conn, ch) = open(false).await;
     ch.exchange_declare(
         "dlx",
         ExchangeKind::Fanout,
@@ -282,9 +276,7 @@ async fn rejected_messages_carry_x_death_and_first_death_headers() {
 
 #[tokio::test]
 async fn a_queue_expiring_into_itself_drops_the_message() {
-    let server = common::start().await;
-    let conn = common::connect(&server).await;
-    let ch = conn.create_channel().await.unwrap();
+    let (_server, _conn, ch) = open(false).await;
     queue_with(
         &ch,
         "loop",
@@ -302,9 +294,7 @@ async fn a_queue_expiring_into_itself_drops_the_message() {
 
 #[tokio::test]
 async fn a_priority_queue_delivers_higher_priorities_first() {
-    let server = common::start().await;
-    let conn = common::connect(&server).await;
-    let ch = conn.create_channel().await.unwrap();
+    let (_server, _conn, ch) = open(false).await;
     queue_with(
         &ch,
         "prio",
@@ -327,9 +317,7 @@ async fn a_priority_queue_delivers_higher_priorities_first() {
 
 #[tokio::test]
 async fn consumer_priorities_and_single_active_consumer() {
-    let server = common::start().await;
-    let conn = common::connect(&server).await;
-    let ch = conn.create_channel().await.unwrap();
+    let (_server, conn, ch) = open(false).await;
     common::declare_queue(&ch, "shared").await.unwrap();
     let low = ch
         .basic_consume(
@@ -508,9 +496,7 @@ async fn ttl_deadlines_and_dead_letters_survive_a_restart() {
 
 #[tokio::test]
 async fn classic_and_lazy_are_accepted_and_quorum_or_stream_refused_with_406() {
-    let server = common::start().await;
-    let conn = common::connect(&server).await;
-    let ch = conn.create_channel().await.unwrap();
+    let (_server, conn, ch) = open(false).await;
     queue_with(
         &ch,
         "plain",
@@ -540,9 +526,7 @@ async fn classic_and_lazy_are_accepted_and_quorum_or_stream_refused_with_406() {
 
 #[tokio::test]
 async fn a_message_returned_past_the_delivery_limit_is_dead_lettered() {
-    let server = common::start().await;
-    let conn = common::connect(&server).await;
-    let ch = conn.create_channel().await.unwrap();
+    let (_server, _conn, ch) = open(false).await;
     queue_with(&ch, "poison-dlq", FieldTable::default()).await;
     queue_with(
         &ch,

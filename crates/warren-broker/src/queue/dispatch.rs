@@ -47,12 +47,7 @@ impl QueueState {
                 return;
             };
             if ready.deadline < now {
-                let stored = self.stored(&ready.message).is_some();
-                fx.dead.push(crate::dead_letter::DeadLetter::new(
-                    ready.message,
-                    DeathReason::Expired,
-                    stored.then_some(ready.seq),
-                ));
+                self.die(ready.seq, ready.message, DeathReason::Expired, fx);
                 continue;
             }
             self.next_consumer = pick + 1;
@@ -60,16 +55,7 @@ impl QueueState {
                 let c = &self.consumers[pick];
                 (c.no_ack, c.id)
             };
-            if let Some(stored) = self.stored(&ready.message) {
-                if no_ack {
-                    fx.gone.push((ready.seq, stored));
-                } else if !ready.redelivered {
-                    fx.first.push((ready.seq, stored));
-                }
-            }
-            if !no_ack {
-                self.hand_out(&ready, Some(id));
-            }
+            self.hand_out(&ready, Some(id), no_ack, fx);
             let consumer = &mut self.consumers[pick];
             if !no_ack {
                 consumer.unacked += 1;

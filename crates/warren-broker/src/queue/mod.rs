@@ -325,7 +325,7 @@ impl Queue {
     /// The timer fired: expire messages that are due; delete the queue if `x-expires` says so.
     pub(crate) fn on_timer(self: &Arc<Self>) {
         let mut s = self.state.lock();
-        s.timer_at = ready_never();
+        s.timer_at = ready::NEVER;
         let now = now_ms();
         let mut fx = Effects::default();
         s.expire(now, &mut fx);
@@ -454,10 +454,6 @@ impl Queue {
         }
         count
     }
-}
-
-fn ready_never() -> u64 {
-    ready::NEVER
 }
 
 #[cfg(test)]

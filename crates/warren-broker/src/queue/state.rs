@@ -226,7 +226,13 @@ impl QueueState {
         }
     }
 
-    fn die(&self, seq: u64, message: Arc<Message>, reason: DeathReason, fx: &mut Effects) {
+    pub(super) fn die(
+        &self,
+        seq: u64,
+        message: Arc<Message>,
+        reason: DeathReason,
+        fx: &mut Effects,
+    ) {
         let stored = self.stored(&message).is_some();
         fx.dead
             .push(DeadLetter::new(message, reason, stored.then_some(seq)));
@@ -248,24 +254,7 @@ impl QueueState {
         let ready = self.ready.pop_front()?;
         // RabbitMQ drops what expired behind the message before it counts what remains.
         self.expire(now, fx);
-        if let Some(stored) = self.stored(&ready.message) {
-            if no_ack {
-                fx.gone.push((ready.seq, stored));
-            } else if !ready.redelivered {
-                fx.first.push((ready.seq, stored));
-            }
-        }
-        if !no_ack {
-            self.unacked.insert(
-                ready.seq,
-                InFlight {
-                    message: ready.message.clone(),
-                    consumer: None,
-                    deadline: ready.deadline,
-                    returns: ready.returns,
-                },
-            );
-        }
+        self.hand_out(&ready, None, no_ack, fx);
         Some(Got {
             seq: ready.seq,
             message: ready.message,
@@ -274,7 +263,26 @@ impl QueueState {
         })
     }
 
-    pub(super) fn hand_out(&mut self, ready: &Ready, consumer: Option<ConsumerId>) {
+    /// Hands out a ready message (to `consumer`, or to `basic.get` when `None`): tracks it as
+    /// unacked unless `no_ack`, and reports what the store must learn (first delivery, or gone
+    /// for good).
+    pub(super) fn hand_out(
+        &mut self,
+        ready: &Ready,
+        consumer: Option<ConsumerId>,
+        no_ack: bool,
+        fx: &mut Effects,
+    ) {
+        if let Some(stored) = self.stored(&ready.message) {
+            if no_ack {
+                fx.gone.push((ready.seq, stored));
+            } else if !ready.redelivered {
+                fx.first.push((ready.seq, stored));
+            }
+        }
+        if no_ack {
+            return;
+        }
         self.unacked.insert(
             ready.seq,
             InFlight {
