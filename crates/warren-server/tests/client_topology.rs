@@ -396,13 +396,11 @@ async fn unknown_delivery_tag_is_406() {
     let server = common::start().await;
     let conn = common::connect(&server).await;
     let ch = conn.create_channel().await.unwrap();
+    let mut closes = common::watch_close(&ch);
     ch.basic_ack(42, BasicAckOptions::default()).await.unwrap();
-    // The error arrives as channel.close; the next synchronous call on the channel reports it.
-    let e = common::declare_queue(&ch, "after").await.unwrap_err();
-    assert!(
-        matches!(common::reply_code(&e), Some(406)) || !ch.status().connected(),
-        "{e:?}"
-    );
+    let (code, text) = common::closed_with(&mut closes).await;
+    assert_eq!(code, 406);
+    assert!(text.contains("unknown delivery tag 42"), "{text}");
 }
 
 #[tokio::test]
