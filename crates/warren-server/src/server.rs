@@ -174,6 +174,13 @@ impl Server {
         if let Some(m) = monitor {
             m.abort();
         }
+        let stats = self.broker.store().stats();
+        tracing::info!(
+            stored_messages = stats.messages,
+            flushes = stats.flushes,
+            cancelled_changes = stats.cancelled_changes,
+            "stopped"
+        );
         Ok(())
     }
 

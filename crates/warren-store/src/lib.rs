@@ -47,6 +47,15 @@
 //!   and some acks of an unsynced batch may be lost (redelivery), as with RabbitMQ's per-queue
 //!   indexes.
 //!   Writes are ordered: a write never survives a crash that loses an earlier one.
+//! - **Writes are deferred, and an ack can cancel them.** A `write` returns once its ops are
+//!   checked and recorded in memory; its key changes reach sled at the next `sync`, definition
+//!   change or queue read, when more than 16 Ki changes or 32 MiB wait, at sled's flush cadence
+//!   (a background thread, every 500 ms by default), or when the store closes. A `Remove` that
+//!   arrives while the `Put` and `Enqueue` it undoes are still waiting cancels all of them: a
+//!   message acknowledged before it was written is never written, as in RabbitMQ's message
+//!   store (issue 7: under a steady consumer this is most of a persistent message's disk work).
+//!   An error applying them fails the store and is reported by the `sync` (or the write) that
+//!   met it; the writes it covered must not be confirmed.
 //! - An I/O error from `write` may leave it half applied in memory; the store then refuses
 //!   every mutation with [`StoreError::Failed`] until reopened, and reopening recovers the
 //!   consistent state from disk.

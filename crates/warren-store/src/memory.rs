@@ -89,6 +89,8 @@ impl MemoryStore {
     /// A new store over the same data, with its in-memory state (reference counts, next id)
     /// rebuilt from the data as a restart would. Use the returned store and drop this one.
     pub fn reopen(&self) -> Result<Self, StoreError> {
+        // A clean restart: writes still pending reach the data first, as at a shutdown.
+        self.engine.drain()?;
         Ok(MemoryStore {
             engine: Engine::open(self.engine.backend().clone())?,
         })

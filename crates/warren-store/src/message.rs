@@ -87,6 +87,9 @@ pub struct StoreStats {
     pub queue_entries: u64,
     /// Flushes actually performed by `sync` and definition changes since open.
     pub flushes: u64,
+    /// Key changes cancelled before reaching the disk since open: the writes of messages
+    /// acknowledged before they were written, and the deletes that would have undone them.
+    pub cancelled_changes: u64,
 }
 
 /// Stores messages and queue indexes. See the crate docs for the durability contract.

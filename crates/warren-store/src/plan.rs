@@ -11,7 +11,8 @@ use std::collections::BTreeMap;
 use ahash::AHashMap;
 use bytes::Bytes;
 
-use crate::backend::{Backend, Changes};
+use crate::backend::Backend;
+use crate::engine::Planned;
 use crate::keys::{self, IndexValue};
 use crate::refs::RefTable;
 use crate::{MessageId, MessageOp, StoreError};
@@ -20,7 +21,8 @@ use crate::{MessageId, MessageOp, StoreError};
 pub(crate) struct Plan<'a, B> {
     backend: &'a B,
     refs: &'a RefTable,
-    changes: BTreeMap<Vec<u8>, Option<Bytes>>,
+    /// Each key's change, and whether the key was absent before this plan (see `Planned`).
+    changes: BTreeMap<Vec<u8>, (Option<Bytes>, bool)>,
     /// Reference counts touched by this plan; `None` means deleted.
     counts: AHashMap<MessageId, Option<u32>>,
     entries_delta: i64,
@@ -29,7 +31,7 @@ pub(crate) struct Plan<'a, B> {
 
 /// What a plan produced: the key changes and the in-memory updates to install once applied.
 pub(crate) struct Outcome {
-    pub(crate) changes: Changes,
+    pub(crate) changes: Vec<Planned>,
     pub(crate) counts: AHashMap<MessageId, Option<u32>>,
     pub(crate) entries_delta: i64,
     pub(crate) max_put: Option<MessageId>,
@@ -56,7 +58,7 @@ impl<'a, B: Backend> Plan<'a, B> {
     /// `None` left it alone. Only pending changes are consulted: message ops never read the
     /// backend (see [`MessageOp`] for what callers promise instead).
     fn pending(&self, key: &[u8]) -> Option<Option<&Bytes>> {
-        self.changes.get(key).map(Option::as_ref)
+        self.changes.get(key).map(|(v, _)| v.as_ref())
     }
 
     fn count(&self, id: MessageId) -> Option<u32> {
@@ -66,14 +68,26 @@ impl<'a, B: Backend> Plan<'a, B> {
         }
     }
 
+    /// Records a change of `key`; its freshness is decided by the first change of this plan.
+    fn change(&mut self, key: Vec<u8>, value: Option<Bytes>, fresh: bool) {
+        let entry = self.changes.entry(key).or_insert((None, fresh));
+        entry.0 = value;
+    }
+
     /// Sets `key` to `value`.
     pub(crate) fn set(&mut self, key: Vec<u8>, value: Bytes) {
-        self.changes.insert(key, Some(value));
+        self.change(key, Some(value), false);
+    }
+
+    /// Sets `key`, which the caller knows the backend does not hold (a new message id, a new
+    /// queue position), so a later delete may cancel both before they reach the backend.
+    fn create(&mut self, key: Vec<u8>, value: Bytes) {
+        self.change(key, Some(value), true);
     }
 
     /// Deletes `key`.
     pub(crate) fn delete(&mut self, key: Vec<u8>) {
-        self.changes.insert(key, None);
+        self.change(key, None, false);
     }
 
     /// Applies one message op.
@@ -146,7 +160,7 @@ impl<'a, B: Backend> Plan<'a, B> {
             return Err(StoreError::DuplicateMessage { id });
         }
         self.counts.insert(id, Some(0));
-        self.set(keys::message(id).to_vec(), message.clone());
+        self.create(keys::message(id).to_vec(), message.clone());
         self.max_put = Some(self.max_put.map_or(id, |m| m.max(id)));
         Ok(())
     }
@@ -172,7 +186,7 @@ impl<'a, B: Backend> Plan<'a, B> {
         }
         self.counts.insert(id, Some(count + 1));
         self.entries_delta += 1;
-        self.set(
+        self.create(
             key,
             Bytes::copy_from_slice(
                 &IndexValue {
@@ -280,16 +294,18 @@ impl<'a, B: Backend> Plan<'a, B> {
 /// written before the index entries that reference them, and deleted after the entries that
 /// referenced them. A crash can then leave a message without entries (deleted at open) but
 /// never an entry without its message.
-fn crash_safe_order(changes: BTreeMap<Vec<u8>, Option<Bytes>>) -> Changes {
+fn crash_safe_order(changes: BTreeMap<Vec<u8>, (Option<Bytes>, bool)>) -> Vec<Planned> {
     let is_message = |k: &[u8]| k.first() == Some(&keys::MESSAGE);
     let mut puts = Vec::new();
     let mut rest = Vec::new();
     let mut deletes = Vec::new();
-    for (key, value) in changes {
-        match (is_message(&key), value.is_some()) {
-            (true, true) => puts.push((key, value)),
-            (true, false) => deletes.push((key, value)),
-            (false, _) => rest.push((key, value)),
+    for (key, (value, fresh)) in changes {
+        let sets = value.is_some();
+        let planned = Planned { key, value, fresh };
+        match (is_message(&planned.key), sets) {
+            (true, true) => puts.push(planned),
+            (true, false) => deletes.push(planned),
+            (false, _) => rest.push(planned),
         }
     }
     puts.extend(rest);
@@ -304,17 +320,23 @@ mod tests {
     #[test]
     fn message_bytes_are_written_first_and_deleted_last() {
         let mut changes = BTreeMap::new();
-        changes.insert(keys::message(1).to_vec(), None);
-        changes.insert(keys::message(2).to_vec(), Some(Bytes::from_static(b"m")));
-        changes.insert(keys::index(b"/", b"q", 1).unwrap_or_default(), None);
+        changes.insert(keys::message(1).to_vec(), (None, false));
+        changes.insert(
+            keys::message(2).to_vec(),
+            (Some(Bytes::from_static(b"m")), true),
+        );
+        changes.insert(
+            keys::index(b"/", b"q", 1).unwrap_or_default(),
+            (None, false),
+        );
         changes.insert(
             keys::index(b"/", b"q", 2).unwrap_or_default(),
-            Some(Bytes::new()),
+            (Some(Bytes::new()), true),
         );
-        changes.insert(keys::MAX_ID_KEY.to_vec(), Some(Bytes::new()));
+        changes.insert(keys::MAX_ID_KEY.to_vec(), (Some(Bytes::new()), false));
         let order: Vec<(u8, bool)> = crash_safe_order(changes)
             .iter()
-            .map(|(k, v)| (k[0], v.is_some()))
+            .map(|p| (p.key[0], p.value.is_some()))
             .collect();
         let (msg, idx) = (keys::MESSAGE, keys::INDEX);
         assert_eq!(

@@ -1,9 +1,12 @@
 //! [`SledStore`]: the durable store, sled 0.34 under a versioned directory.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Weak};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use bytes::Bytes;
+use parking_lot::{Condvar, Mutex};
 
 use crate::backend::{Atomicity, Backend};
 use crate::engine::{Engine, delegate_to_engine};
@@ -42,7 +45,8 @@ impl Default for SledOptions {
 pub struct SledStore {
     // Field order is drop order: sled closes first, then `released` waits for its lock, then
     // the directory lock goes.
-    pub(crate) engine: Engine<SledBackend>,
+    pub(crate) drainer: Drainer,
+    pub(crate) engine: Arc<Engine<SledBackend>>,
     pub(crate) released: LockRelease,
     pub(crate) lock: DirLock,
     pub(crate) dir: PathBuf,
@@ -90,8 +94,10 @@ impl SledStore {
             )?;
             backend.flush()?;
         }
+        let engine = Arc::new(Engine::open(backend)?);
         Ok(SledStore {
-            engine: Engine::open(backend)?,
+            drainer: Drainer::start(Arc::downgrade(&engine), options.background_flush)?,
+            engine,
             released,
             lock,
             dir: dir.to_path_buf(),
@@ -127,3 +133,107 @@ impl SledStore {
 }
 
 delegate_to_engine!(SledStore);
+
+/// Hands deferred message writes to sled at sled's own flush cadence, so that writes nobody
+/// syncs (persistent publishes without confirms) reach the log as soon as they did before
+/// writes were deferred. Dropping it stops the thread before the store closes.
+pub(crate) struct Drainer {
+    stop: Arc<(Mutex<bool>, Condvar)>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Drainer {
+    fn start(
+        engine: Weak<Engine<SledBackend>>,
+        every: Option<Duration>,
+    ) -> Result<Drainer, StoreError> {
+        let stop = Arc::new((Mutex::new(false), Condvar::new()));
+        let Some(every) = every else {
+            return Ok(Drainer { stop, thread: None });
+        };
+        let signal = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("warren-store-drain".into())
+            .spawn(move || {
+                let (stopped, wake) = &*signal;
+                let mut stopped = stopped.lock();
+                while !*stopped {
+                    wake.wait_for(&mut stopped, every);
+                    if *stopped {
+                        break;
+                    }
+                    let Some(engine) = engine.upgrade() else {
+                        break;
+                    };
+                    // A failure fails the store; writers and `sync` report it from then on.
+                    if engine.drain().is_err() {
+                        break;
+                    }
+                }
+            })?;
+        Ok(Drainer {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Drainer {
+    fn drop(&mut self) {
+        *self.stop.0.lock() = true;
+        self.stop.1.notify_all();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::time::Instant;
+
+    use super::*;
+    use crate::keys;
+    use crate::{MessageOp, MessageStore};
+
+    #[test]
+    fn the_drainer_hands_unsynced_writes_to_sled() {
+        let dir = std::env::temp_dir().join(format!("warren-drainer-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let options = SledOptions {
+            background_flush: Some(Duration::from_millis(10)),
+            ..SledOptions::default()
+        };
+        let store = SledStore::open_with(&dir, &options).unwrap();
+        let (vhost, queue) = (Bytes::from_static(b"/"), Bytes::from_static(b"q"));
+        store
+            .write(&[
+                MessageOp::Put {
+                    id: 1,
+                    message: Bytes::from_static(b"m"),
+                },
+                MessageOp::Enqueue {
+                    vhost,
+                    queue,
+                    seq: 0,
+                    id: 1,
+                },
+            ])
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while store
+            .engine
+            .backend()
+            .get(&keys::message(1))
+            .unwrap()
+            .is_none()
+        {
+            assert!(Instant::now() < deadline, "never drained");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -171,12 +171,16 @@ pub(crate) enum Step {
 pub(crate) fn run(store: SledStore, stop: Option<Step>) -> Result<Outcome, StoreError> {
     let started = Instant::now();
     let SledStore {
+        drainer,
         engine,
         released,
         lock,
         dir,
         options,
     } = store;
+    // The copy reads sled: every deferred write must be there, and none may come later.
+    drop(drainer);
+    engine.drain()?;
     let sled = dir.join(SLED_DIR);
     let disk_before = disk_usage(&sled)?;
     let building = dir.join(BUILDING);

@@ -108,6 +108,8 @@ fn churned(dir: &Path) -> SledStore {
         }
         s.write(&ops).unwrap();
     }
+    // On disk before the acks: acked while still pending, they would never have been written.
+    s.sync().unwrap();
     let acked: Vec<MessageOp> = (0..MESSAGES / 10 * 9)
         .map(|seq| MessageOp::Remove {
             vhost: b("/"),

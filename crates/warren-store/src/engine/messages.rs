@@ -34,6 +34,8 @@ impl<B: Backend> MessageStore for Engine<B> {
         visit: &mut dyn FnMut(StoredEntry) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
         let prefix = keys::queue_index_prefix(vhost, queue)?;
+        // The scan reads the backend: pending writes go there first.
+        self.drain()?;
         self.backend.scan_prefix(&prefix, &mut |k, v| {
             let seq = keys::index_seq(k)?;
             let entry = IndexValue::decode(v)?;
@@ -76,6 +78,7 @@ impl<B: Backend> MessageStore for Engine<B> {
             messages: shared.refs.messages(),
             queue_entries: shared.refs.entries(),
             flushes: self.commit.flushes(),
+            cancelled_changes: shared.pending.cancelled(),
         }
     }
 }

@@ -2,8 +2,12 @@
 //! cascades, validation, group commit) lives here once, so [`SledStore`](crate::SledStore) and
 //! [`MemoryStore`](crate::MemoryStore) cannot drift apart.
 //!
-//! One mutex serialises mutations (plan, apply, install counts); it is held while the changes
-//! are applied to the backend's memory, never across a flush. Reads and `sync` do not take it.
+//! One mutex serialises mutations (plan, install counts). Message writes stop there: their
+//! changes wait in a [`Pending`] list, where an acknowledged message cancels its own writes,
+//! until a `sync`, a definition change, a read of a queue, the pending-size bound, or the
+//! store's drain timer hands them to the backend (see `pending`). A second mutex keeps those
+//! hand-overs in order; lock order is `order`, then `shared`. Definition changes drain the list
+//! and apply their own batch under both, so they see every earlier message write.
 //!
 //! Message writes are applied [`Atomicity::InOrder`] in a crash-safe order (see `plan`), so a
 //! crash may leave messages no entry references; [`Engine::open`] deletes them. If applying
@@ -12,6 +16,7 @@
 
 mod definitions;
 mod messages;
+mod pending;
 #[cfg(test)]
 mod tests;
 
@@ -19,24 +24,36 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 
-use crate::backend::{Atomicity, Backend};
+use crate::backend::{Atomicity, Backend, Changes};
 use crate::group_commit::GroupCommit;
 use crate::keys::{self, IndexValue};
 use crate::plan::Plan;
 use crate::refs::RefTable;
 use crate::{MessageId, StoreError};
 
+use pending::Pending;
+pub(crate) use pending::Planned;
+
+/// Pending changes beyond which a write hands them to the backend itself.
+const MAX_PENDING_CHANGES: usize = 16 * 1024;
+/// Pending value bytes beyond which a write hands them to the backend itself.
+const MAX_PENDING_BYTES: usize = 32 * 1024 * 1024;
+
 /// State changed only under the mutation lock.
 struct Shared {
     refs: RefTable,
     /// The value of the `max_message_id` meta key on disk: no id above it was ever stored.
     persisted_max: Option<MessageId>,
+    /// Message writes the backend has not seen yet.
+    pending: Pending,
 }
 
 /// A store over a backend.
-pub(crate) struct Engine<B> {
+pub(crate) struct Engine<B: Backend> {
     backend: B,
     shared: Mutex<Shared>,
+    /// Held while pending changes go to the backend, so hand-overs keep the order of writes.
+    order: Mutex<()>,
     next_id: AtomicU64,
     commit: GroupCommit,
     /// An apply failed part-way: refuse further mutations.
@@ -96,7 +113,9 @@ impl<B: Backend> Engine<B> {
             shared: Mutex::new(Shared {
                 refs,
                 persisted_max,
+                pending: Pending::default(),
             }),
+            order: Mutex::new(()),
             next_id: AtomicU64::new(next),
             commit: GroupCommit::default(),
             failed: AtomicBool::new(false),
@@ -111,7 +130,9 @@ impl<B: Backend> Engine<B> {
             shared: Mutex::new(Shared {
                 refs: RefTable::default(),
                 persisted_max: None,
+                pending: Pending::default(),
             }),
+            order: Mutex::new(()),
             next_id: AtomicU64::new(1),
             commit: GroupCommit::default(),
             failed: AtomicBool::new(false),
@@ -130,15 +151,24 @@ impl<B: Backend> Engine<B> {
         self.live_at_open
     }
 
-    /// Plans a mutation with `build`, applies it, then installs its counts.
+    /// Plans a mutation with `build` and installs its counts. Message writes
+    /// ([`Atomicity::InOrder`]) join the pending list; definition changes
+    /// ([`Atomicity::Batch`]) first hand the pending list to the backend, because their plans
+    /// read the backend (a queue's entries), then apply their own batch.
     fn mutate(
         &self,
         atomicity: Atomicity,
         build: impl FnOnce(&mut Plan<'_, B>) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
+        let batch = atomicity == Atomicity::Batch;
+        let _order = batch.then(|| self.order.lock());
         let mut shared = self.shared.lock();
         if self.failed.load(Ordering::Acquire) {
             return Err(StoreError::Failed);
+        }
+        if batch {
+            let earlier = shared.pending.take();
+            self.hand_over(earlier)?;
         }
         let outcome = {
             let mut plan = Plan::new(&self.backend, &shared.refs);
@@ -148,11 +178,18 @@ impl<B: Backend> Engine<B> {
         if outcome.changes.is_empty() {
             return Ok(());
         }
-        if let Err(e) = self.backend.apply(outcome.changes, atomicity) {
-            if atomicity == Atomicity::InOrder {
-                self.failed.store(true, Ordering::Release);
-            }
-            return Err(e);
+        let mut over_bound = false;
+        if batch {
+            let changes: Changes = outcome
+                .changes
+                .into_iter()
+                .map(|p| (p.key, p.value))
+                .collect();
+            self.backend.apply(changes, atomicity)?;
+        } else {
+            shared.pending.absorb(outcome.changes);
+            over_bound = shared.pending.len() > MAX_PENDING_CHANGES
+                || shared.pending.bytes() > MAX_PENDING_BYTES;
         }
         shared.refs.commit(outcome.counts, outcome.entries_delta);
         if let Some(reserved) = outcome.reserved {
@@ -162,12 +199,43 @@ impl<B: Backend> Engine<B> {
             self.next_id
                 .fetch_max(max.saturating_add(1), Ordering::Relaxed);
         }
+        drop(shared);
+        if over_bound {
+            self.drain()?;
+        }
         Ok(())
     }
 
-    /// Group-committed flush of the backend.
+    /// Applies pending changes taken from the list; a failure fails the store (a prefix of
+    /// them may have reached the backend).
+    fn hand_over(&self, changes: Changes) -> Result<(), StoreError> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        self.backend
+            .apply(changes, Atomicity::InOrder)
+            .inspect_err(|_| self.failed.store(true, Ordering::Release))
+    }
+
+    /// Hands every pending message write to the backend (not a flush: see `sync`).
+    pub(crate) fn drain(&self) -> Result<(), StoreError> {
+        let _order = self.order.lock();
+        let changes = {
+            let mut shared = self.shared.lock();
+            if self.failed.load(Ordering::Acquire) {
+                return Err(StoreError::Failed);
+            }
+            shared.pending.take()
+        };
+        self.hand_over(changes)
+    }
+
+    /// Group-committed drain and flush of the backend.
     fn sync_backend(&self) -> Result<(), StoreError> {
-        self.commit.sync(|| self.backend.flush())
+        self.commit.sync(|| {
+            self.drain()?;
+            self.backend.flush()
+        })
     }
 
     /// A mutation followed by a flush: how definitions change.
@@ -177,6 +245,17 @@ impl<B: Backend> Engine<B> {
     ) -> Result<(), StoreError> {
         self.mutate(Atomicity::Batch, build)?;
         self.sync_backend()
+    }
+}
+
+impl<B: Backend> Drop for Engine<B> {
+    fn drop(&mut self) {
+        // A clean close keeps what was written, as it did before writes were deferred; after a
+        // failure there is nothing safe to add.
+        let changes = self.shared.get_mut().pending.take();
+        if !changes.is_empty() && !*self.failed.get_mut() {
+            let _ = self.backend.apply(changes, Atomicity::InOrder);
+        }
     }
 }
 

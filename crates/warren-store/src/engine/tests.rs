@@ -1,7 +1,7 @@
 //! Engine rules that need a hand-made backend: crash leftovers and part-way failures.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use bytes::Bytes;
 
@@ -9,13 +9,15 @@ use crate::backend::{Atomicity, Backend, Changes, Visit};
 use crate::engine::Engine;
 use crate::keys;
 use crate::memory::MemoryBackend;
-use crate::{MessageOp, MessageStore, StoreError};
+use crate::{DefinitionStore, MessageOp, MessageStore, StoreError};
 
-/// A memory backend whose `apply` can be made to fail after its first change.
+/// A memory backend whose `apply` can be made to fail after its first change, and that counts
+/// the changes it was given.
 #[derive(Clone, Default)]
 struct Flaky {
     inner: MemoryBackend,
     fail: Arc<AtomicBool>,
+    applied: Arc<AtomicUsize>,
 }
 
 impl Backend for Flaky {
@@ -29,6 +31,7 @@ impl Backend for Flaky {
         self.inner.is_empty()
     }
     fn apply(&self, mut changes: Changes, a: Atomicity) -> Result<(), StoreError> {
+        self.applied.fetch_add(changes.len(), Ordering::SeqCst);
         if self.fail.load(Ordering::SeqCst) {
             changes.truncate(1); // a prefix reaches the key space, then the disk fails
             self.inner.apply(changes, a)?;
@@ -88,7 +91,9 @@ fn a_write_failing_part_way_fails_the_store_until_reopened() {
     let backend = Flaky::default();
     let engine = Engine::open(backend.clone()).unwrap();
     backend.fail.store(true, Ordering::SeqCst);
-    assert!(engine.write(&put_enqueue(1, 1)).unwrap_err().is_io());
+    // The write waits in memory; the sync that hands it to the backend meets the failure.
+    engine.write(&put_enqueue(1, 1)).unwrap();
+    assert!(engine.sync().unwrap_err().is_io());
     backend.fail.store(false, Ordering::SeqCst);
     assert!(matches!(
         engine.write(&put_enqueue(2, 2)),
@@ -100,4 +105,107 @@ fn a_write_failing_part_way_fails_the_store_until_reopened() {
     assert_eq!(engine.stats().messages, 0);
     engine.write(&put_enqueue(3, 3)).unwrap();
     assert_eq!(engine.load_queue(b"/", b"q").unwrap().len(), 1);
+}
+
+fn remove(id: u64, seq: u64) -> MessageOp {
+    MessageOp::Remove {
+        vhost: b("/"),
+        queue: b("q"),
+        seq,
+        id,
+    }
+}
+
+#[test]
+fn writes_wait_for_a_sync_and_a_message_acked_before_it_is_never_written() {
+    let backend = Flaky::default();
+    let engine = Engine::open(backend.clone()).unwrap();
+    engine.write(&put_enqueue(1, 1)).unwrap();
+    engine.write(&put_enqueue(2, 2)).unwrap();
+    engine
+        .write(&[MessageOp::MarkRedelivered {
+            vhost: b("/"),
+            queue: b("q"),
+            seq: 1,
+            id: 1,
+        }])
+        .unwrap();
+    engine.write(&[remove(1, 1)]).unwrap();
+    assert_eq!(
+        backend.applied.load(Ordering::SeqCst),
+        0,
+        "nothing before a sync"
+    );
+    assert_eq!(engine.stats().messages, 1, "counts are current at once");
+    engine.sync().unwrap();
+    // Message 2, its entry and the id reservation; message 1 never reached the backend.
+    assert_eq!(backend.applied.load(Ordering::SeqCst), 3);
+    assert!(backend.get(&keys::message(1)).unwrap().is_none());
+    assert!(backend.get(&keys::message(2)).unwrap().is_some());
+    assert_eq!(engine.stats().cancelled_changes, 4);
+    // Once written, an ack is a real delete.
+    engine.write(&[remove(2, 2)]).unwrap();
+    engine.sync().unwrap();
+    assert!(backend.get(&keys::message(2)).unwrap().is_none());
+    drop(engine);
+    let engine = Engine::open(backend).unwrap();
+    assert_eq!(engine.stats().messages, 0);
+    assert!(engine.load_queue(b"/", b"q").unwrap().is_empty());
+}
+
+#[test]
+fn a_redelivered_mark_on_a_pending_entry_reaches_the_backend_with_it() {
+    let backend = Flaky::default();
+    let engine = Engine::open(backend.clone()).unwrap();
+    engine.write(&put_enqueue(1, 1)).unwrap();
+    engine
+        .write(&[MessageOp::MarkRedelivered {
+            vhost: b("/"),
+            queue: b("q"),
+            seq: 1,
+            id: 1,
+        }])
+        .unwrap();
+    engine.sync().unwrap();
+    drop(engine);
+    let engine = Engine::open(backend).unwrap();
+    let entries = engine.load_queue(b"/", b"q").unwrap();
+    assert_eq!(entries.len(), 1);
+    assert!(entries[0].redelivered);
+}
+
+#[test]
+fn reading_a_queue_and_changing_definitions_see_pending_writes() {
+    let backend = Flaky::default();
+    let engine = Engine::open(backend.clone()).unwrap();
+    engine.write(&put_enqueue(1, 1)).unwrap();
+    assert_eq!(engine.load_queue(b"/", b"q").unwrap().len(), 1);
+    engine.write(&put_enqueue(2, 2)).unwrap();
+    // delete_queue finds the queue's entries on the backend: the pending one must be there.
+    engine.delete_queue(b"/", b"q").unwrap();
+    assert_eq!(engine.stats().messages, 0);
+    assert!(backend.get(&keys::message(2)).unwrap().is_none());
+    drop(engine);
+    assert_eq!(Engine::open(backend).unwrap().stats().messages, 0);
+}
+
+#[test]
+fn writes_past_the_pending_bound_reach_the_backend_without_a_sync() {
+    let backend = Flaky::default();
+    let engine = Engine::open(backend.clone()).unwrap();
+    let messages = super::MAX_PENDING_CHANGES as u64 / 2 + 1;
+    for id in 1..=messages {
+        engine.write(&put_enqueue(id, id)).unwrap();
+    }
+    assert!(backend.applied.load(Ordering::SeqCst) > super::MAX_PENDING_CHANGES);
+    assert!(backend.get(&keys::message(1)).unwrap().is_some());
+}
+
+#[test]
+fn closing_the_store_keeps_pending_writes() {
+    let backend = Flaky::default();
+    let engine = Engine::open(backend.clone()).unwrap();
+    engine.write(&put_enqueue(1, 1)).unwrap();
+    drop(engine);
+    assert_eq!(Engine::open(backend).unwrap().stats().messages, 1);
 }

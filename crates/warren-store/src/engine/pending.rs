@@ -1,0 +1,257 @@
+//! Message writes not yet handed to the backend, and the writes they cancel.
+//!
+//! A persistent message that is consumed and acknowledged before its write reaches the backend
+//! never needs to: its `Put` and `Enqueue` are dropped together with the `Remove` that ends them,
+//! as RabbitMQ's message store does with messages acked before they are written. Under a steady
+//! consumer this removes most of the backend's work (four of a persistent message's five sled
+//! operations are its writes and the deletes that undo them).
+//!
+//! Cancelling is only sound for keys the backend does not hold: a change is *fresh* when its key
+//! was absent from the backend and from every earlier pending change. Deleting a fresh key drops
+//! its pending write and the delete; overwriting one replaces the pending value in place. Every
+//! other change is kept in order, so the list stays a sequence whose every prefix is consistent
+//! (see `plan::crash_safe_order`): removing a create together with its later delete, or changing
+//! a created value before it is written, keeps that true.
+
+use ahash::RandomState;
+use bytes::Bytes;
+use hashbrown::HashTable;
+
+use crate::backend::Changes;
+
+/// One planned key change: `Some(value)` sets, `None` deletes; `fresh` when the key was absent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Planned {
+    /// The key.
+    pub(crate) key: Vec<u8>,
+    /// The new value, or `None` to delete.
+    pub(crate) value: Option<Bytes>,
+    /// The key was absent from the backend and from every earlier pending change.
+    pub(crate) fresh: bool,
+}
+
+/// Changes waiting for the backend, in order; cancelled ones are holes.
+#[derive(Default)]
+pub(crate) struct Pending {
+    changes: Vec<Option<(Vec<u8>, Option<Bytes>)>>,
+    /// Positions in `changes` of the fresh keys still pending, found by their key.
+    created: HashTable<usize>,
+    hasher: RandomState,
+    /// Changes not cancelled.
+    live: usize,
+    /// Bytes of the values not cancelled (a bound on memory held).
+    bytes: usize,
+    /// Changes cancelled since the store opened (observability and tests).
+    cancelled: u64,
+}
+
+impl Pending {
+    /// Changes waiting, not counting cancelled ones.
+    pub(crate) fn len(&self) -> usize {
+        self.live
+    }
+
+    /// Bytes of the values waiting.
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Changes cancelled so far, each counted once (a write and its delete count two).
+    pub(crate) fn cancelled(&self) -> u64 {
+        self.cancelled
+    }
+
+    fn find(&self, key: &[u8]) -> Option<usize> {
+        let hash = self.hasher.hash_one(key);
+        let changes = &self.changes;
+        self.created
+            .find(hash, |&pos| {
+                changes
+                    .get(pos)
+                    .and_then(Option::as_ref)
+                    .is_some_and(|(k, _)| k.as_slice() == key)
+            })
+            .copied()
+    }
+
+    fn forget(&mut self, key: &[u8]) {
+        let hash = self.hasher.hash_one(key);
+        let changes = &self.changes;
+        if let Ok(entry) = self.created.find_entry(hash, |&pos| {
+            changes
+                .get(pos)
+                .and_then(Option::as_ref)
+                .is_some_and(|(k, _)| k.as_slice() == key)
+        }) {
+            entry.remove();
+        }
+    }
+
+    fn push(&mut self, key: Vec<u8>, value: Option<Bytes>) -> usize {
+        self.live += 1;
+        self.bytes += value.as_ref().map_or(0, Bytes::len);
+        self.changes.push(Some((key, value)));
+        self.changes.len() - 1
+    }
+
+    /// Adds the changes of one write, cancelling what they undo.
+    pub(crate) fn absorb(&mut self, planned: Vec<Planned>) {
+        for Planned { key, value, fresh } in planned {
+            match (value, fresh) {
+                // Created and deleted by the same write: nothing for the backend.
+                (None, true) => {}
+                (Some(value), true) => {
+                    let hash = self.hasher.hash_one(key.as_slice());
+                    let pos = self.push(key, Some(value));
+                    let changes = &self.changes;
+                    let hasher = &self.hasher;
+                    self.created.insert_unique(hash, pos, |&p| {
+                        changes
+                            .get(p)
+                            .and_then(Option::as_ref)
+                            .map_or(0, |(k, _)| hasher.hash_one(k.as_slice()))
+                    });
+                }
+                (value, false) => match self.find(&key) {
+                    Some(pos) => self.update_created(pos, &key, value),
+                    None => {
+                        self.push(key, value);
+                    }
+                },
+            }
+        }
+    }
+
+    /// Overwrites (`Some`) or cancels (`None`) the pending creation of `key` at `pos`.
+    fn update_created(&mut self, pos: usize, key: &[u8], value: Option<Bytes>) {
+        let Some(Some((_, old))) = self.changes.get_mut(pos) else {
+            return;
+        };
+        let old_len = old.as_ref().map_or(0, Bytes::len);
+        match value {
+            Some(v) => {
+                self.bytes = self.bytes - old_len + v.len();
+                *old = Some(v);
+            }
+            None => {
+                self.forget(key);
+                if let Some(slot) = self.changes.get_mut(pos) {
+                    *slot = None;
+                }
+                self.live -= 1;
+                self.bytes -= old_len;
+                self.cancelled += 2;
+            }
+        }
+    }
+
+    /// Takes every waiting change, in order, leaving the list empty.
+    pub(crate) fn take(&mut self) -> Changes {
+        self.created.clear();
+        self.live = 0;
+        self.bytes = 0;
+        let changes = std::mem::take(&mut self.changes);
+        changes.into_iter().flatten().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(key: &str, value: &str, fresh: bool) -> Planned {
+        Planned {
+            key: key.as_bytes().to_vec(),
+            value: Some(Bytes::copy_from_slice(value.as_bytes())),
+            fresh,
+        }
+    }
+
+    fn delete(key: &str, fresh: bool) -> Planned {
+        Planned {
+            key: key.as_bytes().to_vec(),
+            value: None,
+            fresh,
+        }
+    }
+
+    fn keys(changes: &Changes) -> Vec<(String, Option<String>)> {
+        changes
+            .iter()
+            .map(|(k, v)| {
+                (
+                    String::from_utf8_lossy(k).into_owned(),
+                    v.as_ref().map(|v| String::from_utf8_lossy(v).into_owned()),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_created_key_deleted_before_the_backend_saw_it_is_never_written() {
+        let mut p = Pending::default();
+        p.absorb(vec![set("m1", "body", true), set("i1", "e", true)]);
+        p.absorb(vec![set("m2", "body2", true), set("i2", "e", true)]);
+        p.absorb(vec![delete("i1", false), delete("m1", false)]);
+        assert_eq!(p.len(), 2);
+        assert_eq!(p.cancelled(), 4);
+        assert_eq!(
+            keys(&p.take()),
+            [
+                ("m2".into(), Some("body2".into())),
+                ("i2".into(), Some("e".into()))
+            ]
+        );
+        assert_eq!(p.len(), 0);
+        assert_eq!(p.bytes(), 0);
+    }
+
+    #[test]
+    fn keys_the_backend_may_hold_are_deleted_in_order() {
+        let mut p = Pending::default();
+        // "old" is not fresh: the backend may hold it, so its delete must reach the backend,
+        // after the changes before it.
+        p.absorb(vec![set("a", "1", true)]);
+        p.absorb(vec![delete("old", false)]);
+        assert_eq!(
+            keys(&p.take()),
+            [("a".into(), Some("1".into())), ("old".into(), None)]
+        );
+        // Once taken, "a" is on the backend: deleting it is a real delete.
+        p.absorb(vec![delete("a", false)]);
+        assert_eq!(keys(&p.take()), [("a".into(), None)]);
+    }
+
+    #[test]
+    fn overwriting_a_pending_creation_changes_it_in_place() {
+        let mut p = Pending::default();
+        p.absorb(vec![set("i1", "plain", true), set("i2", "plain", true)]);
+        p.absorb(vec![set("i1", "marked", false)]);
+        assert_eq!(p.len(), 2);
+        assert_eq!(p.bytes(), 11);
+        assert_eq!(
+            keys(&p.take()),
+            [
+                ("i1".into(), Some("marked".into())),
+                ("i2".into(), Some("plain".into()))
+            ]
+        );
+    }
+
+    #[test]
+    fn created_and_deleted_within_one_write_is_dropped() {
+        let mut p = Pending::default();
+        p.absorb(vec![delete("m", true), set("meta", "7", false)]);
+        assert_eq!(keys(&p.take()), [("meta".into(), Some("7".into()))]);
+    }
+
+    #[test]
+    fn a_key_recreated_after_its_cancellation_is_tracked_again() {
+        let mut p = Pending::default();
+        p.absorb(vec![set("k", "1", true)]);
+        p.absorb(vec![delete("k", false)]);
+        p.absorb(vec![set("k", "2", true)]);
+        p.absorb(vec![set("k", "3", false)]);
+        assert_eq!(keys(&p.take()), [("k".into(), Some("3".into()))]);
+    }
+}
