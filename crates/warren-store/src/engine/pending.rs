@@ -30,6 +30,18 @@ pub(crate) struct Planned {
     pub(crate) fresh: bool,
 }
 
+type Slots = [Option<(Vec<u8>, Option<Bytes>)>];
+
+/// Matches a position in `changes` that holds a change of `key`.
+fn holds<'a>(changes: &'a Slots, key: &'a [u8]) -> impl Fn(&usize) -> bool + 'a {
+    move |&pos| {
+        changes
+            .get(pos)
+            .and_then(Option::as_ref)
+            .is_some_and(|(k, _)| k.as_slice() == key)
+    }
+}
+
 /// Changes waiting for the backend, in order; cancelled ones are holes.
 #[derive(Default)]
 pub(crate) struct Pending {
@@ -63,26 +75,12 @@ impl Pending {
 
     fn find(&self, key: &[u8]) -> Option<usize> {
         let hash = self.hasher.hash_one(key);
-        let changes = &self.changes;
-        self.created
-            .find(hash, |&pos| {
-                changes
-                    .get(pos)
-                    .and_then(Option::as_ref)
-                    .is_some_and(|(k, _)| k.as_slice() == key)
-            })
-            .copied()
+        self.created.find(hash, holds(&self.changes, key)).copied()
     }
 
     fn forget(&mut self, key: &[u8]) {
         let hash = self.hasher.hash_one(key);
-        let changes = &self.changes;
-        if let Ok(entry) = self.created.find_entry(hash, |&pos| {
-            changes
-                .get(pos)
-                .and_then(Option::as_ref)
-                .is_some_and(|(k, _)| k.as_slice() == key)
-        }) {
+        if let Ok(entry) = self.created.find_entry(hash, holds(&self.changes, key)) {
             entry.remove();
         }
     }

@@ -107,6 +107,15 @@ fn a_write_failing_part_way_fails_the_store_until_reopened() {
     assert_eq!(engine.load_queue(b"/", b"q").unwrap().len(), 1);
 }
 
+fn mark(id: u64, seq: u64) -> MessageOp {
+    MessageOp::MarkRedelivered {
+        vhost: b("/"),
+        queue: b("q"),
+        seq,
+        id,
+    }
+}
+
 fn remove(id: u64, seq: u64) -> MessageOp {
     MessageOp::Remove {
         vhost: b("/"),
@@ -122,14 +131,7 @@ fn writes_wait_for_a_sync_and_a_message_acked_before_it_is_never_written() {
     let engine = Engine::open(backend.clone()).unwrap();
     engine.write(&put_enqueue(1, 1)).unwrap();
     engine.write(&put_enqueue(2, 2)).unwrap();
-    engine
-        .write(&[MessageOp::MarkRedelivered {
-            vhost: b("/"),
-            queue: b("q"),
-            seq: 1,
-            id: 1,
-        }])
-        .unwrap();
+    engine.write(&[mark(1, 1)]).unwrap();
     engine.write(&[remove(1, 1)]).unwrap();
     assert_eq!(
         backend.applied.load(Ordering::SeqCst),
@@ -158,14 +160,7 @@ fn a_redelivered_mark_on_a_pending_entry_reaches_the_backend_with_it() {
     let backend = Flaky::default();
     let engine = Engine::open(backend.clone()).unwrap();
     engine.write(&put_enqueue(1, 1)).unwrap();
-    engine
-        .write(&[MessageOp::MarkRedelivered {
-            vhost: b("/"),
-            queue: b("q"),
-            seq: 1,
-            id: 1,
-        }])
-        .unwrap();
+    engine.write(&[mark(1, 1)]).unwrap();
     engine.sync().unwrap();
     drop(engine);
     let engine = Engine::open(backend).unwrap();
