@@ -3,6 +3,7 @@
 mod args;
 mod consumer;
 mod dispatch;
+mod packed;
 mod ready;
 mod state;
 
@@ -456,6 +457,8 @@ impl Queue {
     }
 }
 
+#[cfg(test)]
+mod backlog_tests;
 #[cfg(test)]
 mod feature_tests;
 #[cfg(test)]

@@ -1,13 +1,27 @@
 //! The ready messages of a queue: one FIFO per priority level (a single one unless the queue was
 //! declared with `x-max-priority`), with the counts that length limits need.
+//!
+//! A queue holding a backlog keeps it packed: a message pushed while [`PACK_AFTER`] or more are
+//! ready, and held by this queue alone, is copied into its level's [`PackedFifo`] and its
+//! `Arc<Message>` dropped (which also frees the connection read buffer its fields were slices
+//! of). It is unpacked when it leaves. Outside this module every ready message is a [`Ready`]
+//! with an `Arc<Message>`; the packed form never shows.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 
+use warren_store::MessageId;
+
+use super::packed::{self, PackedFifo};
 use crate::Message;
 
 /// No deadline: the message never expires.
 pub const NEVER: u64 = u64::MAX;
+
+/// A push packs its message when at least this many are ready already. Below that, messages pass
+/// through or wait briefly, and packing would only add a copy; the unpacked head of a backlog
+/// also spares its first deliveries the unpacking.
+pub const PACK_AFTER: usize = 1024;
 
 /// A message waiting for a consumer.
 #[derive(Debug, Clone)]
@@ -24,11 +38,63 @@ pub struct Ready {
     pub redelivered: bool,
 }
 
+/// Where an entry's message is.
+#[derive(Debug)]
+enum Held {
+    /// Shared, or not packed yet.
+    Shared(Arc<Message>),
+    /// The next record of the level's [`PackedFifo`] that no earlier entry claims.
+    Packed,
+}
+
+/// A [`Ready`] as the list keeps it.
+#[derive(Debug)]
+struct Entry {
+    seq: u64,
+    deadline: u64,
+    returns: u32,
+    redelivered: bool,
+    held: Held,
+}
+
+/// One priority level: entries in order, and the records of those that are packed.
+#[derive(Debug, Default)]
+struct Level {
+    entries: VecDeque<Entry>,
+    /// Boxed, and made on the first pack, so a queue that never has a backlog pays one word.
+    packed: Option<Box<PackedFifo>>,
+}
+
+impl Level {
+    /// The message of `e`, just taken from the front of `entries`. `None` only if the packed
+    /// records and the entries disagree, which is a bug.
+    fn unpack(&mut self, e: Entry) -> Option<Ready> {
+        let message = match e.held {
+            Held::Shared(m) => m,
+            Held::Packed => {
+                let fifo = self.packed.as_mut()?;
+                let m = fifo.pop();
+                if fifo.is_empty() {
+                    self.packed = None;
+                }
+                m?
+            }
+        };
+        Some(Ready {
+            seq: e.seq,
+            message,
+            deadline: e.deadline,
+            returns: e.returns,
+            redelivered: e.redelivered,
+        })
+    }
+}
+
 /// Ready messages in delivery order: highest priority first, FIFO within a priority.
 #[derive(Debug, Default)]
 pub struct ReadyList {
     /// Index = priority level.
-    levels: Vec<VecDeque<Ready>>,
+    levels: Vec<Level>,
     len: usize,
     bytes: u64,
 }
@@ -37,7 +103,7 @@ impl ReadyList {
     /// A list with priority levels `0..=max_priority`.
     pub fn new(max_priority: u8) -> Self {
         ReadyList {
-            levels: (0..=max_priority).map(|_| VecDeque::new()).collect(),
+            levels: (0..=max_priority).map(|_| Level::default()).collect(),
             len: 0,
             bytes: 0,
         }
@@ -62,39 +128,70 @@ impl ReadyList {
         (message.priority as usize).min(self.levels.len().saturating_sub(1))
     }
 
-    /// Appends a message at its priority.
-    pub fn push_back(&mut self, r: Ready) {
+    /// Appends a message at its priority, packed when the list holds a backlog and no other
+    /// queue shares the message (fan-out keeps sharing one copy).
+    pub fn push_back(&mut self, mut r: Ready) {
         let level = self.level_of(&r.message);
+        let backlog = self.len >= PACK_AFTER;
         self.len += 1;
         self.bytes += r.message.body.len() as u64;
-        if let Some(l) = self.levels.get_mut(level) {
-            l.push_back(r);
-        }
+        let Some(l) = self.levels.get_mut(level) else {
+            return;
+        };
+        let held = if backlog
+            && Arc::get_mut(&mut r.message).is_some()
+            && packed::packable(&r.message)
+            && l.packed.get_or_insert_with(Box::default).push(&r.message)
+        {
+            Held::Packed
+        } else {
+            Held::Shared(r.message)
+        };
+        l.entries.push_back(Entry {
+            seq: r.seq,
+            deadline: r.deadline,
+            returns: r.returns,
+            redelivered: r.redelivered,
+            held,
+        });
     }
 
     fn highest(&self) -> Option<usize> {
-        self.levels.iter().rposition(|l| !l.is_empty())
+        self.levels.iter().rposition(|l| !l.entries.is_empty())
     }
 
     /// Takes the next message to deliver.
     pub fn pop_front(&mut self) -> Option<Ready> {
-        let level = self.highest()?;
-        let r = self.levels.get_mut(level)?.pop_front()?;
-        self.taken(&r);
-        Some(r)
+        loop {
+            let level = self.highest()?;
+            let l = self.levels.get_mut(level)?;
+            let e = l.entries.pop_front()?;
+            self.len -= 1;
+            match l.unpack(e) {
+                Some(r) => {
+                    self.bytes -= r.message.body.len() as u64;
+                    return Some(r);
+                }
+                None => lost(),
+            }
+        }
     }
 
     /// Takes, from the head of each level, every message whose deadline is at or before `now`.
     /// Like RabbitMQ, an expired message behind a live one waits until it reaches the head.
     pub fn pop_expired(&mut self, now: u64, out: &mut Vec<Ready>) {
-        for level in 0..self.levels.len() {
-            while let Some(l) = self.levels.get_mut(level)
-                && l.front().is_some_and(|r| r.deadline <= now)
-                && let Some(r) = l.pop_front()
+        for l in &mut self.levels {
+            while l.entries.front().is_some_and(|e| e.deadline <= now)
+                && let Some(e) = l.entries.pop_front()
             {
                 self.len -= 1;
-                self.bytes -= r.message.body.len() as u64;
-                out.push(r);
+                match l.unpack(e) {
+                    Some(r) => {
+                        self.bytes -= r.message.body.len() as u64;
+                        out.push(r);
+                    }
+                    None => lost(),
+                }
             }
         }
     }
@@ -103,13 +200,14 @@ impl ReadyList {
     pub fn next_deadline(&self) -> u64 {
         self.levels
             .iter()
-            .filter_map(|l| l.front().map(|r| r.deadline))
+            .filter_map(|l| l.entries.front().map(|e| e.deadline))
             .min()
             .unwrap_or(NEVER)
     }
 
     /// Puts settled-with-requeue messages back in their original order: ahead of the messages
-    /// never delivered, behind none that came before them.
+    /// never delivered, behind none that came before them. They stay unpacked: packed records
+    /// can only be appended.
     pub fn requeue(&mut self, mut back: Vec<Ready>) {
         // Newest first, so that the usual case (all belong at the front) inserts at index 0.
         back.sort_by_key(|r| std::cmp::Reverse(r.seq));
@@ -121,20 +219,62 @@ impl ReadyList {
                 continue;
             };
             // Usually the requeued message belongs at the front; otherwise find its place.
-            let at = l.partition_point(|x| x.seq < r.seq);
-            l.insert(at, r);
+            let at = l.entries.partition_point(|x| x.seq < r.seq);
+            l.entries.insert(
+                at,
+                Entry {
+                    seq: r.seq,
+                    deadline: r.deadline,
+                    returns: r.returns,
+                    redelivered: r.redelivered,
+                    held: Held::Shared(r.message),
+                },
+            );
         }
     }
 
-    /// Takes every message.
-    pub fn drain(&mut self) -> impl Iterator<Item = Ready> + '_ {
+    /// Drops every message, listing `(seq, store id)` of those with a store id in `stored` when
+    /// asked. Packed ones are not unpacked.
+    pub fn clear(&mut self, mut stored: Option<&mut Vec<(u64, MessageId)>>) {
         self.len = 0;
         self.bytes = 0;
-        self.levels.iter_mut().flat_map(|l| l.drain(..))
-    }
-
-    fn taken(&mut self, r: &Ready) {
-        self.len -= 1;
-        self.bytes -= r.message.body.len() as u64;
+        for l in &mut self.levels {
+            let mut fifo = l.packed.take();
+            for e in l.entries.drain(..) {
+                let Some(out) = stored.as_deref_mut() else {
+                    continue;
+                };
+                let id = match e.held {
+                    Held::Shared(m) => m.store_id(),
+                    Held::Packed => fifo.as_mut().and_then(|f| f.discard()).flatten(),
+                };
+                if let Some(id) = id {
+                    out.push((e.seq, id));
+                }
+            }
+        }
     }
 }
+
+#[cfg(test)]
+impl ReadyList {
+    /// Entries held packed.
+    pub fn packed_count(&self) -> usize {
+        self.levels
+            .iter()
+            .flat_map(|l| &l.entries)
+            .filter(|e| matches!(e.held, Held::Packed))
+            .count()
+    }
+}
+
+/// A packed entry without its record: a bug, reported rather than panicking in a queue (the
+/// byte count then keeps the lost body's size).
+fn lost() {
+    tracing::error!("a packed ready message has no record; it is lost");
+    debug_assert!(false, "packed entries and records disagree");
+}
+
+#[cfg(test)]
+#[path = "ready_tests.rs"]
+mod tests;

@@ -348,11 +348,7 @@ impl QueueState {
     /// `gone`.
     pub fn purge(&mut self, fx: &mut Effects) -> usize {
         let n = self.ready.len();
-        let durable = self.durable;
-        fx.gone.extend(self.ready.drain().filter_map(|r| {
-            let id = if durable { r.message.store_id() } else { None };
-            id.map(|id| (r.seq, id))
-        }));
+        self.ready.clear(self.durable.then_some(&mut fx.gone));
         n
     }
 

@@ -68,14 +68,15 @@ impl VHost {
                     message
                 };
                 let mut put = durable.then(|| message.encode());
-                let message = Arc::new(message);
-                for q in targets.drain(..) {
+                // The last target gets the `Arc` itself: a queue packs only what it alone holds.
+                let copies = std::iter::repeat_n(Arc::new(message), targets.len());
+                for (q, message) in targets.drain(..).zip(copies) {
                     let write = if q.stores_persistent() {
                         put.clone()
                     } else {
                         None
                     };
-                    match q.publish_inner(message.clone(), write) {
+                    match q.publish_inner(message, write) {
                         Ok((enqueued, more)) => {
                             if enqueued.stored {
                                 put = None;

@@ -306,13 +306,16 @@ impl Channel {
             );
         }
         let mut routed = Routed::default();
-        for q in queues.drain(..) {
+        // The last queue gets this `Arc` itself rather than a clone: a queue packs only a
+        // message that it alone holds.
+        let copies = std::iter::repeat_n(message, queues.len());
+        for (q, message) in queues.drain(..).zip(copies) {
             let stored = if q.stores_persistent() {
                 put.clone()
             } else {
                 None
             };
-            match q.publish_stored(message.clone(), stored) {
+            match q.publish_stored(message, stored) {
                 Ok(enqueued) => {
                     routed.rejected |= enqueued.rejected;
                     if enqueued.stored {

@@ -1,0 +1,111 @@
+//! A queue holding a backlog keeps it packed (past 1 024 ready messages, see the broker's
+//! `queue::ready`): what clients get back, and what the store keeps, must not change.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use lapin::options::*;
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{BasicProperties, Channel};
+
+/// Enough that acked messages include packed ones, and that the messages left are packed again
+/// when recovered.
+const N: usize = 4000;
+const ACKED: usize = 1500;
+
+fn properties(i: usize) -> BasicProperties {
+    let mut headers = FieldTable::default();
+    headers.insert("i".into(), AMQPValue::LongLongInt(i as i64));
+    BasicProperties::default()
+        .with_delivery_mode(2)
+        .with_content_type("text/plain".into())
+        .with_headers(headers)
+}
+
+fn body(i: usize) -> Vec<u8> {
+    format!("message {i} {}", "x".repeat(i % 200)).into_bytes()
+}
+
+/// Takes message `i` with `basic.get` and checks it is intact.
+async fn get(ch: &Channel, i: usize, no_ack: bool, redelivered: bool) -> lapin::message::Delivery {
+    let m = ch
+        .basic_get("backlog", BasicGetOptions { no_ack })
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("message {i} is missing"));
+    let d = m.delivery;
+    assert_eq!(d.data, body(i), "body of message {i}");
+    assert_eq!(d.properties, properties(i), "properties of message {i}");
+    assert_eq!(
+        d.redelivered, redelivered,
+        "redelivered flag of message {i}"
+    );
+    assert_eq!(
+        (d.exchange.as_str(), d.routing_key.as_str()),
+        ("", "backlog")
+    );
+    d
+}
+
+#[tokio::test]
+async fn a_packed_durable_backlog_comes_back_intact_and_its_acks_reach_the_store() {
+    let dir = common::fresh_data_dir();
+    let d = dir.clone();
+    let server = common::start_with(move |c| c.data_dir = d).await;
+    {
+        let conn = common::connect(&server).await;
+        let ch = conn.create_channel().await.unwrap();
+        ch.confirm_select(ConfirmSelectOptions::default())
+            .await
+            .unwrap();
+        let durable = QueueDeclareOptions {
+            durable: true,
+            ..Default::default()
+        };
+        ch.queue_declare("backlog", durable, FieldTable::default())
+            .await
+            .unwrap();
+        let mut confirms = Vec::with_capacity(N);
+        for i in 0..N {
+            let c = ch
+                .basic_publish(
+                    "",
+                    "backlog",
+                    BasicPublishOptions::default(),
+                    &body(i),
+                    properties(i),
+                )
+                .await
+                .unwrap();
+            confirms.push(c);
+        }
+        for c in confirms {
+            assert!(c.await.unwrap().is_ack());
+        }
+        for i in 0..ACKED {
+            let d = get(&ch, i, false, false).await;
+            d.ack(BasicAckOptions::default()).await.unwrap();
+        }
+        // Make sure the acks reached the server before it stops.
+        let q = common::passive_queue(&ch, "backlog").await.unwrap();
+        assert_eq!(q.message_count() as usize, N - ACKED);
+    }
+    server.shutdown().await.unwrap();
+
+    let d = dir.clone();
+    let server = common::start_with(move |c| c.data_dir = d).await;
+    let conn = common::connect(&server).await;
+    let ch = conn.create_channel().await.unwrap();
+    let q = common::passive_queue(&ch, "backlog").await.unwrap();
+    assert_eq!(
+        q.message_count() as usize,
+        N - ACKED,
+        "acked messages stay gone"
+    );
+    for i in ACKED..N {
+        get(&ch, i, true, false).await;
+    }
+    server.shutdown().await.unwrap();
+    let _ = std::fs::remove_dir_all(dir);
+}
