@@ -192,3 +192,88 @@ fn clearing_lists_the_store_ids_of_packed_and_unpacked_messages() {
     assert_eq!(gone, expected);
     assert_eq!((list.len(), list.bytes(), list.packed_count()), (0, 0, 0));
 }
+
+mod interleaved {
+    //! Property: any interleaving of pushes, pops and discards gives back exactly the packable
+    //! messages, in push order, each equal to what was pushed.
+
+    use std::collections::VecDeque;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Push(Message),
+        Pop,
+        Discard,
+    }
+
+    fn any_message() -> impl Strategy<Value = Message> {
+        (
+            0usize..3,
+            0usize..3,
+            0usize..4,
+            proptest::collection::vec(any::<u8>(), 0..6000),
+            0u64..3,
+            any::<bool>(),
+            proptest::option::of(0u64..100_000),
+            proptest::option::of(1u64..1_000_000),
+        )
+            .prop_map(|(x, k, p, body, ts, persistent, ttl, id)| {
+                let props = BasicProperties {
+                    content_type: (p % 2 == 1).then(|| ShortStr::from("application/json")),
+                    delivery_mode: Some(if persistent { 2 } else { 1 }),
+                    priority: (p >= 2).then_some(p as u8),
+                    expiration: ttl.map(|t| ShortStr::from(t.to_string().as_str())),
+                    ..Default::default()
+                };
+                let exchange = ["", "amq.direct", "x"][x];
+                let key = ["", "k", "orders.eu.1"][k];
+                Message::new(
+                    exchange.into(),
+                    key.into(),
+                    props.to_raw(),
+                    Bytes::from(body),
+                    1_700_000_000_000 + ts,
+                )
+                .unwrap()
+                .with_store_id(id.unwrap_or(0))
+            })
+    }
+
+    fn any_op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => any_message().prop_map(Op::Push),
+            2 => Just(Op::Pop),
+            1 => Just(Op::Discard),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+        #[test]
+        fn the_fifo_gives_back_what_was_packed(ops in proptest::collection::vec(any_op(), 0..200)) {
+            let mut fifo = PackedFifo::default();
+            let mut model: VecDeque<Message> = VecDeque::new();
+            for op in ops {
+                match op {
+                    Op::Push(m) => {
+                        if fifo.push(&m) {
+                            model.push_back(m);
+                        } else {
+                            prop_assert!(!packed::packable(&m));
+                        }
+                    }
+                    Op::Pop => prop_assert_eq!(fifo.pop().as_deref().cloned(), model.pop_front()),
+                    Op::Discard => prop_assert_eq!(
+                        fifo.discard(),
+                        model.pop_front().map(|m| m.store_id())
+                    ),
+                }
+                prop_assert_eq!(fifo.is_empty(), model.is_empty());
+            }
+        }
+    }
+}
