@@ -1,6 +1,6 @@
 //! The broker: virtual hosts, users, the store under them, and recovery at startup.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -10,20 +10,10 @@ use warren_codec::ShortStr;
 use warren_router::{ExchangeDef, ExchangeKind};
 use warren_store::{MemoryStore, MessageId, StoreError};
 
+use crate::accounts::{Admin, FirstBoot, User};
 use crate::persist::{self, SharedStore};
 use crate::timers::{Timers, now_ms};
 use crate::{Message, VHost};
-
-/// A user account.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct User {
-    /// Login name.
-    pub name: String,
-    /// Password (plain: Warren has no password hashing yet).
-    pub password: String,
-    /// May log in only from a loopback address, as RabbitMQ's `guest`.
-    pub loopback_only: bool,
-}
 
 /// What recovery found, for the startup log.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -48,6 +38,7 @@ impl Drop for Broker {
 pub struct Broker {
     vhosts: RwLock<HashMap<String, Arc<VHost>>>,
     users: RwLock<HashMap<String, User>>,
+    loopback_users: RwLock<HashSet<String>>,
     store: SharedStore,
     next_message_id: Arc<AtomicU64>,
     timers: Arc<Timers>,
@@ -67,27 +58,28 @@ impl Default for Broker {
 
 impl Broker {
     /// A broker that keeps nothing across restarts (an in-memory store), with vhost `/` and
-    /// user `guest`/`guest` (loopback only), as RabbitMQ starts.
+    /// user `guest`/`guest` (loopback only) allowed on it, as RabbitMQ starts.
     pub fn new() -> Self {
-        Self::with_store(Arc::new(MemoryStore::new()))
+        let broker = Self::with_store(Arc::new(MemoryStore::new()));
+        let first = FirstBoot::default();
+        broker.add_vhost(&first.vhost);
+        let mut guest = User::new(&first.user, &first.password, vec!["administrator".into()]);
+        guest.vhosts.insert(first.vhost);
+        broker.add_user(guest);
+        broker.set_loopback_users([first.user]);
+        broker
     }
 
-    /// A broker over `store`. Call [`Broker::recover`] before serving clients.
+    /// A broker over `store`, with no vhost and no user until [`Broker::recover`] loads them.
     pub fn with_store(store: SharedStore) -> Self {
-        let broker = Broker {
+        Broker {
             vhosts: RwLock::new(HashMap::new()),
             users: RwLock::new(HashMap::new()),
+            loopback_users: RwLock::new(HashSet::new()),
             next_message_id: Arc::new(AtomicU64::new(store.next_message_id().unwrap_or(1))),
             timers: Arc::new(Timers::new()),
             store,
-        };
-        broker.add_vhost("/");
-        broker.add_user(User {
-            name: "guest".into(),
-            password: "guest".into(),
-            loopback_only: true,
-        });
-        broker
+        }
     }
 
     /// The store under the broker.
@@ -121,29 +113,61 @@ impl Broker {
         self.vhosts.read().get(name).cloned()
     }
 
-    /// Adds or replaces a user.
+    /// Adds or replaces a user (in memory: [`crate::Admin`] changes the store).
     pub fn add_user(&self, user: User) {
         self.users.write().insert(user.name.clone(), user);
+    }
+
+    /// The users who may log in only from a loopback address (RabbitMQ's `loopback_users`).
+    pub fn set_loopback_users(&self, names: impl IntoIterator<Item = String>) {
+        *self.loopback_users.write() = names.into_iter().collect();
     }
 
     /// Checks a login; `loopback` says whether the peer is on a loopback address.
     pub fn authenticate(&self, name: &str, password: &str, loopback: bool) -> Option<User> {
         let users = self.users.read();
         let user = users.get(name)?;
-        (user.password == password && (loopback || !user.loopback_only)).then(|| user.clone())
+        let allowed = loopback || !self.loopback_users.read().contains(name);
+        (allowed && user.password.verify(password)).then(|| user.clone())
     }
 
-    /// Rebuilds durable exchanges, queues and bindings and puts persistent messages back in
-    /// their queues, in order; messages delivered before the restart come back redelivered.
+    /// Whether `user` may open `vhost` (RabbitMQ's `check_vhost_access`).
+    pub fn may_open(&self, user: &str, vhost: &str) -> bool {
+        self.users
+            .read()
+            .get(user)
+            .is_some_and(|u| u.vhosts.contains(vhost))
+    }
+
+    /// [`Broker::recover_with`] RabbitMQ's first-boot defaults (`/`, `guest`/`guest`).
     pub fn recover(&self) -> Result<Recovered, StoreError> {
+        self.recover_with(&FirstBoot::default())
+    }
+
+    /// Loads vhosts and users (seeding `first_boot` into a store that has neither), rebuilds
+    /// durable exchanges, queues and bindings and puts persistent messages back in their
+    /// queues, in order; messages delivered before the restart come back redelivered.
+    pub fn recover_with(&self, first_boot: &FirstBoot) -> Result<Recovered, StoreError> {
         let started = Instant::now();
         let defs = self.store.load_definitions()?;
         let mut found = Recovered::default();
         let text = |b: &bytes::Bytes| String::from_utf8_lossy(b).into_owned();
         let now = now_ms();
         let mut queues = Vec::new();
-        for vhost in &defs.vhosts {
-            self.add_vhost(&text(vhost));
+        let accounts = if defs.vhosts.is_empty() && defs.users.is_empty() {
+            Admin::open(self.store.as_ref(), first_boot)
+        } else {
+            Admin::from_definitions(self.store.as_ref(), &defs)
+        };
+        let accounts = accounts.map_err(|e| match e {
+            crate::AdminError::Store(e) => e,
+            other => StoreError::Corrupt(format!("users and vhosts: {other}")),
+        })?;
+        for vhost in accounts.vhosts() {
+            self.add_vhost(vhost);
+        }
+        for user in accounts.users() {
+            self.add_user(user.clone());
         }
         let corrupt =
             |what: &str, e: crate::BrokerError| StoreError::Corrupt(format!("{what}: {e}"));

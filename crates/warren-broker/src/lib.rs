@@ -13,6 +13,7 @@
 //! Time: TTLs and `x-expires` deadlines are wall-clock milliseconds since the epoch (so they
 //! survive a restart); one timer thread per broker wakes queues at their next deadline.
 
+mod accounts;
 mod broker;
 mod dead_letter;
 mod error;
@@ -23,7 +24,8 @@ mod queue;
 mod timers;
 mod vhost;
 
-pub use broker::{Broker, Recovered, User};
+pub use accounts::{Admin, AdminError, FirstBoot, PasswordHash, User};
+pub use broker::{Broker, Recovered};
 pub use dead_letter::{DeadLetter, DeadLetterTarget, DeathReason};
 pub use error::BrokerError;
 pub use message::{Message, StoredMessageError};

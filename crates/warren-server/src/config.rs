@@ -34,9 +34,10 @@ pub struct Config {
     /// Longest a delivery may wait for its acknowledgement, in milliseconds, before its channel is
     /// closed with 406 (RabbitMQ's `consumer_timeout`, default 30 minutes).
     pub consumer_timeout: u64,
-    /// The default user's name.
+    /// The user created, with vhost `/`, when the data directory is new (RabbitMQ's
+    /// `default_user`: later starts keep the users the store holds, see `warren ctl`).
     pub default_user: String,
-    /// The default user's password.
+    /// That user's password, hashed into the store at first start.
     pub default_pass: String,
     /// The default user may log in only from loopback addresses.
     pub loopback_only_default_user: bool,

@@ -8,6 +8,7 @@
 mod channel;
 pub mod config;
 mod connection;
+pub mod ctl;
 pub mod memory;
 mod server;
 

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use warren_server::config::{Config, Overrides};
+use warren_server::ctl::CtlCommand;
 
 // mimalloc: faster than glibc's malloc for the broker's many small, short-lived allocations, and
 // it gives freed memory back to the OS (glibc kept a drained backlog's memory; see
@@ -46,6 +47,13 @@ enum Command {
     /// Compact the store in the data directory (the broker must be stopped): copy its live
     /// records into a fresh database and swap it in, giving back the space sled keeps.
     Compact,
+    /// Manage users, vhosts and permissions in the data directory (the broker must be stopped),
+    /// with `rabbitmqctl`'s command names: `warren ctl add_user bob secret`.
+    Ctl {
+        /// The command.
+        #[command(subcommand)]
+        command: CtlCommand,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -67,8 +75,10 @@ fn main() -> anyhow::Result<()> {
         print!("{}", config.to_toml());
         return Ok(());
     }
-    if let Some(Command::Compact) = cli.command {
-        return compact(&config);
+    match &cli.command {
+        Some(Command::Compact) => return compact(&config),
+        Some(Command::Ctl { command }) => return ctl(&config, command),
+        None => {}
     }
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(&config.log_level))
@@ -112,6 +122,20 @@ fn compact(config: &Config) -> anyhow::Result<()> {
         }
         Err(e) => {
             eprintln!("warren: cannot compact {}: {e}", dir.display());
+            std::process::exit(1);
+        }
+    }
+}
+
+/// `warren ctl ...`: what the command prints on stdout; exit status 1 with the reason otherwise.
+fn ctl(config: &Config, command: &CtlCommand) -> anyhow::Result<()> {
+    match warren_server::ctl::run(config, command) {
+        Ok(out) => {
+            print!("{out}");
+            Ok(())
+        }
+        Err(e) => {
+            eprintln!("Error: {e}");
             std::process::exit(1);
         }
     }

@@ -10,7 +10,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::Instrument;
-use warren_broker::{Broker, SharedStore, User};
+use warren_broker::{Broker, FirstBoot, SharedStore};
 use warren_store::{SledStore, StoreError};
 
 use crate::channel::ReplyRegistry;
@@ -81,10 +81,15 @@ impl Server {
 
     /// As [`Server::bind`], over a store the caller opened (tests inject faulty stores).
     pub async fn bind_with_store(config: Config, store: SharedStore) -> std::io::Result<Server> {
+        let first_boot = FirstBoot {
+            vhost: "/".into(),
+            user: config.default_user.clone(),
+            password: config.default_pass.clone(),
+        };
         let broker = tokio::task::spawn_blocking(move || -> std::io::Result<Broker> {
             let broker = Broker::with_store(store);
             broker
-                .recover()
+                .recover_with(&first_boot)
                 .map_err(|e| std::io::Error::other(format!("cannot recover durable state: {e}")))?;
             Ok(broker)
         })
@@ -92,11 +97,9 @@ impl Server {
         .map_err(std::io::Error::other)??;
         let broker = Arc::new(broker);
         let listener = TcpListener::bind((config.bind, config.port)).await?;
-        broker.add_user(User {
-            name: config.default_user.clone(),
-            password: config.default_pass.clone(),
-            loopback_only: config.loopback_only_default_user,
-        });
+        if config.loopback_only_default_user {
+            broker.set_loopback_users([config.default_user.clone()]);
+        }
         Ok(Server {
             listener,
             broker,

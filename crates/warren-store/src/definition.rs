@@ -61,6 +61,8 @@ pub struct UserRecord {
     pub password_hash: Bytes,
     /// The user's tags, encoded by the broker.
     pub tags: Bytes,
+    /// The virtual hosts the user may use and what it may do there, encoded by the broker.
+    pub permissions: Bytes,
 }
 
 /// Everything [`DefinitionStore::load_definitions`] returns, each list in key order.

@@ -160,6 +160,7 @@ pub(crate) fn encode_user(u: &UserRecord) -> Result<Bytes, StoreError> {
         .bytes(&u.name)?
         .bytes(&u.password_hash)?
         .bytes(&u.tags)?
+        .bytes(&u.permissions)?
         .finish())
 }
 
@@ -168,11 +169,13 @@ pub(crate) fn decode_user(v: &[u8]) -> Result<UserRecord, StoreError> {
     let name = r.bytes()?;
     let password_hash = r.bytes()?;
     let tags = r.bytes()?;
+    let permissions = r.bytes()?;
     r.end()?;
     Ok(UserRecord {
         name,
         password_hash,
         tags,
+        permissions,
     })
 }
 
@@ -212,6 +215,7 @@ mod tests {
             name: b("guest"),
             password_hash: b("hash"),
             tags: b("administrator"),
+            permissions: b("/"),
         };
         assert_eq!(decode_user(&encode_user(&u).unwrap()).unwrap(), u);
     }

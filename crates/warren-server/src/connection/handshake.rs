@@ -295,10 +295,19 @@ pub async fn perform(
     let vhost = open.virtual_host.to_string();
     if broker.vhost(&vhost).is_none() {
         return Err(
-            AmqpError::new(ReplyCode::NotAllowed, format!("vhost '{vhost}' not found"))
+            AmqpError::new(ReplyCode::NotAllowed, format!("vhost {vhost} not found"))
                 .at(10, 40)
                 .into(),
         );
+    }
+    if !broker.may_open(&user.name, &vhost) {
+        tracing::warn!(user = %user.name, vhost, "vhost access refused");
+        return Err(AmqpError::new(
+            ReplyCode::NotAllowed,
+            format!("access to vhost '{vhost}' refused for user '{}'", user.name),
+        )
+        .at(10, 40)
+        .into());
     }
     encode_method(&mut out, 0, &ConnectionOpenOk.into());
     stream.write_all(&out).await?;

@@ -55,11 +55,13 @@ pub fn every_definition_round_trips_through_reopen(mut h: impl Harness) {
         name: b("guest"),
         password_hash: b("h1"),
         tags: b("administrator"),
+        permissions: b("perm"),
     };
     let alice = UserRecord {
         name: b("alice"),
         password_hash: b("h2"),
         tags: Bytes::new(),
+        permissions: Bytes::new(),
     };
     s.put_user(&guest).unwrap();
     s.put_user(&alice).unwrap();
@@ -97,6 +99,7 @@ pub fn puts_overwrite_and_deletes_of_absent_records_succeed(mut h: impl Harness)
         name: b("u"),
         password_hash: b("old"),
         tags: Bytes::new(),
+        permissions: Bytes::new(),
     };
     s.put_user(&user).unwrap();
     s.put_user(&UserRecord {
@@ -140,6 +143,7 @@ pub fn deletes_round_trip_through_reopen(mut h: impl Harness) {
         name: b("u"),
         password_hash: b("h"),
         tags: Bytes::new(),
+        permissions: Bytes::new(),
     })
     .unwrap();
     s.put_binding(b"v", &bind_q("x", "q", "k1")).unwrap();

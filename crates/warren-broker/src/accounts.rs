@@ -1,0 +1,546 @@
+//! Users: password hashes, tags and vhost permissions, their store records, and the
+//! `rabbitmqctl`-style administration of users and virtual hosts over a [`DefinitionStore`].
+//!
+//! Passwords are kept as RabbitMQ keeps them by default (`rabbit_password_hashing_sha256`): a
+//! 4-byte random salt and SHA-256 of salt and password. Permissions are all or nothing per
+//! virtual host: a user either may use a vhost (RabbitMQ's `".*" ".*" ".*"`) or may not open it;
+//! the per-resource regular expressions of RabbitMQ are not modelled, and [`Admin::set_permissions`]
+//! refuses anything but `.*` rather than store a rule it would not enforce.
+
+use std::collections::BTreeSet;
+
+use bytes::Bytes;
+use sha2::{Digest, Sha256};
+use warren_store::{DefinitionStore, Definitions, StoreError, UserRecord};
+
+/// How a stored password hash starts: names the algorithm, so another can be added later.
+const SHA256_TAG: &[u8] = b"sha256:";
+const SALT_LEN: usize = 4;
+const DIGEST_LEN: usize = 32;
+
+/// A salted SHA-256 password hash.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PasswordHash {
+    salt: [u8; SALT_LEN],
+    digest: [u8; DIGEST_LEN],
+}
+
+impl std::fmt::Debug for PasswordHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PasswordHash(..)")
+    }
+}
+
+impl PasswordHash {
+    /// Hashes `password` with a fresh random salt.
+    pub fn new(password: &str) -> Self {
+        Self::with_salt(rand::random(), password)
+    }
+
+    fn with_salt(salt: [u8; SALT_LEN], password: &str) -> Self {
+        let digest = Sha256::new()
+            .chain_update(salt)
+            .chain_update(password.as_bytes())
+            .finalize()
+            .into();
+        PasswordHash { salt, digest }
+    }
+
+    /// Whether `password` is the one hashed.
+    pub fn verify(&self, password: &str) -> bool {
+        // Not constant time: the salt makes the digest unpredictable to a guesser, and RabbitMQ
+        // compares the same way.
+        Self::with_salt(self.salt, password).digest == self.digest
+    }
+
+    fn encode(&self) -> Bytes {
+        let mut v = Vec::with_capacity(SHA256_TAG.len() + SALT_LEN + DIGEST_LEN);
+        v.extend_from_slice(SHA256_TAG);
+        v.extend_from_slice(&self.salt);
+        v.extend_from_slice(&self.digest);
+        Bytes::from(v)
+    }
+
+    fn decode(b: &[u8]) -> Option<Self> {
+        let rest = b.strip_prefix(SHA256_TAG)?;
+        let (salt, digest) = rest.split_first_chunk::<SALT_LEN>()?;
+        Some(PasswordHash {
+            salt: *salt,
+            digest: <[u8; DIGEST_LEN]>::try_from(digest).ok()?,
+        })
+    }
+}
+
+/// A user account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    /// Login name.
+    pub name: String,
+    /// The password's hash.
+    pub password: PasswordHash,
+    /// Tags (`administrator`, `monitoring`, ...): kept and listed, as RabbitMQ does for
+    /// management tools; AMQP access does not depend on them.
+    pub tags: Vec<String>,
+    /// The virtual hosts the user may open.
+    pub vhosts: BTreeSet<String>,
+}
+
+impl User {
+    /// A user with `password`, the given tags and no permissions.
+    pub fn new(name: &str, password: &str, tags: Vec<String>) -> Self {
+        User {
+            name: name.to_string(),
+            password: PasswordHash::new(password),
+            tags,
+            vhosts: BTreeSet::new(),
+        }
+    }
+
+    /// The store record of this user.
+    pub fn to_record(&self) -> UserRecord {
+        let mut permissions = Vec::new();
+        for v in &self.vhosts {
+            // Vhost names are short strings (at most 255 bytes), checked when they are created.
+            permissions.push(u8::try_from(v.len()).unwrap_or(u8::MAX));
+            permissions.extend_from_slice(v.as_bytes());
+        }
+        UserRecord {
+            name: Bytes::copy_from_slice(self.name.as_bytes()),
+            password_hash: self.password.encode(),
+            tags: Bytes::from(self.tags.join(",")),
+            permissions: Bytes::from(permissions),
+        }
+    }
+
+    /// The user a store record describes.
+    pub fn from_record(r: &UserRecord) -> Result<Self, StoreError> {
+        let text = |b: &[u8], what: &str| {
+            String::from_utf8(b.to_vec())
+                .map_err(|_| StoreError::Corrupt(format!("user record: {what} is not UTF-8")))
+        };
+        let name = text(&r.name, "name")?;
+        let password = PasswordHash::decode(&r.password_hash).ok_or_else(|| {
+            StoreError::Corrupt(format!("user {name}: unknown password hash format"))
+        })?;
+        let tags = text(&r.tags, "tags")?;
+        let tags = tags
+            .split(',')
+            .filter(|t| !t.is_empty())
+            .map(str::to_string)
+            .collect();
+        let mut vhosts = BTreeSet::new();
+        let mut rest = &r.permissions[..];
+        while let Some((&len, tail)) = rest.split_first() {
+            let len = usize::from(len);
+            if tail.len() < len {
+                return Err(StoreError::Corrupt(format!(
+                    "user {name}: truncated permissions"
+                )));
+            }
+            let (vhost, tail) = tail.split_at(len);
+            vhosts.insert(text(vhost, "permission")?);
+            rest = tail;
+        }
+        Ok(User {
+            name,
+            password,
+            tags,
+            vhosts,
+        })
+    }
+}
+
+/// Why an administration command did nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// `add_user` of a name in use.
+    #[error("User \"{0}\" already exists")]
+    UserExists(String),
+    /// A command naming a user that does not exist.
+    #[error("User \"{0}\" does not exist")]
+    NoSuchUser(String),
+    /// A command naming a vhost that does not exist.
+    #[error("Virtual host '{0}' does not exist")]
+    NoSuchVhost(String),
+    /// A name that is empty or longer than an AMQP short string.
+    #[error("invalid {what} name \"{name}\": it must be 1 to 255 bytes")]
+    InvalidName {
+        /// "user" or "vhost".
+        what: &'static str,
+        /// The name given.
+        name: String,
+    },
+    /// A permission other than full access.
+    #[error(
+        "Warren grants all-or-nothing permissions per vhost: configure, write and read must each be \".*\" (got \"{0}\")"
+    )]
+    UnsupportedPermission(String),
+    /// The store failed or holds a record it cannot read.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What a fresh broker is given: RabbitMQ's first-boot vhost and user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FirstBoot {
+    /// The default vhost (`/`).
+    pub vhost: String,
+    /// The default user's name (`guest`).
+    pub user: String,
+    /// The default user's password (`guest`).
+    pub password: String,
+}
+
+impl Default for FirstBoot {
+    fn default() -> Self {
+        FirstBoot {
+            vhost: "/".into(),
+            user: "guest".into(),
+            password: "guest".into(),
+        }
+    }
+}
+
+/// Users and vhosts of a store, read once, changed through `rabbitmqctl`'s commands; every
+/// change is written to the store before the call returns.
+pub struct Admin<'a> {
+    store: &'a dyn DefinitionStore,
+    vhosts: BTreeSet<String>,
+    users: Vec<User>,
+}
+
+impl<'a> Admin<'a> {
+    /// Reads the users and vhosts of `store`. A store that has neither is a fresh node's and
+    /// gets `first_boot` (as RabbitMQ seeds its default user and vhost on first start only, so
+    /// deleting `guest` later is not undone by a restart).
+    pub fn open(
+        store: &'a dyn DefinitionStore,
+        first_boot: &FirstBoot,
+    ) -> Result<Self, AdminError> {
+        let defs = store.load_definitions()?;
+        let mut admin = Self::from_definitions(store, &defs)?;
+        if admin.vhosts.is_empty() && admin.users.is_empty() {
+            admin.add_vhost(&first_boot.vhost)?;
+            admin.add_user(
+                &first_boot.user,
+                &first_boot.password,
+                vec!["administrator".into()],
+            )?;
+            admin.set_permissions(&first_boot.user, &first_boot.vhost, [".*", ".*", ".*"])?;
+        }
+        Ok(admin)
+    }
+
+    /// As [`Admin::open`], from definitions already loaded.
+    pub fn from_definitions(
+        store: &'a dyn DefinitionStore,
+        defs: &Definitions,
+    ) -> Result<Self, AdminError> {
+        let text = |b: &Bytes| String::from_utf8_lossy(b).into_owned();
+        let users = defs
+            .users
+            .iter()
+            .map(User::from_record)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Admin {
+            store,
+            vhosts: defs.vhosts.iter().map(text).collect(),
+            users,
+        })
+    }
+
+    /// Every user, by name.
+    pub fn users(&self) -> &[User] {
+        &self.users
+    }
+
+    /// Every vhost name, in order.
+    pub fn vhosts(&self) -> impl Iterator<Item = &str> {
+        self.vhosts.iter().map(String::as_str)
+    }
+
+    fn user_mut(&mut self, name: &str) -> Result<&mut User, AdminError> {
+        self.users
+            .iter_mut()
+            .find(|u| u.name == name)
+            .ok_or_else(|| AdminError::NoSuchUser(name.into()))
+    }
+
+    fn check_name(what: &'static str, name: &str) -> Result<(), AdminError> {
+        if name.is_empty() || name.len() > 255 {
+            return Err(AdminError::InvalidName {
+                what,
+                name: name.into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// `add_user`: a new user with no permissions.
+    pub fn add_user(
+        &mut self,
+        name: &str,
+        password: &str,
+        tags: Vec<String>,
+    ) -> Result<(), AdminError> {
+        Self::check_name("user", name)?;
+        if self.users.iter().any(|u| u.name == name) {
+            return Err(AdminError::UserExists(name.into()));
+        }
+        let user = User::new(name, password, tags);
+        self.store.put_user(&user.to_record())?;
+        let at = self.users.partition_point(|u| u.name.as_str() < name);
+        self.users.insert(at, user);
+        Ok(())
+    }
+
+    /// `delete_user`.
+    pub fn delete_user(&mut self, name: &str) -> Result<(), AdminError> {
+        self.user_mut(name)?;
+        self.store.delete_user(name.as_bytes())?;
+        self.users.retain(|u| u.name != name);
+        Ok(())
+    }
+
+    fn update_user(
+        &mut self,
+        name: &str,
+        change: impl FnOnce(&mut User),
+    ) -> Result<(), AdminError> {
+        let store = self.store;
+        let user = self.user_mut(name)?;
+        let mut changed = user.clone();
+        change(&mut changed);
+        store.put_user(&changed.to_record())?;
+        *user = changed;
+        Ok(())
+    }
+
+    /// `change_password`.
+    pub fn change_password(&mut self, name: &str, password: &str) -> Result<(), AdminError> {
+        self.update_user(name, |u| u.password = PasswordHash::new(password))
+    }
+
+    /// `set_user_tags`: replaces the user's tags.
+    pub fn set_user_tags(&mut self, name: &str, tags: Vec<String>) -> Result<(), AdminError> {
+        self.update_user(name, |u| u.tags = tags)
+    }
+
+    /// `add_vhost`; adding one that exists succeeds and changes nothing, as in RabbitMQ.
+    pub fn add_vhost(&mut self, name: &str) -> Result<(), AdminError> {
+        Self::check_name("vhost", name)?;
+        if self.vhosts.contains(name) {
+            return Ok(());
+        }
+        self.store.put_vhost(name.as_bytes())?;
+        self.vhosts.insert(name.into());
+        Ok(())
+    }
+
+    /// `delete_vhost`: the vhost with everything in it, and every user's permission on it.
+    pub fn delete_vhost(&mut self, name: &str) -> Result<(), AdminError> {
+        if !self.vhosts.contains(name) {
+            return Err(AdminError::NoSuchVhost(name.into()));
+        }
+        let holders: Vec<String> = self
+            .users
+            .iter()
+            .filter(|u| u.vhosts.contains(name))
+            .map(|u| u.name.clone())
+            .collect();
+        for user in holders {
+            self.update_user(&user, |u| {
+                u.vhosts.remove(name);
+            })?;
+        }
+        self.store.delete_vhost(name.as_bytes())?;
+        self.vhosts.remove(name);
+        Ok(())
+    }
+
+    /// `set_permissions -p VHOST USER CONF WRITE READ`, where each must be `.*`.
+    pub fn set_permissions(
+        &mut self,
+        user: &str,
+        vhost: &str,
+        [configure, write, read]: [&str; 3],
+    ) -> Result<(), AdminError> {
+        if let Some(other) = [configure, write, read].into_iter().find(|p| *p != ".*") {
+            return Err(AdminError::UnsupportedPermission(other.into()));
+        }
+        if !self.vhosts.contains(vhost) {
+            return Err(AdminError::NoSuchVhost(vhost.into()));
+        }
+        self.update_user(user, |u| {
+            u.vhosts.insert(vhost.into());
+        })
+    }
+
+    /// `clear_permissions -p VHOST USER`.
+    pub fn clear_permissions(&mut self, user: &str, vhost: &str) -> Result<(), AdminError> {
+        if !self.vhosts.contains(vhost) {
+            return Err(AdminError::NoSuchVhost(vhost.into()));
+        }
+        self.update_user(user, |u| {
+            u.vhosts.remove(vhost);
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use warren_store::MemoryStore;
+
+    #[test]
+    fn a_password_verifies_and_another_does_not() {
+        let h = PasswordHash::new("s3cret");
+        assert!(h.verify("s3cret"));
+        assert!(!h.verify("s3cret "));
+        assert!(!h.verify(""));
+        // Two hashes of one password differ by their salt (a one-in-four-billion collision aside).
+        let again = PasswordHash::new("s3cret");
+        assert!(again.verify("s3cret"));
+    }
+
+    #[test]
+    fn a_hash_exported_by_rabbitmq_verifies() {
+        // `rabbitmqctl add_user bob s3cret` on RabbitMQ 3.10.8, then `export_definitions`:
+        // password_hash "DsW/ERHjhwAiSoGLBCw87ZZlxbvevucjY4Q0ix4CuDaUpqrL" (base64 of salt ++ digest).
+        let salt = [0x0e, 0xc5, 0xbf, 0x11];
+        let hex: String = PasswordHash::with_salt(salt, "s3cret")
+            .digest
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(
+            hex,
+            "11e38700224a818b042c3ced9665c5bbdebee7236384348b1e02b83694a6aacb"
+        );
+    }
+
+    #[test]
+    fn a_user_round_trips_through_its_record() {
+        let mut u = User::new(
+            "bob",
+            "pw",
+            vec!["administrator".into(), "monitoring".into()],
+        );
+        u.vhosts.insert("/".into());
+        u.vhosts.insert("prod".into());
+        let back = User::from_record(&u.to_record()).unwrap();
+        assert_eq!(back, u);
+        assert!(back.password.verify("pw"));
+    }
+
+    #[test]
+    fn damaged_user_records_are_errors_not_panics() {
+        let r = User::new("bob", "pw", vec![]).to_record();
+        for cut in 0..r.password_hash.len() {
+            let bad = UserRecord {
+                password_hash: r.password_hash.slice(..cut),
+                ..r.clone()
+            };
+            assert!(User::from_record(&bad).is_err(), "hash cut at {cut}");
+        }
+        let bad = UserRecord {
+            permissions: Bytes::from_static(b"\x05ab"),
+            ..r
+        };
+        assert!(User::from_record(&bad).is_err());
+    }
+
+    #[test]
+    fn a_fresh_store_gets_the_default_vhost_and_user_once() {
+        let store = MemoryStore::new();
+        let admin = Admin::open(&store, &FirstBoot::default()).unwrap();
+        assert_eq!(admin.vhosts().collect::<Vec<_>>(), ["/"]);
+        let guest = &admin.users()[0];
+        assert_eq!(guest.name, "guest");
+        assert!(guest.password.verify("guest"));
+        assert!(guest.vhosts.contains("/"));
+        assert_eq!(guest.tags, ["administrator"]);
+
+        let mut admin = Admin::open(&store, &FirstBoot::default()).unwrap();
+        admin.add_user("bob", "pw", vec![]).unwrap();
+        admin.delete_user("guest").unwrap();
+        // Not fresh any more: guest stays deleted.
+        let admin = Admin::open(&store, &FirstBoot::default()).unwrap();
+        let names: Vec<_> = admin.users().iter().map(|u| u.name.as_str()).collect();
+        assert_eq!(names, ["bob"]);
+    }
+
+    #[test]
+    fn commands_refuse_what_rabbitmqctl_refuses() {
+        let store = MemoryStore::new();
+        let mut a = Admin::open(&store, &FirstBoot::default()).unwrap();
+        assert!(matches!(
+            a.add_user("guest", "x", vec![]),
+            Err(AdminError::UserExists(_))
+        ));
+        assert!(matches!(
+            a.delete_user("nobody"),
+            Err(AdminError::NoSuchUser(_))
+        ));
+        a.add_vhost("/").unwrap();
+        assert!(matches!(
+            a.delete_vhost("nope"),
+            Err(AdminError::NoSuchVhost(_))
+        ));
+        assert!(matches!(
+            a.set_permissions("guest", "nope", [".*", ".*", ".*"]),
+            Err(AdminError::NoSuchVhost(_))
+        ));
+        assert!(matches!(
+            a.set_permissions("nobody", "/", [".*", ".*", ".*"]),
+            Err(AdminError::NoSuchUser(_))
+        ));
+        assert!(matches!(
+            a.set_permissions("guest", "/", ["^amq\\.", ".*", ".*"]),
+            Err(AdminError::UnsupportedPermission(_))
+        ));
+        assert!(matches!(
+            a.add_vhost(""),
+            Err(AdminError::InvalidName { .. })
+        ));
+        assert!(matches!(
+            a.add_user(&"u".repeat(256), "x", vec![]),
+            Err(AdminError::InvalidName { .. })
+        ));
+    }
+
+    #[test]
+    fn deleting_a_vhost_takes_its_permissions_with_it() {
+        let store = MemoryStore::new();
+        let mut a = Admin::open(&store, &FirstBoot::default()).unwrap();
+        a.add_vhost("prod").unwrap();
+        a.set_permissions("guest", "prod", [".*", ".*", ".*"])
+            .unwrap();
+        a.delete_vhost("prod").unwrap();
+        let a = Admin::open(&store, &FirstBoot::default()).unwrap();
+        assert_eq!(a.vhosts().collect::<Vec<_>>(), ["/"]);
+        assert_eq!(
+            a.users()[0].vhosts.iter().collect::<Vec<_>>(),
+            [&"/".to_string()]
+        );
+    }
+
+    #[test]
+    fn changes_are_in_the_store_when_the_call_returns() {
+        let store = MemoryStore::new();
+        let mut a = Admin::open(&store, &FirstBoot::default()).unwrap();
+        a.add_user("bob", "one", vec![]).unwrap();
+        a.change_password("bob", "two").unwrap();
+        a.set_user_tags("bob", vec!["monitoring".into()]).unwrap();
+        a.add_vhost("v").unwrap();
+        a.set_permissions("bob", "v", [".*", ".*", ".*"]).unwrap();
+        a.clear_permissions("guest", "/").unwrap();
+        let a = Admin::open(&store, &FirstBoot::default()).unwrap();
+        let bob = a.users().iter().find(|u| u.name == "bob").unwrap();
+        assert!(bob.password.verify("two") && !bob.password.verify("one"));
+        assert_eq!(bob.tags, ["monitoring"]);
+        assert!(bob.vhosts.contains("v"));
+        let guest = a.users().iter().find(|u| u.name == "guest").unwrap();
+        assert!(guest.vhosts.is_empty());
+    }
+}
