@@ -144,18 +144,24 @@ fn ctl_refuses_what_rabbitmqctl_refuses_with_a_message_and_status_1() {
     }
 }
 
+/// Adds `vhost`, lets guest use it, starts the broker and opens a channel there.
+async fn new_vhost_for_guest(dir: &Path, vhost: &str) -> (ServerHandle, lapin::Channel) {
+    ctl_ok(dir, &["add_vhost", vhost]);
+    ctl_ok(
+        dir,
+        &["set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"],
+    );
+    let d = dir.to_path_buf();
+    let server = common::start_with(move |c| c.data_dir = d).await;
+    let conn = login(&url(&server, "guest", "guest", vhost)).await.unwrap();
+    let ch = conn.create_channel().await.unwrap();
+    (server, ch)
+}
+
 #[tokio::test]
 async fn deleting_a_vhost_deletes_its_durable_queues() {
     let dir = common::fresh_data_dir();
-    ctl_ok(&dir, &["add_vhost", "tmp"]);
-    ctl_ok(
-        &dir,
-        &["set_permissions", "-p", "tmp", "guest", ".*", ".*", ".*"],
-    );
-    let d = dir.clone();
-    let server = common::start_with(move |c| c.data_dir = d).await;
-    let conn = login(&url(&server, "guest", "guest", "tmp")).await.unwrap();
-    let ch = conn.create_channel().await.unwrap();
+    let (server, ch) = new_vhost_for_guest(&dir, "tmp").await;
     ch.queue_declare(
         "kept",
         lapin::options::QueueDeclareOptions {
@@ -166,19 +172,10 @@ async fn deleting_a_vhost_deletes_its_durable_queues() {
     )
     .await
     .unwrap();
-    conn.close(200, "bye").await.unwrap();
     server.shutdown().await.unwrap();
 
     ctl_ok(&dir, &["delete_vhost", "tmp"]);
-    ctl_ok(&dir, &["add_vhost", "tmp"]);
-    ctl_ok(
-        &dir,
-        &["set_permissions", "-p", "tmp", "guest", ".*", ".*", ".*"],
-    );
-    let d = dir.clone();
-    let server = common::start_with(move |c| c.data_dir = d).await;
-    let conn = login(&url(&server, "guest", "guest", "tmp")).await.unwrap();
-    let ch = conn.create_channel().await.unwrap();
+    let (server, ch) = new_vhost_for_guest(&dir, "tmp").await;
     let err = common::passive_queue(&ch, "kept").await.unwrap_err();
     assert_eq!(common::reply_code(&err), Some(404));
     server.shutdown().await.unwrap();
