@@ -145,7 +145,7 @@ impl Message {
         };
         let exchange = r.short_str()?;
         let routing_key = r.short_str()?;
-        let (properties, _) = RawProperties::parse(r.long_bytes()?)?;
+        let properties = RawProperties::check(r.long_bytes()?)?;
         let body = r.take(r.remaining())?;
         let fields = properties.broker_fields();
         Ok(Message {

@@ -160,6 +160,26 @@ fn every_method_of_the_spec_and_the_extensions_is_generated() {
 }
 
 proptest! {
+    /// The building-free property check accepts exactly what the parsing walk accepts, on
+    /// valid lists and on any truncation or extension of them.
+    #[test]
+    fn property_check_agrees_with_property_parse(props in properties(), noise in proptest::collection::vec(any::<u8>(), 0..16), cut in any::<prop::sample::Index>()) {
+        let mut buf = BytesMut::from(props.to_raw().as_bytes());
+        buf.extend_from_slice(&noise);
+        let all = buf.freeze();
+        let bytes = all.slice(..cut.index(all.len() + 1).min(all.len()));
+        let parsed = RawProperties::parse(bytes.clone()).map(|(raw, _)| raw);
+        prop_assert_eq!(RawProperties::check(bytes), parsed);
+    }
+
+    /// The building-free property check agrees with the parsing walk on arbitrary bytes.
+    #[test]
+    fn property_check_agrees_with_property_parse_on_noise(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+        let bytes = Bytes::from(bytes);
+        let parsed = RawProperties::parse(bytes.clone()).map(|(raw, _)| raw);
+        prop_assert_eq!(RawProperties::check(bytes), parsed);
+    }
+
     /// The allocation-free table check accepts exactly what the full decoder accepts.
     #[test]
     fn table_check_agrees_with_table_decode(table in field_table(), noise in proptest::collection::vec(any::<u8>(), 0..64), cut in any::<prop::sample::Index>()) {

@@ -62,7 +62,8 @@ pub enum Pushed {
 #[derive(Debug, Default)]
 pub struct QueueState {
     pub(super) ready: ReadyList,
-    pub(super) unacked: HashMap<u64, InFlight>,
+    // ahash, not SipHash: one insert and one remove per acknowledged delivery.
+    pub(super) unacked: HashMap<u64, InFlight, ahash::RandomState>,
     pub(super) consumers: Vec<Consumer>,
     pub(super) next_consumer: usize,
     /// False when some consumer has another priority than the rest, so picking one has to look

@@ -57,7 +57,8 @@ pub struct Channel {
     content: ContentState,
     next_tag: u64,
     unacked: BTreeMap<u64, Unacked>,
-    consumers: HashMap<ShortStr, ConsumerEntry>,
+    // ahash, not SipHash: looked up by consumer tag for every delivery.
+    consumers: HashMap<ShortStr, ConsumerEntry, ahash::RandomState>,
     /// The direct reply-to consumer, if any.
     reply: Option<reply_to::ReplyConsumer>,
     limit: Arc<ChannelLimit>,
@@ -77,7 +78,7 @@ impl Channel {
             content: ContentState::Idle,
             next_tag: 0,
             unacked: BTreeMap::new(),
-            consumers: HashMap::new(),
+            consumers: HashMap::default(),
             reply: None,
             limit: Arc::new(ChannelLimit::default()),
             consumer_prefetch: 0,

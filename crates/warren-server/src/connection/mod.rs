@@ -45,7 +45,8 @@ struct Connection {
     last_read: usize,
     decoder: FrameDecoder,
     ctx: Ctx,
-    channels: HashMap<u16, Channel>,
+    // ahash, not SipHash: three lookups per published message (method, header, body frames).
+    channels: HashMap<u16, Channel, ahash::RandomState>,
     channel_max: u16,
     heartbeat: Duration,
     events: mpsc::UnboundedReceiver<ConnEvent>,
@@ -129,7 +130,7 @@ pub async fn run(
             replies,
             now,
         },
-        channels: HashMap::new(),
+        channels: HashMap::default(),
         channel_max: if negotiated.channel_max == 0 {
             u16::MAX
         } else {
