@@ -40,13 +40,15 @@ pub fn watermark(fraction: f64) -> Option<u64> {
 }
 
 /// Samples memory until the sender's receivers are all gone, publishing `true` while above
-/// `limit` bytes.
-pub async fn monitor(limit: u64, alarm: watch::Sender<bool>) {
+/// the current `limit` in bytes (read at every sample, so it can change while running; `None`
+/// never alarms).
+pub async fn monitor(limit: watch::Receiver<Option<u64>>, alarm: watch::Sender<bool>) {
     let mut tick = tokio::time::interval(SAMPLE_EVERY);
     loop {
         tick.tick().await;
         let Some(rss) = resident_bytes() else { return };
-        let high = rss > limit;
+        let limit = *limit.borrow();
+        let high = limit.is_some_and(|limit| rss > limit);
         if *alarm.borrow() != high {
             if high {
                 tracing::warn!(rss, limit, "memory alarm set: blocking publishers");

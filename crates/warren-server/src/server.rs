@@ -22,6 +22,7 @@ pub struct Server {
     listener: TcpListener,
     broker: Arc<Broker>,
     config: Arc<Config>,
+    memory_limit: Arc<watch::Sender<Option<u64>>>,
 }
 
 /// A server running in the background (for tests and embedding).
@@ -30,6 +31,7 @@ pub struct ServerHandle {
     broker: Arc<Broker>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
+    memory_limit: Arc<watch::Sender<Option<u64>>>,
 }
 
 impl Server {
@@ -100,10 +102,14 @@ impl Server {
         if config.loopback_only_default_user {
             broker.set_loopback_users([config.default_user.clone()]);
         }
+        let memory_limit = Arc::new(watch::Sender::new(crate::memory::watermark(
+            config.memory_high_watermark,
+        )));
         Ok(Server {
             listener,
             broker,
             config: Arc::new(config),
+            memory_limit,
         })
     }
 
@@ -124,8 +130,10 @@ impl Server {
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
         let (alarm_tx, alarm_rx) = watch::channel(false);
-        let monitor = crate::memory::watermark(self.config.memory_high_watermark)
-            .map(|limit| tokio::spawn(crate::memory::monitor(limit, alarm_tx)));
+        let monitor = tokio::spawn(crate::memory::monitor(
+            self.memory_limit.subscribe(),
+            alarm_tx,
+        ));
         let next_id = AtomicU64::new(1);
         let replies = Arc::new(ReplyRegistry::default());
         let mut connections = JoinSet::new();
@@ -174,9 +182,7 @@ impl Server {
             // so the store (and its directory lock) is released when this returns.
             while connections.join_next().await.is_some() {}
         }
-        if let Some(m) = monitor {
-            m.abort();
-        }
+        monitor.abort();
         let stats = self.broker.store().stats();
         tracing::info!(
             stored_messages = stats.messages,
@@ -191,6 +197,7 @@ impl Server {
     pub fn spawn(self) -> ServerHandle {
         let addr = self.local_addr();
         let broker = self.broker.clone();
+        let memory_limit = self.memory_limit.clone();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(self.run_until(async move {
             let _ = rx.await;
@@ -200,6 +207,7 @@ impl Server {
             broker,
             stop: Some(tx),
             task,
+            memory_limit,
         }
     }
 }
@@ -222,6 +230,14 @@ impl ServerHandle {
             self.addr.ip(),
             self.addr.port()
         )
+    }
+
+    /// Changes the memory high watermark while running, as a fraction of physical memory
+    /// (RabbitMQ's `rabbitmqctl set_vm_memory_high_watermark`); the alarm follows at the next
+    /// sample (every 200 ms).
+    pub fn set_memory_high_watermark(&self, fraction: f64) {
+        self.memory_limit
+            .send_replace(crate::memory::watermark(fraction));
     }
 
     /// Stops the server and waits for it.

@@ -407,7 +407,7 @@ async fn exclusive_consume_refuses_another_consumer() {
 }
 
 #[tokio::test]
-async fn memory_alarm_blocks_publishers_with_connection_blocked() {
+async fn memory_alarm_blocks_publishers_with_connection_blocked_until_it_clears() {
     // A watermark far below any process's footprint: the alarm is set from the first sample.
     let server = common::start_with(|c| c.memory_high_watermark = 1e-9).await;
     let mut raw = Raw::connect(&server).await;
@@ -460,4 +460,29 @@ async fn memory_alarm_blocks_publishers_with_connection_blocked() {
         answer.is_err(),
         "a blocked connection is not read: {answer:?}"
     );
+    // The watermark is raised (rabbitmqctl set_vm_memory_high_watermark): the alarm clears at
+    // the next sample, the publisher hears connection.unblocked and its socket is read again.
+    server.set_memory_high_watermark(1.0);
+    match raw.method().await {
+        Method::ConnectionUnblocked(_) => {}
+        other => panic!("expected connection.unblocked, got {other:?}"),
+    }
+    match raw.method().await {
+        Method::QueueDeclareOk(ok) => assert_eq!(ok.queue, "unanswered"),
+        other => panic!("expected the held queue.declare's answer, got {other:?}"),
+    }
+    // Nothing was lost while blocked: the publish that met the alarm is in its queue.
+    raw.send(
+        1,
+        QueueDeclare {
+            queue: "held".into(),
+            passive: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    match raw.method().await {
+        Method::QueueDeclareOk(ok) => assert_eq!(ok.message_count, 1),
+        other => panic!("expected queue.declare-ok, got {other:?}"),
+    }
 }
