@@ -225,3 +225,50 @@ impl Broker {
         Ok(found)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logins_check_the_hash_loopback_users_and_vhost_access() {
+        let broker = Broker::new();
+        let mut bob = User::new("bob", "pw", Vec::new());
+        bob.vhosts.insert("/".into());
+        broker.add_user(bob);
+        assert!(broker.authenticate("guest", "guest", true).is_some());
+        // guest is a loopback user, bob is not.
+        assert!(broker.authenticate("guest", "guest", false).is_none());
+        assert!(broker.authenticate("bob", "pw", false).is_some());
+        assert!(broker.authenticate("bob", "wrong", true).is_none());
+        assert!(broker.authenticate("nobody", "pw", true).is_none());
+        assert!(broker.may_open("bob", "/"));
+        assert!(!broker.may_open("bob", "other"));
+        assert!(!broker.may_open("nobody", "/"));
+    }
+
+    #[test]
+    fn recovery_seeds_a_new_store_once_and_loads_its_users_after() {
+        let store: SharedStore = Arc::new(MemoryStore::new());
+        let first = FirstBoot {
+            vhost: "/".into(),
+            user: "admin".into(),
+            password: "s3cret".into(),
+        };
+        let broker = Broker::with_store(store.clone());
+        broker
+            .recover_with(&first)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(broker.authenticate("admin", "s3cret", true).is_some());
+        assert!(broker.authenticate("guest", "guest", true).is_none());
+        assert!(broker.may_open("admin", "/"));
+        // A later start with other defaults keeps what the store holds.
+        let again = Broker::with_store(store);
+        again
+            .recover_with(&FirstBoot::default())
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(again.authenticate("admin", "s3cret", true).is_some());
+        assert!(again.authenticate("guest", "guest", true).is_none());
+        assert!(again.vhost("/").is_some());
+    }
+}

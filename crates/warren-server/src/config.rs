@@ -39,7 +39,8 @@ pub struct Config {
     pub default_user: String,
     /// That user's password, hashed into the store at first start.
     pub default_pass: String,
-    /// The default user may log in only from loopback addresses.
+    /// The default user, and any user named `guest`, may log in only from loopback addresses
+    /// (RabbitMQ's `loopback_users`).
     pub loopback_only_default_user: bool,
     /// sled's page cache, in MiB. It counts in the broker's resident memory; the store is
     /// read only at startup, so a small cache costs little (sled's own default is 1 GiB).

@@ -100,7 +100,9 @@ impl Server {
         let broker = Arc::new(broker);
         let listener = TcpListener::bind((config.bind, config.port)).await?;
         if config.loopback_only_default_user {
-            broker.set_loopback_users([config.default_user.clone()]);
+            // `guest` by name as well, as RabbitMQ's `loopback_users` default: a directory seeded
+            // with guest/guest keeps that user after `default_user` is changed.
+            broker.set_loopback_users([config.default_user.clone(), "guest".to_string()]);
         }
         let memory_limit = Arc::new(watch::Sender::new(crate::memory::watermark(
             config.memory_high_watermark,
