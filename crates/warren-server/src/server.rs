@@ -154,7 +154,14 @@ impl Server {
                     };
                     let _ = stream.set_nodelay(true);
                     let id = next_id.fetch_add(1, Ordering::Relaxed);
-                    let span = tracing::info_span!("conn", conn = id, %peer);
+                    // `user` and `vhost` are filled in once the handshake names them.
+                    let span = tracing::info_span!(
+                        "conn",
+                        conn = id,
+                        %peer,
+                        user = tracing::field::Empty,
+                        vhost = tracing::field::Empty
+                    );
                     connections.spawn(
                         connection::run(
                             stream,

@@ -101,7 +101,10 @@ pub async fn run(
     let Some(vhost) = broker.vhost(&negotiated.vhost) else {
         return;
     };
-    tracing::info!(user = %negotiated.user, vhost = %negotiated.vhost, "connection open");
+    tracing::Span::current()
+        .record("user", negotiated.user.as_str())
+        .record("vhost", negotiated.vhost.as_str());
+    tracing::info!("connection open");
     let (tx, events) = mpsc::unbounded_channel();
     let now = Instant::now();
     let mut conn = Connection {
