@@ -218,7 +218,26 @@ impl<'a> Admin<'a> {
         first_boot: &FirstBoot,
     ) -> Result<Self, AdminError> {
         let defs = store.load_definitions()?;
-        let mut admin = Self::from_definitions(store, &defs)?;
+        Self::with_definitions(store, &defs, first_boot)
+    }
+
+    /// As [`Admin::open`], from definitions already loaded from `store`.
+    pub fn with_definitions(
+        store: &'a dyn DefinitionStore,
+        defs: &Definitions,
+        first_boot: &FirstBoot,
+    ) -> Result<Self, AdminError> {
+        let text = |b: &Bytes| String::from_utf8_lossy(b).into_owned();
+        let users = defs
+            .users
+            .iter()
+            .map(User::from_record)
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut admin = Admin {
+            store,
+            vhosts: defs.vhosts.iter().map(text).collect(),
+            users,
+        };
         if admin.vhosts.is_empty() && admin.users.is_empty() {
             admin.add_vhost(&first_boot.vhost)?;
             admin.add_user(
@@ -229,24 +248,6 @@ impl<'a> Admin<'a> {
             admin.set_permissions(&first_boot.user, &first_boot.vhost, [".*", ".*", ".*"])?;
         }
         Ok(admin)
-    }
-
-    /// As [`Admin::open`], from definitions already loaded.
-    pub fn from_definitions(
-        store: &'a dyn DefinitionStore,
-        defs: &Definitions,
-    ) -> Result<Self, AdminError> {
-        let text = |b: &Bytes| String::from_utf8_lossy(b).into_owned();
-        let users = defs
-            .users
-            .iter()
-            .map(User::from_record)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Admin {
-            store,
-            vhosts: defs.vhosts.iter().map(text).collect(),
-            users,
-        })
     }
 
     /// Every user, by name.

@@ -154,11 +154,7 @@ impl Broker {
         let text = |b: &bytes::Bytes| String::from_utf8_lossy(b).into_owned();
         let now = now_ms();
         let mut queues = Vec::new();
-        let accounts = if defs.vhosts.is_empty() && defs.users.is_empty() {
-            Admin::open(self.store.as_ref(), first_boot)
-        } else {
-            Admin::from_definitions(self.store.as_ref(), &defs)
-        };
+        let accounts = Admin::with_definitions(self.store.as_ref(), &defs, first_boot);
         let accounts = accounts.map_err(|e| match e {
             crate::AdminError::Store(e) => e,
             other => StoreError::Corrupt(format!("users and vhosts: {other}")),
