@@ -192,7 +192,15 @@ async fn error_406_tag(url: String) -> Res {
             }
             sleep(500).await;
         }
-        errors.extend(seen.lock().unwrap_or_else(|p| p.into_inner()).drain(..));
+        // lapin may fail the pending call (InvalidChannelState(Closing)) before it hands the
+        // server's channel.close to on_error: give the callback a moment.
+        for _ in 0..20 {
+            errors.extend(seen.lock().unwrap_or_else(|p| p.into_inner()).drain(..));
+            if errors.iter().any(|e| close_of(e).is_some()) {
+                break;
+            }
+            sleep(100).await;
+        }
         let Some(close) = errors.iter().find_map(close_of) else {
             return fail(format!("no channel.close 406 (errors: {errors:?})"));
         };
