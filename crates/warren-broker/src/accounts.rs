@@ -100,8 +100,12 @@ impl User {
     pub fn to_record(&self) -> UserRecord {
         let mut permissions = Vec::new();
         for v in &self.vhosts {
-            // Vhost names are short strings (at most 255 bytes), checked when they are created.
-            permissions.push(u8::try_from(v.len()).unwrap_or(u8::MAX));
+            // A vhost is named by an AMQP short string, so a longer name could never be opened;
+            // `add_vhost` refuses one, and none is written here.
+            let Ok(len) = u8::try_from(v.len()) else {
+                continue;
+            };
+            permissions.push(len);
             permissions.extend_from_slice(v.as_bytes());
         }
         UserRecord {

@@ -131,14 +131,6 @@ impl Broker {
         (allowed && user.password.verify(password)).then(|| user.clone())
     }
 
-    /// Whether `user` may open `vhost` (RabbitMQ's `check_vhost_access`).
-    pub fn may_open(&self, user: &str, vhost: &str) -> bool {
-        self.users
-            .read()
-            .get(user)
-            .is_some_and(|u| u.vhosts.contains(vhost))
-    }
-
     /// [`Broker::recover_with`] RabbitMQ's first-boot defaults (`/`, `guest`/`guest`).
     pub fn recover(&self) -> Result<Recovered, StoreError> {
         self.recover_with(&FirstBoot::default())
@@ -238,9 +230,11 @@ mod tests {
         assert!(broker.authenticate("bob", "pw", false).is_some());
         assert!(broker.authenticate("bob", "wrong", true).is_none());
         assert!(broker.authenticate("nobody", "pw", true).is_none());
-        assert!(broker.may_open("bob", "/"));
-        assert!(!broker.may_open("bob", "other"));
-        assert!(!broker.may_open("nobody", "/"));
+        let bob = broker
+            .authenticate("bob", "pw", true)
+            .unwrap_or_else(|| panic!("bob"));
+        assert!(bob.vhosts.contains("/"));
+        assert!(!bob.vhosts.contains("other"));
     }
 
     #[test]
@@ -255,9 +249,9 @@ mod tests {
         broker
             .recover_with(&first)
             .unwrap_or_else(|e| panic!("{e}"));
-        assert!(broker.authenticate("admin", "s3cret", true).is_some());
+        let admin = broker.authenticate("admin", "s3cret", true);
+        assert!(admin.is_some_and(|u| u.vhosts.contains("/")));
         assert!(broker.authenticate("guest", "guest", true).is_none());
-        assert!(broker.may_open("admin", "/"));
         // A later start with other defaults keeps what the store holds.
         let again = Broker::with_store(store);
         again

@@ -88,6 +88,17 @@ pub enum ConfigError {
     Invalid(String),
 }
 
+/// `memory_high_watermark` must be a fraction of physical memory in (0, 1].
+pub fn check_memory_high_watermark(fraction: f64) -> Result<(), ConfigError> {
+    if fraction > 0.0 && fraction <= 1.0 {
+        Ok(())
+    } else {
+        Err(ConfigError::Invalid(format!(
+            "memory_high_watermark {fraction} must be a fraction in (0, 1]"
+        )))
+    }
+}
+
 /// Command-line overrides; `None` leaves the lower layers' value.
 #[derive(Debug, Default, Clone)]
 pub struct Overrides {
@@ -151,12 +162,7 @@ impl Config {
                 self.max_message_size
             )));
         }
-        if !(self.memory_high_watermark > 0.0 && self.memory_high_watermark <= 1.0) {
-            return Err(ConfigError::Invalid(format!(
-                "memory_high_watermark {} must be a fraction in (0, 1]",
-                self.memory_high_watermark
-            )));
-        }
+        check_memory_high_watermark(self.memory_high_watermark)?;
         // As RabbitMQ's schema: a positive number of milliseconds.
         if self.consumer_timeout == 0 {
             return Err(ConfigError::Invalid(
@@ -191,6 +197,15 @@ impl Config {
         warren_store::SledOptions {
             cache_capacity: self.store_cache_mib.saturating_mul(1024 * 1024),
             ..Default::default()
+        }
+    }
+
+    /// What a new data directory is seeded with: vhost `/` and the default user.
+    pub fn first_boot(&self) -> warren_broker::FirstBoot {
+        warren_broker::FirstBoot {
+            vhost: "/".into(),
+            user: self.default_user.clone(),
+            password: self.default_pass.clone(),
         }
     }
 

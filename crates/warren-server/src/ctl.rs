@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use clap::Subcommand;
-use warren_broker::{Admin, AdminError, FirstBoot};
+use warren_broker::{Admin, AdminError};
 use warren_store::{SledStore, StoreError};
 
 use crate::config::Config;
@@ -117,12 +117,7 @@ pub enum CtlError {
 pub fn run(config: &Config, command: &CtlCommand) -> Result<String, CtlError> {
     let dir = &config.data_dir;
     let store = open(dir, config)?;
-    let first_boot = FirstBoot {
-        vhost: "/".into(),
-        user: config.default_user.clone(),
-        password: config.default_pass.clone(),
-    };
-    let mut admin = Admin::open(&store, &first_boot)?;
+    let mut admin = Admin::open(&store, &config.first_boot())?;
     let mut out = String::new();
     match command {
         CtlCommand::AddUser { user, password } => {

@@ -10,11 +10,11 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::Instrument;
-use warren_broker::{Broker, FirstBoot, SharedStore};
+use warren_broker::{Broker, SharedStore};
 use warren_store::{SledStore, StoreError};
 
 use crate::channel::ReplyRegistry;
-use crate::config::Config;
+use crate::config::{Config, ConfigError, check_memory_high_watermark};
 use crate::connection;
 
 /// A bound, not yet running, server.
@@ -83,11 +83,7 @@ impl Server {
 
     /// As [`Server::bind`], over a store the caller opened (tests inject faulty stores).
     pub async fn bind_with_store(config: Config, store: SharedStore) -> std::io::Result<Server> {
-        let first_boot = FirstBoot {
-            vhost: "/".into(),
-            user: config.default_user.clone(),
-            password: config.default_pass.clone(),
-        };
+        let first_boot = config.first_boot();
         let broker = tokio::task::spawn_blocking(move || -> std::io::Result<Broker> {
             let broker = Broker::with_store(store);
             broker
@@ -243,10 +239,12 @@ impl ServerHandle {
 
     /// Changes the memory high watermark while running, as a fraction of physical memory
     /// (RabbitMQ's `rabbitmqctl set_vm_memory_high_watermark`); the alarm follows at the next
-    /// sample (every 200 ms).
-    pub fn set_memory_high_watermark(&self, fraction: f64) {
+    /// sample (every 200 ms). A fraction outside (0, 1] is refused, as in the configuration.
+    pub fn set_memory_high_watermark(&self, fraction: f64) -> Result<(), ConfigError> {
+        check_memory_high_watermark(fraction)?;
         self.memory_limit
             .send_replace(crate::memory::watermark(fraction));
+        Ok(())
     }
 
     /// Stops the server and waits for it.

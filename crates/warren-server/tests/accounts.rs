@@ -6,19 +6,12 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
 use warren_server::ServerHandle;
 
 /// `warren ctl ARGS` on `dir`: (exit code, stdout, stderr).
 fn ctl(dir: &Path, args: &[&str]) -> (i32, String, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_warren"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("WARREN_") {
-            cmd.env_remove(k);
-        }
-    }
-    let out = cmd
+    let out = common::warren_binary()
         .arg("--data-dir")
         .arg(dir)
         .arg("ctl")

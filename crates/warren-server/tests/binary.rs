@@ -3,18 +3,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::Command;
+mod common;
 
-fn warren() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_warren"));
-    // Keep the developer's environment from leaking into the checks.
-    for (k, _) in std::env::vars() {
-        if k.starts_with("WARREN_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd
-}
+use common::warren_binary as warren;
 
 #[test]
 fn print_config_shows_defaults() {

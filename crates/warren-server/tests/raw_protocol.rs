@@ -462,7 +462,9 @@ async fn memory_alarm_blocks_publishers_with_connection_blocked_until_it_clears(
     );
     // The watermark is raised (rabbitmqctl set_vm_memory_high_watermark): the alarm clears at
     // the next sample, the publisher hears connection.unblocked and its socket is read again.
-    server.set_memory_high_watermark(1.0);
+    assert!(server.set_memory_high_watermark(0.0).is_err());
+    assert!(server.set_memory_high_watermark(f64::NAN).is_err());
+    server.set_memory_high_watermark(1.0).unwrap();
     match raw.method().await {
         Method::ConnectionUnblocked(_) => {}
         other => panic!("expected connection.unblocked, got {other:?}"),

@@ -300,7 +300,7 @@ pub async fn perform(
                 .into(),
         );
     }
-    if !broker.may_open(&user.name, &vhost) {
+    if !user.vhosts.contains(&vhost) {
         tracing::warn!(user = %user.name, vhost, "vhost access refused");
         return Err(AmqpError::new(
             ReplyCode::NotAllowed,

@@ -43,6 +43,17 @@ pub fn fresh_data_dir() -> std::path::PathBuf {
     dir
 }
 
+/// The `warren` binary of this build, without the developer's `WARREN_*` variables.
+pub fn warren_binary() -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_warren"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("WARREN_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd
+}
+
 /// Starts a server with test defaults.
 pub async fn start() -> ServerHandle {
     start_with(|_| {}).await
