@@ -36,4 +36,4 @@ pub use queue::{
     Got, Overflow, Pushed, Queue, QueueArgs, QueueOptions, QueueState, Settle, StoreWrite,
 };
 pub use timers::now_ms;
-pub use vhost::{DeclaredQueue, QueueDeclare, VHost};
+pub use vhost::{DeclaredQueue, Published, QueueDeclare, VHost};

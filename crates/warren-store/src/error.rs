@@ -60,8 +60,15 @@ pub enum StoreError {
         /// The message id.
         id: u64,
     },
-    /// `MessageOp::Put` without an `Enqueue` of that id in the same write (it would leak).
-    #[error("message {id} is put but not enqueued in any queue by the same write")]
+    /// `MessageOp::Release` of a message that no `MessageOp::Hold` holds.
+    #[error("message {id} is released but not held")]
+    NotHeld {
+        /// The message id.
+        id: u64,
+    },
+    /// `MessageOp::Put` without an `Enqueue` or `Hold` of that id in the same write (it would
+    /// leak).
+    #[error("message {id} is put but neither enqueued in a queue nor held by the same write")]
     UnreferencedMessage {
         /// The message id.
         id: u64,

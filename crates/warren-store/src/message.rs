@@ -3,7 +3,8 @@
 //!
 //! A message's bytes are stored once under its [`MessageId`]; each queue holding it has an
 //! index entry `(vhost, queue, seq) -> (id, redelivered)`. The message is deleted with the
-//! last index entry that references it.
+//! last reference to it: an index entry, or a [`MessageOp::Hold`] of a publish still handing
+//! it to its queues.
 
 use bytes::Bytes;
 
@@ -16,7 +17,7 @@ pub type MessageId = u64;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MessageOp {
     /// Stores a message's bytes once, however many queues it is enqueued in. The same write
-    /// must enqueue it at least once.
+    /// must reference it: enqueue it at least once, or [`MessageOp::Hold`] it.
     Put {
         /// A fresh id from [`MessageStore::next_message_id`].
         id: MessageId,
@@ -49,6 +50,21 @@ pub enum MessageOp {
         /// The entry's position.
         seq: u64,
         /// The message the entry holds, as enqueued.
+        id: MessageId,
+    },
+    /// Adds a reference to a stored message that no queue index holds: a publish that is
+    /// still enqueueing the message in its queues, one queue at a time, holds it so that a
+    /// queue which removes its entry at once (a no-ack consumer, `drop-head`, a TTL of 0)
+    /// cannot delete the message before the later queues enqueued it. Kept in memory only: a
+    /// crash drops every hold, and a message left without index entries is deleted at open.
+    Hold {
+        /// A message stored by this write or an earlier one.
+        id: MessageId,
+    },
+    /// Drops a [`MessageOp::Hold`] once the publish enqueued the message everywhere it goes;
+    /// deletes the message's bytes when no index entry references it any more.
+    Release {
+        /// A message this store holds for the caller.
         id: MessageId,
     },
     /// Records that the entry was delivered at least once, so recovery sets `redelivered`.
@@ -85,6 +101,8 @@ pub struct StoreStats {
     pub messages: u64,
     /// Index entries over all queues (a message in two queues counts twice).
     pub queue_entries: u64,
+    /// Messages held by a [`MessageOp::Hold`] not yet released (publishes still enqueueing).
+    pub held: u64,
     /// Flushes actually performed by `sync` and definition changes since open.
     pub flushes: u64,
     /// Key changes cancelled before reaching the disk since open: the writes of messages

@@ -25,6 +25,8 @@ pub(crate) struct Plan<'a, B> {
     changes: BTreeMap<Vec<u8>, (Option<Bytes>, bool)>,
     /// Reference counts touched by this plan; `None` means deleted.
     counts: AHashMap<MessageId, Option<u32>>,
+    /// Holds touched by this plan (their new number).
+    held: AHashMap<MessageId, u32>,
     entries_delta: i64,
     max_put: Option<MessageId>,
 }
@@ -33,6 +35,7 @@ pub(crate) struct Plan<'a, B> {
 pub(crate) struct Outcome {
     pub(crate) changes: Vec<Planned>,
     pub(crate) counts: AHashMap<MessageId, Option<u32>>,
+    pub(crate) held: AHashMap<MessageId, u32>,
     pub(crate) entries_delta: i64,
     pub(crate) max_put: Option<MessageId>,
     /// The new value of the `max_message_id` meta key, when this plan writes it.
@@ -49,6 +52,7 @@ impl<'a, B: Backend> Plan<'a, B> {
             refs,
             changes: BTreeMap::new(),
             counts: AHashMap::new(),
+            held: AHashMap::new(),
             entries_delta: 0,
             max_put: None,
         }
@@ -65,6 +69,13 @@ impl<'a, B: Backend> Plan<'a, B> {
         match self.counts.get(&id) {
             Some(pending) => *pending,
             None => self.refs.get(id),
+        }
+    }
+
+    fn holds(&self, id: MessageId) -> u32 {
+        match self.held.get(&id) {
+            Some(pending) => *pending,
+            None => self.refs.holds(id),
         }
     }
 
@@ -109,6 +120,22 @@ impl<'a, B: Backend> Plan<'a, B> {
                 let key = keys::index(vhost, queue, *seq)?;
                 self.check_entry(&key, vhost, queue, *seq, *id)?;
                 self.remove_entry(key, *id)
+            }
+            MessageOp::Hold { id } => {
+                let Some(count) = self.count(*id) else {
+                    return Err(StoreError::UnknownMessage { id: *id });
+                };
+                self.counts.insert(*id, Some(count + 1));
+                self.held.insert(*id, self.holds(*id) + 1);
+                Ok(())
+            }
+            MessageOp::Release { id } => {
+                let holds = self.holds(*id);
+                if holds == 0 {
+                    return Err(StoreError::NotHeld { id: *id });
+                }
+                self.held.insert(*id, holds - 1);
+                self.drop_reference(*id)
             }
             MessageOp::MarkRedelivered {
                 vhost,
@@ -199,10 +226,15 @@ impl<'a, B: Backend> Plan<'a, B> {
         Ok(())
     }
 
-    /// Deletes one index entry of message `id`, and the message with its last entry.
+    /// Deletes one index entry of message `id`, and the message with its last reference.
     fn remove_entry(&mut self, key: Vec<u8>, id: MessageId) -> Result<(), StoreError> {
         self.delete(key);
         self.entries_delta -= 1;
+        self.drop_reference(id)
+    }
+
+    /// Counts one reference to `id` less, deleting the message with its last one.
+    fn drop_reference(&mut self, id: MessageId) -> Result<(), StoreError> {
         match self.count(id) {
             Some(n) if n > 1 => {
                 self.counts.insert(id, Some(n - 1));
@@ -283,6 +315,7 @@ impl<'a, B: Backend> Plan<'a, B> {
         Ok(Outcome {
             changes: crash_safe_order(self.changes),
             counts: self.counts,
+            held: self.held,
             entries_delta: self.entries_delta,
             max_put: self.max_put,
             reserved,

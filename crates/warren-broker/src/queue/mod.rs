@@ -83,9 +83,9 @@ pub struct Enqueued {
     pub rejected: bool,
 }
 
-/// The message's stored form when a publish must also store the message itself (the first
-/// durable queue it reaches); later queues only add an index entry for its
-/// [`Message::store_id`].
+/// The message's stored form when a publish must also store the message itself (the only
+/// durable queue it reaches); otherwise queues only add an index entry for its
+/// [`Message::store_id`] (see `VHost::fan_out`).
 pub type StoreWrite = Option<Bytes>;
 
 impl std::fmt::Debug for dyn crate::persist::Store {
@@ -248,29 +248,25 @@ impl Queue {
         self.options.exclusive_owner.is_none_or(|o| o == connection)
     }
 
-    /// Enqueues a message that is not to be stored.
+    /// Enqueues a message that is not to be stored, and buries what its arrival pushed out.
     pub fn publish(self: &Arc<Self>, message: Arc<Message>) -> Enqueued {
-        self.publish_stored(message, None).unwrap_or_default()
-    }
-
-    /// Enqueues a message and hands out what consumers can take. A message with a store id in a
-    /// durable queue is written to the store first; `put` carries the message's stored form
-    /// when this write must also store the message itself (the first durable queue it reaches).
-    /// On a store error nothing was enqueued.
-    pub fn publish_stored(
-        self: &Arc<Self>,
-        message: Arc<Message>,
-        put: StoreWrite,
-    ) -> Result<Enqueued, StoreError> {
-        let (enqueued, dead) = self.publish_inner(message, put)?;
-        if !dead.is_empty() {
-            self.bury(dead);
+        match self.publish_inner(message, None) {
+            Ok((enqueued, dead)) => {
+                if !dead.is_empty() {
+                    self.bury(dead);
+                }
+                enqueued
+            }
+            Err(_) => Enqueued::default(),
         }
-        Ok(enqueued)
     }
 
-    /// [`Queue::publish_stored`] without burying what died: the caller does (dead-lettering
-    /// runs as a loop, not a recursion, however long a chain of queues it crosses).
+    /// Enqueues a message and hands out what consumers can take, returning the dead letters
+    /// for the caller to bury ([`VHost::fan_out`], the only publisher of stored messages:
+    /// it decides what is stored). A message with a store id in a durable queue gets an index
+    /// entry first; `put` carries the message's stored form when this write must also store the
+    /// message itself (the only durable queue it reaches). On a store error nothing was
+    /// enqueued.
     pub(crate) fn publish_inner(
         self: &Arc<Self>,
         message: Arc<Message>,

@@ -60,36 +60,8 @@ impl VHost {
                     }
                     !cycle
                 });
-                let durable = message.persistent && targets.iter().any(|q| q.stores_persistent());
-                // The dead letter is a new message: stored under a new id, set before sharing.
-                let message = if durable {
-                    message.with_store_id(self.next_message_id())
-                } else {
-                    message
-                };
-                let mut put = durable.then(|| message.encode());
-                // The last target gets the `Arc` itself: a queue packs only what it alone holds.
-                let copies = std::iter::repeat_n(Arc::new(message), targets.len());
-                for (q, message) in targets.drain(..).zip(copies) {
-                    let write = if q.stores_persistent() {
-                        put.clone()
-                    } else {
-                        None
-                    };
-                    match q.publish_inner(message, write) {
-                        Ok((enqueued, more)) => {
-                            if enqueued.stored {
-                                put = None;
-                            }
-                            if !more.is_empty() {
-                                work.push((q, more));
-                            }
-                        }
-                        Err(e) => {
-                            tracing::error!(queue = %q.name, error = %e, "cannot store a dead-lettered message");
-                        }
-                    }
-                }
+                // Stored (once, under a new id: a dead letter is a new message) as any publish.
+                self.fan_out(message, &mut targets, |q, more| work.push((q, more)));
             }
             source.forget(&letters);
         }

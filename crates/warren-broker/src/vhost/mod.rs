@@ -17,6 +17,9 @@ use crate::{BrokerError, generate_queue_name};
 
 mod dead_letter;
 mod exchange;
+mod publish;
+
+pub use publish::Published;
 
 impl From<RouterError> for BrokerError {
     fn from(e: RouterError) -> Self {
@@ -469,3 +472,6 @@ fn describe_arg(v: Option<&FieldValue>) -> String {
         ),
     }
 }
+
+#[cfg(test)]
+mod publish_tests;

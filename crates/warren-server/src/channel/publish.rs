@@ -91,16 +91,8 @@ impl ContentState {
     }
 }
 
-/// What became of a routed message, for publisher confirms.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Routed {
-    /// It was written to the store: it may be confirmed only after a sync.
-    pub stored: bool,
-    /// A durable queue could not store it: it must be nacked.
-    pub store_failed: bool,
-    /// A queue's `x-overflow=reject-publish(-dlx)` refused it: it must be nacked.
-    pub rejected: bool,
-}
+/// What became of a routed message, for publisher confirms: the broker's answer.
+pub type Routed = warren_broker::Published;
 
 /// The routing key plus any CC/BCC keys; inline, so routing allocates nothing for them.
 type RoutingKeys<'a> = SmallVec<[&'a [u8]; 4]>;
@@ -222,9 +214,9 @@ impl Channel {
         }
     }
 
-    /// Routes a complete message and enqueues it; returns it to the publisher when mandatory and
-    /// unroutable. Persistent messages reaching durable queues are written to the store (the
-    /// message once, an index entry per queue).
+    /// Routes a complete message and hands it to the broker for its queues; returns it to the
+    /// publisher when mandatory and unroutable. What is stored is the broker's decision
+    /// (`VHost::publish`).
     pub(super) fn route(
         &mut self,
         ctx: &mut Ctx,
@@ -276,18 +268,8 @@ impl Channel {
             ctx.batch_time_ms,
         )
         .map_err(|e| AmqpError::from(e).at(60, 40))?;
-        // A message a durable queue will store gets its store id before it is shared: queues
-        // name it in their store ops (the store then never reads an entry to learn it).
-        let durable_target = message.persistent && queues.iter().any(|q| q.stores_persistent());
-        let message = if durable_target {
-            message.with_store_id(ctx.broker.next_message_id())
-        } else {
-            message
-        };
-        let mut put = durable_target.then(|| message.encode());
-        let message = Arc::new(message);
         if !replies.is_empty() {
-            reply_to::deliver_replies(replies, &message);
+            reply_to::deliver_replies(replies, &Arc::new(message.clone()));
         }
         if queues.is_empty() && publish.mandatory {
             let method = Method::BasicReturn(BasicReturn {
@@ -305,31 +287,8 @@ impl Channel {
                 ctx.frame_max,
             );
         }
-        let mut routed = Routed::default();
-        // The last queue gets this `Arc` itself rather than a clone: a queue packs only a
-        // message that it alone holds.
-        let copies = std::iter::repeat_n(message, queues.len());
-        for (q, message) in queues.drain(..).zip(copies) {
-            let stored = if q.stores_persistent() {
-                put.clone()
-            } else {
-                None
-            };
-            match q.publish_stored(message, stored) {
-                Ok(enqueued) => {
-                    routed.rejected |= enqueued.rejected;
-                    if enqueued.stored {
-                        routed.stored = true;
-                        // The message itself is in the store now; other queues only add an entry.
-                        put = None;
-                    }
-                }
-                Err(e) => {
-                    tracing::error!(queue = %q.name, error = %e, "cannot store a persistent message");
-                    routed.store_failed = true;
-                }
-            }
-        }
+        // The broker decides what is stored and hands the message to every queue.
+        let routed = ctx.vhost.publish(message, &mut queues);
         ctx.route_scratch = queues;
         Ok(routed)
     }

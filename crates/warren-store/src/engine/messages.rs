@@ -77,6 +77,7 @@ impl<B: Backend> MessageStore for Engine<B> {
         StoreStats {
             messages: shared.refs.messages(),
             queue_entries: shared.refs.entries(),
+            held: shared.refs.held(),
             flushes: self.commit.flushes(),
             cancelled_changes: shared.pending.cancelled(),
         }

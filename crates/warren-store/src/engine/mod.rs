@@ -175,7 +175,8 @@ impl<B: Backend> Engine<B> {
             build(&mut plan)?;
             plan.finish(shared.persisted_max)?
         };
-        if outcome.changes.is_empty() {
+        // A hold or a release that is not the last reference changes counts only.
+        if outcome.changes.is_empty() && outcome.counts.is_empty() {
             return Ok(());
         }
         let mut over_bound = false;
@@ -191,7 +192,9 @@ impl<B: Backend> Engine<B> {
             over_bound = shared.pending.len() > MAX_PENDING_CHANGES
                 || shared.pending.bytes() > MAX_PENDING_BYTES;
         }
-        shared.refs.commit(outcome.counts, outcome.entries_delta);
+        shared
+            .refs
+            .commit(outcome.counts, outcome.held, outcome.entries_delta);
         if let Some(reserved) = outcome.reserved {
             shared.persisted_max = shared.persisted_max.max(Some(reserved));
         }

@@ -169,6 +169,11 @@ macro_rules! behaviour_suite {
             definition_changes_and_syncs_are_counted_as_flushes,
             overlong_names_are_refused_everywhere,
             concurrent_writers_each_followed_by_sync_all_succeed,
+            a_held_message_outlives_the_removal_of_its_first_entry,
+            releasing_the_last_reference_deletes_the_message,
+            a_release_without_a_hold_is_refused_and_changes_nothing,
+            a_restart_drops_holds_and_keeps_entries,
+            deleting_a_queue_keeps_a_held_message,
         );
     };
     ($make:expr; $($case:ident),* $(,)?) => {

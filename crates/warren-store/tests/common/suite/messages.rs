@@ -268,3 +268,115 @@ pub fn concurrent_writers_each_followed_by_sync_all_succeed(mut h: impl Harness)
     }
     flushes
 }
+
+fn hold(id: u64) -> MessageOp {
+    MessageOp::Hold { id }
+}
+
+fn release(id: u64) -> MessageOp {
+    MessageOp::Release { id }
+}
+
+/// Issue 11: a publish fans a persistent message out to queues `a` and `b` one at a time, and
+/// `a` removes its entry (a no-ack consumer took it) before `b` enqueued it. The hold keeps
+/// the message stored for `b`.
+pub fn a_held_message_outlives_the_removal_of_its_first_entry(mut h: impl Harness) {
+    let s = h.store();
+    s.write(&[put(1, "fanned"), hold(1)]).unwrap();
+    assert_eq!(s.stats().held, 1);
+    s.write(&[enqueue("/", "a", 0, 1)]).unwrap();
+    s.write(&[remove("/", "a", 0, 1)]).unwrap();
+    s.write(&[enqueue("/", "b", 0, 1)]).unwrap();
+    s.write(&[release(1)]).unwrap();
+    let stats = s.stats();
+    assert_eq!((stats.messages, stats.queue_entries, stats.held), (1, 1, 0));
+    s.sync().unwrap();
+    h.reopen();
+    assert!(entries(h.store(), "/", "a").is_empty());
+    assert_eq!(
+        entries(h.store(), "/", "b"),
+        [(0, 1, false, "fanned".into())]
+    );
+}
+
+/// The release of the last reference deletes the message, pending writes and all.
+pub fn releasing_the_last_reference_deletes_the_message(mut h: impl Harness) {
+    let s = h.store();
+    s.write(&[put(1, "gone"), hold(1), enqueue("/", "a", 0, 1)])
+        .unwrap();
+    s.write(&[remove("/", "a", 0, 1)]).unwrap();
+    assert_eq!(s.stats().messages, 1, "still held");
+    s.write(&[release(1)]).unwrap();
+    let stats = s.stats();
+    assert_eq!((stats.messages, stats.queue_entries, stats.held), (0, 0, 0));
+    assert!(matches!(
+        s.write(&[enqueue("/", "b", 0, 1)]),
+        Err(StoreError::UnknownMessage { id: 1 })
+    ));
+    // A message held by nobody but its publish, which then kept it nowhere.
+    s.write(&[put(2, "refused everywhere"), hold(2)]).unwrap();
+    s.write(&[release(2)]).unwrap();
+    s.sync().unwrap();
+    h.reopen();
+    let stats = h.store().stats();
+    assert_eq!((stats.messages, stats.queue_entries), (0, 0));
+}
+
+/// A release needs a hold: without one it would drop a queue's reference.
+pub fn a_release_without_a_hold_is_refused_and_changes_nothing(mut h: impl Harness) {
+    let s = h.store();
+    s.write(&[put(1, "m"), enqueue("/", "a", 0, 1)]).unwrap();
+    assert!(matches!(
+        s.write(&[release(1)]),
+        Err(StoreError::NotHeld { id: 1 })
+    ));
+    s.write(&[hold(1)]).unwrap();
+    // Two releases of one hold: the second is refused, and the whole write with it.
+    assert!(matches!(
+        s.write(&[release(1), release(1)]),
+        Err(StoreError::NotHeld { id: 1 })
+    ));
+    assert_eq!(s.stats().held, 1);
+    s.write(&[release(1)]).unwrap();
+    let stats = s.stats();
+    assert_eq!((stats.messages, stats.queue_entries, stats.held), (1, 1, 0));
+    assert!(matches!(
+        s.write(&[hold(7)]),
+        Err(StoreError::UnknownMessage { id: 7 })
+    ));
+    h.reopen();
+    assert_eq!(entries(h.store(), "/", "a"), [(0, 1, false, "m".into())]);
+}
+
+/// Holds live in memory: a restart drops them, keeps what queues hold, and deletes a held
+/// message no queue had enqueued yet.
+pub fn a_restart_drops_holds_and_keeps_entries(mut h: impl Harness) {
+    let s = h.store();
+    s.write(&[put(1, "enqueued"), hold(1), enqueue("/", "a", 0, 1)])
+        .unwrap();
+    s.write(&[put(2, "not yet"), hold(2)]).unwrap();
+    s.sync().unwrap();
+    h.reopen();
+    let s = h.store();
+    let stats = s.stats();
+    assert_eq!((stats.messages, stats.queue_entries, stats.held), (1, 1, 0));
+    assert_eq!(entries(s, "/", "a"), [(0, 1, false, "enqueued".into())]);
+    // The queue's entry is now the only reference.
+    s.write(&[remove("/", "a", 0, 1)]).unwrap();
+    assert_eq!(s.stats().messages, 0);
+}
+
+/// Deleting a queue while a publish holds a message it had enqueued keeps the message for the
+/// queues after it.
+pub fn deleting_a_queue_keeps_a_held_message(mut h: impl Harness) {
+    let s = h.store();
+    s.write(&[put(1, "m"), hold(1), enqueue("/", "a", 0, 1)])
+        .unwrap();
+    s.delete_queue(b"/", b"a").unwrap();
+    assert_eq!(s.stats().messages, 1);
+    s.write(&[enqueue("/", "b", 3, 1), release(1)]).unwrap();
+    s.sync().unwrap();
+    h.reopen();
+    assert_eq!(entries(h.store(), "/", "b"), [(3, 1, false, "m".into())]);
+    assert!(entries(h.store(), "/", "a").is_empty());
+}
