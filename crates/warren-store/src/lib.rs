@@ -92,9 +92,15 @@
 //!   message has a 9-byte index entry `id, flags`. Reference counts live in memory, rebuilt at
 //!   open by one scan of the index entries, so a write is blind puts and deletes, never a
 //!   read-modify-write of counter keys. The last `Remove` of an id deletes its bytes in the same
-//!   write. A `Put` must be enqueued by the same write ([`StoreError::UnreferencedMessage`]
-//!   otherwise), so only a crash can leave bytes without a reference; open scans the message
-//!   keys once and deletes those.
+//!   write. A `Put` must be referenced by the same write, by an `Enqueue` or a `Hold`
+//!   ([`StoreError::UnreferencedMessage`] otherwise), so only a crash can leave bytes without a
+//!   reference; open scans the message keys once and deletes those.
+//! - **Holds.** A publish that fans a message out to several durable queues enqueues it one
+//!   queue at a time, each under that queue's lock, and a queue may remove its entry at once (a
+//!   no-ack consumer, `drop-head`). `Hold` is a reference of the publish itself, counted in
+//!   memory only, that keeps the message stored until its `Release`, so the first queue's
+//!   removal cannot delete what the later queues still have to enqueue (issue 11). A restart
+//!   drops every hold; a message that no entry references by then is deleted at open.
 //! - **Blind message ops.** A message write never reads the disk: `Remove` and
 //!   `MarkRedelivered` carry the message id the entry holds, and `Enqueue` trusts the caller
 //!   never to reuse a `seq` (issue 7: the reads were three of a persistent message's nine sled
