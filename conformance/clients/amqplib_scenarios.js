@@ -16,6 +16,7 @@ require('./amqplib_topology');
 require('./amqplib_messaging');
 require('./amqplib_publishing');
 require('./amqplib_errors');
+require('./amqplib_claims');
 require('./amqplib_ttl_limits');
 require('./amqplib_dead_letter');
 require('./amqplib_consumers');

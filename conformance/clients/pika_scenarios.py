@@ -3,7 +3,7 @@
     python pika_scenarios.py URL SCENARIO|all|list
 
 The scenarios live in topic modules that register them on import, in this order (the order of
-the report): topology, messaging, publishing, errors, then the queue features of issue 6
+the report): topology, messaging, publishing, errors, claims (issue 12), then the queue features of issue 6
 (ttl_limits, dead_letter, consumers). Helpers: pika_common.py.
 """
 
@@ -17,6 +17,7 @@ import pika_topology  # noqa: E402,F401
 import pika_messaging  # noqa: E402,F401
 import pika_publishing  # noqa: E402,F401
 import pika_errors  # noqa: E402,F401
+import pika_claims  # noqa: E402,F401
 import pika_ttl_limits  # noqa: E402,F401
 import pika_dead_letter  # noqa: E402,F401
 import pika_consumers  # noqa: E402,F401

@@ -34,6 +34,7 @@ pub use persist::{SharedStore, Store};
 pub use queue::{
     ChannelLimit, ConsumeArgs, Consumer, ConsumerId, Delivery, DeliverySink, Effects, Enqueued,
     Got, Overflow, Pushed, Queue, QueueArgs, QueueOptions, QueueState, Settle, StoreWrite,
+    type_name as field_type_name,
 };
 pub use timers::now_ms;
 pub use vhost::{DeclaredQueue, Published, QueueDeclare, VHost};

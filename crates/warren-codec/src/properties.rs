@@ -339,6 +339,14 @@ impl RawProperties {
         self.0.first().is_some_and(|b| b & 0x20 != 0)
     }
 
+    /// True when the `user_id` flag is set (read from the flags word alone, so the publish
+    /// path pays for the check only when a message claims a user).
+    pub fn has_user_id(&self) -> bool {
+        self.0
+            .get(1)
+            .is_some_and(|b| u16::from(*b) & flag::USER_ID != 0)
+    }
+
     /// Parses the properties.
     pub fn decode(&self) -> Result<BasicProperties, FieldError> {
         BasicProperties::decode(&mut Reader::new(&self.0))

@@ -65,7 +65,8 @@ fn expected_integer(v: &FieldValue) -> String {
 }
 
 /// The AMQP type of a value as RabbitMQ names it in error texts.
-pub(crate) fn type_name(v: &FieldValue) -> &'static str {
+/// The name RabbitMQ gives a field value's type in its error terms (`longstr`, `signedint`, ...).
+pub fn type_name(v: &FieldValue) -> &'static str {
     match v {
         FieldValue::I8(_) => "byte",
         FieldValue::U8(_) => "unsignedbyte",

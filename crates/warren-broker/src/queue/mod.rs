@@ -15,7 +15,7 @@ use parking_lot::{Mutex, MutexGuard};
 use warren_codec::{FieldTable, ShortStr};
 use warren_store::{MessageId, MessageOp, StoreError};
 
-pub(crate) use args::type_name;
+pub use args::type_name;
 pub use args::{ConsumeArgs, Overflow, QueueArgs};
 pub use consumer::{ChannelLimit, Consumer, ConsumerId, Delivery, DeliverySink};
 pub use state::{Effects, Got, Pushed, QueueState};

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use smallvec::SmallVec;
-use warren_broker::{Message, VHost};
+use warren_broker::{Message, VHost, field_type_name};
 use warren_codec::{
     BasicProperties, BasicPublish, BasicReturn, ContentHeader, FieldValue, Method, RawProperties,
     ReplyCode, ShortStr, encode_content,
@@ -104,20 +104,62 @@ fn unexpected_content() -> AmqpError {
     )
 }
 
-/// The extra routing keys of the `CC` and `BCC` headers (arrays of long strings).
-fn extra_keys<'a>(props: &'a BasicProperties, out: &mut RoutingKeys<'a>) -> bool {
+/// The extra routing keys of the `CC` and `BCC` headers: the long strings of an array (other
+/// elements are ignored, as RabbitMQ's `header_routes` does); a header of any other type makes
+/// the message invalid, with RabbitMQ's 406 text. Returns whether `BCC` is present.
+fn extra_keys<'a>(props: &'a BasicProperties, out: &mut RoutingKeys<'a>) -> AmqpResult<bool> {
     let Some(headers) = &props.headers else {
-        return false;
+        return Ok(false);
     };
     for key in ["CC", "BCC"] {
-        if let Some(FieldValue::Array(items)) = headers.get(key) {
-            out.extend(items.iter().filter_map(|v| match v {
+        match headers.get(key) {
+            None => {}
+            Some(FieldValue::Array(items)) => out.extend(items.iter().filter_map(|v| match v {
                 FieldValue::LongStr(s) => Some(s.as_bytes()),
                 _ => None,
-            }));
+            })),
+            Some(other) => {
+                return Err(AmqpError::new(
+                    ReplyCode::PreconditionFailed,
+                    format!(
+                        "invalid message: {{unacceptable_type_in_header,\"{key}\",{}}}",
+                        field_type_name(other)
+                    ),
+                )
+                .at(60, 40));
+            }
         }
     }
-    headers.contains_key("BCC")
+    Ok(headers.contains_key("BCC"))
+}
+
+/// The `user_id` property must name the authenticated user unless it is an `impersonator`
+/// (RabbitMQ's `check_user_id_header`).
+fn check_user_id(ctx: &Ctx, props: &BasicProperties) -> AmqpResult {
+    match &props.user_id {
+        Some(claimed) if claimed.as_bytes() != ctx.user.as_bytes() && !ctx.impersonator => {
+            Err(AmqpError::new(
+                ReplyCode::PreconditionFailed,
+                format!(
+                    "user_id property set to '{claimed}' but authenticated user was '{}'",
+                    ctx.user
+                ),
+            )
+            .at(60, 40))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The properties the publish path must read: only when a message has headers (`CC`, `BCC`,
+/// the headers exchange) or claims a user.
+fn parse_if_needed(properties: &RawProperties) -> AmqpResult<Option<BasicProperties>> {
+    if !properties.has_headers() && !properties.has_user_id() {
+        return Ok(None);
+    }
+    properties.decode().map(Some).map_err(|e| {
+        AmqpError::new(ReplyCode::SyntaxError, format!("malformed properties: {e}")).at(60, 40)
+    })
 }
 
 impl Channel {
@@ -199,9 +241,25 @@ impl Channel {
         let properties = self.rewrite_reply_to(ctx, &publish.exchange, properties)?;
         match &mut self.mode {
             Mode::Tx(tx) => {
-                // Refuse a missing exchange now, as RabbitMQ does, rather than at commit.
+                // Refuse what RabbitMQ refuses at publish time now rather than at commit: a
+                // missing exchange, a foreign user_id, a bad expiration, a bad CC or BCC header.
                 VHost::check_publish(&ctx.vhost.topology(), &publish.exchange)
                     .map_err(|e| AmqpError::from(e).at(60, 40))?;
+                let parsed = parse_if_needed(&properties)?;
+                if let Some(p) = &parsed {
+                    check_user_id(ctx, p)?;
+                }
+                Message::new(
+                    publish.exchange.clone(),
+                    publish.routing_key.clone(),
+                    properties.clone(),
+                    Bytes::new(),
+                    0,
+                )
+                .map_err(|e| AmqpError::from(e).at(60, 40))?;
+                if let Some(p) = &parsed {
+                    extra_keys(p, &mut RoutingKeys::new())?;
+                }
                 tx.publishes.push((publish, properties, body));
                 Ok(())
             }
@@ -229,21 +287,27 @@ impl Channel {
         queues.clear();
         let mut properties = properties;
         let mut replies = reply_to::Replies::new();
+        let mut header_error = None;
         {
             let topology = ctx.vhost.topology();
             VHost::check_publish(&topology, &publish.exchange)
                 .map_err(|e| AmqpError::from(e).at(60, 40))?;
-            let parsed = if properties.has_headers() {
-                Some(properties.decode().map_err(|e| {
-                    AmqpError::new(ReplyCode::SyntaxError, format!("malformed properties: {e}"))
-                        .at(60, 40)
-                })?)
-            } else {
-                None
-            };
+            let parsed = parse_if_needed(&properties)?;
+            if let Some(p) = &parsed {
+                check_user_id(ctx, p)?;
+            }
             let mut keys: RoutingKeys<'_> = SmallVec::new();
             keys.push(publish.routing_key.as_bytes());
-            let has_bcc = parsed.as_ref().is_some_and(|p| extra_keys(p, &mut keys));
+            // RabbitMQ judges the expiration before the CC and BCC headers: a bad header is
+            // reported after `Message::new` below.
+            let has_bcc = match parsed.as_ref().map(|p| extra_keys(p, &mut keys)) {
+                Some(Err(e)) => {
+                    header_error = Some(e);
+                    false
+                }
+                Some(Ok(bcc)) => bcc,
+                None => false,
+            };
             // Direct reply-to addresses are only ever routed by the default exchange.
             if publish.exchange.is_empty() {
                 ctx.replies.find(&keys, &mut replies);
@@ -268,6 +332,10 @@ impl Channel {
             ctx.batch_time_ms,
         )
         .map_err(|e| AmqpError::from(e).at(60, 40))?;
+        if let Some(e) = header_error {
+            ctx.route_scratch = queues;
+            return Err(e);
+        }
         if !replies.is_empty() {
             reply_to::deliver_replies(replies, &Arc::new(message.clone()));
         }

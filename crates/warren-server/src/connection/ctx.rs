@@ -127,6 +127,10 @@ pub struct Ctx {
     pub broker: Arc<Broker>,
     /// The vhost opened.
     pub vhost: Arc<VHost>,
+    /// The authenticated user's name (a publish's `user_id` must match it).
+    pub user: String,
+    /// The user may publish with another `user_id` (the `impersonator` tag).
+    pub impersonator: bool,
     /// Server configuration.
     pub config: Arc<Config>,
     /// Bytes waiting to be written.

@@ -21,6 +21,8 @@ use crate::config::Config;
 pub struct Negotiated {
     /// The authenticated user.
     pub user: String,
+    /// The user has the `impersonator` tag: its publishes may claim another `user_id`.
+    pub impersonator: bool,
     /// The vhost opened.
     pub vhost: String,
     /// Highest channel number.
@@ -313,6 +315,7 @@ pub async fn perform(
     stream.write_all(&out).await?;
 
     Ok(Negotiated {
+        impersonator: user.tags.iter().any(|t| t == "impersonator"),
         user: user.name,
         vhost,
         channel_max,

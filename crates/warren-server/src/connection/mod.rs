@@ -116,6 +116,8 @@ pub async fn run(
             id,
             broker: broker.clone(),
             vhost,
+            user: negotiated.user.clone(),
+            impersonator: negotiated.impersonator,
             config,
             // Grows as deliveries need; an idle connection keeps little.
             out: BytesMut::with_capacity(READ_SMALL),
