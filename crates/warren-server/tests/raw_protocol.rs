@@ -12,6 +12,7 @@ use common::Raw;
 use warren_codec::{
     BasicConsume, BasicPublish, ChannelCloseOk, ChannelOpen, ContentHeader, FieldTable, FieldValue,
     Method, PROTOCOL_HEADER, QueueDeclare, RawProperties, encode_body, encode_header,
+    encode_method,
 };
 
 async fn expect_connection_close(raw: &mut Raw, code: u16) -> (u16, u16, String) {
@@ -96,13 +97,22 @@ async fn truncated_method_arguments_are_frame_error_naming_the_method() {
 }
 
 #[tokio::test]
-async fn unknown_method_is_not_implemented() {
+async fn unknown_method_drops_the_socket_without_a_word() {
+    // RabbitMQ 3.10's reader exits on an unknown class or method id: no connection.close,
+    // the socket just closes (rabbitmq-behaviour.md, probes b, b2, b3).
     let server = common::start().await;
-    let mut raw = Raw::open(&server).await;
-    raw.write(&[1, 0, 1, 0, 0, 0, 4, 0, 60, 0x03, 0xe7, 0xce])
-        .await;
-    let (class, method, _) = expect_connection_close(&mut raw, 540).await;
-    assert_eq!((class, method), (60, 999));
+    for bytes in [
+        [1, 0, 1, 0, 0, 0, 4, 0, 60, 0x03, 0xe7, 0xce],
+        [1, 0, 1, 0, 0, 0, 4, 0, 99, 0, 10, 0xce],
+        [1, 0, 0, 0, 0, 0, 4, 0, 10, 0, 99, 0xce],
+    ] {
+        let mut raw = Raw::open(&server).await;
+        raw.write(&bytes).await;
+        assert!(
+            raw.frame().await.is_none(),
+            "no frame before the socket closes"
+        );
+    }
 }
 
 #[tokio::test]
@@ -167,8 +177,80 @@ async fn method_instead_of_content_header_is_unexpected_frame() {
     assert_eq!((class, method), (60, 40));
 }
 
+/// A publish with a 2-byte body announced, on channel 1 of a fresh connection.
+async fn publish_announcing_two_bytes(server: &warren_server::ServerHandle) -> Raw {
+    let mut raw = Raw::open(server).await;
+    raw.open_channel(1).await;
+    raw.send(
+        1,
+        QueueDeclare {
+            queue: "overrun".into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert!(matches!(raw.method().await, Method::QueueDeclareOk(_)));
+    raw.send(
+        1,
+        BasicPublish {
+            routing_key: "overrun".into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    let mut buf = BytesMut::new();
+    encode_header(&mut buf, 1, &ContentHeader::basic(2, RawProperties::EMPTY));
+    raw.write(&buf).await;
+    raw
+}
+
 #[tokio::test]
-async fn body_longer_than_declared_is_an_error() {
+async fn a_body_longer_than_declared_waits_like_rabbitmq_then_fails_on_the_next_frame() {
+    // RabbitMQ's assembler subtracts each body frame from the size still due; past zero it
+    // never completes, swallows further body frames, and fails on the next other frame.
+    let server = common::start().await;
+    for next in ["method", "header", "close"] {
+        let mut raw = publish_announcing_two_bytes(&server).await;
+        let mut buf = BytesMut::new();
+        encode_body(&mut buf, 1, b"too long");
+        encode_body(&mut buf, 1, b"more");
+        match next {
+            "method" => encode_method(&mut buf, 1, &BasicPublish::default().into()),
+            "header" => encode_header(&mut buf, 1, &ContentHeader::basic(1, RawProperties::EMPTY)),
+            _ => encode_method(&mut buf, 1, &warren_codec::ChannelClose::default().into()),
+        }
+        raw.write(&buf).await;
+        let (class, method, text) = expect_connection_close(&mut raw, 505).await;
+        assert_eq!(
+            (class, method, text.as_str()),
+            (
+                60,
+                40,
+                "UNEXPECTED_FRAME - expected content body, got non content body frame instead"
+            ),
+            "{next}"
+        );
+    }
+    // Nothing was routed.
+    let mut raw = Raw::open(&server).await;
+    raw.open_channel(1).await;
+    raw.send(
+        1,
+        QueueDeclare {
+            queue: "overrun".into(),
+            passive: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    match raw.method().await {
+        Method::QueueDeclareOk(ok) => assert_eq!(ok.message_count, 0),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn channel_close_while_content_is_due_is_unexpected_frame() {
     let server = common::start().await;
     let mut raw = Raw::open(&server).await;
     raw.open_channel(1).await;
@@ -180,11 +262,56 @@ async fn body_longer_than_declared_is_an_error() {
         },
     )
     .await;
+    raw.send(1, warren_codec::ChannelClose::default()).await;
+    let (class, method, text) = expect_connection_close(&mut raw, 505).await;
+    assert_eq!(
+        (class, method, text.as_str()),
+        (
+            60,
+            40,
+            "UNEXPECTED_FRAME - expected content header for class 60, got non content header frame instead"
+        )
+    );
+}
+
+#[tokio::test]
+async fn a_client_close_crossing_the_servers_close_ends_the_channel_cleanly() {
+    // Issue 12: the server closes channel 1 for an error while the client closes it too. The
+    // server answers the client's close, waits for the close-ok of its own, and the connection
+    // and its other channels carry on (RabbitMQ's closing channel does the same).
+    let server = common::start().await;
+    let mut raw = Raw::open(&server).await;
+    raw.open_channel(1).await;
+    raw.open_channel(2).await;
     let mut buf = BytesMut::new();
-    encode_header(&mut buf, 1, &ContentHeader::basic(2, RawProperties::EMPTY));
-    encode_body(&mut buf, 1, b"too long");
+    encode_method(
+        &mut buf,
+        1,
+        &warren_codec::BasicAck {
+            delivery_tag: 99,
+            multiple: false,
+        }
+        .into(),
+    );
+    encode_method(&mut buf, 1, &warren_codec::ChannelClose::default().into());
     raw.write(&buf).await;
-    assert!(matches!(raw.method().await, Method::ConnectionClose(_)));
+    match raw.method().await {
+        Method::ChannelClose(c) => assert_eq!(c.reply_code, 406, "{}", c.reply_text),
+        other => panic!("expected channel.close 406, got {other:?}"),
+    }
+    assert!(matches!(raw.method().await, Method::ChannelCloseOk(_)));
+    raw.send(1, ChannelCloseOk).await;
+    // Channel 1 can be opened again, and channel 2 never noticed.
+    raw.open_channel(1).await;
+    raw.send(
+        2,
+        QueueDeclare {
+            queue: "after-crossing".into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert!(matches!(raw.method().await, Method::QueueDeclareOk(_)));
 }
 
 #[tokio::test]

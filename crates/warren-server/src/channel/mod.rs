@@ -92,10 +92,15 @@ impl Channel {
         self.closing
     }
 
+    /// The 505 error for a method arriving while this channel's content is due, if it is.
+    pub fn content_expected(&self) -> Option<AmqpError> {
+        (!matches!(self.content, ContentState::Idle)).then(|| self.content.unexpected_frame())
+    }
+
     /// Handles one method (never `channel.open` or `channel.close`: the connection does those).
     pub fn handle(&mut self, ctx: &mut Ctx, method: Method) -> AmqpResult {
         if !matches!(self.content, ContentState::Idle) {
-            return Err(self.content.unexpected_method());
+            return Err(self.content.unexpected_frame());
         }
         match method {
             Method::ChannelFlow(m) => {

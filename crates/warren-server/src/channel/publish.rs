@@ -30,6 +30,10 @@ pub enum ContentState {
         size: u64,
         body: Body,
     },
+    /// Body frames outgrew the size the header declared. RabbitMQ's assembler then waits for
+    /// more body (its remaining size is negative and never reaches zero), dropping the message,
+    /// and fails with 505 on the next frame of another kind; so does Warren.
+    Overrun,
 }
 
 /// Body bytes gathered so far: one frame's slice needs no copy; several are joined.
@@ -79,13 +83,23 @@ impl Body {
 }
 
 impl ContentState {
-    /// The 505 error for a method frame arriving in the middle of content, in RabbitMQ's words.
-    pub fn unexpected_method(&self) -> AmqpError {
+    /// The 505 error for a frame this state does not expect (a method in the middle of content,
+    /// or content out of place), in RabbitMQ's words and with its method ids: those of
+    /// `basic.publish` while content is due, none otherwise.
+    pub fn unexpected_frame(&self) -> AmqpError {
         let what = match self {
-            ContentState::Body { .. } => {
+            ContentState::Idle => {
+                return AmqpError::new(
+                    ReplyCode::UnexpectedFrame,
+                    "expected method frame, got non method frame instead",
+                );
+            }
+            ContentState::Header(_) => {
+                "expected content header for class 60, got non content header frame instead"
+            }
+            ContentState::Body { .. } | ContentState::Overrun => {
                 "expected content body, got non content body frame instead"
             }
-            _ => "expected content header for class 60, got non content header frame instead",
         };
         AmqpError::new(ReplyCode::UnexpectedFrame, what).at(60, 40)
     }
@@ -96,13 +110,6 @@ pub type Routed = warren_broker::Published;
 
 /// The routing key plus any CC/BCC keys; inline, so routing allocates nothing for them.
 type RoutingKeys<'a> = SmallVec<[&'a [u8]; 4]>;
-
-fn unexpected_content() -> AmqpError {
-    AmqpError::new(
-        ReplyCode::UnexpectedFrame,
-        "expected method frame, got non method frame instead",
-    )
-}
 
 /// The extra routing keys of the `CC` and `BCC` headers: the long strings of an array (other
 /// elements are ignored, as RabbitMQ's `header_routes` does); a header of any other type makes
@@ -173,8 +180,21 @@ impl Channel {
 
     /// A content header frame.
     pub fn on_header(&mut self, ctx: &mut Ctx, header: ContentHeader) -> AmqpResult {
+        if !matches!(self.content, ContentState::Header(_)) {
+            return Err(self.content.unexpected_frame());
+        }
+        if header.class_id != 60 {
+            return Err(AmqpError::new(
+                ReplyCode::UnexpectedFrame,
+                format!(
+                    "expected content header for class 60, got one for class {} instead",
+                    header.class_id
+                ),
+            )
+            .at(60, 40));
+        }
         let ContentState::Header(publish) = std::mem::take(&mut self.content) else {
-            return Err(unexpected_content());
+            return Ok(());
         };
         if header.body_size > ctx.config.max_message_size {
             return Err(AmqpError::new(
@@ -201,17 +221,14 @@ impl Channel {
     /// A content body frame.
     pub fn on_body(&mut self, ctx: &mut Ctx, payload: Bytes) -> AmqpResult {
         let ContentState::Body { size, body, .. } = &mut self.content else {
-            return Err(unexpected_content());
+            return match self.content {
+                ContentState::Overrun => Ok(()),
+                _ => Err(self.content.unexpected_frame()),
+            };
         };
-        let have = body.len() as u64;
-        if have + payload.len() as u64 > *size {
-            return Err(AmqpError::new(
-                ReplyCode::FrameError,
-                format!(
-                    "content body of {} bytes exceeds the declared size {size}",
-                    have + payload.len() as u64
-                ),
-            ));
+        if body.len() as u64 + payload.len() as u64 > *size {
+            self.content = ContentState::Overrun;
+            return Ok(());
         }
         body.push(payload);
         if (body.len() as u64) < *size {

@@ -36,6 +36,8 @@ enum State {
     /// We sent `connection.close` and wait for close-ok (until the deadline).
     Closing(Instant),
     Done,
+    /// Input RabbitMQ's reader dies on (an unknown method): drop the socket without a word.
+    Aborted,
 }
 
 struct Connection {
@@ -279,6 +281,9 @@ impl Connection {
                 self.linger().await;
                 return;
             }
+            if matches!(self.state, State::Aborted) {
+                return;
+            }
             if let State::Closing(deadline) = self.state
                 && Instant::now() >= deadline
             {
@@ -368,7 +373,7 @@ impl Connection {
     fn handle_input(&mut self) {
         self.ctx.batch_time_ms = warren_broker::now_ms();
         loop {
-            if matches!(self.state, State::Done) {
+            if matches!(self.state, State::Done | State::Aborted) {
                 return;
             }
             match self.decoder.decode(&mut self.inbuf) {
@@ -377,6 +382,12 @@ impl Connection {
                 Err(e) => {
                     tracing::info!(error = %e, "malformed input");
                     self.inbuf.clear();
+                    if matches!(e, warren_codec::CodecError::UnknownMethod { .. }) {
+                        // RabbitMQ's reader exits on a class or method id it does not know:
+                        // the socket closes without a connection.close. So does Warren's.
+                        self.state = State::Aborted;
+                        return;
+                    }
                     if matches!(self.state, State::Open) {
                         self.close_connection(e.into());
                     }
@@ -515,12 +526,18 @@ impl Connection {
                     self.channels.remove(&channel);
                 }
                 Method::ChannelClose(_) => {
+                    // The client's close crossed ours: answer it, and keep waiting for the
+                    // close-ok of ours, as RabbitMQ's closing channel does; removing the channel
+                    // now would make that close-ok a frame on an unopened channel (504).
                     self.ctx.send(channel, warren_codec::ChannelCloseOk);
-                    self.channels.remove(&channel);
                 }
                 _ => {}
             }
             return Ok(());
+        }
+        if let Some(e) = ch.content_expected() {
+            // Content is due: RabbitMQ's frame assembler refuses any method, close included.
+            return Err(e);
         }
         if let Method::ChannelClose(_) = method {
             if let Some(mut ch) = self.channels.remove(&channel) {
