@@ -19,6 +19,7 @@ require('./amqplib_errors');
 require('./amqplib_claims');
 require('./amqplib_ttl_limits');
 require('./amqplib_dead_letter');
+require('./amqplib_x_death');
 require('./amqplib_consumers');
 
 process.on('unhandledRejection', (e) => { console.error('unhandled rejection:', e); });

@@ -116,51 +116,62 @@ pub fn dead_lettered(
     if let Some(exp) = &props.expiration {
         info.insert("original-expiration", long_str(exp.as_bytes()));
     }
+    let with_count = |info: &FieldTable| -> FieldTable {
+        let mut t: FieldTable = [("count", FieldValue::I64(1))].into_iter().collect();
+        for (k, v) in info.iter() {
+            t.insert(k.clone(), v.clone());
+        }
+        t
+    };
     headers = match headers.remove("x-death") {
         Some(FieldValue::Array(deaths)) => {
-            let same = |t: &FieldTable| {
-                text_of(t, "queue").as_deref() == Some(queue.as_bytes())
-                    && text_of(t, "reason").as_deref() == Some(reason.as_str().as_bytes())
-            };
+            let key = (
+                Some(queue.as_bytes().to_vec()),
+                Some(reason.as_str().as_bytes().to_vec()),
+            );
             let mut entry = None;
             let mut others = Vec::with_capacity(deaths.len() + 1);
-            for d in deaths {
+            for d in group_by_queue_and_reason(deaths) {
                 match d {
-                    FieldValue::Table(t) if entry.is_none() && same(&t) => entry = Some(t),
+                    FieldValue::Table(t) if entry.is_none() && death_key(&t) == key => {
+                        entry = Some(t)
+                    }
                     other => others.push(other),
                 }
             }
             let entry = match entry {
+                // The old entry with its count incremented: its other fields keep their values.
                 Some(mut t) => {
                     let count = t.get("count").and_then(FieldValue::as_i64).unwrap_or(0);
                     t.insert("count", FieldValue::I64(count + 1));
                     t
                 }
-                None => {
-                    let mut t: FieldTable = [("count", FieldValue::I64(1))].into_iter().collect();
-                    for (k, v) in info.iter() {
-                        t.insert(k.clone(), v.clone());
-                    }
-                    t
-                }
+                None => with_count(&info),
             };
             others.insert(0, FieldValue::Table(sorted(entry)));
             headers.insert("x-death", FieldValue::Array(others));
             sorted(headers)
         }
-        // A client-made x-death that is not an array is replaced, as RabbitMQ does.
-        _ => {
+        // A client-made x-death that is not an array is replaced, as RabbitMQ does; the
+        // x-first-death headers are written only when there was no x-death at all.
+        Some(_) => {
+            headers.insert(
+                "x-death",
+                FieldValue::Array(vec![FieldValue::Table(with_count(&info))]),
+            );
+            sorted(headers)
+        }
+        None => {
             headers.insert("x-first-death-reason", long_str(reason.as_str().as_bytes()));
             headers.insert("x-first-death-queue", long_str(queue.as_bytes()));
             headers.insert(
                 "x-first-death-exchange",
                 long_str(message.exchange.as_bytes()),
             );
-            let mut first: FieldTable = [("count", FieldValue::I64(1))].into_iter().collect();
-            for (k, v) in info.iter() {
-                first.insert(k.clone(), v.clone());
-            }
-            headers.insert("x-death", FieldValue::Array(vec![FieldValue::Table(first)]));
+            headers.insert(
+                "x-death",
+                FieldValue::Array(vec![FieldValue::Table(with_count(&info))]),
+            );
             sorted(headers)
         }
     };
@@ -188,6 +199,59 @@ pub fn dead_lettered(
         store_id: None,
     };
     Ok((dead, keys))
+}
+
+/// The (queue, reason) an `x-death` entry is about.
+fn death_key(t: &FieldTable) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
+    (text_of(t, "queue"), text_of(t, "reason"))
+}
+
+/// RabbitMQ 3.10's `group_by_queue_and_reason`, applied to an existing `x-death` array before a
+/// new death is recorded (for entries written before RabbitMQ merged them per queue and reason,
+/// rabbitmq-server#78). With two or more entries: each (queue, reason) keeps only its first
+/// entry, which gets a `count` of how many entries it had when it had none; the result is in
+/// the **reverse** order of first appearance (3.10 builds it by prepending). One entry is left
+/// as it is. Elements that are not tables are kept, after the tables (RabbitMQ's queue would
+/// crash on them).
+fn group_by_queue_and_reason(deaths: Vec<FieldValue>) -> Vec<FieldValue> {
+    if deaths.len() <= 1 {
+        return deaths;
+    }
+    let keys: Vec<_> = deaths
+        .iter()
+        .map(|d| match d {
+            FieldValue::Table(t) => Some(death_key(t)),
+            _ => None,
+        })
+        .collect();
+    let mut grouped = Vec::new();
+    let mut rest = Vec::new();
+    let mut seen = Vec::new();
+    for (i, d) in deaths.iter().enumerate() {
+        let (Some(key), FieldValue::Table(first)) = (&keys[i], d) else {
+            rest.push(d.clone());
+            continue;
+        };
+        if seen.contains(key) {
+            continue;
+        }
+        seen.push(key.clone());
+        let n = keys.iter().filter(|k| k.as_ref() == Some(key)).count();
+        let mut table = first.clone();
+        if table.get("count").is_none() {
+            // Erlang prepends the field: count comes first.
+            let mut counted: FieldTable =
+                [("count", FieldValue::I64(n as i64))].into_iter().collect();
+            for (k, v) in table.iter() {
+                counted.insert(k.clone(), v.clone());
+            }
+            table = counted;
+        }
+        grouped.push(FieldValue::Table(table));
+    }
+    grouped.reverse();
+    grouped.extend(rest);
+    grouped
 }
 
 /// True when dead-lettering a message whose `x-death` entries (its new one first) are `deaths`
@@ -395,5 +459,51 @@ mod tests {
         let d: Vec<FieldValue> = deaths(&back).into_iter().map(FieldValue::Table).collect();
         assert!(!is_cycle(&d, DeathReason::Expired, b"q"));
         assert!(is_cycle(&d, DeathReason::Expired, b"r"));
+    }
+
+    fn entry(queue: &str, reason: &str, count: Option<i64>) -> FieldValue {
+        let mut t = FieldTable::new();
+        if let Some(n) = count {
+            t.insert("count", FieldValue::I64(n));
+        }
+        t.insert("queue", long_str(queue.as_bytes()));
+        t.insert("reason", long_str(reason.as_bytes()));
+        FieldValue::Table(t)
+    }
+
+    fn summary(deaths: &[FieldValue]) -> Vec<(String, i64)> {
+        deaths
+            .iter()
+            .map(|d| match d {
+                FieldValue::Table(t) => (
+                    String::from_utf8_lossy(&text_of(t, "queue").unwrap_or_default()).into_owned(),
+                    t.get("count").and_then(FieldValue::as_i64).unwrap_or(-1),
+                ),
+                _ => (String::new(), -1),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn several_entries_are_grouped_per_queue_and_reason_in_reverse_as_rabbitmq_3_10_does() {
+        let grouped = group_by_queue_and_reason(vec![
+            entry("old", "expired", Some(1)),
+            entry("old", "expired", None),
+            entry("other", "rejected", None),
+            entry("other", "rejected", None),
+            entry("third", "maxlen", Some(5)),
+        ]);
+        assert_eq!(
+            summary(&grouped),
+            [("third".into(), 5), ("other".into(), 2), ("old".into(), 1)]
+        );
+        // A counted entry keeps its key order; an uncounted one gets count first.
+        let FieldValue::Table(t) = &grouped[1] else {
+            panic!("a table")
+        };
+        assert_eq!(keys(t), ["count", "queue", "reason"]);
+        // One entry is left alone, even without a count.
+        let one = group_by_queue_and_reason(vec![entry("q", "expired", None)]);
+        assert_eq!(summary(&one), [("q".into(), -1)]);
     }
 }
