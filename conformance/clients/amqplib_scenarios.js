@@ -17,6 +17,7 @@ require('./amqplib_messaging');
 require('./amqplib_publishing');
 require('./amqplib_errors');
 require('./amqplib_claims');
+require('./amqplib_fairness');
 require('./amqplib_ttl_limits');
 require('./amqplib_dead_letter');
 require('./amqplib_x_death');

@@ -18,6 +18,7 @@ import pika_messaging  # noqa: E402,F401
 import pika_publishing  # noqa: E402,F401
 import pika_errors  # noqa: E402,F401
 import pika_claims  # noqa: E402,F401
+import pika_fairness  # noqa: E402,F401
 import pika_ttl_limits  # noqa: E402,F401
 import pika_dead_letter  # noqa: E402,F401
 import pika_x_death  # noqa: E402,F401

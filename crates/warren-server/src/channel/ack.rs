@@ -101,11 +101,17 @@ impl Channel {
     pub(super) fn apply_settle(&mut self, taken: Vec<(u64, Unacked)>, how: Settle) {
         let counted = taken.iter().filter(|(_, u)| u.counted).count() as u32;
         let global_limited = self.limit.global_prefetch.load(Ordering::Relaxed) != 0;
-        self.limit.release(counted);
+        if !global_limited {
+            self.limit.release(counted);
+            settle_grouped(taken.into_iter().map(|(_, u)| u), how);
+            return;
+        }
+        // Settled before the credit is released, so the settling queue cannot take it back at
+        // once; then the freed credit is offered to the channel's queues in turn.
         settle_grouped(taken.into_iter().map(|(_, u)| u), how);
-        if global_limited && counted > 0 {
-            // Channel-wide credit grew: every queue we consume from may deliver again.
-            self.redispatch_all();
+        self.limit.release(counted);
+        if counted > 0 {
+            self.redispatch_fair();
         }
     }
 }

@@ -12,6 +12,7 @@ mod tx;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use tokio::time::Instant;
 use warren_broker::{ChannelLimit, ConsumerId, Queue, Settle};
@@ -67,6 +68,8 @@ pub struct Channel {
     mode: Mode,
     /// The queue most recently declared on this channel, for empty queue names.
     last_queue: ShortStr,
+    /// Where the next offer of freed channel-wide credit starts (see `redispatch_fair`).
+    fair_next: usize,
 }
 
 impl Channel {
@@ -82,6 +85,7 @@ impl Channel {
             reply: None,
             limit: Arc::new(ChannelLimit::default()),
             consumer_prefetch: 0,
+            fair_next: 0,
             mode: Mode::Plain,
             last_queue: ShortStr::default(),
         }
@@ -191,6 +195,37 @@ impl Channel {
             if !seen.iter().any(|q| Arc::ptr_eq(q, &c.queue)) {
                 seen.push(&c.queue);
                 c.queue.redispatch();
+            }
+        }
+    }
+
+    /// Offers channel-wide credit (`basic.qos` global) that settlements freed to the channel's
+    /// queues in turn, starting after the queue that took the last offer, so that one queue
+    /// with a backlog cannot take every slot while the others wait. RabbitMQ's limiter gets the
+    /// same effect by unblocking the queues in the order they were blocked; found by probing a
+    /// channel with global prefetch 1 on three queues (issue 12).
+    pub fn redispatch_fair(&mut self) {
+        let mut queues: Vec<&Arc<Queue>> = Vec::new();
+        for c in self.consumers.values() {
+            if !queues.iter().any(|q| Arc::ptr_eq(q, &c.queue)) {
+                queues.push(&c.queue);
+            }
+        }
+        if queues.is_empty() {
+            return;
+        }
+        // A stable order while the set of queues stays the same.
+        queues.sort_by_key(|q| Arc::as_ptr(q) as usize);
+        let n = queues.len();
+        let start = self.fair_next % n;
+        for i in (0..n).map(|i| (start + i) % n) {
+            if !self.limit.has_credit() {
+                return;
+            }
+            let before = self.limit.unacked.load(Ordering::Acquire);
+            queues[i].redispatch();
+            if self.limit.unacked.load(Ordering::Acquire) > before {
+                self.fair_next = i + 1;
             }
         }
     }
