@@ -2,7 +2,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 use parking_lot::RwLock;
@@ -42,6 +42,9 @@ pub struct Broker {
     store: SharedStore,
     next_message_id: Arc<AtomicU64>,
     timers: Arc<Timers>,
+    /// False once the broker is stopping: queues keep their messages rather than hand them to
+    /// consumers whose connections are closing (see [`Broker::stop_delivering`]).
+    delivering: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for Broker {
@@ -78,8 +81,17 @@ impl Broker {
             loopback_users: RwLock::new(HashSet::new()),
             next_message_id: Arc::new(AtomicU64::new(store.next_message_id().unwrap_or(1))),
             timers: Arc::new(Timers::new()),
+            delivering: Arc::new(AtomicBool::new(true)),
             store,
         }
+    }
+
+    /// Stops every queue from handing messages to consumers, for a clean shutdown: the
+    /// connections close next, and what their channels requeue must stay in its queue (and in
+    /// the store) rather than go to a no-ack consumer whose connection is closing too, which
+    /// would never receive it. Found by the client-level model test (issue 11).
+    pub fn stop_delivering(&self) {
+        self.delivering.store(false, Ordering::Release);
     }
 
     /// The store under the broker.
@@ -103,6 +115,7 @@ impl Broker {
                     self.store.clone(),
                     self.next_message_id.clone(),
                     self.timers.clone(),
+                    self.delivering.clone(),
                 )
             })
             .clone()

@@ -176,6 +176,9 @@ impl Server {
         }
         tracing::info!("shutting down: closing connections");
         drop(self.listener);
+        // Before the connections close: what their channels requeue stays in its queue, where
+        // the store has it, instead of going to a consumer on a connection that closes too.
+        self.broker.stop_delivering();
         let _ = stop_tx.send(true);
         let drain = async { while connections.join_next().await.is_some() {} };
         if tokio::time::timeout(Duration::from_secs(5), drain)

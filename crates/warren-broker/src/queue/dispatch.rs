@@ -39,6 +39,9 @@ impl QueueState {
     /// Hands ready messages to consumers with credit until either runs out. Messages whose
     /// deadline passed before `now` die instead of being delivered.
     pub fn dispatch(&mut self, queue: &Arc<Queue>, now: u64, fx: &mut Effects) {
+        if !queue.delivering() {
+            return;
+        }
         while !self.ready.is_empty() {
             let Some(pick) = self.pick() else {
                 return;

@@ -72,6 +72,8 @@ pub struct Queue {
     host: Weak<VHost>,
     /// `x-dead-letter-exchange` and `x-dead-letter-routing-key`.
     dead_letter: Option<DeadLetterTarget>,
+    /// The broker's flag: false once it stops delivering for a shutdown (none outside a vhost).
+    delivering: Option<Arc<AtomicBool>>,
 }
 
 /// What became of a message published to a queue.
@@ -121,6 +123,7 @@ impl Queue {
                     .map(|k| ShortStr::from(k.as_str())),
             });
         let state = QueueState::with_args(store.is_some(), args.clone(), now_ms());
+        let delivering = host.upgrade().map(|h| h.delivering.clone());
         let queue = Arc::new(Queue {
             name,
             vhost: vhost.to_string(),
@@ -133,10 +136,18 @@ impl Queue {
             vhost_key: Bytes::copy_from_slice(vhost.as_bytes()),
             host,
             dead_letter,
+            delivering,
         });
         // An x-expires queue may never be used at all: its timer starts now.
         queue.finish(queue.state.lock(), Effects::default());
         queue
+    }
+
+    /// False once the broker stopped delivering for a shutdown: dispatch keeps messages ready.
+    pub(crate) fn delivering(&self) -> bool {
+        self.delivering
+            .as_ref()
+            .is_none_or(|d| d.load(Ordering::Acquire))
     }
 
     /// True when persistent messages published here are written to the store.

@@ -3,7 +3,7 @@
 //! The topology lives in a `warren_router::Router` behind a read-write lock: publishes take the
 //! read side (once per batch in the server), declarations the write side.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
 use parking_lot::{RwLock, RwLockReadGuard};
@@ -88,6 +88,8 @@ pub struct VHost {
     timers: Arc<Timers>,
     /// This vhost, for the queues it creates.
     me: Weak<VHost>,
+    /// The broker's "queues may deliver" flag, handed to every queue.
+    pub(crate) delivering: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for VHost {
@@ -102,12 +104,13 @@ fn default_exchange_refused() -> BrokerError {
 
 impl VHost {
     /// A vhost with the predeclared exchanges, keeping durable state in `store`, taking message
-    /// ids from `ids` and queue deadlines to `timers`.
+    /// ids from `ids` and queue deadlines to `timers`; its queues deliver while `delivering`.
     pub fn new(
         name: &str,
         store: SharedStore,
         ids: Arc<AtomicU64>,
         timers: Arc<Timers>,
+        delivering: Arc<AtomicBool>,
     ) -> Arc<Self> {
         Arc::new_cyclic(|me| VHost {
             name: name.to_string(),
@@ -116,6 +119,7 @@ impl VHost {
             ids,
             timers,
             me: me.clone(),
+            delivering,
         })
     }
 

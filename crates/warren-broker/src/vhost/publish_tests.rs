@@ -344,3 +344,29 @@ fn a_store_fault_anywhere_in_a_fan_out_leaves_every_queue_consistent() {
         }
     }
 }
+
+/// Issue 11, found by the client-level model test: at a clean shutdown a message requeued by a
+/// closing channel went to a no-ack consumer whose connection was closing too, and was gone
+/// after the restart. Once the broker stops delivering, a requeued message stays in its queue
+/// and in the store.
+#[test]
+fn after_stop_delivering_a_requeued_message_stays_in_its_queue_and_the_store() {
+    let store = Arc::new(MemoryStore::new());
+    let broker = Broker::with_store(store.clone());
+    broker.recover().unwrap();
+    let vhost = broker.vhost("/").unwrap();
+    declare(&vhost, "q", FieldTable::new());
+    publish(&vhost, persistent("held", "", "q"));
+    let q = vhost.queue(&"q".into(), 1).unwrap();
+    let got = q.get(false).unwrap();
+    let sink = consume(&vhost, "q", Kind::NoAck, 1);
+    broker.stop_delivering();
+    q.settle(&[got.seq], Settle::Requeue);
+    assert!(
+        sink.0.lock().is_empty(),
+        "nothing handed to the no-ack consumer"
+    );
+    assert_eq!(q.message_count(), 1);
+    assert_eq!(store.stats().queue_entries, 1);
+    assert_eq!(after_restart(&store, &["q"]), [1]);
+}
