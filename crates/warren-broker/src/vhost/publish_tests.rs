@@ -58,6 +58,27 @@ fn declare(vhost: &VHost, name: &str, arguments: FieldTable) {
         .unwrap();
 }
 
+/// A recovered broker over `store`, and its vhost `/`.
+fn open(store: Arc<dyn crate::Store>) -> (Broker, Arc<VHost>) {
+    let broker = Broker::with_store(store);
+    broker.recover().unwrap();
+    let vhost = broker.vhost("/").unwrap();
+    (broker, vhost)
+}
+
+/// Binds queue `name` to `exchange` with `key`.
+fn bind(vhost: &VHost, name: &str, exchange: &str, key: &str) {
+    vhost
+        .bind_queue(
+            &name.into(),
+            &exchange.into(),
+            &key.into(),
+            &FieldTable::new(),
+            1,
+        )
+        .unwrap();
+}
+
 fn consume(vhost: &VHost, queue: &str, kind: Kind, id: u64) -> Arc<Recorder> {
     let sink = Arc::new(Recorder::default());
     if kind != Kind::Nobody {
@@ -91,9 +112,7 @@ fn publish(vhost: &VHost, message: Message) -> crate::Published {
 
 /// Messages each queue holds after a restart over the same store.
 fn after_restart(store: &MemoryStore, queues: &[&str]) -> Vec<u32> {
-    let broker = Broker::with_store(Arc::new(store.reopen().unwrap()));
-    broker.recover().unwrap();
-    let vhost = broker.vhost("/").unwrap();
+    let (_broker, vhost) = open(Arc::new(store.reopen().unwrap()));
     queues
         .iter()
         .map(|q| vhost.queue(&(*q).into(), 1).unwrap().message_count())
@@ -110,21 +129,11 @@ fn a_persistent_message_reaches_every_durable_queue_whatever_consumes_them() {
                 .flat_map(move |b| KINDS.iter().map(move |c| [*a, *b, *c]))
         }) {
             let store = Arc::new(MemoryStore::new());
-            let broker = Broker::with_store(store.clone());
-            broker.recover().unwrap();
-            let vhost = broker.vhost("/").unwrap();
+            let (_broker, vhost) = open(store.clone());
             let mut sinks = Vec::new();
             for (i, name) in names.iter().enumerate() {
                 declare(&vhost, name, FieldTable::new());
-                vhost
-                    .bind_queue(
-                        &(*name).into(),
-                        &exchange.into(),
-                        &"k".into(),
-                        &FieldTable::new(),
-                        1,
-                    )
-                    .unwrap();
+                bind(&vhost, name, exchange, "k");
                 sinks.push(consume(&vhost, name, kinds[i], i as u64 + 1));
             }
             let case = format!("{exchange} {kinds:?}");
@@ -170,9 +179,7 @@ fn a_persistent_message_reaches_every_durable_queue_whatever_consumes_them() {
 fn a_dead_letter_reaches_every_durable_target_whatever_consumes_them() {
     for kind in KINDS {
         let store = Arc::new(MemoryStore::new());
-        let broker = Broker::with_store(store.clone());
-        broker.recover().unwrap();
-        let vhost = broker.vhost("/").unwrap();
+        let (_broker, vhost) = open(store.clone());
         let mut args = FieldTable::new();
         args.insert(
             "x-dead-letter-exchange",
@@ -181,15 +188,7 @@ fn a_dead_letter_reaches_every_durable_target_whatever_consumes_them() {
         declare(&vhost, "source", args);
         for name in ["dl0", "dl1"] {
             declare(&vhost, name, FieldTable::new());
-            vhost
-                .bind_queue(
-                    &name.into(),
-                    &"amq.fanout".into(),
-                    &"".into(),
-                    &FieldTable::new(),
-                    1,
-                )
-                .unwrap();
+            bind(&vhost, name, "amq.fanout", "");
         }
         let first = consume(&vhost, "dl0", kind, 1);
         publish(&vhost, persistent("dies", "", "source"));
@@ -214,20 +213,10 @@ fn a_dead_letter_reaches_every_durable_target_whatever_consumes_them() {
 #[test]
 fn a_message_every_queue_drops_at_once_leaves_nothing_stored() {
     let store = Arc::new(MemoryStore::new());
-    let broker = Broker::with_store(store.clone());
-    broker.recover().unwrap();
-    let vhost = broker.vhost("/").unwrap();
+    let (_broker, vhost) = open(store.clone());
     for (i, name) in ["a", "b"].iter().enumerate() {
         declare(&vhost, name, FieldTable::new());
-        vhost
-            .bind_queue(
-                &(*name).into(),
-                &"amq.fanout".into(),
-                &"".into(),
-                &FieldTable::new(),
-                1,
-            )
-            .unwrap();
+        bind(&vhost, name, "amq.fanout", "");
         consume(&vhost, name, Kind::NoAck, i as u64 + 1);
     }
     for n in 0..10 {
@@ -251,21 +240,11 @@ fn a_store_fault_anywhere_in_a_fan_out_leaves_every_queue_consistent() {
     // the manual delivery's redelivered mark, the release.
     for budget in 0..8 {
         let store = Arc::new(FaultyStore::new(MemoryStore::new()));
-        let broker = Broker::with_store(store.clone());
-        broker.recover().unwrap();
-        let vhost = broker.vhost("/").unwrap();
+        let (_broker, vhost) = open(store.clone());
         let mut sinks = Vec::new();
         for (i, name) in names.iter().enumerate() {
             declare(&vhost, name, FieldTable::new());
-            vhost
-                .bind_queue(
-                    &(*name).into(),
-                    &"amq.fanout".into(),
-                    &"".into(),
-                    &FieldTable::new(),
-                    1,
-                )
-                .unwrap();
+            bind(&vhost, name, "amq.fanout", "");
             sinks.push(consume(&vhost, name, kinds[i], i as u64 + 1));
         }
         vhost
@@ -274,15 +253,7 @@ fn a_store_fault_anywhere_in_a_fan_out_leaves_every_queue_consistent() {
                 ..Default::default()
             })
             .unwrap();
-        vhost
-            .bind_queue(
-                &"transient".into(),
-                &"amq.fanout".into(),
-                &"".into(),
-                &FieldTable::new(),
-                1,
-            )
-            .unwrap();
+        bind(&vhost, "transient", "amq.fanout", "");
         store.fail_after(budget);
         let published = publish(&vhost, persistent("m", "amq.fanout", ""));
         let faults = store.injected_faults();
@@ -331,9 +302,7 @@ fn a_store_fault_anywhere_in_a_fan_out_leaves_every_queue_consistent() {
             "{case}"
         );
         // A restart brings back exactly what the store has.
-        let reopened = Broker::with_store(Arc::new(inner.reopen().unwrap()));
-        reopened.recover().unwrap();
-        let vh = reopened.vhost("/").unwrap();
+        let (_reopened, vh) = open(Arc::new(inner.reopen().unwrap()));
         for name in names {
             let stored = inner.load_queue(b"/", name.as_bytes()).unwrap().len();
             assert_eq!(
@@ -352,9 +321,7 @@ fn a_store_fault_anywhere_in_a_fan_out_leaves_every_queue_consistent() {
 #[test]
 fn after_stop_delivering_a_requeued_message_stays_in_its_queue_and_the_store() {
     let store = Arc::new(MemoryStore::new());
-    let broker = Broker::with_store(store.clone());
-    broker.recover().unwrap();
-    let vhost = broker.vhost("/").unwrap();
+    let (broker, vhost) = open(store.clone());
     declare(&vhost, "q", FieldTable::new());
     publish(&vhost, persistent("held", "", "q"));
     let q = vhost.queue(&"q".into(), 1).unwrap();
