@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod crash;
+
 use std::time::Duration;
 
 use bytes::BytesMut;
