@@ -35,6 +35,12 @@ pub struct FanoutArgs {
     /// Seconds to measure.
     #[arg(long, default_value_t = 10)]
     pub duration: u64,
+    /// Durable queues and persistent messages (every message stored once for all queues).
+    #[arg(long)]
+    pub persistent: bool,
+    /// Publisher confirms with at most this many unconfirmed publishes.
+    #[arg(long)]
+    pub confirm: Option<u64>,
 }
 
 /// What a fan-out run measured.
@@ -96,7 +102,7 @@ pub async fn run(args: &FanoutArgs) -> anyhow::Result<FanoutReport> {
     setup.channel_open(1).await?;
     setup.exchange_declare(1, EXCHANGE, "fanout").await?;
     for q in &queues {
-        setup.queue_declare(1, q, false).await?;
+        setup.queue_declare(1, q, args.persistent).await?;
         setup.queue_purge(1, q).await?;
         setup.queue_bind(1, q, EXCHANGE).await?;
     }
@@ -131,8 +137,8 @@ pub async fn run(args: &FanoutArgs) -> anyhow::Result<FanoutReport> {
         exchange: EXCHANGE.to_owned(),
         queues: vec![String::new()],
         size: args.size,
-        persistent: false,
-        confirm_window: None,
+        persistent: args.persistent,
+        confirm_window: args.confirm,
         rate: None,
         limit: None,
     });
