@@ -121,6 +121,9 @@ pub async fn run(args: &FanoutArgs) -> anyhow::Result<FanoutReport> {
     }
     let mut pconn = Connection::open(&uri, "warren-perf producer").await?;
     pconn.channel_open(1).await?;
+    if args.confirm.is_some() {
+        pconn.confirm_select(1).await?;
+    }
     let consumers: Vec<_> = consumers
         .into_iter()
         .map(|c| {
