@@ -172,7 +172,26 @@ class Tester:
             print(f"  transcripts: {base}.rabbitmq.txt / .warren.txt", flush=True)
 
 
+def signature(diff):
+    """What makes two differences "the same" for saving: both lines, channel numbers and
+    transcript positions left out."""
+    return re.sub(r"\bch\d\b", "ch", diff[2]) + " | " + re.sub(r"\bch\d\b", "ch", diff[3])
+
+
+def saved_signatures():
+    sigs = set()
+    if os.path.isdir(SCENARIOS):
+        for fn in os.listdir(SCENARIOS):
+            if fn.endswith(".json"):
+                d = json.load(open(os.path.join(SCENARIOS, fn)))["difference"]
+                sigs.add(signature((0, d["op"], d["rabbitmq"], d["warren"])))
+    return sigs
+
+
 def save_scenario(ops, found_by, diff):
+    """Writes scenarios/diff-<hash>.json unless a saved scenario shows the same difference."""
+    if signature(diff) in saved_signatures():
+        return None
     os.makedirs(SCENARIOS, exist_ok=True)
     blob = json.dumps(ops, sort_keys=True)
     name = "diff-" + hashlib.sha1(blob.encode()).hexdigest()[:10]
@@ -261,13 +280,16 @@ def main():
             t.report(label, res, r, w)
             if res[0] == "fail":
                 fails.append(label)
-                if not args.no_save:
+                if not args.no_save and signature(res[1]) in saved_signatures():
+                    log("same difference as a saved scenario: not shrunk or saved again")
+                elif not args.no_save:
                     kind = t.op_kind(res[1][1])
                     small = t.shrink(ops, kind, args.shrink_seconds)
                     r3, w3 = t.both(small)
                     res3 = t.judge(r3, w3) or res
                     path = save_scenario(small, label, res3[1])
-                    log(f"shrunk {len(ops)} -> {len(small)} operations: {path}")
+                    log(f"shrunk {len(ops)} -> {len(small)} operations: "
+                        f"{path or 'same difference as a saved scenario, not saved again'}")
                     t.report(label + " shrunk", res3, r3, w3)
             else:
                 allowed.append(label)

@@ -348,11 +348,10 @@ class Run:
         try:
             c = pika.BlockingConnection(pika.URLParameters(self.url))
             names_q = {self.name(q) for q in
-                       ["P.q0", "P.q1", "P.q2", "P.no-such-queue", "P.with\r\nnewline", "P.cr\r",
-                        "P.q0\n", "P.withnewline", "P.cr"]} | self.declared_q
+                       ["P.q0", "P.q1", "P.q2", "P.no-such-queue"]} | self.declared_q
             names_x = {self.name(x) for x in
-                       ["P.x0", "P.x1", "P.x2", "P.no-such-exchange", "P.x\r\n1", "P.x1",
-                        "P.x0\n"]} | self.declared_x
+                       ["P.x0", "P.x1", "P.x2", "P.no-such-exchange", "P.xcr\r\nlf", "P.xcrlf",
+                        "P.xlf\n", "P.xlf"]} | self.declared_x
             for q in names_q:
                 if q.startswith(self.prefix) or q.startswith("amq.gen-"):
                     ch = c.channel()

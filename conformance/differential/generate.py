@@ -139,7 +139,9 @@ def gen_op(r):
                   auto_delete=r.random() < 0.15, internal=r.random() < 0.1,
                   args=({"alternate-exchange": r.choice(EXCHANGES)} if r.random() < 0.15 else {}))
         if r.random() < 0.04:
-            op["x"] = r.choice(["amq.custom", "P.x\r\n1", "P.x0\n"])
+            # CR/LF names that RabbitMQ strips to names no other operation uses (P.xcrlf, P.xlf),
+            # so a difference stays at operations that spell them.
+            op["x"] = r.choice(["amq.custom", "P.xcr\r\nlf", "P.xlf\n"])
     elif kind in ("qbind", "qunbind"):
         op.update(q=_queue(r), x=_exchange(r), rk=_rk(r), args=_bind_args(r))
     elif kind in ("xbind", "xunbind"):
