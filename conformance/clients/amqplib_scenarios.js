@@ -19,6 +19,7 @@ require('./amqplib_errors');
 require('./amqplib_ttl_limits');
 require('./amqplib_dead_letter');
 require('./amqplib_consumers');
+require('./amqplib_compat');
 
 process.on('unhandledRejection', (e) => { console.error('unhandled rejection:', e); });
 main().then(() => process.exit(0), (e) => { console.error(e); process.exit(1); });

@@ -329,7 +329,9 @@ impl VHost {
         Ok(())
     }
 
-    /// `queue.unbind`.
+    /// `queue.unbind`. Idempotent as in RabbitMQ 3.10: a missing queue, a missing exchange or a
+    /// binding that does not exist is answered with `unbind-ok`; only another connection's
+    /// exclusive queue is refused (405).
     pub fn unbind_queue(
         &self,
         queue: &ShortStr,
@@ -342,8 +344,12 @@ impl VHost {
             return Err(default_exchange_refused());
         }
         let mut topology = self.topology.write();
-        let q = topology.queue(queue.as_bytes()).cloned();
-        self.check_access(q, queue, connection)?;
+        match topology.queue(queue.as_bytes()).cloned() {
+            None => return Ok(()),
+            Some(q) => {
+                self.check_access(Some(q), queue, connection)?;
+            }
+        }
         let record = Self::durable_binding(
             &topology,
             exchange.as_bytes(),

@@ -22,7 +22,8 @@ use tokio::time::Instant;
 use warren_broker::{Broker, Delivery, Settle};
 use warren_codec::{
     ChannelOpenOk, ConnectionBlocked, ConnectionClose, ConnectionCloseOk, ConnectionUnblocked,
-    Frame, FrameDecoder, Method, ReplyCode, ShortStr, encode_heartbeat, encode_method,
+    ConnectionUpdateSecretOk, Frame, FrameDecoder, Method, ReplyCode, ShortStr, encode_heartbeat,
+    encode_method,
 };
 
 pub use ctx::{ConnEvent, ConnSink, Ctx, Signals, SyncPurpose};
@@ -453,11 +454,14 @@ impl Connection {
                 Ok(())
             }
             Method::ConnectionCloseOk(_) => Ok(()),
-            Method::ConnectionUpdateSecret(_) => Err(AmqpError::new(
-                ReplyCode::NotImplemented,
-                "connection.update-secret is not supported",
-            )
-            .at(10, 70)),
+            // RabbitMQ 3.10 asks its auth backends to update their state; the internal
+            // database (the only backend Warren has) keeps the user as it is and accepts any
+            // new secret, so the session simply carries on.
+            Method::ConnectionUpdateSecret(m) => {
+                tracing::info!(reason = %m.reason, "connection.update-secret accepted");
+                self.ctx.send(0, ConnectionUpdateSecretOk);
+                Ok(())
+            }
             m if m.class_id() == 10 => Err(AmqpError::new(
                 ReplyCode::CommandInvalid,
                 format!("unexpected method {} in connection state running", m.name()),
