@@ -52,3 +52,18 @@ scenario('channel_flow_inactive', (url) => withWorld(url, async (w) => {
   eq(text, 'NOT_IMPLEMENTED - active=false', 'reply text');
   return `${code} ${text}`;
 }));
+
+scenario('handshake_frame_limit', async (url) => {
+  const { amqp } = require('./amqplib_common');
+  const small = await amqp.connect(url, { timeout: 10000, clientProperties: { big: 'x'.repeat(3500) } });
+  await small.close();
+  let refused = null;
+  try {
+    const c = await amqp.connect(url, { timeout: 10000, clientProperties: { big: 'x'.repeat(5000) } });
+    await c.close();
+  } catch (e) {
+    refused = e;
+  }
+  check(refused, 'a connection.start-ok larger than 4096 bytes was accepted');
+  return `3500-byte properties accepted; 5000-byte refused (${refused.message.slice(0, 80)})`;
+});

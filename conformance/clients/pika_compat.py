@@ -5,6 +5,7 @@ import os
 import re
 import sys
 
+import pika
 import pika.exceptions as pex
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -59,3 +60,45 @@ def channel_flow_inactive(url):
                   f"reply text {e.reply_text!r}")
             return f"{e.reply_code} {e.reply_text}"
         raise Fail("channel.flow active=false succeeded")
+
+
+@scenario("channel_max_counts_open_channels")
+def channel_max_counts_open_channels(url):
+    """channel_max limits how many channels are open, not their numbers; one more closes the
+    connection with 530."""
+    params = pika.URLParameters(url)
+    params.channel_max = 3
+    c = pika.BlockingConnection(params)
+    try:
+        eq(c._impl.params.channel_max, 3, "negotiated channel_max")
+        chs = [c.channel(channel_number=n) for n in (1, 200, 65535)]
+        chs[1].close()
+        c.channel(channel_number=7)
+        try:
+            c.channel(channel_number=9)
+        except pex.ConnectionClosedByBroker as e:
+            eq(e.reply_code, 530, "reply code")
+            eq(e.reply_text, "NOT_ALLOWED - number of channels opened (3) has reached the "
+                             "negotiated channel_max (3)", "reply text")
+            return f"channels 1, 200, 65535 opened with channel_max 3; then {e.reply_code} {e.reply_text}"
+        raise Fail("a fourth channel opened with channel_max 3")
+    finally:
+        if c.is_open:
+            c.close()
+
+
+@scenario("handshake_frame_limit")
+def handshake_frame_limit(url):
+    """Before tune-ok frames are limited to 4096 bytes: a start-ok whose client properties make
+    it larger is refused (the connection never opens); a smaller one is fine."""
+    small = pika.URLParameters(url)
+    small.client_properties = {"big": "x" * 3500}
+    pika.BlockingConnection(small).close()
+    big = pika.URLParameters(url)
+    big.client_properties = {"big": "x" * 5000}
+    try:
+        c = pika.BlockingConnection(big)
+    except pex.AMQPConnectionError as e:
+        return f"3500-byte properties accepted; 5000-byte refused ({type(e).__name__})"
+    c.close()
+    raise Fail("a connection.start-ok larger than 4096 bytes was accepted")
