@@ -483,22 +483,26 @@ impl Connection {
                     .at(class_id, method_id),
             );
         }
-        if channel > self.channel_max {
-            return Err(AmqpError::new(
-                ReplyCode::ChannelError,
-                format!(
-                    "channel number {channel} exceeds the negotiated channel_max {}",
-                    self.channel_max
-                ),
-            )
-            .at(class_id, method_id));
-        }
         if let Method::ChannelOpen(_) = method {
             if self.channels.contains_key(&channel) {
                 return Err(
                     AmqpError::new(ReplyCode::ChannelError, "second 'channel.open' seen")
                         .at(20, 10),
                 );
+            }
+            // As in RabbitMQ 3.10, channel_max limits how many channels are open, not their
+            // numbers: any number 1..=65535 opens while fewer than channel_max are open. The
+            // refusal names no method (class 0, method 0), like RabbitMQ's.
+            let open = self.channels.len();
+            if open >= usize::from(self.channel_max) {
+                return Err(AmqpError::new(
+                    ReplyCode::NotAllowed,
+                    format!(
+                        "number of channels opened ({open}) has reached the negotiated \
+                         channel_max ({})",
+                        self.channel_max
+                    ),
+                ));
             }
             self.channels.insert(channel, Channel::new(channel));
             self.ctx.send(channel, ChannelOpenOk);
