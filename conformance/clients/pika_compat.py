@@ -9,7 +9,7 @@ import pika
 import pika.exceptions as pex
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from pika_common import World  # noqa: E402
+from pika_common import World, expect_channel_error  # noqa: E402
 from pyharness import Fail, check, eq, scenario, unique  # noqa: E402
 
 
@@ -44,7 +44,19 @@ def unbind_idempotent(url):
         w.ch.exchange_unbind(unique("x-missing"), x, routing_key="k")
         w.ch.exchange_unbind(x2, unique("x-missing"), routing_key="k")
         check(w.ch.is_open, "channel closed by an unbind")
-        return "8 unbinds of missing things answered unbind-ok"
+        # Another connection's exclusive queue: a binding it does not have is still unbind-ok;
+        # removing one it has is 405.
+        excl = unique("q-excl")
+        w.ch.queue_declare(excl, exclusive=True)
+        other = w.connect().channel()
+        other.queue_unbind(excl, x, routing_key="k")
+        w.ch.queue_bind(excl, x, routing_key="k")
+        d = expect_channel_error(
+            lambda: other.queue_unbind(excl, x, routing_key="k"), 405,
+            rf"RESOURCE_LOCKED - cannot obtain exclusive access to locked queue '{re.escape(excl)}' "
+            r"in vhost '/'\. It could be originally declared on another connection or the "
+            r"exclusive property value does not match that of the original declaration\.")
+        return f"9 unbinds of missing things answered unbind-ok; an existing binding of a locked queue: {d}"
 
 
 @scenario("channel_flow_inactive")

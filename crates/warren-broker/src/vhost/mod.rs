@@ -330,8 +330,9 @@ impl VHost {
     }
 
     /// `queue.unbind`. Idempotent as in RabbitMQ 3.10: a missing queue, a missing exchange or a
-    /// binding that does not exist is answered with `unbind-ok`; only another connection's
-    /// exclusive queue is refused (405).
+    /// binding that does not exist is answered with `unbind-ok` (even on another connection's
+    /// exclusive queue); removing an existing binding of another connection's exclusive queue
+    /// is refused (405).
     pub fn unbind_queue(
         &self,
         queue: &ShortStr,
@@ -346,9 +347,18 @@ impl VHost {
         let mut topology = self.topology.write();
         match topology.queue(queue.as_bytes()).cloned() {
             None => return Ok(()),
-            Some(q) => {
-                self.check_access(Some(q), queue, connection)?;
+            Some(q) if !q.accessible_by(connection) => {
+                if topology.has_queue_binding(
+                    exchange.as_bytes(),
+                    queue.as_bytes(),
+                    routing_key.as_bytes(),
+                    arguments,
+                ) {
+                    return Err(locked(&q));
+                }
+                return Ok(());
             }
+            Some(_) => {}
         }
         let record = Self::durable_binding(
             &topology,
