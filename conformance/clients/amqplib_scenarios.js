@@ -22,6 +22,7 @@ require('./amqplib_ttl_limits');
 require('./amqplib_dead_letter');
 require('./amqplib_x_death');
 require('./amqplib_consumers');
+require('./amqplib_compat');
 
 process.on('unhandledRejection', (e) => { console.error('unhandled rejection:', e); });
 main().then(() => process.exit(0), (e) => { console.error(e); process.exit(1); });

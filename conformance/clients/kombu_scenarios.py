@@ -19,6 +19,7 @@ import kombu_messaging  # noqa: E402,F401
 import kombu_publishing  # noqa: E402,F401
 import kombu_errors  # noqa: E402,F401
 import kombu_celery  # noqa: E402,F401
+import kombu_compat  # noqa: E402,F401
 
 if __name__ == "__main__":
     main()

@@ -23,6 +23,7 @@ import pika_ttl_limits  # noqa: E402,F401
 import pika_dead_letter  # noqa: E402,F401
 import pika_x_death  # noqa: E402,F401
 import pika_consumers  # noqa: E402,F401
+import pika_compat  # noqa: E402,F401
 
 if __name__ == "__main__":
     main()

@@ -326,6 +326,29 @@ impl<Q: Clone> Router<Q> {
         }
     }
 
+    /// True when `queue` is bound to `exchange` with exactly this key and these arguments.
+    pub fn has_queue_binding(
+        &self,
+        exchange: &[u8],
+        queue: &[u8],
+        routing_key: &[u8],
+        arguments: &FieldTable,
+    ) -> bool {
+        let (Some(s), Some(q)) = (self.exchanges.id(exchange), self.queues.id(queue)) else {
+            return false;
+        };
+        let args = sorted(arguments.clone());
+        self.exchanges
+            .get(s)
+            .and_then(|src| src.outgoing.get(&Dest::Queue(q)))
+            .is_some_and(|specs| {
+                specs.iter().any(|spec| {
+                    spec.key.as_bytes() == routing_key
+                        && crate::erlang::tables_identical(&spec.args, &args)
+                })
+            })
+    }
+
     /// Removes an exchange-to-exchange binding. Errors as for [`Router::unbind_queue`].
     pub fn unbind_exchange(
         &mut self,

@@ -77,6 +77,15 @@ impl Default for Config {
     }
 }
 
+/// The variable naming the configuration file (`--config`); not a configuration field.
+pub const CONFIG_FILE_VAR: &str = "WARREN_CONFIG";
+
+/// The process environment, leaving out variables that are not valid UTF-8 (which
+/// `std::env::vars` would panic on).
+fn process_vars() -> impl Iterator<Item = (String, String)> {
+    std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+}
+
 /// A configuration that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -123,10 +132,12 @@ impl Config {
         if let Some(path) = file {
             builder = builder.add_source(config::File::from(path).format(config::FileFormat::Toml));
         }
+        let (env, _) = Self::environment(process_vars());
         builder = builder.add_source(
             config::Environment::with_prefix("WARREN")
                 .try_parsing(true)
-                .ignore_empty(true),
+                .ignore_empty(true)
+                .source(Some(env)),
         );
         let set = |b: config::ConfigBuilder<config::builder::DefaultState>,
                    key: &str,
@@ -145,6 +156,41 @@ impl Config {
         let cfg: Config = builder.build()?.try_deserialize()?;
         cfg.validate()?;
         Ok(cfg)
+    }
+
+    /// Splits `WARREN_*` variables into those naming a configuration field (returned as the
+    /// environment source) and the names of all others (`WARREN_SKIP_RABBITMQ` of a test script,
+    /// a typo...), which are ignored: an unrelated variable must not stop the broker.
+    /// `WARREN_CONFIG` (the file to read) belongs to the command line and is in neither list.
+    pub fn environment(
+        vars: impl Iterator<Item = (String, String)>,
+    ) -> (config::Map<String, String>, Vec<String>) {
+        let fields: Vec<String> = match toml::Value::try_from(Config::default()) {
+            Ok(toml::Value::Table(t)) => t.keys().cloned().collect(),
+            _ => Vec::new(),
+        };
+        let mut known = config::Map::new();
+        let mut unknown = Vec::new();
+        for (name, value) in vars {
+            let Some(key) = name.strip_prefix("WARREN_") else {
+                continue;
+            };
+            if name == CONFIG_FILE_VAR {
+                continue;
+            }
+            if fields.iter().any(|f| f.eq_ignore_ascii_case(key)) {
+                known.insert(name, value);
+            } else {
+                unknown.push(name);
+            }
+        }
+        unknown.sort();
+        (known, unknown)
+    }
+
+    /// The `WARREN_*` variables of this process that [`Config::load`] ignores, for a warning.
+    pub fn ignored_environment() -> Vec<String> {
+        Self::environment(process_vars()).1
     }
 
     /// Checks ranges the types alone do not.
@@ -282,6 +328,24 @@ mod tests {
         let c = Config::load(Some(&file), &Overrides::default()).unwrap();
         assert_eq!(c.sled_options().cache_capacity, 8 << 20);
         assert!(!c.compact_policy().wants(u64::MAX, 0, 0));
+    }
+
+    #[test]
+    fn unrelated_warren_variables_are_ignored_not_refused() {
+        let vars = [
+            ("WARREN_PORT", "5999"),
+            ("WARREN_CONFIG", "warren.toml"),
+            ("WARREN_SKIP_RABBITMQ", "1"),
+            ("PATH", "/bin"),
+            ("WARREN_CHANNEL_MAX", "7"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()));
+        let (known, unknown) = Config::environment(vars);
+        assert_eq!(unknown, vec!["WARREN_SKIP_RABBITMQ".to_string()]);
+        assert_eq!(known.len(), 2);
+        assert_eq!(known.get("WARREN_PORT").map(String::as_str), Some("5999"));
+        assert!(known.contains_key("WARREN_CHANNEL_MAX"));
     }
 
     #[test]

@@ -71,6 +71,11 @@ fn main() -> anyhow::Result<()> {
             std::process::exit(2);
         }
     };
+    for name in Config::ignored_environment() {
+        eprintln!(
+            "warren: warning: ignoring environment variable {name}: not a configuration field"
+        );
+    }
     if cli.print_config {
         print!("{}", config.to_toml());
         return Ok(());

@@ -141,11 +141,22 @@ async fn second_channel_open_is_channel_error() {
 }
 
 #[tokio::test]
-async fn channel_above_channel_max_is_channel_error() {
+async fn channel_max_counts_open_channels_not_their_numbers() {
     let server = common::start().await;
-    let mut raw = Raw::open(&server).await;
-    raw.send(2048, ChannelOpen).await;
-    expect_connection_close(&mut raw, 504).await;
+    let mut raw = Raw::open(&server).await; // negotiates channel_max 2047
+    // Any number opens while fewer than channel_max channels are open (RabbitMQ 3.10).
+    raw.open_channel(65535).await;
+    raw.open_channel(2048).await;
+    for n in 1..=2045 {
+        raw.open_channel(n).await;
+    }
+    raw.send(3000, ChannelOpen).await;
+    let (class, method, text) = expect_connection_close(&mut raw, 530).await;
+    assert_eq!((class, method), (0, 0));
+    assert_eq!(
+        text,
+        "NOT_ALLOWED - number of channels opened (2047) has reached the negotiated channel_max (2047)"
+    );
 }
 
 #[tokio::test]

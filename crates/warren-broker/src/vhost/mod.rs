@@ -336,7 +336,10 @@ impl VHost {
         Ok(())
     }
 
-    /// `queue.unbind`.
+    /// `queue.unbind`. Idempotent as in RabbitMQ 3.10: a missing queue, a missing exchange or a
+    /// binding that does not exist is answered with `unbind-ok` (even on another connection's
+    /// exclusive queue); removing an existing binding of another connection's exclusive queue
+    /// is refused (405).
     pub fn unbind_queue(
         &self,
         queue: &ShortStr,
@@ -349,8 +352,21 @@ impl VHost {
             return Err(default_exchange_refused());
         }
         let mut topology = self.topology.write();
-        let q = topology.queue(queue.as_bytes()).cloned();
-        self.check_access(q, queue, connection)?;
+        match topology.queue(queue.as_bytes()).cloned() {
+            None => return Ok(()),
+            Some(q) if !q.accessible_by(connection) => {
+                if topology.has_queue_binding(
+                    exchange.as_bytes(),
+                    queue.as_bytes(),
+                    routing_key.as_bytes(),
+                    arguments,
+                ) {
+                    return Err(locked(&q));
+                }
+                return Ok(());
+            }
+            Some(_) => {}
+        }
         let record = Self::durable_binding(
             &topology,
             exchange.as_bytes(),

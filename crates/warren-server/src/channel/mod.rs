@@ -107,6 +107,11 @@ impl Channel {
             return Err(self.content.unexpected_frame());
         }
         match method {
+            // RabbitMQ 3.10 does not let a client stop its own deliveries: `active=false` closes
+            // the connection with 540 (a client library checks for exactly that code).
+            Method::ChannelFlow(m) if !m.active => {
+                Err(AmqpError::new(ReplyCode::NotImplemented, "active=false").at(20, 20))
+            }
             Method::ChannelFlow(m) => {
                 self.limit
                     .active

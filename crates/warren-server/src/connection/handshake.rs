@@ -16,6 +16,9 @@ use warren_codec::{
 use super::error::{AmqpError, AmqpResult};
 use crate::config::Config;
 
+/// Largest frame payload accepted before `connection.tune-ok` (RabbitMQ's pre-tune limit).
+pub(crate) const PRE_TUNE_PAYLOAD_MAX: u32 = warren_codec::FRAME_MIN_SIZE - 8;
+
 /// What the client asked for and was granted.
 #[derive(Debug, Clone)]
 pub struct Negotiated {
@@ -209,7 +212,10 @@ pub async fn perform(
     }
     let _ = inbuf.split_to(PROTOCOL_HEADER.len());
 
-    let decoder = FrameDecoder::new(config.frame_max.max(warren_codec::FRAME_MIN_SIZE));
+    // Until tune-ok, frames are limited to the AMQP minimum frame size, as in RabbitMQ 3.10:
+    // 4096 bytes including the 7-byte header and the end octet, i.e. a payload of at most
+    // 4088 bytes (RabbitMQ: `frame_too_large,5329,4088` for a bigger start-ok).
+    let decoder = FrameDecoder::new(PRE_TUNE_PAYLOAD_MAX);
     let mut out = BytesMut::new();
     let start = ConnectionStart {
         version_major: 0,

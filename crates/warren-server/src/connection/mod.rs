@@ -22,7 +22,8 @@ use tokio::time::Instant;
 use warren_broker::{Broker, Delivery, Settle};
 use warren_codec::{
     ChannelOpenOk, ConnectionBlocked, ConnectionClose, ConnectionCloseOk, ConnectionUnblocked,
-    Frame, FrameDecoder, Method, ReplyCode, ShortStr, encode_heartbeat, encode_method,
+    ConnectionUpdateSecretOk, Frame, FrameDecoder, Method, ReplyCode, ShortStr, encode_heartbeat,
+    encode_method,
 };
 
 pub use ctx::{ConnEvent, ConnSink, Ctx, Signals, SyncPurpose};
@@ -466,11 +467,14 @@ impl Connection {
                 Ok(())
             }
             Method::ConnectionCloseOk(_) => Ok(()),
-            Method::ConnectionUpdateSecret(_) => Err(AmqpError::new(
-                ReplyCode::NotImplemented,
-                "connection.update-secret is not supported",
-            )
-            .at(10, 70)),
+            // RabbitMQ 3.10 asks its auth backends to update their state; the internal
+            // database (the only backend Warren has) keeps the user as it is and accepts any
+            // new secret, so the session simply carries on.
+            Method::ConnectionUpdateSecret(m) => {
+                tracing::info!(reason = %m.reason, "connection.update-secret accepted");
+                self.ctx.send(0, ConnectionUpdateSecretOk);
+                Ok(())
+            }
             m if m.class_id() == 10 => Err(AmqpError::new(
                 ReplyCode::CommandInvalid,
                 format!("unexpected method {} in connection state running", m.name()),
@@ -492,22 +496,26 @@ impl Connection {
                     .at(class_id, method_id),
             );
         }
-        if channel > self.channel_max {
-            return Err(AmqpError::new(
-                ReplyCode::ChannelError,
-                format!(
-                    "channel number {channel} exceeds the negotiated channel_max {}",
-                    self.channel_max
-                ),
-            )
-            .at(class_id, method_id));
-        }
         if let Method::ChannelOpen(_) = method {
             if self.channels.contains_key(&channel) {
                 return Err(
                     AmqpError::new(ReplyCode::ChannelError, "second 'channel.open' seen")
                         .at(20, 10),
                 );
+            }
+            // As in RabbitMQ 3.10, channel_max limits how many channels are open, not their
+            // numbers: any number 1..=65535 opens while fewer than channel_max are open. The
+            // refusal names no method (class 0, method 0), like RabbitMQ's.
+            let open = self.channels.len();
+            if open >= usize::from(self.channel_max) {
+                return Err(AmqpError::new(
+                    ReplyCode::NotAllowed,
+                    format!(
+                        "number of channels opened ({open}) has reached the negotiated \
+                         channel_max ({})",
+                        self.channel_max
+                    ),
+                ));
             }
             self.channels.insert(channel, Channel::new(channel));
             self.ctx.send(channel, ChannelOpenOk);
