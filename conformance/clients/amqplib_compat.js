@@ -67,3 +67,16 @@ scenario('handshake_frame_limit', async (url) => {
   check(refused, 'a connection.start-ok larger than 4096 bytes was accepted');
   return `3500-byte properties accepted; 5000-byte refused (${refused.message.slice(0, 80)})`;
 });
+
+scenario('exchange_names_strip_cr_lf', (url) => withWorld(url, async (w) => {
+  // CR and LF are removed from exchange names in declares, bindings and deletes (issue 12
+  // item 6).
+  const base = unique('x-crlf');
+  w.exchanges.push(base);
+  await w.ch.assertExchange(`${base.slice(0, 6)}\r\n${base.slice(6)}`, 'fanout');
+  await w.ch.checkExchange(base);
+  const q = await w.queue('q-crlf');
+  await w.ch.bindQueue(q, `${base}\n`, '');
+  await w.ch.publish(base, '', Buffer.from('m'));
+  eq(await w.count(q), 1, 'routed through the exchange declared with CR/LF');
+}));

@@ -114,3 +114,27 @@ def handshake_frame_limit(url):
         return f"3500-byte properties accepted; 5000-byte refused ({type(e).__name__})"
     c.close()
     raise Fail("a connection.start-ok larger than 4096 bytes was accepted")
+
+
+@scenario("exchange_names_strip_cr_lf")
+def exchange_names_strip_cr_lf(url):
+    """CR and LF are removed from exchange names in declares, bindings and deletes (issue 12
+    item 6). Queue names are stripped too, but pika waits for a declare-ok naming the queue it
+    asked for, so that half is tested in Rust (client_topology.rs)."""
+    with World(url) as w:
+        base = unique("x-crlf")
+        w.exchanges.append(base)
+        w.ch.exchange_declare(base[:6] + "\r\n" + base[6:], "fanout")
+        w.ch.exchange_declare(base, "fanout", passive=True)
+        q = w.queue("q-crlf")
+        w.ch.queue_bind(q, base + "\n")
+        w.ch.basic_publish(base, "", b"m")
+        eq(w.count(q), 1, "routed through the exchange declared with CR/LF")
+        w.ch.exchange_delete("\r" + base)
+        ch = w.conn.channel()
+        try:
+            ch.exchange_declare(base, "fanout", passive=True)
+        except pex.ChannelClosedByBroker as e:
+            eq(e.reply_code, 404, "deleted by its CR/LF name")
+            return
+        raise Fail("the exchange was not deleted")

@@ -185,6 +185,37 @@ async fn multiple_ack_settles_everything_up_to_the_tag() {
 }
 
 #[tokio::test]
+async fn multiple_ack_of_a_tag_never_delivered_is_406_and_settles_nothing() {
+    // RabbitMQ's collect_acks must meet the tag itself, even with multiple=true (found by the
+    // differential tester, issue 12).
+    let server = common::start().await;
+    let conn = common::connect(&server).await;
+    let ch = conn.create_channel().await.unwrap();
+    declare(&ch, "multi-unknown").await;
+    for i in 0..2u8 {
+        publish(&ch, "", "multi-unknown", &[i]).await;
+    }
+    for _ in 0..2 {
+        ch.basic_get("multi-unknown", BasicGetOptions { no_ack: false })
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    let mut closes = common::watch_close(&ch);
+    ch.basic_ack(7, BasicAckOptions { multiple: true })
+        .await
+        .unwrap();
+    assert_eq!(
+        common::closed_with(&mut closes).await,
+        (406, "PRECONDITION_FAILED - unknown delivery tag 7".into())
+    );
+    // Nothing was acked: the channel's close requeued both.
+    let ch = conn.create_channel().await.unwrap();
+    let q = common::passive_queue(&ch, "multi-unknown").await.unwrap();
+    assert_eq!(q.message_count(), 2);
+}
+
+#[tokio::test]
 async fn unacked_messages_are_requeued_when_the_channel_closes() {
     let server = common::start().await;
     let conn = common::connect(&server).await;

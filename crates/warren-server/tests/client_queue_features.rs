@@ -524,6 +524,24 @@ async fn classic_and_lazy_are_accepted_and_quorum_or_stream_refused_with_406() {
         assert_eq!(common::reply_code(&e), Some(406));
         assert!(e.to_string().contains(kind), "{e}");
     }
+    // A type RabbitMQ does not know either gets RabbitMQ's text (differential tester, issue 12).
+    let ch = conn.create_channel().await.unwrap();
+    let mut closes = common::watch_close(&ch);
+    let _ = ch
+        .queue_declare(
+            "odd",
+            QueueDeclareOptions::default(),
+            args(&[("x-queue-type", text("bogus"))]),
+        )
+        .await;
+    assert_eq!(
+        common::closed_with(&mut closes).await,
+        (
+            406,
+            "PRECONDITION_FAILED - invalid arg 'x-queue-type' for queue 'odd' in vhost '/': \"unsupported queue type 'bogus'\""
+                .into()
+        )
+    );
 }
 
 #[tokio::test]

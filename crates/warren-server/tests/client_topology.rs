@@ -557,3 +557,146 @@ async fn cc_and_bcc_headers_add_routing_keys_and_bcc_is_hidden() {
         assert!(!headers.inner().contains_key("BCC"), "{q} must not see BCC");
     }
 }
+
+#[tokio::test]
+async fn queue_bind_looks_the_exchange_up_before_the_queue() {
+    // RabbitMQ's order (found by the differential tester, issue 12): a missing exchange is
+    // reported even when the queue is missing or another connection's exclusive queue.
+    let server = common::start().await;
+    let owner = common::connect(&server).await;
+    let och = owner.create_channel().await.unwrap();
+    och.queue_declare(
+        "mine-only",
+        QueueDeclareOptions {
+            exclusive: true,
+            ..Default::default()
+        },
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    let conn = common::connect(&server).await;
+    for queue in ["no-such-queue", "mine-only"] {
+        let ch = conn.create_channel().await.unwrap();
+        let mut closes = common::watch_close(&ch);
+        let _ = ch
+            .queue_bind(
+                queue,
+                "no-such-exchange",
+                "k",
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await;
+        assert_eq!(
+            common::closed_with(&mut closes).await,
+            (
+                404,
+                "NOT_FOUND - no exchange 'no-such-exchange' in vhost '/'".into()
+            ),
+            "{queue}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn redeclaring_checks_equivalence_before_validating_arguments() {
+    // RabbitMQ validates arguments only when it creates a queue; an existing one is checked for
+    // exclusive access, then flags, then argument equivalence (differential tester, issue 12).
+    let server = common::start().await;
+    let conn = common::connect(&server).await;
+    let ch = conn.create_channel().await.unwrap();
+    common::declare_queue(&ch, "equiv").await.unwrap();
+    let mut bad = FieldTable::default();
+    bad.insert("x-max-length".into(), AMQPValue::LongString("abc".into()));
+    let cases = [
+        (
+            false,
+            406,
+            "PRECONDITION_FAILED - inequivalent arg 'x-max-length' for queue 'equiv' in vhost '/': \
+             received the value 'abc' of type 'longstr' but current is none",
+        ),
+        (
+            true,
+            405,
+            "RESOURCE_LOCKED - cannot obtain exclusive access to locked queue 'equiv' in vhost '/'. \
+             It could be originally declared on another connection or the exclusive property value \
+             does not match that of the original declaration.",
+        ),
+    ];
+    for (exclusive, code, text) in cases {
+        let ch = conn.create_channel().await.unwrap();
+        let mut closes = common::watch_close(&ch);
+        let opts = QueueDeclareOptions {
+            exclusive,
+            ..Default::default()
+        };
+        let _ = ch.queue_declare("equiv", opts, bad.clone()).await;
+        assert_eq!(common::closed_with(&mut closes).await, (code, text.into()));
+    }
+}
+
+#[tokio::test]
+async fn cr_and_lf_are_stripped_from_declared_bound_and_deleted_names() {
+    // RabbitMQ's channel strips them (strip_cr_lf) from exchange and queue names in declares,
+    // deletes and bindings (issue 12 item 6).
+    let server = common::start().await;
+    let conn = common::connect(&server).await;
+    let ch = conn.create_channel().await.unwrap();
+    ch.exchange_declare(
+        "cr\r\nlf-x",
+        ExchangeKind::Fanout,
+        ExchangeDeclareOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    let passive = ExchangeDeclareOptions {
+        passive: true,
+        ..Default::default()
+    };
+    ch.exchange_declare(
+        "crlf-x",
+        ExchangeKind::Fanout,
+        passive,
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    let q = common::declare_queue(&ch, "cr\rlf\n-q").await.unwrap();
+    assert_eq!(q.name().as_str(), "crlf-q");
+    ch.queue_bind(
+        "crlf\r\n-q",
+        "cr\nlf-x",
+        "",
+        QueueBindOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    ch.basic_publish(
+        "crlf-x",
+        "",
+        BasicPublishOptions::default(),
+        b"m",
+        BasicProperties::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        common::passive_queue(&ch, "crlf-q")
+            .await
+            .unwrap()
+            .message_count(),
+        1
+    );
+    ch.queue_delete("crlf-q\r", QueueDeleteOptions::default())
+        .await
+        .unwrap();
+    ch.exchange_delete("crlf-x\n", ExchangeDeleteOptions::default())
+        .await
+        .unwrap();
+    let ch = conn.create_channel().await.unwrap();
+    let e = common::passive_queue(&ch, "crlf-q").await.unwrap_err();
+    assert_eq!(common::reply_code(&e), Some(404));
+}

@@ -216,9 +216,10 @@ impl VHost {
             }
             d.name.clone()
         };
-        let name_text = name.to_string();
-        let args = QueueArgs::parse(&d.arguments, &name_text, &self.name)?;
         let mut topology = self.topology.write();
+        // An existing queue is checked for equivalence only (exclusive access, flags, then
+        // arguments), as RabbitMQ's `assert_equivalence` does; arguments are validated when a
+        // queue is created.
         if let Some(existing) = topology.queue(name.as_bytes()).cloned() {
             drop(topology);
             self.check_equivalent(&existing, &d)?;
@@ -231,6 +232,7 @@ impl VHost {
                 created: false,
             });
         }
+        let args = QueueArgs::parse(&d.arguments, &name.to_string(), &self.name)?;
         let options = QueueOptions {
             durable: d.durable,
             exclusive_owner: d.exclusive.then_some(d.connection),
@@ -316,6 +318,14 @@ impl VHost {
             return Err(default_exchange_refused());
         }
         let mut topology = self.topology.write();
+        // RabbitMQ looks the exchange up before the queue and its exclusive owner.
+        if topology.exchange(exchange.as_bytes()).is_none() {
+            return Err(RouterError::ExchangeNotFound {
+                name: exchange.clone(),
+                vhost: topology.vhost().clone(),
+            }
+            .into());
+        }
         let q = topology.queue(queue.as_bytes()).cloned();
         self.check_access(q, queue, connection)?;
         topology.bind_queue(

@@ -36,7 +36,9 @@ impl Channel {
     }
 
     /// Takes the deliveries a tag names off the unacked map: with `multiple`, every tag up to it
-    /// (all of them for tag 0); an unknown tag is a 406 channel error, as in RabbitMQ.
+    /// (all of them for tag 0); an unknown tag is a 406 channel error, as in RabbitMQ, with
+    /// `multiple` too: RabbitMQ's `collect_acks` must meet the tag itself, and settles nothing
+    /// when it does not.
     fn take_unacked(&mut self, tag: u64, multiple: bool) -> AmqpResult<Vec<(u64, Unacked)>> {
         let unknown = || {
             AmqpError::new(
@@ -45,12 +47,12 @@ impl Channel {
             )
         };
         if multiple {
+            if tag != 0 && !self.unacked.contains_key(&tag) {
+                return Err(unknown());
+            }
             let upto = if tag == 0 { u64::MAX } else { tag };
             let keep = self.unacked.split_off(&upto.saturating_add(1));
             let taken = std::mem::replace(&mut self.unacked, keep);
-            if taken.is_empty() && tag != 0 {
-                return Err(unknown());
-            }
             Ok(taken.into_iter().collect())
         } else {
             let u = self.unacked.remove(&tag).ok_or_else(unknown)?;

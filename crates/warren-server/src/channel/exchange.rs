@@ -5,11 +5,12 @@ use warren_codec::{
     ExchangeDeleteOk, ExchangeUnbind, ExchangeUnbindOk,
 };
 
-use super::Channel;
+use super::{Channel, strip_cr_lf};
 use crate::connection::{AmqpResult, Ctx};
 
 impl Channel {
-    pub(super) fn exchange_declare(&mut self, ctx: &mut Ctx, m: ExchangeDeclare) -> AmqpResult {
+    pub(super) fn exchange_declare(&mut self, ctx: &mut Ctx, mut m: ExchangeDeclare) -> AmqpResult {
+        strip_cr_lf(&mut m.exchange);
         ctx.vhost.declare_exchange(
             &m.exchange,
             &m.kind,
@@ -25,7 +26,8 @@ impl Channel {
         Ok(())
     }
 
-    pub(super) fn exchange_delete(&mut self, ctx: &mut Ctx, m: ExchangeDelete) -> AmqpResult {
+    pub(super) fn exchange_delete(&mut self, ctx: &mut Ctx, mut m: ExchangeDelete) -> AmqpResult {
+        strip_cr_lf(&mut m.exchange);
         ctx.vhost.delete_exchange(&m.exchange, m.if_unused)?;
         if !m.no_wait {
             ctx.send(self.id, ExchangeDeleteOk);
@@ -33,7 +35,9 @@ impl Channel {
         Ok(())
     }
 
-    pub(super) fn exchange_bind(&mut self, ctx: &mut Ctx, m: ExchangeBind) -> AmqpResult {
+    pub(super) fn exchange_bind(&mut self, ctx: &mut Ctx, mut m: ExchangeBind) -> AmqpResult {
+        strip_cr_lf(&mut m.source);
+        strip_cr_lf(&mut m.destination);
         ctx.vhost
             .bind_exchange(&m.destination, &m.source, &m.routing_key, &m.arguments)?;
         if !m.no_wait {
@@ -42,7 +46,9 @@ impl Channel {
         Ok(())
     }
 
-    pub(super) fn exchange_unbind(&mut self, ctx: &mut Ctx, m: ExchangeUnbind) -> AmqpResult {
+    pub(super) fn exchange_unbind(&mut self, ctx: &mut Ctx, mut m: ExchangeUnbind) -> AmqpResult {
+        strip_cr_lf(&mut m.source);
+        strip_cr_lf(&mut m.destination);
         ctx.vhost
             .unbind_exchange(&m.destination, &m.source, &m.routing_key, &m.arguments)?;
         if !m.no_wait {

@@ -250,6 +250,21 @@ impl Channel {
     }
 }
 
+/// Removes CR and LF from a queue or exchange name, as RabbitMQ's channel does for declares,
+/// deletes and bindings (`strip_cr_lf` in rabbit_channel; not for publish, consume, get or
+/// purge). A name without them is left as it is, without a copy.
+pub(super) fn strip_cr_lf(name: &mut ShortStr) {
+    if name.as_bytes().iter().any(|b| matches!(b, b'\r' | b'\n')) {
+        let kept: Vec<u8> = name
+            .as_bytes()
+            .iter()
+            .copied()
+            .filter(|b| !matches!(b, b'\r' | b'\n'))
+            .collect();
+        *name = ShortStr::from(kept.as_slice());
+    }
+}
+
 /// Settles messages, one call per queue.
 fn settle_grouped(items: impl IntoIterator<Item = Unacked>, how: Settle) {
     let mut groups: Vec<(Arc<Queue>, Vec<u64>)> = Vec::new();

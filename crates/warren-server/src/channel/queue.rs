@@ -6,12 +6,13 @@ use warren_codec::{
     QueuePurgeOk, QueueUnbind, QueueUnbindOk,
 };
 
-use super::Channel;
 use super::reply_to::PSEUDO_QUEUE;
+use super::{Channel, strip_cr_lf};
 use crate::connection::{AmqpResult, Ctx};
 
 impl Channel {
-    pub(super) fn queue_declare(&mut self, ctx: &mut Ctx, m: QueueDeclare) -> AmqpResult {
+    pub(super) fn queue_declare(&mut self, ctx: &mut Ctx, mut m: QueueDeclare) -> AmqpResult {
+        strip_cr_lf(&mut m.queue);
         if m.queue.as_bytes().starts_with(PSEUDO_QUEUE) {
             return self.reply_declare(ctx, m);
         }
@@ -44,7 +45,9 @@ impl Channel {
         Ok(())
     }
 
-    pub(super) fn queue_bind(&mut self, ctx: &mut Ctx, m: QueueBind) -> AmqpResult {
+    pub(super) fn queue_bind(&mut self, ctx: &mut Ctx, mut m: QueueBind) -> AmqpResult {
+        strip_cr_lf(&mut m.queue);
+        strip_cr_lf(&mut m.exchange);
         let queue = self.resolve_queue(&m.queue)?;
         // An empty routing key with an empty queue name means "the last queue's name" too.
         let key = if m.queue.is_empty() && m.routing_key.is_empty() {
@@ -60,7 +63,9 @@ impl Channel {
         Ok(())
     }
 
-    pub(super) fn queue_unbind(&mut self, ctx: &mut Ctx, m: QueueUnbind) -> AmqpResult {
+    pub(super) fn queue_unbind(&mut self, ctx: &mut Ctx, mut m: QueueUnbind) -> AmqpResult {
+        strip_cr_lf(&mut m.queue);
+        strip_cr_lf(&mut m.exchange);
         let queue = self.resolve_queue(&m.queue)?;
         ctx.vhost
             .unbind_queue(&queue, &m.exchange, &m.routing_key, &m.arguments, ctx.id)?;
@@ -77,7 +82,8 @@ impl Channel {
         Ok(())
     }
 
-    pub(super) fn queue_delete(&mut self, ctx: &mut Ctx, m: QueueDelete) -> AmqpResult {
+    pub(super) fn queue_delete(&mut self, ctx: &mut Ctx, mut m: QueueDelete) -> AmqpResult {
+        strip_cr_lf(&mut m.queue);
         let queue = self.resolve_queue(&m.queue)?;
         let message_count = ctx
             .vhost
