@@ -21,11 +21,12 @@ mod message;
 mod names;
 mod persist;
 mod queue;
+mod snapshot;
 mod timers;
 mod vhost;
 
 pub use accounts::{Admin, AdminError, FirstBoot, PasswordHash, User};
-pub use broker::{Broker, Recovered};
+pub use broker::{Broker, Recovered, password_hash_from_rabbitmq, rabbitmq_password_hash};
 pub use dead_letter::{DeadLetter, DeadLetterTarget, DeathReason};
 pub use error::BrokerError;
 pub use message::{Message, StoredMessageError};
@@ -35,5 +36,6 @@ pub use queue::{
     ChannelLimit, ConsumeArgs, Consumer, ConsumerId, Delivery, DeliverySink, Effects, Enqueued,
     Got, Overflow, Pushed, Queue, QueueArgs, QueueOptions, QueueState, Settle, StoreWrite,
 };
+pub use snapshot::{ConsumerSnapshot, QueueSnapshot};
 pub use timers::now_ms;
 pub use vhost::{DeclaredQueue, Published, QueueDeclare, VHost};

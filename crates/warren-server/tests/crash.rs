@@ -39,6 +39,7 @@ fn start(dir: &std::path::Path, port: u16) -> Child {
         ])
         .arg(dir)
         .env("WARREN_LOG_LEVEL", "warn")
+        .env("WARREN_MANAGEMENT_PORT", "0")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()

@@ -105,6 +105,17 @@ pub async fn run(
         .record("user", negotiated.user.as_str())
         .record("vhost", negotiated.vhost.as_str());
     tracing::info!("connection open");
+    let local = stream.local_addr().unwrap_or(peer);
+    // Listed for the management API until this task ends (the guard unlists it).
+    let (_listed, close_requests) = signals.registry.register(warren_mgmt::ConnectionInfo {
+        id,
+        name: format!("{peer} -> {local}"),
+        user: negotiated.user.clone(),
+        vhost: negotiated.vhost.clone(),
+        peer,
+        local,
+        connected_at_ms: warren_broker::now_ms(),
+    });
     let (tx, events) = mpsc::unbounded_channel();
     let now = Instant::now();
     let mut conn = Connection {
@@ -148,7 +159,7 @@ pub async fn run(
         alarm: false,
         blocked: false,
     };
-    conn.serve(signals).await;
+    conn.serve(signals, close_requests).await;
     conn.cleanup();
     tracing::info!("connection closed");
 }
@@ -187,10 +198,15 @@ fn close_method(e: &AmqpError) -> Method {
 }
 
 impl Connection {
-    async fn serve(&mut self, signals: Signals) {
+    async fn serve(
+        &mut self,
+        signals: Signals,
+        mut close_requests: mpsc::UnboundedReceiver<String>,
+    ) {
         let Signals {
             mut stop,
             memory_alarm: mut alarm,
+            ..
         } = signals;
         self.alarm = *alarm.borrow_and_update();
         let mut alarm_open = true;
@@ -247,6 +263,16 @@ impl Connection {
                 _ = ticker.tick() => {
                     if let Some(done) = self.on_tick() {
                         if done { return; }
+                    }
+                },
+                Some(reason) = close_requests.recv() => {
+                    // `DELETE /api/connections/{name}`: RabbitMQ closes with 320 and the reason
+                    // given in the request's `X-Reason` header.
+                    if matches!(self.state, State::Open) {
+                        self.close_connection(AmqpError::new(
+                            ReplyCode::ConnectionForced,
+                            reason,
+                        ));
                     }
                 },
                 _ = stop.changed() => {

@@ -1,0 +1,176 @@
+//! `/api/connections...`, `/api/channels` and `/api/consumers`.
+//!
+//! Connections are the server's ([`crate::Connections`]); consumers are read from the queues.
+//! Channels are not tracked yet: `/api/channels` lists none (docs/management-api.md).
+
+use axum::extract::Path;
+use axum::http::HeaderMap;
+use axum::response::Response;
+use serde_json::{Value, json};
+
+use super::{State, no_content, ok, vhost};
+use crate::auth::Authed;
+use crate::{ApiError, ConnectionInfo, Management};
+
+fn connection_json(m: &Management, c: &ConnectionInfo) -> Value {
+    json!({
+        "name": c.name,
+        "node": m.node,
+        "user": c.user,
+        "vhost": c.vhost,
+        "peer_host": c.peer.ip().to_string(),
+        "peer_port": c.peer.port(),
+        "host": c.local.ip().to_string(),
+        "port": c.local.port(),
+        "protocol": "AMQP 0-9-1",
+        "type": "network",
+        "state": "running",
+        "ssl": false,
+        "auth_mechanism": "PLAIN",
+        "connected_at": c.connected_at_ms,
+        "client_properties": {},
+    })
+}
+
+fn visible(m: &Management, user: &Authed) -> Vec<ConnectionInfo> {
+    let mut list: Vec<ConnectionInfo> = m
+        .connections
+        .list()
+        .into_iter()
+        .filter(|c| user.sees(&c.vhost) || c.user == user.0.name)
+        .collect();
+    list.sort_by(|a, b| a.name.cmp(&b.name));
+    list
+}
+
+/// `GET /api/connections`.
+pub async fn list(state: State, user: Authed) -> Response {
+    let m = &state.0;
+    ok(Value::Array(
+        visible(m, &user)
+            .iter()
+            .map(|c| connection_json(m, c))
+            .collect(),
+    ))
+}
+
+/// `GET /api/vhosts/{vhost}/connections`.
+pub async fn of_vhost(
+    state: State,
+    user: Authed,
+    Path(v): Path<String>,
+) -> Result<Response, ApiError> {
+    let m = &state.0;
+    vhost(m, &v)?;
+    user.require_sees(&v)?;
+    Ok(ok(Value::Array(
+        visible(m, &user)
+            .iter()
+            .filter(|c| c.vhost == v)
+            .map(|c| connection_json(m, c))
+            .collect(),
+    )))
+}
+
+fn find(m: &Management, user: &Authed, name: &str) -> Result<ConnectionInfo, ApiError> {
+    visible(m, user)
+        .into_iter()
+        .find(|c| c.name == name)
+        .ok_or(ApiError::NotFound)
+}
+
+/// `GET /api/connections/{name}`.
+pub async fn show(
+    state: State,
+    user: Authed,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let m = &state.0;
+    let c = find(m, &user, &name)?;
+    Ok(ok(connection_json(m, &c)))
+}
+
+/// `DELETE /api/connections/{name}`: closes it with 320 CONNECTION_FORCED, the `X-Reason`
+/// header as the reason (RabbitMQ's default text otherwise).
+pub async fn close(
+    state: State,
+    user: Authed,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let m = &state.0;
+    let c = find(m, &user, &name)?;
+    if !user.is_admin() && c.user != user.0.name {
+        return Err(ApiError::NotAuthorised("Access refused.".into()));
+    }
+    let reason = headers
+        .get("x-reason")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("Closed via management plugin");
+    if !m.connections.close(&name, reason) {
+        return Err(ApiError::NotFound);
+    }
+    Ok(no_content())
+}
+
+/// `GET /api/connections/{name}/channels`.
+pub async fn channels_of(
+    state: State,
+    user: Authed,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    find(&state.0, &user, &name)?;
+    Ok(ok(json!([])))
+}
+
+/// `GET /api/channels`.
+pub async fn channels(_user: Authed) -> Response {
+    ok(json!([]))
+}
+
+fn consumers_of(m: &Management, vhost_name: &str) -> Vec<Value> {
+    let Some(vh) = m.broker.vhost(vhost_name) else {
+        return Vec::new();
+    };
+    let queues: Vec<_> = vh.topology().queues().cloned().collect();
+    let mut out = Vec::new();
+    for q in queues {
+        for c in q.snapshot().consumers {
+            out.push(json!({
+                "consumer_tag": c.tag.to_string(),
+                "ack_required": c.ack_required,
+                "exclusive": c.exclusive,
+                "prefetch_count": c.prefetch,
+                "active": true,
+                "activity_status": "up",
+                "arguments": if c.priority != 0 { json!({"x-priority": c.priority}) } else { json!({}) },
+                "channel_details": {"number": c.channel, "connection_name": super::queues::connection_name(m, c.connection), "node": m.node},
+                "queue": {"name": q.name.to_string(), "vhost": vhost_name},
+            }));
+        }
+    }
+    out
+}
+
+/// `GET /api/consumers`.
+pub async fn consumers(state: State, user: Authed) -> Response {
+    let m = &state.0;
+    let mut out = Vec::new();
+    for vh in m.broker.vhosts() {
+        if user.sees(&vh.name) {
+            out.extend(consumers_of(m, &vh.name));
+        }
+    }
+    ok(Value::Array(out))
+}
+
+/// `GET /api/consumers/{vhost}`.
+pub async fn consumers_vhost(
+    state: State,
+    user: Authed,
+    Path(v): Path<String>,
+) -> Result<Response, ApiError> {
+    vhost(&state.0, &v)?;
+    user.require_sees(&v)?;
+    Ok(ok(Value::Array(consumers_of(&state.0, &v))))
+}
