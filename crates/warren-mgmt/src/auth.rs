@@ -49,26 +49,33 @@ impl Authed {
         }
     }
 
-    /// Whether listings show this vhost's objects to the user.
-    pub fn sees(&self, vhost: &str) -> bool {
-        self.is_admin() || self.has("monitoring") || self.0.vhosts.contains(vhost)
+    /// Whether the user is a monitor (`monitoring` or `administrator`): sees every vhost and
+    /// every user's connections.
+    pub fn is_monitor(&self) -> bool {
+        self.is_admin() || self.has("monitoring")
     }
 
-    /// Requires permission on `vhost` (to change objects in it or read their contents).
+    /// Whether `/api/vhosts` shows this vhost to the user.
+    pub fn sees_vhost(&self, vhost: &str) -> bool {
+        self.is_monitor() || self.0.vhosts.contains(vhost)
+    }
+
+    /// Whether listings across vhosts (`/api/queues`, `/api/exchanges`, ...) show this vhost's
+    /// objects: administrators see all, everyone else only vhosts they have permissions on
+    /// (RabbitMQ's `filter_vhost`; monitors included).
+    pub fn lists(&self, vhost: &str) -> bool {
+        self.is_admin() || self.0.vhosts.contains(vhost)
+    }
+
+    /// Requires permission on `vhost`: every per-vhost endpoint, administrators included, as
+    /// RabbitMQ's `is_authorized_vhost`.
     pub fn require_vhost(&self, vhost: &str) -> Result<(), ApiError> {
         if self.0.vhosts.contains(vhost) {
             Ok(())
         } else {
-            Err(ApiError::NotAuthorised("Access refused.".into()))
-        }
-    }
-
-    /// Requires that listings may show `vhost` to the user.
-    pub fn require_sees(&self, vhost: &str) -> Result<(), ApiError> {
-        if self.sees(vhost) {
-            Ok(())
-        } else {
-            Err(ApiError::NotAuthorised("Access refused.".into()))
+            Err(ApiError::NotAuthorised(
+                "User not authorised to access virtual host".into(),
+            ))
         }
     }
 }

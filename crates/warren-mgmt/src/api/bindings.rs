@@ -147,7 +147,7 @@ fn render(vh: &VHost, keep: impl Fn(&Listed) -> bool) -> Value {
 pub async fn list(state: State, user: Authed) -> Response {
     let mut out = Vec::new();
     for vh in state.0.broker.vhosts() {
-        if user.sees(&vh.name) {
+        if user.lists(&vh.name) {
             out.extend(all_of(&vh).iter().map(|b| b.to_json(&vh.name)));
         }
     }
@@ -161,7 +161,7 @@ pub async fn list_vhost(
     Path(v): Path<String>,
 ) -> Result<Response, ApiError> {
     let vh = vhost(&state.0, &v)?;
-    user.require_sees(&v)?;
+    user.require_vhost(&v)?;
     Ok(ok(render(&vh, |_| true)))
 }
 
@@ -172,7 +172,7 @@ pub async fn of_queue(
     Path((v, q)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let vh = vhost(&state.0, &v)?;
-    user.require_sees(&v)?;
+    user.require_vhost(&v)?;
     vh.topology()
         .queue(q.as_bytes())
         .ok_or(ApiError::NotFound)?;
@@ -193,7 +193,7 @@ pub async fn of_source(
     Path((v, x)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let vh = vhost(&state.0, &v)?;
-    user.require_sees(&v)?;
+    user.require_vhost(&v)?;
     let x = exchange_name(&x);
     check_exchange(&vh, x)?;
     Ok(ok(render(&vh, |b| b.source == x)))
@@ -206,7 +206,7 @@ pub async fn of_destination(
     Path((v, x)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let vh = vhost(&state.0, &v)?;
-    user.require_sees(&v)?;
+    user.require_vhost(&v)?;
     let x = exchange_name(&x);
     check_exchange(&vh, x)?;
     Ok(ok(render(&vh, |b| !b.queue && b.destination == x)))
@@ -242,7 +242,7 @@ pub async fn between(
     Path((v, source, kind, dest)): Path<(String, String, String, String)>,
 ) -> Result<Response, ApiError> {
     let vh = vhost(&state.0, &v)?;
-    user.require_sees(&v)?;
+    user.require_vhost(&v)?;
     let queue = kind_is_queue(&kind)?;
     let source = exchange_name(&source);
     check_ends(&vh, source, queue, &dest)?;
@@ -308,7 +308,7 @@ pub async fn show(
     Path((v, source, kind, dest, props)): Path<(String, String, String, String, String)>,
 ) -> Result<Response, ApiError> {
     let vh = vhost(&state.0, &v)?;
-    user.require_sees(&v)?;
+    user.require_vhost(&v)?;
     let queue = kind_is_queue(&kind)?;
     let b = find_by_props(&vh, exchange_name(&source), queue, &dest, &props)
         .ok_or(ApiError::NotFound)?;

@@ -37,7 +37,7 @@ fn visible(m: &Management, user: &Authed) -> Vec<ConnectionInfo> {
         .connections
         .list()
         .into_iter()
-        .filter(|c| user.sees(&c.vhost) || c.user == user.0.name)
+        .filter(|c| user.is_monitor() || c.user == user.0.name)
         .collect();
     list.sort_by(|a, b| a.name.cmp(&b.name));
     list
@@ -62,7 +62,7 @@ pub async fn of_vhost(
 ) -> Result<Response, ApiError> {
     let m = &state.0;
     vhost(m, &v)?;
-    user.require_sees(&v)?;
+    user.require_vhost(&v)?;
     Ok(ok(Value::Array(
         visible(m, &user)
             .iter()
@@ -157,7 +157,7 @@ pub async fn consumers(state: State, user: Authed) -> Response {
     let m = &state.0;
     let mut out = Vec::new();
     for vh in m.broker.vhosts() {
-        if user.sees(&vh.name) {
+        if user.lists(&vh.name) {
             out.extend(consumers_of(m, &vh.name));
         }
     }
@@ -171,6 +171,6 @@ pub async fn consumers_vhost(
     Path(v): Path<String>,
 ) -> Result<Response, ApiError> {
     vhost(&state.0, &v)?;
-    user.require_sees(&v)?;
+    user.require_vhost(&v)?;
     Ok(ok(Value::Array(consumers_of(&state.0, &v))))
 }

@@ -42,7 +42,7 @@ fn exchanges_of(vh: &VHost) -> Vec<Value> {
 pub async fn list(state: State, user: Authed) -> Response {
     let mut out = Vec::new();
     for vh in state.0.broker.vhosts() {
-        if user.sees(&vh.name) {
+        if user.lists(&vh.name) {
             out.extend(exchanges_of(&vh));
         }
     }
@@ -56,7 +56,7 @@ pub async fn list_vhost(
     Path(v): Path<String>,
 ) -> Result<Response, ApiError> {
     let vh = vhost(&state.0, &v)?;
-    user.require_sees(&v)?;
+    user.require_vhost(&v)?;
     Ok(ok(Value::Array(exchanges_of(&vh))))
 }
 
@@ -77,7 +77,7 @@ pub async fn show(
     Path((v, name)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let (_, x) = find(&state.0, &v, &name)?;
-    user.require_sees(&v)?;
+    user.require_vhost(&v)?;
     Ok(ok(x))
 }
 

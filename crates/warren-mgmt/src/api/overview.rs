@@ -17,7 +17,7 @@ fn exchange_types() -> Value {
 fn totals(m: &Management, user: &Authed) -> (u64, u64, u64, u64, u64) {
     let mut t = (0, 0, 0, 0, 0);
     for vh in m.broker.vhosts() {
-        if !user.sees(&vh.name) {
+        if !user.sees_vhost(&vh.name) {
             continue;
         }
         let queues: Vec<_> = {
@@ -55,7 +55,7 @@ pub async fn overview(state: State, user: Authed) -> Response {
         .connections
         .list()
         .into_iter()
-        .filter(|c| user.sees(&c.vhost))
+        .filter(|c| user.is_monitor() || c.user == user.0.name)
         .count();
     ok(json!({
         "management_version": RABBITMQ_VERSION,

@@ -96,7 +96,7 @@ pub async fn list(state: State, user: Authed) -> Response {
     let m = &state.0;
     let mut out = Vec::new();
     for vh in m.broker.vhosts() {
-        if user.sees(&vh.name) {
+        if user.lists(&vh.name) {
             out.extend(
                 queues_of(m, &vh.name)
                     .iter()
@@ -115,7 +115,7 @@ pub async fn list_vhost(
 ) -> Result<Response, ApiError> {
     let m = &state.0;
     vhost(m, &v)?;
-    user.require_sees(&v)?;
+    user.require_vhost(&v)?;
     Ok(ok(Value::Array(
         queues_of(m, &v)
             .iter()
@@ -138,7 +138,7 @@ pub async fn show(
 ) -> Result<Response, ApiError> {
     let m = &state.0;
     let q = find(m, &v, &name)?;
-    user.require_sees(&v)?;
+    user.require_vhost(&v)?;
     Ok(ok(queue_json(m, &q, true)))
 }
 

@@ -42,7 +42,7 @@ pub async fn list(state: State, user: Authed) -> Response {
         .broker
         .vhosts()
         .iter()
-        .filter(|v| user.sees(&v.name))
+        .filter(|v| user.sees_vhost(&v.name))
         .map(|v| vhost_json(m, &v.name))
         .collect();
     ok(Value::Array(out))
@@ -56,7 +56,11 @@ pub async fn show(
 ) -> Result<Response, ApiError> {
     let m = &state.0;
     m.broker.vhost(&name).ok_or(ApiError::NotFound)?;
-    user.require_sees(&name)?;
+    if !user.sees_vhost(&name) {
+        return Err(ApiError::NotAuthorised(
+            "User not authorised to access virtual host".into(),
+        ));
+    }
     Ok(ok(vhost_json(m, &name)))
 }
 
