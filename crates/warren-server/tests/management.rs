@@ -2,6 +2,9 @@
 //! fields as RabbitMQ 3.10 answers them (each expectation was checked against RabbitMQ 3.10.8 with
 //! its management plugin; `conformance/management_api.py` re-checks them against both).
 
+// Tests fail by panicking; helpers outside #[test] functions do too.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::time::Duration;
