@@ -109,6 +109,15 @@ def checks():
          {"status": 201}),
         ("queue redeclared: 204", "PUT", q, {"durable": True, "arguments": {"x-max-length": 5}}, None, G,
          {"status": 204}),
+        ("paginated queue list", "GET", "/api/queues?page=1&page_size=2&name=MGMT-CHECK-Q&columns=name,vhost", None, None, G,
+         {"status": 200, "fields": ["items", "page", "page_count", "page_size", "item_count",
+                                    "filtered_count", "total_count"],
+          "subset": {"items": [{"name": "mgmt-check-q", "vhost": "/"}], "page": 1, "page_size": 2,
+                     "item_count": 1, "filtered_count": 1, "page_count": 1}}),
+        ("regex name filter", "GET", "/api/queues?page=1&name=%5Emgmt-check-q%24&use_regex=true&columns=name", None, None, G,
+         {"status": 200, "subset": {"items": [{"name": "mgmt-check-q"}]}}),
+        ("page out of range: 400", "GET", "/api/queues?page=100000", None, None, G,
+         {"status": 400, "fields": ["error", "reason"], "subset": {"error": "page_out_of_range"}}),
         ("inequivalent queue: 400", "PUT", q, {"durable": False}, None, G,
          {"status": 400, "json": {"error": "bad_request", "reason":
           "inequivalent arg 'durable' for queue 'mgmt-check-q' in vhost '/': received 'false' but current is 'true'"}}),
@@ -116,6 +125,8 @@ def checks():
          {"status": 400, "json": {"error": "bad_request", "reason": "unknown exchange type 'bogus'"}}),
         ("exchange declared: 201", "PUT", x, {"type": "fanout", "durable": True}, None, G, {"status": 201}),
         ("exchange redeclared: 204", "PUT", x, {"type": "fanout", "durable": True}, None, G, {"status": 204}),
+        ("sorted exchanges, one column", "GET", "/api/exchanges/%2F?sort=name&sort_reverse=true&columns=name", None, None, G,
+         {"status": 200, "first": {"name": "mgmt-check-x"}}),
         ("exchange", "GET", x, None, None, G,
          {"status": 200, "fields": ["name", "vhost", "type", "durable", "auto_delete", "internal", "arguments"]}),
         ("binding created: 201 + location", "POST", "/api/bindings/%2F/e/mgmt-check-x/q/mgmt-check-q",
@@ -188,6 +199,11 @@ def judge(status, headers, body, want):
     for f in want.get("fields", []):
         if not isinstance(body, dict) or f not in body:
             problems.append(f"no field {f}")
+    for k, v in want.get("subset", {}).items():
+        if not isinstance(body, dict) or body.get(k) != v:
+            problems.append(f"{k}: {body.get(k) if isinstance(body, dict) else body!r:.200}, expected {v!r}")
+    if "first" in want and (not isinstance(body, list) or not body or body[0] != want["first"]):
+        problems.append(f"first item {body[0] if isinstance(body, list) and body else body!r:.200}, expected {want['first']!r}")
     for f in want.get("each", []):
         if not isinstance(body, list) or not body or any(f not in item for item in body):
             problems.append(f"not every item has {f}")

@@ -25,6 +25,14 @@ pub enum ApiError {
     /// 400 `bad_request` with a reason.
     #[error("bad request: {0}")]
     BadRequest(String),
+    /// 400 with another `error` than `bad_request` (pagination errors).
+    #[error("{error}: {reason}")]
+    Custom {
+        /// RabbitMQ's error name.
+        error: &'static str,
+        /// The reason.
+        reason: String,
+    },
     /// 503, for failed health checks (the body is the check's own).
     #[error("service unavailable")]
     Unavailable(serde_json::Value),
@@ -98,6 +106,9 @@ impl IntoResponse for ApiError {
             }
             ApiError::BadRequest(reason) => {
                 json_response(StatusCode::BAD_REQUEST, body("bad_request", &reason))
+            }
+            ApiError::Custom { error, reason } => {
+                json_response(StatusCode::BAD_REQUEST, body(error, &reason))
             }
             ApiError::Unavailable(v) => {
                 json_response(StatusCode::SERVICE_UNAVAILABLE, v.to_string())

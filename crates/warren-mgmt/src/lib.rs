@@ -17,6 +17,7 @@ mod auth;
 mod base64;
 mod error;
 mod json;
+mod listing;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -7,7 +7,7 @@
 //! (docs/management-api.md).
 
 use axum::body::Bytes;
-use axum::extract::Path;
+use axum::extract::{Path, Query};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
@@ -18,6 +18,7 @@ use warren_router::Destination;
 use super::{State, exchange_name, no_content, ok, vhost};
 use crate::auth::Authed;
 use crate::json::{body_object, json_to_table, str_field, table_to_json};
+use crate::listing::{Params, reply_list};
 use crate::{ApiError, base64};
 
 /// One binding as listed.
@@ -144,14 +145,18 @@ fn render(vh: &VHost, keep: impl Fn(&Listed) -> bool) -> Value {
 }
 
 /// `GET /api/bindings`.
-pub async fn list(state: State, user: Authed) -> Response {
+pub async fn list(
+    state: State,
+    user: Authed,
+    Query(params): Query<Params>,
+) -> Result<Response, ApiError> {
     let mut out = Vec::new();
     for vh in state.0.broker.vhosts() {
         if user.lists(&vh.name) {
             out.extend(all_of(&vh).iter().map(|b| b.to_json(&vh.name)));
         }
     }
-    ok(Value::Array(out))
+    Ok(ok(reply_list(Value::Array(out), &params)?))
 }
 
 /// `GET /api/bindings/{vhost}`.
@@ -159,10 +164,11 @@ pub async fn list_vhost(
     state: State,
     user: Authed,
     Path(v): Path<String>,
+    Query(params): Query<Params>,
 ) -> Result<Response, ApiError> {
     let vh = vhost(&state.0, &v)?;
     user.require_vhost(&v)?;
-    Ok(ok(render(&vh, |_| true)))
+    Ok(ok(reply_list(render(&vh, |_| true), &params)?))
 }
 
 /// `GET /api/queues/{vhost}/{name}/bindings`.

@@ -3,13 +3,14 @@
 //! Connections are the server's ([`crate::Connections`]); consumers are read from the queues.
 //! Channels are not tracked yet: `/api/channels` lists none (docs/management-api.md).
 
-use axum::extract::Path;
+use axum::extract::{Path, Query};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use serde_json::{Value, json};
 
 use super::{State, no_content, ok, vhost};
 use crate::auth::Authed;
+use crate::listing::{Params, reply_list};
 use crate::{ApiError, ConnectionInfo, Management};
 
 fn connection_json(m: &Management, c: &ConnectionInfo) -> Value {
@@ -44,14 +45,21 @@ fn visible(m: &Management, user: &Authed) -> Vec<ConnectionInfo> {
 }
 
 /// `GET /api/connections`.
-pub async fn list(state: State, user: Authed) -> Response {
+pub async fn list(
+    state: State,
+    user: Authed,
+    Query(params): Query<Params>,
+) -> Result<Response, ApiError> {
     let m = &state.0;
-    ok(Value::Array(
-        visible(m, &user)
-            .iter()
-            .map(|c| connection_json(m, c))
-            .collect(),
-    ))
+    Ok(ok(reply_list(
+        Value::Array(
+            visible(m, &user)
+                .iter()
+                .map(|c| connection_json(m, c))
+                .collect(),
+        ),
+        &params,
+    )?))
 }
 
 /// `GET /api/vhosts/{vhost}/connections`.
@@ -59,17 +67,21 @@ pub async fn of_vhost(
     state: State,
     user: Authed,
     Path(v): Path<String>,
+    Query(params): Query<Params>,
 ) -> Result<Response, ApiError> {
     let m = &state.0;
     vhost(m, &v)?;
     user.require_vhost(&v)?;
-    Ok(ok(Value::Array(
-        visible(m, &user)
-            .iter()
-            .filter(|c| c.vhost == v)
-            .map(|c| connection_json(m, c))
-            .collect(),
-    )))
+    Ok(ok(reply_list(
+        Value::Array(
+            visible(m, &user)
+                .iter()
+                .filter(|c| c.vhost == v)
+                .map(|c| connection_json(m, c))
+                .collect(),
+        ),
+        &params,
+    )?))
 }
 
 fn find(m: &Management, user: &Authed, name: &str) -> Result<ConnectionInfo, ApiError> {
@@ -153,7 +165,11 @@ fn consumers_of(m: &Management, vhost_name: &str) -> Vec<Value> {
 }
 
 /// `GET /api/consumers`.
-pub async fn consumers(state: State, user: Authed) -> Response {
+pub async fn consumers(
+    state: State,
+    user: Authed,
+    Query(params): Query<Params>,
+) -> Result<Response, ApiError> {
     let m = &state.0;
     let mut out = Vec::new();
     for vh in m.broker.vhosts() {
@@ -161,7 +177,7 @@ pub async fn consumers(state: State, user: Authed) -> Response {
             out.extend(consumers_of(m, &vh.name));
         }
     }
-    ok(Value::Array(out))
+    Ok(ok(reply_list(Value::Array(out), &params)?))
 }
 
 /// `GET /api/consumers/{vhost}`.
@@ -169,8 +185,12 @@ pub async fn consumers_vhost(
     state: State,
     user: Authed,
     Path(v): Path<String>,
+    Query(params): Query<Params>,
 ) -> Result<Response, ApiError> {
     vhost(&state.0, &v)?;
     user.require_vhost(&v)?;
-    Ok(ok(Value::Array(consumers_of(&state.0, &v))))
+    Ok(ok(reply_list(
+        Value::Array(consumers_of(&state.0, &v)),
+        &params,
+    )?))
 }

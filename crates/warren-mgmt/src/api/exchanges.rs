@@ -14,6 +14,7 @@ use warren_router::ExchangeDef;
 use super::{State, exchange_name, no_content, ok, vhost};
 use crate::auth::Authed;
 use crate::json::{body_object, bool_field, json_to_table, str_field, table_to_json};
+use crate::listing::{Params, reply_list};
 use crate::{ApiError, Management, base64};
 
 fn exchange_json(vhost: &str, x: &ExchangeDef) -> Value {
@@ -39,14 +40,18 @@ fn exchanges_of(vh: &VHost) -> Vec<Value> {
 }
 
 /// `GET /api/exchanges`.
-pub async fn list(state: State, user: Authed) -> Response {
+pub async fn list(
+    state: State,
+    user: Authed,
+    Query(params): Query<Params>,
+) -> Result<Response, ApiError> {
     let mut out = Vec::new();
     for vh in state.0.broker.vhosts() {
         if user.lists(&vh.name) {
             out.extend(exchanges_of(&vh));
         }
     }
-    ok(Value::Array(out))
+    Ok(ok(reply_list(Value::Array(out), &params)?))
 }
 
 /// `GET /api/exchanges/{vhost}`.
@@ -54,10 +59,11 @@ pub async fn list_vhost(
     state: State,
     user: Authed,
     Path(v): Path<String>,
+    Query(params): Query<Params>,
 ) -> Result<Response, ApiError> {
     let vh = vhost(&state.0, &v)?;
     user.require_vhost(&v)?;
-    Ok(ok(Value::Array(exchanges_of(&vh))))
+    Ok(ok(reply_list(Value::Array(exchanges_of(&vh)), &params)?))
 }
 
 fn find(m: &Management, v: &str, name: &str) -> Result<(Arc<VHost>, Value), ApiError> {

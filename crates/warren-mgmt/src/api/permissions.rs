@@ -4,7 +4,7 @@
 //! is shown as `".*"` three times, and setting anything else is refused with 400.
 
 use axum::body::Bytes;
-use axum::extract::Path;
+use axum::extract::{Path, Query};
 use axum::response::Response;
 use serde_json::{Value, json};
 use warren_broker::AdminError;
@@ -12,6 +12,7 @@ use warren_broker::AdminError;
 use super::{State, created, no_content, ok};
 use crate::auth::Authed;
 use crate::json::{body_object, str_field};
+use crate::listing::{Params, reply_list};
 use crate::{ApiError, Management};
 
 fn permission_json(user: &str, vhost: &str) -> Value {
@@ -31,9 +32,13 @@ fn all(m: &Management, keep: impl Fn(&str, &str) -> bool) -> Value {
 }
 
 /// `GET /api/permissions`.
-pub async fn list(state: State, user: Authed) -> Result<Response, ApiError> {
+pub async fn list(
+    state: State,
+    user: Authed,
+    Query(params): Query<Params>,
+) -> Result<Response, ApiError> {
     user.require_admin()?;
-    Ok(ok(all(&state.0, |_, _| true)))
+    Ok(ok(reply_list(all(&state.0, |_, _| true), &params)?))
 }
 
 /// `GET /api/vhosts/{vhost}/permissions`.

@@ -17,6 +17,7 @@ use warren_codec::ShortStr;
 use super::{State, created, no_content, ok, vhost};
 use crate::auth::Authed;
 use crate::json::{body_object, bool_field, json_to_table, str_field, table_to_json};
+use crate::listing::{Params, reply_list};
 use crate::{ApiError, Management, base64};
 
 /// The connection id the API acts as: no AMQP connection has id 0, so exclusive queues of
@@ -92,7 +93,11 @@ fn queues_of(m: &Management, vhost_name: &str) -> Vec<Arc<Queue>> {
 }
 
 /// `GET /api/queues`.
-pub async fn list(state: State, user: Authed) -> Response {
+pub async fn list(
+    state: State,
+    user: Authed,
+    Query(params): Query<Params>,
+) -> Result<Response, ApiError> {
     let m = &state.0;
     let mut out = Vec::new();
     for vh in m.broker.vhosts() {
@@ -104,7 +109,7 @@ pub async fn list(state: State, user: Authed) -> Response {
             );
         }
     }
-    ok(Value::Array(out))
+    Ok(ok(reply_list(Value::Array(out), &params)?))
 }
 
 /// `GET /api/queues/{vhost}`.
@@ -112,16 +117,20 @@ pub async fn list_vhost(
     state: State,
     user: Authed,
     Path(v): Path<String>,
+    Query(params): Query<Params>,
 ) -> Result<Response, ApiError> {
     let m = &state.0;
     vhost(m, &v)?;
     user.require_vhost(&v)?;
-    Ok(ok(Value::Array(
-        queues_of(m, &v)
-            .iter()
-            .map(|q| queue_json(m, q, false))
-            .collect(),
-    )))
+    Ok(ok(reply_list(
+        Value::Array(
+            queues_of(m, &v)
+                .iter()
+                .map(|q| queue_json(m, q, false))
+                .collect(),
+        ),
+        &params,
+    )?))
 }
 
 fn find(m: &Management, v: &str, name: &str) -> Result<Arc<Queue>, ApiError> {

@@ -1,7 +1,7 @@
 //! `/api/users` and `/api/users/{user}`.
 
 use axum::body::Bytes;
-use axum::extract::Path;
+use axum::extract::{Path, Query};
 use axum::response::Response;
 use serde_json::{Value, json};
 use warren_broker::{PasswordHash, User, password_hash_from_rabbitmq, rabbitmq_password_hash};
@@ -9,6 +9,7 @@ use warren_broker::{PasswordHash, User, password_hash_from_rabbitmq, rabbitmq_pa
 use super::{State, created, no_content, ok};
 use crate::auth::Authed;
 use crate::json::{body_object, str_field};
+use crate::listing::{Params, reply_list};
 use crate::{ApiError, base64};
 
 /// A user as RabbitMQ shows it (the hash in RabbitMQ's base64 form, so it exports).
@@ -23,11 +24,16 @@ pub fn user_json(u: &User) -> Value {
 }
 
 /// `GET /api/users`.
-pub async fn list(state: State, user: Authed) -> Result<Response, ApiError> {
+pub async fn list(
+    state: State,
+    user: Authed,
+    Query(params): Query<Params>,
+) -> Result<Response, ApiError> {
     user.require_admin()?;
-    Ok(ok(Value::Array(
-        state.0.broker.users().iter().map(user_json).collect(),
-    )))
+    Ok(ok(reply_list(
+        Value::Array(state.0.broker.users().iter().map(user_json).collect()),
+        &params,
+    )?))
 }
 
 /// `GET /api/users/{user}`.

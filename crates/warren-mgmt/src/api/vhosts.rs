@@ -1,13 +1,14 @@
 //! `/api/vhosts` and `/api/vhosts/{vhost}`.
 
 use axum::body::Bytes;
-use axum::extract::Path;
+use axum::extract::{Path, Query};
 use axum::response::Response;
 use serde_json::{Value, json};
 
 use super::{State, created, no_content, ok};
 use crate::auth::Authed;
 use crate::json::body_object;
+use crate::listing::{Params, reply_list};
 use crate::{ApiError, Management};
 
 fn vhost_json(m: &Management, name: &str) -> Value {
@@ -36,7 +37,11 @@ fn vhost_json(m: &Management, name: &str) -> Value {
 }
 
 /// `GET /api/vhosts`.
-pub async fn list(state: State, user: Authed) -> Response {
+pub async fn list(
+    state: State,
+    user: Authed,
+    Query(params): Query<Params>,
+) -> Result<Response, ApiError> {
     let m = &state.0;
     let out: Vec<Value> = m
         .broker
@@ -45,7 +50,7 @@ pub async fn list(state: State, user: Authed) -> Response {
         .filter(|v| user.sees_vhost(&v.name))
         .map(|v| vhost_json(m, &v.name))
         .collect();
-    ok(Value::Array(out))
+    Ok(ok(reply_list(Value::Array(out), &params)?))
 }
 
 /// `GET /api/vhosts/{vhost}`.
