@@ -799,3 +799,83 @@ async fn the_api_can_be_turned_off() {
     assert!(server.management_addr().is_none());
     server.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_rabbitmq_export_imports_and_its_users_log_in_with_their_passwords() {
+    // `GET /api/definitions` of RabbitMQ 3.10.8 after: vhost prod, user bob/s3cret (management)
+    // allowed on prod, durable queue orders (x-message-ttl 60000), topic exchange events,
+    // binding events -> orders "order.*".
+    let file: Value =
+        serde_json::from_str(include_str!("fixtures/rabbitmq-3.10.8-definitions.json")).unwrap();
+    let server = common::start().await;
+    let mut with_policy = file.clone();
+    with_policy["policies"] = json!([{"vhost": "/", "name": "ttl", "pattern": ".*", "apply-to": "queues",
+                                      "definition": {"message-ttl": 1000}, "priority": 0}]);
+    let refused = post(&server, "/api/definitions", with_policy).await;
+    assert_eq!(
+        refused.status, 400,
+        "policies are not supported yet: {}",
+        refused.body
+    );
+    assert_eq!(
+        get(&server, "/api/vhosts/prod").await.status,
+        404,
+        "a refused file changes nothing"
+    );
+
+    assert_eq!(
+        post(&server, "/api/definitions", file.clone()).await.status,
+        204
+    );
+    let url = format!("amqp://bob:s3cret@{}/prod", server.addr());
+    let conn = Connection::connect(&url, ConnectionProperties::default())
+        .await
+        .expect("bob logs in with his RabbitMQ password");
+    let ch = conn.create_channel().await.unwrap();
+    let orders = common::passive_queue(&ch, "orders").await.unwrap();
+    assert_eq!(orders.message_count(), 0);
+    conn.close(200, "bye").await.unwrap();
+    let q = get(&server, "/api/queues/prod/orders").await.json();
+    assert_eq!(
+        (q["durable"].clone(), q["arguments"].clone()),
+        (json!(true), json!({"x-message-ttl": 60000}))
+    );
+    assert_eq!(
+        get(&server, "/api/exchanges/prod/events").await.json()["type"],
+        "topic"
+    );
+    // guest has no permission on prod until the file's permissions are imported: it has now.
+    let routed = post(&server, "/api/exchanges/prod/events/publish",
+        json!({"routing_key": "order.new", "payload": "x", "payload_encoding": "string", "properties": {}})).await;
+    assert_eq!(routed.json(), json!({"routed": true}));
+
+    // Importing again changes nothing and succeeds (RabbitMQ's merge keeps what exists).
+    assert_eq!(post(&server, "/api/definitions", file).await.status, 204);
+    assert_eq!(
+        get(&server, "/api/queues/prod/orders").await.json()["messages"],
+        1
+    );
+
+    // Warren's export imports into a fresh Warren and exports the same.
+    let exported = get(&server, "/api/definitions").await.json();
+    let other = common::start().await;
+    assert_eq!(
+        post(&other, "/api/definitions", exported.clone())
+            .await
+            .status,
+        204
+    );
+    let again = get(&other, "/api/definitions").await.json();
+    for key in [
+        "vhosts",
+        "permissions",
+        "queues",
+        "exchanges",
+        "bindings",
+        "users",
+    ] {
+        assert_eq!(again[key], exported[key], "{key}");
+    }
+    other.shutdown().await.unwrap();
+    server.shutdown().await.unwrap();
+}

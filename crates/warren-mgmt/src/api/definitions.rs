@@ -1,7 +1,10 @@
-//! `GET /api/definitions` and `GET /api/definitions/{vhost}`: export in RabbitMQ's format.
+//! `/api/definitions` and `/api/definitions/{vhost}`: export (GET) and import (POST) in
+//! RabbitMQ's format.
 //!
-//! Import (`POST`) is not there yet (docs/management-api.md).
+//! `POST` imports such a file with RabbitMQ's merge rules; policies, parameters and topic
+//! permissions are refused until Warren has them (docs/management-api.md).
 
+use axum::body::Bytes;
 use axum::extract::Path;
 use axum::response::Response;
 use serde_json::{Value, json};
@@ -103,9 +106,8 @@ pub async fn export(state: State, user: Authed) -> Result<Response, ApiError> {
     let mut permissions = Vec::new();
     let (mut queues, mut exchanges, mut bindings) = (Vec::new(), Vec::new(), Vec::new());
     for vh in m.broker.vhosts() {
-        vhosts.push(
-            json!({"name": vh.name, "limits": [], "metadata": {"description": "", "tags": []}}),
-        );
+        // RabbitMQ 3.10 exports a vhost as its name alone.
+        vhosts.push(json!({"name": vh.name}));
         let (q, x, b) = topology_of(&vh, true);
         queues.extend(q);
         exchanges.extend(x);
@@ -151,4 +153,200 @@ pub async fn export_vhost(
         o.insert("bindings".into(), Value::Array(bindings));
     }
     Ok(ok(out))
+}
+
+/// One object of a definitions file, its fields read with RabbitMQ's defaults.
+fn field<'a>(o: &'a Value, key: &str) -> Option<&'a str> {
+    o.get(key).and_then(Value::as_str)
+}
+
+fn flag(o: &Value, key: &str, default: bool) -> bool {
+    o.get(key).and_then(Value::as_bool).unwrap_or(default)
+}
+
+fn list<'a>(defs: &'a Value, key: &str) -> &'a [Value] {
+    defs.get(key)
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+}
+
+fn required<'a>(o: &'a Value, key: &str, what: &str) -> Result<&'a str, ApiError> {
+    field(o, key).ok_or_else(|| ApiError::BadRequest(format!("{what} without {key}: {o}")))
+}
+
+/// What an import would do, checked before anything changes, so a file Warren cannot take
+/// whole changes nothing.
+fn check(defs: &Value) -> Result<(), ApiError> {
+    if !defs.is_object() {
+        return Err(ApiError::BadRequest("not_json".into()));
+    }
+    for key in ["policies", "parameters", "topic_permissions"] {
+        if !list(defs, key).is_empty() {
+            return Err(ApiError::BadRequest(format!(
+                "Warren does not support {key} yet; remove them from the file to import the rest"
+            )));
+        }
+    }
+    for p in list(defs, "permissions") {
+        for key in ["configure", "write", "read"] {
+            if let Some(other) = field(p, key).filter(|v| *v != ".*") {
+                return Err(warren_broker::AdminError::UnsupportedPermission(other.into()).into());
+            }
+        }
+    }
+    for u in list(defs, "users") {
+        required(u, "name", "user")?;
+        if let Some(alg) = field(u, "hashing_algorithm")
+            && alg != "rabbit_password_hashing_sha256"
+        {
+            return Err(ApiError::BadRequest(format!(
+                "user {}: unsupported hashing algorithm {alg}",
+                field(u, "name").unwrap_or_default()
+            )));
+        }
+    }
+    for x in list(defs, "exchanges") {
+        let kind = required(x, "type", "exchange")?;
+        warren_router::ExchangeKind::parse(kind.as_bytes())
+            .map_err(|e| ApiError::BadRequest(e.reply_text()))?;
+    }
+    Ok(())
+}
+
+fn import_user(m: &Management, u: &Value) -> Result<(), ApiError> {
+    let name = required(u, "name", "user")?;
+    let tags: Vec<String> = match u.get("tags") {
+        Some(Value::String(s)) => s.split(',').map(str::trim).map(String::from).collect(),
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(Value::as_str)
+            .map(String::from)
+            .collect(),
+        _ => Vec::new(),
+    };
+    let tags = tags.into_iter().filter(|t| !t.is_empty()).collect();
+    let password = match (field(u, "password"), field(u, "password_hash")) {
+        (Some(p), _) => Some(warren_broker::PasswordHash::new(p)),
+        (None, Some(h)) if !h.is_empty() => {
+            let raw = crate::base64::decode(h).ok_or_else(|| {
+                ApiError::BadRequest(format!("user {name}: invalid password_hash"))
+            })?;
+            Some(
+                warren_broker::password_hash_from_rabbitmq(&raw).ok_or_else(|| {
+                    ApiError::BadRequest(format!("user {name}: invalid password_hash"))
+                })?,
+            )
+        }
+        _ => None,
+    };
+    m.broker.put_user_live(name, password, tags)?;
+    Ok(())
+}
+
+/// Queues, exchanges and bindings of one vhost's part of a file. Existing queues and exchanges
+/// are left as they are, as RabbitMQ's import leaves them (even when the file differs).
+fn import_topology(vh: &VHost, defs: &Value, only: Option<&str>) -> Result<(), ApiError> {
+    let mine = |o: &&Value| only.is_some() || field(o, "vhost") == Some(vh.name.as_str());
+    use warren_codec::ShortStr;
+    for x in list(defs, "exchanges").iter().filter(mine) {
+        let name = required(x, "name", "exchange")?;
+        if vh.topology().exchange(name.as_bytes()).is_some() {
+            continue;
+        }
+        vh.declare_exchange(
+            &ShortStr::from(name),
+            &ShortStr::from(required(x, "type", "exchange")?),
+            false,
+            flag(x, "durable", true),
+            flag(x, "auto_delete", false),
+            flag(x, "internal", false),
+            &crate::json::json_to_table(x.get("arguments"))?,
+        )
+        .map_err(ApiError::from_broker)?;
+    }
+    for q in list(defs, "queues").iter().filter(mine) {
+        let name = required(q, "name", "queue")?;
+        if vh.topology().queue(name.as_bytes()).is_some() {
+            continue;
+        }
+        vh.declare_queue(warren_broker::QueueDeclare {
+            name: ShortStr::from(name),
+            passive: false,
+            durable: flag(q, "durable", true),
+            exclusive: false,
+            auto_delete: flag(q, "auto_delete", false),
+            arguments: crate::json::json_to_table(q.get("arguments"))?,
+            connection: super::queues::API_CONNECTION,
+        })
+        .map_err(ApiError::from_broker)?;
+    }
+    for b in list(defs, "bindings").iter().filter(mine) {
+        let source = ShortStr::from(required(b, "source", "binding")?);
+        let destination = ShortStr::from(required(b, "destination", "binding")?);
+        let key = ShortStr::from(field(b, "routing_key").unwrap_or(""));
+        let arguments = crate::json::json_to_table(b.get("arguments"))?;
+        if source.is_empty() {
+            // The default exchange's bindings are implicit.
+            continue;
+        }
+        match field(b, "destination_type") {
+            Some("exchange") => vh.bind_exchange(&destination, &source, &key, &arguments),
+            _ => vh.bind_queue(
+                &destination,
+                &source,
+                &key,
+                &arguments,
+                super::queues::API_CONNECTION,
+            ),
+        }
+        .map_err(ApiError::from_broker)?;
+    }
+    Ok(())
+}
+
+/// `POST /api/definitions`: imports a RabbitMQ definitions file with RabbitMQ's merge rules:
+/// vhosts are created when missing, users are created or replaced (password hashes kept, so
+/// users exported from RabbitMQ log in with their passwords), permissions are granted, and
+/// queues, exchanges and bindings are declared unless they exist. Answers 204.
+pub async fn import(state: State, user: Authed, body: Bytes) -> Result<Response, ApiError> {
+    user.require_admin()?;
+    let defs: Value =
+        serde_json::from_slice(&body).map_err(|_| ApiError::BadRequest("not_json".into()))?;
+    check(&defs)?;
+    let m = &state.0;
+    for v in list(&defs, "vhosts") {
+        m.broker.add_vhost_live(required(v, "name", "vhost")?)?;
+    }
+    for u in list(&defs, "users") {
+        import_user(m, u)?;
+    }
+    for p in list(&defs, "permissions") {
+        let (name, vhost) = (
+            required(p, "user", "permission")?,
+            required(p, "vhost", "permission")?,
+        );
+        m.broker.set_permissions_live(name, vhost)?;
+    }
+    for vh in m.broker.vhosts() {
+        import_topology(&vh, &defs, None)?;
+    }
+    Ok(super::no_content())
+}
+
+/// `POST /api/definitions/{vhost}`: one vhost's queues, exchanges and bindings (their `vhost`
+/// fields, if any, are ignored).
+pub async fn import_vhost(
+    state: State,
+    user: Authed,
+    Path(v): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    user.require_admin()?;
+    let vh = vhost(&state.0, &v)?;
+    let defs: Value =
+        serde_json::from_slice(&body).map_err(|_| ApiError::BadRequest("not_json".into()))?;
+    check(&defs)?;
+    import_topology(&vh, &defs, Some(&v))?;
+    Ok(super::no_content())
 }

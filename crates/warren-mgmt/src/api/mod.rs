@@ -142,8 +142,14 @@ pub fn routes() -> Router<Arc<Management>> {
             "/api/health/checks/certificate-expiration/{n}/{unit}",
             get(health::ok_check),
         )
-        .route("/api/definitions", get(definitions::export))
-        .route("/api/definitions/{vhost}", get(definitions::export_vhost))
+        .route(
+            "/api/definitions",
+            get(definitions::export).post(definitions::import),
+        )
+        .route(
+            "/api/definitions/{vhost}",
+            get(definitions::export_vhost).post(definitions::import_vhost),
+        )
         .fallback(not_found)
 }
 
