@@ -18,6 +18,8 @@ import importlib.machinery
 import importlib.util
 import json
 import os
+import shutil
+import subprocess
 import sys
 import time
 import urllib.error
@@ -244,6 +246,58 @@ def run(base):
     return passed, failed
 
 
+# rabbitmqadmin (v1, shipped with Debian's rabbitmq-server) commands and a fragment each output
+# must contain; run in order, each must exit 0.
+ADMIN_COMMANDS = [
+    ("show overview", "rabbitmq_version"),
+    ("list vhosts", "/"),
+    ("list users", "guest"),
+    ("declare queue name=mgmt-admin-q durable=true", "queue declared"),
+    ("declare exchange name=mgmt-admin-x type=direct", "exchange declared"),
+    ("declare binding source=mgmt-admin-x destination=mgmt-admin-q routing_key=k", "binding declared"),
+    ("publish exchange=mgmt-admin-x routing_key=k payload=hello", "Message published"),
+    ("list queues name messages", "mgmt-admin-q"),
+    ("get queue=mgmt-admin-q ackmode=ack_requeue_false", "hello"),
+    ("list exchanges name type", "mgmt-admin-x"),
+    ("list bindings", "mgmt-admin-x"),
+    ("purge queue name=mgmt-admin-q", "queue purged"),
+    ("delete binding source=mgmt-admin-x destination_type=queue destination=mgmt-admin-q properties_key=k",
+     "binding deleted"),
+    ("delete queue name=mgmt-admin-q", "queue deleted"),
+    ("delete exchange name=mgmt-admin-x", "exchange deleted"),
+    ("declare user name=mgmt-admin-u password=pw tags=management", "user declared"),
+    ("declare vhost name=mgmt-admin-v", "vhost declared"),
+    ("declare permission vhost=mgmt-admin-v user=mgmt-admin-u configure=.* write=.* read=.*",
+     "permission declared"),
+    ("list permissions", "mgmt-admin-u"),
+    ("delete vhost name=mgmt-admin-v", "vhost deleted"),
+    ("delete user name=mgmt-admin-u", "user deleted"),
+    ("list connections", ""),
+    ("list consumers", ""),
+    ("list nodes", "disc"),
+]
+
+
+def run_rabbitmqadmin(base):
+    """The common rabbitmqadmin commands; (passed, failed), or (0, 0) when it is not installed."""
+    admin = shutil.which("rabbitmqadmin")
+    if not admin:
+        print("skip rabbitmqadmin: not installed (apt-get install rabbitmq-server)")
+        return 0, 0
+    port = base.rsplit(":", 1)[1].strip("/")
+    passed = failed = 0
+    for cmd, want in ADMIN_COMMANDS:
+        r = subprocess.run([admin, "-H", "127.0.0.1", "-P", port, "-u", "guest", "-p", "guest",
+                            *cmd.split(" ")], capture_output=True, text=True, timeout=30)
+        if r.returncode != 0 or want not in r.stdout:
+            failed += 1
+            print(f"FAIL rabbitmqadmin {cmd}: exit {r.returncode}: {r.stdout[-300:]} {r.stderr[-300:]}")
+        else:
+            passed += 1
+            print(f"ok   rabbitmqadmin {cmd}")
+    return passed, failed
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     g = ap.add_mutually_exclusive_group(required=True)
@@ -273,6 +327,8 @@ def main():
         else:
             base = args.url
         passed, failed = run(base)
+        p2, f2 = run_rabbitmqadmin(base)
+        passed, failed = passed + p2, failed + f2
     finally:
         if broker:
             broker.stop()

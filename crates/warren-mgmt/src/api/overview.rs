@@ -102,8 +102,23 @@ pub async fn cluster_name(state: State, _user: Authed) -> Response {
     ok(json!({"name": state.0.node}))
 }
 
+/// Resident memory of this process in bytes, from `/proc/self/statm` (0 where there is none).
+fn mem_used() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |pages| pages * 4096)
+}
+
+/// Open file descriptors of this process (0 where `/proc` is missing).
+fn fd_used() -> usize {
+    std::fs::read_dir("/proc/self/fd").map_or(0, Iterator::count)
+}
+
 fn node_json(m: &Management) -> Value {
     json!({
+        "mem_used": mem_used(),
+        "fd_used": fd_used(),
         "name": m.node,
         "type": "disc",
         "running": true,
