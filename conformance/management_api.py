@@ -177,8 +177,12 @@ def checks():
         ("permission cleared", "DELETE", "/api/permissions/mgmt-check-v/mgmt-check-mon", None, None, G, {"status": 204}),
         ("vhost deleted", "DELETE", "/api/vhosts/mgmt-check-v", None, None, G, {"status": 204}),
         ("vhost gone: 404", "DELETE", "/api/vhosts/mgmt-check-v", None, None, G, {"status": 404, "json": NOT_FOUND}),
-        ("users deleted", "DELETE", "/api/users/mgmt-check-mon", None, None, G, {"status": 204}),
-        ("plain deleted", "DELETE", "/api/users/mgmt-check-plain", None, None, G, {"status": 204}),
+        ("users without permissions", "GET", "/api/users/without-permissions?columns=name", None, None, G,
+         {"status": 200, "contains": {"name": "mgmt-check-plain"}}),
+        ("bulk delete without users: 400", "POST", "/api/users/bulk-delete", {}, None, G,
+         {"status": 400, "json": {"error": "bad_request", "reason": "[{key_missing,users}]"}}),
+        ("bulk delete", "POST", "/api/users/bulk-delete", {"users": ["mgmt-check-mon", "mgmt-check-plain"]}, None, G,
+         {"status": 204}),
         ("user gone: 404", "DELETE", "/api/users/mgmt-check-mon", None, None, G, {"status": 404, "json": NOT_FOUND}),
         ("definitions", "GET", "/api/definitions", None, None, G,
          {"status": 200, "fields": ["rabbit_version", "users", "vhosts", "permissions", "queues",
@@ -204,6 +208,8 @@ def judge(status, headers, body, want):
     for k, v in want.get("subset", {}).items():
         if not isinstance(body, dict) or body.get(k) != v:
             problems.append(f"{k}: {body.get(k) if isinstance(body, dict) else body!r:.200}, expected {v!r}")
+    if "contains" in want and (not isinstance(body, list) or want["contains"] not in body):
+        problems.append(f"{want['contains']!r} not in {body!r:.300}")
     if "first" in want and (not isinstance(body, list) or not body or body[0] != want["first"]):
         problems.append(f"first item {body[0] if isinstance(body, list) and body else body!r:.200}, expected {want['first']!r}")
     for f in want.get("each", []):

@@ -25,6 +25,10 @@ pub enum ApiError {
     /// 400 `bad_request` with a reason.
     #[error("bad request: {0}")]
     BadRequest(String),
+    /// 400 `bad_request` whose reason is not a string (RabbitMQ prints some Erlang terms as
+    /// JSON lists).
+    #[error("bad request: {0}")]
+    BadRequestTerm(serde_json::Value),
     /// 400 with another `error` than `bad_request` (pagination errors).
     #[error("{error}: {reason}")]
     Custom {
@@ -107,6 +111,10 @@ impl IntoResponse for ApiError {
             ApiError::BadRequest(reason) => {
                 json_response(StatusCode::BAD_REQUEST, body("bad_request", &reason))
             }
+            ApiError::BadRequestTerm(reason) => json_response(
+                StatusCode::BAD_REQUEST,
+                json!({"error": "bad_request", "reason": reason}).to_string(),
+            ),
             ApiError::Custom { error, reason } => {
                 json_response(StatusCode::BAD_REQUEST, body(error, &reason))
             }

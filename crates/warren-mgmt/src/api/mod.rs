@@ -46,6 +46,11 @@ pub fn routes() -> Router<Arc<Management>> {
         )
         .route("/api/users", get(users::list))
         .route(
+            "/api/users/without-permissions",
+            get(users::without_permissions),
+        )
+        .route("/api/users/bulk-delete", post(users::bulk_delete))
+        .route(
             "/api/users/{user}",
             get(users::show).put(users::put).delete(users::remove),
         )

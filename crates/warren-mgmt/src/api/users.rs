@@ -113,3 +113,40 @@ pub async fn remove(
     state.0.broker.delete_user_live(&name)?;
     Ok(no_content())
 }
+
+/// `GET /api/users/without-permissions`.
+pub async fn without_permissions(
+    state: State,
+    user: Authed,
+    Query(params): Query<Params>,
+) -> Result<Response, ApiError> {
+    user.require_admin()?;
+    let users = state.0.broker.users();
+    let list = users
+        .iter()
+        .filter(|u| u.vhosts.is_empty())
+        .map(user_json)
+        .collect();
+    Ok(ok(reply_list(Value::Array(list), &params)?))
+}
+
+/// `POST /api/users/bulk-delete` with `{"users": [...]}`: 204; as RabbitMQ, the users are
+/// deleted in order and a missing one stops the request with 400 `["no_such_user", name]`.
+pub async fn bulk_delete(state: State, user: Authed, body: Bytes) -> Result<Response, ApiError> {
+    user.require_admin()?;
+    let b = body_object(&body)?;
+    let names = b
+        .get("users")
+        .and_then(Value::as_array)
+        .ok_or_else(|| ApiError::BadRequest("[{key_missing,users}]".into()))?;
+    for name in names.iter().filter_map(Value::as_str) {
+        match state.0.broker.delete_user_live(name) {
+            Ok(()) => {}
+            Err(warren_broker::AdminError::NoSuchUser(_)) => {
+                return Err(ApiError::BadRequestTerm(json!(["no_such_user", name])));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(no_content())
+}
