@@ -48,6 +48,8 @@ pub struct ConnectionInfo {
     pub local: SocketAddr,
     /// When it opened, in milliseconds since the epoch.
     pub connected_at_ms: u64,
+    /// Its open channel numbers, in order.
+    pub channels: Vec<u16>,
 }
 
 /// The server's open connections, as the API needs them.

@@ -22,6 +22,9 @@ pub struct ConnectionRegistry {
 struct Entry {
     info: ConnectionInfo,
     close: mpsc::UnboundedSender<String>,
+    /// The connection's open channel numbers, written by the connection itself (its own lock,
+    /// so opening a channel never takes the registry's).
+    channels: Arc<Mutex<Vec<u16>>>,
 }
 
 /// Keeps a connection listed while alive; dropping it unlists the connection.
@@ -29,6 +32,17 @@ struct Entry {
 pub struct Registration {
     registry: Arc<ConnectionRegistry>,
     id: u64,
+    channels: Arc<Mutex<Vec<u16>>>,
+}
+
+impl Registration {
+    /// Records the connection's open channels (after a channel opens or closes).
+    pub fn set_channels(&self, open: impl Iterator<Item = u16>) {
+        let mut channels = self.channels.lock();
+        channels.clear();
+        channels.extend(open);
+        channels.sort_unstable();
+    }
 }
 
 impl Drop for Registration {
@@ -45,11 +59,20 @@ impl ConnectionRegistry {
     ) -> (Registration, mpsc::UnboundedReceiver<String>) {
         let (close, requests) = mpsc::unbounded_channel();
         let id = info.id;
-        self.open.lock().insert(id, Entry { info, close });
+        let channels = Arc::new(Mutex::new(Vec::new()));
+        self.open.lock().insert(
+            id,
+            Entry {
+                info,
+                close,
+                channels: channels.clone(),
+            },
+        );
         (
             Registration {
                 registry: self.clone(),
                 id,
+                channels,
             },
             requests,
         )
@@ -58,7 +81,14 @@ impl ConnectionRegistry {
 
 impl Connections for ConnectionRegistry {
     fn list(&self) -> Vec<ConnectionInfo> {
-        self.open.lock().values().map(|e| e.info.clone()).collect()
+        self.open
+            .lock()
+            .values()
+            .map(|e| ConnectionInfo {
+                channels: e.channels.lock().clone(),
+                ..e.info.clone()
+            })
+            .collect()
     }
 
     fn close(&self, name: &str, reason: &str) -> bool {

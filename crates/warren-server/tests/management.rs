@@ -760,6 +760,22 @@ async fn deleting_a_connection_closes_it_with_320_and_the_x_reason() {
         name.replace(' ', "%20").replace('>', "%3E")
     );
     assert_eq!(get(&server, &path).await.json()["name"], name.as_str());
+    // Channels are listed as they open and close.
+    assert_eq!(get(&server, "/api/channels").await.json(), json!([]));
+    raw.open_channel(3).await;
+    let channels = get(&server, "/api/channels").await.json();
+    assert_eq!(channels[0]["number"], 3);
+    assert_eq!(channels[0]["name"], format!("{name} (3)"));
+    assert_eq!(channels[0]["connection_details"]["name"], name.as_str());
+    assert_eq!(
+        get(&server, &format!("{path}/channels")).await.json()[0]["number"],
+        3
+    );
+    assert_eq!(get(&server, &path).await.json()["channels"], 1);
+    assert_eq!(
+        get(&server, "/api/overview").await.json()["object_totals"]["channels"],
+        1
+    );
     let r = http(
         &server,
         "DELETE",

@@ -1,7 +1,10 @@
 //! `/api/connections...`, `/api/channels` and `/api/consumers`.
 //!
-//! Connections are the server's ([`crate::Connections`]); consumers are read from the queues.
-//! Channels are not tracked yet: `/api/channels` lists none (docs/management-api.md).
+//! Connections are the server's ([`crate::Connections`]), with their open channel numbers;
+//! consumers are read from the queues. A channel's prefetch and unacknowledged count live in
+//! its connection task and are not shown yet (docs/management-api.md).
+
+use std::collections::HashMap;
 
 use axum::extract::{Path, Query};
 use axum::http::HeaderMap;
@@ -29,6 +32,7 @@ fn connection_json(m: &Management, c: &ConnectionInfo) -> Value {
         "ssl": false,
         "auth_mechanism": "PLAIN",
         "connected_at": c.connected_at_ms,
+        "channels": c.channels.len(),
         "client_properties": {},
     })
 }
@@ -125,19 +129,63 @@ pub async fn close(
     Ok(no_content())
 }
 
+/// Consumers per (connection id, channel number), from every queue's snapshot.
+fn consumer_counts(m: &Management) -> HashMap<(u64, u16), usize> {
+    let mut counts = HashMap::new();
+    for vh in m.broker.vhosts() {
+        let queues: Vec<_> = vh.topology().queues().cloned().collect();
+        for q in queues {
+            for c in q.snapshot().consumers {
+                *counts.entry((c.connection, c.channel)).or_insert(0) += 1;
+            }
+        }
+    }
+    counts
+}
+
+fn channels_json(m: &Management, conns: &[ConnectionInfo]) -> Value {
+    let counts = consumer_counts(m);
+    let mut out = Vec::new();
+    for c in conns {
+        for &n in &c.channels {
+            out.push(json!({
+                "name": format!("{} ({n})", c.name),
+                "number": n,
+                "node": m.node,
+                "user": c.user,
+                "vhost": c.vhost,
+                "state": "running",
+                "consumer_count": counts.get(&(c.id, n)).copied().unwrap_or(0),
+                "connection_details": {
+                    "name": c.name,
+                    "peer_host": c.peer.ip().to_string(),
+                    "peer_port": c.peer.port(),
+                },
+            }));
+        }
+    }
+    Value::Array(out)
+}
+
 /// `GET /api/connections/{name}/channels`.
 pub async fn channels_of(
     state: State,
     user: Authed,
     Path(name): Path<String>,
+    Query(params): Query<Params>,
 ) -> Result<Response, ApiError> {
-    find(&state.0, &user, &name)?;
-    Ok(ok(json!([])))
+    let c = find(&state.0, &user, &name)?;
+    Ok(ok(reply_list(channels_json(&state.0, &[c]), &params)?))
 }
 
 /// `GET /api/channels`.
-pub async fn channels(_user: Authed) -> Response {
-    ok(json!([]))
+pub async fn channels(
+    state: State,
+    user: Authed,
+    Query(params): Query<Params>,
+) -> Result<Response, ApiError> {
+    let conns = visible(&state.0, &user);
+    Ok(ok(reply_list(channels_json(&state.0, &conns), &params)?))
 }
 
 fn consumers_of(m: &Management, vhost_name: &str) -> Vec<Value> {

@@ -51,12 +51,14 @@ fn listeners(m: &Management) -> Value {
 pub async fn overview(state: State, user: Authed) -> Response {
     let m = &state.0;
     let (queues, exchanges, ready, unacked, consumers) = totals(m, &user);
-    let connections = m
+    let conns: Vec<_> = m
         .connections
         .list()
         .into_iter()
         .filter(|c| user.is_monitor() || c.user == user.0.name)
-        .count();
+        .collect();
+    let connections = conns.len();
+    let channels: usize = conns.iter().map(|c| c.channels.len()).sum();
     ok(json!({
         "management_version": RABBITMQ_VERSION,
         "rates_mode": "basic",
@@ -79,7 +81,7 @@ pub async fn overview(state: State, user: Authed) -> Response {
             "messages_unacknowledged_details": {"rate": 0.0},
         },
         "object_totals": {
-            "channels": 0,
+            "channels": channels,
             "connections": connections,
             "consumers": consumers,
             "exchanges": exchanges,

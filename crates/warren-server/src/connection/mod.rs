@@ -30,6 +30,7 @@ pub use error::{AmqpError, AmqpResult};
 
 use crate::channel::{Channel, ReplyRegistry};
 use crate::config::Config;
+use crate::registry::Registration;
 
 enum State {
     Open,
@@ -59,6 +60,8 @@ struct Connection {
     alarm: bool,
     /// The socket is not read: a publisher blocked by the alarm.
     blocked: bool,
+    /// This connection's entry in the management API's list (unlisted when dropped).
+    listed: Registration,
 }
 
 /// Serves one accepted socket to the end.
@@ -107,7 +110,7 @@ pub async fn run(
     tracing::info!("connection open");
     let local = stream.local_addr().unwrap_or(peer);
     // Listed for the management API until this task ends (the guard unlists it).
-    let (_listed, close_requests) = signals.registry.register(warren_mgmt::ConnectionInfo {
+    let (listed, close_requests) = signals.registry.register(warren_mgmt::ConnectionInfo {
         id,
         name: format!("{peer} -> {local}"),
         user: negotiated.user.clone(),
@@ -115,6 +118,7 @@ pub async fn run(
         peer,
         local,
         connected_at_ms: warren_broker::now_ms(),
+        channels: Vec::new(),
     });
     let (tx, events) = mpsc::unbounded_channel();
     let now = Instant::now();
@@ -158,6 +162,7 @@ pub async fn run(
         blocked_notify: negotiated.connection_blocked,
         alarm: false,
         blocked: false,
+        listed,
     };
     conn.serve(signals, close_requests).await;
     conn.cleanup();
@@ -523,6 +528,7 @@ impl Connection {
                 );
             }
             self.channels.insert(channel, Channel::new(channel));
+            self.listed.set_channels(self.channels.keys().copied());
             self.ctx.send(channel, ChannelOpenOk);
             return Ok(());
         }
@@ -537,10 +543,12 @@ impl Connection {
             match method {
                 Method::ChannelCloseOk(_) => {
                     self.channels.remove(&channel);
+                    self.listed.set_channels(self.channels.keys().copied());
                 }
                 Method::ChannelClose(_) => {
                     self.ctx.send(channel, warren_codec::ChannelCloseOk);
                     self.channels.remove(&channel);
+                    self.listed.set_channels(self.channels.keys().copied());
                 }
                 _ => {}
             }
@@ -550,6 +558,7 @@ impl Connection {
             if let Some(mut ch) = self.channels.remove(&channel) {
                 ch.release(&mut self.ctx);
             }
+            self.listed.set_channels(self.channels.keys().copied());
             self.ctx.send(channel, warren_codec::ChannelCloseOk);
             return Ok(());
         }
