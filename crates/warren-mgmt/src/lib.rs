@@ -25,6 +25,7 @@ use std::time::Instant;
 
 use warren_broker::Broker;
 
+pub use api::definitions::import_definitions;
 pub use error::ApiError;
 
 /// The RabbitMQ version the API reports (`rabbitmq_version`, `management_version`): clients

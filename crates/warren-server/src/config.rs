@@ -55,6 +55,10 @@ pub struct Config {
     pub management_enabled: bool,
     /// The management API's port, on the same bind address as AMQP; 0 picks a free one.
     pub management_port: u16,
+    /// A RabbitMQ definitions file imported at every start, after recovery (RabbitMQ's
+    /// `load_definitions`; the import merges, so a repeated start changes nothing); empty for
+    /// none.
+    pub load_definitions: PathBuf,
 }
 
 impl Default for Config {
@@ -79,6 +83,7 @@ impl Default for Config {
             compact_on_start_min_mib: 64,
             management_enabled: true,
             management_port: 15672,
+            load_definitions: PathBuf::new(),
         }
     }
 }

@@ -99,6 +99,9 @@ impl Server {
         .await
         .map_err(std::io::Error::other)??;
         let broker = Arc::new(broker);
+        if !config.load_definitions.as_os_str().is_empty() {
+            load_definitions(&broker, &config.load_definitions).await?;
+        }
         let listener = TcpListener::bind((config.bind, config.port)).await?;
         // Bound here, not when serving, so a port in use fails the start as RabbitMQ's does.
         let management = if config.management_enabled {
@@ -335,4 +338,28 @@ impl ServerHandle {
             Err(e) => Err(std::io::Error::other(e)),
         }
     }
+}
+
+/// Imports `path` (RabbitMQ's definitions format) before the listeners open, as RabbitMQ's
+/// `load_definitions`; a file that cannot be read or imported fails the start.
+async fn load_definitions(broker: &Arc<Broker>, path: &std::path::Path) -> std::io::Result<()> {
+    let broker = broker.clone();
+    let path = path.to_path_buf();
+    // Reading the file and the import's store writes block: off the runtime's threads.
+    tokio::task::spawn_blocking(move || {
+        let shown = path.display();
+        let text = std::fs::read(&path).map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!("cannot read load_definitions {shown}: {e}"),
+            )
+        })?;
+        warren_mgmt::import_definitions(&broker, &text).map_err(|e| {
+            std::io::Error::other(format!("cannot import load_definitions {shown}: {e}"))
+        })?;
+        tracing::info!(file = %shown, "definitions imported");
+        Ok(())
+    })
+    .await
+    .map_err(std::io::Error::other)?
 }

@@ -927,3 +927,38 @@ async fn ten_thousand_queues_are_listed_quickly() {
     assert_eq!(page["page_count"], 100);
     server.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn load_definitions_imports_a_file_at_every_start() {
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/rabbitmq-3.10.8-definitions.json");
+    let dir = common::fresh_data_dir();
+    for start in 0..2 {
+        let server = common::start_with(|c| {
+            c.data_dir = dir.clone();
+            c.load_definitions = file.clone();
+        })
+        .await;
+        let url = format!("amqp://bob:s3cret@{}/prod", server.addr());
+        let conn = Connection::connect(&url, ConnectionProperties::default())
+            .await
+            .unwrap_or_else(|e| panic!("start {start}: bob logs in: {e}"));
+        let ch = conn.create_channel().await.unwrap();
+        common::passive_queue(&ch, "orders").await.unwrap();
+        conn.close(200, "bye").await.unwrap();
+        server.shutdown().await.unwrap();
+    }
+    // A file that cannot be imported fails the start.
+    let bad = dir.join("bad.json");
+    std::fs::write(&bad, r#"{"policies": [{"name": "p"}]}"#).unwrap();
+    let mut config = warren_server::config::Config {
+        bind: [127, 0, 0, 1].into(),
+        port: 0,
+        management_port: 0,
+        data_dir: common::fresh_data_dir(),
+        ..Default::default()
+    };
+    config.load_definitions = bad;
+    let refused = warren_server::Server::bind(config).await;
+    assert!(refused.is_err_and(|e| e.to_string().contains("load_definitions")));
+}

@@ -8,7 +8,7 @@ use axum::body::Bytes;
 use axum::extract::Path;
 use axum::response::Response;
 use serde_json::{Value, json};
-use warren_broker::VHost;
+use warren_broker::{Broker, VHost};
 use warren_router::Destination;
 
 use super::{State, ok, vhost};
@@ -214,7 +214,7 @@ fn check(defs: &Value) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn import_user(m: &Management, u: &Value) -> Result<(), ApiError> {
+fn import_user(broker: &Broker, u: &Value) -> Result<(), ApiError> {
     let name = required(u, "name", "user")?;
     let tags: Vec<String> = match u.get("tags") {
         Some(Value::String(s)) => s.split(',').map(str::trim).map(String::from).collect(),
@@ -240,7 +240,7 @@ fn import_user(m: &Management, u: &Value) -> Result<(), ApiError> {
         }
         _ => None,
     };
-    m.broker.put_user_live(name, password, tags)?;
+    broker.put_user_live(name, password, tags)?;
     Ok(())
 }
 
@@ -305,32 +305,38 @@ fn import_topology(vh: &VHost, defs: &Value, only: Option<&str>) -> Result<(), A
     Ok(())
 }
 
-/// `POST /api/definitions`: imports a RabbitMQ definitions file with RabbitMQ's merge rules:
-/// vhosts are created when missing, users are created or replaced (password hashes kept, so
-/// users exported from RabbitMQ log in with their passwords), permissions are granted, and
-/// queues, exchanges and bindings are declared unless they exist. Answers 204.
-pub async fn import(state: State, user: Authed, body: Bytes) -> Result<Response, ApiError> {
-    user.require_admin()?;
+/// Imports a RabbitMQ definitions file with RabbitMQ's merge rules: vhosts are created when
+/// missing, users are created or replaced (password hashes kept, so users exported from
+/// RabbitMQ log in with their passwords), permissions are granted, and queues, exchanges and
+/// bindings are declared unless they exist. Checked whole first: a file Warren cannot take
+/// changes nothing. Used by `POST /api/definitions` and by `load_definitions` at boot.
+pub fn import_definitions(broker: &Broker, body: &[u8]) -> Result<(), ApiError> {
     let defs: Value =
-        serde_json::from_slice(&body).map_err(|_| ApiError::BadRequest("not_json".into()))?;
+        serde_json::from_slice(body).map_err(|_| ApiError::BadRequest("not_json".into()))?;
     check(&defs)?;
-    let m = &state.0;
     for v in list(&defs, "vhosts") {
-        m.broker.add_vhost_live(required(v, "name", "vhost")?)?;
+        broker.add_vhost_live(required(v, "name", "vhost")?)?;
     }
     for u in list(&defs, "users") {
-        import_user(m, u)?;
+        import_user(broker, u)?;
     }
     for p in list(&defs, "permissions") {
         let (name, vhost) = (
             required(p, "user", "permission")?,
             required(p, "vhost", "permission")?,
         );
-        m.broker.set_permissions_live(name, vhost)?;
+        broker.set_permissions_live(name, vhost)?;
     }
-    for vh in m.broker.vhosts() {
+    for vh in broker.vhosts() {
         import_topology(&vh, &defs, None)?;
     }
+    Ok(())
+}
+
+/// `POST /api/definitions`: [`import_definitions`]; answers 204.
+pub async fn import(state: State, user: Authed, body: Bytes) -> Result<Response, ApiError> {
+    user.require_admin()?;
+    import_definitions(&state.0.broker, &body)?;
     Ok(super::no_content())
 }
 

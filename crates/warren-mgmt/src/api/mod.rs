@@ -2,7 +2,7 @@
 
 mod bindings;
 mod connections;
-mod definitions;
+pub(crate) mod definitions;
 mod exchanges;
 mod health;
 mod overview;
