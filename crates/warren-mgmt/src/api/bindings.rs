@@ -272,6 +272,12 @@ pub async fn create(
     check_ends(&vh, source, queue, &dest)?;
     let b = body_object(&body)?;
     let routing_key = str_field(&b, "routing_key").unwrap_or("");
+    if routing_key.len() > 255 {
+        // An AMQP short string, as every binding key declared over AMQP.
+        return Err(ApiError::BadRequest(
+            "routing_key longer than 255 bytes".into(),
+        ));
+    }
     let arguments = json_to_table(b.get("arguments"))?;
     let (src, dst, key) = (
         ShortStr::from(source),

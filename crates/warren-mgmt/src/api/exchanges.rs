@@ -217,6 +217,12 @@ pub async fn publish(
     let b = body_object(&body)?;
     let routing_key = str_field(&b, "routing_key")
         .ok_or_else(|| ApiError::BadRequest("routing_key not present".into()))?;
+    if routing_key.len() > 255 {
+        // An AMQP short string: it could not be delivered intact.
+        return Err(ApiError::BadRequest(
+            "routing_key longer than 255 bytes".into(),
+        ));
+    }
     let payload = str_field(&b, "payload")
         .ok_or_else(|| ApiError::BadRequest("payload not present".into()))?;
     let payload = match str_field(&b, "payload_encoding") {
