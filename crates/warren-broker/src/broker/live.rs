@@ -56,8 +56,9 @@ impl Broker {
         let created = old.is_none();
         let user = User {
             name: name.to_string(),
-            // A user created without a password can log in with none (RabbitMQ's
-            // password-less users authenticate only by other mechanisms): a random hash.
+            // A user created without a password cannot log in with one (RabbitMQ's
+            // password-less users authenticate by other mechanisms only): a hash of a random
+            // secret nobody knows.
             password: password
                 .or_else(|| old.map(|u| u.password.clone()))
                 .unwrap_or_else(|| PasswordHash::new(&format!("{:x}", rand::random::<u128>()))),
