@@ -15,6 +15,10 @@ use crate::persist::{self, SharedStore};
 use crate::timers::{Timers, now_ms};
 use crate::{Message, VHost};
 
+mod live;
+
+pub use live::{password_hash_from_rabbitmq, rabbitmq_password_hash};
+
 /// What recovery found, for the startup log.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Recovered {

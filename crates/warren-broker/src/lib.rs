@@ -21,11 +21,12 @@ mod message;
 mod names;
 mod persist;
 mod queue;
+mod snapshot;
 mod timers;
 mod vhost;
 
 pub use accounts::{Admin, AdminError, FirstBoot, PasswordHash, User};
-pub use broker::{Broker, Recovered};
+pub use broker::{Broker, Recovered, password_hash_from_rabbitmq, rabbitmq_password_hash};
 pub use dead_letter::{DeadLetter, DeadLetterTarget, DeathReason};
 pub use error::BrokerError;
 pub use message::{Message, StoredMessageError};
@@ -36,5 +37,6 @@ pub use queue::{
     Got, Overflow, Pushed, Queue, QueueArgs, QueueOptions, QueueState, Settle, StoreWrite,
     type_name as field_type_name,
 };
+pub use snapshot::{ConsumerSnapshot, QueueSnapshot};
 pub use timers::now_ms;
 pub use vhost::{DeclaredQueue, Published, QueueDeclare, VHost};

@@ -241,6 +241,11 @@ impl<Q: Clone> Router<Q> {
         self.queues.by_name(name).map(|q| &q.handle)
     }
 
+    /// Every queue's handle (for listings; order is not meaningful).
+    pub fn queues(&self) -> impl Iterator<Item = &Q> {
+        self.queues.iter().map(|(_, q)| &q.handle)
+    }
+
     /// Number of registered queues.
     pub fn queue_count(&self) -> usize {
         self.queues.len()

@@ -51,6 +51,14 @@ pub struct Config {
     pub compact_on_start_ratio: f64,
     /// ... and only when the files are at least this large, in MiB.
     pub compact_on_start_min_mib: u64,
+    /// Serve RabbitMQ's management HTTP API (`/api/...`).
+    pub management_enabled: bool,
+    /// The management API's port, on the same bind address as AMQP; 0 picks a free one.
+    pub management_port: u16,
+    /// A RabbitMQ definitions file imported at every start, after recovery (RabbitMQ's
+    /// `load_definitions`; the import merges, so a repeated start changes nothing); empty for
+    /// none.
+    pub load_definitions: PathBuf,
 }
 
 impl Default for Config {
@@ -73,6 +81,9 @@ impl Default for Config {
             store_cache_mib: 64,
             compact_on_start_ratio: 4.0,
             compact_on_start_min_mib: 64,
+            management_enabled: true,
+            management_port: 15672,
+            load_definitions: PathBuf::new(),
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod config;
 mod connection;
 pub mod ctl;
 pub mod memory;
+pub mod registry;
 mod server;
 
 pub use server::{Server, ServerHandle};

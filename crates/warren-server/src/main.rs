@@ -102,6 +102,9 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(async move {
         let server = warren_server::Server::bind(config).await?;
         tracing::info!(addr = %server.local_addr(), "warren listening");
+        if let Some(addr) = server.management_addr() {
+            tracing::info!(%addr, "management API listening");
+        }
         let shutdown = async {
             if let Err(e) = shutdown_signal().await {
                 tracing::error!(error = %e, "cannot wait for shutdown signals; stopping");

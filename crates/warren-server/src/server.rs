@@ -16,10 +16,14 @@ use warren_store::{SledStore, StoreError};
 use crate::channel::ReplyRegistry;
 use crate::config::{Config, ConfigError, check_memory_high_watermark};
 use crate::connection;
+use crate::registry::ConnectionRegistry;
 
 /// A bound, not yet running, server.
 pub struct Server {
     listener: TcpListener,
+    /// The management API's listener, when enabled.
+    management: Option<TcpListener>,
+    connections: Arc<ConnectionRegistry>,
     broker: Arc<Broker>,
     config: Arc<Config>,
     memory_limit: Arc<watch::Sender<Option<u64>>>,
@@ -28,6 +32,7 @@ pub struct Server {
 /// A server running in the background (for tests and embedding).
 pub struct ServerHandle {
     addr: SocketAddr,
+    management_addr: Option<SocketAddr>,
     broker: Arc<Broker>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -94,7 +99,27 @@ impl Server {
         .await
         .map_err(std::io::Error::other)??;
         let broker = Arc::new(broker);
+        if !config.load_definitions.as_os_str().is_empty() {
+            load_definitions(&broker, &config.load_definitions).await?;
+        }
         let listener = TcpListener::bind((config.bind, config.port)).await?;
+        // Bound here, not when serving, so a port in use fails the start as RabbitMQ's does.
+        let management = if config.management_enabled {
+            let l = TcpListener::bind((config.bind, config.management_port))
+                .await
+                .map_err(|e| {
+                    std::io::Error::new(
+                        e.kind(),
+                        format!(
+                            "cannot listen for the management API on {}:{}: {e}",
+                            config.bind, config.management_port
+                        ),
+                    )
+                })?;
+            Some(l)
+        } else {
+            None
+        };
         if config.loopback_only_default_user {
             // `guest` by name as well, as RabbitMQ's `loopback_users` default: a directory seeded
             // with guest/guest keeps that user after `default_user` is changed.
@@ -105,6 +130,8 @@ impl Server {
         )));
         Ok(Server {
             listener,
+            management,
+            connections: Arc::new(ConnectionRegistry::default()),
             broker,
             config: Arc::new(config),
             memory_limit,
@@ -123,6 +150,11 @@ impl Server {
         self.broker.clone()
     }
 
+    /// The management API's address, when it is enabled.
+    pub fn management_addr(&self) -> Option<SocketAddr> {
+        self.management.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
     /// Serves until `shutdown` completes, then stops accepting, closes every connection with
     /// 320 CONNECTION_FORCED and waits (briefly) for them to finish.
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
@@ -132,6 +164,40 @@ impl Server {
             self.memory_limit.subscribe(),
             alarm_tx,
         ));
+        let management = self.management.map(|listener| {
+            let mut listeners = vec![warren_mgmt::Listener {
+                protocol: "amqp",
+                addr: self
+                    .listener
+                    .local_addr()
+                    .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], self.config.port))),
+            }];
+            if let Ok(addr) = listener.local_addr() {
+                listeners.push(warren_mgmt::Listener {
+                    protocol: "http",
+                    addr,
+                });
+            }
+            let alarm = alarm_rx.clone();
+            let state = Arc::new(warren_mgmt::Management {
+                broker: self.broker.clone(),
+                connections: self.connections.clone(),
+                node: warren_mgmt::default_node_name(),
+                listeners,
+                memory_alarm: Arc::new(move || *alarm.borrow()),
+                started: std::time::Instant::now(),
+            });
+            let mut stop = stop_rx.clone();
+            tokio::spawn(async move {
+                let shutdown = async move {
+                    let _ = stop.changed().await;
+                };
+                if let Err(e) = warren_mgmt::serve(listener, state, shutdown).await {
+                    tracing::error!(error = %e, "the management API stopped");
+                }
+            })
+        });
+        // Connection ids start at 1: the management API acts as connection 0.
         let next_id = AtomicU64::new(1);
         let replies = Arc::new(ReplyRegistry::default());
         let mut connections = JoinSet::new();
@@ -166,7 +232,11 @@ impl Server {
                             self.broker.clone(),
                             self.config.clone(),
                             replies.clone(),
-                            connection::Signals { stop: stop_rx.clone(), memory_alarm: alarm_rx.clone() },
+                            connection::Signals {
+                                stop: stop_rx.clone(),
+                                memory_alarm: alarm_rx.clone(),
+                                registry: self.connections.clone(),
+                            },
                         )
                             .instrument(span),
                     );
@@ -180,6 +250,10 @@ impl Server {
         // the store has it, instead of going to a consumer on a connection that closes too.
         self.broker.stop_delivering();
         let _ = stop_tx.send(true);
+        if let Some(api) = management {
+            // Requests in flight finish; an idle keep-alive client does not hold shutdown up.
+            let _ = tokio::time::timeout(Duration::from_secs(2), api).await;
+        }
         let drain = async { while connections.join_next().await.is_some() {} };
         if tokio::time::timeout(Duration::from_secs(5), drain)
             .await
@@ -204,6 +278,7 @@ impl Server {
     /// Runs the server on the current tokio runtime until the handle is shut down or dropped.
     pub fn spawn(self) -> ServerHandle {
         let addr = self.local_addr();
+        let management_addr = self.management_addr();
         let broker = self.broker.clone();
         let memory_limit = self.memory_limit.clone();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -212,6 +287,7 @@ impl Server {
         }));
         ServerHandle {
             addr,
+            management_addr,
             broker,
             stop: Some(tx),
             task,
@@ -229,6 +305,11 @@ impl ServerHandle {
     /// The broker behind the server.
     pub fn broker(&self) -> Arc<Broker> {
         self.broker.clone()
+    }
+
+    /// The management API's address, when it is enabled.
+    pub fn management_addr(&self) -> Option<SocketAddr> {
+        self.management_addr
     }
 
     /// An `amqp://` URL for the default user.
@@ -260,4 +341,28 @@ impl ServerHandle {
             Err(e) => Err(std::io::Error::other(e)),
         }
     }
+}
+
+/// Imports `path` (RabbitMQ's definitions format) before the listeners open, as RabbitMQ's
+/// `load_definitions`; a file that cannot be read or imported fails the start.
+async fn load_definitions(broker: &Arc<Broker>, path: &std::path::Path) -> std::io::Result<()> {
+    let broker = broker.clone();
+    let path = path.to_path_buf();
+    // Reading the file and the import's store writes block: off the runtime's threads.
+    tokio::task::spawn_blocking(move || {
+        let shown = path.display();
+        let text = std::fs::read(&path).map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!("cannot read load_definitions {shown}: {e}"),
+            )
+        })?;
+        warren_mgmt::import_definitions(&broker, &text).map_err(|e| {
+            std::io::Error::other(format!("cannot import load_definitions {shown}: {e}"))
+        })?;
+        tracing::info!(file = %shown, "definitions imported");
+        Ok(())
+    })
+    .await
+    .map_err(std::io::Error::other)?
 }

@@ -6,6 +6,9 @@
 //! [`Effects`]: store changes and messages to dead-letter. So the state is tested with plain
 //! numbers for time, and the locked wrapper ([`super::Queue`]) does the I/O after unlocking.
 
+// The management API's read of a queue: a child module, so it can take the queue's lock.
+mod snapshot;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 

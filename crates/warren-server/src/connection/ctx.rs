@@ -165,6 +165,8 @@ pub struct Signals {
     pub stop: watch::Receiver<bool>,
     /// True while the memory alarm is set.
     pub memory_alarm: watch::Receiver<bool>,
+    /// Where the connection is listed for the management API, which may ask it to close.
+    pub registry: Arc<crate::registry::ConnectionRegistry>,
 }
 
 impl Ctx {

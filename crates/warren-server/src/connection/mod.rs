@@ -31,6 +31,7 @@ pub use error::{AmqpError, AmqpResult};
 
 use crate::channel::{Channel, ReplyRegistry};
 use crate::config::Config;
+use crate::registry::Registration;
 
 enum State {
     Open,
@@ -62,6 +63,8 @@ struct Connection {
     alarm: bool,
     /// The socket is not read: a publisher blocked by the alarm.
     blocked: bool,
+    /// This connection's entry in the management API's list (unlisted when dropped).
+    listed: Registration,
 }
 
 /// Serves one accepted socket to the end.
@@ -108,6 +111,18 @@ pub async fn run(
         .record("user", negotiated.user.as_str())
         .record("vhost", negotiated.vhost.as_str());
     tracing::info!("connection open");
+    let local = stream.local_addr().unwrap_or(peer);
+    // Listed for the management API until this task ends (the guard unlists it).
+    let (listed, close_requests) = signals.registry.register(warren_mgmt::ConnectionInfo {
+        id,
+        name: format!("{peer} -> {local}"),
+        user: negotiated.user.clone(),
+        vhost: negotiated.vhost.clone(),
+        peer,
+        local,
+        connected_at_ms: warren_broker::now_ms(),
+        channels: Vec::new(),
+    });
     let (tx, events) = mpsc::unbounded_channel();
     let now = Instant::now();
     let mut conn = Connection {
@@ -152,8 +167,9 @@ pub async fn run(
         blocked_notify: negotiated.connection_blocked,
         alarm: false,
         blocked: false,
+        listed,
     };
-    conn.serve(signals).await;
+    conn.serve(signals, close_requests).await;
     conn.cleanup();
     tracing::info!("connection closed");
 }
@@ -192,10 +208,15 @@ fn close_method(e: &AmqpError) -> Method {
 }
 
 impl Connection {
-    async fn serve(&mut self, signals: Signals) {
+    async fn serve(
+        &mut self,
+        signals: Signals,
+        mut close_requests: mpsc::UnboundedReceiver<String>,
+    ) {
         let Signals {
             mut stop,
             memory_alarm: mut alarm,
+            ..
         } = signals;
         self.alarm = *alarm.borrow_and_update();
         let mut alarm_open = true;
@@ -252,6 +273,16 @@ impl Connection {
                 _ = ticker.tick() => {
                     if let Some(done) = self.on_tick() {
                         if done { return; }
+                    }
+                },
+                Some(reason) = close_requests.recv() => {
+                    // `DELETE /api/connections/{name}`: RabbitMQ closes with 320 and the reason
+                    // given in the request's `X-Reason` header.
+                    if matches!(self.state, State::Open) {
+                        self.close_connection(AmqpError::new(
+                            ReplyCode::ConnectionForced,
+                            reason,
+                        ));
                     }
                 },
                 _ = stop.changed() => {
@@ -518,6 +549,7 @@ impl Connection {
                 ));
             }
             self.channels.insert(channel, Channel::new(channel));
+            self.listed.set_channels(self.channels.keys().copied());
             self.ctx.send(channel, ChannelOpenOk);
             return Ok(());
         }
@@ -532,6 +564,7 @@ impl Connection {
             match method {
                 Method::ChannelCloseOk(_) => {
                     self.channels.remove(&channel);
+                    self.listed.set_channels(self.channels.keys().copied());
                 }
                 Method::ChannelClose(_) => {
                     // The client's close crossed ours: answer it, and keep waiting for the
@@ -551,6 +584,7 @@ impl Connection {
             if let Some(mut ch) = self.channels.remove(&channel) {
                 ch.release(&mut self.ctx);
             }
+            self.listed.set_channels(self.channels.keys().copied());
             self.ctx.send(channel, warren_codec::ChannelCloseOk);
             return Ok(());
         }

@@ -28,6 +28,8 @@ pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> ServerHandle {
     let mut config = Config {
         bind: [127, 0, 0, 1].into(),
         port: 0,
+        // A free port: tests run in parallel, and 15672 may be a developer's RabbitMQ.
+        management_port: 0,
         data_dir: fresh_data_dir(),
         ..Config::default()
     };
@@ -53,6 +55,7 @@ pub fn warren_binary() -> std::process::Command {
             cmd.env_remove(k);
         }
     }
+    cmd.env("WARREN_MANAGEMENT_PORT", "0");
     cmd
 }
 

@@ -1,0 +1,264 @@
+//! `/api/exchanges...`: list, show, declare (PUT), delete (`if-unused`) and `POST .../publish`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query};
+use axum::response::Response;
+use serde_json::{Map, Value, json};
+use warren_broker::{Message, VHost, now_ms};
+use warren_codec::{BasicProperties, ShortStr};
+use warren_router::ExchangeDef;
+
+use super::{State, exchange_name, no_content, ok, vhost};
+use crate::auth::Authed;
+use crate::json::{body_object, bool_field, json_to_table, str_field, table_to_json};
+use crate::listing::{Params, reply_list};
+use crate::{ApiError, Management, base64};
+
+fn exchange_json(vhost: &str, x: &ExchangeDef) -> Value {
+    json!({
+        "name": x.name.to_string(),
+        "vhost": vhost,
+        "type": x.kind.as_str(),
+        "durable": x.durable,
+        "auto_delete": x.auto_delete,
+        "internal": x.internal,
+        "arguments": table_to_json(&x.arguments),
+        "policy": null,
+        "message_stats": {},
+        "user_who_performed_action": if x.name.is_empty() || x.name.as_bytes().starts_with(b"amq.") { "rmq-internal" } else { "" },
+    })
+}
+
+fn exchanges_of(vh: &VHost) -> Vec<Value> {
+    let topology = vh.topology();
+    let mut xs: Vec<&ExchangeDef> = topology.exchanges().collect();
+    xs.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
+    xs.into_iter().map(|x| exchange_json(&vh.name, x)).collect()
+}
+
+/// `GET /api/exchanges`.
+pub async fn list(
+    state: State,
+    user: Authed,
+    Query(params): Query<Params>,
+) -> Result<Response, ApiError> {
+    let mut out = Vec::new();
+    for vh in state.0.broker.vhosts() {
+        if user.lists(&vh.name) {
+            out.extend(exchanges_of(&vh));
+        }
+    }
+    Ok(ok(reply_list(Value::Array(out), &params)?))
+}
+
+/// `GET /api/exchanges/{vhost}`.
+pub async fn list_vhost(
+    state: State,
+    user: Authed,
+    Path(v): Path<String>,
+    Query(params): Query<Params>,
+) -> Result<Response, ApiError> {
+    let vh = vhost(&state.0, &v)?;
+    user.require_vhost(&v)?;
+    Ok(ok(reply_list(Value::Array(exchanges_of(&vh)), &params)?))
+}
+
+fn find(m: &Management, v: &str, name: &str) -> Result<(Arc<VHost>, Value), ApiError> {
+    let vh = vhost(m, v)?;
+    let x = vh
+        .topology()
+        .exchange(exchange_name(name).as_bytes())
+        .map(|x| exchange_json(v, x))
+        .ok_or(ApiError::NotFound)?;
+    Ok((vh, x))
+}
+
+/// `GET /api/exchanges/{vhost}/{name}`.
+pub async fn show(
+    state: State,
+    user: Authed,
+    Path((v, name)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let (_, x) = find(&state.0, &v, &name)?;
+    user.require_vhost(&v)?;
+    Ok(ok(x))
+}
+
+/// `PUT /api/exchanges/{vhost}/{name}`: 201 when created, 204 when it existed.
+pub async fn put(
+    state: State,
+    user: Authed,
+    Path((v, name)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let vh = vhost(&state.0, &v)?;
+    user.require_vhost(&v)?;
+    let b = body_object(&body)?;
+    let name = exchange_name(&name);
+    if name.is_empty() || name.len() > 255 {
+        return Err(ApiError::NotAuthorised("Access refused.".into()));
+    }
+    let kind =
+        str_field(&b, "type").ok_or_else(|| ApiError::BadRequest("type not present".into()))?;
+    let existed = vh.topology().exchange(name.as_bytes()).is_some();
+    vh.declare_exchange(
+        &ShortStr::from(name),
+        &ShortStr::from(kind),
+        false,
+        bool_field(&b, "durable", true)?,
+        bool_field(&b, "auto_delete", false)?,
+        bool_field(&b, "internal", false)?,
+        &json_to_table(b.get("arguments"))?,
+    )
+    .map_err(ApiError::from_broker)?;
+    Ok(super::created(!existed))
+}
+
+/// `DELETE /api/exchanges/{vhost}/{name}` with optional `if-unused`.
+pub async fn remove(
+    state: State,
+    user: Authed,
+    Path((v, name)): Path<(String, String)>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let (vh, _) = find(&state.0, &v, &name)?;
+    user.require_vhost(&v)?;
+    let if_unused = params.get("if-unused").is_some_and(|x| x == "true");
+    vh.delete_exchange(&ShortStr::from(exchange_name(&name)), if_unused)
+        .map_err(ApiError::from_broker)?;
+    Ok(no_content())
+}
+
+/// Message properties as the API shows them: RabbitMQ writes an empty set as `[]`.
+pub fn properties_json(p: &BasicProperties) -> Value {
+    let mut m = Map::new();
+    let mut text = |k: &str, v: &Option<ShortStr>| {
+        if let Some(v) = v {
+            m.insert(k.into(), Value::String(v.to_string()));
+        }
+    };
+    text("content_type", &p.content_type);
+    text("content_encoding", &p.content_encoding);
+    text("correlation_id", &p.correlation_id);
+    text("reply_to", &p.reply_to);
+    text("expiration", &p.expiration);
+    text("message_id", &p.message_id);
+    text("type", &p.kind);
+    text("user_id", &p.user_id);
+    text("app_id", &p.app_id);
+    text("cluster_id", &p.cluster_id);
+    if let Some(h) = &p.headers {
+        m.insert("headers".into(), table_to_json(h));
+    }
+    if let Some(d) = p.delivery_mode {
+        m.insert("delivery_mode".into(), d.into());
+    }
+    if let Some(d) = p.priority {
+        m.insert("priority".into(), d.into());
+    }
+    if let Some(t) = p.timestamp {
+        m.insert("timestamp".into(), t.into());
+    }
+    if m.is_empty() {
+        json!([])
+    } else {
+        Value::Object(m)
+    }
+}
+
+fn properties_from_json(v: Option<&Value>) -> Result<BasicProperties, ApiError> {
+    let mut p = BasicProperties::default();
+    let Some(Value::Object(m)) = v else {
+        return Ok(p);
+    };
+    let text = |k: &str| m.get(k).and_then(Value::as_str).map(ShortStr::from);
+    let small = |k: &str| -> Result<Option<u8>, ApiError> {
+        match m.get(k) {
+            None => Ok(None),
+            Some(x) => x
+                .as_u64()
+                .and_then(|n| u8::try_from(n).ok())
+                .map(Some)
+                .ok_or_else(|| ApiError::BadRequest(format!("{k} must be a small integer"))),
+        }
+    };
+    p.content_type = text("content_type");
+    p.content_encoding = text("content_encoding");
+    p.correlation_id = text("correlation_id");
+    p.reply_to = text("reply_to");
+    p.expiration = text("expiration");
+    p.message_id = text("message_id");
+    p.kind = text("type");
+    p.user_id = text("user_id");
+    p.app_id = text("app_id");
+    p.cluster_id = text("cluster_id");
+    p.delivery_mode = small("delivery_mode")?;
+    p.priority = small("priority")?;
+    p.timestamp = m.get("timestamp").and_then(Value::as_u64);
+    if m.contains_key("headers") {
+        p.headers = Some(json_to_table(m.get("headers"))?);
+    }
+    Ok(p)
+}
+
+/// `POST /api/exchanges/{vhost}/{name}/publish`: `routing_key`, `payload`,
+/// `payload_encoding` (`string` or `base64`), `properties`; answers `{"routed": bool}`.
+pub async fn publish(
+    state: State,
+    user: Authed,
+    Path((v, name)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let (vh, _) = find(&state.0, &v, &name)?;
+    user.require_vhost(&v)?;
+    let b = body_object(&body)?;
+    let routing_key = str_field(&b, "routing_key")
+        .ok_or_else(|| ApiError::BadRequest("routing_key not present".into()))?;
+    if routing_key.len() > 255 {
+        // An AMQP short string: it could not be delivered intact.
+        return Err(ApiError::BadRequest(
+            "routing_key longer than 255 bytes".into(),
+        ));
+    }
+    let payload = str_field(&b, "payload")
+        .ok_or_else(|| ApiError::BadRequest("payload not present".into()))?;
+    let payload = match str_field(&b, "payload_encoding") {
+        Some("string") => payload.as_bytes().to_vec(),
+        Some("base64") => base64::decode(payload)
+            .ok_or_else(|| ApiError::BadRequest("invalid base64 payload".into()))?,
+        _ => return Err(ApiError::BadRequest("payload_encoding not present".into())),
+    };
+    let properties = properties_from_json(b.get("properties"))?;
+    let exchange = ShortStr::from(exchange_name(&name));
+    let routing_key = ShortStr::from(routing_key);
+    let mut queues = Vec::new();
+    {
+        let topology = vh.topology();
+        VHost::check_publish(&topology, &exchange).map_err(ApiError::from_broker)?;
+        topology
+            .route(
+                exchange.as_bytes(),
+                &[routing_key.as_bytes()],
+                properties.headers.as_ref(),
+                &mut queues,
+            )
+            .map_err(|e| ApiError::from_broker(e.into()))?;
+    }
+    let message = Message::new(
+        exchange,
+        routing_key,
+        properties.to_raw(),
+        bytes::Bytes::from(payload),
+        now_ms(),
+    )
+    .map_err(ApiError::from_broker)?;
+    let routed = !queues.is_empty();
+    let published = vh.publish(message, &mut queues);
+    if published.store_failed {
+        return Err(ApiError::Internal("the store failed".into()));
+    }
+    Ok(ok(json!({"routed": routed})))
+}

@@ -1,0 +1,196 @@
+//! The routes: one module per endpoint family, named by its path under `/api`.
+
+mod bindings;
+mod connections;
+pub(crate) mod definitions;
+mod exchanges;
+mod health;
+mod overview;
+mod permissions;
+mod queues;
+mod users;
+mod vhosts;
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::Router;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use serde_json::Value;
+use warren_broker::VHost;
+
+use crate::{ApiError, Management};
+
+/// Shared state as handlers take it.
+pub type State = axum::extract::State<Arc<Management>>;
+
+/// Every route of the API. Unknown paths answer RabbitMQ's 404 body; a known path with another
+/// method gets 405 with `allow` (axum's method router).
+pub fn routes() -> Router<Arc<Management>> {
+    Router::new()
+        .route("/api/overview", get(overview::overview))
+        .route("/api/whoami", get(overview::whoami))
+        .route("/api/cluster-name", get(overview::cluster_name))
+        .route("/api/nodes", get(overview::nodes))
+        .route("/api/nodes/{node}", get(overview::node))
+        .route("/api/vhosts", get(vhosts::list))
+        .route(
+            "/api/vhosts/{vhost}",
+            get(vhosts::show).put(vhosts::put).delete(vhosts::remove),
+        )
+        .route(
+            "/api/vhosts/{vhost}/permissions",
+            get(permissions::of_vhost),
+        )
+        .route("/api/users", get(users::list))
+        .route(
+            "/api/users/without-permissions",
+            get(users::without_permissions),
+        )
+        .route("/api/users/bulk-delete", post(users::bulk_delete))
+        .route(
+            "/api/users/{user}",
+            get(users::show).put(users::put).delete(users::remove),
+        )
+        .route("/api/users/{user}/permissions", get(permissions::of_user))
+        .route("/api/permissions", get(permissions::list))
+        .route(
+            "/api/permissions/{vhost}/{user}",
+            get(permissions::show)
+                .put(permissions::put)
+                .delete(permissions::remove),
+        )
+        .route("/api/queues", get(queues::list))
+        .route("/api/queues/{vhost}", get(queues::list_vhost))
+        .route(
+            "/api/queues/{vhost}/{name}",
+            get(queues::show).put(queues::put).delete(queues::remove),
+        )
+        .route("/api/queues/{vhost}/{name}/contents", delete(queues::purge))
+        .route("/api/queues/{vhost}/{name}/get", post(queues::get_messages))
+        .route(
+            "/api/queues/{vhost}/{name}/bindings",
+            get(bindings::of_queue),
+        )
+        .route("/api/exchanges", get(exchanges::list))
+        .route("/api/exchanges/{vhost}", get(exchanges::list_vhost))
+        .route(
+            "/api/exchanges/{vhost}/{name}",
+            get(exchanges::show)
+                .put(exchanges::put)
+                .delete(exchanges::remove),
+        )
+        .route(
+            "/api/exchanges/{vhost}/{name}/publish",
+            post(exchanges::publish),
+        )
+        .route(
+            "/api/exchanges/{vhost}/{name}/bindings/source",
+            get(bindings::of_source),
+        )
+        .route(
+            "/api/exchanges/{vhost}/{name}/bindings/destination",
+            get(bindings::of_destination),
+        )
+        .route("/api/bindings", get(bindings::list))
+        .route("/api/bindings/{vhost}", get(bindings::list_vhost))
+        .route(
+            "/api/bindings/{vhost}/e/{source}/{kind}/{dest}",
+            get(bindings::between).post(bindings::create),
+        )
+        .route(
+            "/api/bindings/{vhost}/e/{source}/{kind}/{dest}/{props}",
+            get(bindings::show).delete(bindings::remove),
+        )
+        .route("/api/connections", get(connections::list))
+        .route(
+            "/api/connections/{name}",
+            get(connections::show).delete(connections::close),
+        )
+        .route(
+            "/api/connections/{name}/channels",
+            get(connections::channels_of),
+        )
+        .route(
+            "/api/vhosts/{vhost}/connections",
+            get(connections::of_vhost),
+        )
+        .route("/api/channels", get(connections::channels))
+        .route("/api/consumers", get(connections::consumers))
+        .route("/api/consumers/{vhost}", get(connections::consumers_vhost))
+        .route("/api/aliveness-test/{vhost}", get(health::aliveness))
+        .route("/api/health/checks/alarms", get(health::alarms))
+        .route("/api/health/checks/local-alarms", get(health::alarms))
+        .route(
+            "/api/health/checks/virtual-hosts",
+            get(health::virtual_hosts),
+        )
+        .route(
+            "/api/health/checks/port-listener/{port}",
+            get(health::port_listener),
+        )
+        .route(
+            "/api/health/checks/protocol-listener/{protocol}",
+            get(health::protocol_listener),
+        )
+        .route(
+            "/api/health/checks/node-is-quorum-critical",
+            get(health::ok_check),
+        )
+        .route(
+            "/api/health/checks/node-is-mirror-sync-critical",
+            get(health::ok_check),
+        )
+        .route(
+            "/api/health/checks/certificate-expiration/{n}/{unit}",
+            get(health::ok_check),
+        )
+        .route(
+            "/api/definitions",
+            get(definitions::export).post(definitions::import),
+        )
+        .route(
+            "/api/definitions/{vhost}",
+            get(definitions::export_vhost).post(definitions::import_vhost),
+        )
+        .fallback(not_found)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound
+}
+
+/// The vhost of that name, or 404.
+pub fn vhost(m: &Management, name: &str) -> Result<Arc<VHost>, ApiError> {
+    m.broker.vhost(name).ok_or(ApiError::NotFound)
+}
+
+/// A JSON body with status 200.
+pub fn ok(v: Value) -> Response {
+    Json(v).into_response()
+}
+
+/// 201 for a new object, 204 for an existing one, as RabbitMQ answers PUT.
+pub fn created(new: bool) -> Response {
+    if new {
+        StatusCode::CREATED.into_response()
+    } else {
+        StatusCode::NO_CONTENT.into_response()
+    }
+}
+
+/// 204.
+pub fn no_content() -> Response {
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// `amq.default` is how the API names the default exchange (`""` in AMQP).
+pub fn exchange_name(path_name: &str) -> &str {
+    if path_name == "amq.default" {
+        ""
+    } else {
+        path_name
+    }
+}

@@ -1,0 +1,288 @@
+//! `/api/queues...`: list, show, declare (PUT), delete (`if-empty`, `if-unused`), purge
+//! (`DELETE .../contents`) and `POST .../get`.
+//!
+//! Counts come from [`warren_broker::Queue::snapshot`], read under the queue's lock once per
+//! queue per request; nothing is counted on the message path for the API.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query};
+use axum::response::Response;
+use serde_json::{Value, json};
+use warren_broker::{Queue, QueueDeclare, Settle};
+use warren_codec::ShortStr;
+
+use super::{State, created, no_content, ok, vhost};
+use crate::auth::Authed;
+use crate::json::{body_object, bool_field, json_to_table, str_field, table_to_json};
+use crate::listing::{Params, reply_list};
+use crate::{ApiError, Management, base64};
+
+/// The connection id the API acts as: no AMQP connection has id 0, so exclusive queues of
+/// clients stay theirs (405 RESOURCE_LOCKED becomes 400 here, as in RabbitMQ).
+pub const API_CONNECTION: u64 = 0;
+
+fn queue_json(m: &Management, q: &Queue, details: bool) -> Value {
+    let s = q.snapshot();
+    let mut v = json!({
+        "name": q.name.to_string(),
+        "vhost": q.vhost,
+        "durable": q.options.durable,
+        "auto_delete": q.options.auto_delete,
+        "exclusive": q.options.exclusive_owner.is_some(),
+        "arguments": table_to_json(&q.options.arguments),
+        "node": m.node,
+        "state": "running",
+        "type": "classic",
+        "messages": s.ready + s.unacked,
+        "messages_ready": s.ready,
+        "messages_unacknowledged": s.unacked,
+        "messages_details": {"rate": 0.0},
+        "messages_ready_details": {"rate": 0.0},
+        "messages_unacknowledged_details": {"rate": 0.0},
+        "consumers": s.consumers.len(),
+        "consumer_utilisation": null,
+        "exclusive_consumer_tag": null,
+        "policy": null,
+        "operator_policy": null,
+        "effective_policy_definition": {},
+        "message_stats": {},
+    });
+    if details && let Value::Object(o) = &mut v {
+        let consumers: Vec<Value> = s
+            .consumers
+            .iter()
+            .map(|c| {
+                json!({
+                    "consumer_tag": c.tag.to_string(),
+                    "ack_required": c.ack_required,
+                    "exclusive": c.exclusive,
+                    "prefetch_count": c.prefetch,
+                    "arguments": if c.priority != 0 { json!({"x-priority": c.priority}) } else { json!({}) },
+                    "channel_details": {"number": c.channel, "connection_name": connection_name(m, c.connection)},
+                    "queue": {"name": q.name.to_string(), "vhost": q.vhost},
+                })
+            })
+            .collect();
+        o.insert("consumer_details".into(), Value::Array(consumers));
+        o.insert("deliveries".into(), json!([]));
+        o.insert("incoming".into(), json!([]));
+    }
+    v
+}
+
+/// The name of the connection with that id, for consumer listings.
+pub fn connection_name(m: &Management, id: u64) -> String {
+    m.connections
+        .list()
+        .into_iter()
+        .find(|c| c.id == id)
+        .map(|c| c.name)
+        .unwrap_or_default()
+}
+
+fn queues_of(m: &Management, vhost_name: &str) -> Vec<Arc<Queue>> {
+    let Some(vh) = m.broker.vhost(vhost_name) else {
+        return Vec::new();
+    };
+    let mut qs: Vec<Arc<Queue>> = vh.topology().queues().cloned().collect();
+    qs.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
+    qs
+}
+
+/// `GET /api/queues`.
+pub async fn list(
+    state: State,
+    user: Authed,
+    Query(params): Query<Params>,
+) -> Result<Response, ApiError> {
+    let m = &state.0;
+    let mut out = Vec::new();
+    for vh in m.broker.vhosts() {
+        if user.lists(&vh.name) {
+            out.extend(
+                queues_of(m, &vh.name)
+                    .iter()
+                    .map(|q| queue_json(m, q, false)),
+            );
+        }
+    }
+    Ok(ok(reply_list(Value::Array(out), &params)?))
+}
+
+/// `GET /api/queues/{vhost}`.
+pub async fn list_vhost(
+    state: State,
+    user: Authed,
+    Path(v): Path<String>,
+    Query(params): Query<Params>,
+) -> Result<Response, ApiError> {
+    let m = &state.0;
+    vhost(m, &v)?;
+    user.require_vhost(&v)?;
+    Ok(ok(reply_list(
+        Value::Array(
+            queues_of(m, &v)
+                .iter()
+                .map(|q| queue_json(m, q, false))
+                .collect(),
+        ),
+        &params,
+    )?))
+}
+
+fn find(m: &Management, v: &str, name: &str) -> Result<Arc<Queue>, ApiError> {
+    let vh = vhost(m, v)?;
+    let q = vh.topology().queue(name.as_bytes()).cloned();
+    q.ok_or(ApiError::NotFound)
+}
+
+/// `GET /api/queues/{vhost}/{name}`.
+pub async fn show(
+    state: State,
+    user: Authed,
+    Path((v, name)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let m = &state.0;
+    let q = find(m, &v, &name)?;
+    user.require_vhost(&v)?;
+    Ok(ok(queue_json(m, &q, true)))
+}
+
+/// `PUT /api/queues/{vhost}/{name}`: declares; 201 when created, 204 when it existed with the
+/// same properties, 400 with AMQP's text when they differ.
+pub async fn put(
+    state: State,
+    user: Authed,
+    Path((v, name)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let m = &state.0;
+    let vh = vhost(m, &v)?;
+    user.require_vhost(&v)?;
+    let b = body_object(&body)?;
+    if name.is_empty() || name.len() > 255 {
+        return Err(ApiError::NotFound);
+    }
+    let declared = vh
+        .declare_queue(QueueDeclare {
+            name: ShortStr::from(name.as_str()),
+            passive: false,
+            durable: bool_field(&b, "durable", true)?,
+            exclusive: false,
+            auto_delete: bool_field(&b, "auto_delete", false)?,
+            arguments: json_to_table(b.get("arguments"))?,
+            connection: API_CONNECTION,
+        })
+        .map_err(ApiError::from_broker)?;
+    Ok(created(declared.created))
+}
+
+/// `DELETE /api/queues/{vhost}/{name}` with optional `if-empty` and `if-unused`.
+pub async fn remove(
+    state: State,
+    user: Authed,
+    Path((v, name)): Path<(String, String)>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let m = &state.0;
+    let vh = vhost(m, &v)?;
+    user.require_vhost(&v)?;
+    let q = find(m, &v, &name)?;
+    let flag = |k: &str| params.get(k).is_some_and(|x| x == "true");
+    let (ready, consumers) = q.counts();
+    if flag("if-empty") && ready > 0 {
+        return Err(ApiError::BadRequest(format!("{} not empty", q.describe())));
+    }
+    if flag("if-unused") && consumers > 0 {
+        return Err(ApiError::BadRequest(format!("{} in use", q.describe())));
+    }
+    vh.remove_queue(&q);
+    Ok(no_content())
+}
+
+/// `DELETE /api/queues/{vhost}/{name}/contents`: purge.
+pub async fn purge(
+    state: State,
+    user: Authed,
+    Path((v, name)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let m = &state.0;
+    vhost(m, &v)?;
+    user.require_vhost(&v)?;
+    find(m, &v, &name)?.purge();
+    Ok(no_content())
+}
+
+/// `POST /api/queues/{vhost}/{name}/get`: `count`, `ackmode` (`ack_requeue_true`,
+/// `ack_requeue_false`, `reject_requeue_true`, `reject_requeue_false`), `encoding` (`auto` or
+/// `base64`), optional `truncate`.
+pub async fn get_messages(
+    state: State,
+    user: Authed,
+    Path((v, name)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let m = &state.0;
+    vhost(m, &v)?;
+    user.require_vhost(&v)?;
+    let q = find(m, &v, &name)?;
+    let b = body_object(&body)?;
+    let count = b
+        .get("count")
+        .and_then(|c| {
+            c.as_u64()
+                .or_else(|| c.as_str().and_then(|s| s.parse().ok()))
+        })
+        .ok_or_else(|| ApiError::BadRequest("count not present".into()))?;
+    let requeue = match str_field(&b, "ackmode") {
+        Some("ack_requeue_true" | "reject_requeue_true") => true,
+        Some("ack_requeue_false" | "reject_requeue_false") => false,
+        _ => return Err(ApiError::BadRequest("ackmode not present".into())),
+    };
+    let base64_always = match str_field(&b, "encoding") {
+        Some("auto") => false,
+        Some("base64") => true,
+        _ => return Err(ApiError::BadRequest("encoding not present".into())),
+    };
+    let truncate = b
+        .get("truncate")
+        .and_then(Value::as_u64)
+        .map(|t| t as usize);
+    let mut out = Vec::new();
+    let mut held = Vec::new();
+    for _ in 0..count {
+        // Requeued messages are held until the end, as RabbitMQ's channel holds them, so one
+        // request does not read the same message twice.
+        let Some(got) = q.get(!requeue) else { break };
+        if requeue {
+            held.push(got.seq);
+        }
+        let body = &got.message.body;
+        let shown = &body[..truncate.map_or(body.len(), |t| t.min(body.len()))];
+        let (payload, encoding) = match std::str::from_utf8(shown) {
+            Ok(text) if !base64_always => (text.to_string(), "string"),
+            _ => (base64::encode(shown), "base64"),
+        };
+        let properties = match got.message.properties.decode() {
+            Ok(p) => crate::api::exchanges::properties_json(&p),
+            Err(_) => json!({}),
+        };
+        out.push(json!({
+            "payload_bytes": body.len(),
+            "redelivered": got.redelivered,
+            "exchange": got.message.exchange.to_string(),
+            "routing_key": got.message.routing_key.to_string(),
+            "message_count": got.remaining,
+            "properties": properties,
+            "payload": payload,
+            "payload_encoding": encoding,
+        }));
+    }
+    if !held.is_empty() {
+        q.settle(&held, Settle::Requeue);
+    }
+    Ok(ok(Value::Array(out)))
+}

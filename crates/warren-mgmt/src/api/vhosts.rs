@@ -1,0 +1,99 @@
+//! `/api/vhosts` and `/api/vhosts/{vhost}`.
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query};
+use axum::response::Response;
+use serde_json::{Value, json};
+
+use super::{State, created, no_content, ok};
+use crate::auth::Authed;
+use crate::json::body_object;
+use crate::listing::{Params, reply_list};
+use crate::{ApiError, Management};
+
+fn vhost_json(m: &Management, name: &str) -> Value {
+    let (mut ready, mut unacked) = (0, 0);
+    if let Some(vh) = m.broker.vhost(name) {
+        let queues: Vec<_> = vh.topology().queues().cloned().collect();
+        for q in queues {
+            let s = q.snapshot();
+            ready += s.ready;
+            unacked += s.unacked;
+        }
+    }
+    json!({
+        "name": name,
+        "description": "",
+        "tags": [],
+        "metadata": {"description": "", "tags": []},
+        "tracing": false,
+        "default_queue_type": "undefined",
+        "cluster_state": {m.node.clone(): "running"},
+        "messages": ready + unacked,
+        "messages_ready": ready,
+        "messages_unacknowledged": unacked,
+        "message_stats": {},
+    })
+}
+
+/// `GET /api/vhosts`.
+pub async fn list(
+    state: State,
+    user: Authed,
+    Query(params): Query<Params>,
+) -> Result<Response, ApiError> {
+    let m = &state.0;
+    let out: Vec<Value> = m
+        .broker
+        .vhosts()
+        .iter()
+        .filter(|v| user.sees_vhost(&v.name))
+        .map(|v| vhost_json(m, &v.name))
+        .collect();
+    Ok(ok(reply_list(Value::Array(out), &params)?))
+}
+
+/// `GET /api/vhosts/{vhost}`.
+pub async fn show(
+    state: State,
+    user: Authed,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let m = &state.0;
+    m.broker.vhost(&name).ok_or(ApiError::NotFound)?;
+    if !user.sees_vhost(&name) {
+        return Err(ApiError::NotAuthorised(
+            "User not authorised to access virtual host".into(),
+        ));
+    }
+    Ok(ok(vhost_json(m, &name)))
+}
+
+/// `PUT /api/vhosts/{vhost}`: 201 when new, 204 when it existed.
+pub async fn put(
+    state: State,
+    user: Authed,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    user.require_admin()?;
+    body_object(&body)?;
+    Ok(created(state.0.broker.add_vhost_live(&name)?))
+}
+
+/// `DELETE /api/vhosts/{vhost}`: the vhost, everything in it, and its connections.
+pub async fn remove(
+    state: State,
+    user: Authed,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    user.require_admin()?;
+    let m = &state.0;
+    m.broker.delete_vhost_live(&name)?;
+    for c in m.connections.list() {
+        if c.vhost == name {
+            m.connections.close(&c.name, "vhost deleted");
+        }
+    }
+    Ok(no_content())
+}

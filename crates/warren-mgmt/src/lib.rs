@@ -1,0 +1,150 @@
+//! Warren's management plane: RabbitMQ's management HTTP API (`/api/...`) over a running broker.
+//!
+//! This crate owns the HTTP API: routing, HTTP Basic authentication against the broker's users,
+//! RabbitMQ's tag rules, status codes and error bodies, and the JSON shapes of RabbitMQ 3.10's
+//! management plugin. It owns no broker state: handlers are thin adapters from JSON to the
+//! calls the AMQP side already uses (declare, bind, delete, purge, get, publish), plus the
+//! broker's live user/vhost administration, so the two front ends cannot drift apart.
+//! Connections belong to the server crate and are reached through the [`Connections`] trait.
+//!
+//! Statistics are read when asked (a queue's counts under its lock, once per request), never
+//! counted per message: the AMQP hot path does not know this crate exists.
+//!
+//! One file per endpoint family under `api/`, named by path.
+
+mod api;
+mod auth;
+mod base64;
+mod error;
+mod json;
+mod listing;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use warren_broker::Broker;
+
+pub use api::definitions::import_definitions;
+pub use error::ApiError;
+
+/// The RabbitMQ version the API reports (`rabbitmq_version`, `management_version`): clients
+/// branch on it, and Warren behaves as RabbitMQ 3.10 does.
+pub const RABBITMQ_VERSION: &str = "3.10.8";
+
+/// One AMQP connection as the API lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionInfo {
+    /// The server's id of the connection (consumers name their connection by it).
+    pub id: u64,
+    /// RabbitMQ's connection name: `"peer_ip:peer_port -> local_ip:local_port"`.
+    pub name: String,
+    /// The authenticated user.
+    pub user: String,
+    /// The vhost opened.
+    pub vhost: String,
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// The broker's address of the connection.
+    pub local: SocketAddr,
+    /// When it opened, in milliseconds since the epoch.
+    pub connected_at_ms: u64,
+    /// Its open channel numbers, in order.
+    pub channels: Vec<u16>,
+}
+
+/// The server's open connections, as the API needs them.
+pub trait Connections: Send + Sync + 'static {
+    /// Every open connection.
+    fn list(&self) -> Vec<ConnectionInfo>;
+    /// Asks the connection of that name to close with 320 CONNECTION_FORCED and `reason`;
+    /// false when there is none.
+    fn close(&self, name: &str, reason: &str) -> bool;
+}
+
+/// No connections (a broker without an AMQP listener, in tests).
+#[derive(Debug, Default)]
+pub struct NoConnections;
+
+impl Connections for NoConnections {
+    fn list(&self) -> Vec<ConnectionInfo> {
+        Vec::new()
+    }
+    fn close(&self, _name: &str, _reason: &str) -> bool {
+        false
+    }
+}
+
+/// What a listener the API reports (`overview.listeners`, port health checks).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listener {
+    /// `amqp` or `http`.
+    pub protocol: &'static str,
+    /// The bound address.
+    pub addr: SocketAddr,
+}
+
+/// Everything the handlers share.
+pub struct Management {
+    /// The broker served.
+    pub broker: Arc<Broker>,
+    /// The server's connections.
+    pub connections: Arc<dyn Connections>,
+    /// The node name (`warren@host`).
+    pub node: String,
+    /// The listeners to report.
+    pub listeners: Vec<Listener>,
+    /// Whether the memory alarm is set (read by the alarm health checks).
+    pub memory_alarm: Arc<dyn Fn() -> bool + Send + Sync>,
+    /// When the API started (uptime).
+    pub started: Instant,
+}
+
+impl std::fmt::Debug for Management {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Management")
+            .field("node", &self.node)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Management {
+    /// State for a broker with no AMQP connections and no alarm (tests, embedding).
+    pub fn new(broker: Arc<Broker>) -> Self {
+        Management {
+            broker,
+            connections: Arc::new(NoConnections),
+            node: default_node_name(),
+            listeners: Vec::new(),
+            memory_alarm: Arc::new(|| false),
+            started: Instant::now(),
+        }
+    }
+}
+
+/// `warren@<hostname>`, as RabbitMQ names its node `rabbit@<hostname>`.
+pub fn default_node_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into());
+    format!("warren@{host}")
+}
+
+/// The API's router, with its state.
+pub fn router(state: Arc<Management>) -> axum::Router {
+    api::routes().with_state(state)
+}
+
+/// Serves the API on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: Arc<Management>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}

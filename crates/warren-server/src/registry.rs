@@ -1,0 +1,101 @@
+//! The open connections, as the management API lists and closes them.
+//!
+//! A connection registers once its handshake is done and is removed when its task ends (the
+//! [`Registration`] guard). The map is touched twice per connection and on API requests, never
+//! per frame. Closing posts a reason to the connection's own task, which sends
+//! `connection.close` 320 like a shutdown does.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use tokio::sync::mpsc;
+use warren_mgmt::{ConnectionInfo, Connections};
+
+/// Every open connection, by id.
+#[derive(Debug, Default)]
+pub struct ConnectionRegistry {
+    open: Mutex<HashMap<u64, Entry>>,
+}
+
+#[derive(Debug)]
+struct Entry {
+    info: ConnectionInfo,
+    close: mpsc::UnboundedSender<String>,
+    /// The connection's open channel numbers, written by the connection itself (its own lock,
+    /// so opening a channel never takes the registry's).
+    channels: Arc<Mutex<Vec<u16>>>,
+}
+
+/// Keeps a connection listed while alive; dropping it unlists the connection.
+#[derive(Debug)]
+pub struct Registration {
+    registry: Arc<ConnectionRegistry>,
+    id: u64,
+    channels: Arc<Mutex<Vec<u16>>>,
+}
+
+impl Registration {
+    /// Records the connection's open channels (after a channel opens or closes).
+    pub fn set_channels(&self, open: impl Iterator<Item = u16>) {
+        let mut channels = self.channels.lock();
+        channels.clear();
+        channels.extend(open);
+        channels.sort_unstable();
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.registry.open.lock().remove(&self.id);
+    }
+}
+
+impl ConnectionRegistry {
+    /// Lists a connection; the receiver yields the reason when the API asks it to close.
+    pub fn register(
+        self: &Arc<Self>,
+        info: ConnectionInfo,
+    ) -> (Registration, mpsc::UnboundedReceiver<String>) {
+        let (close, requests) = mpsc::unbounded_channel();
+        let id = info.id;
+        let channels = Arc::new(Mutex::new(Vec::new()));
+        self.open.lock().insert(
+            id,
+            Entry {
+                info,
+                close,
+                channels: channels.clone(),
+            },
+        );
+        (
+            Registration {
+                registry: self.clone(),
+                id,
+                channels,
+            },
+            requests,
+        )
+    }
+}
+
+impl Connections for ConnectionRegistry {
+    fn list(&self) -> Vec<ConnectionInfo> {
+        self.open
+            .lock()
+            .values()
+            .map(|e| ConnectionInfo {
+                channels: e.channels.lock().clone(),
+                ..e.info.clone()
+            })
+            .collect()
+    }
+
+    fn close(&self, name: &str, reason: &str) -> bool {
+        self.open
+            .lock()
+            .values()
+            .find(|e| e.info.name == name)
+            .is_some_and(|e| e.close.send(reason.to_string()).is_ok())
+    }
+}
