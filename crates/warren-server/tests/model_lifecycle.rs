@@ -4,7 +4,9 @@
 //! shrunk by proptest; each one found is kept below as an ordinary regression test.
 //!
 //! `WARREN_MODEL_CASES` (default 40), `WARREN_MODEL_STEPS` (maximum sequence length, default 60)
-//! and `WARREN_MODEL_SEED` (a u64, default fixed) control the random search.
+//! and `WARREN_MODEL_SEED` (a u64, default fixed) control the random search;
+//! `WARREN_MODEL_AVOID=fanout-loss,shutdown-race` steers it away from the two known bugs (see the
+//! ignored regression tests) to look further on a branch without their fixes.
 
 // Tests fail by panicking; helpers outside #[test] functions do too.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -160,6 +162,96 @@ async fn regression_fanout_persistent_with_no_ack_consumer() {
         },
     ])
     .await;
+}
+
+/// Issue 11, as the search first shrank it (seed 11, 51st sequence): without confirms the loss
+/// is silent; the manual-ack consumer of the other durable queue never gets the message.
+#[tokio::test]
+#[ignore = "fan-out loss, fixed by the lead in main"]
+async fn regression_fanout_loss_is_silent_without_confirms() {
+    replay(vec![
+        Declare {
+            q: 1,
+            spec: DURABLE,
+        },
+        Declare {
+            q: 2,
+            spec: DURABLE,
+        },
+        Consume {
+            q: 2,
+            ch: 0,
+            no_ack: false,
+            prefetch: 0,
+        },
+        Bind {
+            q: 1,
+            x: Fanout,
+            key: 0,
+        },
+        Bind {
+            q: 2,
+            x: Fanout,
+            key: 0,
+        },
+        Consume {
+            q: 1,
+            ch: 0,
+            no_ack: true,
+            prefetch: 0,
+        },
+        Publish {
+            x: Fanout,
+            key: 0,
+            persistent: true,
+            confirm: false,
+            mandatory: false,
+            priority: 0,
+            headers: 0,
+        },
+    ])
+    .await;
+}
+
+/// Found by the search (seeds 101 and 202, shrunk by hand to five steps): a persistent message
+/// held unacked by a `basic.get` on one connection, while a no-ack consumer of the same durable
+/// queue exists on another, is gone after a clean restart, and the no-ack consumer did not
+/// receive it either (about one run in two). Presumably the channel closing at shutdown
+/// requeues it, the queue hands it to the no-ack consumer of the closing connection, and it is
+/// never written. Repeated to make the race likely to show.
+#[tokio::test]
+#[ignore = "message lost at shutdown when requeued towards a no-ack consumer (reported to the lead)"]
+async fn regression_restart_loses_message_requeued_to_no_ack_consumer() {
+    for _ in 0..10 {
+        replay(vec![
+            Declare {
+                q: 2,
+                spec: DURABLE,
+            },
+            Publish {
+                x: Default,
+                key: 2,
+                persistent: true,
+                confirm: true,
+                mandatory: false,
+                priority: 0,
+                headers: 0,
+            },
+            Get {
+                q: 2,
+                ch: 0,
+                no_ack: false,
+            },
+            Consume {
+                q: 2,
+                ch: 3,
+                no_ack: true,
+                prefetch: 0,
+            },
+            Restart,
+        ])
+        .await;
+    }
 }
 
 /// A smoke sequence touching every kind of operation once; it passes today and guards the

@@ -185,8 +185,8 @@ pub fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(x, key, persistent, confirm, mandatory, priority, headers)| Op::Publish {
                 x, key, persistent, confirm, mandatory, priority, headers,
             }),
-        3 => (q.clone(), ch.clone(), any::<bool>()).prop_map(|(q, ch, no_ack)| Op::Get { q, ch, no_ack }),
-        5 => (q.clone(), ch.clone(), any::<bool>(), 0u8..4)
+        4 => (q.clone(), ch.clone(), any::<bool>()).prop_map(|(q, ch, no_ack)| Op::Get { q, ch, no_ack }),
+        7 => (q.clone(), ch.clone(), any::<bool>(), 0u8..4)
             .prop_map(|(q, ch, no_ack, prefetch)| Op::Consume { q, ch, no_ack, prefetch }),
         4 => (ch.clone(), any::<u8>(), any::<bool>())
             .prop_map(|(ch, pick, multiple)| Op::Ack { ch, pick, multiple }),

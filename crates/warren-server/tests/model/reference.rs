@@ -631,6 +631,14 @@ impl Model {
         }
     }
 
+    /// A no-ack consumer of `q` received `body` while the server shut down (see the runner's
+    /// `restart`): that copy is consumed and must not come back.
+    pub fn consumed_during_shutdown(&mut self, q: u8, body: &str) {
+        if let Some(s) = self.queues.get_mut(&q) {
+            s.ready.retain(|_, c| c.seen.body != body);
+        }
+    }
+
     /// Hands ready messages to consumers with room, in queue order.
     fn dispatch(&mut self) {
         let ids: Vec<u64> = self.consumers.keys().copied().collect();
@@ -692,7 +700,12 @@ impl Settle {
 /// so that a search on a branch without the fix can look further. Off by default: the generator
 /// is complete, and the search must pass without it once the fix is in.
 fn avoid_fanout_loss() -> bool {
-    std::env::var("WARREN_MODEL_AVOID").is_ok_and(|v| v.split(',').any(|s| s == "fanout-loss"))
+    avoid("fanout-loss")
+}
+
+/// Whether `WARREN_MODEL_AVOID` (a comma-separated list) names `what`.
+pub fn avoid(what: &str) -> bool {
+    std::env::var("WARREN_MODEL_AVOID").is_ok_and(|v| v.split(',').any(|s| s == what))
 }
 
 /// The binding key index stored for a binding (fanout keys are all alike).
