@@ -254,6 +254,47 @@ async fn regression_restart_loses_message_requeued_to_no_ack_consumer() {
     }
 }
 
+/// Found by the search (seed 101) when the model did not trim at a restart: a drop-head queue
+/// of length 1 whose consumer holds two unacked messages keeps one of them after a restart. The
+/// model was wrong: a clean shutdown closes the connections first, their channels requeue and
+/// the queue trims as at any channel close (RabbitMQ's requeue_and_run). Kept as it passes.
+#[tokio::test]
+async fn kept_restart_trims_a_drop_head_queue_like_a_channel_close() {
+    let publish = |key| Publish {
+        x: Fanout,
+        key,
+        persistent: true,
+        confirm: false,
+        mandatory: false,
+        priority: 0,
+        headers: 0,
+    };
+    replay(vec![
+        Declare {
+            q: 2,
+            spec: Spec {
+                max_len: Some((1, DropHead)),
+                ..DURABLE
+            },
+        },
+        Bind {
+            q: 2,
+            x: Fanout,
+            key: 0,
+        },
+        publish(0),
+        Consume {
+            q: 2,
+            ch: 0,
+            no_ack: false,
+            prefetch: 3,
+        },
+        publish(3),
+        Restart,
+    ])
+    .await;
+}
+
 /// A smoke sequence touching every kind of operation once; it passes today and guards the
 /// runner itself (a broken runner would fail here first).
 #[tokio::test]

@@ -301,12 +301,12 @@ impl Model {
                 None => Outcome::Skip,
             },
             Op::CloseChannel { ch } => {
-                self.close_channel(ch, true);
+                self.close_channel(ch);
                 Outcome::Done
             }
             Op::CloseConnection { conn } => {
-                self.close_channel(2 * conn, true);
-                self.close_channel(2 * conn + 1, true);
+                self.close_channel(2 * conn);
+                self.close_channel(2 * conn + 1);
                 Outcome::Done
             }
             Op::Purge { q } => match self.queues.get_mut(&q) {
@@ -568,7 +568,7 @@ impl Model {
             }
             match how {
                 Settle::Ack => {}
-                Settle::Requeue | Settle::RequeueNoTrim => {
+                Settle::Requeue => {
                     let mut copy = u.copy;
                     copy.seen.redelivered = true;
                     s.push(copy);
@@ -581,7 +581,7 @@ impl Model {
                 }
             }
         }
-        // RabbitMQ trims a drop-head queue after a requeue (requeue_and_run), not at recovery.
+        // RabbitMQ trims a drop-head queue after a requeue (requeue_and_run).
         if how == Settle::Requeue {
             for q in requeued {
                 self.drop_head(q);
@@ -589,7 +589,7 @@ impl Model {
         }
     }
 
-    fn close_channel(&mut self, ch: u8, trim: bool) {
+    fn close_channel(&mut self, ch: u8) {
         let mut list = self.channels.remove(&ch).unwrap_or_default();
         list.sort_by_key(|u| u.tag);
         let gone: Vec<u64> = self
@@ -604,17 +604,14 @@ impl Model {
                 s.consumer = None;
             }
         }
-        let how = if trim {
-            Settle::Requeue
-        } else {
-            Settle::RequeueNoTrim
-        };
-        self.release(list, how);
+        self.release(list, Settle::Requeue);
     }
 
     fn restart(&mut self) {
+        // A clean shutdown closes the connections first: their channels requeue (and a
+        // drop-head queue trims) as at any channel close, before the queues stop.
         for ch in 0..super::ops::CHANNELS {
-            self.close_channel(ch, false);
+            self.close_channel(ch);
         }
         let transient: Vec<u8> = self
             .queues
@@ -682,7 +679,6 @@ impl Model {
 enum Settle {
     Ack,
     Requeue,
-    RequeueNoTrim,
     Discard,
 }
 
