@@ -72,7 +72,7 @@ fn random_sequences_match_the_model() {
         config,
         TestRng::from_seed(RngAlgorithm::ChaCha, &seed_bytes),
     );
-    let totals = std::cell::Cell::new((0usize, 0usize, 0usize, 0usize));
+    let totals = std::cell::Cell::new((0usize, 0usize, 0usize, 0usize, 0usize));
     let started = std::time::Instant::now();
     model::runner::watchdog(std::time::Duration::from_secs(120));
     let result = runner.run(&model::ops::ops(steps), |ops| {
@@ -85,19 +85,20 @@ fn random_sequences_match_the_model() {
             );
             TestCaseError::fail(e)
         })?;
-        let (n, s, k, d) = totals.get();
+        let (n, s, k, d, c) = totals.get();
         totals.set((
             n + 1,
             s + stats.steps,
             k + stats.skipped,
             d + stats.deliveries,
+            c + stats.copies,
         ));
         Ok(())
     });
-    let (n, s, k, d) = totals.get();
+    let (n, s, k, d, c) = totals.get();
     println!(
         "model_lifecycle: seed {seed}, {n} passing sequences, {s} steps run ({k} skipped), \
-         {d} deliveries checked, {:.1?}",
+         {c} message copies enqueued, {d} deliveries checked, {:.1?}",
         started.elapsed()
     );
     match result {

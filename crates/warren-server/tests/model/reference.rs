@@ -140,6 +140,7 @@ pub struct Model {
     consumers: BTreeMap<u64, Consumer>,
     next_id: u64,
     next_msg: u64,
+    copies: usize,
     pending: BTreeMap<u64, Vec<Expected>>,
 }
 
@@ -147,6 +148,11 @@ impl Model {
     fn fresh(&mut self) -> u64 {
         self.next_id += 1;
         self.next_id
+    }
+
+    /// Message copies enqueued so far (a measure of how much a sequence exercised).
+    pub fn copies(&self) -> usize {
+        self.copies
     }
 
     /// Queue slots that exist, with (ready count, consumer count).
@@ -221,6 +227,20 @@ impl Model {
             } => {
                 if *x == X::Default {
                     *key = pick(*key % QUEUES).unwrap_or(*key % QUEUES);
+                }
+                // Most random (exchange, key) pairs route nowhere; redirect two publishes in
+                // three to a fanout-like route that reaches queues, keeping unroutable ones too.
+                if *key % 3 != 2 && self.route(*x, &routing_key(*x, *key), *headers).is_empty() {
+                    let bound: Vec<X> = [X::Fanout, X::Dlx]
+                        .into_iter()
+                        .filter(|bx| self.bindings.iter().any(|b| b.0 == *bx))
+                        .collect();
+                    if let Some(bx) = bound.get(*key as usize % bound.len().max(1)) {
+                        *x = *bx;
+                    } else if !existing.is_empty() {
+                        *x = X::Default;
+                        *key = existing[*key as usize % existing.len()];
+                    }
                 }
                 if avoid_fanout_loss() && *persistent {
                     // Known bug (issue 11): a persistent message routed to several queues, one
@@ -451,6 +471,7 @@ impl Model {
         }
         let seq = s.next_seq;
         s.next_seq += 1;
+        self.copies += 1;
         s.push(Copy { seq, seen });
         self.drop_head(q);
         true

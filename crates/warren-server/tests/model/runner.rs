@@ -66,6 +66,8 @@ pub struct Stats {
     pub skipped: usize,
     /// Deliveries checked (consumers and basic.get).
     pub deliveries: usize,
+    /// Message copies the model routed to queues (publishes and dead letters).
+    pub copies: usize,
 }
 
 /// A consumer the runner created: its deliveries arrive through `rx`.
@@ -456,6 +458,7 @@ pub async fn run(ops: &[Op]) -> Result<Stats, String> {
             break;
         }
     }
+    stats.copies = model.copies();
     if result.is_ok() {
         // Late extra deliveries show up here.
         tokio::time::sleep(Duration::from_millis(20)).await;
