@@ -649,9 +649,9 @@ impl Model {
         }
     }
 
-    /// A no-ack consumer of `q` received `body` while the server shut down (see the runner's
-    /// `restart`): that copy is consumed and must not come back.
-    pub fn consumed_during_shutdown(&mut self, q: u8, body: &str) {
+    /// A no-ack consumer of `q` received `body` while its channel closed or the server shut
+    /// down (see the runner's `drain_closed`): that copy is consumed and must not come back.
+    pub fn consumed_while_closing(&mut self, q: u8, body: &str) {
         if let Some(s) = self.queues.get_mut(&q) {
             s.ready.retain(|_, c| c.seen.body != body);
         }

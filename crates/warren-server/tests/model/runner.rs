@@ -351,42 +351,56 @@ impl World {
         self.consumers.retain(|id, _| live.contains(id));
     }
 
-    /// Restarts the server; returns what no-ack consumers received while it shut down
-    /// (queue slot, body): messages requeued by the closing channels may legitimately reach a
-    /// no-ack consumer whose channel is not closed yet, and are then consumed.
-    async fn restart(&mut self) -> Res<Vec<(u8, String)>> {
-        if avoid("shutdown-race") {
-            // Suspected bug (see `regression_restart_loses_message_requeued_to_no_ack_consumer`):
-            // cancel no-ack consumers first so that nothing requeued at shutdown reaches them.
-            let no_ack: Vec<(u64, u8)> = self
-                .consumers
-                .iter()
-                .filter(|(_, c)| c.no_ack)
-                .map(|(id, c)| (*id, c.ch))
-                .collect();
-            for (id, ch) in no_ack {
-                if let Some(channel) = self.chans[ch as usize].clone() {
-                    channel
-                        .basic_cancel(&format!("c{id}"), BasicCancelOptions::default())
-                        .await
-                        .map_err(err("basic.cancel"))?;
-                }
+    /// Under `WARREN_MODEL_AVOID=shutdown-race`, cancels the no-ack consumers of channels `chs`
+    /// before they close, so that nothing requeued by the closing channels reaches them (see
+    /// `regression_restart_loses_message_requeued_to_no_ack_consumer`).
+    async fn avoid_close_race(&mut self, chs: &[u8]) -> Res<()> {
+        if !avoid("shutdown-race") {
+            return Ok(());
+        }
+        let no_ack: Vec<(u64, u8)> = self
+            .consumers
+            .iter()
+            .filter(|(_, c)| c.no_ack && chs.contains(&c.ch))
+            .map(|(id, c)| (*id, c.ch))
+            .collect();
+        for (id, ch) in no_ack {
+            if let Some(channel) = self.chans[ch as usize].clone() {
+                channel
+                    .basic_cancel(&format!("c{id}"), BasicCancelOptions::default())
+                    .await
+                    .map_err(err("basic.cancel"))?;
             }
         }
-        let server = self.server.take().ok_or("no server")?;
-        timed("shutdown", server.shutdown())
-            .await?
-            .map_err(|e| format!("shutdown: {e}"))?;
-        // Let lapin hand over what it read before the sockets closed.
+        Ok(())
+    }
+
+    /// What the no-ack consumers of channels `chs` received while those closed (queue slot,
+    /// body): messages requeued by a closing channel may legitimately reach a no-ack consumer
+    /// whose channel has not closed yet, and are then consumed.
+    async fn drain_closed(&mut self, chs: &[u8]) -> Vec<(u8, String)> {
+        // Let lapin hand over what it read before the channels closed.
         tokio::time::sleep(Duration::from_millis(50)).await;
         let mut consumed = Vec::new();
-        for c in self.consumers.values_mut() {
+        for c in self.consumers.values_mut().filter(|c| chs.contains(&c.ch)) {
             while let Ok(d) = c.rx.try_recv() {
                 if c.no_ack {
                     consumed.push((c.q, String::from_utf8_lossy(&d.data).into_owned()));
                 }
             }
         }
+        consumed
+    }
+
+    /// Restarts the server; returns what no-ack consumers received while it shut down.
+    async fn restart(&mut self) -> Res<Vec<(u8, String)>> {
+        let all: Vec<u8> = (0..CHANNELS).collect();
+        self.avoid_close_race(&all).await?;
+        let server = self.server.take().ok_or("no server")?;
+        timed("shutdown", server.shutdown())
+            .await?
+            .map_err(|e| format!("shutdown: {e}"))?;
+        let consumed = self.drain_closed(&all).await;
         self.publisher = None;
         self.conns = [None, None];
         self.chans = Default::default();
@@ -606,15 +620,21 @@ async fn step(world: &mut World, model: &mut Model, op: &Op, stats: &mut Stats) 
             World::sync(&channel).await?;
         }
         (Op::CloseChannel { ch }, _) => {
+            world.avoid_close_race(&[*ch]).await?;
             if let Some(c) = world.chans[*ch as usize].take() {
                 c.close(200, "model: close channel")
                     .await
                     .map_err(err("channel.close"))?;
             }
+            for (q, body) in world.drain_closed(&[*ch]).await {
+                model.consumed_while_closing(q, &body);
+            }
         }
         (Op::CloseConnection { conn }, _) => {
-            world.chans[2 * *conn as usize] = None;
-            world.chans[2 * *conn as usize + 1] = None;
+            let chs = [2 * *conn, 2 * *conn + 1];
+            world.avoid_close_race(&chs).await?;
+            world.chans[chs[0] as usize] = None;
+            world.chans[chs[1] as usize] = None;
             if let Some(c) = world.conns[*conn as usize].take() {
                 // lapin may fail connection.close while it is closing the channels ("invalid
                 // channel state: Closing"); the server closes them all the same.
@@ -622,6 +642,9 @@ async fn step(world: &mut World, model: &mut Model, op: &Op, stats: &mut Stats) 
                     Ok(()) | Err(lapin::Error::InvalidChannelState(_)) => {}
                     Err(e) => return Err(format!("connection.close failed: {e}")),
                 }
+            }
+            for (q, body) in world.drain_closed(&chs).await {
+                model.consumed_while_closing(q, &body);
             }
         }
         (Op::Purge { q }, Outcome::Count(n)) => {
@@ -648,7 +671,7 @@ async fn step(world: &mut World, model: &mut Model, op: &Op, stats: &mut Stats) 
         }
         (Op::Restart, _) => {
             for (q, body) in world.restart().await? {
-                model.consumed_during_shutdown(q, &body);
+                model.consumed_while_closing(q, &body);
             }
         }
         (op, outcome) => return Err(format!("runner has no case for {op:?} -> {outcome:?}")),
