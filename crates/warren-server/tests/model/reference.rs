@@ -141,6 +141,7 @@ pub struct Model {
     next_id: u64,
     next_msg: u64,
     copies: usize,
+    dead: Vec<Copy>,
     pending: BTreeMap<u64, Vec<Expected>>,
 }
 
@@ -352,6 +353,7 @@ impl Model {
                 Outcome::Done
             }
         };
+        self.flush_dead_letters();
         self.dispatch();
         out
     }
@@ -496,15 +498,25 @@ impl Model {
         }
     }
 
-    /// Republishes a dead copy to m.dlx, keeping its routing key and properties.
+    /// Queues a dead copy for republishing to m.dlx once the operation is done: a publish
+    /// reaches all its queues before what it pushed out of one of them arrives elsewhere
+    /// (RabbitMQ's dead letters are a later publish by the queue; Warren routes them after it).
     fn dead_letter(&mut self, c: Copy) {
-        let seen = Seen {
-            exchange: X::Dlx.name().to_string(),
-            redelivered: false,
-            ..c.seen
-        };
-        for q in self.route(X::Dlx, &seen.routing_key.clone(), seen.headers) {
-            self.enqueue(q, seen.clone());
+        self.dead.push(c);
+    }
+
+    /// Republishes the dead copies, in the order they died, keeping routing key and properties.
+    fn flush_dead_letters(&mut self) {
+        // Dead-letter targets never dead-letter, so this does not grow while it runs.
+        for c in std::mem::take(&mut self.dead) {
+            let seen = Seen {
+                exchange: X::Dlx.name().to_string(),
+                redelivered: false,
+                ..c.seen
+            };
+            for q in self.route(X::Dlx, &seen.routing_key.clone(), seen.headers) {
+                self.enqueue(q, seen.clone());
+            }
         }
     }
 
