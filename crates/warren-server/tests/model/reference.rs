@@ -476,6 +476,9 @@ impl Model {
         self.copies += 1;
         s.push(Copy { seq, seen });
         self.drop_head(q);
+        // A consumer with room takes it at once, before anything enqueued later (a dead letter
+        // of higher priority, say) can overtake it.
+        self.dispatch();
         true
     }
 
