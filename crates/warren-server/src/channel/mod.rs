@@ -170,14 +170,23 @@ impl Channel {
         );
     }
 
-    /// Detaches this channel's consumers and requeues its unacked messages.
-    pub fn release(&mut self, ctx: &mut Ctx) {
+    /// Cancels this channel's consumers (and its direct reply-to consumer), deleting the
+    /// auto-delete queues they leave empty of consumers. A closing connection does this for all
+    /// its channels before any of them requeues what it holds, so that a requeued message cannot
+    /// go to a no-ack consumer of the same closing connection and be lost (found by the
+    /// client-level model test, issue 11).
+    pub fn detach_consumers(&mut self, ctx: &mut Ctx) {
         self.release_reply(ctx);
         for (_, c) in std::mem::take(&mut self.consumers) {
             if c.queue.cancel(c.id) {
                 ctx.vhost.remove_queue(&c.queue);
             }
         }
+    }
+
+    /// Detaches this channel's consumers and requeues its unacked messages.
+    pub fn release(&mut self, ctx: &mut Ctx) {
+        self.detach_consumers(ctx);
         // Acks held by an uncommitted transaction never happened: those go back too.
         if let Mode::Tx(tx) = &mut self.mode {
             let held = std::mem::take(tx);

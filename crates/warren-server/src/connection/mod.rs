@@ -662,7 +662,13 @@ impl Connection {
 
     /// Detaches consumers, requeues unacked messages and deletes exclusive queues.
     fn cleanup(&mut self) {
-        for (_, mut ch) in self.channels.drain() {
+        let mut channels: Vec<Channel> = self.channels.drain().map(|(_, ch)| ch).collect();
+        // Every consumer goes first: a message one channel requeues must not be handed to a
+        // no-ack consumer of another channel of this very connection, which would lose it.
+        for ch in &mut channels {
+            ch.detach_consumers(&mut self.ctx);
+        }
+        for ch in &mut channels {
             ch.release(&mut self.ctx);
         }
         // Deliveries already in the mailbox go back to their queues.
