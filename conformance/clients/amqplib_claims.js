@@ -2,7 +2,9 @@
 // 12): the user_id claim, and the type of the CC and BCC headers.
 'use strict';
 
-const { scenario, eq, escapeRe, withWorld, expectChannelError } = require('./amqplib_common');
+const {
+  scenario, eq, escapeRe, withWorld, expectChannelError, waitCount,
+} = require('./amqplib_common');
 
 function user(url) {
   return decodeURIComponent(new URL(url).username || 'guest');
@@ -21,6 +23,7 @@ scenario('user_id_foreign_closes_channel_406', (url) => withWorld(url, async (w)
 scenario('user_id_own_is_accepted', (url) => withWorld(url, async (w) => {
   const q = await w.queue('q-uid-own');
   w.ch.sendToQueue(q, Buffer.from('mine'), { userId: user(url) });
+  await waitCount(w, q, 1);
   const m = await w.ch.get(q, { noAck: true });
   eq([m && m.content.toString(), m && m.properties.userId], ['mine', user(url)], 'delivered with its user_id');
 }));

@@ -3,7 +3,7 @@
 'use strict';
 
 const {
-  defs, scenario, check, eq, waitUntil, unique, withWorld, parseClose,
+  defs, scenario, check, eq, waitUntil, unique, withWorld, parseClose, waitCount,
 } = require('./amqplib_common');
 
 scenario('update_secret', (url) => withWorld(url, async (w) => {
@@ -78,5 +78,6 @@ scenario('exchange_names_strip_cr_lf', (url) => withWorld(url, async (w) => {
   const q = await w.queue('q-crlf');
   await w.ch.bindQueue(q, `${base}\n`, '');
   await w.ch.publish(base, '', Buffer.from('m'));
-  eq(await w.count(q), 1, 'routed through the exchange declared with CR/LF');
+  // RabbitMQ hands routed messages to queues asynchronously: poll the count.
+  eq(await waitCount(w, q, 1), 1, 'routed through the exchange declared with CR/LF');
 }));

@@ -37,6 +37,7 @@ def user_id_own(url):
     with World(url) as w:
         q = w.queue("q-uid-own")
         w.ch.basic_publish("", q, b"mine", pika.BasicProperties(user_id=_user(url)))
+        wait_until(lambda: w.count(q) == 1)
         _, props, body = w.ch.basic_get(q, auto_ack=True)
         eq((body, props.user_id), (b"mine", _user(url)), "delivered with its user_id")
 

@@ -10,7 +10,7 @@ import pika.exceptions as pex
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from pika_common import World, expect_channel_error  # noqa: E402
-from pyharness import Fail, check, eq, scenario, unique  # noqa: E402
+from pyharness import Fail, check, eq, scenario, unique, wait_until  # noqa: E402
 
 
 @scenario("update_secret")
@@ -129,6 +129,8 @@ def exchange_names_strip_cr_lf(url):
         q = w.queue("q-crlf")
         w.ch.queue_bind(q, base + "\n")
         w.ch.basic_publish(base, "", b"m")
+        # RabbitMQ hands routed messages to queues asynchronously: poll the count.
+        wait_until(lambda: w.count(q) == 1)
         eq(w.count(q), 1, "routed through the exchange declared with CR/LF")
         w.ch.exchange_delete("\r" + base)
         ch = w.conn.channel()
