@@ -30,6 +30,24 @@ async fn publish(ch: &lapin::Channel, queue: &str, props: BasicProperties) {
         .unwrap();
 }
 
+/// Ready messages of a queue.
+async fn count(ch: &lapin::Channel, queue: &str) -> u32 {
+    common::passive_queue(ch, queue)
+        .await
+        .unwrap()
+        .message_count()
+}
+
+/// Publishes to queue `uid` claiming to be `user`.
+async fn claim(ch: &lapin::Channel, user: &str) {
+    publish(
+        ch,
+        "uid",
+        BasicProperties::default().with_user_id(user.into()),
+    )
+    .await;
+}
+
 #[tokio::test]
 async fn a_foreign_user_id_closes_the_channel_unless_the_user_is_an_impersonator() {
     let server = common::start().await;
@@ -39,12 +57,7 @@ async fn a_foreign_user_id_closes_the_channel_unless_the_user_is_an_impersonator
     let ch = conn.create_channel().await.unwrap();
     common::declare_queue(&ch, "uid").await.unwrap();
     let mut closed = common::watch_close(&ch);
-    publish(
-        &ch,
-        "uid",
-        BasicProperties::default().with_user_id("imp".into()),
-    )
-    .await;
+    claim(&ch, "imp").await;
     assert_eq!(
         common::closed_with(&mut closed).await,
         (
@@ -54,45 +67,16 @@ async fn a_foreign_user_id_closes_the_channel_unless_the_user_is_an_impersonator
         )
     );
     let ch = conn.create_channel().await.unwrap();
-    assert_eq!(
-        common::passive_queue(&ch, "uid")
-            .await
-            .unwrap()
-            .message_count(),
-        0,
-        "not routed"
-    );
+    assert_eq!(count(&ch, "uid").await, 0, "not routed");
     // Its own name is fine.
-    publish(
-        &ch,
-        "uid",
-        BasicProperties::default().with_user_id("plain".into()),
-    )
-    .await;
-    assert_eq!(
-        common::passive_queue(&ch, "uid")
-            .await
-            .unwrap()
-            .message_count(),
-        1
-    );
+    claim(&ch, "plain").await;
+    assert_eq!(count(&ch, "uid").await, 1);
 
     // An impersonator may claim anyone.
     let conn = login(&server, "imp", "pw").await;
     let ch = conn.create_channel().await.unwrap();
-    publish(
-        &ch,
-        "uid",
-        BasicProperties::default().with_user_id("guest".into()),
-    )
-    .await;
-    assert_eq!(
-        common::passive_queue(&ch, "uid")
-            .await
-            .unwrap()
-            .message_count(),
-        2
-    );
+    claim(&ch, "guest").await;
+    assert_eq!(count(&ch, "uid").await, 2);
     ch.basic_get("uid", BasicGetOptions { no_ack: true })
         .await
         .unwrap();
@@ -184,11 +168,7 @@ async fn cc_and_bcc_headers_must_be_arrays() {
     )
     .await;
     for q in ["cc-a", "cc-b"] {
-        assert_eq!(
-            common::passive_queue(&ch, q).await.unwrap().message_count(),
-            1,
-            "{q}"
-        );
+        assert_eq!(count(&ch, q).await, 1, "{q}");
     }
     server.shutdown().await.unwrap();
 }
