@@ -3,7 +3,7 @@
 'use strict';
 
 const {
-  defs, crypto, scenario, check, eq, sleep, waitUntil, withWorld, collect, stillUsable,
+  defs, crypto, scenario, check, eq, sleep, waitUntil, waitCount, withWorld, collect, stillUsable,
 } = require('./amqplib_common');
 
 scenario('mandatory_return', (url) => withWorld(url, async (w) => {
@@ -55,6 +55,8 @@ scenario('tx_commit', (url) => withWorld(url, async (w) => {
   for (let i = 0; i < 3; i++) ch.publish('', q, Buffer.from(`m${i}`));
   eq(await w.count(q), 0, 'messages visible before commit');
   await tx(ch, 'commit');
+  // RabbitMQ's queues apply a commit asynchronously: poll, then assert
+  await waitCount(w, q, 3);
   eq(await w.count(q), 3, 'messages after commit');
   let m = await ch.get(q, { noAck: false });
   ch.ack(m);
@@ -63,6 +65,7 @@ scenario('tx_commit', (url) => withWorld(url, async (w) => {
   ch.ack(m);
   await tx(ch, 'rollback');
   await ch.close();
+  await waitCount(w, q, 2);
   eq(await w.count(q), 2, 'ready messages after committed ack + rolled back ack + channel close');
   m = await w.ch.get(q, { noAck: true });
   eq([m.content.toString(), m.fields.redelivered], ['m1', true], 'message whose ack was rolled back');
@@ -78,6 +81,7 @@ scenario('tx_rollback', (url) => withWorld(url, async (w) => {
   eq(await w.count(q), 0, 'messages after rollback');
   ch.publish('', q, Buffer.from('after'));
   await tx(ch, 'commit');
+  await waitCount(w, q, 1);
   eq(await w.count(q), 1, 'messages after publish+commit following rollback');
   const m = await w.ch.get(q, { noAck: true });
   eq(m.content.toString(), 'after', 'body');

@@ -60,6 +60,8 @@ def tx_commit(url):
             w.ch.basic_publish("", q, f"m{i}".encode())
         eq(w.count(q), 0, "messages visible before commit")
         w.ch.tx_commit()
+        # RabbitMQ's queues apply a commit asynchronously: poll, then assert
+        wait_until(lambda: w.count(q) == 3)
         eq(w.count(q), 3, "messages after commit")
         # acks are transactional too: a committed ack settles, a rolled back one does not
         m, p, b = w.ch.basic_get(q, auto_ack=False)
@@ -69,6 +71,7 @@ def tx_commit(url):
         w.ch.basic_ack(m.delivery_tag)
         w.ch.tx_rollback()
         w.ch.close()
+        wait_until(lambda: w.count(q) == 2)
         eq(w.count(q), 2, "ready messages after committed ack + rolled back ack + channel close")
         ch = w.conn.channel()
         m, p, b = ch.basic_get(q, auto_ack=True)
@@ -86,6 +89,7 @@ def tx_rollback(url):
         eq(w.count(q), 0, "messages after rollback")
         w.ch.basic_publish("", q, b"after")
         w.ch.tx_commit()
+        wait_until(lambda: w.count(q) == 1)
         eq(w.count(q), 1, "messages after publish+commit following rollback")
         m, p, b = w.ch.basic_get(q, auto_ack=True)
         eq(b, b"after", "body")

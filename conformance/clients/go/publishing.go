@@ -91,6 +91,8 @@ func definePublishing() {
 			}
 			eq(w.count(q), 0, "messages visible before commit")
 			must(w.ch.TxCommit(), "tx.commit")
+			// RabbitMQ's queues apply a commit asynchronously: poll, then assert
+			waitUntil(func() bool { return w.count(q) == 3 }, 5*time.Second)
 			eq(w.count(q), 3, "messages after commit")
 			d, _ := get(w.ch, q, false)
 			must(w.ch.Ack(d.DeliveryTag, false), "ack")
@@ -99,6 +101,7 @@ func definePublishing() {
 			must(w.ch.Ack(d.DeliveryTag, false), "ack")
 			must(w.ch.TxRollback(), "tx.rollback")
 			w.ch.Close()
+			waitUntil(func() bool { return w.count(q) == 2 }, 5*time.Second)
 			eq(w.count(q), 2, "ready messages after committed ack + rolled back ack + channel close")
 			ch := w.channel()
 			d, ok := get(ch, q, true)
@@ -119,6 +122,7 @@ func definePublishing() {
 			eq(w.count(q), 0, "messages after rollback")
 			w.pub("", q, "after")
 			must(w.ch.TxCommit(), "tx.commit")
+			waitUntil(func() bool { return w.count(q) == 1 }, 5*time.Second)
 			eq(w.count(q), 1, "messages after publish+commit following rollback")
 			d, _ := get(w.ch, q, true)
 			eq(string(d.Body), "after", "body")

@@ -63,7 +63,7 @@ final class PublishingScenarios extends Scenarios {
                 for (int i = 0; i < 3; i++) w.pub("", q, "m" + i);
                 eq(w.count(q), 0, "messages visible before commit");
                 w.ch.txCommit();
-                eq(w.count(q), 3, "messages after commit");
+                eq(w.countEventually(q, 3), 3, "messages after commit");
                 GetResponse r = w.ch.basicGet(q, false);
                 w.ch.basicAck(r.getEnvelope().getDeliveryTag(), false);
                 w.ch.txCommit();
@@ -71,7 +71,7 @@ final class PublishingScenarios extends Scenarios {
                 w.ch.basicAck(r.getEnvelope().getDeliveryTag(), false);
                 w.ch.txRollback();
                 w.ch.close();
-                eq(w.count(q), 2, "ready messages after committed ack + rolled back ack + channel close");
+                eq(w.countEventually(q, 2), 2, "ready messages after committed ack + rolled back ack + channel close");
                 Channel c = w.conn.createChannel();
                 r = c.basicGet(q, true);
                 eq(s(r.getBody()) + "/" + r.getEnvelope().isRedeliver(), "m1/true", "message whose ack was rolled back");
@@ -88,7 +88,7 @@ final class PublishingScenarios extends Scenarios {
                 eq(w.count(q), 0, "messages after rollback");
                 w.pub("", q, "after");
                 w.ch.txCommit();
-                eq(w.count(q), 1, "messages after publish+commit following rollback");
+                eq(w.countEventually(q, 1), 1, "messages after publish+commit following rollback");
                 eq(s(w.ch.basicGet(q, true).getBody()), "after", "body");
                 return null;
             }

@@ -97,6 +97,14 @@ public class Scenarios {
             Channel c = conn.createChannel();
             try { return c.queueDeclarePassive(q).getMessageCount(); } finally { c.close(); }
         }
+        /** The queue's ready count once it equals want, or the last one seen after 5 s
+         *  (RabbitMQ's queues apply commits and requeues asynchronously). */
+        int countEventually(String q, int want) throws Exception {
+            long end = System.currentTimeMillis() + 5000;
+            int n = count(q);
+            while (n != want && System.currentTimeMillis() < end) { Thread.sleep(50); n = count(q); }
+            return n;
+        }
         void pub(String ex, String rk, String body) throws Exception {
             ch.basicPublish(ex, rk, null, b(body));
             if (confirm) ch.waitForConfirmsOrDie(5000);

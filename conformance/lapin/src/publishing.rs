@@ -136,7 +136,7 @@ async fn tx_commit(url: String) -> Res {
         }
         eq(w.count(&q).await?, 0, "messages visible before commit")?;
         w.ch().tx_commit().await?;
-        eq(w.count(&q).await?, 3, "messages after commit")?;
+        eq(w.count_eventually(&q, 3).await?, 3, "messages after commit")?;
         // acks are transactional too: a committed ack settles, a rolled back one does not
         let (tag, _, _) = get_one(&w, &q, false).await?;
         w.ch().basic_ack(tag, BasicAckOptions::default()).await?;
@@ -145,7 +145,7 @@ async fn tx_commit(url: String) -> Res {
         w.ch().basic_ack(tag, BasicAckOptions::default()).await?;
         w.ch().tx_rollback().await?;
         w.ch().close(200, "done").await?;
-        let n = w.count(&q).await?;
+        let n = w.count_eventually(&q, 2).await?;
         eq(
             n,
             2,
@@ -176,7 +176,7 @@ async fn tx_rollback(url: String) -> Res {
         w.publish("", &q, b"after").await?;
         w.ch().tx_commit().await?;
         eq(
-            w.count(&q).await?,
+            w.count_eventually(&q, 1).await?,
             1,
             "messages after publish+commit following rollback",
         )?;

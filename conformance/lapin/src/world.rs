@@ -165,6 +165,20 @@ impl World {
         Ok(q.message_count())
     }
 
+    /// The queue's ready count once it equals `want`, or the last one seen after 5 s
+    /// (RabbitMQ's queues apply commits and requeues asynchronously).
+    pub async fn count_eventually(&self, queue: &str, want: u32) -> Res<u32> {
+        let mut n = self.count(queue).await?;
+        for _ in 0..100 {
+            if n == want {
+                break;
+            }
+            crate::harness::sleep(50).await;
+            n = self.count(queue).await?;
+        }
+        Ok(n)
+    }
+
     /// Closes the connections, then deletes what the scenario declared (best effort).
     pub async fn close(&self) {
         let conns: Vec<Rc<Connection>> = self.0.conns.borrow().clone();
