@@ -1,4 +1,5 @@
-//! Users: password hashes, tags and vhost permissions, their store records, and the
+//! Users: password hashes, tags, vhost permissions, limits and topic permissions, their store
+//! records, and the
 //! `rabbitmqctl`-style administration of users and virtual hosts over a [`DefinitionStore`].
 //!
 //! Passwords are kept as RabbitMQ keeps them by default (`rabbit_password_hashing_sha256`): a
@@ -12,6 +13,17 @@ use std::collections::BTreeSet;
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use warren_store::{DefinitionStore, Definitions, StoreError, UserRecord};
+
+use crate::limits::UserLimits;
+use crate::topic_permissions::TopicPermission;
+
+/// Starts the extension section of a permissions record: a vhost length is never 0, so old
+/// records (a list of vhosts only) never contain it.
+const EXTENSIONS: u8 = 0;
+/// An extension entry: a user limit (short name, i64 BE).
+const EXT_LIMIT: u8 = 1;
+/// An extension entry: a topic permission (short vhost, short exchange, long write, long read).
+const EXT_TOPIC: u8 = 2;
 
 /// How a stored password hash starts: names the algorithm, so another can be added later.
 const SHA256_TAG: &[u8] = b"sha256:";
@@ -83,6 +95,10 @@ pub struct User {
     pub tags: Vec<String>,
     /// The virtual hosts the user may open.
     pub vhosts: BTreeSet<String>,
+    /// `max-connections` and `max-channels`.
+    pub limits: UserLimits,
+    /// Topic permissions, sorted by vhost then exchange.
+    pub topic_permissions: Vec<TopicPermission>,
 }
 
 impl User {
@@ -93,6 +109,8 @@ impl User {
             password: PasswordHash::new(password),
             tags,
             vhosts: BTreeSet::new(),
+            limits: UserLimits::default(),
+            topic_permissions: Vec::new(),
         }
     }
 
@@ -108,6 +126,7 @@ impl User {
             permissions.push(len);
             permissions.extend_from_slice(v.as_bytes());
         }
+        self.encode_extensions(&mut permissions);
         UserRecord {
             name: Bytes::copy_from_slice(self.name.as_bytes()),
             password_hash: self.password.encode(),
@@ -134,7 +153,12 @@ impl User {
             .collect();
         let mut vhosts = BTreeSet::new();
         let mut rest = &r.permissions[..];
+        let mut extensions: &[u8] = &[];
         while let Some((&len, tail)) = rest.split_first() {
+            if len == EXTENSIONS {
+                extensions = tail;
+                break;
+            }
             let len = usize::from(len);
             if tail.len() < len {
                 return Err(StoreError::Corrupt(format!(
@@ -145,12 +169,105 @@ impl User {
             vhosts.insert(text(vhost, "permission")?);
             rest = tail;
         }
-        Ok(User {
+        let mut user = User {
             name,
             password,
             tags,
             vhosts,
-        })
+            limits: UserLimits::default(),
+            topic_permissions: Vec::new(),
+        };
+        user.decode_extensions(extensions).ok_or_else(|| {
+            StoreError::Corrupt(format!(
+                "user {}: damaged limits or topic permissions",
+                user.name
+            ))
+        })?;
+        Ok(user)
+    }
+
+    fn encode_extensions(&self, out: &mut Vec<u8>) {
+        if self.limits.is_empty() && self.topic_permissions.is_empty() {
+            return;
+        }
+        out.push(EXTENSIONS);
+        let short = |out: &mut Vec<u8>, s: &str| {
+            // Names are short strings: the API and `add_vhost` refuse longer ones.
+            let b = &s.as_bytes()[..s.len().min(255)];
+            out.push(b.len() as u8);
+            out.extend_from_slice(b);
+        };
+        let long = |out: &mut Vec<u8>, s: &str| {
+            out.extend_from_slice(&(s.len() as u32).to_be_bytes());
+            out.extend_from_slice(s.as_bytes());
+        };
+        for (name, value) in &self.limits.0 {
+            out.push(EXT_LIMIT);
+            short(out, name);
+            out.extend_from_slice(&value.to_be_bytes());
+        }
+        for p in &self.topic_permissions {
+            out.push(EXT_TOPIC);
+            short(out, &p.vhost);
+            short(out, &p.exchange);
+            long(out, &p.write);
+            long(out, &p.read);
+        }
+    }
+
+    fn decode_extensions(&mut self, mut b: &[u8]) -> Option<()> {
+        fn take<'a>(b: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+            let (head, tail) = b.split_at_checked(n)?;
+            *b = tail;
+            Some(head)
+        }
+        fn text(b: &[u8]) -> Option<String> {
+            String::from_utf8(b.to_vec()).ok()
+        }
+        fn short(b: &mut &[u8]) -> Option<String> {
+            let len = take(b, 1)?[0];
+            text(take(b, usize::from(len))?)
+        }
+        fn long(b: &mut &[u8]) -> Option<String> {
+            let len = u32::from_be_bytes(take(b, 4)?.try_into().ok()?);
+            text(take(b, usize::try_from(len).ok()?)?)
+        }
+        while let Some(kind) = take(&mut b, 1) {
+            match kind[0] {
+                EXT_LIMIT => {
+                    let name = short(&mut b)?;
+                    let value = i64::from_be_bytes(take(&mut b, 8)?.try_into().ok()?);
+                    self.limits.0.push((name, value));
+                }
+                EXT_TOPIC => self.topic_permissions.push(TopicPermission {
+                    vhost: short(&mut b)?,
+                    exchange: short(&mut b)?,
+                    write: long(&mut b)?,
+                    read: long(&mut b)?,
+                }),
+                _ => return None,
+            }
+        }
+        Some(())
+    }
+
+    /// Sets (or replaces) the topic permission for `p.vhost` and `p.exchange`.
+    pub fn set_topic_permission(&mut self, p: TopicPermission) {
+        let key = |t: &TopicPermission| (t.vhost.clone(), t.exchange.clone());
+        match self
+            .topic_permissions
+            .binary_search_by(|t| key(t).cmp(&key(&p)))
+        {
+            Ok(at) => self.topic_permissions[at] = p,
+            Err(at) => self.topic_permissions.insert(at, p),
+        }
+    }
+
+    /// Removes every topic permission in `vhost`; true when there was one.
+    pub fn clear_topic_permissions(&mut self, vhost: &str) -> bool {
+        let before = self.topic_permissions.len();
+        self.topic_permissions.retain(|t| t.vhost != vhost);
+        self.topic_permissions.len() != before
     }
 }
 
@@ -179,6 +296,12 @@ pub enum AdminError {
         "Warren grants all-or-nothing permissions per vhost: configure, write and read must each be \".*\" (got \"{0}\")"
     )]
     UnsupportedPermission(String),
+    /// A limit name or value RabbitMQ refuses.
+    #[error(transparent)]
+    Limit(#[from] crate::limits::LimitError),
+    /// A topic permission pattern that does not compile.
+    #[error(transparent)]
+    InvalidRegex(#[from] crate::topic_permissions::InvalidRegex),
     /// The store failed or holds a record it cannot read.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -350,12 +473,15 @@ impl<'a> Admin<'a> {
         let holders: Vec<String> = self
             .users
             .iter()
-            .filter(|u| u.vhosts.contains(name))
+            .filter(|u| {
+                u.vhosts.contains(name) || u.topic_permissions.iter().any(|t| t.vhost == name)
+            })
             .map(|u| u.name.clone())
             .collect();
         for user in holders {
             self.update_user(&user, |u| {
                 u.vhosts.remove(name);
+                u.clear_topic_permissions(name);
             })?;
         }
         self.store.delete_vhost(name.as_bytes())?;
@@ -436,6 +562,30 @@ mod tests {
         let back = User::from_record(&u.to_record()).unwrap();
         assert_eq!(back, u);
         assert!(back.password.verify("pw"));
+        // With limits and topic permissions (an empty exchange name included).
+        u.limits.set("max-channels", 0).unwrap();
+        u.limits.set("max-connections", -3).unwrap();
+        for (v, x) in [("prod", "logs"), ("/", ""), ("/", "amq.topic")] {
+            u.set_topic_permission(TopicPermission {
+                vhost: v.into(),
+                exchange: x.into(),
+                write: "^{username}\\.".into(),
+                read: String::new(),
+            });
+        }
+        let back = User::from_record(&u.to_record()).unwrap();
+        assert_eq!(back, u);
+        assert_eq!(back.topic_permissions[0].exchange, "");
+        // Every truncation of the extensions is an error, never a panic.
+        let r = u.to_record();
+        let plain = User::new("bob", "pw", vec![]).to_record();
+        for cut in 1..r.permissions.len() {
+            let bad = UserRecord {
+                permissions: r.permissions.slice(..cut),
+                ..plain.clone()
+            };
+            let _ = User::from_record(&bad);
+        }
     }
 
     #[test]

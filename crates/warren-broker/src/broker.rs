@@ -15,6 +15,7 @@ use crate::persist::{self, SharedStore};
 use crate::timers::{Timers, now_ms};
 use crate::{Message, VHost};
 
+mod limits_live;
 mod live;
 
 pub use live::{password_hash_from_rabbitmq, rabbitmq_password_hash};
@@ -49,6 +50,11 @@ pub struct Broker {
     /// False once the broker is stopping: queues keep their messages rather than hand them to
     /// consumers whose connections are closing (see [`Broker::stop_delivering`]).
     delivering: Arc<AtomicBool>,
+    /// Connections per vhost and user, channels per user, for the limits.
+    tracking: Arc<crate::tracking::Tracking>,
+    /// Bumped whenever a topic permission may have changed: connections compare it once per
+    /// batch of input and recompile their [`crate::TopicAccess`] only when it moved.
+    topic_generation: AtomicU64,
 }
 
 impl std::fmt::Debug for Broker {
@@ -86,6 +92,8 @@ impl Broker {
             next_message_id: Arc::new(AtomicU64::new(store.next_message_id().unwrap_or(1))),
             timers: Arc::new(Timers::new()),
             delivering: Arc::new(AtomicBool::new(true)),
+            tracking: Arc::default(),
+            topic_generation: AtomicU64::new(0),
             store,
         }
     }
@@ -173,6 +181,14 @@ impl Broker {
         }
         for user in accounts.users() {
             self.add_user(user.clone());
+        }
+        for (vhost, limits) in &defs.vhost_limits {
+            let limits = crate::VhostLimits::decode(&text(limits)).ok_or_else(|| {
+                StoreError::Corrupt(format!("limits of vhost {}: damaged", text(vhost)))
+            })?;
+            if let Some(vh) = self.vhost(&text(vhost)) {
+                vh.set_limits(Some(limits));
+            }
         }
         let corrupt =
             |what: &str, e: crate::BrokerError| StoreError::Corrupt(format!("{what}: {e}"));

@@ -17,18 +17,22 @@ mod accounts;
 mod broker;
 mod dead_letter;
 mod error;
+mod limits;
 mod message;
 mod names;
 mod persist;
 mod queue;
 mod snapshot;
 mod timers;
+mod topic_permissions;
+mod tracking;
 mod vhost;
 
 pub use accounts::{Admin, AdminError, FirstBoot, PasswordHash, User};
 pub use broker::{Broker, Recovered, password_hash_from_rabbitmq, rabbitmq_password_hash};
 pub use dead_letter::{DeadLetter, DeadLetterTarget, DeathReason};
 pub use error::BrokerError;
+pub use limits::{LimitError, USER_LIMIT_NAMES, UserLimits, VHOST_LIMIT_NAMES, VhostLimits};
 pub use message::{Message, StoredMessageError};
 pub use names::{generate_consumer_tag, generate_queue_name, generate_reply_key};
 pub use persist::{SharedStore, Store};
@@ -39,4 +43,8 @@ pub use queue::{
 };
 pub use snapshot::{ConsumerSnapshot, QueueSnapshot};
 pub use timers::now_ms;
+pub use topic_permissions::{
+    InvalidRegex, TopicAccess, TopicAction, TopicPermission, refusal_text as topic_refusal_text,
+};
+pub use tracking::ConnectionTicket;
 pub use vhost::{DeclaredQueue, Published, QueueDeclare, VHost};

@@ -1,4 +1,4 @@
-//! Durable definitions: virtual hosts, users, exchanges, queues and bindings, and the
+//! Durable definitions: virtual hosts (and their limits), users, exchanges, queues and bindings, and the
 //! [`DefinitionStore`] trait that stores them.
 //!
 //! Records hold the broker's own serialisation as opaque bytes (`arguments` is an encoded
@@ -78,6 +78,9 @@ pub struct Definitions {
     pub queues: Vec<(Bytes, QueueRecord)>,
     /// Bindings with their virtual host.
     pub bindings: Vec<(Bytes, BindingRecord)>,
+    /// Virtual host limits (RabbitMQ's `vhost-limits` parameter), encoded by the broker, with
+    /// their virtual host.
+    pub vhost_limits: Vec<(Bytes, Bytes)>,
 }
 
 /// Stores definitions. Every call is durable when it returns `Ok` (definitions change rarely,
@@ -103,6 +106,10 @@ pub trait DefinitionStore: Send + Sync {
     fn put_binding(&self, vhost: &[u8], b: &BindingRecord) -> Result<(), StoreError>;
     /// Deletes the binding equal to `b` in every field.
     fn delete_binding(&self, vhost: &[u8], b: &BindingRecord) -> Result<(), StoreError>;
+    /// Stores (or replaces) a virtual host's limits, encoded by the broker.
+    fn put_vhost_limits(&self, vhost: &[u8], limits: &[u8]) -> Result<(), StoreError>;
+    /// Deletes a virtual host's limits.
+    fn delete_vhost_limits(&self, vhost: &[u8]) -> Result<(), StoreError>;
     /// Reads every stored definition.
     fn load_definitions(&self) -> Result<Definitions, StoreError>;
 }

@@ -174,6 +174,14 @@ impl<S: DefinitionStore> DefinitionStore for FaultyStore<S> {
         self.admit("delete_binding")?;
         self.inner.delete_binding(vhost, b)
     }
+    fn put_vhost_limits(&self, vhost: &[u8], limits: &[u8]) -> Result<(), StoreError> {
+        self.admit("put_vhost_limits")?;
+        self.inner.put_vhost_limits(vhost, limits)
+    }
+    fn delete_vhost_limits(&self, vhost: &[u8]) -> Result<(), StoreError> {
+        self.admit("delete_vhost_limits")?;
+        self.inner.delete_vhost_limits(vhost)
+    }
     fn load_definitions(&self) -> Result<Definitions, StoreError> {
         self.inner.load_definitions()
     }

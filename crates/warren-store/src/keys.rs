@@ -12,6 +12,7 @@
 //! | `0x05` binding | `tag, len, vhost, len, source, kind, len, destination, len, routing key, arguments` | encoded [`BindingRecord`](crate::BindingRecord) |
 //! | `0x06` message | `tag, id u64 BE` | the message bytes |
 //! | `0x07` queue index | `tag, len, vhost, len, queue, seq u64 BE` | `id u64 BE, flags u8` |
+//! | `0x0c` vhost limits | `tag, vhost` | the limits, encoded by the broker |
 
 use crate::{BindingRecord, MessageId, StoreError};
 
@@ -22,6 +23,8 @@ pub(crate) const QUEUE: u8 = 0x04;
 pub(crate) const BINDING: u8 = 0x05;
 pub(crate) const MESSAGE: u8 = 0x06;
 pub(crate) const INDEX: u8 = 0x07;
+/// Far from the next free tags, which other record kinds may take first.
+pub(crate) const VHOST_LIMITS: u8 = 0x0c;
 
 // Meta keys: tag 0x00, then the name.
 

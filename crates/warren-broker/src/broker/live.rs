@@ -64,6 +64,8 @@ impl Broker {
                 .unwrap_or_else(|| PasswordHash::new(&format!("{:x}", rand::random::<u128>()))),
             tags,
             vhosts: old.map(|u| u.vhosts.clone()).unwrap_or_default(),
+            limits: old.map(|u| u.limits.clone()).unwrap_or_default(),
+            topic_permissions: old.map(|u| u.topic_permissions.clone()).unwrap_or_default(),
         };
         self.store.put_user(&user.to_record())?;
         users.insert(name.to_string(), user);
@@ -78,6 +80,8 @@ impl Broker {
         }
         self.store.delete_user(name.as_bytes())?;
         users.remove(name);
+        // Its topic permissions went with it.
+        self.topic_changed();
         Ok(())
     }
 
@@ -105,10 +109,12 @@ impl Broker {
         }
         let mut users = self.users.write();
         for user in users.values_mut() {
-            if user.vhosts.remove(name) {
+            let had_access = user.vhosts.remove(name);
+            if user.clear_topic_permissions(name) | had_access {
                 self.store.put_user(&user.to_record())?;
             }
         }
+        self.topic_changed();
         self.store.delete_vhost(name.as_bytes())?;
         Ok(())
     }
@@ -126,7 +132,7 @@ impl Broker {
         self.change_user(user, |u| u.vhosts.remove(vhost))
     }
 
-    fn change_user(
+    pub(super) fn change_user(
         &self,
         name: &str,
         change: impl FnOnce(&mut User) -> bool,

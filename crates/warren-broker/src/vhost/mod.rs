@@ -10,6 +10,7 @@ use parking_lot::{RwLock, RwLockReadGuard};
 use warren_codec::{FieldTable, FieldValue, ReplyCode, ShortStr};
 use warren_router::{Router, RouterError};
 
+use crate::limits::{VhostLimits, over};
 use crate::persist::{self, SharedStore, store_failed};
 use crate::queue::{Queue, QueueArgs, QueueOptions};
 use crate::timers::Timers;
@@ -90,6 +91,9 @@ pub struct VHost {
     me: Weak<VHost>,
     /// The broker's "queues may deliver" flag, handed to every queue.
     pub(crate) delivering: Arc<AtomicBool>,
+    /// The `vhost-limits` parameter: `None` when never set (RabbitMQ lists a vhost whose limits
+    /// were all cleared with an empty value, and one never limited not at all).
+    limits: RwLock<Option<VhostLimits>>,
 }
 
 impl std::fmt::Debug for VHost {
@@ -120,6 +124,7 @@ impl VHost {
             timers,
             me: me.clone(),
             delivering,
+            limits: RwLock::new(None),
         })
     }
 
@@ -160,6 +165,16 @@ impl VHost {
         );
         self.topology.write().add_queue(name, queue.clone());
         Ok(queue)
+    }
+
+    /// The vhost's limits parameter, if it was ever set.
+    pub fn limits(&self) -> Option<VhostLimits> {
+        self.limits.read().clone()
+    }
+
+    /// Replaces the limits (the broker writes the store first).
+    pub(crate) fn set_limits(&self, limits: Option<VhostLimits>) {
+        *self.limits.write() = limits;
     }
 
     /// Read access to the topology, for routing a batch of publishes under one lock.
@@ -231,6 +246,20 @@ impl VHost {
                 consumer_count,
                 created: false,
             });
+        }
+        // RabbitMQ enforces `max-queues` on queues about to be created only, before it looks at
+        // their arguments (`rabbit_channel:check_vhost_queue_limit`).
+        let max_queues = self
+            .limits
+            .read()
+            .as_ref()
+            .and_then(VhostLimits::max_queues);
+        if over(max_queues, topology.queue_count() as u64) {
+            return Err(BrokerError::precondition(format!(
+                "cannot declare queue '{name}': queue limit in vhost '{}' ({}) is reached",
+                self.name,
+                max_queues.unwrap_or(0)
+            )));
         }
         let args = QueueArgs::parse(&d.arguments, &name.to_string(), &self.name)?;
         let options = QueueOptions {

@@ -55,6 +55,7 @@ impl Channel {
         } else {
             m.routing_key
         };
+        super::exchange::check_topic_read(ctx, &m.exchange, &queue, &key)?;
         ctx.vhost
             .bind_queue(&queue, &m.exchange, &key, &m.arguments, ctx.id)?;
         if !m.no_wait {
@@ -67,6 +68,7 @@ impl Channel {
         strip_cr_lf(&mut m.queue);
         strip_cr_lf(&mut m.exchange);
         let queue = self.resolve_queue(&m.queue)?;
+        super::exchange::check_topic_read(ctx, &m.exchange, &queue, &m.routing_key)?;
         ctx.vhost
             .unbind_queue(&queue, &m.exchange, &m.routing_key, &m.arguments, ctx.id)?;
         ctx.send(self.id, QueueUnbindOk);

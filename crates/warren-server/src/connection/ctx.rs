@@ -7,11 +7,15 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use bytes::{Bytes, BytesMut};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
-use warren_broker::{Broker, Delivery, DeliverySink, Message, Queue, VHost};
-use warren_codec::{Method, ShortStr, encode_method};
+use warren_broker::{
+    Broker, Delivery, DeliverySink, Message, Queue, TopicAccess, TopicAction, VHost,
+};
+use warren_codec::{Method, ReplyCode, ShortStr, encode_method};
+use warren_router::ExchangeKind;
 
 use crate::channel::ReplyRegistry;
 use crate::config::Config;
+use crate::connection::{AmqpError, AmqpResult};
 
 /// What queues send a connection.
 #[derive(Debug)]
@@ -156,6 +160,11 @@ pub struct Ctx {
     pub replies: Arc<ReplyRegistry>,
     /// When the connection task last woke; stamps deliveries for the acknowledgement timeout.
     pub now: Instant,
+    /// The user's topic permissions in this vhost, compiled; refreshed once per batch of input
+    /// when [`Broker::topic_generation`] moved.
+    pub topic_access: Arc<TopicAccess>,
+    /// The generation `topic_access` was compiled at.
+    pub topic_generation: u64,
 }
 
 /// What the server tells every connection.
@@ -170,6 +179,37 @@ pub struct Signals {
 }
 
 impl Ctx {
+    /// Recompiles the topic permissions if they may have changed (one atomic load per batch).
+    pub fn refresh_topic_access(&mut self) {
+        let generation = self.broker.topic_generation();
+        if generation != self.topic_generation {
+            self.topic_generation = generation;
+            self.topic_access = self.broker.topic_access(&self.user, &self.vhost.name);
+        }
+    }
+
+    /// RabbitMQ's `check_topic_authorisation`: on a topic exchange, `routing_key` must match
+    /// the user's `write` (publish) or `read` (bind, unbind) pattern for it; 403 otherwise.
+    /// Free when the user has no topic permission in the vhost.
+    pub fn check_topic(
+        &self,
+        kind: Option<&ExchangeKind>,
+        exchange: &[u8],
+        routing_key: &[u8],
+        action: TopicAction,
+    ) -> AmqpResult {
+        if self.topic_access.is_unrestricted()
+            || !matches!(kind, Some(ExchangeKind::Topic))
+            || self.topic_access.allows(exchange, routing_key, action)
+        {
+            return Ok(());
+        }
+        Err(AmqpError::new(
+            ReplyCode::AccessRefused,
+            warren_broker::topic_refusal_text(exchange, &self.vhost.name, routing_key, &self.user),
+        ))
+    }
+
     /// Queues a method frame for writing.
     pub fn send(&mut self, channel: u16, method: impl Into<Method>) {
         encode_method(&mut self.out, channel, &method.into());

@@ -20,7 +20,7 @@ use crate::config::Config;
 pub(crate) const PRE_TUNE_PAYLOAD_MAX: u32 = warren_codec::FRAME_MIN_SIZE - 8;
 
 /// What the client asked for and was granted.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Negotiated {
     /// The authenticated user.
     pub user: String,
@@ -38,6 +38,8 @@ pub struct Negotiated {
     pub consumer_cancel_notify: bool,
     /// The client understands `connection.blocked` and `connection.unblocked`.
     pub connection_blocked: bool,
+    /// The connection counted against the vhost's and the user's limits.
+    pub ticket: warren_broker::ConnectionTicket,
 }
 
 /// Why the handshake ended without a connection.
@@ -301,13 +303,18 @@ pub async fn perform(
         return Err(HandshakeEnd::Dropped("unreachable".into()));
     };
     let vhost = open.virtual_host.to_string();
-    if broker.vhost(&vhost).is_none() {
+    let Some(vh) = broker.vhost(&vhost) else {
         return Err(
             AmqpError::new(ReplyCode::NotAllowed, format!("vhost {vhost} not found"))
                 .at(10, 40)
                 .into(),
         );
-    }
+    };
+    // The vhost's and the user's `max-connections` come before the access check, as in
+    // RabbitMQ's `rabbit_reader`; the ticket uncounts the connection when dropped.
+    let ticket = broker
+        .open_connection(&user.name, &vh)
+        .map_err(|e| AmqpError::from(e).at(10, 40))?;
     if !user.vhosts.contains(&vhost) {
         tracing::warn!(user = %user.name, vhost, "vhost access refused");
         return Err(AmqpError::new(
@@ -329,6 +336,7 @@ pub async fn perform(
         heartbeat,
         consumer_cancel_notify: cap("consumer_cancel_notify"),
         connection_blocked: cap("connection.blocked"),
+        ticket,
     })
 }
 

@@ -65,6 +65,8 @@ struct Connection {
     blocked: bool,
     /// This connection's entry in the management API's list (unlisted when dropped).
     listed: Registration,
+    /// Counts this connection and its channels against the vhost's and user's limits.
+    ticket: warren_broker::ConnectionTicket,
 }
 
 /// Serves one accepted socket to the end.
@@ -125,6 +127,8 @@ pub async fn run(
     });
     let (tx, events) = mpsc::unbounded_channel();
     let now = Instant::now();
+    let topic_generation = broker.topic_generation();
+    let topic_access = broker.topic_access(&negotiated.user, &negotiated.vhost);
     let mut conn = Connection {
         stream,
         inbuf,
@@ -152,6 +156,8 @@ pub async fn run(
             published: false,
             replies,
             now,
+            topic_access,
+            topic_generation,
         },
         channels: HashMap::default(),
         channel_max: if negotiated.channel_max == 0 {
@@ -168,6 +174,7 @@ pub async fn run(
         alarm: false,
         blocked: false,
         listed,
+        ticket: negotiated.ticket,
     };
     conn.serve(signals, close_requests).await;
     conn.cleanup();
@@ -404,6 +411,7 @@ impl Connection {
 
     fn handle_input(&mut self) {
         self.ctx.batch_time_ms = warren_broker::now_ms();
+        self.ctx.refresh_topic_access();
         loop {
             if matches!(self.state, State::Done | State::Aborted) {
                 return;
@@ -548,6 +556,9 @@ impl Connection {
                     ),
                 ));
             }
+            // The user's `max-channels` counts channels on all its connections; the refusal
+            // closes the connection (530 names no method), as RabbitMQ's reader does.
+            self.ctx.broker.open_channel(&mut self.ticket)?;
             self.channels.insert(channel, Channel::new(channel));
             self.listed.set_channels(self.channels.keys().copied());
             self.ctx.send(channel, ChannelOpenOk);
@@ -565,6 +576,7 @@ impl Connection {
                 Method::ChannelCloseOk(_) => {
                     self.channels.remove(&channel);
                     self.listed.set_channels(self.channels.keys().copied());
+                    self.ticket.channels_closed(self.channels.len());
                 }
                 Method::ChannelClose(_) => {
                     // The client's close crossed ours: answer it, and keep waiting for the
@@ -585,6 +597,7 @@ impl Connection {
                 ch.release(&mut self.ctx);
             }
             self.listed.set_channels(self.channels.keys().copied());
+            self.ticket.channels_closed(self.channels.len());
             self.ctx.send(channel, warren_codec::ChannelCloseOk);
             return Ok(());
         }

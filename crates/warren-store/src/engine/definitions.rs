@@ -4,7 +4,7 @@ use bytes::Bytes;
 
 use crate::backend::Backend;
 use crate::engine::Engine;
-use crate::keys::{self, BINDING, EXCHANGE, INDEX, QUEUE, USER, VHOST};
+use crate::keys::{self, BINDING, EXCHANGE, INDEX, QUEUE, USER, VHOST, VHOST_LIMITS};
 use crate::plan::Plan;
 use crate::record_codec::{
     decode_binding, decode_exchange, decode_queue, decode_user, encode_binding, encode_exchange,
@@ -67,6 +67,7 @@ impl<B: Backend> DefinitionStore for Engine<B> {
     fn delete_vhost(&self, name: &[u8]) -> Result<(), StoreError> {
         self.mutate_durably(|p| {
             p.delete(keys::simple(VHOST, name));
+            p.delete(keys::simple(VHOST_LIMITS, name));
             for tag in [EXCHANGE, QUEUE, BINDING] {
                 p.delete_prefix(&keys::vhost_prefix(tag, name)?)?;
             }
@@ -145,6 +146,22 @@ impl<B: Backend> DefinitionStore for Engine<B> {
         })
     }
 
+    fn put_vhost_limits(&self, vhost: &[u8], limits: &[u8]) -> Result<(), StoreError> {
+        keys::vhost_prefix(VHOST_LIMITS, vhost)?; // length check only
+        let value = Bytes::copy_from_slice(limits);
+        self.mutate_durably(|p| {
+            p.set(keys::simple(VHOST_LIMITS, vhost), value);
+            Ok(())
+        })
+    }
+
+    fn delete_vhost_limits(&self, vhost: &[u8]) -> Result<(), StoreError> {
+        self.mutate_durably(|p| {
+            p.delete(keys::simple(VHOST_LIMITS, vhost));
+            Ok(())
+        })
+    }
+
     fn load_definitions(&self) -> Result<Definitions, StoreError> {
         Ok(Definitions {
             vhosts: self.scan_records(VHOST, |k, _| Ok(Bytes::copy_from_slice(&k[1..])))?,
@@ -153,6 +170,9 @@ impl<B: Backend> DefinitionStore for Engine<B> {
                 .scan_records(EXCHANGE, |k, v| Ok((vhost_of(k)?, decode_exchange(v)?)))?,
             queues: self.scan_records(QUEUE, |k, v| Ok((vhost_of(k)?, decode_queue(v)?)))?,
             bindings: self.scan_records(BINDING, |k, v| Ok((vhost_of(k)?, decode_binding(v)?)))?,
+            vhost_limits: self.scan_records(VHOST_LIMITS, |k, v| {
+                Ok((Bytes::copy_from_slice(&k[1..]), Bytes::copy_from_slice(v)))
+            })?,
         })
     }
 }

@@ -344,6 +344,16 @@ macro_rules! delegate_to_engine {
             ) -> Result<(), $crate::StoreError> {
                 self.engine.delete_binding(vhost, b)
             }
+            fn put_vhost_limits(
+                &self,
+                vhost: &[u8],
+                limits: &[u8],
+            ) -> Result<(), $crate::StoreError> {
+                self.engine.put_vhost_limits(vhost, limits)
+            }
+            fn delete_vhost_limits(&self, vhost: &[u8]) -> Result<(), $crate::StoreError> {
+                self.engine.delete_vhost_limits(vhost)
+            }
             fn load_definitions(&self) -> Result<$crate::Definitions, $crate::StoreError> {
                 self.engine.load_definitions()
             }

@@ -89,6 +89,7 @@ pub fn every_definition_round_trips_through_reopen(mut h: impl Harness) {
         exchanges: pairs("/", &[x]),
         queues: pairs("/", &[q]),
         bindings: pairs("/", &[bq]),
+        vhost_limits: vec![],
     };
     assert_eq!(h.store().load_definitions().unwrap(), expected);
 }
@@ -298,4 +299,30 @@ pub fn overlong_names_are_refused_everywhere(h: impl Harness) {
         Err(StoreError::NameTooLong { .. })
     ));
     s.put_queue(b"/", &queue(&long[..255])).unwrap();
+}
+
+pub fn vhost_limits_round_trip_and_go_with_their_vhost(mut h: impl Harness) {
+    let s = h.store();
+    for v in ["a", "ab"] {
+        s.put_vhost(v.as_bytes()).unwrap();
+        s.put_vhost_limits(v.as_bytes(), b"max-queues=1").unwrap();
+    }
+    s.put_vhost_limits(b"ab", b"max-connections=2").unwrap();
+    s.delete_vhost(b"a").unwrap();
+    h.reopen();
+    let s = h.store();
+    assert_eq!(
+        s.load_definitions().unwrap().vhost_limits,
+        [(b("ab"), b("max-connections=2"))]
+    );
+    s.delete_vhost_limits(b"ab").unwrap();
+    s.delete_vhost_limits(b"never").unwrap();
+    h.reopen();
+    assert!(
+        h.store()
+            .load_definitions()
+            .unwrap()
+            .vhost_limits
+            .is_empty()
+    );
 }

@@ -1,0 +1,175 @@
+//! Topic permissions (RabbitMQ's `rabbit_topic_permission`): per user, vhost and topic exchange,
+//! a `write` and a `read` regular expression that routing keys must match to publish to the
+//! exchange, or to bind to and unbind from it. [`TopicAccess`] is one user's rules in one vhost,
+//! compiled once with `{username}` and `{vhost}` expanded, for a connection to cache.
+//!
+//! As in RabbitMQ: no rule for an exchange allows every key; an empty pattern means `^$`;
+//! a pattern matches anywhere in the key unless anchored. RabbitMQ compiles with PCRE, Warren
+//! with the `regex` crate: look-around and back-references are refused when set.
+
+use regex::Regex;
+
+/// One topic permission as stored and listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicPermission {
+    /// The vhost.
+    pub vhost: String,
+    /// The exchange it applies to (an exact name, not a pattern).
+    pub exchange: String,
+    /// Routing keys the user may publish with.
+    pub write: String,
+    /// Routing keys the user may bind with.
+    pub read: String,
+}
+
+/// A pattern that does not compile; `message` is the regex crate's.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid regular expression '{pattern}': {message}")]
+pub struct InvalidRegex {
+    /// The pattern given.
+    pub pattern: String,
+    /// Why it does not compile.
+    pub message: String,
+}
+
+/// Checks that `pattern` compiles (before it is stored).
+pub fn validate(pattern: &str) -> Result<(), InvalidRegex> {
+    compile(pattern).map(|_| ())
+}
+
+fn compile(pattern: &str) -> Result<Regex, InvalidRegex> {
+    let pattern = if pattern.is_empty() { "^$" } else { pattern };
+    Regex::new(pattern).map_err(|e| InvalidRegex {
+        pattern: pattern.to_string(),
+        message: e.to_string(),
+    })
+}
+
+/// Which check: publishing or binding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TopicAction {
+    /// `basic.publish`: the `write` pattern.
+    Write,
+    /// `queue.bind`, `exchange.bind` and their unbinds: the `read` pattern.
+    Read,
+}
+
+#[derive(Debug)]
+struct Compiled {
+    exchange: String,
+    write: Option<Regex>,
+    read: Option<Regex>,
+}
+
+/// One user's topic permissions in one vhost, compiled.
+#[derive(Debug, Default)]
+pub struct TopicAccess {
+    rules: Vec<Compiled>,
+}
+
+impl TopicAccess {
+    /// Compiles `user`'s permissions in `vhost`, expanding `{username}` and `{vhost}` as
+    /// RabbitMQ's `expand_topic_permission` does. A pattern stored before a rule change that no
+    /// longer compiles after expansion denies everything (RabbitMQ's `re:run` would fail too).
+    pub fn compile<'a>(
+        user: &str,
+        vhost: &str,
+        permissions: impl IntoIterator<Item = &'a TopicPermission>,
+    ) -> Self {
+        let expand = |p: &str| p.replace("{vhost}", vhost).replace("{username}", user);
+        let rules = permissions
+            .into_iter()
+            .filter(|p| p.vhost == vhost)
+            .map(|p| Compiled {
+                exchange: p.exchange.clone(),
+                write: compile(&expand(&p.write)).ok(),
+                read: compile(&expand(&p.read)).ok(),
+            })
+            .collect();
+        TopicAccess { rules }
+    }
+
+    /// True when the user has no topic permission in the vhost: everything is allowed, and a
+    /// caller may skip the check entirely.
+    pub fn is_unrestricted(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// Whether `routing_key` may be used on the topic exchange `exchange`. Allocates nothing.
+    pub fn allows(&self, exchange: &[u8], routing_key: &[u8], action: TopicAction) -> bool {
+        let Some(rule) = self
+            .rules
+            .iter()
+            .find(|r| r.exchange.as_bytes() == exchange)
+        else {
+            return true;
+        };
+        let re = match action {
+            TopicAction::Write => &rule.write,
+            TopicAction::Read => &rule.read,
+        };
+        // Routing keys are short strings of any bytes; one that is not UTF-8 cannot match a
+        // pattern written as text unless the pattern matches the empty string, as `.*` does.
+        match (re, std::str::from_utf8(routing_key)) {
+            (Some(re), Ok(key)) => re.is_match(key),
+            (Some(re), Err(_)) => re.is_match(""),
+            (None, _) => false,
+        }
+    }
+}
+
+/// RabbitMQ's refusal text for a topic check that failed (`rabbit_access_control`).
+pub fn refusal_text(exchange: &[u8], vhost: &str, routing_key: &[u8], user: &str) -> String {
+    format!(
+        "access to topic '{}' in exchange '{}' in vhost '{vhost}' refused for user '{user}'",
+        String::from_utf8_lossy(routing_key),
+        String::from_utf8_lossy(exchange),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn perm(vhost: &str, exchange: &str, write: &str, read: &str) -> TopicPermission {
+        TopicPermission {
+            vhost: vhost.into(),
+            exchange: exchange.into(),
+            write: write.into(),
+            read: read.into(),
+        }
+    }
+
+    #[test]
+    fn no_rule_allows_and_a_rule_matches_unanchored() {
+        let perms = [perm("/", "amq.topic", "^a\\.", "b")];
+        let a = TopicAccess::compile("bob", "/", &perms);
+        assert!(!a.is_unrestricted());
+        assert!(a.allows(b"amq.topic", b"a.x", TopicAction::Write));
+        assert!(!a.allows(b"amq.topic", b"x.a.x", TopicAction::Write));
+        assert!(a.allows(b"amq.topic", b"xbx", TopicAction::Read));
+        assert!(!a.allows(b"amq.topic", b"a.x", TopicAction::Read));
+        assert!(a.allows(b"other", b"anything", TopicAction::Write));
+        assert!(TopicAccess::compile("bob", "other", &perms).is_unrestricted());
+    }
+
+    #[test]
+    fn empty_pattern_allows_only_the_empty_key_and_variables_expand() {
+        let perms = [perm("v", "x", "", "^{username}\\.{vhost}$")];
+        let a = TopicAccess::compile("bob", "v", &perms);
+        assert!(a.allows(b"x", b"", TopicAction::Write));
+        assert!(!a.allows(b"x", b"k", TopicAction::Write));
+        assert!(a.allows(b"x", b"bob.v", TopicAction::Read));
+        assert!(!a.allows(b"x", b"alice.v", TopicAction::Read));
+    }
+
+    #[test]
+    fn invalid_patterns_are_refused_and_the_text_is_rabbitmqs() {
+        assert!(validate("(").is_err());
+        assert!(validate("").is_ok());
+        assert_eq!(
+            refusal_text(b"amq.topic", "/", b"b.c", "bob"),
+            "access to topic 'b.c' in exchange 'amq.topic' in vhost '/' refused for user 'bob'"
+        );
+    }
+}
