@@ -68,6 +68,11 @@ pub struct TopicAccess {
 }
 
 impl TopicAccess {
+    /// Checks that `pattern` compiles, as setting it does.
+    pub fn validate(pattern: &str) -> Result<(), InvalidRegex> {
+        validate(pattern)
+    }
+
     /// Compiles `user`'s permissions in `vhost`, expanding `{username}` and `{vhost}` as
     /// RabbitMQ's `expand_topic_permission` does. A pattern stored before a rule change that no
     /// longer compiles after expansion denies everything (RabbitMQ's `re:run` would fail too).

@@ -43,6 +43,13 @@ pub enum ApiError {
     /// 500: the store failed.
     #[error("internal error: {0}")]
     Internal(String),
+    /// 404 with RabbitMQ's `not_found` error and a reason (`vhost_not_found`).
+    #[error("not found: {0}")]
+    NotFoundReason(&'static str),
+    /// 500 with no body: where RabbitMQ's handler crashes (a limit deleted from a missing vhost
+    /// or user), Warren answers the same rather than invent a reply.
+    #[error("internal error")]
+    Crashed,
 }
 
 impl ApiError {
@@ -121,6 +128,10 @@ impl IntoResponse for ApiError {
             ApiError::Unavailable(v) => {
                 json_response(StatusCode::SERVICE_UNAVAILABLE, v.to_string())
             }
+            ApiError::NotFoundReason(reason) => {
+                json_response(StatusCode::NOT_FOUND, body("not_found", reason))
+            }
+            ApiError::Crashed => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
             ApiError::Internal(reason) => json_response(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 body("internal_server_error", &reason),

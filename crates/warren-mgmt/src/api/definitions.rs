@@ -1,8 +1,9 @@
 //! `/api/definitions` and `/api/definitions/{vhost}`: export (GET) and import (POST) in
 //! RabbitMQ's format.
 //!
-//! `POST` imports such a file with RabbitMQ's merge rules; policies, parameters and topic
-//! permissions are refused until Warren has them (docs/management-api.md).
+//! `POST` imports such a file with RabbitMQ's merge rules; policies and parameters other than
+//! `vhost-limits` are refused until Warren has them (docs/management-api.md). Limits and topic
+//! permissions are `definitions_access.rs`'s.
 
 use axum::body::Bytes;
 use axum::extract::Path;
@@ -124,8 +125,14 @@ pub async fn export(state: State, user: Authed) -> Result<Response, ApiError> {
         o.insert("users".into(), Value::Array(users));
         o.insert("vhosts".into(), Value::Array(vhosts));
         o.insert("permissions".into(), Value::Array(permissions));
-        o.insert("topic_permissions".into(), json!([]));
-        o.insert("parameters".into(), json!([]));
+        o.insert(
+            "topic_permissions".into(),
+            Value::Array(super::definitions_access::export_topic_permissions(m)),
+        );
+        o.insert(
+            "parameters".into(),
+            Value::Array(super::definitions_access::export_vhost_limits(m, None)),
+        );
         o.insert("global_parameters".into(), json!([]));
         o.insert("policies".into(), json!([]));
         o.insert("queues".into(), Value::Array(queues));
@@ -146,7 +153,13 @@ pub async fn export_vhost(
     let (queues, exchanges, bindings) = topology_of(&vh, false);
     let mut out = versions(&state.0);
     if let Value::Object(o) = &mut out {
-        o.insert("parameters".into(), json!([]));
+        o.insert(
+            "parameters".into(),
+            Value::Array(super::definitions_access::export_vhost_limits(
+                &state.0,
+                Some(&v),
+            )),
+        );
         o.insert("policies".into(), json!([]));
         o.insert("queues".into(), Value::Array(queues));
         o.insert("exchanges".into(), Value::Array(exchanges));
@@ -181,8 +194,11 @@ fn check(defs: &Value) -> Result<(), ApiError> {
     if !defs.is_object() {
         return Err(ApiError::BadRequest("not_json".into()));
     }
-    for key in ["policies", "parameters", "topic_permissions"] {
-        if !list(defs, key).is_empty() {
+    for key in ["policies", "parameters"] {
+        let mut unsupported = list(defs, key)
+            .iter()
+            .filter(|p| !super::definitions_access::is_vhost_limits(p));
+        if unsupported.next().is_some() {
             return Err(ApiError::BadRequest(format!(
                 "Warren does not support {key} yet; remove them from the file to import the rest"
             )));
@@ -195,6 +211,7 @@ fn check(defs: &Value) -> Result<(), ApiError> {
             }
         }
     }
+    super::definitions_access::check(defs)?;
     for u in list(defs, "users") {
         required(u, "name", "user")?;
         if let Some(alg) = field(u, "hashing_algorithm")
@@ -327,6 +344,7 @@ pub fn import_definitions(broker: &Broker, body: &[u8]) -> Result<(), ApiError> 
         );
         broker.set_permissions_live(name, vhost)?;
     }
+    super::definitions_access::import(broker, &defs)?;
     for vh in broker.vhosts() {
         import_topology(&vh, &defs, None)?;
     }
@@ -354,5 +372,6 @@ pub async fn import_vhost(
         serde_json::from_slice(&body).map_err(|_| ApiError::BadRequest("not_json".into()))?;
     check(&defs)?;
     import_topology(&vh, &defs, Some(&v))?;
+    super::definitions_access::import_into_vhost(&state.0.broker, &defs, &v)?;
     Ok(super::no_content())
 }

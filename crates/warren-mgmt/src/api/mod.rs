@@ -3,12 +3,16 @@
 mod bindings;
 mod connections;
 pub(crate) mod definitions;
+mod definitions_access;
 mod exchanges;
 mod health;
 mod overview;
 mod permissions;
 mod queues;
+mod topic_permissions;
+mod user_limits;
 mod users;
+mod vhost_limits;
 mod vhosts;
 
 use std::sync::Arc;
@@ -155,7 +159,40 @@ pub fn routes() -> Router<Arc<Management>> {
             "/api/definitions/{vhost}",
             get(definitions::export_vhost).post(definitions::import_vhost),
         )
+        .merge(limit_routes())
         .fallback(not_found)
+}
+
+/// Vhost limits, user limits and topic permissions (kept apart to keep merges small).
+fn limit_routes() -> Router<Arc<Management>> {
+    Router::new()
+        .route("/api/vhost-limits", get(vhost_limits::list))
+        .route("/api/vhost-limits/{vhost}", get(vhost_limits::of_vhost))
+        .route(
+            "/api/vhost-limits/{vhost}/{name}",
+            axum::routing::put(vhost_limits::put).delete(vhost_limits::remove),
+        )
+        .route("/api/user-limits", get(user_limits::list))
+        .route("/api/user-limits/{user}", get(user_limits::of_user))
+        .route(
+            "/api/user-limits/{user}/{name}",
+            axum::routing::put(user_limits::put).delete(user_limits::remove),
+        )
+        .route("/api/topic-permissions", get(topic_permissions::list))
+        .route(
+            "/api/topic-permissions/{vhost}/{user}",
+            get(topic_permissions::show)
+                .put(topic_permissions::put)
+                .delete(topic_permissions::remove),
+        )
+        .route(
+            "/api/users/{user}/topic-permissions",
+            get(topic_permissions::of_user),
+        )
+        .route(
+            "/api/vhosts/{vhost}/topic-permissions",
+            get(topic_permissions::of_vhost),
+        )
 }
 
 async fn not_found() -> ApiError {

@@ -19,7 +19,7 @@ pub fn user_json(u: &User) -> Value {
         "password_hash": base64::encode(&rabbitmq_password_hash(u)),
         "hashing_algorithm": "rabbit_password_hashing_sha256",
         "tags": u.tags,
-        "limits": {},
+        "limits": super::user_limits::user_limits_json(&u.limits.0),
     })
 }
 
