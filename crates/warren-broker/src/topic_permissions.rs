@@ -38,11 +38,74 @@ pub fn validate(pattern: &str) -> Result<(), InvalidRegex> {
 }
 
 fn compile(pattern: &str) -> Result<Regex, InvalidRegex> {
-    let pattern = if pattern.is_empty() { "^$" } else { pattern };
-    Regex::new(pattern).map_err(|e| InvalidRegex {
+    let given = if pattern.is_empty() { "^$" } else { pattern };
+    Regex::new(&literal_braces(given)).map_err(|e| InvalidRegex {
         pattern: pattern.to_string(),
         message: e.to_string(),
     })
+}
+
+/// PCRE reads a `{` that does not start a quantifier (`{n}`, `{n,}`, `{n,m}`) as a literal,
+/// and so a lone `}`; the regex crate refuses both. Escapes them, so `^{username}\.` (stored
+/// unexpanded) and other such patterns RabbitMQ accepts compile here too.
+fn literal_braces(pattern: &str) -> String {
+    let b = pattern.as_bytes();
+    let mut out = String::with_capacity(pattern.len() + 4);
+    let (mut i, mut in_class) = (0, false);
+    let quantifier_end = |from: usize| -> Option<usize> {
+        let mut j = from + 1;
+        let digits = |j: &mut usize| {
+            let start = *j;
+            while *j < b.len() && b[*j].is_ascii_digit() {
+                *j += 1;
+            }
+            *j > start
+        };
+        if !digits(&mut j) {
+            return None;
+        }
+        if j < b.len() && b[j] == b',' {
+            j += 1;
+            digits(&mut j);
+        }
+        (j < b.len() && b[j] == b'}').then_some(j)
+    };
+    while i < b.len() {
+        let c = b[i];
+        match c {
+            b'\\' if i + 1 < b.len() => {
+                // An escape: copy it and the character it escapes, whole (UTF-8 included).
+                let next = pattern[i + 1..].chars().next().map_or(1, char::len_utf8);
+                out.push_str(&pattern[i..i + 1 + next]);
+                i += 1 + next;
+                continue;
+            }
+            b'[' if !in_class => in_class = true,
+            b']' if in_class => in_class = false,
+            b'{' if !in_class => match quantifier_end(i) {
+                Some(end) => {
+                    out.push_str(&pattern[i..=end]);
+                    i = end + 1;
+                    continue;
+                }
+                None => {
+                    out.push_str("\\{");
+                    i += 1;
+                    continue;
+                }
+            },
+            b'}' if !in_class => {
+                out.push_str("\\}");
+                i += 1;
+                continue;
+            }
+            _ => {}
+        }
+        let ch = pattern[i..].chars().next().map_or(1, char::len_utf8);
+        out.push_str(&pattern[i..i + ch]);
+        i += ch;
+    }
+    out
 }
 
 /// Which check: publishing or binding.
@@ -166,6 +229,19 @@ mod tests {
         assert!(!a.allows(b"x", b"k", TopicAction::Write));
         assert!(a.allows(b"x", b"bob.v", TopicAction::Read));
         assert!(!a.allows(b"x", b"alice.v", TopicAction::Read));
+    }
+
+    #[test]
+    fn braces_that_are_no_quantifier_are_literal_as_in_pcre() {
+        assert_eq!(literal_braces("^{username}\\."), "^\\{username\\}\\.");
+        assert_eq!(literal_braces("a{2}b{1,}c{1,3}"), "a{2}b{1,}c{1,3}");
+        assert_eq!(literal_braces("[{}]\\{x}é"), "[{}]\\{x\\}é");
+        assert!(validate("^{username}\\.").is_ok());
+        let perms = [perm("/", "x", "a{2}|{vhost}", "")];
+        let a = TopicAccess::compile("bob", "/", &perms);
+        assert!(a.allows(b"x", b"aa", TopicAction::Write));
+        assert!(a.allows(b"x", b"k/", TopicAction::Write));
+        assert!(!a.allows(b"x", b"a", TopicAction::Write));
     }
 
     #[test]
