@@ -1,0 +1,312 @@
+//! Vhost limits, user limits and topic permissions through a real client (lapin) and the
+//! management API, on the real server in-process: RabbitMQ's reply codes and texts (checked
+//! against RabbitMQ 3.10.8 by `conformance/limits_api.py`), runtime changes applying at once,
+//! and everything surviving a restart.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::http::call;
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueueBindOptions};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Connection, ConnectionProperties};
+use serde_json::json;
+use warren_server::ServerHandle;
+
+fn url(server: &ServerHandle, user: &str, vhost: &str) -> String {
+    let pass = if user == "guest" { "guest" } else { "pw" };
+    format!(
+        "amqp://{user}:{pass}@{}/{}",
+        server.addr(),
+        vhost.replace('/', "%2f")
+    )
+}
+
+/// A connection, or the (code, text) it was refused with.
+async fn open(server: &ServerHandle, user: &str, vhost: &str) -> Result<Connection, (u16, String)> {
+    Connection::connect(&url(server, user, vhost), ConnectionProperties::default())
+        .await
+        .map_err(|e| match e {
+            lapin::Error::ProtocolError(amqp) => (amqp.get_id(), amqp.get_message().to_string()),
+            other => (0, other.to_string()),
+        })
+}
+
+/// A user `bob` (password `pw`) with full permissions on `/` and on `v`.
+async fn setup(server: &ServerHandle) {
+    assert_eq!(call(server, "PUT", "/api/vhosts/v", None).await.status, 201);
+    let r = call(
+        server,
+        "PUT",
+        "/api/users/bob",
+        Some(json!({"password": "pw", "tags": ""})),
+    )
+    .await;
+    assert_eq!(r.status, 201);
+    for v in ["%2F", "v"] {
+        let r = call(
+            server,
+            "PUT",
+            &format!("/api/permissions/{v}/bob"),
+            Some(json!({"configure": ".*", "write": ".*", "read": ".*"})),
+        )
+        .await;
+        assert_eq!(r.status, 201);
+    }
+}
+
+async fn limit(server: &ServerHandle, path: &str, value: Option<i64>) {
+    let r = match value {
+        Some(v) => call(server, "PUT", path, Some(json!({ "value": v }))).await,
+        None => call(server, "DELETE", path, None).await,
+    };
+    assert_eq!(r.status, 204, "{path}: {}", r.body);
+}
+
+#[tokio::test]
+async fn vhost_and_user_connection_limits_refuse_with_530_and_free_on_close() {
+    let server = common::start().await;
+    setup(&server).await;
+    limit(&server, "/api/vhost-limits/v/max-connections", Some(1)).await;
+    let first = open(&server, "guest", "v").await.unwrap();
+    assert_eq!(
+        open(&server, "bob", "v").await.err().unwrap(),
+        (
+            530,
+            "NOT_ALLOWED - access to vhost 'v' refused for user 'bob': connection limit (1) is reached"
+                .into()
+        )
+    );
+    first.close(200, "bye").await.unwrap();
+    // The count drops when the server has seen the close: retry briefly.
+    let mut again = Err((0, String::new()));
+    for _ in 0..50 {
+        again = open(&server, "bob", "v").await;
+        if again.is_ok() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let bobs = again.unwrap();
+    limit(&server, "/api/vhost-limits/v/max-connections", Some(-1)).await;
+    limit(&server, "/api/user-limits/bob/max-connections", Some(1)).await;
+    assert_eq!(
+        open(&server, "bob", "/").await.err().unwrap(),
+        (
+            530,
+            "NOT_ALLOWED - connection refused for user 'bob': user connection limit (1) is reached"
+                .into()
+        )
+    );
+    // Others are not limited, and lowering a limit closes nothing.
+    let _guest = open(&server, "guest", "v").await.unwrap();
+    limit(&server, "/api/user-limits/bob/max-connections", Some(0)).await;
+    assert!(bobs.status().connected());
+    assert_eq!(
+        open(&server, "bob", "v").await.err().unwrap().1,
+        "NOT_ALLOWED - connection refused for user 'bob': user connection limit (0) is reached"
+    );
+    limit(&server, "/api/user-limits/bob/max-connections", None).await;
+    open(&server, "bob", "v").await.unwrap();
+}
+
+#[tokio::test]
+async fn user_channel_limit_counts_every_connection_and_closes_the_connection() {
+    let server = common::start().await;
+    setup(&server).await;
+    limit(&server, "/api/user-limits/bob/max-channels", Some(2)).await;
+    let a = open(&server, "bob", "/").await.unwrap();
+    let b = open(&server, "bob", "v").await.unwrap();
+    let _ch1 = a.create_channel().await.unwrap();
+    let _ch2 = b.create_channel().await.unwrap();
+    let err = a.create_channel().await.unwrap_err();
+    let lapin::Error::ProtocolError(amqp) = err else {
+        panic!("not a protocol error: {err:?}");
+    };
+    assert_eq!(amqp.get_id(), 530);
+    assert_eq!(
+        amqp.get_message().as_str(),
+        "NOT_ALLOWED - number of channels opened for user 'bob' has reached the maximum allowed user limit of (2)"
+    );
+    // The refused connection is gone with its channel: b may open one more.
+    let mut opened = false;
+    for _ in 0..50 {
+        if b.create_channel().await.is_ok() {
+            opened = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(opened, "the closed connection's channel still counted");
+}
+
+#[tokio::test]
+async fn queue_limit_refuses_new_queues_with_406_over_amqp_and_400_over_http() {
+    let server = common::start().await;
+    let conn = common::connect(&server).await;
+    let ch = conn.create_channel().await.unwrap();
+    common::declare_queue(&ch, "q1").await.unwrap();
+    limit(&server, "/api/vhost-limits/%2F/max-queues", Some(1)).await;
+    common::declare_queue(&ch, "q1").await.unwrap();
+    let mut closed = common::watch_close(&ch);
+    assert!(common::declare_queue(&ch, "q2").await.is_err());
+    assert_eq!(
+        common::closed_with(&mut closed).await,
+        (
+            406,
+            "PRECONDITION_FAILED - cannot declare queue 'q2': queue limit in vhost '/' (1) is reached"
+                .into()
+        )
+    );
+    let r = call(
+        &server,
+        "PUT",
+        "/api/queues/%2F/q3",
+        Some(json!({"durable": false})),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.json()),
+        (
+            400,
+            json!({"error": "bad_request", "reason": "cannot declare queue 'q3': queue limit in vhost '/' (1) is reached"})
+        )
+    );
+    limit(&server, "/api/vhost-limits/%2F/max-queues", Some(2)).await;
+    let ch = conn.create_channel().await.unwrap();
+    common::declare_queue(&ch, "q2").await.unwrap();
+}
+
+#[tokio::test]
+async fn topic_permissions_refuse_publishes_and_binds_with_403_and_change_live() {
+    let server = common::start().await;
+    setup(&server).await;
+    let r = call(
+        &server,
+        "PUT",
+        "/api/topic-permissions/%2F/bob",
+        Some(json!({"exchange": "amq.topic", "write": "^a\\.|^{username}\\.", "read": "^b"})),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let conn = open(&server, "bob", "/").await.unwrap();
+    let ch = conn.create_channel().await.unwrap();
+    ch.confirm_select(ConfirmSelectOptions::default())
+        .await
+        .unwrap();
+    let publish = |ch: lapin::Channel, x: &'static str, key: &'static str| async move {
+        ch.basic_publish(
+            x,
+            key,
+            BasicPublishOptions::default(),
+            b"m",
+            BasicProperties::default(),
+        )
+        .await?
+        .await
+    };
+    publish(ch.clone(), "amq.topic", "a.1").await.unwrap();
+    publish(ch.clone(), "amq.topic", "bob.1").await.unwrap();
+    publish(ch.clone(), "amq.direct", "x").await.unwrap();
+    let mut closed = common::watch_close(&ch);
+    let _ = publish(ch.clone(), "amq.topic", "x.a").await;
+    assert_eq!(
+        common::closed_with(&mut closed).await,
+        (
+            403,
+            "ACCESS_REFUSED - access to topic 'x.a' in exchange 'amq.topic' in vhost '/' refused for user 'bob'"
+                .into()
+        )
+    );
+    let ch = conn.create_channel().await.unwrap();
+    common::declare_queue(&ch, "tq").await.unwrap();
+    let bind = |ch: lapin::Channel, key: &'static str| async move {
+        ch.queue_bind(
+            "tq",
+            "amq.topic",
+            key,
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+    };
+    bind(ch.clone(), "b.1").await.unwrap();
+    let mut closed = common::watch_close(&ch);
+    assert!(bind(ch.clone(), "c.1").await.is_err());
+    assert_eq!(
+        common::closed_with(&mut closed).await.1,
+        "ACCESS_REFUSED - access to topic 'c.1' in exchange 'amq.topic' in vhost '/' refused for user 'bob'"
+    );
+    // Cleared: the same connection may publish anything from its next batch on.
+    assert_eq!(
+        call(&server, "DELETE", "/api/topic-permissions/%2F/bob", None)
+            .await
+            .status,
+        204
+    );
+    let ch = conn.create_channel().await.unwrap();
+    ch.confirm_select(ConfirmSelectOptions::default())
+        .await
+        .unwrap();
+    publish(ch.clone(), "amq.topic", "x.a").await.unwrap();
+}
+
+#[tokio::test]
+async fn limits_and_topic_permissions_survive_a_restart() {
+    let dir = common::fresh_data_dir();
+    let d = dir.clone();
+    let server = common::start_with(|c| c.data_dir = d).await;
+    setup(&server).await;
+    limit(&server, "/api/vhost-limits/v/max-queues", Some(3)).await;
+    limit(&server, "/api/vhost-limits/v/max-connections", Some(5)).await;
+    limit(&server, "/api/user-limits/bob/max-channels", Some(7)).await;
+    let r = call(
+        &server,
+        "PUT",
+        "/api/topic-permissions/v/bob",
+        Some(json!({"exchange": "logs", "write": "^w", "read": ""})),
+    )
+    .await;
+    assert_eq!(r.status, 201);
+    server.shutdown().await.unwrap();
+    let d = dir.clone();
+    let server = common::start_with(|c| c.data_dir = d).await;
+    assert_eq!(
+        call(&server, "GET", "/api/vhost-limits/v", None)
+            .await
+            .json(),
+        json!([{"vhost": "v", "value": {"max-connections": 5, "max-queues": 3}}])
+    );
+    assert_eq!(
+        call(&server, "GET", "/api/user-limits", None).await.json(),
+        json!([{"user": "bob", "value": {"max-channels": 7}}])
+    );
+    assert_eq!(
+        call(&server, "GET", "/api/topic-permissions", None)
+            .await
+            .json(),
+        json!([{"user": "bob", "vhost": "v", "exchange": "logs", "write": "^w", "read": ""}])
+    );
+    // Deleting the vhost takes its limits and topic permissions with it.
+    assert_eq!(
+        call(&server, "DELETE", "/api/vhosts/v", None).await.status,
+        204
+    );
+    assert_eq!(
+        call(&server, "GET", "/api/topic-permissions", None)
+            .await
+            .json(),
+        json!([])
+    );
+    assert_eq!(
+        call(&server, "PUT", "/api/vhosts/v", None).await.status,
+        201
+    );
+    assert_eq!(
+        call(&server, "GET", "/api/vhost-limits/v", None)
+            .await
+            .json(),
+        json!([])
+    );
+}
