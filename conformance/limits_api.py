@@ -7,8 +7,8 @@ reference: every check must pass against it).
     conformance/limits_api.py --against-rabbitmq                                 # private node
     conformance/limits_api.py --against-warren                                   # this tree
 
-Needs pika (conformance/run installs it in conformance/.deps/venv). Creates objects named
-lim-check-*; uses guest/guest.
+Uses pika from conformance/run's venv (conformance/.deps/venv, created on first use). Creates
+objects named lim-check-*; uses guest/guest.
 """
 
 import argparse
@@ -22,8 +22,13 @@ import management_api  # noqa: E402  (the Api class and broker start-up)
 
 try:
     import pika
-except ImportError:  # pragma: no cover
-    raise SystemExit("pika is needed: conformance/.deps/venv/bin/python conformance/limits_api.py")
+except ImportError:
+    # Re-run under the conformance venv (conformance/run's, created here if missing).
+    runner = management_api.load_runner()
+    runner.ensure_python()
+    if os.path.abspath(sys.executable) == os.path.abspath(runner.VENV_PY):
+        raise SystemExit("pika is missing from the conformance venv")
+    os.execv(runner.VENV_PY, [runner.VENV_PY, os.path.abspath(__file__), *sys.argv[1:]])
 
 V = "lim-check-v"
 U = "lim-check-u"
