@@ -310,3 +310,169 @@ async fn limits_and_topic_permissions_survive_a_restart() {
         json!([])
     );
 }
+
+#[tokio::test]
+async fn the_api_validates_limits_and_topic_permissions_as_rabbitmq() {
+    let server = common::start().await;
+    setup(&server).await;
+    let put = |path: &'static str, body: serde_json::Value| {
+        let server = &server;
+        async move {
+            let r = call(server, "PUT", path, Some(body)).await;
+            (r.status, r.body)
+        }
+    };
+    let bad =
+        |reason: serde_json::Value| json!({"error": "bad_request", "reason": reason}).to_string();
+    assert_eq!(
+        put("/api/vhost-limits/v/max-foo", json!({"value": 5})).await,
+        (
+            400,
+            bad(json!(
+                "Validation failed\n\nUnrecognised terms [{<<\"max-foo\">>,5}] in limits\n"
+            ))
+        )
+    );
+    assert_eq!(
+        put("/api/vhost-limits/v/max-queues", json!({"value": "x"})).await,
+        (
+            400,
+            bad(json!(
+                "Validation failed\n\nmax-queues should be a number, actually was <<\"x\">>\n"
+            ))
+        )
+    );
+    assert_eq!(
+        put("/api/vhost-limits/v/max-queues", json!({"valu": 1})).await,
+        (400, bad(json!("[{key_missing,value}]")))
+    );
+    assert_eq!(
+        put("/api/vhost-limits/nope/max-queues", json!({"value": 1})).await,
+        (
+            404,
+            json!({"error": "not_found", "reason": "vhost_not_found"}).to_string()
+        )
+    );
+    assert_eq!(
+        put("/api/user-limits/bob/max-queues", json!({"value": 1})).await,
+        (
+            400,
+            bad(json!(
+                "Unrecognised terms [{<<\"max-queues\">>,1}] in user-limits"
+            ))
+        )
+    );
+    assert_eq!(
+        put("/api/user-limits/nope/max-channels", json!({"value": 1})).await,
+        (400, bad(json!(["no_such_user", "nope"])))
+    );
+    assert_eq!(
+        put(
+            "/api/topic-permissions/v/bob",
+            json!({"exchange": "x", "read": ".*"})
+        )
+        .await,
+        (400, bad(json!("[{key_missing,write}]")))
+    );
+    let (status, body) = put(
+        "/api/topic-permissions/v/bob",
+        json!({"exchange": "x", "write": "(", "read": ".*"}),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(body.contains("[\"invalid_regexp\",\"(\""), "{body}");
+    assert_eq!(
+        put(
+            "/api/topic-permissions/v/nobody",
+            json!({"exchange": "x", "write": "", "read": ""})
+        )
+        .await,
+        (400, bad(json!("vhost_or_user_not_found")))
+    );
+    // Clearing every limit keeps the (empty) parameter in the list, as RabbitMQ does.
+    limit(&server, "/api/vhost-limits/v/max-queues", Some(2)).await;
+    limit(&server, "/api/vhost-limits/v/max-queues", None).await;
+    assert_eq!(
+        call(&server, "GET", "/api/vhost-limits/v", None)
+            .await
+            .json(),
+        json!([])
+    );
+    assert_eq!(
+        call(&server, "GET", "/api/vhost-limits", None).await.json(),
+        json!([{"vhost": "v", "value": []}])
+    );
+    assert_eq!(
+        call(
+            &server,
+            "DELETE",
+            "/api/user-limits/nope/max-channels",
+            None
+        )
+        .await
+        .status,
+        500
+    );
+}
+
+#[tokio::test]
+async fn definitions_carry_limits_and_topic_permissions_both_ways() {
+    let server = common::start().await;
+    setup(&server).await;
+    limit(&server, "/api/vhost-limits/v/max-queues", Some(4)).await;
+    limit(&server, "/api/user-limits/bob/max-connections", Some(2)).await;
+    let r = call(
+        &server,
+        "PUT",
+        "/api/topic-permissions/v/bob",
+        Some(json!({"exchange": "amq.topic", "write": "^w", "read": "^r"})),
+    )
+    .await;
+    assert_eq!(r.status, 201);
+    let defs = call(&server, "GET", "/api/definitions", None).await.json();
+    assert_eq!(
+        defs["parameters"],
+        json!([{"value": {"max-queues": 4}, "vhost": "v", "component": "vhost-limits", "name": "limits"}])
+    );
+    let bob = defs["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["name"] == "bob")
+        .unwrap()
+        .clone();
+    assert_eq!(bob["limits"], json!({"max-connections": 2}));
+    assert_eq!(
+        defs["topic_permissions"],
+        json!([{"user": "bob", "vhost": "v", "exchange": "amq.topic", "write": "^w", "read": "^r"}])
+    );
+    let one = call(&server, "GET", "/api/definitions/v", None)
+        .await
+        .json();
+    assert_eq!(one["parameters"], defs["parameters"]);
+    // Into a fresh broker: the same limits and permissions, enforced.
+    let other = common::start().await;
+    let r = call(&other, "POST", "/api/definitions", Some(defs.clone())).await;
+    assert_eq!(r.status, 204, "{}", r.body);
+    let again = call(&other, "GET", "/api/definitions", None).await.json();
+    for key in ["parameters", "topic_permissions"] {
+        assert_eq!(again[key], defs[key], "{key}");
+    }
+    let _one = open(&other, "bob", "v").await.unwrap();
+    let _two = open(&other, "bob", "v").await.unwrap();
+    assert_eq!(
+        open(&other, "bob", "/").await.err().unwrap().0,
+        530,
+        "the imported user limit holds"
+    );
+    // A file with another kind of parameter is still refused whole.
+    let mut policy = defs.clone();
+    policy["parameters"] =
+        json!([{"value": {}, "vhost": "v", "component": "federation-upstream", "name": "u"}]);
+    assert_eq!(
+        call(&other, "POST", "/api/definitions", Some(policy))
+            .await
+            .status,
+        400
+    );
+}
