@@ -49,6 +49,9 @@ pub struct Broker {
     /// False once the broker is stopping: queues keep their messages rather than hand them to
     /// consumers whose connections are closing (see [`Broker::stop_delivering`]).
     delivering: Arc<AtomicBool>,
+    /// Bumped after every change of any user's permissions (set, clear, user or vhost
+    /// deleted): channels cache their decisions and re-read permissions when it moves.
+    permission_generation: AtomicU64,
 }
 
 impl std::fmt::Debug for Broker {
@@ -71,7 +74,7 @@ impl Broker {
         let first = FirstBoot::default();
         broker.add_vhost(&first.vhost);
         let mut guest = User::new(&first.user, &first.password, vec!["administrator".into()]);
-        guest.vhosts.insert(first.vhost);
+        guest.vhosts.set(&first.vhost, crate::Permission::full());
         broker.add_user(guest);
         broker.set_loopback_users([first.user]);
         broker
@@ -86,6 +89,7 @@ impl Broker {
             next_message_id: Arc::new(AtomicU64::new(store.next_message_id().unwrap_or(1))),
             timers: Arc::new(Timers::new()),
             delivering: Arc::new(AtomicBool::new(true)),
+            permission_generation: AtomicU64::new(0),
             store,
         }
     }
@@ -239,7 +243,7 @@ mod tests {
     fn logins_check_the_hash_loopback_users_and_vhost_access() {
         let broker = Broker::new();
         let mut bob = User::new("bob", "pw", Vec::new());
-        bob.vhosts.insert("/".into());
+        bob.vhosts.set("/", crate::Permission::full());
         broker.add_user(bob);
         assert!(broker.authenticate("guest", "guest", true).is_some());
         // guest is a loopback user, bob is not.

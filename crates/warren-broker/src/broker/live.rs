@@ -7,10 +7,13 @@
 //! both write the same records.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use super::Broker;
 use crate::VHost;
-use crate::accounts::{AdminError, PasswordHash, User};
+use crate::accounts::{AdminError, PasswordHash, User, compile_permission};
+use crate::password::HashAlgorithm;
+use crate::permissions::Permission;
 
 fn check_name(what: &'static str, name: &str) -> Result<(), AdminError> {
     if name.is_empty() || name.len() > 255 {
@@ -78,6 +81,7 @@ impl Broker {
         }
         self.store.delete_user(name.as_bytes())?;
         users.remove(name);
+        self.bump_permission_generation();
         Ok(())
     }
 
@@ -110,15 +114,44 @@ impl Broker {
             }
         }
         self.store.delete_vhost(name.as_bytes())?;
+        drop(users);
+        self.bump_permission_generation();
         Ok(())
     }
 
-    /// Grants `user` access to `vhost` while running; true when it had none.
-    pub fn set_permissions_live(&self, user: &str, vhost: &str) -> Result<bool, AdminError> {
+    /// Sets `user`'s configure, write and read expressions on `vhost` while running; true
+    /// when the user had no permission there. Open channels apply it at their next operation.
+    pub fn set_permissions_live(
+        &self,
+        user: &str,
+        vhost: &str,
+        permission: [&str; 3],
+    ) -> Result<bool, AdminError> {
+        let permission = compile_permission(permission)?;
         if !self.vhosts.read().contains_key(vhost) {
             return Err(AdminError::NoSuchVhost(vhost.into()));
         }
-        self.change_user(user, |u| u.vhosts.insert(vhost.to_string()))
+        let mut had = true;
+        self.change_user(user, |u| {
+            had = u.vhosts.contains(vhost);
+            u.vhosts.set(vhost, permission)
+        })?;
+        Ok(!had)
+    }
+
+    /// The permission `user` has on `vhost` now, if any.
+    pub fn permission(&self, user: &str, vhost: &str) -> Option<Permission> {
+        self.users.read().get(user)?.vhosts.get(vhost).cloned()
+    }
+
+    /// A number that changes whenever any permission may have changed: a cache of permission
+    /// decisions taken at one generation is stale at another. One atomic load.
+    pub fn permission_generation(&self) -> u64 {
+        self.permission_generation.load(Ordering::Acquire)
+    }
+
+    fn bump_permission_generation(&self) {
+        self.permission_generation.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Removes `user`'s access to `vhost` while running; true when it had some.
@@ -140,6 +173,10 @@ impl Broker {
         if did {
             self.store.put_user(&changed.to_record())?;
             *user = changed;
+            drop(users);
+            // After the map holds the change: a channel that sees the new generation reads the
+            // new permission.
+            self.bump_permission_generation();
         }
         Ok(did)
     }
@@ -153,23 +190,11 @@ impl Broker {
 /// A hash in RabbitMQ's `rabbit_password_hashing_sha256` form (4-byte salt, then the 32-byte
 /// SHA-256 digest; the base64 of this is what definitions and the API carry).
 pub fn password_hash_from_rabbitmq(salt_and_digest: &[u8]) -> Option<PasswordHash> {
-    let mut stored = b"sha256:".to_vec();
-    stored.extend_from_slice(salt_and_digest);
-    let record = warren_store::UserRecord {
-        name: bytes::Bytes::from_static(b"-"),
-        password_hash: bytes::Bytes::from(stored),
-        tags: bytes::Bytes::new(),
-        permissions: bytes::Bytes::new(),
-    };
-    User::from_record(&record).ok().map(|u| u.password)
+    PasswordHash::from_rabbitmq(HashAlgorithm::Sha256, salt_and_digest)
 }
 
-/// The user's hash in RabbitMQ's form (salt then digest), for exports.
+/// The user's hash in RabbitMQ's form (salt then digest), for exports; its algorithm is
+/// `user.password.algorithm()`.
 pub fn rabbitmq_password_hash(user: &User) -> Vec<u8> {
-    let record = user.to_record();
-    record
-        .password_hash
-        .strip_prefix(b"sha256:".as_slice())
-        .unwrap_or(&record.password_hash)
-        .to_vec()
+    user.password.to_rabbitmq()
 }
