@@ -29,13 +29,13 @@ mod timers;
 mod vhost;
 
 pub use accounts::{Admin, AdminError, FirstBoot, PasswordHash, User, compile_permission};
-pub use password::HashAlgorithm;
-pub use permissions::{Access, InvalidRegex, Permission, VhostPermissions, checked_exchange_name};
 pub use broker::{Broker, Recovered, password_hash_from_rabbitmq, rabbitmq_password_hash};
 pub use dead_letter::{DeadLetter, DeadLetterTarget, DeathReason};
 pub use error::BrokerError;
 pub use message::{Message, StoredMessageError};
 pub use names::{generate_consumer_tag, generate_queue_name, generate_reply_key};
+pub use password::HashAlgorithm;
+pub use permissions::{Access, InvalidRegex, Permission, VhostPermissions, checked_exchange_name};
 pub use persist::{SharedStore, Store};
 pub use queue::{
     ChannelLimit, ConsumeArgs, Consumer, ConsumerId, Delivery, DeliverySink, Effects, Enqueued,

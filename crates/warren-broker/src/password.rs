@@ -150,9 +150,13 @@ impl PasswordHash {
 
     /// Reads [`PasswordHash::encode`]'s bytes; `None` when damaged.
     pub(crate) fn decode(b: &[u8]) -> Option<Self> {
-        [HashAlgorithm::Sha256, HashAlgorithm::Sha512, HashAlgorithm::Md5]
-            .into_iter()
-            .find_map(|a| Self::from_rabbitmq(a, b.strip_prefix(a.tag())?))
+        [
+            HashAlgorithm::Sha256,
+            HashAlgorithm::Sha512,
+            HashAlgorithm::Md5,
+        ]
+        .into_iter()
+        .find_map(|a| Self::from_rabbitmq(a, b.strip_prefix(a.tag())?))
     }
 }
 

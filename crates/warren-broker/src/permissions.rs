@@ -131,7 +131,11 @@ impl Permission {
 /// The name an exchange is checked under: RabbitMQ checks the default exchange `""` as
 /// `amq.default` (`rabbit_access_control:check_resource_access`), and says so in its refusal.
 pub fn checked_exchange_name(name: &[u8]) -> &[u8] {
-    if name.is_empty() { b"amq.default" } else { name }
+    if name.is_empty() {
+        b"amq.default"
+    } else {
+        name
+    }
 }
 
 /// A user's permissions, by vhost name. Iterating yields the vhost names, so code that only

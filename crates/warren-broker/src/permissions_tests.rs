@@ -65,7 +65,10 @@ fn the_older_names_only_encoding_reads_as_full_access() {
     let v = VhostPermissions::decode(b"\x01/\x04prod").unwrap();
     assert_eq!(v.get("/"), Some(&Permission::full()));
     assert_eq!(v.get("prod"), Some(&Permission::full()));
-    assert_eq!(VhostPermissions::decode(b""), Some(VhostPermissions::default()));
+    assert_eq!(
+        VhostPermissions::decode(b""),
+        Some(VhostPermissions::default())
+    );
 }
 
 #[test]
@@ -74,7 +77,11 @@ fn every_truncation_of_an_encoding_is_refused_or_shorter_never_a_panic() {
     v.set("vh", p("conf", "wr", "rd"));
     let full = v.encode();
     for cut in 1..full.len() {
-        assert_ne!(VhostPermissions::decode(&full[..cut]), Some(v.clone()), "cut {cut}");
+        assert_ne!(
+            VhostPermissions::decode(&full[..cut]),
+            Some(v.clone()),
+            "cut {cut}"
+        );
     }
     // An expression stored by a newer or damaged writer that no longer compiles.
     let bad = b"\x00\x02vh\x00\x01(\x00\x00\x00\x00";

@@ -127,8 +127,8 @@ fn ctl_refuses_what_rabbitmqctl_refuses_with_a_message_and_status_1() {
             "Virtual host 'nope' does not exist",
         ),
         (
-            &["set_permissions", "guest", "^amq", ".*", ".*"][..],
-            "all-or-nothing",
+            &["set_permissions", "guest", "(", ".*", ".*"][..],
+            "invalid regular expression '('",
         ),
     ] {
         let (code, _, err) = ctl(&dir, args);
