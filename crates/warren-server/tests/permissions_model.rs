@@ -18,7 +18,10 @@ use warren_broker::PasswordHash;
 
 /// The expression alphabet and, for each, what it matches (RabbitMQ's unanchored search;
 /// `""` means `"^$"`).
-const PATTERNS: [(&str, fn(&str) -> bool); 8] = [
+/// An expression and its hand-written predicate.
+type Pattern = (&'static str, fn(&str) -> bool);
+
+const PATTERNS: [Pattern; 8] = [
     ("", |n| n.is_empty()),
     (".*", |_| true),
     ("^a", |n| n.starts_with('a')),
