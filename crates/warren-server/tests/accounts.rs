@@ -65,6 +65,14 @@ async fn users_and_vhosts_made_with_ctl_govern_logins_after_a_restart() {
         ctl_ok(&dir, &["list_permissions", "-p", "prod"]),
         "user\tconfigure\twrite\tread\nbob\t.*\t.*\t.*\n"
     );
+    // Expressions are stored as given and listed back.
+    ctl_ok(&dir, &["add_user", "carol", "pw"]);
+    ctl_ok(
+        &dir,
+        &["set_permissions", "-p", "prod", "carol", "^c", "", "(a|b)"],
+    );
+    assert!(ctl_ok(&dir, &["list_permissions", "-p", "prod"]).ends_with("carol\t^c\t\t(a|b)\n"),);
+    ctl_ok(&dir, &["delete_user", "carol"]);
     assert_eq!(
         ctl_ok(&dir, &["list_users"]),
         "user\ttags\nbob\t[monitoring]\nguest\t[administrator]\n"
