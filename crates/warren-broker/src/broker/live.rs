@@ -198,3 +198,35 @@ pub fn password_hash_from_rabbitmq(salt_and_digest: &[u8]) -> Option<PasswordHas
 pub fn rabbitmq_password_hash(user: &User) -> Vec<u8> {
     user.password.to_rabbitmq()
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::{Access, Broker, PasswordHash};
+
+    #[test]
+    fn permission_changes_move_the_generation_and_are_read_back() {
+        let b = Broker::new();
+        b.put_user_live("u", Some(PasswordHash::new("pw")), vec![])
+            .unwrap();
+        let g0 = b.permission_generation();
+        assert!(b.set_permissions_live("u", "/", ["^q", "", "x"]).unwrap());
+        let g1 = b.permission_generation();
+        assert_ne!(g0, g1);
+        let p = b.permission("u", "/").unwrap();
+        assert!(p.permits(Access::Configure, b"queue"));
+        assert!(!p.permits(Access::Write, b"queue"));
+        // Setting the same permission again changes nothing: no new generation.
+        assert!(!b.set_permissions_live("u", "/", ["^q", "", "x"]).unwrap());
+        assert_eq!(b.permission_generation(), g1);
+        assert!(b.set_permissions_live("u", "/", ["(", "", ""]).is_err());
+        assert_eq!(b.permission_generation(), g1);
+        assert!(b.clear_permissions_live("u", "/").unwrap());
+        assert!(b.permission("u", "/").is_none());
+        let g2 = b.permission_generation();
+        assert_ne!(g2, g1);
+        b.set_permissions_live("u", "/", [".*"; 3]).unwrap();
+        b.delete_user_live("u").unwrap();
+        assert_ne!(b.permission_generation(), g2);
+        assert!(b.permission("u", "/").is_none());
+    }
+}
