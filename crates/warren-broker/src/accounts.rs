@@ -2,16 +2,13 @@
 //! records, and the
 //! `rabbitmqctl`-style administration of users and virtual hosts over a [`DefinitionStore`].
 //!
-//! Passwords are kept as RabbitMQ keeps them by default (`rabbit_password_hashing_sha256`): a
-//! 4-byte random salt and SHA-256 of salt and password. Permissions are all or nothing per
-//! virtual host: a user either may use a vhost (RabbitMQ's `".*" ".*" ".*"`) or may not open it;
-//! the per-resource regular expressions of RabbitMQ are not modelled, and [`Admin::set_permissions`]
-//! refuses anything but `.*` rather than store a rule it would not enforce.
+//! Passwords are hashed as RabbitMQ hashes them (`crate::password`). Permissions are RabbitMQ's
+//! configure/write/read regular expressions per vhost (`crate::permissions`); having any
+//! permission on a vhost is what lets a user open it.
 
 use std::collections::BTreeSet;
 
 use bytes::Bytes;
-use sha2::{Digest, Sha256};
 use warren_store::{DefinitionStore, Definitions, StoreError, UserRecord};
 
 use crate::limits::UserLimits;
@@ -25,63 +22,8 @@ const EXT_LIMIT: u8 = 1;
 /// An extension entry: a topic permission (short vhost, short exchange, long write, long read).
 const EXT_TOPIC: u8 = 2;
 
-/// How a stored password hash starts: names the algorithm, so another can be added later.
-const SHA256_TAG: &[u8] = b"sha256:";
-const SALT_LEN: usize = 4;
-const DIGEST_LEN: usize = 32;
-
-/// A salted SHA-256 password hash.
-#[derive(Clone, PartialEq, Eq)]
-pub struct PasswordHash {
-    salt: [u8; SALT_LEN],
-    digest: [u8; DIGEST_LEN],
-}
-
-impl std::fmt::Debug for PasswordHash {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("PasswordHash(..)")
-    }
-}
-
-impl PasswordHash {
-    /// Hashes `password` with a fresh random salt.
-    pub fn new(password: &str) -> Self {
-        Self::with_salt(rand::random(), password)
-    }
-
-    fn with_salt(salt: [u8; SALT_LEN], password: &str) -> Self {
-        let digest = Sha256::new()
-            .chain_update(salt)
-            .chain_update(password.as_bytes())
-            .finalize()
-            .into();
-        PasswordHash { salt, digest }
-    }
-
-    /// Whether `password` is the one hashed.
-    pub fn verify(&self, password: &str) -> bool {
-        // Not constant time: the salt makes the digest unpredictable to a guesser, and RabbitMQ
-        // compares the same way.
-        Self::with_salt(self.salt, password).digest == self.digest
-    }
-
-    fn encode(&self) -> Bytes {
-        let mut v = Vec::with_capacity(SHA256_TAG.len() + SALT_LEN + DIGEST_LEN);
-        v.extend_from_slice(SHA256_TAG);
-        v.extend_from_slice(&self.salt);
-        v.extend_from_slice(&self.digest);
-        Bytes::from(v)
-    }
-
-    fn decode(b: &[u8]) -> Option<Self> {
-        let rest = b.strip_prefix(SHA256_TAG)?;
-        let (salt, digest) = rest.split_first_chunk::<SALT_LEN>()?;
-        Some(PasswordHash {
-            salt: *salt,
-            digest: <[u8; DIGEST_LEN]>::try_from(digest).ok()?,
-        })
-    }
-}
+pub use crate::password::PasswordHash;
+use crate::permissions::{InvalidRegex, Permission, VhostPermissions};
 
 /// A user account.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,8 +35,9 @@ pub struct User {
     /// Tags (`administrator`, `monitoring`, ...): kept and listed, as RabbitMQ does for
     /// management tools; AMQP access does not depend on them.
     pub tags: Vec<String>,
-    /// The virtual hosts the user may open.
-    pub vhosts: BTreeSet<String>,
+    /// The user's permissions by vhost: the vhosts it may open, each with its configure, write
+    /// and read expressions.
+    pub vhosts: VhostPermissions,
     /// `max-connections` and `max-channels`.
     pub limits: UserLimits,
     /// Topic permissions, sorted by vhost then exchange.
@@ -108,7 +51,7 @@ impl User {
             name: name.to_string(),
             password: PasswordHash::new(password),
             tags,
-            vhosts: BTreeSet::new(),
+            vhosts: VhostPermissions::default(),
             limits: UserLimits::default(),
             topic_permissions: Vec::new(),
         }
@@ -116,16 +59,9 @@ impl User {
 
     /// The store record of this user.
     pub fn to_record(&self) -> UserRecord {
-        let mut permissions = Vec::new();
-        for v in &self.vhosts {
-            // A vhost is named by an AMQP short string, so a longer name could never be opened;
-            // `add_vhost` refuses one, and none is written here.
-            let Ok(len) = u8::try_from(v.len()) else {
-                continue;
-            };
-            permissions.push(len);
-            permissions.extend_from_slice(v.as_bytes());
-        }
+        // The permissions section ends where the extensions (limits, topic permissions) begin:
+        // see `VhostPermissions::encode`.
+        let mut permissions = self.vhosts.encode();
         self.encode_extensions(&mut permissions);
         UserRecord {
             name: Bytes::copy_from_slice(self.name.as_bytes()),
@@ -151,24 +87,8 @@ impl User {
             .filter(|t| !t.is_empty())
             .map(str::to_string)
             .collect();
-        let mut vhosts = BTreeSet::new();
-        let mut rest = &r.permissions[..];
-        let mut extensions: &[u8] = &[];
-        while let Some((&len, tail)) = rest.split_first() {
-            if len == EXTENSIONS {
-                extensions = tail;
-                break;
-            }
-            let len = usize::from(len);
-            if tail.len() < len {
-                return Err(StoreError::Corrupt(format!(
-                    "user {name}: truncated permissions"
-                )));
-            }
-            let (vhost, tail) = tail.split_at(len);
-            vhosts.insert(text(vhost, "permission")?);
-            rest = tail;
-        }
+        let (vhosts, extensions) = VhostPermissions::decode(&r.permissions)
+            .ok_or_else(|| StoreError::Corrupt(format!("user {name}: damaged permissions")))?;
         let mut user = User {
             name,
             password,
@@ -291,20 +211,32 @@ pub enum AdminError {
         /// The name given.
         name: String,
     },
-    /// A permission other than full access.
-    #[error(
-        "Warren grants all-or-nothing permissions per vhost: configure, write and read must each be \".*\" (got \"{0}\")"
-    )]
-    UnsupportedPermission(String),
+    /// A permission expression that does not compile (or is longer than 65535 bytes).
+    #[error(transparent)]
+    InvalidPermission(#[from] InvalidRegex),
     /// A limit name or value RabbitMQ refuses.
     #[error(transparent)]
     Limit(#[from] crate::limits::LimitError),
     /// A topic permission pattern that does not compile.
     #[error(transparent)]
-    InvalidRegex(#[from] crate::topic_permissions::InvalidRegex),
+    InvalidRegex(InvalidRegex),
     /// The store failed or holds a record it cannot read.
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// Compiles a permission as `set_permissions` takes it: configure, write, read.
+pub fn compile_permission([configure, write, read]: [&str; 3]) -> Result<Permission, AdminError> {
+    if let Some(long) = [configure, write, read]
+        .into_iter()
+        .find(|p| p.len() > usize::from(u16::MAX))
+    {
+        return Err(AdminError::InvalidPermission(InvalidRegex {
+            pattern: long.chars().take(40).collect(),
+            reason: "longer than 65535 bytes".into(),
+        }));
+    }
+    Ok(Permission::new(configure, write, read)?)
 }
 
 /// What a fresh broker is given: RabbitMQ's first-boot vhost and user.
@@ -489,21 +421,19 @@ impl<'a> Admin<'a> {
         Ok(())
     }
 
-    /// `set_permissions -p VHOST USER CONF WRITE READ`, where each must be `.*`.
+    /// `set_permissions -p VHOST USER CONF WRITE READ`: three regular expressions.
     pub fn set_permissions(
         &mut self,
         user: &str,
         vhost: &str,
         [configure, write, read]: [&str; 3],
     ) -> Result<(), AdminError> {
-        if let Some(other) = [configure, write, read].into_iter().find(|p| *p != ".*") {
-            return Err(AdminError::UnsupportedPermission(other.into()));
-        }
+        let permission = compile_permission([configure, write, read])?;
         if !self.vhosts.contains(vhost) {
             return Err(AdminError::NoSuchVhost(vhost.into()));
         }
         self.update_user(user, |u| {
-            u.vhosts.insert(vhost.into());
+            u.vhosts.set(vhost, permission);
         })
     }
 
@@ -524,41 +454,15 @@ mod tests {
     use warren_store::MemoryStore;
 
     #[test]
-    fn a_password_verifies_and_another_does_not() {
-        let h = PasswordHash::new("s3cret");
-        assert!(h.verify("s3cret"));
-        assert!(!h.verify("s3cret "));
-        assert!(!h.verify(""));
-        // Two hashes of one password differ by their salt (a one-in-four-billion collision aside).
-        let again = PasswordHash::new("s3cret");
-        assert!(again.verify("s3cret"));
-    }
-
-    #[test]
-    fn a_hash_exported_by_rabbitmq_verifies() {
-        // `rabbitmqctl add_user bob s3cret` on RabbitMQ 3.10.8, then `export_definitions`:
-        // password_hash "DsW/ERHjhwAiSoGLBCw87ZZlxbvevucjY4Q0ix4CuDaUpqrL" (base64 of salt ++ digest).
-        let salt = [0x0e, 0xc5, 0xbf, 0x11];
-        let hex: String = PasswordHash::with_salt(salt, "s3cret")
-            .digest
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        assert_eq!(
-            hex,
-            "11e38700224a818b042c3ced9665c5bbdebee7236384348b1e02b83694a6aacb"
-        );
-    }
-
-    #[test]
     fn a_user_round_trips_through_its_record() {
         let mut u = User::new(
             "bob",
             "pw",
             vec!["administrator".into(), "monitoring".into()],
         );
-        u.vhosts.insert("/".into());
-        u.vhosts.insert("prod".into());
+        u.vhosts.set("/", Permission::full());
+        u.vhosts
+            .set("prod", Permission::new("^app\\.", "", "^(a|b)$").unwrap());
         let back = User::from_record(&u.to_record()).unwrap();
         assert_eq!(back, u);
         assert!(back.password.verify("pw"));
@@ -651,8 +555,12 @@ mod tests {
             Err(AdminError::NoSuchUser(_))
         ));
         assert!(matches!(
-            a.set_permissions("guest", "/", ["^amq\\.", ".*", ".*"]),
-            Err(AdminError::UnsupportedPermission(_))
+            a.set_permissions("guest", "/", ["(", ".*", ".*"]),
+            Err(AdminError::InvalidPermission(_))
+        ));
+        assert!(matches!(
+            a.set_permissions("guest", "/", [".*", ".*", "(?=x)"]),
+            Err(AdminError::InvalidPermission(_))
         ));
         assert!(matches!(
             a.add_vhost(""),
@@ -690,11 +598,13 @@ mod tests {
         a.add_vhost("v").unwrap();
         a.set_permissions("bob", "v", [".*", ".*", ".*"]).unwrap();
         a.clear_permissions("guest", "/").unwrap();
+        a.set_permissions("bob", "/", ["^b", "", "q$"]).unwrap();
         let a = Admin::open(&store, &FirstBoot::default()).unwrap();
         let bob = a.users().iter().find(|u| u.name == "bob").unwrap();
         assert!(bob.password.verify("two") && !bob.password.verify("one"));
         assert_eq!(bob.tags, ["monitoring"]);
         assert!(bob.vhosts.contains("v"));
+        assert_eq!(bob.vhosts.get("/").unwrap().sources(), ["^b", "", "q$"]);
         let guest = a.users().iter().find(|u| u.name == "guest").unwrap();
         assert!(guest.vhosts.is_empty());
     }

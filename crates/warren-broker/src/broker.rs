@@ -55,6 +55,9 @@ pub struct Broker {
     /// Bumped whenever a topic permission may have changed: connections compare it once per
     /// batch of input and recompile their [`crate::TopicAccess`] only when it moved.
     topic_generation: AtomicU64,
+    /// Bumped after every change of any user's permissions (set, clear, user or vhost
+    /// deleted): channels cache their decisions and re-read permissions when it moves.
+    permission_generation: AtomicU64,
 }
 
 impl std::fmt::Debug for Broker {
@@ -77,7 +80,7 @@ impl Broker {
         let first = FirstBoot::default();
         broker.add_vhost(&first.vhost);
         let mut guest = User::new(&first.user, &first.password, vec!["administrator".into()]);
-        guest.vhosts.insert(first.vhost);
+        guest.vhosts.set(&first.vhost, crate::Permission::full());
         broker.add_user(guest);
         broker.set_loopback_users([first.user]);
         broker
@@ -94,6 +97,7 @@ impl Broker {
             delivering: Arc::new(AtomicBool::new(true)),
             tracking: Arc::default(),
             topic_generation: AtomicU64::new(0),
+            permission_generation: AtomicU64::new(0),
             store,
         }
     }
@@ -255,7 +259,7 @@ mod tests {
     fn logins_check_the_hash_loopback_users_and_vhost_access() {
         let broker = Broker::new();
         let mut bob = User::new("bob", "pw", Vec::new());
-        bob.vhosts.insert("/".into());
+        bob.vhosts.set("/", crate::Permission::full());
         broker.add_user(bob);
         assert!(broker.authenticate("guest", "guest", true).is_some());
         // guest is a loopback user, bob is not.

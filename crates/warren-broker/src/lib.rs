@@ -18,8 +18,11 @@ mod broker;
 mod dead_letter;
 mod error;
 mod limits;
+mod md5;
 mod message;
 mod names;
+mod password;
+mod permissions;
 mod persist;
 mod queue;
 mod snapshot;
@@ -28,13 +31,15 @@ mod topic_permissions;
 mod tracking;
 mod vhost;
 
-pub use accounts::{Admin, AdminError, FirstBoot, PasswordHash, User};
+pub use accounts::{Admin, AdminError, FirstBoot, PasswordHash, User, compile_permission};
 pub use broker::{Broker, Recovered, password_hash_from_rabbitmq, rabbitmq_password_hash};
 pub use dead_letter::{DeadLetter, DeadLetterTarget, DeathReason};
 pub use error::BrokerError;
 pub use limits::{LimitError, USER_LIMIT_NAMES, UserLimits, VHOST_LIMIT_NAMES, VhostLimits};
 pub use message::{Message, StoredMessageError};
 pub use names::{generate_consumer_tag, generate_queue_name, generate_reply_key};
+pub use password::HashAlgorithm;
+pub use permissions::{Access, InvalidRegex, Permission, VhostPermissions, checked_exchange_name};
 pub use persist::{SharedStore, Store};
 pub use queue::{
     ChannelLimit, ConsumeArgs, Consumer, ConsumerId, Delivery, DeliverySink, Effects, Enqueued,
@@ -44,7 +49,7 @@ pub use queue::{
 pub use snapshot::{ConsumerSnapshot, QueueSnapshot};
 pub use timers::now_ms;
 pub use topic_permissions::{
-    InvalidRegex, TopicAccess, TopicAction, TopicPermission, refusal_text as topic_refusal_text,
+    TopicAccess, TopicAction, TopicPermission, refusal_text as topic_refusal_text,
 };
 pub use tracking::ConnectionTicket;
 pub use vhost::{DeclaredQueue, Published, QueueDeclare, VHost};

@@ -9,6 +9,8 @@
 
 use regex::Regex;
 
+pub use crate::permissions::InvalidRegex;
+
 /// One topic permission as stored and listed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopicPermission {
@@ -22,16 +24,6 @@ pub struct TopicPermission {
     pub read: String,
 }
 
-/// A pattern that does not compile; `message` is the regex crate's.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid regular expression '{pattern}': {message}")]
-pub struct InvalidRegex {
-    /// The pattern given.
-    pub pattern: String,
-    /// Why it does not compile.
-    pub message: String,
-}
-
 /// Checks that `pattern` compiles (before it is stored).
 pub fn validate(pattern: &str) -> Result<(), InvalidRegex> {
     compile(pattern).map(|_| ())
@@ -41,14 +33,14 @@ fn compile(pattern: &str) -> Result<Regex, InvalidRegex> {
     let given = if pattern.is_empty() { "^$" } else { pattern };
     Regex::new(&literal_braces(given)).map_err(|e| InvalidRegex {
         pattern: pattern.to_string(),
-        message: e.to_string(),
+        reason: e.to_string(),
     })
 }
 
 /// PCRE reads a `{` that does not start a quantifier (`{n}`, `{n,}`, `{n,m}`) as a literal,
 /// and so a lone `}`; the regex crate refuses both. Escapes them, so `^{username}\.` (stored
 /// unexpanded) and other such patterns RabbitMQ accepts compile here too.
-fn literal_braces(pattern: &str) -> String {
+pub(crate) fn literal_braces(pattern: &str) -> String {
     let b = pattern.as_bytes();
     let mut out = String::with_capacity(pattern.len() + 4);
     let (mut i, mut in_class) = (0, false);

@@ -13,7 +13,7 @@
 use std::collections::BTreeSet;
 
 use proptest::prelude::*;
-use warren_broker::{Broker, ConnectionTicket, QueueDeclare, User};
+use warren_broker::{Broker, ConnectionTicket, Permission, QueueDeclare, User};
 use warren_codec::{ReplyCode, ShortStr};
 
 const USERS: [&str; 2] = ["alice", "bob"];
@@ -113,7 +113,9 @@ fn setup() -> Real {
     broker.add_vhost("v2");
     for u in USERS {
         let mut user = User::new(u, "pw", vec![]);
-        user.vhosts.extend(VHOSTS.iter().map(|v| v.to_string()));
+        for v in VHOSTS {
+            user.vhosts.set(v, Permission::full());
+        }
         broker.add_user(user);
     }
     Real {

@@ -64,7 +64,7 @@ pub enum CtlCommand {
     /// Lists virtual hosts.
     #[command(name = "list_vhosts")]
     ListVhosts,
-    /// Lets a user use a vhost; configure, write and read must each be `.*`.
+    /// Sets a user's configure, write and read expressions on a vhost (RabbitMQ's regexes).
     #[command(name = "set_permissions")]
     SetPermissions {
         /// The vhost.
@@ -72,11 +72,11 @@ pub enum CtlCommand {
         vhost: String,
         /// The user's name.
         user: String,
-        /// Configure permission (`.*`).
+        /// Configure permission (a regular expression).
         configure: String,
-        /// Write permission (`.*`).
+        /// Write permission (a regular expression).
         write: String,
-        /// Read permission (`.*`).
+        /// Read permission (a regular expression).
         read: String,
     },
     /// Takes a vhost away from a user.
@@ -185,8 +185,11 @@ pub fn run(config: &Config, command: &CtlCommand) -> Result<String, CtlError> {
                 return Err(AdminError::NoSuchVhost(vhost.clone()).into());
             }
             out.push_str("user\tconfigure\twrite\tread\n");
-            for u in admin.users().iter().filter(|u| u.vhosts.contains(vhost)) {
-                let _ = writeln!(out, "{}\t.*\t.*\t.*", u.name);
+            for u in admin.users() {
+                if let Some(p) = u.vhosts.get(vhost) {
+                    let [c, w, r] = p.sources();
+                    let _ = writeln!(out, "{}\t{c}\t{w}\t{r}", u.name);
+                }
             }
         }
     }

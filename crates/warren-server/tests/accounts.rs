@@ -65,6 +65,14 @@ async fn users_and_vhosts_made_with_ctl_govern_logins_after_a_restart() {
         ctl_ok(&dir, &["list_permissions", "-p", "prod"]),
         "user\tconfigure\twrite\tread\nbob\t.*\t.*\t.*\n"
     );
+    // Expressions are stored as given and listed back.
+    ctl_ok(&dir, &["add_user", "carol", "pw"]);
+    ctl_ok(
+        &dir,
+        &["set_permissions", "-p", "prod", "carol", "^c", "", "(a|b)"],
+    );
+    assert!(ctl_ok(&dir, &["list_permissions", "-p", "prod"]).ends_with("carol\t^c\t\t(a|b)\n"),);
+    ctl_ok(&dir, &["delete_user", "carol"]);
     assert_eq!(
         ctl_ok(&dir, &["list_users"]),
         "user\ttags\nbob\t[monitoring]\nguest\t[administrator]\n"
@@ -127,8 +135,8 @@ fn ctl_refuses_what_rabbitmqctl_refuses_with_a_message_and_status_1() {
             "Virtual host 'nope' does not exist",
         ),
         (
-            &["set_permissions", "guest", "^amq", ".*", ".*"][..],
-            "all-or-nothing",
+            &["set_permissions", "guest", "(", ".*", ".*"][..],
+            "invalid regular expression '('",
         ),
     ] {
         let (code, _, err) = ctl(&dir, args);

@@ -20,7 +20,7 @@ async fn login(server: &warren_server::ServerHandle, user: &str, password: &str)
 
 fn add_user(server: &warren_server::ServerHandle, name: &str, tags: &[&str]) {
     let mut user = User::new(name, "pw", tags.iter().map(|t| t.to_string()).collect());
-    user.vhosts.insert("/".into());
+    user.vhosts.set("/", warren_broker::Permission::full());
     server.broker().add_user(user);
 }
 

@@ -98,8 +98,8 @@ impl Broker {
         user: &str,
         p: TopicPermission,
     ) -> Result<bool, AdminError> {
-        topic_permissions::validate(&p.write)?;
-        topic_permissions::validate(&p.read)?;
+        topic_permissions::validate(&p.write).map_err(AdminError::InvalidRegex)?;
+        topic_permissions::validate(&p.read).map_err(AdminError::InvalidRegex)?;
         self.vhost_or_err(&p.vhost)?;
         let vhost = p.vhost.clone();
         let mut first = false;

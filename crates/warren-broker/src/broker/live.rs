@@ -7,10 +7,13 @@
 //! both write the same records.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use super::Broker;
 use crate::VHost;
-use crate::accounts::{AdminError, PasswordHash, User};
+use crate::accounts::{AdminError, PasswordHash, User, compile_permission};
+use crate::password::HashAlgorithm;
+use crate::permissions::Permission;
 
 fn check_name(what: &'static str, name: &str) -> Result<(), AdminError> {
     if name.is_empty() || name.len() > 255 {
@@ -82,6 +85,7 @@ impl Broker {
         users.remove(name);
         // Its topic permissions went with it.
         self.topic_changed();
+        self.bump_permission_generation();
         Ok(())
     }
 
@@ -116,15 +120,44 @@ impl Broker {
         }
         self.topic_changed();
         self.store.delete_vhost(name.as_bytes())?;
+        drop(users);
+        self.bump_permission_generation();
         Ok(())
     }
 
-    /// Grants `user` access to `vhost` while running; true when it had none.
-    pub fn set_permissions_live(&self, user: &str, vhost: &str) -> Result<bool, AdminError> {
+    /// Sets `user`'s configure, write and read expressions on `vhost` while running; true
+    /// when the user had no permission there. Open channels apply it at their next operation.
+    pub fn set_permissions_live(
+        &self,
+        user: &str,
+        vhost: &str,
+        permission: [&str; 3],
+    ) -> Result<bool, AdminError> {
+        let permission = compile_permission(permission)?;
         if !self.vhosts.read().contains_key(vhost) {
             return Err(AdminError::NoSuchVhost(vhost.into()));
         }
-        self.change_user(user, |u| u.vhosts.insert(vhost.to_string()))
+        let mut had = true;
+        self.change_user(user, |u| {
+            had = u.vhosts.contains(vhost);
+            u.vhosts.set(vhost, permission)
+        })?;
+        Ok(!had)
+    }
+
+    /// The permission `user` has on `vhost` now, if any.
+    pub fn permission(&self, user: &str, vhost: &str) -> Option<Permission> {
+        self.users.read().get(user)?.vhosts.get(vhost).cloned()
+    }
+
+    /// A number that changes whenever any permission may have changed: a cache of permission
+    /// decisions taken at one generation is stale at another. One atomic load.
+    pub fn permission_generation(&self) -> u64 {
+        self.permission_generation.load(Ordering::Acquire)
+    }
+
+    fn bump_permission_generation(&self) {
+        self.permission_generation.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Removes `user`'s access to `vhost` while running; true when it had some.
@@ -146,6 +179,10 @@ impl Broker {
         if did {
             self.store.put_user(&changed.to_record())?;
             *user = changed;
+            drop(users);
+            // After the map holds the change: a channel that sees the new generation reads the
+            // new permission.
+            self.bump_permission_generation();
         }
         Ok(did)
     }
@@ -159,23 +196,43 @@ impl Broker {
 /// A hash in RabbitMQ's `rabbit_password_hashing_sha256` form (4-byte salt, then the 32-byte
 /// SHA-256 digest; the base64 of this is what definitions and the API carry).
 pub fn password_hash_from_rabbitmq(salt_and_digest: &[u8]) -> Option<PasswordHash> {
-    let mut stored = b"sha256:".to_vec();
-    stored.extend_from_slice(salt_and_digest);
-    let record = warren_store::UserRecord {
-        name: bytes::Bytes::from_static(b"-"),
-        password_hash: bytes::Bytes::from(stored),
-        tags: bytes::Bytes::new(),
-        permissions: bytes::Bytes::new(),
-    };
-    User::from_record(&record).ok().map(|u| u.password)
+    PasswordHash::from_rabbitmq(HashAlgorithm::Sha256, salt_and_digest)
 }
 
-/// The user's hash in RabbitMQ's form (salt then digest), for exports.
+/// The user's hash in RabbitMQ's form (salt then digest), for exports; its algorithm is
+/// `user.password.algorithm()`.
 pub fn rabbitmq_password_hash(user: &User) -> Vec<u8> {
-    let record = user.to_record();
-    record
-        .password_hash
-        .strip_prefix(b"sha256:".as_slice())
-        .unwrap_or(&record.password_hash)
-        .to_vec()
+    user.password.to_rabbitmq()
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Access, Broker, PasswordHash};
+
+    #[test]
+    fn permission_changes_move_the_generation_and_are_read_back() {
+        let b = Broker::new();
+        b.put_user_live("u", Some(PasswordHash::new("pw")), vec![])
+            .unwrap();
+        let g0 = b.permission_generation();
+        assert!(b.set_permissions_live("u", "/", ["^q", "", "x"]).unwrap());
+        let g1 = b.permission_generation();
+        assert_ne!(g0, g1);
+        let p = b.permission("u", "/").unwrap();
+        assert!(p.permits(Access::Configure, b"queue"));
+        assert!(!p.permits(Access::Write, b"queue"));
+        // Setting the same permission again changes nothing: no new generation.
+        assert!(!b.set_permissions_live("u", "/", ["^q", "", "x"]).unwrap());
+        assert_eq!(b.permission_generation(), g1);
+        assert!(b.set_permissions_live("u", "/", ["(", "", ""]).is_err());
+        assert_eq!(b.permission_generation(), g1);
+        assert!(b.clear_permissions_live("u", "/").unwrap());
+        assert!(b.permission("u", "/").is_none());
+        let g2 = b.permission_generation();
+        assert_ne!(g2, g1);
+        b.set_permissions_live("u", "/", [".*"; 3]).unwrap();
+        b.delete_user_live("u").unwrap();
+        assert_ne!(b.permission_generation(), g2);
+        assert!(b.permission("u", "/").is_none());
+    }
 }

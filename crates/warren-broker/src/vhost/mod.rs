@@ -231,6 +231,25 @@ impl VHost {
             }
             d.name.clone()
         };
+        self.declare_named_queue(d, name)
+    }
+
+    /// `queue.declare` of a server-named queue (not passive, `d.name` empty) under `name`,
+    /// which the caller generated with [`crate::generate_queue_name`] (the channel names it
+    /// first so that its permission check sees the name the queue gets).
+    pub fn declare_server_named_queue(
+        &self,
+        d: QueueDeclare,
+        name: ShortStr,
+    ) -> Result<DeclaredQueue, BrokerError> {
+        self.declare_named_queue(d, name)
+    }
+
+    fn declare_named_queue(
+        &self,
+        d: QueueDeclare,
+        name: ShortStr,
+    ) -> Result<DeclaredQueue, BrokerError> {
         let mut topology = self.topology.write();
         // An existing queue is checked for equivalence only (exclusive access, flags, then
         // arguments), as RabbitMQ's `assert_equivalence` does; arguments are validated when a

@@ -115,10 +115,8 @@ pub async fn export(state: State, user: Authed) -> Result<Response, ApiError> {
         bindings.extend(b);
     }
     for u in m.broker.users() {
-        for v in &u.vhosts {
-            permissions.push(
-                json!({"user": u.name, "vhost": v, "configure": ".*", "write": ".*", "read": ".*"}),
-            );
+        for (v, p) in u.vhosts.entries() {
+            permissions.push(super::permissions::permission_json(&u.name, v, p));
         }
     }
     if let Value::Object(o) = &mut out {
@@ -205,17 +203,13 @@ fn check(defs: &Value) -> Result<(), ApiError> {
         }
     }
     for p in list(defs, "permissions") {
-        for key in ["configure", "write", "read"] {
-            if let Some(other) = field(p, key).filter(|v| *v != ".*") {
-                return Err(warren_broker::AdminError::UnsupportedPermission(other.into()).into());
-            }
-        }
+        warren_broker::compile_permission(permission_regexes(p)?)?;
     }
     super::definitions_access::check(defs)?;
     for u in list(defs, "users") {
         required(u, "name", "user")?;
         if let Some(alg) = field(u, "hashing_algorithm")
-            && alg != "rabbit_password_hashing_sha256"
+            && warren_broker::HashAlgorithm::from_rabbitmq_name(alg).is_none()
         {
             return Err(ApiError::BadRequest(format!(
                 "user {}: unsupported hashing algorithm {alg}",
@@ -231,7 +225,27 @@ fn check(defs: &Value) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn import_user(broker: &Broker, u: &Value) -> Result<(), ApiError> {
+/// A permission entry's expressions: configure, write, read (each required).
+fn permission_regexes(p: &Value) -> Result<[&str; 3], ApiError> {
+    Ok([
+        required(p, "configure", "permission")?,
+        required(p, "write", "permission")?,
+        required(p, "read", "permission")?,
+    ])
+}
+
+/// The algorithm of a hash exported without `hashing_algorithm`, by the exporting node's
+/// version, as RabbitMQ's `rabbit_auth_backend_internal:hashing_algorithm/2` decides: MD5 for
+/// 3.0 to 3.5, SHA-256 (the node's default) otherwise.
+fn default_hashing(version: Option<&str>) -> warren_broker::HashAlgorithm {
+    let old = ["3.0.", "3.1.", "3.2.", "3.3.", "3.4.", "3.5."];
+    match version {
+        Some(v) if old.iter().any(|p| v.starts_with(p)) => warren_broker::HashAlgorithm::Md5,
+        _ => warren_broker::HashAlgorithm::Sha256,
+    }
+}
+
+fn import_user(broker: &Broker, u: &Value, version: Option<&str>) -> Result<(), ApiError> {
     let name = required(u, "name", "user")?;
     let tags: Vec<String> = match u.get("tags") {
         Some(Value::String(s)) => s.split(',').map(str::trim).map(String::from).collect(),
@@ -249,8 +263,11 @@ fn import_user(broker: &Broker, u: &Value) -> Result<(), ApiError> {
             let raw = crate::base64::decode(h).ok_or_else(|| {
                 ApiError::BadRequest(format!("user {name}: invalid password_hash"))
             })?;
+            let algorithm = field(u, "hashing_algorithm")
+                .and_then(warren_broker::HashAlgorithm::from_rabbitmq_name)
+                .unwrap_or_else(|| default_hashing(version));
             Some(
-                warren_broker::password_hash_from_rabbitmq(&raw).ok_or_else(|| {
+                warren_broker::PasswordHash::from_rabbitmq(algorithm, &raw).ok_or_else(|| {
                     ApiError::BadRequest(format!("user {name}: invalid password_hash"))
                 })?,
             )
@@ -334,15 +351,16 @@ pub fn import_definitions(broker: &Broker, body: &[u8]) -> Result<(), ApiError> 
     for v in list(&defs, "vhosts") {
         broker.add_vhost_live(required(v, "name", "vhost")?)?;
     }
+    let version = field(&defs, "rabbitmq_version").or_else(|| field(&defs, "rabbit_version"));
     for u in list(&defs, "users") {
-        import_user(broker, u)?;
+        import_user(broker, u, version)?;
     }
     for p in list(&defs, "permissions") {
         let (name, vhost) = (
             required(p, "user", "permission")?,
             required(p, "vhost", "permission")?,
         );
-        broker.set_permissions_live(name, vhost)?;
+        broker.set_permissions_live(name, vhost, permission_regexes(p)?)?;
     }
     super::definitions_access::import(broker, &defs)?;
     for vh in broker.vhosts() {

@@ -117,7 +117,7 @@ pub fn check(defs: &Value) -> Result<(), ApiError> {
         let (_, perm) = topic_permission(p)?;
         for pattern in [&perm.write, &perm.read] {
             warren_broker::TopicAccess::validate(pattern).map_err(|e| {
-                ApiError::BadRequestTerm(json!(["invalid_regexp", e.pattern, e.message]))
+                ApiError::BadRequestTerm(json!(["invalid_regexp", e.pattern, e.reason]))
             })?;
         }
     }

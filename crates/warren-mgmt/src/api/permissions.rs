@@ -1,13 +1,14 @@
 //! `/api/permissions`, `/api/permissions/{vhost}/{user}` and the per-vhost and per-user lists.
 //!
-//! Warren's permissions are all or nothing per vhost (see docs/compatibility.md): a permission
-//! is shown as `".*"` three times, and setting anything else is refused with 400.
+//! A permission is RabbitMQ's three regular expressions (configure, write, read), shown as set;
+//! one that does not compile is refused with 400. Channels open on the vhost apply a change at
+//! their next operation.
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query};
 use axum::response::Response;
 use serde_json::{Value, json};
-use warren_broker::AdminError;
+use warren_broker::{AdminError, Permission};
 
 use super::{State, created, no_content, ok};
 use crate::auth::Authed;
@@ -15,16 +16,18 @@ use crate::json::{body_object, str_field};
 use crate::listing::{Params, reply_list};
 use crate::{ApiError, Management};
 
-fn permission_json(user: &str, vhost: &str) -> Value {
-    json!({"user": user, "vhost": vhost, "configure": ".*", "write": ".*", "read": ".*"})
+/// A permission as RabbitMQ shows it (also the shape definitions carry).
+pub fn permission_json(user: &str, vhost: &str, p: &Permission) -> Value {
+    let [configure, write, read] = p.sources();
+    json!({"user": user, "vhost": vhost, "configure": configure, "write": write, "read": read})
 }
 
 fn all(m: &Management, keep: impl Fn(&str, &str) -> bool) -> Value {
     let mut out = Vec::new();
     for u in m.broker.users() {
-        for v in &u.vhosts {
+        for (v, p) in u.vhosts.entries() {
             if keep(&u.name, v) {
-                out.push(permission_json(&u.name, v));
+                out.push(permission_json(&u.name, v, p));
             }
         }
     }
@@ -71,10 +74,8 @@ pub async fn show(
 ) -> Result<Response, ApiError> {
     user.require_admin()?;
     let u = state.0.broker.user(&name).ok_or(ApiError::NotFound)?;
-    if !u.vhosts.contains(&vhost) {
-        return Err(ApiError::NotFound);
-    }
-    Ok(ok(permission_json(&name, &vhost)))
+    let p = u.vhosts.get(&vhost).ok_or(ApiError::NotFound)?;
+    Ok(ok(permission_json(&name, &vhost, p)))
 }
 
 /// `PUT /api/permissions/{vhost}/{user}`.
@@ -86,14 +87,12 @@ pub async fn put(
 ) -> Result<Response, ApiError> {
     user.require_admin()?;
     let b = body_object(&body)?;
-    for key in ["configure", "write", "read"] {
-        match str_field(&b, key) {
-            Some(".*") => {}
-            Some(other) => return Err(AdminError::UnsupportedPermission(other.into()).into()),
-            None => return Err(ApiError::BadRequest(format!("{key} not present"))),
-        }
+    let mut regexes = [""; 3];
+    for (slot, key) in regexes.iter_mut().zip(["configure", "write", "read"]) {
+        *slot =
+            str_field(&b, key).ok_or_else(|| ApiError::BadRequest(format!("{key} not present")))?;
     }
-    match state.0.broker.set_permissions_live(&name, &vhost) {
+    match state.0.broker.set_permissions_live(&name, &vhost, regexes) {
         Ok(new) => Ok(created(new)),
         // RabbitMQ's reason for either missing.
         Err(AdminError::NoSuchUser(_) | AdminError::NoSuchVhost(_)) => {

@@ -122,7 +122,7 @@ pub async fn put(
         Err(AdminError::InvalidRegex(e)) => Err(ApiError::BadRequestTerm(json!([
             "invalid_regexp",
             e.pattern,
-            e.message
+            e.reason
         ]))),
         Err(AdminError::NoSuchUser(_) | AdminError::NoSuchVhost(_)) => {
             Err(ApiError::BadRequest("vhost_or_user_not_found".into()))

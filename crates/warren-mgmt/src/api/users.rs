@@ -4,7 +4,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query};
 use axum::response::Response;
 use serde_json::{Value, json};
-use warren_broker::{PasswordHash, User, password_hash_from_rabbitmq, rabbitmq_password_hash};
+use warren_broker::{HashAlgorithm, PasswordHash, User, rabbitmq_password_hash};
 
 use super::{State, created, no_content, ok};
 use crate::auth::Authed;
@@ -17,7 +17,7 @@ pub fn user_json(u: &User) -> Value {
     json!({
         "name": u.name,
         "password_hash": base64::encode(&rabbitmq_password_hash(u)),
-        "hashing_algorithm": "rabbit_password_hashing_sha256",
+        "hashing_algorithm": u.password.algorithm().rabbitmq_name(),
         "tags": u.tags,
         "limits": super::user_limits::user_limits_json(&u.limits.0),
     })
@@ -82,17 +82,17 @@ pub async fn put(
     let password = match (str_field(&b, "password"), str_field(&b, "password_hash")) {
         (Some(p), _) => Some(PasswordHash::new(p)),
         (None, Some(h)) => {
-            if let Some(alg) = str_field(&b, "hashing_algorithm")
-                && alg != "rabbit_password_hashing_sha256"
-            {
-                return Err(ApiError::BadRequest(format!(
-                    "unsupported hashing algorithm {alg}"
-                )));
-            }
+            // The API's default is the node's (SHA-256), unlike definitions import's MD5.
+            let algorithm = match str_field(&b, "hashing_algorithm") {
+                None => HashAlgorithm::Sha256,
+                Some(alg) => HashAlgorithm::from_rabbitmq_name(alg).ok_or_else(|| {
+                    ApiError::BadRequest(format!("unsupported hashing algorithm {alg}"))
+                })?,
+            };
             let raw = base64::decode(h)
                 .ok_or_else(|| ApiError::BadRequest("invalid password_hash".into()))?;
             Some(
-                password_hash_from_rabbitmq(&raw)
+                PasswordHash::from_rabbitmq(algorithm, &raw)
                     .ok_or_else(|| ApiError::BadRequest("invalid password_hash".into()))?,
             )
         }

@@ -83,7 +83,10 @@ pub async fn put(
     if new {
         // RabbitMQ grants the user who created a vhost full permissions on it
         // (`rabbit_vhost:maybe_grant_full_permissions`).
-        state.0.broker.set_permissions_live(&user.0.name, &name)?;
+        state
+            .0
+            .broker
+            .set_permissions_live(&user.0.name, &name, [".*", ".*", ".*"])?;
     }
     Ok(created(new))
 }

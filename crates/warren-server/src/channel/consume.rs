@@ -4,13 +4,14 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use warren_broker::{ConsumeArgs, Consumer, Delivery, Settle, generate_consumer_tag};
+use warren_broker::{Access, ConsumeArgs, Consumer, Delivery, Settle, generate_consumer_tag};
 use warren_codec::{
     BasicCancel, BasicCancelOk, BasicConsume, BasicConsumeOk, BasicDeliver, BasicGet,
     BasicGetEmpty, BasicGetOk, BasicQos, BasicQosOk, BasicRecoverOk, Method, ReplyCode, ShortStr,
     encode_content,
 };
 
+use super::access::Kind;
 use super::reply_to::PSEUDO_QUEUE;
 use super::{Channel, ConsumerEntry, Unacked, settle_grouped};
 use crate::connection::{AmqpError, AmqpResult, Ctx};
@@ -42,6 +43,11 @@ impl Channel {
         // makes a reply consumer too.
         if queue_name.as_bytes() == PSEUDO_QUEUE {
             return self.reply_consume(ctx, m);
+        }
+        // RabbitMQ refuses a reused consumer tag before it checks permissions.
+        if m.consumer_tag.is_empty() || !self.consumers.contains_key(&m.consumer_tag) {
+            self.access
+                .check(ctx, Access::Read, Kind::Queue, queue_name.as_bytes())?;
         }
         let queue = ctx.vhost.queue(&queue_name, ctx.id)?;
         let tag = if m.consumer_tag.is_empty() {
@@ -108,6 +114,8 @@ impl Channel {
 
     pub(super) fn basic_get(&mut self, ctx: &mut Ctx, m: BasicGet) -> AmqpResult {
         let queue_name = self.resolve_queue(&m.queue)?;
+        self.access
+            .check(ctx, Access::Read, Kind::Queue, queue_name.as_bytes())?;
         let queue = ctx.vhost.queue(&queue_name, ctx.id)?;
         let Some(got) = queue.get(m.no_ack) else {
             ctx.send(self.id, BasicGetEmpty);

@@ -1,6 +1,7 @@
 //! The per-channel state machine. Each AMQP method is handled by a function named after it
 //! (`queue_declare`, `basic_publish`, ...) in the module of its class.
 
+mod access;
 mod ack;
 mod confirm;
 mod consume;
@@ -70,6 +71,8 @@ pub struct Channel {
     last_queue: ShortStr,
     /// Where the next offer of freed channel-wide credit starts (see `redispatch_fair`).
     fair_next: usize,
+    /// The user's configure/write/read permissions as this channel checks them.
+    access: access::ChannelAccess,
 }
 
 impl Channel {
@@ -88,6 +91,7 @@ impl Channel {
             fair_next: 0,
             mode: Mode::Plain,
             last_queue: ShortStr::default(),
+            access: access::ChannelAccess::default(),
         }
     }
 

@@ -276,6 +276,11 @@ impl Channel {
         body: Bytes,
     ) -> AmqpResult {
         ctx.published = true;
+        // RabbitMQ checks write permission once the message is whole, before anything else
+        // about it (the exchange existing included).
+        self.access
+            .check_publish(ctx, &publish.exchange)
+            .map_err(|e| e.at(60, 40))?;
         // A request names the reply consumer of the channel it is published on, at publish time.
         let properties = self.rewrite_reply_to(ctx, &publish.exchange, properties)?;
         match &mut self.mode {

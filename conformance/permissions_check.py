@@ -1,0 +1,291 @@
+#!/usr/bin/env python3
+"""Configure/write/read permission checks through AMQP, runnable against RabbitMQ 3.10 and
+Warren alike (issue 14).
+
+Each case sets one user's three expressions on `/` through the management API, performs one
+AMQP operation with pika as that user on a fresh connection, and asserts the outcome: allowed,
+or the exact 403 channel close text. RabbitMQ is the reference: every case must pass against
+it. Also: a SHA-512 hash imported through definitions logs in; a wrong password and an unknown
+user get the same refusal.
+
+    conformance/permissions_check.py --against-rabbitmq   # private node + management plugin
+    conformance/permissions_check.py --against-warren     # this tree's Warren (release build)
+
+Needs pika: re-runs itself in conformance/run's venv (conformance/.deps/venv).
+"""
+
+import argparse
+import base64
+import hashlib
+import importlib.util
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+USER, PASSWORD = "perm-u", "perm-pw"
+
+
+def load(name, path):
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+mgmt = load("management_api", os.path.join(HERE, "management_api.py"))
+runner = mgmt.load_runner()
+
+try:
+    import pika
+    import pika.exceptions
+except ImportError:
+    runner.ensure_python()
+    os.execv(runner.VENV_PY, [runner.VENV_PY, os.path.abspath(__file__), *sys.argv[1:]])
+
+
+def refused(kind, name):
+    return (403, f"ACCESS_REFUSED - access to {kind} '{name}' in vhost '/' refused for user '{USER}'")
+
+
+def q(name):
+    return refused("queue", name)
+
+
+def x(name):
+    return refused("exchange", name)
+
+
+def publish(exchange):
+    def op(ch):
+        ch.confirm_delivery()
+        ch.basic_publish(exchange, "k", b"m")
+    return op
+
+
+def declare_q(name, **arguments):
+    return lambda ch: ch.queue_declare(name, arguments=arguments or None)
+
+
+def declare_x(name, **arguments):
+    return lambda ch: ch.exchange_declare(name, "direct", arguments=arguments or None)
+
+
+ALL = (".*", ".*", ".*")
+# (name, (configure, write, read), operation, expected: None when allowed, else (code, text)).
+# The admin creates queue `pq` and exchange `px` (bound from amq.topic) before the cases run.
+CASES = [
+    ("exchange.declare needs configure", ("^ok", ".*", ".*"), declare_x("ok-x"), None),
+    ("exchange.declare refused", ("^ok", ".*", ".*"), declare_x("no-x"), x("no-x")),
+    ("exchange.declare of amq.direct needs configure", ("^ok", ".*", ".*"),
+     lambda ch: ch.exchange_declare("amq.direct", "direct", durable=True), x("amq.direct")),
+    ("passive exchange.declare needs nothing", ("", "", ""),
+     lambda ch: ch.exchange_declare("amq.direct", passive=True), None),
+    ("exchange.delete needs configure", ("^ok", ".*", ".*"),
+     lambda ch: ch.exchange_delete("px"), x("px")),
+    ("alternate-exchange needs read on the exchange", (".*", ".*", "^$"),
+     declare_x("ae-x", **{"alternate-exchange": "ae"}), x("ae-x")),
+    ("alternate-exchange needs write on the alternate", (".*", "^$", ".*"),
+     declare_x("ae-x", **{"alternate-exchange": "ae"}), x("ae")),
+    ("queue.declare needs configure", ("^q", ".*", ".*"), declare_q("other"), q("other")),
+    ("queue.declare allowed", ("^q", ".*", ".*"), declare_q("q1"), None),
+    ("server-named queue.declare allowed by ^amq\\.gen-", ("^amq\\.gen-", ".*", ".*"), declare_q(""), None),
+    ("passive queue.declare needs nothing", ("", "", ""),
+     lambda ch: ch.queue_declare("pq", passive=True), None),
+    ("x-dead-letter-exchange needs read on the queue", (".*", ".*", "^$"),
+     declare_q("dq", **{"x-dead-letter-exchange": "dlx"}), q("dq")),
+    ("x-dead-letter-exchange needs write on the exchange", (".*", "^$", ".*"),
+     declare_q("dq", **{"x-dead-letter-exchange": "dlx"}), x("dlx")),
+    ("the default exchange as DLX is amq.default", (".*", "^$", ".*"),
+     declare_q("dq2", **{"x-dead-letter-exchange": ""}), x("amq.default")),
+    ("queue.delete needs configure", ("^$", ".*", ".*"), lambda ch: ch.queue_delete("pq"), q("pq")),
+    ("queue.purge needs read", (".*", ".*", "^$"), lambda ch: ch.queue_purge("pq"), q("pq")),
+    ("basic.get needs read", (".*", ".*", "^$"), lambda ch: ch.basic_get("pq"), q("pq")),
+    ("basic.get of a missing queue is refused before 404", (".*", ".*", "^$"),
+     lambda ch: ch.basic_get("missing"), q("missing")),
+    ("basic.consume needs read", (".*", ".*", "^$"),
+     lambda ch: ch.basic_consume("pq", lambda *a: None), q("pq")),
+    ("basic.get allowed", ("^$", "^$", "^pq$"), lambda ch: ch.basic_get("pq"), None),
+    ("queue.bind needs write on the queue", (".*", "^$", ".*"),
+     lambda ch: ch.queue_bind("pq", "amq.direct", "k"), q("pq")),
+    ("queue.bind needs read on the exchange", (".*", ".*", "^$"),
+     lambda ch: ch.queue_bind("pq", "amq.direct", "k"), x("amq.direct")),
+    ("queue.unbind needs read on the exchange", (".*", ".*", "^pq$"),
+     lambda ch: ch.queue_unbind("pq", "amq.topic", "k"), x("amq.topic")),
+    ("queue.bind allowed", ("^$", "^pq$", "^amq\\."),
+     lambda ch: ch.queue_bind("pq", "amq.direct", "k"), None),
+    ("exchange.bind needs write on the destination", (".*", "^amq", ".*"),
+     lambda ch: ch.exchange_bind("px", "amq.fanout"), x("px")),
+    ("exchange.bind needs read on the source", (".*", ".*", "^px$"),
+     lambda ch: ch.exchange_bind("px", "amq.fanout"), x("amq.fanout")),
+    ("exchange.bind allowed", ("^$", "^px$", "^amq\\.fanout$"),
+     lambda ch: ch.exchange_bind("px", "amq.fanout"), None),
+    ("basic.publish needs write", (".*", "^amq\\.direct$", ".*"), publish("amq.topic"), x("amq.topic")),
+    ("basic.publish allowed", (".*", "^amq\\.direct$", ".*"), publish("amq.direct"), None),
+    ("basic.publish to a missing exchange is refused before 404", (".*", "^amq", ".*"),
+     publish("missing"), x("missing")),
+    ("the default exchange is checked as amq.default", (".*", "^$", ".*"), publish(""), x("amq.default")),
+    ("publish to the default exchange allowed by ^amq\\.default$", (".*", "^amq\\.default$", ".*"),
+     publish(""), None),
+    ("expressions are not anchored", ("ueu", ".*", ".*"), declare_q("myqueue1"), None),
+    ("an empty expression allows nothing", ("", ".*", ".*"), declare_q("q2"), q("q2")),
+]
+
+
+def connect(port, user=USER, password=PASSWORD):
+    params = pika.ConnectionParameters("127.0.0.1", port, "/", pika.PlainCredentials(user, password),
+                                       connection_attempts=1, socket_timeout=10)
+    return pika.BlockingConnection(params)
+
+
+def outcome(port, op):
+    conn = connect(port)
+    try:
+        op(conn.channel())
+        return None
+    except pika.exceptions.ChannelClosedByBroker as e:
+        return (e.reply_code, e.reply_text)
+    finally:
+        if conn.is_open:
+            conn.close()
+
+
+def run(api, port):
+    passed = failed = 0
+
+    def report(name, ok, detail=""):
+        nonlocal passed, failed
+        if ok:
+            passed += 1
+            print(f"  ok    {name}")
+        else:
+            failed += 1
+            print(f"  FAIL  {name}: {detail}")
+
+    status, _, _ = api.call("PUT", f"/api/users/{USER}", {"password": PASSWORD, "tags": ""})
+    assert status in (201, 204), status
+    admin = connect(port, "guest", "guest").channel()
+    admin.queue_declare("pq")
+    admin.exchange_declare("px", "direct")
+    admin.queue_bind("pq", "amq.topic", "k")
+    for name, perms, op, want in CASES:
+        body = dict(zip(("configure", "write", "read"), perms))
+        status, _, _ = api.call("PUT", "/api/permissions/%2F/" + USER, body)
+        assert status in (201, 204), status
+        got = outcome(port, op)
+        report(name, got == want, f"expected {want}, got {got}")
+
+    # Server-named queues need configure on their generated name.
+    api.call("PUT", "/api/permissions/%2F/" + USER, {"configure": "^q", "write": ".*", "read": ".*"})
+    got = outcome(port, declare_q(""))
+    report("server-named queue.declare refused on its amq.gen- name",
+           got is not None and got[0] == 403
+           and got[1].startswith("ACCESS_REFUSED - access to queue 'amq.gen-")
+           and got[1].endswith(f"' in vhost '/' refused for user '{USER}'"), got)
+
+    # A permission change is seen by the next channel of an open connection.
+    api.call("PUT", "/api/permissions/%2F/" + USER, {"configure": ".*", "write": ".*", "read": ".*"})
+    conn = connect(port)
+    publish("amq.direct")(conn.channel())
+    api.call("PUT", "/api/permissions/%2F/" + USER, {"configure": ".*", "write": "^$", "read": ".*"})
+    try:
+        publish("amq.direct")(conn.channel())
+        got = None
+    except pika.exceptions.ChannelClosedByBroker as e:
+        got = (e.reply_code, e.reply_text)
+    report("a revoked write refuses the next channel's publish", got == x("amq.direct"), got)
+    conn.close()
+
+    # Permissions with expressions read back as set, and invalid ones are 400.
+    api.call("PUT", "/api/permissions/%2F/" + USER, {"configure": "^c", "write": "", "read": "(a|b)"})
+    status, _, body = api.call("GET", "/api/permissions/%2F/" + USER)
+    report("GET permissions shows the expressions",
+           status == 200 and [body.get(k) for k in ("configure", "write", "read")] == ["^c", "", "(a|b)"],
+           (status, body))
+    status, _, body = api.call("PUT", "/api/permissions/%2F/" + USER,
+                               {"configure": "(", "write": ".*", "read": ".*"})
+    report("an invalid expression is refused with 400", status == 400, (status, body))
+
+    # A SHA-512 hash (salt ++ SHA-512(salt ++ password)) imported through definitions logs in.
+    salt = bytes([0x5E, 0x11, 0xA0, 0x07])
+    digest = base64.b64encode(salt + hashlib.sha512(salt + b"s3cret").digest()).decode()
+    defs = {"users": [{"name": "perm-sha512", "password_hash": digest, "tags": [],
+                       "hashing_algorithm": "rabbit_password_hashing_sha512"}],
+            "permissions": [{"user": "perm-sha512", "vhost": "/", "configure": ".*",
+                             "write": ".*", "read": ".*"}]}
+    status, _, body = api.call("POST", "/api/definitions", defs)
+    try:
+        connect(port, "perm-sha512", "s3cret").close()
+        logged_in = True
+    except pika.exceptions.AMQPError as e:
+        logged_in = repr(e)
+    report("an imported SHA-512 user logs in", status in (201, 204) and logged_in is True,
+           (status, body, logged_in))
+    # Same for MD5 (`rabbit_password_hashing_md5`).
+    digest = base64.b64encode(salt + hashlib.md5(salt + b"s3cret").digest()).decode()
+    defs["users"] = [{"name": "perm-md5", "password_hash": digest, "tags": [],
+                      "hashing_algorithm": "rabbit_password_hashing_md5"}]
+    defs["permissions"][0]["user"] = "perm-md5"
+    status, _, body = api.call("POST", "/api/definitions", defs)
+    try:
+        connect(port, "perm-md5", "s3cret").close()
+        logged_in = True
+    except pika.exceptions.AMQPError as e:
+        logged_in = repr(e)
+    report("an imported MD5 user logs in", status in (201, 204) and logged_in is True,
+           (status, body, logged_in))
+
+    # A wrong password and an unknown user are refused alike.
+    texts = []
+    for user, password in ((USER, "wrong"), ("perm-nobody", PASSWORD)):
+        try:
+            connect(port, user, password).close()
+            texts.append("logged in")
+        except pika.exceptions.ProbableAuthenticationError as e:
+            texts.append(str(e))
+        except pika.exceptions.AMQPConnectionError as e:
+            texts.append(repr(e.args[0]) if e.args else repr(e))
+    report("wrong password and unknown user get one refusal",
+           texts[0] == texts[1] and "Login was refused using authentication mechanism PLAIN" in texts[0],
+           texts)
+
+    api.call("DELETE", f"/api/users/{USER}")
+    api.call("DELETE", "/api/users/perm-sha512")
+    api.call("DELETE", "/api/users/perm-md5")
+    for qn in ("pq", "q1", "myqueue1"):
+        admin.queue_delete(qn)
+    for xn in ("px", "ok-x"):
+        admin.exchange_delete(xn)
+    admin.connection.close()
+    return passed, failed
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    g = ap.add_mutually_exclusive_group(required=True)
+    g.add_argument("--against-rabbitmq", action="store_true",
+                   help="start a private RabbitMQ node with the management plugin")
+    g.add_argument("--against-warren", action="store_true", help="build and start this tree's Warren")
+    args = ap.parse_args()
+    if args.against_rabbitmq:
+        broker = runner.RabbitMQ()
+        broker.management_port = runner.free_port()
+        with open(os.path.join(broker.base, "enabled_plugins"), "w") as f:
+            f.write("[rabbitmq_management].\n")
+        with open(os.path.join(broker.base, "rabbitmq.conf"), "w") as f:
+            f.write(f"management.tcp.port = {broker.management_port}\nmanagement.tcp.ip = 127.0.0.1\n")
+    else:
+        broker = runner.Warren()
+    try:
+        broker.start()
+        if not runner.wait_port(broker.management_port, 60):
+            raise SystemExit(f"management API did not listen on {broker.management_port}")
+        passed, failed = run(mgmt.Api(f"http://127.0.0.1:{broker.management_port}"), broker.port)
+    finally:
+        broker.stop()
+    print(f"permissions ({'RabbitMQ' if args.against_rabbitmq else 'Warren'}): "
+          f"{passed} passed, {failed} failed")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
