@@ -37,6 +37,6 @@ pub use queue::{
     Got, Overflow, Pushed, Queue, QueueArgs, QueueOptions, QueueState, Settle, StoreWrite,
     type_name as field_type_name,
 };
-pub use snapshot::{ConsumerSnapshot, QueueSnapshot};
+pub use snapshot::{ConsumerSnapshot, QueueCounters, QueueSnapshot};
 pub use timers::now_ms;
 pub use vhost::{DeclaredQueue, Published, QueueDeclare, VHost};

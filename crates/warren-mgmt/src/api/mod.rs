@@ -5,7 +5,7 @@ mod connections;
 pub(crate) mod definitions;
 mod exchanges;
 mod health;
-mod overview;
+pub(crate) mod overview;
 mod permissions;
 mod queues;
 mod users;

@@ -9,9 +9,10 @@ use super::{State, created, no_content, ok};
 use crate::auth::Authed;
 use crate::json::body_object;
 use crate::listing::{Params, reply_list};
-use crate::{ApiError, Management};
+use crate::{ApiError, Management, stats};
 
 fn vhost_json(m: &Management, name: &str) -> Value {
+    let w = m.stats.read(|s| s.vhosts.get(name).copied());
     let (mut ready, mut unacked) = (0, 0);
     if let Some(vh) = m.broker.vhost(name) {
         let queues: Vec<_> = vh.topology().queues().cloned().collect();
@@ -30,9 +31,16 @@ fn vhost_json(m: &Management, name: &str) -> Value {
         "default_queue_type": "undefined",
         "cluster_state": {m.node.clone(): "running"},
         "messages": ready + unacked,
+        "messages_details": stats::details(stats::depth_rate(w.as_ref(), 0)),
         "messages_ready": ready,
+        "messages_ready_details": stats::details(stats::depth_rate(w.as_ref(), 1)),
         "messages_unacknowledged": unacked,
-        "message_stats": {},
+        "messages_unacknowledged_details": stats::details(stats::depth_rate(w.as_ref(), 2)),
+        "message_stats": w.as_ref().map_or(json!({}), stats::aggregate_message_stats),
+        "recv_oct": w.as_ref().map_or(0, |w| w.last[stats::AGG - 2]),
+        "recv_oct_details": stats::details(w.as_ref().map_or(0.0, |w| w.rate[stats::AGG - 2])),
+        "send_oct": w.as_ref().map_or(0, |w| w.last[stats::AGG - 1]),
+        "send_oct_details": stats::details(w.as_ref().map_or(0.0, |w| w.rate[stats::AGG - 1])),
     })
 }
 

@@ -70,6 +70,8 @@ pub struct Channel {
     last_queue: ShortStr,
     /// Where the next offer of freed channel-wide credit starts (see `redispatch_fair`).
     fair_next: usize,
+    /// Counters and gauges for the statistics (written only by this connection's task).
+    stats: Arc<warren_mgmt::ChannelStats>,
 }
 
 impl Channel {
@@ -88,7 +90,30 @@ impl Channel {
             fair_next: 0,
             mode: Mode::Plain,
             last_queue: ShortStr::default(),
+            stats: Arc::default(),
         }
+    }
+
+    /// Copies the channel's gauges (prefetch, unacked, unconfirmed, consumers) into its
+    /// statistics: once per connection-loop turn, not per message.
+    pub fn refresh_gauges(&self) {
+        let s = &self.stats;
+        s.prefetch_count.set(u64::from(self.consumer_prefetch));
+        s.global_prefetch_count.set(u64::from(
+            self.limit.global_prefetch.load(Ordering::Relaxed),
+        ));
+        s.messages_unacknowledged.set(self.unacked.len() as u64);
+        s.consumer_count.set(self.consumers.len() as u64);
+        let unconfirmed = match &self.mode {
+            Mode::Confirm(c) => c.unconfirmed(),
+            _ => 0,
+        };
+        s.messages_unconfirmed.set(unconfirmed);
+    }
+
+    /// The channel's counters, shared with the statistics readers.
+    pub fn stats(&self) -> &Arc<warren_mgmt::ChannelStats> {
+        &self.stats
     }
 
     /// True after the server sent `channel.close`.

@@ -65,6 +65,8 @@ struct Connection {
     blocked: bool,
     /// This connection's entry in the management API's list (unlisted when dropped).
     listed: Registration,
+    /// Socket counters for the statistics: one add per read and per write, not per frame.
+    stats: Arc<warren_mgmt::ConnectionStats>,
 }
 
 /// Serves one accepted socket to the end.
@@ -113,6 +115,7 @@ pub async fn run(
     tracing::info!("connection open");
     let local = stream.local_addr().unwrap_or(peer);
     // Listed for the management API until this task ends (the guard unlists it).
+    let stats = Arc::new(warren_mgmt::ConnectionStats::default());
     let (listed, close_requests) = signals.registry.register(warren_mgmt::ConnectionInfo {
         id,
         name: format!("{peer} -> {local}"),
@@ -122,6 +125,8 @@ pub async fn run(
         local,
         connected_at_ms: warren_broker::now_ms(),
         channels: Vec::new(),
+        channel_stats: Vec::new(),
+        stats: stats.clone(),
     });
     let (tx, events) = mpsc::unbounded_channel();
     let now = Instant::now();
@@ -168,6 +173,7 @@ pub async fn run(
         alarm: false,
         blocked: false,
         listed,
+        stats,
     };
     conn.serve(signals, close_requests).await;
     conn.cleanup();
@@ -234,6 +240,8 @@ impl Connection {
                 read = self.stream.read_buf(&mut self.inbuf), if !self.blocked => match read {
                     Ok(0) | Err(_) => return,
                     Ok(n) => {
+                        self.stats.recv_oct.add(n as u64);
+                        self.stats.recv_cnt.add(1);
                         self.last_read = n;
                         self.last_recv = Instant::now();
                         self.ctx.now = self.last_recv;
@@ -299,8 +307,14 @@ impl Connection {
                 if self.stream.write_all(&self.ctx.out).await.is_err() {
                     return;
                 }
+                self.stats.send_oct.add(self.ctx.out.len() as u64);
+                self.stats.send_cnt.add(1);
                 self.ctx.out.clear();
                 self.last_send = Instant::now();
+            }
+            // The channels' gauges for the statistics: once per turn, whatever the turn did.
+            for ch in self.channels.values() {
+                ch.refresh_gauges();
             }
             // The deliveries taken are on the wire now (or were dropped): queues that stopped
             // at the limit may go on.
@@ -322,6 +336,12 @@ impl Connection {
                 return;
             }
         }
+    }
+
+    /// Publishes the open channels (numbers and counters) to the management API's list.
+    fn list_channels(&self) {
+        self.listed
+            .set_channels(self.channels.iter().map(|(n, c)| (*n, c.stats().clone())));
     }
 
     /// Makes room for the next socket read: a connection that reads a lot gets 64 KiB reads
@@ -549,7 +569,7 @@ impl Connection {
                 ));
             }
             self.channels.insert(channel, Channel::new(channel));
-            self.listed.set_channels(self.channels.keys().copied());
+            self.list_channels();
             self.ctx.send(channel, ChannelOpenOk);
             return Ok(());
         }
@@ -564,7 +584,7 @@ impl Connection {
             match method {
                 Method::ChannelCloseOk(_) => {
                     self.channels.remove(&channel);
-                    self.listed.set_channels(self.channels.keys().copied());
+                    self.list_channels();
                 }
                 Method::ChannelClose(_) => {
                     // The client's close crossed ours: answer it, and keep waiting for the
@@ -584,7 +604,7 @@ impl Connection {
             if let Some(mut ch) = self.channels.remove(&channel) {
                 ch.release(&mut self.ctx);
             }
-            self.listed.set_channels(self.channels.keys().copied());
+            self.list_channels();
             self.ctx.send(channel, warren_codec::ChannelCloseOk);
             return Ok(());
         }
