@@ -127,6 +127,10 @@ pub struct Statistics {
     /// How often the sampler runs.
     pub interval: Duration,
     sampled: Mutex<Sampled>,
+    /// What the API itself published and got, by vhost, in [`CHANNEL_COUNTERS`] order (RabbitMQ
+    /// counts them on the management plugin's own channel). Its own lock, taken per API
+    /// request, never on the AMQP path.
+    api: Mutex<HashMap<String, [u64; CHANNEL_COUNTERS.len()]>>,
 }
 
 impl Default for Statistics {
@@ -141,6 +145,23 @@ impl Statistics {
         Statistics {
             interval,
             sampled: Mutex::new(Sampled::default()),
+            api: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Counts `n` of the channel counter `name` done by the API in `vhost`.
+    pub fn count_api(&self, vhost: &str, name: &str, n: u64) {
+        let Some(i) = CHANNEL_COUNTERS.iter().position(|c| *c == name) else {
+            return;
+        };
+        let mut api = self.api.lock();
+        match api.get_mut(vhost) {
+            Some(v) => v[i] += n,
+            None => {
+                let mut v = [0; CHANNEL_COUNTERS.len()];
+                v[i] = n;
+                api.insert(vhost.to_string(), v);
+            }
         }
     }
 
@@ -164,6 +185,7 @@ impl Statistics {
             }
         }
         let conns = connections.list();
+        let api = self.api.lock().clone();
         let now = Instant::now();
         let mut s = self.sampled.lock();
         let secs = s.at.map_or(0.0, |t| now.duration_since(t).as_secs_f64());
@@ -171,6 +193,12 @@ impl Statistics {
         s.at = Some(now);
         let mut totals: HashMap<String, [u64; AGG]> = s.retired.clone();
         let nc = CHANNEL_COUNTERS.len();
+        for (v, counts) in api {
+            let t = totals.entry(v).or_insert([0; AGG]);
+            for i in 0..nc {
+                t[i] += counts[i];
+            }
+        }
         let mut seen_q = HashMap::with_capacity(queues.len());
         for (key, v) in queues {
             let t = totals.entry(key.0.clone()).or_insert([0; AGG]);

@@ -277,7 +277,15 @@ pub async fn get_messages(
     for _ in 0..count {
         // Requeued messages are held until the end, as RabbitMQ's channel holds them, so one
         // request does not read the same message twice.
-        let Some(got) = q.get(!requeue) else { break };
+        let Some(got) = q.get(!requeue) else {
+            m.stats.count_api(&v, "get_empty", 1);
+            break;
+        };
+        m.stats
+            .count_api(&v, if requeue { "get" } else { "get_no_ack" }, 1);
+        if got.redelivered {
+            m.stats.count_api(&v, "redeliver", 1);
+        }
         if requeue {
             held.push(got.seq);
         }
