@@ -298,8 +298,8 @@ def run_statistics(api):
         ("vhost message_stats", "/api/vhosts/%2F",
          lambda b: (b.get("message_stats", {}).get("publish") or 0) >= 3,
          lambda b: stats_problems(b.get("message_stats", {}), ["publish", "deliver_get"])
-         + stats_problems(b, ["messages", "messages_ready", "messages_unacknowledged",
-                              "recv_oct", "send_oct"])),
+         # recv_oct/send_oct appear once the vhost had an AMQP connection (none here).
+         + stats_problems(b, ["messages", "messages_ready", "messages_unacknowledged"])),
         ("overview message_stats and queue_totals", "/api/overview",
          lambda b: (b.get("message_stats", {}).get("publish") or 0) >= 3,
          lambda b: stats_problems(b.get("message_stats", {}), ["publish", "deliver_get"])

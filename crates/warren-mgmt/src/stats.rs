@@ -239,9 +239,19 @@ impl Statistics {
                     t[i] += v[i];
                 }
                 let w = match s.channels.remove(&(c.id, *n)) {
-                    Some(mut w) => {
+                    Some(mut w) if w.last.iter().zip(&v).all(|(a, b)| a <= b) => {
                         w.update(v, secs);
                         w
+                    }
+                    // Closed and opened again under the same number since the last sample:
+                    // the old channel's counts are retired, the new one starts afresh.
+                    Some(old) => {
+                        let r = s.retired.entry(c.vhost.clone()).or_insert([0; AGG]);
+                        for i in 0..nc {
+                            r[i] += old.last[i];
+                            t[i] += old.last[i];
+                        }
+                        Window::first(v)
                     }
                     None => Window::first(v),
                 };
@@ -433,4 +443,90 @@ pub fn aggregate_message_stats(w: &Window<AGG>) -> Value {
 /// Rate of one of an aggregate's queue depths (`messages`, `messages_ready`, ...).
 pub fn depth_rate(w: Option<&Window<AGG>>, depth: usize) -> f64 {
     w.map_or(0.0, |w| w.rate[CHANNEL_COUNTERS.len() + depth])
+}
+
+#[cfg(test)]
+mod sampler_tests {
+    use std::sync::Arc;
+
+    use parking_lot::Mutex;
+
+    use super::*;
+    use crate::{ChannelStats, ConnectionInfo, ConnectionStats};
+
+    #[derive(Default)]
+    struct Fake(Mutex<Vec<ConnectionInfo>>);
+
+    impl Connections for Fake {
+        fn list(&self) -> Vec<ConnectionInfo> {
+            self.0.lock().clone()
+        }
+        fn close(&self, _: &str, _: &str) -> bool {
+            false
+        }
+    }
+
+    fn conn(id: u64, channels: Vec<(u16, Arc<ChannelStats>)>) -> ConnectionInfo {
+        let addr: std::net::SocketAddr = ([127, 0, 0, 1], 1).into();
+        ConnectionInfo {
+            id,
+            name: format!("c{id}"),
+            user: "guest".into(),
+            vhost: "/".into(),
+            peer: addr,
+            local: addr,
+            connected_at_ms: 0,
+            channels: channels.iter().map(|c| c.0).collect(),
+            channel_stats: channels.into_iter().map(|c| c.1).collect(),
+            stats: Arc::new(ConnectionStats::default()),
+        }
+    }
+
+    fn vhost_publish(s: &Statistics) -> (u64, f64) {
+        s.read(|s| {
+            s.vhosts
+                .get("/")
+                .map_or((0, 0.0), |w| (w.last[0], w.rate[0]))
+        })
+    }
+
+    #[test]
+    fn closed_and_reopened_channels_keep_their_counts_in_the_vhost() {
+        let broker = Broker::new();
+        let stats = Statistics::default();
+        let fake = Fake::default();
+        let first = Arc::new(ChannelStats::default());
+        first.publish.add(5);
+        *fake.0.lock() = vec![conn(1, vec![(1, first.clone())])];
+        stats.sample(&broker, &fake);
+        assert_eq!(vhost_publish(&stats).0, 5);
+        first.publish.add(2);
+        stats.sample(&broker, &fake);
+        let (count, rate) = vhost_publish(&stats);
+        assert_eq!(count, 7);
+        assert!(rate > 0.0);
+        // Channel 1 closed and opened again: the new one starts at 0.
+        let second = Arc::new(ChannelStats::default());
+        second.publish.add(1);
+        *fake.0.lock() = vec![conn(1, vec![(1, second)])];
+        stats.sample(&broker, &fake);
+        assert_eq!(vhost_publish(&stats).0, 8);
+        // The connection closed: its channels' counts stay.
+        fake.0.lock().clear();
+        stats.sample(&broker, &fake);
+        assert_eq!(vhost_publish(&stats).0, 8);
+        stats.sample(&broker, &fake);
+        assert_eq!(vhost_publish(&stats).0, 8);
+        assert_eq!(stats.read(|s| s.node.last[0]), 8);
+    }
+
+    #[test]
+    fn api_operations_count_in_their_vhost() {
+        let broker = Broker::new();
+        let stats = Statistics::default();
+        stats.count_api("/", "publish", 3);
+        stats.count_api("/", "no-such-counter", 3);
+        stats.sample(&broker, &Fake::default());
+        assert_eq!(vhost_publish(&stats).0, 3);
+    }
 }

@@ -22,7 +22,7 @@ fn vhost_json(m: &Management, name: &str) -> Value {
             unacked += s.unacked;
         }
     }
-    json!({
+    let mut v = json!({
         "name": name,
         "description": "",
         "tags": [],
@@ -37,11 +37,16 @@ fn vhost_json(m: &Management, name: &str) -> Value {
         "messages_unacknowledged": unacked,
         "messages_unacknowledged_details": stats::details(stats::depth_rate(w.as_ref(), 2)),
         "message_stats": w.as_ref().map_or(json!({}), stats::aggregate_message_stats),
-        "recv_oct": w.as_ref().map_or(0, |w| w.last[stats::AGG - 2]),
-        "recv_oct_details": stats::details(w.as_ref().map_or(0.0, |w| w.rate[stats::AGG - 2])),
-        "send_oct": w.as_ref().map_or(0, |w| w.last[stats::AGG - 1]),
-        "send_oct_details": stats::details(w.as_ref().map_or(0.0, |w| w.rate[stats::AGG - 1])),
-    })
+    });
+    // Socket bytes appear once the vhost had an AMQP connection, as in RabbitMQ.
+    if let (Some(w), Value::Object(o)) = (w.filter(|w| w.last[stats::AGG - 2] > 0), &mut v) {
+        let (recv, send) = (stats::AGG - 2, stats::AGG - 1);
+        o.insert("recv_oct".into(), json!(w.last[recv]));
+        o.insert("recv_oct_details".into(), stats::details(w.rate[recv]));
+        o.insert("send_oct".into(), json!(w.last[send]));
+        o.insert("send_oct_details".into(), stats::details(w.rate[send]));
+    }
+    v
 }
 
 /// `GET /api/vhosts`.

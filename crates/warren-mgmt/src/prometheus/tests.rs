@@ -1,3 +1,4 @@
+use super::text::escape;
 use super::*;
 
 #[test]
