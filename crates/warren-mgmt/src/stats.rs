@@ -86,9 +86,9 @@ impl<const N: usize> Window<N> {
 
     /// Takes a new sample `secs` after the last one.
     fn update(&mut self, now: [u64; N], secs: f64) {
-        for i in 0..N {
-            self.rate[i] = if secs > 0.0 {
-                (now[i] as f64 - self.last[i] as f64) / secs
+        for ((rate, new), old) in self.rate.iter_mut().zip(&now).zip(&self.last) {
+            *rate = if secs > 0.0 {
+                (*new as f64 - *old as f64) / secs
             } else {
                 0.0
             };
@@ -195,16 +195,12 @@ impl Statistics {
         let nc = CHANNEL_COUNTERS.len();
         for (v, counts) in api {
             let t = totals.entry(v).or_insert([0; AGG]);
-            for i in 0..nc {
-                t[i] += counts[i];
-            }
+            add_into(&mut t[..nc], &counts);
         }
         let mut seen_q = HashMap::with_capacity(queues.len());
         for (key, v) in queues {
             let t = totals.entry(key.0.clone()).or_insert([0; AGG]);
-            for i in 0..DEPTHS.len() {
-                t[nc + i] += v[QUEUE_COUNTERS.len() + i];
-            }
+            add_into(&mut t[nc..], &v[QUEUE_COUNTERS.len()..]);
             let w = match s.queues.remove(&key) {
                 Some(mut w) if w.last.iter().zip(&v).take(8).all(|(a, b)| a <= b) => {
                     w.update(v, secs);
@@ -235,9 +231,7 @@ impl Statistics {
             seen_conn.insert(c.id, w);
             for (n, st) in c.channels.iter().zip(&c.channel_stats) {
                 let v = st.counters();
-                for i in 0..nc {
-                    t[i] += v[i];
-                }
+                add_into(&mut t[..nc], &v);
                 let w = match s.channels.remove(&(c.id, *n)) {
                     Some(mut w) if w.last.iter().zip(&v).all(|(a, b)| a <= b) => {
                         w.update(v, secs);
@@ -247,10 +241,8 @@ impl Statistics {
                     // the old channel's counts are retired, the new one starts afresh.
                     Some(old) => {
                         let r = s.retired.entry(c.vhost.clone()).or_insert([0; AGG]);
-                        for i in 0..nc {
-                            r[i] += old.last[i];
-                            t[i] += old.last[i];
-                        }
+                        add_into(&mut r[..nc], &old.last);
+                        add_into(&mut t[..nc], &old.last);
                         Window::first(v)
                     }
                     None => Window::first(v),
@@ -266,10 +258,8 @@ impl Statistics {
             if let Some(v) = s.owners.get(&conn).cloned() {
                 let r = s.retired.entry(v.clone()).or_insert([0; AGG]);
                 let t = totals.entry(v).or_insert([0; AGG]);
-                for i in 0..nc {
-                    r[i] += w.last[i];
-                    t[i] += w.last[i];
-                }
+                add_into(&mut r[..nc], &w.last);
+                add_into(&mut t[..nc], &w.last);
             }
         }
         for (conn, w) in gone_conn {
@@ -288,9 +278,7 @@ impl Statistics {
         let mut node = [0u64; AGG];
         let mut vhosts = HashMap::with_capacity(totals.len());
         for (v, t) in totals {
-            for i in 0..AGG {
-                node[i] += t[i];
-            }
+            add_into(&mut node, &t);
             let w = match s.vhosts.remove(&v) {
                 Some(mut w) => {
                     w.update(t, secs);
@@ -329,6 +317,13 @@ impl Statistics {
                 }
             }
         }
+    }
+}
+
+/// Adds `src` to `dst` element by element (as far as both go).
+fn add_into(dst: &mut [u64], src: &[u64]) {
+    for (d, s) in dst.iter_mut().zip(src) {
+        *d += s;
     }
 }
 

@@ -67,9 +67,11 @@ pub async fn overview(state: State, user: Authed) -> Response {
             let mut sum = stats::Window::<{ stats::AGG }>::default();
             for (name, w) in &s.vhosts {
                 if user.sees_vhost(name) {
-                    for i in 0..stats::AGG {
-                        sum.last[i] += w.last[i];
-                        sum.rate[i] += w.rate[i];
+                    for (s, v) in sum.last.iter_mut().zip(&w.last) {
+                        *s += v;
+                    }
+                    for (s, v) in sum.rate.iter_mut().zip(&w.rate) {
+                        *s += v;
                     }
                 }
             }
