@@ -46,7 +46,7 @@ pub use queue::{
     Got, Overflow, Pushed, Queue, QueueArgs, QueueOptions, QueueState, Settle, StoreWrite,
     type_name as field_type_name,
 };
-pub use snapshot::{ConsumerSnapshot, QueueSnapshot};
+pub use snapshot::{ConsumerSnapshot, QueueCounters, QueueSnapshot};
 pub use timers::now_ms;
 pub use topic_permissions::{
     TopicAccess, TopicAction, TopicPermission, refusal_text as topic_refusal_text,

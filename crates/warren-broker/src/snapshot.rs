@@ -31,4 +31,49 @@ pub struct QueueSnapshot {
     pub unacked: u64,
     /// Attached consumers.
     pub consumers: Vec<ConsumerSnapshot>,
+    /// Body bytes of the ready messages.
+    pub ready_bytes: u64,
+    /// Body bytes of the delivered, unsettled messages.
+    pub unacked_bytes: u64,
+    /// Message counters since the queue was declared.
+    pub counters: QueueCounters,
+}
+
+/// A queue's message counters since it was declared (RabbitMQ's queue `message_stats`).
+///
+/// Plain integers kept inside the queue's state and bumped by the operations that already hold
+/// its lock: counting costs an add on a cache line the operation has just written, no atomic
+/// and no extra lock. Readers copy them under that lock ([`crate::Queue::snapshot`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueCounters {
+    /// Messages enqueued (refused publishes are not counted, as in RabbitMQ).
+    pub publish: u64,
+    /// Deliveries to consumers that acknowledge.
+    pub deliver: u64,
+    /// Deliveries to `no_ack` consumers.
+    pub deliver_no_ack: u64,
+    /// `basic.get` answers that need an acknowledgement.
+    pub get: u64,
+    /// `basic.get` answers with `no_ack`.
+    pub get_no_ack: u64,
+    /// `basic.get` that found the queue empty.
+    pub get_empty: u64,
+    /// Acknowledgements.
+    pub ack: u64,
+    /// Deliveries and gets of messages delivered before.
+    pub redeliver: u64,
+}
+
+impl QueueCounters {
+    /// Adds `other` field by field (vhost and node aggregates).
+    pub fn add(&mut self, other: &QueueCounters) {
+        self.publish += other.publish;
+        self.deliver += other.deliver;
+        self.deliver_no_ack += other.deliver_no_ack;
+        self.get += other.get;
+        self.get_no_ack += other.get_no_ack;
+        self.get_empty += other.get_empty;
+        self.ack += other.ack;
+        self.redeliver += other.redeliver;
+    }
 }

@@ -7,17 +7,21 @@
 //! broker's live user/vhost administration, so the two front ends cannot drift apart.
 //! Connections belong to the server crate and are reached through the [`Connections`] trait.
 //!
-//! Statistics are read when asked (a queue's counts under its lock, once per request), never
-//! counted per message: the AMQP hot path does not know this crate exists.
+//! Statistics are counters owned by what they count (a queue's state, a channel's and a
+//! connection's [`counters`]), bumped where the work already happens; the [`stats`] sampler
+//! turns them into rates every few seconds, and [`prometheus`] serves them for scraping.
 //!
 //! One file per endpoint family under `api/`, named by path.
 
 mod api;
 mod auth;
 mod base64;
+pub mod counters;
 mod error;
 mod json;
 mod listing;
+pub mod prometheus;
+pub mod stats;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -26,14 +30,16 @@ use std::time::Instant;
 use warren_broker::Broker;
 
 pub use api::definitions::import_definitions;
+pub use counters::{ChannelStats, ConnectionStats, Counter};
 pub use error::ApiError;
+pub use stats::Statistics;
 
 /// The RabbitMQ version the API reports (`rabbitmq_version`, `management_version`): clients
 /// branch on it, and Warren behaves as RabbitMQ 3.10 does.
 pub const RABBITMQ_VERSION: &str = "3.10.8";
 
 /// One AMQP connection as the API lists it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct ConnectionInfo {
     /// The server's id of the connection (consumers name their connection by it).
     pub id: u64,
@@ -51,6 +57,10 @@ pub struct ConnectionInfo {
     pub connected_at_ms: u64,
     /// Its open channel numbers, in order.
     pub channels: Vec<u16>,
+    /// The counters of those channels, in the same order.
+    pub channel_stats: Vec<Arc<ChannelStats>>,
+    /// The connection's socket counters.
+    pub stats: Arc<ConnectionStats>,
 }
 
 /// The server's open connections, as the API needs them.
@@ -98,6 +108,8 @@ pub struct Management {
     pub memory_alarm: Arc<dyn Fn() -> bool + Send + Sync>,
     /// When the API started (uptime).
     pub started: Instant,
+    /// The sampler's rates (run [`Statistics::run`] beside the API).
+    pub stats: Arc<Statistics>,
 }
 
 impl std::fmt::Debug for Management {
@@ -118,6 +130,7 @@ impl Management {
             listeners: Vec::new(),
             memory_alarm: Arc::new(|| false),
             started: Instant::now(),
+            stats: Arc::new(Statistics::default()),
         }
     }
 }

@@ -55,6 +55,14 @@ pub struct Config {
     pub management_enabled: bool,
     /// The management API's port, on the same bind address as AMQP; 0 picks a free one.
     pub management_port: u16,
+    /// Serve RabbitMQ's Prometheus endpoints (`/metrics`, `/metrics/per-object`,
+    /// `/metrics/detailed`).
+    pub prometheus_enabled: bool,
+    /// Their port, on the same bind address as AMQP (RabbitMQ's 15692); 0 picks a free one.
+    pub prometheus_port: u16,
+    /// How often the statistics sampler turns counters into rates, in milliseconds
+    /// (RabbitMQ's `collect_statistics_interval`).
+    pub collect_statistics_interval: u64,
     /// A RabbitMQ definitions file imported at every start, after recovery (RabbitMQ's
     /// `load_definitions`; the import merges, so a repeated start changes nothing); empty for
     /// none.
@@ -83,6 +91,9 @@ impl Default for Config {
             compact_on_start_min_mib: 64,
             management_enabled: true,
             management_port: 15672,
+            prometheus_enabled: true,
+            prometheus_port: 15692,
+            collect_statistics_interval: 5000,
             load_definitions: PathBuf::new(),
         }
     }

@@ -10,7 +10,10 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
-use warren_mgmt::{ConnectionInfo, Connections};
+use warren_mgmt::{ChannelStats, ConnectionInfo, Connections};
+
+/// The open channels of a connection: numbers in order, with their counters.
+type ChannelList = Arc<Mutex<Vec<(u16, Arc<ChannelStats>)>>>;
 
 /// Every open connection, by id.
 #[derive(Debug, Default)]
@@ -22,9 +25,9 @@ pub struct ConnectionRegistry {
 struct Entry {
     info: ConnectionInfo,
     close: mpsc::UnboundedSender<String>,
-    /// The connection's open channel numbers, written by the connection itself (its own lock,
-    /// so opening a channel never takes the registry's).
-    channels: Arc<Mutex<Vec<u16>>>,
+    /// The connection's open channels and their counters, written by the connection itself
+    /// (its own lock, so opening a channel never takes the registry's).
+    channels: ChannelList,
 }
 
 /// Keeps a connection listed while alive; dropping it unlists the connection.
@@ -32,16 +35,16 @@ struct Entry {
 pub struct Registration {
     registry: Arc<ConnectionRegistry>,
     id: u64,
-    channels: Arc<Mutex<Vec<u16>>>,
+    channels: ChannelList,
 }
 
 impl Registration {
     /// Records the connection's open channels (after a channel opens or closes).
-    pub fn set_channels(&self, open: impl Iterator<Item = u16>) {
+    pub fn set_channels(&self, open: impl Iterator<Item = (u16, Arc<ChannelStats>)>) {
         let mut channels = self.channels.lock();
         channels.clear();
         channels.extend(open);
-        channels.sort_unstable();
+        channels.sort_unstable_by_key(|c| c.0);
     }
 }
 
@@ -84,9 +87,13 @@ impl Connections for ConnectionRegistry {
         self.open
             .lock()
             .values()
-            .map(|e| ConnectionInfo {
-                channels: e.channels.lock().clone(),
-                ..e.info.clone()
+            .map(|e| {
+                let channels = e.channels.lock();
+                ConnectionInfo {
+                    channels: channels.iter().map(|c| c.0).collect(),
+                    channel_stats: channels.iter().map(|c| c.1.clone()).collect(),
+                    ..e.info.clone()
+                }
             })
             .collect()
     }

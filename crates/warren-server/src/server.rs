@@ -23,6 +23,8 @@ pub struct Server {
     listener: TcpListener,
     /// The management API's listener, when enabled.
     management: Option<TcpListener>,
+    /// The Prometheus listener, when enabled.
+    prometheus: Option<TcpListener>,
     connections: Arc<ConnectionRegistry>,
     broker: Arc<Broker>,
     config: Arc<Config>,
@@ -33,6 +35,7 @@ pub struct Server {
 pub struct ServerHandle {
     addr: SocketAddr,
     management_addr: Option<SocketAddr>,
+    prometheus_addr: Option<SocketAddr>,
     broker: Arc<Broker>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -120,6 +123,22 @@ impl Server {
         } else {
             None
         };
+        let prometheus = if config.prometheus_enabled {
+            let l = TcpListener::bind((config.bind, config.prometheus_port))
+                .await
+                .map_err(|e| {
+                    std::io::Error::new(
+                        e.kind(),
+                        format!(
+                            "cannot listen for Prometheus on {}:{}: {e}",
+                            config.bind, config.prometheus_port
+                        ),
+                    )
+                })?;
+            Some(l)
+        } else {
+            None
+        };
         if config.loopback_only_default_user {
             // `guest` by name as well, as RabbitMQ's `loopback_users` default: a directory seeded
             // with guest/guest keeps that user after `default_user` is changed.
@@ -131,6 +150,7 @@ impl Server {
         Ok(Server {
             listener,
             management,
+            prometheus,
             connections: Arc::new(ConnectionRegistry::default()),
             broker,
             config: Arc::new(config),
@@ -155,6 +175,11 @@ impl Server {
         self.management.as_ref().and_then(|l| l.local_addr().ok())
     }
 
+    /// The Prometheus listener's address, when it is enabled.
+    pub fn prometheus_addr(&self) -> Option<SocketAddr> {
+        self.prometheus.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
     /// Serves until `shutdown` completes, then stops accepting, closes every connection with
     /// 320 CONNECTION_FORCED and waits (briefly) for them to finish.
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
@@ -164,36 +189,56 @@ impl Server {
             self.memory_limit.subscribe(),
             alarm_tx,
         ));
-        let management = self.management.map(|listener| {
-            let mut listeners = vec![warren_mgmt::Listener {
-                protocol: "amqp",
-                addr: self
-                    .listener
-                    .local_addr()
-                    .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], self.config.port))),
-            }];
-            if let Ok(addr) = listener.local_addr() {
-                listeners.push(warren_mgmt::Listener {
-                    protocol: "http",
-                    addr,
-                });
+        let mut listeners = vec![warren_mgmt::Listener {
+            protocol: "amqp",
+            addr: self
+                .listener
+                .local_addr()
+                .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], self.config.port))),
+        }];
+        for (l, protocol) in [
+            (&self.management, "http"),
+            (&self.prometheus, "http/prometheus"),
+        ] {
+            if let Some(addr) = l.as_ref().and_then(|l| l.local_addr().ok()) {
+                listeners.push(warren_mgmt::Listener { protocol, addr });
             }
-            let alarm = alarm_rx.clone();
-            let state = Arc::new(warren_mgmt::Management {
-                broker: self.broker.clone(),
-                connections: self.connections.clone(),
-                node: warren_mgmt::default_node_name(),
-                listeners,
-                memory_alarm: Arc::new(move || *alarm.borrow()),
-                started: std::time::Instant::now(),
-            });
-            let mut stop = stop_rx.clone();
+        }
+        let alarm = alarm_rx.clone();
+        // One state for the API, the sampler and Prometheus.
+        let state = Arc::new(warren_mgmt::Management {
+            broker: self.broker.clone(),
+            connections: self.connections.clone(),
+            node: warren_mgmt::default_node_name(),
+            listeners,
+            memory_alarm: Arc::new(move || *alarm.borrow()),
+            started: std::time::Instant::now(),
+            stats: Arc::new(warren_mgmt::Statistics::new(Duration::from_millis(
+                self.config.collect_statistics_interval.max(1),
+            ))),
+        });
+        let stopped = |mut stop: watch::Receiver<bool>| async move {
+            let _ = stop.changed().await;
+        };
+        let management = self.management.map(|listener| {
+            // Rates are only shown by the API: no API, no sampler.
+            tokio::spawn(state.stats.clone().run(
+                self.broker.clone(),
+                self.connections.clone(),
+                stopped(stop_rx.clone()),
+            ));
+            let (state, shutdown) = (state.clone(), stopped(stop_rx.clone()));
             tokio::spawn(async move {
-                let shutdown = async move {
-                    let _ = stop.changed().await;
-                };
                 if let Err(e) = warren_mgmt::serve(listener, state, shutdown).await {
                     tracing::error!(error = %e, "the management API stopped");
+                }
+            })
+        });
+        let prometheus = self.prometheus.map(|listener| {
+            let (state, shutdown) = (state.clone(), stopped(stop_rx.clone()));
+            tokio::spawn(async move {
+                if let Err(e) = warren_mgmt::prometheus::serve(listener, state, shutdown).await {
+                    tracing::error!(error = %e, "the Prometheus listener stopped");
                 }
             })
         });
@@ -250,7 +295,7 @@ impl Server {
         // the store has it, instead of going to a consumer on a connection that closes too.
         self.broker.stop_delivering();
         let _ = stop_tx.send(true);
-        if let Some(api) = management {
+        for api in management.into_iter().chain(prometheus) {
             // Requests in flight finish; an idle keep-alive client does not hold shutdown up.
             let _ = tokio::time::timeout(Duration::from_secs(2), api).await;
         }
@@ -279,6 +324,7 @@ impl Server {
     pub fn spawn(self) -> ServerHandle {
         let addr = self.local_addr();
         let management_addr = self.management_addr();
+        let prometheus_addr = self.prometheus_addr();
         let broker = self.broker.clone();
         let memory_limit = self.memory_limit.clone();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -288,6 +334,7 @@ impl Server {
         ServerHandle {
             addr,
             management_addr,
+            prometheus_addr,
             broker,
             stop: Some(tx),
             task,
@@ -310,6 +357,11 @@ impl ServerHandle {
     /// The management API's address, when it is enabled.
     pub fn management_addr(&self) -> Option<SocketAddr> {
         self.management_addr
+    }
+
+    /// The Prometheus listener's address, when it is enabled.
+    pub fn prometheus_addr(&self) -> Option<SocketAddr> {
+        self.prometheus_addr
     }
 
     /// An `amqp://` URL for the default user.

@@ -19,6 +19,7 @@ async fn start(store: Arc<FaultyStore<MemoryStore>>) -> warren_server::ServerHan
         bind: [127, 0, 0, 1].into(),
         port: 0,
         management_port: 0,
+        prometheus_port: 0,
         ..Config::default()
     };
     Server::bind_with_store(config, store)

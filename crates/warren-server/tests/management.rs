@@ -952,6 +952,7 @@ async fn load_definitions_imports_a_file_at_every_start() {
         bind: [127, 0, 0, 1].into(),
         port: 0,
         management_port: 0,
+        prometheus_port: 0,
         data_dir: common::fresh_data_dir(),
         ..Default::default()
     };

@@ -58,6 +58,11 @@ impl QueueState {
                 let c = &self.consumers[pick];
                 (c.no_ack, c.id)
             };
+            if no_ack {
+                self.counters.deliver_no_ack += 1;
+            } else {
+                self.counters.deliver += 1;
+            }
             self.hand_out(&ready, Some(id), no_ack, fx);
             let consumer = &mut self.consumers[pick];
             if !no_ack {

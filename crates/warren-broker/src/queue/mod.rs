@@ -467,6 +467,8 @@ impl Queue {
 #[cfg(test)]
 mod backlog_tests;
 #[cfg(test)]
+mod counters_tests;
+#[cfg(test)]
 mod feature_tests;
 #[cfg(test)]
 mod tests;

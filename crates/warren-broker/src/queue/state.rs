@@ -19,6 +19,7 @@ use super::{Queue, Settle};
 use crate::dead_letter::{DeadLetter, DeathReason};
 use warren_store::MessageId;
 
+use crate::snapshot::QueueCounters;
 use crate::{BrokerError, Message};
 
 /// A message handed out and not yet settled.
@@ -80,6 +81,11 @@ pub struct QueueState {
     last_used: u64,
     /// The deadline the timer thread will wake this queue at, or [`NEVER`].
     pub(super) timer_at: u64,
+    /// Message counters for the management API and Prometheus: plain adds under the lock the
+    /// operation holds anyway.
+    pub(super) counters: QueueCounters,
+    /// Body bytes of the messages in `unacked` (`message_bytes_unacknowledged`).
+    pub(super) unacked_bytes: u64,
 }
 
 /// A message taken by `basic.get`.
@@ -191,6 +197,7 @@ impl QueueState {
         }
         let seq = self.next_seq;
         self.next_seq += 1;
+        self.counters.publish += 1;
         let deadline = self.deadline(&message);
         // A message due the moment it was published (TTL 0) may still go to a consumer that
         // can take it at once; the clock read since then must not expire it first.
@@ -255,9 +262,17 @@ impl QueueState {
     pub fn get(&mut self, no_ack: bool, now: u64, fx: &mut Effects) -> Option<Got> {
         self.last_used = now;
         self.expire(now, fx);
-        let ready = self.ready.pop_front()?;
+        let Some(ready) = self.ready.pop_front() else {
+            self.counters.get_empty += 1;
+            return None;
+        };
         // RabbitMQ drops what expired behind the message before it counts what remains.
         self.expire(now, fx);
+        if no_ack {
+            self.counters.get_no_ack += 1;
+        } else {
+            self.counters.get += 1;
+        }
         self.hand_out(&ready, None, no_ack, fx);
         Some(Got {
             seq: ready.seq,
@@ -277,6 +292,9 @@ impl QueueState {
         no_ack: bool,
         fx: &mut Effects,
     ) {
+        if ready.redelivered {
+            self.counters.redeliver += 1;
+        }
         if let Some(stored) = self.stored(&ready.message) {
             if no_ack {
                 fx.gone.push((ready.seq, stored));
@@ -287,6 +305,7 @@ impl QueueState {
         if no_ack {
             return;
         }
+        self.unacked_bytes += ready.message.body.len() as u64;
         self.unacked.insert(
             ready.seq,
             InFlight {
@@ -307,6 +326,9 @@ impl QueueState {
             let Some(inflight) = self.unacked.remove(seq) else {
                 continue;
             };
+            self.unacked_bytes = self
+                .unacked_bytes
+                .saturating_sub(inflight.message.body.len() as u64);
             if let Some(id) = inflight.consumer
                 && let Some(c) = self.consumers.iter_mut().find(|c| c.id == id)
             {
@@ -314,6 +336,7 @@ impl QueueState {
             }
             match how {
                 Settle::Ack => {
+                    self.counters.ack += 1;
                     if let Some(stored) = self.stored(&inflight.message) {
                         fx.gone.push((*seq, stored));
                     }

@@ -14,9 +14,15 @@ use serde_json::{Value, json};
 use super::{State, no_content, ok, vhost};
 use crate::auth::Authed;
 use crate::listing::{Params, reply_list};
-use crate::{ApiError, ConnectionInfo, Management};
+use crate::{ApiError, ConnectionInfo, Management, stats};
 
 fn connection_json(m: &Management, c: &ConnectionInfo) -> Value {
+    // Counts are read live; rates come from the last sample.
+    let io = c.stats.counters();
+    let rates = m
+        .stats
+        .read(|s| s.connections.get(&c.id).map(|w| w.rate))
+        .unwrap_or_default();
     json!({
         "name": c.name,
         "node": m.node,
@@ -33,6 +39,12 @@ fn connection_json(m: &Management, c: &ConnectionInfo) -> Value {
         "auth_mechanism": "PLAIN",
         "connected_at": c.connected_at_ms,
         "channels": c.channels.len(),
+        "recv_oct": io[0],
+        "recv_oct_details": stats::details(rates[0]),
+        "recv_cnt": io[1],
+        "send_oct": io[2],
+        "send_oct_details": stats::details(rates[2]),
+        "send_cnt": io[3],
         "client_properties": {},
     })
 }
@@ -147,7 +159,11 @@ fn channels_json(m: &Management, conns: &[ConnectionInfo]) -> Value {
     let counts = consumer_counts(m);
     let mut out = Vec::new();
     for c in conns {
-        for &n in &c.channels {
+        for (&n, st) in c.channels.iter().zip(&c.channel_stats) {
+            let rates = m
+                .stats
+                .read(|s| s.channels.get(&(c.id, n)).map(|w| w.rate))
+                .unwrap_or_default();
             out.push(json!({
                 "name": format!("{} ({n})", c.name),
                 "number": n,
@@ -156,6 +172,11 @@ fn channels_json(m: &Management, conns: &[ConnectionInfo]) -> Value {
                 "vhost": c.vhost,
                 "state": "running",
                 "consumer_count": counts.get(&(c.id, n)).copied().unwrap_or(0),
+                "prefetch_count": st.prefetch_count.get(),
+                "global_prefetch_count": st.global_prefetch_count.get(),
+                "messages_unacknowledged": st.messages_unacknowledged.get(),
+                "messages_unconfirmed": st.messages_unconfirmed.get(),
+                "message_stats": stats::channel_message_stats(&st.counters(), &rates, false),
                 "connection_details": {
                     "name": c.name,
                     "peer_host": c.peer.ip().to_string(),

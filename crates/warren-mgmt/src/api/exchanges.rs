@@ -256,6 +256,10 @@ pub async fn publish(
     )
     .map_err(ApiError::from_broker)?;
     let routed = !queues.is_empty();
+    state.0.stats.count_api(&v, "publish", 1);
+    if !routed {
+        state.0.stats.count_api(&v, "drop_unroutable", 1);
+    }
     let published = vh.publish(message, &mut queues);
     if published.store_failed {
         return Err(ApiError::Internal("the store failed".into()));

@@ -6,7 +6,7 @@ pub(crate) mod definitions;
 mod definitions_access;
 mod exchanges;
 mod health;
-mod overview;
+pub(crate) mod overview;
 mod permissions;
 mod queues;
 mod topic_permissions;

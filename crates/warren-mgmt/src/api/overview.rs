@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use super::{State, ok};
 use crate::auth::Authed;
-use crate::{ApiError, Management, RABBITMQ_VERSION};
+use crate::{ApiError, Management, RABBITMQ_VERSION, stats};
 
 fn exchange_types() -> Value {
     let t = |name: &str| json!({"name": name, "description": format!("AMQP {name} exchange, as per the AMQP specification"), "enabled": true});
@@ -59,6 +59,25 @@ pub async fn overview(state: State, user: Authed) -> Response {
         .collect();
     let connections = conns.len();
     let channels: usize = conns.iter().map(|c| c.channels.len()).sum();
+    // The node's totals for monitors; the sum of their vhosts' for everyone else.
+    let node = m.stats.read(|s| {
+        if user.is_monitor() {
+            s.node
+        } else {
+            let mut sum = stats::Window::<{ stats::AGG }>::default();
+            for (name, w) in &s.vhosts {
+                if user.sees_vhost(name) {
+                    for (s, v) in sum.last.iter_mut().zip(&w.last) {
+                        *s += v;
+                    }
+                    for (s, v) in sum.rate.iter_mut().zip(&w.rate) {
+                        *s += v;
+                    }
+                }
+            }
+            sum
+        }
+    });
     ok(json!({
         "management_version": RABBITMQ_VERSION,
         "rates_mode": "basic",
@@ -71,14 +90,14 @@ pub async fn overview(state: State, user: Authed) -> Response {
         "erlang_full_version": "Warren (Rust)",
         "disable_stats": false,
         "enable_queue_totals": false,
-        "message_stats": {},
+        "message_stats": stats::aggregate_message_stats(&node),
         "queue_totals": {
             "messages": ready + unacked,
-            "messages_details": {"rate": 0.0},
+            "messages_details": stats::details(stats::depth_rate(Some(&node), 0)),
             "messages_ready": ready,
-            "messages_ready_details": {"rate": 0.0},
+            "messages_ready_details": stats::details(stats::depth_rate(Some(&node), 1)),
             "messages_unacknowledged": unacked,
-            "messages_unacknowledged_details": {"rate": 0.0},
+            "messages_unacknowledged_details": stats::details(stats::depth_rate(Some(&node), 2)),
         },
         "object_totals": {
             "channels": channels,
@@ -105,7 +124,7 @@ pub async fn cluster_name(state: State, _user: Authed) -> Response {
 }
 
 /// Resident memory of this process in bytes, from `/proc/self/statm` (0 where there is none).
-fn mem_used() -> u64 {
+pub(crate) fn mem_used() -> u64 {
     std::fs::read_to_string("/proc/self/statm")
         .ok()
         .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
@@ -113,7 +132,7 @@ fn mem_used() -> u64 {
 }
 
 /// Open file descriptors of this process (0 where `/proc` is missing).
-fn fd_used() -> usize {
+pub(crate) fn fd_used() -> usize {
     std::fs::read_dir("/proc/self/fd").map_or(0, Iterator::count)
 }
 

@@ -18,7 +18,7 @@ use super::{State, created, no_content, ok, vhost};
 use crate::auth::Authed;
 use crate::json::{body_object, bool_field, json_to_table, str_field, table_to_json};
 use crate::listing::{Params, reply_list};
-use crate::{ApiError, Management, base64};
+use crate::{ApiError, Management, base64, stats};
 
 /// The connection id the API acts as: no AMQP connection has id 0, so exclusive queues of
 /// clients stay theirs (405 RESOURCE_LOCKED becomes 400 here, as in RabbitMQ).
@@ -26,6 +26,23 @@ pub const API_CONNECTION: u64 = 0;
 
 fn queue_json(m: &Management, q: &Queue, details: bool) -> Value {
     let s = q.snapshot();
+    let key = (q.vhost.clone(), q.name.to_string());
+    let w = m.stats.read(|st| st.queues.get(&key).copied());
+    let values = stats::queue_values(&s.counters, s.ready, s.unacked);
+    let rates = w.map_or([0.0; 11], |w| w.rate);
+    let mut message_stats = stats::message_stats(&stats::QUEUE_COUNTERS, &values, &rates);
+    stats::add_deliver_get(&mut message_stats);
+    let n = stats::QUEUE_COUNTERS.len();
+    // RabbitMQ's consumer utilisation is the share of time the queue could deliver at once;
+    // Warren's consumers are never blocked by the queue, so it is 1.0 while a consumer has
+    // credit, 0.0 while none has, and null without consumers.
+    let utilisation = if s.consumers.is_empty() {
+        Value::Null
+    } else if s.ready > 0 {
+        json!(0.0)
+    } else {
+        json!(1.0)
+    };
     let mut v = json!({
         "name": q.name.to_string(),
         "vhost": q.vhost,
@@ -39,16 +56,20 @@ fn queue_json(m: &Management, q: &Queue, details: bool) -> Value {
         "messages": s.ready + s.unacked,
         "messages_ready": s.ready,
         "messages_unacknowledged": s.unacked,
-        "messages_details": {"rate": 0.0},
-        "messages_ready_details": {"rate": 0.0},
-        "messages_unacknowledged_details": {"rate": 0.0},
+        "messages_details": stats::details(rates[n]),
+        "messages_ready_details": stats::details(rates[n + 1]),
+        "messages_unacknowledged_details": stats::details(rates[n + 2]),
+        "message_bytes": s.ready_bytes + s.unacked_bytes,
+        "message_bytes_ready": s.ready_bytes,
+        "message_bytes_unacknowledged": s.unacked_bytes,
         "consumers": s.consumers.len(),
-        "consumer_utilisation": null,
+        "consumer_utilisation": utilisation,
+        "consumer_capacity": utilisation,
         "exclusive_consumer_tag": null,
         "policy": null,
         "operator_policy": null,
         "effective_policy_definition": {},
-        "message_stats": {},
+        "message_stats": message_stats,
     });
     if details && let Value::Object(o) = &mut v {
         let consumers: Vec<Value> = s
@@ -256,7 +277,15 @@ pub async fn get_messages(
     for _ in 0..count {
         // Requeued messages are held until the end, as RabbitMQ's channel holds them, so one
         // request does not read the same message twice.
-        let Some(got) = q.get(!requeue) else { break };
+        let Some(got) = q.get(!requeue) else {
+            m.stats.count_api(&v, "get_empty", 1);
+            break;
+        };
+        m.stats
+            .count_api(&v, if requeue { "get" } else { "get_no_ack" }, 1);
+        if got.redelivered {
+            m.stats.count_api(&v, "redeliver", 1);
+        }
         if requeue {
             held.push(got.seq);
         }

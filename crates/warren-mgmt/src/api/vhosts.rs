@@ -9,9 +9,10 @@ use super::{State, created, no_content, ok};
 use crate::auth::Authed;
 use crate::json::body_object;
 use crate::listing::{Params, reply_list};
-use crate::{ApiError, Management};
+use crate::{ApiError, Management, stats};
 
 fn vhost_json(m: &Management, name: &str) -> Value {
+    let w = m.stats.read(|s| s.vhosts.get(name).copied());
     let (mut ready, mut unacked) = (0, 0);
     if let Some(vh) = m.broker.vhost(name) {
         let queues: Vec<_> = vh.topology().queues().cloned().collect();
@@ -21,7 +22,7 @@ fn vhost_json(m: &Management, name: &str) -> Value {
             unacked += s.unacked;
         }
     }
-    json!({
+    let mut v = json!({
         "name": name,
         "description": "",
         "tags": [],
@@ -30,10 +31,22 @@ fn vhost_json(m: &Management, name: &str) -> Value {
         "default_queue_type": "undefined",
         "cluster_state": {m.node.clone(): "running"},
         "messages": ready + unacked,
+        "messages_details": stats::details(stats::depth_rate(w.as_ref(), 0)),
         "messages_ready": ready,
+        "messages_ready_details": stats::details(stats::depth_rate(w.as_ref(), 1)),
         "messages_unacknowledged": unacked,
-        "message_stats": {},
-    })
+        "messages_unacknowledged_details": stats::details(stats::depth_rate(w.as_ref(), 2)),
+        "message_stats": w.as_ref().map_or(json!({}), stats::aggregate_message_stats),
+    });
+    // Socket bytes appear once the vhost had an AMQP connection, as in RabbitMQ.
+    if let (Some(w), Value::Object(o)) = (w.filter(|w| w.last[stats::AGG - 2] > 0), &mut v) {
+        let (recv, send) = (stats::AGG - 2, stats::AGG - 1);
+        o.insert("recv_oct".into(), json!(w.last[recv]));
+        o.insert("recv_oct_details".into(), stats::details(w.rate[recv]));
+        o.insert("send_oct".into(), json!(w.last[send]));
+        o.insert("send_oct_details".into(), stats::details(w.rate[send]));
+    }
+    v
 }
 
 /// `GET /api/vhosts`.

@@ -62,6 +62,9 @@ impl Channel {
 
     fn settle(&mut self, tag: u64, multiple: bool, how: Settle) -> AmqpResult {
         let taken = self.take_unacked(tag, multiple)?;
+        if how == Settle::Ack {
+            self.stats.ack.add(taken.len() as u64);
+        }
         if let Mode::Tx(tx) = &mut self.mode {
             tx.settles.push((how, taken));
             return Ok(());

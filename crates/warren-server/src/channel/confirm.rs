@@ -23,6 +23,13 @@ pub struct Confirms {
     syncing: bool,
 }
 
+impl Confirms {
+    /// Publishes not yet acked or nacked to the client.
+    pub fn unconfirmed(&self) -> u64 {
+        self.last_seq - self.settled
+    }
+}
+
 impl Channel {
     pub(super) fn confirm_select(&mut self, ctx: &mut Ctx, m: ConfirmSelect) -> AmqpResult {
         match self.mode {
@@ -83,6 +90,7 @@ impl Channel {
             c.last_seq
         };
         if safe > c.settled {
+            self.stats.confirm.add(safe - c.settled);
             let multiple = safe - c.settled > 1;
             c.settled = safe;
             ctx.send(

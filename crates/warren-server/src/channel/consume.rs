@@ -118,9 +118,18 @@ impl Channel {
             .check(ctx, Access::Read, Kind::Queue, queue_name.as_bytes())?;
         let queue = ctx.vhost.queue(&queue_name, ctx.id)?;
         let Some(got) = queue.get(m.no_ack) else {
+            self.stats.get_empty.add(1);
             ctx.send(self.id, BasicGetEmpty);
             return Ok(());
         };
+        if m.no_ack {
+            self.stats.get_no_ack.add(1);
+        } else {
+            self.stats.get.add(1);
+        }
+        if got.redelivered {
+            self.stats.redeliver.add(1);
+        }
         self.next_tag += 1;
         let tag = self.next_tag;
         if !m.no_ack {
@@ -188,6 +197,14 @@ impl Channel {
         }
         self.next_tag += 1;
         let tag = self.next_tag;
+        if d.no_ack {
+            self.stats.deliver_no_ack.add(1);
+        } else {
+            self.stats.deliver.add(1);
+        }
+        if d.redelivered {
+            self.stats.redeliver.add(1);
+        }
         let msg = d.message;
         let method = Method::BasicDeliver(BasicDeliver {
             consumer_tag: d.consumer_tag,

@@ -73,6 +73,8 @@ pub struct Channel {
     fair_next: usize,
     /// The user's configure/write/read permissions as this channel checks them.
     access: access::ChannelAccess,
+    /// Counters and gauges for the statistics (written only by this connection's task).
+    stats: Arc<warren_mgmt::ChannelStats>,
 }
 
 impl Channel {
@@ -92,7 +94,30 @@ impl Channel {
             mode: Mode::Plain,
             last_queue: ShortStr::default(),
             access: access::ChannelAccess::default(),
+            stats: Arc::default(),
         }
+    }
+
+    /// Copies the channel's gauges (prefetch, unacked, unconfirmed, consumers) into its
+    /// statistics: once per connection-loop turn, not per message.
+    pub fn refresh_gauges(&self) {
+        let s = &self.stats;
+        s.prefetch_count.set(u64::from(self.consumer_prefetch));
+        s.global_prefetch_count.set(u64::from(
+            self.limit.global_prefetch.load(Ordering::Relaxed),
+        ));
+        s.messages_unacknowledged.set(self.unacked.len() as u64);
+        s.consumer_count.set(self.consumers.len() as u64);
+        let unconfirmed = match &self.mode {
+            Mode::Confirm(c) => c.unconfirmed(),
+            _ => 0,
+        };
+        s.messages_unconfirmed.set(unconfirmed);
+    }
+
+    /// The channel's counters, shared with the statistics readers.
+    pub fn stats(&self) -> &Arc<warren_mgmt::ChannelStats> {
+        &self.stats
     }
 
     /// True after the server sent `channel.close`.

@@ -388,6 +388,14 @@ impl Channel {
         if !replies.is_empty() {
             reply_to::deliver_replies(replies, &Arc::new(message.clone()));
         }
+        self.stats.publish.add(1);
+        if queues.is_empty() {
+            if publish.mandatory {
+                self.stats.return_unroutable.add(1);
+            } else {
+                self.stats.drop_unroutable.add(1);
+            }
+        }
         if queues.is_empty() && publish.mandatory {
             let method = Method::BasicReturn(BasicReturn {
                 reply_code: ReplyCode::NoRoute.code(),

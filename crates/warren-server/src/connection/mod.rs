@@ -67,6 +67,8 @@ struct Connection {
     listed: Registration,
     /// Counts this connection and its channels against the vhost's and user's limits.
     ticket: warren_broker::ConnectionTicket,
+    /// Socket counters for the statistics: one add per read and per write, not per frame.
+    stats: Arc<warren_mgmt::ConnectionStats>,
 }
 
 /// Serves one accepted socket to the end.
@@ -115,6 +117,7 @@ pub async fn run(
     tracing::info!("connection open");
     let local = stream.local_addr().unwrap_or(peer);
     // Listed for the management API until this task ends (the guard unlists it).
+    let stats = Arc::new(warren_mgmt::ConnectionStats::default());
     let (listed, close_requests) = signals.registry.register(warren_mgmt::ConnectionInfo {
         id,
         name: format!("{peer} -> {local}"),
@@ -124,6 +127,8 @@ pub async fn run(
         local,
         connected_at_ms: warren_broker::now_ms(),
         channels: Vec::new(),
+        channel_stats: Vec::new(),
+        stats: stats.clone(),
     });
     let (tx, events) = mpsc::unbounded_channel();
     let now = Instant::now();
@@ -175,6 +180,7 @@ pub async fn run(
         blocked: false,
         listed,
         ticket: negotiated.ticket,
+        stats,
     };
     conn.serve(signals, close_requests).await;
     conn.cleanup();
@@ -241,6 +247,8 @@ impl Connection {
                 read = self.stream.read_buf(&mut self.inbuf), if !self.blocked => match read {
                     Ok(0) | Err(_) => return,
                     Ok(n) => {
+                        self.stats.recv_oct.add(n as u64);
+                        self.stats.recv_cnt.add(1);
                         self.last_read = n;
                         self.last_recv = Instant::now();
                         self.ctx.now = self.last_recv;
@@ -306,8 +314,14 @@ impl Connection {
                 if self.stream.write_all(&self.ctx.out).await.is_err() {
                     return;
                 }
+                self.stats.send_oct.add(self.ctx.out.len() as u64);
+                self.stats.send_cnt.add(1);
                 self.ctx.out.clear();
                 self.last_send = Instant::now();
+            }
+            // The channels' gauges for the statistics: once per turn, whatever the turn did.
+            for ch in self.channels.values() {
+                ch.refresh_gauges();
             }
             // The deliveries taken are on the wire now (or were dropped): queues that stopped
             // at the limit may go on.
@@ -329,6 +343,12 @@ impl Connection {
                 return;
             }
         }
+    }
+
+    /// Publishes the open channels (numbers and counters) to the management API's list.
+    fn list_channels(&self) {
+        self.listed
+            .set_channels(self.channels.iter().map(|(n, c)| (*n, c.stats().clone())));
     }
 
     /// Makes room for the next socket read: a connection that reads a lot gets 64 KiB reads
@@ -560,7 +580,7 @@ impl Connection {
             // closes the connection (530 names no method), as RabbitMQ's reader does.
             self.ctx.broker.open_channel(&mut self.ticket)?;
             self.channels.insert(channel, Channel::new(channel));
-            self.listed.set_channels(self.channels.keys().copied());
+            self.list_channels();
             self.ctx.send(channel, ChannelOpenOk);
             return Ok(());
         }
@@ -575,7 +595,7 @@ impl Connection {
             match method {
                 Method::ChannelCloseOk(_) => {
                     self.channels.remove(&channel);
-                    self.listed.set_channels(self.channels.keys().copied());
+                    self.list_channels();
                     self.ticket.channels_closed(self.channels.len());
                 }
                 Method::ChannelClose(_) => {
@@ -596,7 +616,7 @@ impl Connection {
             if let Some(mut ch) = self.channels.remove(&channel) {
                 ch.release(&mut self.ctx);
             }
-            self.listed.set_channels(self.channels.keys().copied());
+            self.list_channels();
             self.ticket.channels_closed(self.channels.len());
             self.ctx.send(channel, warren_codec::ChannelCloseOk);
             return Ok(());

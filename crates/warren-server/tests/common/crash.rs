@@ -34,6 +34,7 @@ pub fn start(dir: &std::path::Path, port: u16) -> Child {
         .env("WARREN_LOG_LEVEL", "warn")
         // Several brokers run at once here: the management API takes any free port.
         .env("WARREN_MANAGEMENT_PORT", "0")
+        .env("WARREN_PROMETHEUS_PORT", "0")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()

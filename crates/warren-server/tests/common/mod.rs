@@ -31,6 +31,7 @@ pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> ServerHandle {
         port: 0,
         // A free port: tests run in parallel, and 15672 may be a developer's RabbitMQ.
         management_port: 0,
+        prometheus_port: 0,
         data_dir: fresh_data_dir(),
         ..Config::default()
     };
@@ -57,6 +58,7 @@ pub fn warren_binary() -> std::process::Command {
         }
     }
     cmd.env("WARREN_MANAGEMENT_PORT", "0");
+    cmd.env("WARREN_PROMETHEUS_PORT", "0");
     cmd
 }
 

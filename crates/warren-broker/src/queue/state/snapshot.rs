@@ -1,9 +1,10 @@
 //! What the management API reads of a queue: its counts and consumers, copied under the queue's
-//! lock when asked. Nothing is counted on the message path for it: the counts are the lengths
-//! the queue already keeps.
+//! lock when asked. The counts are the lengths the queue already keeps; the message counters
+//! ([`QueueCounters`]) are plain fields of the state bumped by operations that hold the lock
+//! anyway.
 
 use crate::queue::Queue;
-use crate::snapshot::{ConsumerSnapshot, QueueSnapshot};
+use crate::snapshot::{ConsumerSnapshot, QueueCounters, QueueSnapshot};
 
 impl Queue {
     /// The queue's counts and consumers, read under its lock (one short critical section).
@@ -25,6 +26,15 @@ impl Queue {
                     priority: c.priority,
                 })
                 .collect(),
+            ready_bytes: s.ready.bytes(),
+            unacked_bytes: s.unacked_bytes,
+            counters: s.counters,
         }
+    }
+
+    /// The queue's message counters alone (the statistics sampler's read: no allocation).
+    pub fn counters(&self) -> (QueueCounters, u64, u64) {
+        let s = self.state.lock();
+        (s.counters, s.ready_count() as u64, s.unacked_count() as u64)
     }
 }
