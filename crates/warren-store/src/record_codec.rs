@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 
-use crate::{BindingRecord, ExchangeRecord, QueueRecord, StoreError, UserRecord};
+use crate::{BindingRecord, ExchangeRecord, ParameterRecord, QueueRecord, StoreError, UserRecord};
 
 struct Writer(Vec<u8>);
 
@@ -177,6 +177,39 @@ pub(crate) fn decode_user(v: &[u8]) -> Result<UserRecord, StoreError> {
         tags,
         permissions,
     })
+}
+
+pub(crate) fn encode_parameter(p: &ParameterRecord) -> Result<Bytes, StoreError> {
+    Ok(Writer::new()
+        .bytes(&p.component)?
+        .bytes(&p.name)?
+        .bytes(&p.value)?
+        .finish())
+}
+
+pub(crate) fn decode_parameter(v: &[u8]) -> Result<ParameterRecord, StoreError> {
+    let mut r = Reader::new(v, "parameter");
+    let component = r.bytes()?;
+    let name = r.bytes()?;
+    let value = r.bytes()?;
+    r.end()?;
+    Ok(ParameterRecord {
+        component,
+        name,
+        value,
+    })
+}
+
+pub(crate) fn encode_global_parameter(name: &[u8], value: &[u8]) -> Result<Bytes, StoreError> {
+    Ok(Writer::new().bytes(name)?.bytes(value)?.finish())
+}
+
+pub(crate) fn decode_global_parameter(v: &[u8]) -> Result<(Bytes, Bytes), StoreError> {
+    let mut r = Reader::new(v, "global parameter");
+    let name = r.bytes()?;
+    let value = r.bytes()?;
+    r.end()?;
+    Ok((name, value))
 }
 
 #[cfg(test)]
