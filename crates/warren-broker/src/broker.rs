@@ -16,8 +16,10 @@ use crate::timers::{Timers, now_ms};
 use crate::{Message, VHost};
 
 mod live;
+mod parameters;
 
 pub use live::{password_hash_from_rabbitmq, rabbitmq_password_hash};
+pub use parameters::{ParameterError, policy_kind};
 
 /// What recovery found, for the startup log.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -49,6 +51,8 @@ pub struct Broker {
     /// False once the broker is stopping: queues keep their messages rather than hand them to
     /// consumers whose connections are closing (see [`Broker::stop_delivering`]).
     delivering: Arc<AtomicBool>,
+    /// Global runtime parameters (RabbitMQ's `/api/global-parameters`), by name.
+    globals: RwLock<std::collections::BTreeMap<String, serde_json::Value>>,
 }
 
 impl std::fmt::Debug for Broker {
@@ -86,6 +90,7 @@ impl Broker {
             next_message_id: Arc::new(AtomicU64::new(store.next_message_id().unwrap_or(1))),
             timers: Arc::new(Timers::new()),
             delivering: Arc::new(AtomicBool::new(true)),
+            globals: RwLock::default(),
             store,
         }
     }
@@ -174,6 +179,7 @@ impl Broker {
         for user in accounts.users() {
             self.add_user(user.clone());
         }
+        self.recover_parameters(&defs)?;
         let corrupt =
             |what: &str, e: crate::BrokerError| StoreError::Corrupt(format!("{what}: {e}"));
         for (vhost, x) in &defs.exchanges {

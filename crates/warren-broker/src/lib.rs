@@ -20,13 +20,17 @@ mod error;
 mod message;
 mod names;
 mod persist;
+pub mod policy;
 mod queue;
 mod snapshot;
 mod timers;
 mod vhost;
 
 pub use accounts::{Admin, AdminError, FirstBoot, PasswordHash, User};
-pub use broker::{Broker, Recovered, password_hash_from_rabbitmq, rabbitmq_password_hash};
+pub use broker::{
+    Broker, ParameterError, Recovered, password_hash_from_rabbitmq, policy_kind,
+    rabbitmq_password_hash,
+};
 pub use dead_letter::{DeadLetter, DeadLetterTarget, DeathReason};
 pub use error::BrokerError;
 pub use message::{Message, StoredMessageError};

@@ -6,7 +6,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
-use parking_lot::{RwLock, RwLockReadGuard};
+use parking_lot::{Mutex, RwLock, RwLockReadGuard};
 use warren_codec::{FieldTable, FieldValue, ReplyCode, ShortStr};
 use warren_router::{Router, RouterError};
 
@@ -17,6 +17,7 @@ use crate::{BrokerError, generate_queue_name};
 
 mod dead_letter;
 mod exchange;
+mod policies;
 mod publish;
 
 pub use publish::Published;
@@ -90,6 +91,10 @@ pub struct VHost {
     me: Weak<VHost>,
     /// The broker's "queues may deliver" flag, handed to every queue.
     pub(crate) delivering: Arc<AtomicBool>,
+    /// Policies and operator policies (see `policies.rs` for the lock order).
+    policies: RwLock<crate::policy::PolicySet>,
+    /// Held while a policy change is applied, so changes apply in the order they were made.
+    policy_change: Mutex<()>,
 }
 
 impl std::fmt::Debug for VHost {
@@ -120,6 +125,8 @@ impl VHost {
             timers,
             me: me.clone(),
             delivering,
+            policies: RwLock::default(),
+            policy_change: Mutex::new(()),
         })
     }
 
@@ -150,6 +157,7 @@ impl VHost {
             auto_delete,
             arguments,
         };
+        let limits = self.queue_limits(&name.to_string(), &args, &options.arguments);
         let queue = Queue::with_store(
             name.clone(),
             &self.name,
@@ -158,6 +166,7 @@ impl VHost {
             Some(self.store.clone()),
             self.me.clone(),
         );
+        queue.set_limits(&limits);
         self.topology.write().add_queue(name, queue.clone());
         Ok(queue)
     }
@@ -245,6 +254,8 @@ impl VHost {
                 .put_queue(self.key(), &record)
                 .map_err(|e| store_failed(&e))?;
         }
+        // Policies apply from the start (topology, then policies: see `policies.rs`).
+        let limits = self.queue_limits(&name.to_string(), &args, &options.arguments);
         let queue = Queue::with_store(
             name.clone(),
             &self.name,
@@ -253,6 +264,7 @@ impl VHost {
             Some(self.store.clone()),
             self.me.clone(),
         );
+        queue.set_limits(&limits);
         topology.add_queue(name, queue.clone());
         Ok(DeclaredQueue {
             queue,
