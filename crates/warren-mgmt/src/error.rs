@@ -40,6 +40,19 @@ pub enum ApiError {
     /// 503, for failed health checks (the body is the check's own).
     #[error("service unavailable")]
     Unavailable(serde_json::Value),
+    /// 404 with another body than `Object Not Found` (`{"error":"not_found","reason":
+    /// "vhost_not_found"}` for a policy PUT into a missing vhost).
+    #[error("{error}: {reason}")]
+    NotFoundReason {
+        /// RabbitMQ's error name.
+        error: &'static str,
+        /// The reason.
+        reason: &'static str,
+    },
+    /// 500 with no body: what RabbitMQ answers where its handler crashes on input it did not
+    /// expect (a policy definition that is not an object).
+    #[error("internal error")]
+    Crash,
     /// 500: the store failed.
     #[error("internal error: {0}")]
     Internal(String),
@@ -121,6 +134,10 @@ impl IntoResponse for ApiError {
             ApiError::Unavailable(v) => {
                 json_response(StatusCode::SERVICE_UNAVAILABLE, v.to_string())
             }
+            ApiError::NotFoundReason { error, reason } => {
+                json_response(StatusCode::NOT_FOUND, body(error, reason))
+            }
+            ApiError::Crash => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
             ApiError::Internal(reason) => json_response(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 body("internal_server_error", &reason),

@@ -1,8 +1,9 @@
 //! `/api/definitions` and `/api/definitions/{vhost}`: export (GET) and import (POST) in
 //! RabbitMQ's format.
 //!
-//! `POST` imports such a file with RabbitMQ's merge rules; policies, parameters and topic
-//! permissions are refused until Warren has them (docs/management-api.md).
+//! `POST` imports such a file with RabbitMQ's merge rules; topic permissions and runtime
+//! parameters are refused until Warren has them (docs/management-api.md). Policies and global
+//! parameters: `policy_definitions.rs`.
 
 use axum::body::Bytes;
 use axum::extract::Path;
@@ -126,8 +127,14 @@ pub async fn export(state: State, user: Authed) -> Result<Response, ApiError> {
         o.insert("permissions".into(), Value::Array(permissions));
         o.insert("topic_permissions".into(), json!([]));
         o.insert("parameters".into(), json!([]));
-        o.insert("global_parameters".into(), json!([]));
-        o.insert("policies".into(), json!([]));
+        o.insert(
+            "global_parameters".into(),
+            super::policy_definitions::export_global_parameters(&m.broker),
+        );
+        o.insert(
+            "policies".into(),
+            super::policy_definitions::export_policies(&m.broker, None),
+        );
         o.insert("queues".into(), Value::Array(queues));
         o.insert("exchanges".into(), Value::Array(exchanges));
         o.insert("bindings".into(), Value::Array(bindings));
@@ -147,7 +154,10 @@ pub async fn export_vhost(
     let mut out = versions(&state.0);
     if let Value::Object(o) = &mut out {
         o.insert("parameters".into(), json!([]));
-        o.insert("policies".into(), json!([]));
+        o.insert(
+            "policies".into(),
+            super::policy_definitions::export_policies(&state.0.broker, Some(&v)),
+        );
         o.insert("queues".into(), Value::Array(queues));
         o.insert("exchanges".into(), Value::Array(exchanges));
         o.insert("bindings".into(), Value::Array(bindings));
@@ -181,7 +191,8 @@ fn check(defs: &Value) -> Result<(), ApiError> {
     if !defs.is_object() {
         return Err(ApiError::BadRequest("not_json".into()));
     }
-    for key in ["policies", "parameters", "topic_permissions"] {
+    super::policy_definitions::check(defs)?;
+    for key in ["topic_permissions"] {
         if !list(defs, key).is_empty() {
             return Err(ApiError::BadRequest(format!(
                 "Warren does not support {key} yet; remove them from the file to import the rest"
@@ -327,6 +338,7 @@ pub fn import_definitions(broker: &Broker, body: &[u8]) -> Result<(), ApiError> 
         );
         broker.set_permissions_live(name, vhost)?;
     }
+    super::policy_definitions::import(broker, &defs, None)?;
     for vh in broker.vhosts() {
         import_topology(&vh, &defs, None)?;
     }
@@ -353,6 +365,7 @@ pub async fn import_vhost(
     let defs: Value =
         serde_json::from_slice(&body).map_err(|_| ApiError::BadRequest("not_json".into()))?;
     check(&defs)?;
+    super::policy_definitions::import(&state.0.broker, &defs, Some(&v))?;
     import_topology(&vh, &defs, Some(&v))?;
     Ok(super::no_content())
 }
