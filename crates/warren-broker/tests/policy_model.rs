@@ -66,13 +66,13 @@ enum Op {
     Clear {
         slot: usize,
     },
-    SetOp {
+    SetOperator {
         slot: usize,
         pattern: usize,
         priority: i64,
         keys: Vec<Key>,
     },
-    ClearOp {
+    ClearOperator {
         slot: usize,
     },
     Declare {
@@ -95,8 +95,8 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(slot, pattern, priority, keys)| Op::Set { slot, pattern, priority, keys }),
         1 => (0usize..3).prop_map(|slot| Op::Clear { slot }),
         2 => (0usize..2, 0usize..5, 0i64..3, keys())
-            .prop_map(|(slot, pattern, priority, keys)| Op::SetOp { slot, pattern, priority, keys }),
-        1 => (0usize..2).prop_map(|slot| Op::ClearOp { slot }),
+            .prop_map(|(slot, pattern, priority, keys)| Op::SetOperator { slot, pattern, priority, keys }),
+        1 => (0usize..2).prop_map(|slot| Op::ClearOperator { slot }),
         3 => (0usize..5, keys()).prop_map(|(queue, keys)| Op::Declare { queue, keys }),
         1 => (0usize..5).prop_map(|queue| Op::Delete { queue }),
         3 => (0usize..5, 1usize..4).prop_map(|(queue, n)| Op::Publish { queue, n }),
@@ -278,13 +278,13 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
                 priority,
                 keys,
             }
-            | Op::SetOp {
+            | Op::SetOperator {
                 slot,
                 pattern,
                 priority,
                 keys,
             } => {
-                let operator = matches!(op, Op::SetOp { .. });
+                let operator = matches!(op, Op::SetOperator { .. });
                 let (kind, map, prefix) = if operator {
                     (PolicyKind::Operator, &mut m.op, "o")
                 } else {
@@ -300,8 +300,8 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
                 map.insert(p.name.clone(), p);
                 m.settle_lengths();
             }
-            Op::Clear { slot } | Op::ClearOp { slot } => {
-                let (kind, name) = if matches!(op, Op::ClearOp { .. }) {
+            Op::Clear { slot } | Op::ClearOperator { slot } => {
+                let (kind, name) = if matches!(op, Op::ClearOperator { .. }) {
                     (PolicyKind::Operator, format!("o{slot}"))
                 } else {
                     (PolicyKind::User, format!("u{slot}"))

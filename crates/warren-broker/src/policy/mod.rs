@@ -107,11 +107,12 @@ impl PartialEq for Policy {
 impl Policy {
     /// True when the policy applies to an object of this kind and name.
     pub fn matches(&self, target: Target, name: &str) -> bool {
-        let kind_ok = match (self.apply_to, target) {
-            (ApplyTo::All, _) => true,
-            (ApplyTo::Queues, Target::Queue) | (ApplyTo::Exchanges, Target::Exchange) => true,
-            _ => false,
-        };
+        let kind_ok = matches!(
+            (self.apply_to, target),
+            (ApplyTo::All, _)
+                | (ApplyTo::Queues, Target::Queue)
+                | (ApplyTo::Exchanges, Target::Exchange)
+        );
         kind_ok && self.regex.is_match(name)
     }
 

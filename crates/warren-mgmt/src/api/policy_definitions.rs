@@ -60,7 +60,7 @@ fn policy_of(p: &Value, only: Option<&str>) -> Result<Policy, ApiError> {
 
 /// Checks the policies and parameters of a file before anything is imported.
 pub fn check(defs: &Value) -> Result<(), ApiError> {
-    for p in items(defs, "parameters") {
+    if let Some(p) = items(defs, "parameters").first() {
         let component = p.get("component").and_then(Value::as_str).unwrap_or("");
         return Err(ApiError::BadRequest(if component == "vhost-limits" {
             "Warren does not support vhost limits yet; remove them from the file to import the rest"
