@@ -273,4 +273,29 @@ mod tests {
         long.push(0);
         assert!(decode_exchange(&long).is_err());
     }
+
+    #[test]
+    fn parameters_round_trip_and_truncations_are_errors() {
+        let p = ParameterRecord {
+            component: b("policy"),
+            name: b("ttl"),
+            value: b("{\"pattern\":\".*\"}"),
+        };
+        let full = encode_parameter(&p).unwrap();
+        assert_eq!(decode_parameter(&full).unwrap(), p);
+        let global = encode_global_parameter(b"cluster_name", b"\"c\"").unwrap();
+        assert_eq!(
+            decode_global_parameter(&global).unwrap(),
+            (b("cluster_name"), b("\"c\""))
+        );
+        for cut in 0..full.len() {
+            assert!(decode_parameter(&full[..cut]).is_err(), "cut at {cut}");
+        }
+        for cut in 0..global.len() {
+            assert!(
+                decode_global_parameter(&global[..cut]).is_err(),
+                "cut at {cut}"
+            );
+        }
+    }
 }
