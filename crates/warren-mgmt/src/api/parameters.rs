@@ -20,18 +20,23 @@ use crate::json::body_object;
 use crate::listing::{Params, reply_list};
 
 /// `GET /api/parameters`: no parameters exist.
-pub async fn list(user: Authed, Query(p): Query<Params>) -> Result<Response, ApiError> {
-    require_policymaker(&user, None)?;
+pub async fn list(
+    state: State,
+    user: Authed,
+    Query(p): Query<Params>,
+) -> Result<Response, ApiError> {
+    require_policymaker(&state.0, &user, None)?;
     Ok(ok(reply_list(json!([]), &p)?))
 }
 
 /// `GET /api/parameters/{component}`: none of any component.
 pub async fn list_component(
+    state: State,
     user: Authed,
     Path(_component): Path<String>,
     Query(p): Query<Params>,
 ) -> Result<Response, ApiError> {
-    require_policymaker(&user, None)?;
+    require_policymaker(&state.0, &user, None)?;
     Ok(ok(reply_list(json!([]), &p)?))
 }
 
@@ -42,17 +47,18 @@ pub async fn list_vhost(
     Path((_component, vhost)): Path<(String, String)>,
     Query(p): Query<Params>,
 ) -> Result<Response, ApiError> {
-    require_policymaker(&user, Some(&vhost))?;
+    require_policymaker(&state.0, &user, Some(&vhost))?;
     super::vhost(&state.0, &vhost)?;
     Ok(ok(reply_list(json!([]), &p)?))
 }
 
 /// `GET` and `DELETE /api/parameters/{component}/{vhost}/{name}`: never found.
 pub async fn show(
+    state: State,
     user: Authed,
     Path((_component, vhost, _name)): Path<(String, String, String)>,
 ) -> Result<Response, ApiError> {
-    require_policymaker(&user, Some(&vhost))?;
+    require_policymaker(&state.0, &user, Some(&vhost))?;
     Err(ApiError::NotFound)
 }
 
@@ -63,7 +69,7 @@ pub async fn put(
     Path((component, vhost, name)): Path<(String, String, String)>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    require_policymaker(&user, Some(&vhost))?;
+    require_policymaker(&state.0, &user, Some(&vhost))?;
     if state.0.broker.vhost(&vhost).is_none() {
         return Err(ApiError::NotFoundReason {
             error: "not_found",
@@ -88,7 +94,7 @@ pub async fn list_global(
     user: Authed,
     Query(p): Query<Params>,
 ) -> Result<Response, ApiError> {
-    require_policymaker(&user, None)?;
+    require_policymaker(&state.0, &user, None)?;
     let items: Vec<Value> = state
         .0
         .broker
@@ -105,7 +111,7 @@ pub async fn show_global(
     user: Authed,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    require_policymaker(&user, None)?;
+    require_policymaker(&state.0, &user, None)?;
     let value = state
         .0
         .broker
@@ -121,7 +127,7 @@ pub async fn put_global(
     Path(name): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    require_policymaker(&user, None)?;
+    require_policymaker(&state.0, &user, None)?;
     let mut b = body_object(&body)?;
     let value = b
         .remove("value")
@@ -140,7 +146,7 @@ pub async fn remove_global(
     user: Authed,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    require_policymaker(&user, None)?;
+    require_policymaker(&state.0, &user, None)?;
     match state.0.broker.clear_global_parameter_live(&name) {
         Ok(true) => Ok(no_content()),
         Ok(false) => Err(ApiError::NotFound),

@@ -27,11 +27,18 @@ pub fn escape_html(s: &str) -> String {
         .replace('>', "&gt;")
 }
 
-/// `is_authorized_policies`: an administrator, or a policymaker with a permission on `vhost`.
-pub fn require_policymaker(user: &Authed, vhost: Option<&str>) -> Result<(), ApiError> {
+/// `is_authorized_policies`: an administrator, or a policymaker with a permission on `vhost`
+/// (a vhost that does not exist passes, as in RabbitMQ's `user_matches_vhost`: the handler
+/// answers 404 then).
+pub fn require_policymaker(
+    m: &Management,
+    user: &Authed,
+    vhost: Option<&str>,
+) -> Result<(), ApiError> {
     let tags = &user.0.tags;
     let policymaker = tags.iter().any(|t| t == "policymaker");
-    if user.is_admin() || (policymaker && vhost.is_none_or(|v| user.0.vhosts.contains(v))) {
+    let matches = |v: &str| user.0.vhosts.contains(v) || m.broker.vhost(v).is_none();
+    if user.is_admin() || (policymaker && vhost.is_none_or(matches)) {
         Ok(())
     } else {
         Err(ApiError::NotAuthorised(
@@ -40,9 +47,14 @@ pub fn require_policymaker(user: &Authed, vhost: Option<&str>) -> Result<(), Api
     }
 }
 
-fn authorise_one(user: &Authed, kind: PolicyKind, vhost: &str) -> Result<(), ApiError> {
+fn authorise_one(
+    m: &Management,
+    user: &Authed,
+    kind: PolicyKind,
+    vhost: &str,
+) -> Result<(), ApiError> {
     match kind {
-        PolicyKind::User => require_policymaker(user, Some(vhost)),
+        PolicyKind::User => require_policymaker(m, user, Some(vhost)),
         PolicyKind::Operator => user.require_admin(),
     }
 }
@@ -68,8 +80,9 @@ async fn list_any(
     params: Params,
 ) -> Result<Response, ApiError> {
     if let Some(v) = &vhost {
-        user.require_vhost(v)?;
+        // A missing vhost is 404 before any permission check, as RabbitMQ answers it.
         super::vhost(&state.0, v)?;
+        user.require_vhost(v)?;
     }
     let list = list_json(&state.0, &user, kind, vhost.as_deref());
     Ok(ok(reply_list(list, &params)?))
@@ -126,7 +139,7 @@ async fn show_any(
     vhost: String,
     name: String,
 ) -> Result<Response, ApiError> {
-    authorise_one(&user, kind, &vhost)?;
+    authorise_one(&state.0, &user, kind, &vhost)?;
     find(&state.0, kind, &vhost, &name)
         .map(ok)
         .ok_or(ApiError::NotFound)
@@ -222,7 +235,7 @@ async fn put_any(
     name: String,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    authorise_one(&user, kind, &vhost)?;
+    authorise_one(&state.0, &user, kind, &vhost)?;
     let b = body_object(&body)?;
     Ok(created(set_policy(&state.0, kind, &vhost, &name, &b)?))
 }
@@ -254,7 +267,7 @@ async fn remove_any(
     vhost: String,
     name: String,
 ) -> Result<Response, ApiError> {
-    authorise_one(&user, kind, &vhost)?;
+    authorise_one(&state.0, &user, kind, &vhost)?;
     match state.0.broker.clear_policy_live(kind, &vhost, &name) {
         Ok(true) => Ok(no_content()),
         Ok(false) | Err(ParameterError::NoSuchVhost) => Err(ApiError::NotFound),
