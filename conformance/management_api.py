@@ -228,7 +228,7 @@ def run(base):
     # A queue's counts appear in RabbitMQ's answer only after its first stats emission, so
     # fields of queues are checked on one that has been there a while (see below).
     passed = failed = 0
-    for name, method, path, body, hdrs, user, want in checks():
+    for name, method, path, body, hdrs, user, want in checks() + policy_checks():
         status, headers, parsed = api.call(method, path, body, user, hdrs)
         problems = judge(status, headers, parsed, want)
         if problems:
@@ -248,6 +248,8 @@ def run(base):
             break
         time.sleep(0.5)
     api.call("DELETE", "/api/queues/%2F/mgmt-check-stats")
+    p, f = run_policy_behaviour(api)
+    passed, failed = passed + p, failed + f
     if missing:
         failed += 1
         print(f"FAIL queue statistics fields: missing {missing}")
@@ -327,6 +329,164 @@ def run_statistics(api):
             print(f"ok   {name}")
     api.call("DELETE", q)
     return passed, failed
+
+
+def policy_checks():
+    """Policies, operator policies and parameters: exact bodies and texts (same shape as checks())."""
+    G = ("guest", "guest")
+    pol = "/api/policies/%2F/pol-check"
+    body = {"pattern": "^pol-check-q", "definition": {"message-ttl": 60000, "max-length": 2},
+            "priority": 7, "apply-to": "queues"}
+    bad = lambda reason: {"status": 400, "json": {"error": "bad_request", "reason": reason}}
+    return [
+        ("policy created: 201", "PUT", pol, body, None, G, {"status": 201}),
+        ("policy updated: 204", "PUT", pol, body, None, G, {"status": 204}),
+        ("policy", "GET", pol, None, None, G,
+         {"status": 200, "json": {"vhost": "/", "name": "pol-check", "pattern": "^pol-check-q",
+                                  "apply-to": "queues", "definition": {"max-length": 2, "message-ttl": 60000},
+                                  "priority": 7}}),
+        ("policy defaults", "PUT", "/api/policies/%2F/pol-check-low", {"pattern": "^pol-check", "definition": {"max-length": 100, "expires": 600000}},
+         None, G, {"status": 201}),
+        ("policy defaults shown", "GET", "/api/policies/%2F/pol-check-low", None, None, G,
+         {"status": 200, "subset": {"priority": 0, "apply-to": "all"}}),
+        ("exchange policy", "PUT", "/api/policies/%2F/pol-check-x", {"pattern": "^pol-check-x$", "definition": {"alternate-exchange": "pae-check"}, "priority": 1, "apply-to": "exchanges"},
+         None, G, {"status": 201}),
+        ("policies listed by priority", "GET", "/api/policies/%2F?columns=name,priority", None, None, G,
+         {"status": 200, "json": [{"name": "pol-check-low", "priority": 0}, {"name": "pol-check-x", "priority": 1},
+                                  {"name": "pol-check", "priority": 7}]}),
+        ("missing policy: 404", "GET", "/api/policies/%2F/pol-check-nosuch", None, None, G, {"status": 404, "json": NOT_FOUND}),
+        ("delete missing policy: 404", "DELETE", "/api/policies/%2F/pol-check-nosuch", None, None, G, {"status": 404, "json": NOT_FOUND}),
+        ("policy in missing vhost: 404", "PUT", "/api/policies/pol-check-nosuch/p", body, None, G,
+         {"status": 404, "json": {"error": "not_found", "reason": "vhost_not_found"}}),
+        ("policy without keys", "PUT", pol, {}, None, G, bad("[{key_missing,pattern},{key_missing,definition}]")),
+        ("policy errors in RabbitMQ's order", "PUT", "/api/policies/%2F/pol-check-bad",
+         {"pattern": "a", "definition": {"message-ttl": -1, "expires": 0}, "priority": "y", "apply-to": "foo"}, None, G,
+         bad("Validation failed\n\n0 is not a valid queue expiry\napply-to 'foo' unrecognised; should be "
+             "'queues', 'exchanges' or 'all'\npriority should be a number, actually was &lt;&lt;\"y\"&gt;&gt;\n")),
+        ("unknown policy key", "PUT", "/api/policies/%2F/pol-check-bad", {"pattern": "a", "definition": {"bogus": 1}}, None, G,
+         bad("Validation failed\n\n[{&lt;&lt;\"bogus\"&gt;&gt;,1}] are not recognised policy settings\n")),
+        ("empty definition", "PUT", "/api/policies/%2F/pol-check-bad", {"pattern": "a", "definition": {}}, None, G,
+         bad("Validation failed\n\nno policy provided\n")),
+        ("bad pattern", "PUT", "/api/policies/%2F/pol-check-bad", {"pattern": "(", "definition": {"max-length": 1}}, None, G,
+         bad("Validation failed\n\npattern should be regular expression but is invalid: {\"missing )\",1}\n")),
+        ("float limit", "PUT", "/api/policies/%2F/pol-check-bad", {"pattern": "a", "definition": {"max-length": 1.5}}, None, G,
+         bad("Validation failed\n\n1.5 is not a valid maximum length\n")),
+        ("classic_queues is not 3.10's", "PUT", "/api/policies/%2F/pol-check-bad",
+         {"pattern": "a", "definition": {"max-length": 1}, "apply-to": "classic_queues"}, None, G,
+         bad("Validation failed\n\napply-to 'classic_queues' unrecognised; should be 'queues', 'exchanges' or 'all'\n")),
+        ("operator policy text is not escaped", "PUT", "/api/operator-policies/%2F/pol-check-op",
+         {"pattern": "a", "definition": {"overflow": "drop-head"}}, None, G,
+         bad("Validation failed\n\n[{<<\"overflow\">>,<<\"drop-head\">>}] are not recognised policy settings\n")),
+        ("operator policy created", "PUT", "/api/operator-policies/%2F/pol-check-op",
+         {"pattern": "^pol-check-q", "definition": {"expires": 900000, "max-length": 50}, "apply-to": "queues"}, None, G,
+         {"status": 201}),
+        ("operator policies listed", "GET", "/api/operator-policies/%2F?columns=name,priority", None, None, G,
+         {"status": 200, "json": [{"name": "pol-check-op", "priority": 0}]}),
+        ("unknown parameter component", "PUT", "/api/parameters/pol-check-comp/%2F/p", {"value": {"a": 1}}, None, G,
+         bad("Validation failed\n\ncomponent pol-check-comp not found\n")),
+        ("policy through parameters", "PUT", "/api/parameters/policy/%2F/p", {"value": {"a": 1}}, None, G,
+         bad("policies may not be set using this method")),
+        ("parameter without value", "PUT", "/api/parameters/pol-check-comp/%2F/p", {}, None, G,
+         bad("[{key_missing,value}]")),
+        ("parameters of a component", "GET", "/api/parameters/pol-check-comp", None, None, G, {"status": 200, "json": []}),
+        ("missing parameter", "GET", "/api/parameters/pol-check-comp/%2F/p", None, None, G, {"status": 404, "json": NOT_FOUND}),
+        ("global parameter set", "PUT", "/api/global-parameters/pol-check-g", {"value": {"a": [1, 2]}}, None, G, {"status": 201}),
+        ("global parameter again", "PUT", "/api/global-parameters/pol-check-g", {"value": "s"}, None, G, {"status": 204}),
+        ("global parameter", "GET", "/api/global-parameters/pol-check-g", None, None, G,
+         {"status": 200, "json": {"name": "pol-check-g", "value": "s"}}),
+        ("global parameter deleted", "DELETE", "/api/global-parameters/pol-check-g", None, None, G, {"status": 204}),
+        ("global parameter gone", "DELETE", "/api/global-parameters/pol-check-g", None, None, G, {"status": 404, "json": NOT_FOUND}),
+    ]
+
+
+def run_policy_behaviour(api):
+    """What policies do to queues and exchanges, polled because RabbitMQ shows a queue's
+    policy fields at its next statistics emission (up to 5 s)."""
+    failures = []
+    q = "/api/queues/%2F/pol-check-q"
+
+    def publish(exchange, key, payload):
+        return api.call("POST", f"/api/exchanges/%2F/{exchange}/publish",
+                        {"routing_key": key, "payload": payload, "payload_encoding": "string", "properties": {}})[2]
+
+    def payloads(queue):
+        _, _, got = api.call("POST", f"/api/queues/%2F/{queue}/get",
+                             {"count": 100, "ackmode": "ack_requeue_true", "encoding": "auto"})
+        return [m["payload"] for m in got] if isinstance(got, list) else got
+
+    def eventually(what, fn, want, timeout=15):
+        deadline = time.time() + timeout
+        got = fn()
+        while got != want and time.time() < deadline:
+            time.sleep(0.3)
+            got = fn()
+        if got != want:
+            failures.append(f"{what}: {got!r:.300}, expected {want!r:.300}")
+
+    def fields(path, keys):
+        _, _, o = api.call("GET", path)
+        return {k: o.get(k, "<absent>") for k in keys} if isinstance(o, dict) else o
+
+    # A queue declared after the policies gets them, merged with the operator policy.
+    api.call("PUT", q, {"durable": False, "arguments": {"x-max-length": 10, "x-overflow": "reject-publish"}})
+    eventually("declared queue's policy fields",
+               lambda: fields(q, ["policy", "operator_policy", "effective_policy_definition"]),
+               {"policy": "pol-check", "operator_policy": "pol-check-op",
+                "effective_policy_definition": {"expires": 900000, "max-length": 2, "message-ttl": 60000}})
+    # max-length 2 (the smaller of argument and policy) with the argument's reject-publish.
+    for i in range(4):
+        publish("amq.default", "pol-check-q", f"m{i}")
+    eventually("max-length from the policy, overflow from the argument", lambda: payloads("pol-check-q"), ["m0", "m1"])
+    # Lowering the limit live drops nothing under reject-publish; raising it lets more in.
+    api.call("PUT", "/api/policies/%2F/pol-check", {"pattern": "^pol-check-q", "definition": {"max-length": 3},
+                                                    "priority": 7, "apply-to": "queues"})
+    eventually("changed policy shown", lambda: fields(q, ["effective_policy_definition"]),
+               {"effective_policy_definition": {"expires": 900000, "max-length": 3}})
+    publish("amq.default", "pol-check-q", "m4")
+    publish("amq.default", "pol-check-q", "m5")
+    eventually("raised limit", lambda: payloads("pol-check-q"), ["m0", "m1", "m4"])
+    # Cleared: the lower-priority policy applies, merged with the operator policy (minimums).
+    api.call("DELETE", "/api/policies/%2F/pol-check")
+    eventually("next policy after clearing", lambda: fields(q, ["policy", "effective_policy_definition"]),
+               {"policy": "pol-check-low",
+                "effective_policy_definition": {"max-length": 50, "expires": 600000}})
+    api.call("DELETE", q)
+
+    # A max-length policy on a queue that holds messages drops from the head at once.
+    api.call("PUT", "/api/queues/%2F/pol-check-len", {"durable": False})
+    for i in range(5):
+        publish("amq.default", "pol-check-len", f"l{i}")
+    api.call("PUT", "/api/policies/%2F/pol-check-len", {"pattern": "^pol-check-len$", "definition": {"max-length": 2}, "priority": 50})
+    eventually("max-length applied to a queue holding messages", lambda: payloads("pol-check-len"), ["l3", "l4"])
+    # A message-ttl policy applies to messages published after it; those already there stay.
+    api.call("PUT", "/api/policies/%2F/pol-check-len", {"pattern": "^pol-check-len$", "definition": {"message-ttl": 100}, "priority": 50})
+    publish("amq.default", "pol-check-len", "late")
+    time.sleep(0.5)
+    eventually("message-ttl applies to later messages only", lambda: payloads("pol-check-len"), ["l3", "l4"])
+    api.call("DELETE", "/api/policies/%2F/pol-check-len")
+    api.call("DELETE", "/api/queues/%2F/pol-check-len")
+
+    # An alternate-exchange policy routes what an exchange cannot.
+    api.call("PUT", "/api/exchanges/%2F/pae-check", {"type": "fanout", "durable": False})
+    api.call("PUT", "/api/queues/%2F/pae-check-q", {"durable": False})
+    api.call("POST", "/api/bindings/%2F/e/pae-check/q/pae-check-q", {"routing_key": "", "arguments": {}})
+    api.call("PUT", "/api/exchanges/%2F/pol-check-x", {"type": "direct", "durable": False})
+    eventually("exchange shows its policy", lambda: fields("/api/exchanges/%2F/pol-check-x", ["policy"]), {"policy": "pol-check-x"})
+    eventually("exchange without policy has no policy field", lambda: fields("/api/exchanges/%2F/pae-check", ["policy"]), {"policy": "<absent>"})
+    publish("pol-check-x", "nowhere", "via-ae")
+    eventually("alternate exchange from the policy", lambda: payloads("pae-check-q"), ["via-ae"])
+    api.call("DELETE", "/api/policies/%2F/pol-check-x")
+    api.call("DELETE", "/api/queues/%2F/pae-check-q/contents")
+    publish("pol-check-x", "nowhere", "dropped")
+    eventually("policy cleared: no alternate", lambda: payloads("pae-check-q"), [])
+    for path in ["/api/exchanges/%2F/pol-check-x", "/api/exchanges/%2F/pae-check", "/api/queues/%2F/pae-check-q",
+                 "/api/policies/%2F/pol-check-low", "/api/operator-policies/%2F/pol-check-op"]:
+        api.call("DELETE", path)
+    for f in failures:
+        print(f"FAIL {f}")
+    if not failures:
+        print("ok   policy behaviour (precedence, merge, live limits, alternate exchange)")
+    return (0 if failures else 1), len(failures)
 
 
 # rabbitmqadmin (v1, shipped with Debian's rabbitmq-server) commands and a fragment each output

@@ -17,8 +17,10 @@ use crate::{Message, VHost};
 
 mod limits_live;
 mod live;
+mod parameters;
 
 pub use live::{password_hash_from_rabbitmq, rabbitmq_password_hash};
+pub use parameters::{ParameterError, policy_kind};
 
 /// What recovery found, for the startup log.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -58,6 +60,8 @@ pub struct Broker {
     /// Bumped after every change of any user's permissions (set, clear, user or vhost
     /// deleted): channels cache their decisions and re-read permissions when it moves.
     permission_generation: AtomicU64,
+    /// Global runtime parameters (RabbitMQ's `/api/global-parameters`), by name.
+    globals: RwLock<std::collections::BTreeMap<String, serde_json::Value>>,
 }
 
 impl std::fmt::Debug for Broker {
@@ -98,6 +102,7 @@ impl Broker {
             tracking: Arc::default(),
             topic_generation: AtomicU64::new(0),
             permission_generation: AtomicU64::new(0),
+            globals: RwLock::default(),
             store,
         }
     }
@@ -194,6 +199,7 @@ impl Broker {
                 vh.set_limits(Some(limits));
             }
         }
+        self.recover_parameters(&defs)?;
         let corrupt =
             |what: &str, e: crate::BrokerError| StoreError::Corrupt(format!("{what}: {e}"));
         for (vhost, x) in &defs.exchanges {

@@ -24,6 +24,7 @@ mod names;
 mod password;
 mod permissions;
 mod persist;
+pub mod policy;
 mod queue;
 mod snapshot;
 mod timers;
@@ -32,7 +33,10 @@ mod tracking;
 mod vhost;
 
 pub use accounts::{Admin, AdminError, FirstBoot, PasswordHash, User, compile_permission};
-pub use broker::{Broker, Recovered, password_hash_from_rabbitmq, rabbitmq_password_hash};
+pub use broker::{
+    Broker, ParameterError, Recovered, password_hash_from_rabbitmq, policy_kind,
+    rabbitmq_password_hash,
+};
 pub use dead_letter::{DeadLetter, DeadLetterTarget, DeathReason};
 pub use error::BrokerError;
 pub use limits::{LimitError, USER_LIMIT_NAMES, UserLimits, VHOST_LIMIT_NAMES, VhostLimits};

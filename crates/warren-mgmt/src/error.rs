@@ -40,16 +40,22 @@ pub enum ApiError {
     /// 503, for failed health checks (the body is the check's own).
     #[error("service unavailable")]
     Unavailable(serde_json::Value),
+    /// 404 with another body than `Object Not Found` (`{"error":"not_found","reason":
+    /// "vhost_not_found"}` for a policy PUT into a missing vhost).
+    #[error("{error}: {reason}")]
+    NotFoundReason {
+        /// RabbitMQ's error name.
+        error: &'static str,
+        /// The reason.
+        reason: &'static str,
+    },
+    /// 500 with no body: what RabbitMQ answers where its handler crashes on input it did not
+    /// expect (a policy definition that is not an object).
+    #[error("internal error")]
+    Crash,
     /// 500: the store failed.
     #[error("internal error: {0}")]
     Internal(String),
-    /// 404 with RabbitMQ's `not_found` error and a reason (`vhost_not_found`).
-    #[error("not found: {0}")]
-    NotFoundReason(&'static str),
-    /// 500 with no body: where RabbitMQ's handler crashes (a limit deleted from a missing vhost
-    /// or user), Warren answers the same rather than invent a reply.
-    #[error("internal error")]
-    Crashed,
 }
 
 impl ApiError {
@@ -128,10 +134,10 @@ impl IntoResponse for ApiError {
             ApiError::Unavailable(v) => {
                 json_response(StatusCode::SERVICE_UNAVAILABLE, v.to_string())
             }
-            ApiError::NotFoundReason(reason) => {
-                json_response(StatusCode::NOT_FOUND, body("not_found", reason))
+            ApiError::NotFoundReason { error, reason } => {
+                json_response(StatusCode::NOT_FOUND, body(error, reason))
             }
-            ApiError::Crashed => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+            ApiError::Crash => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
             ApiError::Internal(reason) => json_response(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 body("internal_server_error", &reason),

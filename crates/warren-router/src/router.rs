@@ -156,6 +156,21 @@ impl<Q: Clone> Router<Q> {
         Ok(Declared::Created)
     }
 
+    /// Sets the alternate exchange a policy names for an exchange; an `alternate-exchange`
+    /// argument, when the exchange has one, still wins (RabbitMQ's `get_arg`). False when the
+    /// exchange does not exist.
+    pub fn set_policy_alternate(&mut self, name: &[u8], policy: Option<bytes::Bytes>) -> bool {
+        let Some(slot) = self
+            .exchanges
+            .id(name)
+            .and_then(|id| self.exchanges.get_mut(id))
+        else {
+            return false;
+        };
+        slot.alternate = slot.def.alternate_bytes().or(policy);
+        true
+    }
+
     /// The exchange's declaration, when it exists (the default exchange is `""`).
     pub fn exchange(&self, name: &[u8]) -> Option<&ExchangeDef> {
         self.exchanges.by_name(name).map(|x| &x.def)

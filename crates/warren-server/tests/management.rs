@@ -823,11 +823,11 @@ async fn a_rabbitmq_export_imports_and_its_users_log_in_with_their_passwords() {
     let server = common::start().await;
     let mut with_policy = file.clone();
     with_policy["policies"] = json!([{"vhost": "/", "name": "ttl", "pattern": ".*", "apply-to": "queues",
-                                      "definition": {"message-ttl": 1000}, "priority": 0}]);
+                                      "definition": {"bogus": 1}, "priority": 0}]);
     let refused = post(&server, "/api/definitions", with_policy).await;
     assert_eq!(
         refused.status, 400,
-        "policies are not supported yet: {}",
+        "an invalid policy refuses the file: {}",
         refused.body
     );
     assert_eq!(

@@ -1,4 +1,5 @@
-//! Durable definitions: virtual hosts (and their limits), users, exchanges, queues and bindings, and the
+//! Durable definitions: virtual hosts (and their limits), users, exchanges, queues, bindings
+//! and runtime parameters (policies among them), and the
 //! [`DefinitionStore`] trait that stores them.
 //!
 //! Records hold the broker's own serialisation as opaque bytes (`arguments` is an encoded
@@ -65,6 +66,18 @@ pub struct UserRecord {
     pub permissions: Bytes,
 }
 
+/// A runtime parameter of one virtual host (RabbitMQ's `rabbit_runtime_parameters`): policies
+/// (component `policy`), operator policies (`operator_policy`) and other components' values.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ParameterRecord {
+    /// The component (`policy`, `operator_policy`, ...).
+    pub component: Bytes,
+    /// The parameter's name within its component.
+    pub name: Bytes,
+    /// The value, encoded by the broker (JSON).
+    pub value: Bytes,
+}
+
 /// Everything [`DefinitionStore::load_definitions`] returns, each list in key order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Definitions {
@@ -81,6 +94,10 @@ pub struct Definitions {
     /// Virtual host limits (RabbitMQ's `vhost-limits` parameter), encoded by the broker, with
     /// their virtual host.
     pub vhost_limits: Vec<(Bytes, Bytes)>,
+    /// Runtime parameters (policies included) with their virtual host.
+    pub parameters: Vec<(Bytes, ParameterRecord)>,
+    /// Global runtime parameters: name and value (encoded by the broker).
+    pub global_parameters: Vec<(Bytes, Bytes)>,
 }
 
 /// Stores definitions. Every call is durable when it returns `Ok` (definitions change rarely,
@@ -110,6 +127,19 @@ pub trait DefinitionStore: Send + Sync {
     fn put_vhost_limits(&self, vhost: &[u8], limits: &[u8]) -> Result<(), StoreError>;
     /// Deletes a virtual host's limits.
     fn delete_vhost_limits(&self, vhost: &[u8]) -> Result<(), StoreError>;
+    /// Stores (or replaces) a runtime parameter of a virtual host.
+    fn put_parameter(&self, vhost: &[u8], p: &ParameterRecord) -> Result<(), StoreError>;
+    /// Deletes a runtime parameter of a virtual host.
+    fn delete_parameter(
+        &self,
+        vhost: &[u8],
+        component: &[u8],
+        name: &[u8],
+    ) -> Result<(), StoreError>;
+    /// Stores (or replaces) a global runtime parameter.
+    fn put_global_parameter(&self, name: &[u8], value: &[u8]) -> Result<(), StoreError>;
+    /// Deletes a global runtime parameter.
+    fn delete_global_parameter(&self, name: &[u8]) -> Result<(), StoreError>;
     /// Reads every stored definition.
     fn load_definitions(&self) -> Result<Definitions, StoreError>;
 }

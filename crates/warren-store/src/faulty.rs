@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::{
     BindingRecord, DefinitionStore, Definitions, ExchangeRecord, MessageId, MessageOp,
-    MessageStore, QueueRecord, StoreError, StoreStats, StoredEntry, UserRecord,
+    MessageStore, ParameterRecord, QueueRecord, StoreError, StoreStats, StoredEntry, UserRecord,
 };
 
 const UNLIMITED: u64 = u64::MAX;
@@ -181,6 +181,27 @@ impl<S: DefinitionStore> DefinitionStore for FaultyStore<S> {
     fn delete_vhost_limits(&self, vhost: &[u8]) -> Result<(), StoreError> {
         self.admit("delete_vhost_limits")?;
         self.inner.delete_vhost_limits(vhost)
+    }
+    fn put_parameter(&self, vhost: &[u8], p: &ParameterRecord) -> Result<(), StoreError> {
+        self.admit("put_parameter")?;
+        self.inner.put_parameter(vhost, p)
+    }
+    fn delete_parameter(
+        &self,
+        vhost: &[u8],
+        component: &[u8],
+        name: &[u8],
+    ) -> Result<(), StoreError> {
+        self.admit("delete_parameter")?;
+        self.inner.delete_parameter(vhost, component, name)
+    }
+    fn put_global_parameter(&self, name: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        self.admit("put_global_parameter")?;
+        self.inner.put_global_parameter(name, value)
+    }
+    fn delete_global_parameter(&self, name: &[u8]) -> Result<(), StoreError> {
+        self.admit("delete_global_parameter")?;
+        self.inner.delete_global_parameter(name)
     }
     fn load_definitions(&self) -> Result<Definitions, StoreError> {
         self.inner.load_definitions()

@@ -12,6 +12,8 @@
 //! | `0x05` binding | `tag, len, vhost, len, source, kind, len, destination, len, routing key, arguments` | encoded [`BindingRecord`](crate::BindingRecord) |
 //! | `0x06` message | `tag, id u64 BE` | the message bytes |
 //! | `0x07` queue index | `tag, len, vhost, len, queue, seq u64 BE` | `id u64 BE, flags u8` |
+//! | `0x08` parameter | `tag, len, vhost, len, component, name` | encoded [`ParameterRecord`](crate::ParameterRecord) |
+//! | `0x09` global parameter | `tag, name` | encoded name and value |
 //! | `0x0c` vhost limits | `tag, vhost` | the limits, encoded by the broker |
 
 use crate::{BindingRecord, MessageId, StoreError};
@@ -23,6 +25,8 @@ pub(crate) const QUEUE: u8 = 0x04;
 pub(crate) const BINDING: u8 = 0x05;
 pub(crate) const MESSAGE: u8 = 0x06;
 pub(crate) const INDEX: u8 = 0x07;
+pub(crate) const PARAMETER: u8 = 0x08;
+pub(crate) const GLOBAL_PARAMETER: u8 = 0x09;
 /// Far from the next free tags, which other record kinds may take first.
 pub(crate) const VHOST_LIMITS: u8 = 0x0c;
 
@@ -72,6 +76,24 @@ pub(crate) fn named(
     if name.len() > 255 {
         return Err(StoreError::NameTooLong {
             what,
+            len: name.len(),
+        });
+    }
+    key.extend_from_slice(name);
+    Ok(key)
+}
+
+/// A runtime parameter's key: vhost, component and name.
+pub(crate) fn parameter(
+    vhost: &[u8],
+    component: &[u8],
+    name: &[u8],
+) -> Result<Vec<u8>, StoreError> {
+    let mut key = vhost_prefix(PARAMETER, vhost)?;
+    push_short(&mut key, "component", component)?;
+    if name.len() > 255 {
+        return Err(StoreError::NameTooLong {
+            what: "parameter",
             len: name.len(),
         });
     }

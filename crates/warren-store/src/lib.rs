@@ -145,7 +145,8 @@ mod sled_store;
 
 pub use compact::{CompactPolicy, CompactReport, RECORD_OVERHEAD, compact, disk_usage};
 pub use definition::{
-    BindingRecord, DefinitionStore, Definitions, ExchangeRecord, QueueRecord, UserRecord,
+    BindingRecord, DefinitionStore, Definitions, ExchangeRecord, ParameterRecord, QueueRecord,
+    UserRecord,
 };
 pub use error::StoreError;
 pub use faulty::FaultyStore;

@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 
-use crate::{BindingRecord, ExchangeRecord, QueueRecord, StoreError, UserRecord};
+use crate::{BindingRecord, ExchangeRecord, ParameterRecord, QueueRecord, StoreError, UserRecord};
 
 struct Writer(Vec<u8>);
 
@@ -179,6 +179,39 @@ pub(crate) fn decode_user(v: &[u8]) -> Result<UserRecord, StoreError> {
     })
 }
 
+pub(crate) fn encode_parameter(p: &ParameterRecord) -> Result<Bytes, StoreError> {
+    Ok(Writer::new()
+        .bytes(&p.component)?
+        .bytes(&p.name)?
+        .bytes(&p.value)?
+        .finish())
+}
+
+pub(crate) fn decode_parameter(v: &[u8]) -> Result<ParameterRecord, StoreError> {
+    let mut r = Reader::new(v, "parameter");
+    let component = r.bytes()?;
+    let name = r.bytes()?;
+    let value = r.bytes()?;
+    r.end()?;
+    Ok(ParameterRecord {
+        component,
+        name,
+        value,
+    })
+}
+
+pub(crate) fn encode_global_parameter(name: &[u8], value: &[u8]) -> Result<Bytes, StoreError> {
+    Ok(Writer::new().bytes(name)?.bytes(value)?.finish())
+}
+
+pub(crate) fn decode_global_parameter(v: &[u8]) -> Result<(Bytes, Bytes), StoreError> {
+    let mut r = Reader::new(v, "global parameter");
+    let name = r.bytes()?;
+    let value = r.bytes()?;
+    r.end()?;
+    Ok((name, value))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -239,5 +272,30 @@ mod tests {
         let mut long = full.to_vec();
         long.push(0);
         assert!(decode_exchange(&long).is_err());
+    }
+
+    #[test]
+    fn parameters_round_trip_and_truncations_are_errors() {
+        let p = ParameterRecord {
+            component: b("policy"),
+            name: b("ttl"),
+            value: b("{\"pattern\":\".*\"}"),
+        };
+        let full = encode_parameter(&p).unwrap();
+        assert_eq!(decode_parameter(&full).unwrap(), p);
+        let global = encode_global_parameter(b"cluster_name", b"\"c\"").unwrap();
+        assert_eq!(
+            decode_global_parameter(&global).unwrap(),
+            (b("cluster_name"), b("\"c\""))
+        );
+        for cut in 0..full.len() {
+            assert!(decode_parameter(&full[..cut]).is_err(), "cut at {cut}");
+        }
+        for cut in 0..global.len() {
+            assert!(
+                decode_global_parameter(&global[..cut]).is_err(),
+                "cut at {cut}"
+            );
+        }
     }
 }

@@ -3,6 +3,7 @@
 mod args;
 mod consumer;
 mod dispatch;
+mod limits;
 mod packed;
 mod ready;
 mod state;
@@ -11,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 
 use bytes::Bytes;
-use parking_lot::{Mutex, MutexGuard};
+use parking_lot::{Mutex, MutexGuard, RwLock};
 use warren_codec::{FieldTable, ShortStr};
 use warren_store::{MessageId, MessageOp, StoreError};
 
@@ -58,7 +59,7 @@ pub struct Queue {
     pub vhost: String,
     /// Declared properties.
     pub options: QueueOptions,
-    /// Parsed arguments.
+    /// Parsed arguments, as declared (policies change the limits in force, not these).
     pub args: QueueArgs,
     state: Mutex<QueueState>,
     deleted: AtomicBool,
@@ -70,8 +71,10 @@ pub struct Queue {
     vhost_key: Bytes,
     /// The vhost, for dead-lettering, timers and deleting the queue when it expires.
     host: Weak<VHost>,
-    /// `x-dead-letter-exchange` and `x-dead-letter-routing-key`.
-    dead_letter: Option<DeadLetterTarget>,
+    /// Where dead letters go: `x-dead-letter-exchange` and `x-dead-letter-routing-key`, or a
+    /// policy's. Written under the state lock when a policy changes (lock order: state, then
+    /// this); read alone when messages die.
+    dead_letter: RwLock<Option<DeadLetterTarget>>,
     /// The broker's flag: false once it stops delivering for a shutdown (none outside a vhost).
     delivering: Option<Arc<AtomicBool>>,
 }
@@ -112,16 +115,7 @@ impl Queue {
         host: Weak<VHost>,
     ) -> Arc<Queue> {
         let store = if options.durable { store } else { None };
-        let dead_letter = args
-            .dead_letter_exchange
-            .as_ref()
-            .map(|x| DeadLetterTarget {
-                exchange: ShortStr::from(x.as_str()),
-                routing_key: args
-                    .dead_letter_routing_key
-                    .as_ref()
-                    .map(|k| ShortStr::from(k.as_str())),
-            });
+        let dead_letter = RwLock::new(limits::dead_letter_target(&args));
         let state = QueueState::with_args(store.is_some(), args.clone(), now_ms());
         let delivering = host.upgrade().map(|h| h.delivering.clone());
         let queue = Arc::new(Queue {
@@ -156,8 +150,8 @@ impl Queue {
     }
 
     /// Where this queue's dead letters go, if anywhere.
-    pub fn dead_letter_target(&self) -> Option<&DeadLetterTarget> {
-        self.dead_letter.as_ref()
+    pub fn dead_letter_target(&self) -> Option<DeadLetterTarget> {
+        self.dead_letter.read().clone()
     }
 
     /// Records that stored messages were delivered (`first`) or left for good (`gone`). Called
@@ -220,7 +214,7 @@ impl Queue {
     /// exchange), then removes the stored ones from this queue's store.
     pub(crate) fn bury(self: &Arc<Self>, dead: Vec<DeadLetter>) {
         match self.host.upgrade() {
-            Some(host) if self.dead_letter.is_some() => host.dead_letter(self, dead),
+            Some(host) if self.dead_letter.read().is_some() => host.dead_letter(self, dead),
             _ => self.forget(&dead),
         }
     }
@@ -347,8 +341,10 @@ impl Queue {
 
     /// Notes a redeclaration, which counts as use for `x-expires`.
     pub fn touch(self: &Arc<Self>) {
-        if self.args.expires.is_some() {
-            self.state.lock().touch(now_ms());
+        let mut s = self.state.lock();
+        // The limit in force, which a policy may have set.
+        if s.args.expires.is_some() {
+            s.touch(now_ms());
         }
     }
 

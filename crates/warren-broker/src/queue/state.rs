@@ -225,7 +225,7 @@ impl QueueState {
                 .is_some_and(|max| self.ready.bytes() > max)
     }
 
-    fn drop_over_limit(&mut self, fx: &mut Effects) {
+    pub(super) fn drop_over_limit(&mut self, fx: &mut Effects) {
         if self.args.overflow != Overflow::DropHead {
             return;
         }

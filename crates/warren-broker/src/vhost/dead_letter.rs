@@ -20,7 +20,7 @@ impl VHost {
         let mut work = vec![(from.clone(), dead)];
         let mut targets = Vec::new();
         while let Some((source, letters)) = work.pop() {
-            let Some(target) = source.dead_letter_target().cloned() else {
+            let Some(target) = source.dead_letter_target() else {
                 source.forget(&letters);
                 continue;
             };

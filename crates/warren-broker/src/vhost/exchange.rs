@@ -77,7 +77,10 @@ impl VHost {
 
     /// Rebuilds a durable exchange at startup.
     pub fn recover_exchange(&self, def: ExchangeDef) -> Result<(), BrokerError> {
-        self.topology.write().declare_exchange(def)?;
+        let name = def.name.clone();
+        let mut topology = self.topology.write();
+        topology.declare_exchange(def)?;
+        self.apply_exchange_policy(&mut topology, name.as_bytes());
         Ok(())
     }
 
@@ -143,13 +146,15 @@ impl VHost {
         };
         let record = durable.then(|| persist::exchange_record(&def));
         let mut topology = self.topology.write();
-        if topology.declare_exchange(def)? == Declared::Created
-            && let Some(record) = record
-            && let Err(e) = self.store.put_exchange(self.key(), &record)
-        {
-            // Not on disk, so not declared: a durable exchange must survive a restart.
-            let _ = topology.delete_exchange(name.as_bytes(), false);
-            return Err(store_failed(&e));
+        if topology.declare_exchange(def)? == Declared::Created {
+            if let Some(record) = record
+                && let Err(e) = self.store.put_exchange(self.key(), &record)
+            {
+                // Not on disk, so not declared: a durable exchange must survive a restart.
+                let _ = topology.delete_exchange(name.as_bytes(), false);
+                return Err(store_failed(&e));
+            }
+            self.apply_exchange_policy(&mut topology, name.as_bytes());
         }
         Ok(())
     }

@@ -6,7 +6,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
-use parking_lot::{RwLock, RwLockReadGuard};
+use parking_lot::{Mutex, RwLock, RwLockReadGuard};
 use warren_codec::{FieldTable, FieldValue, ReplyCode, ShortStr};
 use warren_router::{Router, RouterError};
 
@@ -18,6 +18,7 @@ use crate::{BrokerError, generate_queue_name};
 
 mod dead_letter;
 mod exchange;
+mod policies;
 mod publish;
 
 pub use publish::Published;
@@ -94,6 +95,10 @@ pub struct VHost {
     /// The `vhost-limits` parameter: `None` when never set (RabbitMQ lists a vhost whose limits
     /// were all cleared with an empty value, and one never limited not at all).
     limits: RwLock<Option<VhostLimits>>,
+    /// Policies and operator policies (see `policies.rs` for the lock order).
+    policies: RwLock<crate::policy::PolicySet>,
+    /// Held while a policy change is applied, so changes apply in the order they were made.
+    policy_change: Mutex<()>,
 }
 
 impl std::fmt::Debug for VHost {
@@ -125,6 +130,8 @@ impl VHost {
             me: me.clone(),
             delivering,
             limits: RwLock::new(None),
+            policies: RwLock::default(),
+            policy_change: Mutex::new(()),
         })
     }
 
@@ -155,6 +162,7 @@ impl VHost {
             auto_delete,
             arguments,
         };
+        let limits = self.queue_limits(&name.to_string(), &args, &options.arguments);
         let queue = Queue::with_store(
             name.clone(),
             &self.name,
@@ -163,6 +171,7 @@ impl VHost {
             Some(self.store.clone()),
             self.me.clone(),
         );
+        queue.set_limits(&limits);
         self.topology.write().add_queue(name, queue.clone());
         Ok(queue)
     }
@@ -293,6 +302,8 @@ impl VHost {
                 .put_queue(self.key(), &record)
                 .map_err(|e| store_failed(&e))?;
         }
+        // Policies apply from the start (topology, then policies: see `policies.rs`).
+        let limits = self.queue_limits(&name.to_string(), &args, &options.arguments);
         let queue = Queue::with_store(
             name.clone(),
             &self.name,
@@ -301,6 +312,7 @@ impl VHost {
             Some(self.store.clone()),
             self.me.clone(),
         );
+        queue.set_limits(&limits);
         topology.add_queue(name, queue.clone());
         Ok(DeclaredQueue {
             queue,

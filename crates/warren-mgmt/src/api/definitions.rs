@@ -1,9 +1,10 @@
 //! `/api/definitions` and `/api/definitions/{vhost}`: export (GET) and import (POST) in
 //! RabbitMQ's format.
 //!
-//! `POST` imports such a file with RabbitMQ's merge rules; policies and parameters other than
-//! `vhost-limits` are refused until Warren has them (docs/management-api.md). Limits and topic
-//! permissions are `definitions_access.rs`'s.
+//! `POST` imports such a file with RabbitMQ's merge rules; runtime parameters other than
+//! `vhost-limits` are refused as a RabbitMQ node without plugins refuses them
+//! (docs/management-api.md). Limits and topic permissions: `definitions_access.rs`; policies and
+//! global parameters: `policy_definitions.rs`.
 
 use axum::body::Bytes;
 use axum::extract::Path;
@@ -131,8 +132,14 @@ pub async fn export(state: State, user: Authed) -> Result<Response, ApiError> {
             "parameters".into(),
             Value::Array(super::definitions_access::export_vhost_limits(m, None)),
         );
-        o.insert("global_parameters".into(), json!([]));
-        o.insert("policies".into(), json!([]));
+        o.insert(
+            "global_parameters".into(),
+            super::policy_definitions::export_global_parameters(&m.broker),
+        );
+        o.insert(
+            "policies".into(),
+            super::policy_definitions::export_policies(&m.broker, None),
+        );
         o.insert("queues".into(), Value::Array(queues));
         o.insert("exchanges".into(), Value::Array(exchanges));
         o.insert("bindings".into(), Value::Array(bindings));
@@ -158,7 +165,10 @@ pub async fn export_vhost(
                 Some(&v),
             )),
         );
-        o.insert("policies".into(), json!([]));
+        o.insert(
+            "policies".into(),
+            super::policy_definitions::export_policies(&state.0.broker, Some(&v)),
+        );
         o.insert("queues".into(), Value::Array(queues));
         o.insert("exchanges".into(), Value::Array(exchanges));
         o.insert("bindings".into(), Value::Array(bindings));
@@ -192,16 +202,7 @@ fn check(defs: &Value) -> Result<(), ApiError> {
     if !defs.is_object() {
         return Err(ApiError::BadRequest("not_json".into()));
     }
-    for key in ["policies", "parameters"] {
-        let mut unsupported = list(defs, key)
-            .iter()
-            .filter(|p| !super::definitions_access::is_vhost_limits(p));
-        if unsupported.next().is_some() {
-            return Err(ApiError::BadRequest(format!(
-                "Warren does not support {key} yet; remove them from the file to import the rest"
-            )));
-        }
-    }
+    super::policy_definitions::check(defs)?;
     for p in list(defs, "permissions") {
         warren_broker::compile_permission(permission_regexes(p)?)?;
     }
@@ -363,6 +364,7 @@ pub fn import_definitions(broker: &Broker, body: &[u8]) -> Result<(), ApiError> 
         broker.set_permissions_live(name, vhost, permission_regexes(p)?)?;
     }
     super::definitions_access::import(broker, &defs)?;
+    super::policy_definitions::import(broker, &defs, None)?;
     for vh in broker.vhosts() {
         import_topology(&vh, &defs, None)?;
     }
@@ -389,6 +391,7 @@ pub async fn import_vhost(
     let defs: Value =
         serde_json::from_slice(&body).map_err(|_| ApiError::BadRequest("not_json".into()))?;
     check(&defs)?;
+    super::policy_definitions::import(&state.0.broker, &defs, Some(&v))?;
     import_topology(&vh, &defs, Some(&v))?;
     super::definitions_access::import_into_vhost(&state.0.broker, &defs, &v)?;
     Ok(super::no_content())

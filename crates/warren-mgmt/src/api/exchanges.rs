@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use warren_broker::policy::Target;
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query};
@@ -17,8 +18,9 @@ use crate::json::{body_object, bool_field, json_to_table, str_field, table_to_js
 use crate::listing::{Params, reply_list};
 use crate::{ApiError, Management, base64};
 
-fn exchange_json(vhost: &str, x: &ExchangeDef) -> Value {
-    json!({
+fn exchange_json(vh: &VHost, x: &ExchangeDef) -> Value {
+    let vhost = &vh.name;
+    let mut v = json!({
         "name": x.name.to_string(),
         "vhost": vhost,
         "type": x.kind.as_str(),
@@ -26,17 +28,22 @@ fn exchange_json(vhost: &str, x: &ExchangeDef) -> Value {
         "auto_delete": x.auto_delete,
         "internal": x.internal,
         "arguments": table_to_json(&x.arguments),
-        "policy": null,
         "message_stats": {},
         "user_who_performed_action": if x.name.is_empty() || x.name.as_bytes().starts_with(b"amq.") { "rmq-internal" } else { "" },
-    })
+    });
+    // RabbitMQ shows `policy` on an exchange only when one applies.
+    let applied = vh.applied_policy(Target::Exchange, &x.name.to_string());
+    if let (Some(name), Value::Object(o)) = (applied.policy_name(), &mut v) {
+        o.insert("policy".into(), json!(name));
+    }
+    v
 }
 
 fn exchanges_of(vh: &VHost) -> Vec<Value> {
     let topology = vh.topology();
     let mut xs: Vec<&ExchangeDef> = topology.exchanges().collect();
     xs.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
-    xs.into_iter().map(|x| exchange_json(&vh.name, x)).collect()
+    xs.into_iter().map(|x| exchange_json(vh, x)).collect()
 }
 
 /// `GET /api/exchanges`.
@@ -71,7 +78,7 @@ fn find(m: &Management, v: &str, name: &str) -> Result<(Arc<VHost>, Value), ApiE
     let x = vh
         .topology()
         .exchange(exchange_name(name).as_bytes())
-        .map(|x| exchange_json(v, x))
+        .map(|x| exchange_json(&vh, x))
         .ok_or(ApiError::NotFound)?;
     Ok((vh, x))
 }

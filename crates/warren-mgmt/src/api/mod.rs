@@ -7,7 +7,10 @@ mod definitions_access;
 mod exchanges;
 mod health;
 pub(crate) mod overview;
+mod parameters;
 mod permissions;
+pub(crate) mod policies;
+mod policy_definitions;
 mod queues;
 mod topic_permissions;
 mod user_limits;
@@ -160,6 +163,47 @@ pub fn routes() -> Router<Arc<Management>> {
             get(definitions::export_vhost).post(definitions::import_vhost),
         )
         .merge(limit_routes())
+        .route("/api/policies", get(policies::list))
+        .route("/api/policies/{vhost}", get(policies::list_vhost))
+        .route(
+            "/api/policies/{vhost}/{name}",
+            get(policies::show)
+                .put(policies::put)
+                .delete(policies::remove),
+        )
+        .route("/api/operator-policies", get(policies::list_op))
+        .route(
+            "/api/operator-policies/{vhost}",
+            get(policies::list_op_vhost),
+        )
+        .route(
+            "/api/operator-policies/{vhost}/{name}",
+            get(policies::show_op)
+                .put(policies::put_op)
+                .delete(policies::remove_op),
+        )
+        .route("/api/parameters", get(parameters::list))
+        .route(
+            "/api/parameters/{component}",
+            get(parameters::list_component),
+        )
+        .route(
+            "/api/parameters/{component}/{vhost}",
+            get(parameters::list_vhost),
+        )
+        .route(
+            "/api/parameters/{component}/{vhost}/{name}",
+            get(parameters::show)
+                .put(parameters::put)
+                .delete(parameters::show),
+        )
+        .route("/api/global-parameters", get(parameters::list_global))
+        .route(
+            "/api/global-parameters/{name}",
+            get(parameters::show_global)
+                .put(parameters::put_global)
+                .delete(parameters::remove_global),
+        )
         .fallback(not_found)
 }
 

@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use warren_broker::policy::Target;
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query};
@@ -66,11 +67,23 @@ fn queue_json(m: &Management, q: &Queue, details: bool) -> Value {
         "consumer_utilisation": utilisation,
         "consumer_capacity": utilisation,
         "exclusive_consumer_tag": null,
-        "policy": null,
-        "operator_policy": null,
-        "effective_policy_definition": {},
         "message_stats": message_stats,
     });
+    if let Value::Object(o) = &mut v {
+        // The policies applied now (RabbitMQ's `policy`, `operator_policy` and
+        // `effective_policy_definition`; `null`, `null` and `{}` without any).
+        let applied = m
+            .broker
+            .vhost(&q.vhost)
+            .map(|vh| vh.applied_policy(Target::Queue, &q.name.to_string()))
+            .unwrap_or_default();
+        o.insert("policy".into(), json!(applied.policy_name()));
+        o.insert("operator_policy".into(), json!(applied.operator_name()));
+        o.insert(
+            "effective_policy_definition".into(),
+            Value::Object(applied.definition()),
+        );
+    }
     if details && let Value::Object(o) = &mut v {
         let consumers: Vec<Value> = s
             .consumers

@@ -107,10 +107,10 @@ pub async fn put(
             None => return Err(ApiError::BadRequest(format!("[{{key_missing,{key}}}]"))),
             Some(Value::String(s)) => fields.push(s.clone()),
             // RabbitMQ's handler crashes on a value that is not a string.
-            Some(_) => return Err(ApiError::Crashed),
+            Some(_) => return Err(ApiError::Crash),
         }
     }
-    let [exchange, write, read] = <[String; 3]>::try_from(fields).map_err(|_| ApiError::Crashed)?;
+    let [exchange, write, read] = <[String; 3]>::try_from(fields).map_err(|_| ApiError::Crash)?;
     let p = TopicPermission {
         vhost: vhost.clone(),
         exchange,

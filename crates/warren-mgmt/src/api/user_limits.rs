@@ -83,7 +83,7 @@ pub async fn remove(
     match state.0.broker.clear_user_limit_live(&name, &limit) {
         Ok(()) => Ok(no_content()),
         // RabbitMQ crashes on a missing user here and answers 500 with no body.
-        Err(AdminError::NoSuchUser(_)) => Err(ApiError::Crashed),
+        Err(AdminError::NoSuchUser(_)) => Err(ApiError::Crash),
         Err(e) => Err(e.into()),
     }
 }

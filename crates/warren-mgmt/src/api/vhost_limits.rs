@@ -99,7 +99,10 @@ pub async fn put(
 ) -> Result<Response, ApiError> {
     user.require_admin()?;
     if state.0.broker.vhost(&vhost).is_none() {
-        return Err(ApiError::NotFoundReason("vhost_not_found"));
+        return Err(ApiError::NotFoundReason {
+            error: "not_found",
+            reason: "vhost_not_found",
+        });
     }
     let value = limit_value(&body, &name)?.map_err(|e| validation_failed(&e))?;
     match state.0.broker.set_vhost_limit_live(&vhost, &name, value) {
@@ -119,7 +122,7 @@ pub async fn remove(
     match state.0.broker.clear_vhost_limit_live(&vhost, &name) {
         Ok(()) => Ok(no_content()),
         // RabbitMQ crashes on a missing vhost here and answers 500 with no body.
-        Err(AdminError::NoSuchVhost(_)) => Err(ApiError::Crashed),
+        Err(AdminError::NoSuchVhost(_)) => Err(ApiError::Crash),
         Err(e) => Err(e.into()),
     }
 }

@@ -4,15 +4,18 @@ use bytes::Bytes;
 
 use crate::backend::Backend;
 use crate::engine::Engine;
-use crate::keys::{self, BINDING, EXCHANGE, INDEX, QUEUE, USER, VHOST, VHOST_LIMITS};
+use crate::keys::{
+    self, BINDING, EXCHANGE, GLOBAL_PARAMETER, INDEX, PARAMETER, QUEUE, USER, VHOST, VHOST_LIMITS,
+};
 use crate::plan::Plan;
 use crate::record_codec::{
-    decode_binding, decode_exchange, decode_queue, decode_user, encode_binding, encode_exchange,
+    decode_binding, decode_exchange, decode_global_parameter, decode_parameter, decode_queue,
+    decode_user, encode_binding, encode_exchange, encode_global_parameter, encode_parameter,
     encode_queue, encode_user,
 };
 use crate::{
-    BindingRecord, DefinitionStore, Definitions, ExchangeRecord, QueueRecord, StoreError,
-    UserRecord,
+    BindingRecord, DefinitionStore, Definitions, ExchangeRecord, ParameterRecord, QueueRecord,
+    StoreError, UserRecord,
 };
 
 impl<B: Backend> Engine<B> {
@@ -68,7 +71,7 @@ impl<B: Backend> DefinitionStore for Engine<B> {
         self.mutate_durably(|p| {
             p.delete(keys::simple(VHOST, name));
             p.delete(keys::simple(VHOST_LIMITS, name));
-            for tag in [EXCHANGE, QUEUE, BINDING] {
+            for tag in [EXCHANGE, QUEUE, BINDING, PARAMETER] {
                 p.delete_prefix(&keys::vhost_prefix(tag, name)?)?;
             }
             p.delete_entries_under(&keys::vhost_prefix(INDEX, name)?)
@@ -155,9 +158,46 @@ impl<B: Backend> DefinitionStore for Engine<B> {
         })
     }
 
+    fn put_parameter(&self, vhost: &[u8], p: &ParameterRecord) -> Result<(), StoreError> {
+        let key = keys::parameter(vhost, &p.component, &p.name)?;
+        let value = encode_parameter(p)?;
+        self.mutate_durably(|plan| {
+            plan.set(key, value);
+            Ok(())
+        })
+    }
+
     fn delete_vhost_limits(&self, vhost: &[u8]) -> Result<(), StoreError> {
         self.mutate_durably(|p| {
             p.delete(keys::simple(VHOST_LIMITS, vhost));
+            Ok(())
+        })
+    }
+
+    fn delete_parameter(
+        &self,
+        vhost: &[u8],
+        component: &[u8],
+        name: &[u8],
+    ) -> Result<(), StoreError> {
+        let key = keys::parameter(vhost, component, name)?;
+        self.mutate_durably(|p| {
+            p.delete(key);
+            Ok(())
+        })
+    }
+
+    fn put_global_parameter(&self, name: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        let encoded = encode_global_parameter(name, value)?;
+        self.mutate_durably(|p| {
+            p.set(keys::simple(GLOBAL_PARAMETER, name), encoded);
+            Ok(())
+        })
+    }
+
+    fn delete_global_parameter(&self, name: &[u8]) -> Result<(), StoreError> {
+        self.mutate_durably(|p| {
+            p.delete(keys::simple(GLOBAL_PARAMETER, name));
             Ok(())
         })
     }
@@ -173,6 +213,10 @@ impl<B: Backend> DefinitionStore for Engine<B> {
             vhost_limits: self.scan_records(VHOST_LIMITS, |k, v| {
                 Ok((Bytes::copy_from_slice(&k[1..]), Bytes::copy_from_slice(v)))
             })?,
+            parameters: self
+                .scan_records(PARAMETER, |k, v| Ok((vhost_of(k)?, decode_parameter(v)?)))?,
+            global_parameters: self
+                .scan_records(GLOBAL_PARAMETER, |_, v| decode_global_parameter(v))?,
         })
     }
 }

@@ -354,6 +354,31 @@ macro_rules! delegate_to_engine {
             fn delete_vhost_limits(&self, vhost: &[u8]) -> Result<(), $crate::StoreError> {
                 self.engine.delete_vhost_limits(vhost)
             }
+            fn put_parameter(
+                &self,
+                vhost: &[u8],
+                p: &$crate::ParameterRecord,
+            ) -> Result<(), $crate::StoreError> {
+                self.engine.put_parameter(vhost, p)
+            }
+            fn delete_parameter(
+                &self,
+                vhost: &[u8],
+                component: &[u8],
+                name: &[u8],
+            ) -> Result<(), $crate::StoreError> {
+                self.engine.delete_parameter(vhost, component, name)
+            }
+            fn put_global_parameter(
+                &self,
+                name: &[u8],
+                value: &[u8],
+            ) -> Result<(), $crate::StoreError> {
+                self.engine.put_global_parameter(name, value)
+            }
+            fn delete_global_parameter(&self, name: &[u8]) -> Result<(), $crate::StoreError> {
+                self.engine.delete_global_parameter(name)
+            }
             fn load_definitions(&self) -> Result<$crate::Definitions, $crate::StoreError> {
                 self.engine.load_definitions()
             }

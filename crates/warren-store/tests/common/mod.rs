@@ -159,6 +159,7 @@ macro_rules! behaviour_suite {
             delete_queue_removes_its_bindings_entries_and_unshared_messages,
             delete_vhost_removes_everything_in_it_and_nothing_else,
             vhost_limits_round_trip_and_go_with_their_vhost,
+            parameters_survive_reopen_and_go_with_their_vhost,
             messages_round_trip_through_reopen,
             a_message_in_two_queues_is_stored_once_and_deleted_after_both_removes,
             load_queue_returns_entries_in_seq_order,

@@ -2,8 +2,8 @@
 
 use bytes::Bytes;
 use warren_store::{
-    BindingRecord, DefinitionStore, Definitions, ExchangeRecord, MessageStore, QueueRecord,
-    StoreError, UserRecord,
+    BindingRecord, DefinitionStore, Definitions, ExchangeRecord, MessageStore, ParameterRecord,
+    QueueRecord, StoreError, UserRecord,
 };
 
 use crate::common::{Harness, b, enqueue, entries, put};
@@ -89,7 +89,7 @@ pub fn every_definition_round_trips_through_reopen(mut h: impl Harness) {
         exchanges: pairs("/", &[x]),
         queues: pairs("/", &[q]),
         bindings: pairs("/", &[bq]),
-        vhost_limits: vec![],
+        ..Definitions::default()
     };
     assert_eq!(h.store().load_definitions().unwrap(), expected);
 }
@@ -325,4 +325,45 @@ pub fn vhost_limits_round_trip_and_go_with_their_vhost(mut h: impl Harness) {
             .vhost_limits
             .is_empty()
     );
+}
+
+/// Runtime parameters and global parameters survive a reopen; deleting a vhost takes its
+/// parameters and no other vhost's.
+pub fn parameters_survive_reopen_and_go_with_their_vhost(mut h: impl Harness) {
+    let s = h.store();
+    s.put_vhost(b"/").unwrap();
+    s.put_vhost(b"v2").unwrap();
+    let p = |c: &str, n: &str, v: &str| ParameterRecord {
+        component: b(c),
+        name: b(n),
+        value: b(v),
+    };
+    s.put_parameter(b"/", &p("policy", "ttl", "{}")).unwrap();
+    s.put_parameter(b"/", &p("policy", "ttl", "{\"a\":1}"))
+        .unwrap();
+    s.put_parameter(b"/", &p("operator_policy", "ttl", "{}"))
+        .unwrap();
+    s.put_parameter(b"v2", &p("policy", "x", "{}")).unwrap();
+    s.put_global_parameter(b"cluster_name", b"\"c\"").unwrap();
+    s.put_global_parameter(b"gone", b"1").unwrap();
+    s.delete_global_parameter(b"gone").unwrap();
+    s.delete_parameter(b"/", b"policy", b"absent").unwrap();
+    h.reopen();
+    let d = h.store().load_definitions().unwrap();
+    assert_eq!(
+        d.parameters,
+        vec![
+            // Key order: the component is length-prefixed, so `policy` sorts first.
+            (b("/"), p("policy", "ttl", "{\"a\":1}")),
+            (b("/"), p("operator_policy", "ttl", "{}")),
+            (b("v2"), p("policy", "x", "{}")),
+        ]
+    );
+    assert_eq!(d.global_parameters, vec![(b("cluster_name"), b("\"c\""))]);
+    h.store().delete_vhost(b"/").unwrap();
+    h.store().delete_parameter(b"v2", b"policy", b"x").unwrap();
+    h.reopen();
+    let d = h.store().load_definitions().unwrap();
+    assert!(d.parameters.is_empty(), "{:?}", d.parameters);
+    assert_eq!(d.global_parameters.len(), 1);
 }
