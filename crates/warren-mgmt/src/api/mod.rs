@@ -10,6 +10,7 @@ mod permissions;
 mod queues;
 mod users;
 mod vhosts;
+mod warren;
 
 use std::sync::Arc;
 
@@ -154,6 +155,11 @@ pub fn routes() -> Router<Arc<Management>> {
         .route(
             "/api/definitions/{vhost}",
             get(definitions::export_vhost).post(definitions::import_vhost),
+        )
+        // Warren's extensions (docs/management-api.md, "Warren extensions").
+        .route(
+            "/api/warren/vm-memory-high-watermark",
+            get(warren::get_watermark).put(warren::put_watermark),
         )
         .fallback(not_found)
 }
