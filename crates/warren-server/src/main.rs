@@ -54,7 +54,7 @@ enum Command {
     Ctl {
         /// How to reach the broker and print.
         #[command(flatten)]
-        options: CtlOptions,
+        options: Box<CtlOptions>,
         /// The command.
         #[command(subcommand)]
         command: CtlCommand,
