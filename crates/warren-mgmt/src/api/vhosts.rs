@@ -69,7 +69,8 @@ pub async fn show(
     Ok(ok(vhost_json(m, &name)))
 }
 
-/// `PUT /api/vhosts/{vhost}`: 201 when new, 204 when it existed.
+/// `PUT /api/vhosts/{vhost}`: 201 when new, 204 when it existed. As RabbitMQ's `put_vhost`,
+/// a new vhost gives the user who created it full permissions on it.
 pub async fn put(
     state: State,
     user: Authed,
@@ -78,7 +79,11 @@ pub async fn put(
 ) -> Result<Response, ApiError> {
     user.require_admin()?;
     body_object(&body)?;
-    Ok(created(state.0.broker.add_vhost_live(&name)?))
+    let new = state.0.broker.add_vhost_live(&name)?;
+    if new {
+        state.0.broker.set_permissions_live(&user.0.name, &name)?;
+    }
+    Ok(created(new))
 }
 
 /// `DELETE /api/vhosts/{vhost}`: the vhost, everything in it, and its connections.
