@@ -10,7 +10,9 @@ passes against RabbitMQ 3.10.8 and against Warren.
 Brokers are started with conformance/management_api.py's helper. Where the two brokers must
 differ, the difference is removed in `normalise()` (one place, with reasons). Uses guest/guest
 and objects named rq-*. Only the standard library (and rabbitmqadmin, installed with
-rabbitmq-server from apt when missing).
+rabbitmq-server from apt when missing). Then pyrabbit2, a PyPI client of the same API, runs its
+calls against the same broker (conformance/pyrabbit_check.py, in the conformance venv;
+`--no-pyrabbit` skips it).
 """
 
 import argparse
@@ -214,6 +216,24 @@ def run(port, amqp_port):
     return c.passed, c.failed
 
 
+def run_pyrabbit(base, amqp_port):
+    """pyrabbit2 (a PyPI client of the API) against the same broker: conformance/pyrabbit_check.py
+    in the conformance venv (conformance/requirements.txt). (passed, failed)."""
+    runner = management_api.load_runner()
+    runner.ensure_python()
+    r = subprocess.run([runner.VENV_PY, os.path.join(HERE, "pyrabbit_check.py"), base,
+                        str(amqp_port)], capture_output=True, text=True, timeout=120)
+    print(r.stdout, end="")
+    print(r.stderr, end="", file=sys.stderr)
+    last = (r.stdout.strip().splitlines() or [""])[-1]
+    try:
+        counts = last.split(":", 1)[1].split(",")
+        return int(counts[0].split()[0]), int(counts[1].split()[0])
+    except (IndexError, ValueError):
+        print(f"FAIL pyrabbit2 run: exit {r.returncode}")
+        return 0, 1
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -222,6 +242,8 @@ def main():
     g.add_argument("--against-rabbitmq", action="store_true")
     g.add_argument("--against-warren", action="store_true")
     ap.add_argument("--amqp-port", type=int, default=5672, help="AMQP port with --url")
+    ap.add_argument("--no-pyrabbit", action="store_true",
+                    help="skip the pyrabbit2 checks (they need the conformance venv)")
     args = ap.parse_args()
     ensure_rabbitmqadmin()
     broker = None
@@ -236,6 +258,9 @@ def main():
                 args.against_rabbitmq, extra_conf="collect_statistics_interval = 500\n")
             amqp_port = broker.port
         passed, failed = run(int(base.rstrip("/").rsplit(":", 1)[1]), amqp_port)
+        if not args.no_pyrabbit:
+            p2, f2 = run_pyrabbit(base, amqp_port)
+            passed, failed = passed + p2, failed + f2
     finally:
         if broker:
             broker.stop()
