@@ -109,7 +109,12 @@ mod tests {
     fn arguments_are_an_object_nothing_or_an_empty_array() {
         assert!(json_to_table(None).unwrap().is_empty());
         assert!(json_to_table(Some(&json!([]))).unwrap().is_empty());
-        assert_eq!(json_to_table(Some(&json!({"x-max-length": 1}))).unwrap().len(), 1);
+        assert_eq!(
+            json_to_table(Some(&json!({"x-max-length": 1})))
+                .unwrap()
+                .len(),
+            1
+        );
         assert!(json_to_table(Some(&json!([1]))).is_err());
         assert!(json_to_table(Some(&json!("x"))).is_err());
     }
