@@ -12,7 +12,8 @@ differ, the difference is removed in `normalise()` (one place, with reasons). Us
 and objects named rq-*. Only the standard library (and rabbitmqadmin, installed with
 rabbitmq-server from apt when missing). Then pyrabbit2, a PyPI client of the same API, runs its
 calls against the same broker (conformance/pyrabbit_check.py, in the conformance venv;
-`--no-pyrabbit` skips it).
+`--no-pyrabbit` skips it), and this tree's `warren ctl` (if built) runs rabbitmqctl's commands
+through the same API, each with rabbitmqctl's exact output.
 """
 
 import argparse
@@ -216,6 +217,75 @@ def run(port, amqp_port):
     return c.passed, c.failed
 
 
+def warren_binary():
+    """This tree's `warren` (release if built, else debug), or None."""
+    target = management_api.load_runner().cargo_target_dir()
+    for profile in ("release", "debug"):
+        path = os.path.join(target, profile, "warren")
+        if os.path.exists(path):
+            return path
+    return None
+
+
+# `warren ctl` commands and the exact stdout each must print (rabbitmqctl 3.10.8's, learnt from
+# `rabbitmqctl` on the same kind of node); every one must exit 0.
+CTL_STEPS = [
+    (["add_user", "ctl-u", "pw"], 'Adding user "ctl-u" ...\nDone. Don\'t forget to grant the '
+     "user permissions to some virtual hosts! See 'rabbitmqctl help set_permissions' to learn "
+     "more.\n"),
+    (["set_user_tags", "ctl-u", "monitoring"], 'Setting tags for user "ctl-u" to [monitoring] ...\n'),
+    (["add_vhost", "ctl-v"], 'Adding vhost "ctl-v" ...\n'),
+    (["set_permissions", "-p", "ctl-v", "ctl-u", ".*", ".*", ".*"],
+     'Setting permissions for user "ctl-u" in vhost "ctl-v" ...\n'),
+    (["list_permissions", "-p", "ctl-v", "-q"], "user\tconfigure\twrite\tread\nctl-u\t.*\t.*\t.*\n"
+     "guest\t.*\t.*\t.*\n"),
+    (["list_users", "-s"], "ctl-u\t[monitoring]\nguest\t[administrator]\n"),
+    (["list_queues", "-p", "ctl-v"], "Timeout: 60.0 seconds ...\nListing queues for vhost ctl-v ...\n"),
+    (["delete_vhost", "ctl-v"], 'Deleting vhost "ctl-v" ...\n'),
+    (["delete_user", "ctl-u"], 'Deleting user "ctl-u" ...\n'),
+]
+
+# The policy commands, run when the broker has /api/policies (RabbitMQ; Warren once its
+# policies land).
+CTL_POLICY_STEPS = [
+    (["set_policy", "ctl-p", "^ctl", '{"max-length":10}', "--priority", "3", "--apply-to", "queues"],
+     'Setting policy "ctl-p" for pattern "^ctl" to "{"max-length":10}" with priority "3" for '
+     'vhost "/" ...\n'),
+    (["list_policies", "-q"], 'vhost\tname\tpattern\tapply-to\tdefinition\tpriority\n'
+     '/\tctl-p\t^ctl\tqueues\t{"max-length":10}\t3\n'),
+    (["list_policies", "--formatter", "json"], '[\n{"vhost":"/","name":"ctl-p","pattern":"^ctl",'
+     '"apply-to":"queues","definition":"{\\"max-length\\":10}","priority":3}\n]\n'),
+    (["clear_policy", "ctl-p"], 'Clearing policy "ctl-p" on vhost "/" ...\n'),
+]
+
+
+def run_ctl(base):
+    """This tree's `warren ctl` as a client of the broker's API: exact stdout of each command.
+    (passed, failed); skipped when no `warren` binary is built."""
+    binary = warren_binary()
+    if not binary:
+        print("skip warren ctl: no warren binary built (cargo build --bin warren)")
+        return 0, 0
+    steps = list(CTL_STEPS)
+    if management_api.Api(base).call("GET", "/api/policies/%2F")[0] == 200:
+        steps += CTL_POLICY_STEPS
+    else:
+        print("skip warren ctl policy commands: this broker has no /api/policies yet")
+    passed = failed = 0
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WARREN_")}
+    for args, want in steps:
+        r = subprocess.run([binary, "ctl", "--url", base, *args], capture_output=True,
+                           text=True, timeout=60, env=env)
+        if r.returncode == 0 and r.stdout == want:
+            passed += 1
+            print(f"ok   warren ctl {' '.join(args)}")
+        else:
+            failed += 1
+            print(f"FAIL warren ctl {' '.join(args)}: exit {r.returncode}, stdout {r.stdout!r}, "
+                  f"stderr {r.stderr!r}, want {want!r}")
+    return passed, failed
+
+
 def run_pyrabbit(base, amqp_port):
     """pyrabbit2 (a PyPI client of the API) against the same broker: conformance/pyrabbit_check.py
     in the conformance venv (conformance/requirements.txt). (passed, failed)."""
@@ -258,6 +328,8 @@ def main():
                 args.against_rabbitmq, extra_conf="collect_statistics_interval = 500\n")
             amqp_port = broker.port
         passed, failed = run(int(base.rstrip("/").rsplit(":", 1)[1]), amqp_port)
+        p2, f2 = run_ctl(base)
+        passed, failed = passed + p2, failed + f2
         if not args.no_pyrabbit:
             p2, f2 = run_pyrabbit(base, amqp_port)
             passed, failed = passed + p2, failed + f2
