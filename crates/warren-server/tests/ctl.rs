@@ -454,6 +454,27 @@ async fn refusals_exit_1_with_rabbitmqctls_messages() {
         .await
         .failed();
     assert!(err.contains("refused the credentials"), "{err}");
+    // A user without the administrator tag is told so, not that the login failed.
+    ctl(&server, &["add_user", "mon", "pw"]).await.ok();
+    ctl(&server, &["set_user_tags", "mon", "monitoring"])
+        .await
+        .ok();
+    let err = ctl_raw(
+        &[
+            "--url",
+            &api,
+            "--user",
+            "mon",
+            "--password",
+            "pw",
+            "add_vhost",
+            "x",
+        ],
+        &[],
+    )
+    .await
+    .failed();
+    assert!(err.starts_with("Error:\nnot authorised: "), "{err}");
     server.shutdown().await.unwrap();
     let err = ctl_raw(&["--url", &api, "list_users"], &[]).await.failed();
     assert!(

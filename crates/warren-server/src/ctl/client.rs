@@ -131,11 +131,18 @@ impl Client {
             .map_err(unreachable)?;
         let body = serde_json::from_str(&text).unwrap_or(Value::Null);
         if status == 401 {
-            return Err(CtlError::Refused(format!(
-                "the management API at {} refused the credentials: {}",
-                self.base,
-                Reply { status, body }.reason()
-            )));
+            let reason = Reply { status, body }.reason();
+            // RabbitMQ's 401 is either a failed login or a missing tag or permission.
+            return Err(CtlError::Refused(
+                if reason == "Login failed" || reason.starts_with("HTTP") {
+                    format!(
+                        "the management API at {} refused the credentials: {reason}",
+                        self.base
+                    )
+                } else {
+                    format!("not authorised: {reason}")
+                },
+            ));
         }
         Ok(Reply { status, body })
     }
