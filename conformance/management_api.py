@@ -541,6 +541,28 @@ def run_rabbitmqadmin(base):
     return passed, failed
 
 
+def start_broker(rabbitmq, extra_conf=""):
+    """Starts a private RabbitMQ node with the management plugin (`rabbitmq` true) or this
+    tree's Warren; returns (broker, base URL of its API). `extra_conf` lines go into the
+    RabbitMQ node's rabbitmq.conf. The caller stops the broker."""
+    runner = load_runner()
+    if rabbitmq:
+        broker = runner.RabbitMQ()
+        broker.management_port = runner.free_port()
+        with open(os.path.join(broker.base, "enabled_plugins"), "w") as f:
+            f.write("[rabbitmq_management].\n")
+        with open(os.path.join(broker.base, "rabbitmq.conf"), "w") as f:
+            f.write(f"management.tcp.port = {broker.management_port}\nmanagement.tcp.ip = 127.0.0.1\n")
+            f.write(extra_conf)
+    else:
+        broker = runner.Warren()
+    broker.start()
+    if not runner.wait_port(broker.management_port, 60):
+        broker.stop()
+        raise SystemExit(f"management API did not listen on {broker.management_port}")
+    return broker, f"http://127.0.0.1:{broker.management_port}"
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     g = ap.add_mutually_exclusive_group(required=True)
@@ -550,23 +572,9 @@ def main():
     g.add_argument("--against-warren", action="store_true", help="build and start this tree's Warren")
     args = ap.parse_args()
     broker = None
-    if args.against_rabbitmq:
-        runner = load_runner()
-        broker = runner.RabbitMQ()
-        broker.management_port = runner.free_port()
-        with open(os.path.join(broker.base, "enabled_plugins"), "w") as f:
-            f.write("[rabbitmq_management].\n")
-        with open(os.path.join(broker.base, "rabbitmq.conf"), "w") as f:
-            f.write(f"management.tcp.port = {broker.management_port}\nmanagement.tcp.ip = 127.0.0.1\n")
-    elif args.against_warren:
-        runner = load_runner()
-        broker = runner.Warren()
     try:
-        if broker:
-            broker.start()
-            base = f"http://127.0.0.1:{broker.management_port}"
-            if not runner.wait_port(broker.management_port, 60):
-                raise SystemExit(f"management API did not listen on {broker.management_port}")
+        if args.against_rabbitmq or args.against_warren:
+            broker, base = start_broker(args.against_rabbitmq)
         else:
             base = args.url
         passed, failed = run(base)

@@ -50,11 +50,14 @@ fn json_to_value(v: &Value) -> Result<FieldValue, ApiError> {
     })
 }
 
-/// A JSON object (or nothing) as a field table; anything else is a bad request.
+/// A JSON object (or nothing) as a field table; anything else is a bad request. An empty
+/// array is an empty table, as RabbitMQ reads it (Erlang's empty list): pyrabbit2 sends
+/// `"arguments": []` when declaring exchanges and bindings.
 pub fn json_to_table(v: Option<&Value>) -> Result<FieldTable, ApiError> {
     let mut t = FieldTable::default();
     match v {
         None | Some(Value::Null) => {}
+        Some(Value::Array(a)) if a.is_empty() => {}
         Some(Value::Object(m)) => {
             for (k, v) in m {
                 if k.len() > 255 {
@@ -94,4 +97,25 @@ pub fn bool_field(m: &Map<String, Value>, key: &str, default: bool) -> Result<bo
 /// A string field of a request body.
 pub fn str_field<'a>(m: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
     m.get(key).and_then(Value::as_str)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn arguments_are_an_object_nothing_or_an_empty_array() {
+        assert!(json_to_table(None).unwrap().is_empty());
+        assert!(json_to_table(Some(&json!([]))).unwrap().is_empty());
+        assert_eq!(
+            json_to_table(Some(&json!({"x-max-length": 1})))
+                .unwrap()
+                .len(),
+            1
+        );
+        assert!(json_to_table(Some(&json!([1]))).is_err());
+        assert!(json_to_table(Some(&json!("x"))).is_err());
+    }
 }

@@ -94,6 +94,37 @@ pub struct Listener {
     pub addr: SocketAddr,
 }
 
+/// The memory alarm's threshold, as `vm_memory_high_watermark` sets it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Watermark {
+    /// A fraction of physical memory, in (0, 1].
+    Relative(f64),
+    /// A number of bytes.
+    Absolute(u64),
+}
+
+/// The node's memory high watermark, changeable while running (`warren ctl
+/// set_vm_memory_high_watermark`).
+pub trait MemoryWatermark: Send + Sync + 'static {
+    /// The current setting and the limit in bytes it works out to (`None`: never alarms).
+    fn get(&self) -> (Watermark, Option<u64>);
+    /// Replaces the setting; answers the new limit in bytes, or why it was refused.
+    fn set(&self, watermark: Watermark) -> Result<Option<u64>, String>;
+}
+
+/// A watermark that cannot be changed (a broker without a memory monitor, in tests).
+#[derive(Debug, Default)]
+pub struct FixedWatermark;
+
+impl MemoryWatermark for FixedWatermark {
+    fn get(&self) -> (Watermark, Option<u64>) {
+        (Watermark::Relative(0.4), None)
+    }
+    fn set(&self, _watermark: Watermark) -> Result<Option<u64>, String> {
+        Err("this broker has no memory monitor".into())
+    }
+}
+
 /// Everything the handlers share.
 pub struct Management {
     /// The broker served.
@@ -106,6 +137,8 @@ pub struct Management {
     pub listeners: Vec<Listener>,
     /// Whether the memory alarm is set (read by the alarm health checks).
     pub memory_alarm: Arc<dyn Fn() -> bool + Send + Sync>,
+    /// The memory alarm's threshold (Warren's `/api/warren/vm-memory-high-watermark`).
+    pub memory_watermark: Arc<dyn MemoryWatermark>,
     /// When the API started (uptime).
     pub started: Instant,
     /// The sampler's rates (run [`Statistics::run`] beside the API).
@@ -129,6 +162,7 @@ impl Management {
             node: default_node_name(),
             listeners: Vec::new(),
             memory_alarm: Arc::new(|| false),
+            memory_watermark: Arc::new(FixedWatermark),
             started: Instant::now(),
             stats: Arc::new(Statistics::default()),
         }

@@ -197,7 +197,8 @@ impl Config {
             let Some(key) = name.strip_prefix("WARREN_") else {
                 continue;
             };
-            if name == CONFIG_FILE_VAR {
+            // `WARREN_CTL_*` configure `warren ctl`'s client, not the broker.
+            if name == CONFIG_FILE_VAR || name.starts_with("WARREN_CTL_") {
                 continue;
             }
             if fields.iter().any(|f| f.eq_ignore_ascii_case(key)) {
@@ -360,6 +361,8 @@ mod tests {
             ("WARREN_SKIP_RABBITMQ", "1"),
             ("PATH", "/bin"),
             ("WARREN_CHANNEL_MAX", "7"),
+            // warren ctl's own variables: no warning, no configuration.
+            ("WARREN_CTL_PORT", "15673"),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()));

@@ -4,9 +4,10 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use warren_server::config::{Config, Overrides};
-use warren_server::ctl::CtlCommand;
+use warren_server::ctl::{CtlCommand, CtlOptions};
 
 // mimalloc: faster than glibc's malloc for the broker's many small, short-lived allocations, and
 // it gives freed memory back to the OS (glibc kept a drained backlog's memory; see
@@ -47,9 +48,13 @@ enum Command {
     /// Compact the store in the data directory (the broker must be stopped): copy its live
     /// records into a fresh database and swap it in, giving back the space sled keeps.
     Compact,
-    /// Manage users, vhosts and permissions in the data directory (the broker must be stopped),
-    /// with `rabbitmqctl`'s command names: `warren ctl add_user bob secret`.
+    /// Manage the running broker through its management API with `rabbitmqctl`'s commands:
+    /// `warren ctl add_user bob secret`. With `--offline` (or `--data-dir`), the user, vhost and
+    /// permission commands work on a stopped broker's data directory instead.
     Ctl {
+        /// How to reach the broker and print.
+        #[command(flatten)]
+        options: Box<CtlOptions>,
         /// The command.
         #[command(subcommand)]
         command: CtlCommand,
@@ -57,7 +62,16 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    // `--data-dir` on the command line (not from the environment) selects `ctl --offline`.
+    let data_dir_given = matches.value_source("data_dir") == Some(ValueSource::CommandLine)
+        || matches
+            .subcommand()
+            .is_some_and(|(_, m)| m.value_source("data_dir") == Some(ValueSource::CommandLine));
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     let overrides = Overrides {
         port: cli.port,
         bind: cli.bind,
@@ -82,7 +96,9 @@ fn main() -> anyhow::Result<()> {
     }
     match &cli.command {
         Some(Command::Compact) => return compact(&config),
-        Some(Command::Ctl { command }) => return ctl(&config, command),
+        Some(Command::Ctl { options, command }) => {
+            return ctl(&config, options, command, data_dir_given);
+        }
         None => {}
     }
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -140,18 +156,26 @@ fn compact(config: &Config) -> anyhow::Result<()> {
     }
 }
 
-/// `warren ctl ...`: what the command prints on stdout; exit status 1 with the reason otherwise.
-fn ctl(config: &Config, command: &CtlCommand) -> anyhow::Result<()> {
-    match warren_server::ctl::run(config, command) {
-        Ok(out) => {
-            print!("{out}");
-            Ok(())
-        }
-        Err(e) => {
-            eprintln!("Error: {e}");
-            std::process::exit(1);
-        }
+/// `warren ctl ...`: what the command prints on stdout; exit status 1 with rabbitmqctl's kind of
+/// message on standard error otherwise.
+fn ctl(
+    config: &Config,
+    options: &CtlOptions,
+    command: &CtlCommand,
+    data_dir_given: bool,
+) -> anyhow::Result<()> {
+    let mut out = String::new();
+    let result = if warren_server::ctl::is_offline(options, data_dir_given) {
+        warren_server::ctl::run_offline(config, command).map(|text| out = text)
+    } else {
+        warren_server::ctl::run_online(config, options, command, &mut out)
+    };
+    print!("{out}");
+    if let Err(e) = result {
+        eprintln!("{}", e.report());
+        std::process::exit(1);
     }
+    Ok(())
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -3,9 +3,14 @@
 //! falls back, as RabbitMQ's `vm_memory_high_watermark` does. Consumers keep going, so queues
 //! can drain.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use parking_lot::Mutex;
 use tokio::sync::watch;
+use warren_mgmt::{MemoryWatermark, Watermark};
+
+use crate::config::check_memory_high_watermark;
 
 /// How often resident memory is sampled.
 const SAMPLE_EVERY: Duration = Duration::from_millis(200);
@@ -37,6 +42,55 @@ fn kib_field(text: &str, name: &str) -> Option<u64> {
 pub fn watermark(fraction: f64) -> Option<u64> {
     let total = total_bytes()? as f64;
     Some((total * fraction) as u64)
+}
+
+/// The high watermark as set (relative or absolute) and the limit in bytes the monitor reads.
+/// Changed at run time by `ServerHandle::set_memory_high_watermark` and the management API's
+/// `/api/warren/vm-memory-high-watermark`.
+///
+/// Lock order: `setting`, then the watch's own lock inside `send_replace`; neither is held
+/// across an `.await`.
+#[derive(Debug)]
+pub struct Threshold {
+    setting: Mutex<Watermark>,
+    limit: Arc<watch::Sender<Option<u64>>>,
+}
+
+impl Threshold {
+    /// A threshold at `fraction` of physical memory (checked by the configuration's load).
+    pub fn relative(fraction: f64) -> Self {
+        Threshold {
+            setting: Mutex::new(Watermark::Relative(fraction)),
+            limit: Arc::new(watch::Sender::new(watermark(fraction))),
+        }
+    }
+
+    /// A receiver of the limit in bytes, for [`monitor`].
+    pub fn subscribe(&self) -> watch::Receiver<Option<u64>> {
+        self.limit.subscribe()
+    }
+}
+
+impl MemoryWatermark for Threshold {
+    fn get(&self) -> (Watermark, Option<u64>) {
+        let setting = self.setting.lock();
+        (*setting, *self.limit.borrow())
+    }
+
+    fn set(&self, new: Watermark) -> Result<Option<u64>, String> {
+        let bytes = match new {
+            Watermark::Relative(f) => {
+                check_memory_high_watermark(f).map_err(|e| e.to_string())?;
+                watermark(f)
+            }
+            Watermark::Absolute(0) => return Err("absolute must be above 0 bytes".into()),
+            Watermark::Absolute(b) => Some(b),
+        };
+        let mut setting = self.setting.lock();
+        *setting = new;
+        self.limit.send_replace(bytes);
+        Ok(bytes)
+    }
 }
 
 /// Samples memory until the sender's receivers are all gone, publishing `true` while above
@@ -80,6 +134,24 @@ mod tests {
             Some(24000 * 1024)
         );
         assert_eq!(kib_field("nothing", "VmRSS:"), None);
+    }
+
+    #[test]
+    fn a_threshold_changes_and_refuses_what_the_configuration_refuses() {
+        let t = Threshold::relative(0.4);
+        let rx = t.subscribe();
+        assert_eq!(t.set(Watermark::Absolute(1 << 30)), Ok(Some(1 << 30)));
+        assert_eq!(*rx.borrow(), Some(1 << 30));
+        assert_eq!(t.get(), (Watermark::Absolute(1 << 30), Some(1 << 30)));
+        assert!(t.set(Watermark::Relative(1.5)).is_err());
+        assert!(t.set(Watermark::Relative(0.0)).is_err());
+        assert!(t.set(Watermark::Absolute(0)).is_err());
+        // A refusal leaves the setting as it was.
+        assert_eq!(t.get().0, Watermark::Absolute(1 << 30));
+        if cfg!(target_os = "linux") {
+            assert_eq!(t.set(Watermark::Relative(0.5)), Ok(watermark(0.5)));
+            assert_eq!(t.get().0, Watermark::Relative(0.5));
+        }
     }
 
     #[test]

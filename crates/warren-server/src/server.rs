@@ -28,7 +28,7 @@ pub struct Server {
     connections: Arc<ConnectionRegistry>,
     broker: Arc<Broker>,
     config: Arc<Config>,
-    memory_limit: Arc<watch::Sender<Option<u64>>>,
+    memory_limit: Arc<crate::memory::Threshold>,
 }
 
 /// A server running in the background (for tests and embedding).
@@ -39,7 +39,7 @@ pub struct ServerHandle {
     broker: Arc<Broker>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
-    memory_limit: Arc<watch::Sender<Option<u64>>>,
+    memory_limit: Arc<crate::memory::Threshold>,
 }
 
 impl Server {
@@ -144,9 +144,9 @@ impl Server {
             // with guest/guest keeps that user after `default_user` is changed.
             broker.set_loopback_users([config.default_user.clone(), "guest".to_string()]);
         }
-        let memory_limit = Arc::new(watch::Sender::new(crate::memory::watermark(
+        let memory_limit = Arc::new(crate::memory::Threshold::relative(
             config.memory_high_watermark,
-        )));
+        ));
         Ok(Server {
             listener,
             management,
@@ -212,6 +212,7 @@ impl Server {
             node: warren_mgmt::default_node_name(),
             listeners,
             memory_alarm: Arc::new(move || *alarm.borrow()),
+            memory_watermark: self.memory_limit.clone(),
             started: std::time::Instant::now(),
             stats: Arc::new(warren_mgmt::Statistics::new(Duration::from_millis(
                 self.config.collect_statistics_interval.max(1),
@@ -378,8 +379,10 @@ impl ServerHandle {
     /// sample (every 200 ms). A fraction outside (0, 1] is refused, as in the configuration.
     pub fn set_memory_high_watermark(&self, fraction: f64) -> Result<(), ConfigError> {
         check_memory_high_watermark(fraction)?;
-        self.memory_limit
-            .send_replace(crate::memory::watermark(fraction));
+        let _ = warren_mgmt::MemoryWatermark::set(
+            &*self.memory_limit,
+            warren_mgmt::Watermark::Relative(fraction),
+        );
         Ok(())
     }
 

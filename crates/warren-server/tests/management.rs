@@ -584,6 +584,11 @@ async fn users_vhosts_and_permissions_change_live_and_survive_a_restart() {
         put(&server, "/api/vhosts/prod", json!({})).await.status,
         204
     );
+    // As RabbitMQ's put_vhost: the creator (guest) gets full permissions on the new vhost.
+    assert_eq!(
+        get(&server, "/api/permissions/prod/guest").await.json()["configure"],
+        ".*"
+    );
     assert_eq!(
         put(
             &server,

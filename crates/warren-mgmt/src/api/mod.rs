@@ -17,6 +17,7 @@ mod user_limits;
 mod users;
 mod vhost_limits;
 mod vhosts;
+mod warren;
 
 use std::sync::Arc;
 
@@ -203,6 +204,11 @@ pub fn routes() -> Router<Arc<Management>> {
             get(parameters::show_global)
                 .put(parameters::put_global)
                 .delete(parameters::remove_global),
+        )
+        // Warren's extensions (docs/management-api.md, "Warren extensions").
+        .route(
+            "/api/warren/vm-memory-high-watermark",
+            get(warren::get_watermark).put(warren::put_watermark),
         )
         .fallback(not_found)
 }

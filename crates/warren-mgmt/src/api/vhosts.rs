@@ -82,8 +82,8 @@ pub async fn show(
     Ok(ok(vhost_json(m, &name)))
 }
 
-/// `PUT /api/vhosts/{vhost}`: 201 when new (its creator gets full permissions), 204 when it
-/// existed.
+/// `PUT /api/vhosts/{vhost}`: 201 when new, 204 when it existed. As RabbitMQ's `put_vhost`,
+/// a new vhost gives the user who created it full permissions on it.
 pub async fn put(
     state: State,
     user: Authed,

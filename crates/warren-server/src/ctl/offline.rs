@@ -1,117 +1,15 @@
-//! `warren ctl`: `rabbitmqctl`'s user, vhost and permission commands, run against a stopped
-//! broker's data directory (the store's directory lock refuses one in use).
-//!
-//! RabbitMQ's commands talk to the running node; Warren has no administration channel yet, so
-//! these change the store and take effect at the next start.
+//! `warren ctl --offline`: the user, vhost and permission commands run against a stopped
+//! broker's data directory (the store's directory lock refuses one in use). They change the
+//! store and take effect at the next start; every other command needs the running broker.
 
 use std::fmt::Write as _;
 use std::path::Path;
 
-use clap::Subcommand;
 use warren_broker::{Admin, AdminError};
-use warren_store::{SledStore, StoreError};
+use warren_store::SledStore;
 
+use super::{CtlCommand, CtlError};
 use crate::config::Config;
-
-/// One `rabbitmqctl` command, named as `rabbitmqctl` names it.
-#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
-pub enum CtlCommand {
-    /// Adds a user with no permissions.
-    #[command(name = "add_user")]
-    AddUser {
-        /// The user's name.
-        user: String,
-        /// The user's password.
-        password: String,
-    },
-    /// Deletes a user.
-    #[command(name = "delete_user")]
-    DeleteUser {
-        /// The user's name.
-        user: String,
-    },
-    /// Replaces a user's password.
-    #[command(name = "change_password")]
-    ChangePassword {
-        /// The user's name.
-        user: String,
-        /// The new password.
-        password: String,
-    },
-    /// Replaces a user's tags.
-    #[command(name = "set_user_tags")]
-    SetUserTags {
-        /// The user's name.
-        user: String,
-        /// The tags (none clears them).
-        tags: Vec<String>,
-    },
-    /// Lists users and their tags.
-    #[command(name = "list_users")]
-    ListUsers,
-    /// Adds a virtual host.
-    #[command(name = "add_vhost")]
-    AddVhost {
-        /// The vhost's name.
-        vhost: String,
-    },
-    /// Deletes a virtual host with its exchanges, queues, messages and permissions.
-    #[command(name = "delete_vhost")]
-    DeleteVhost {
-        /// The vhost's name.
-        vhost: String,
-    },
-    /// Lists virtual hosts.
-    #[command(name = "list_vhosts")]
-    ListVhosts,
-    /// Sets a user's configure, write and read expressions on a vhost (RabbitMQ's regexes).
-    #[command(name = "set_permissions")]
-    SetPermissions {
-        /// The vhost.
-        #[arg(short = 'p', long = "vhost", default_value = "/")]
-        vhost: String,
-        /// The user's name.
-        user: String,
-        /// Configure permission (a regular expression).
-        configure: String,
-        /// Write permission (a regular expression).
-        write: String,
-        /// Read permission (a regular expression).
-        read: String,
-    },
-    /// Takes a vhost away from a user.
-    #[command(name = "clear_permissions")]
-    ClearPermissions {
-        /// The vhost.
-        #[arg(short = 'p', long = "vhost", default_value = "/")]
-        vhost: String,
-        /// The user's name.
-        user: String,
-    },
-    /// Lists the users allowed on a vhost.
-    #[command(name = "list_permissions")]
-    ListPermissions {
-        /// The vhost.
-        #[arg(short = 'p', long = "vhost", default_value = "/")]
-        vhost: String,
-    },
-}
-
-/// Why a `warren ctl` command failed.
-#[derive(Debug, thiserror::Error)]
-pub enum CtlError {
-    /// The data directory could not be opened (in use, unknown format, I/O).
-    #[error("cannot open the data directory {dir}: {source}")]
-    Open {
-        /// The directory.
-        dir: String,
-        /// Why.
-        source: StoreError,
-    },
-    /// The command was refused or the store failed.
-    #[error(transparent)]
-    Admin(#[from] AdminError),
-}
 
 /// Runs `command` on the data directory of `config` and returns what to print.
 pub fn run(config: &Config, command: &CtlCommand) -> Result<String, CtlError> {
@@ -154,7 +52,7 @@ pub fn run(config: &Config, command: &CtlCommand) -> Result<String, CtlError> {
             admin.delete_vhost(vhost)?;
             let _ = writeln!(out, "Deleting vhost \"{vhost}\" ...");
         }
-        CtlCommand::ListVhosts => {
+        CtlCommand::ListVhosts { .. } => {
             out.push_str("name\n");
             for v in admin.vhosts() {
                 let _ = writeln!(out, "{v}");
@@ -192,6 +90,12 @@ pub fn run(config: &Config, command: &CtlCommand) -> Result<String, CtlError> {
                 }
             }
         }
+        other => {
+            return Err(CtlError::Validation(format!(
+                "{} needs the running broker (drop --offline and --data-dir)",
+                command_name(other)
+            )));
+        }
     }
     Ok(out)
 }
@@ -203,4 +107,18 @@ fn open(dir: &Path, config: &Config) -> Result<SledStore, CtlError> {
     };
     std::fs::create_dir_all(dir).map_err(|e| failed(e.into()))?;
     SledStore::open_with(dir, &config.sled_options()).map_err(failed)
+}
+
+/// The command's rabbitmqctl name, for messages.
+fn command_name(command: &CtlCommand) -> String {
+    let debug = format!("{command:?}");
+    let head = debug.split([' ', '{', '(']).next().unwrap_or("");
+    let mut name = String::new();
+    for (i, c) in head.chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            name.push('_');
+        }
+        name.push(c.to_ascii_lowercase());
+    }
+    name
 }

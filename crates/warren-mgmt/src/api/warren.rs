@@ -1,0 +1,55 @@
+//! `/api/warren/...`: Warren's own extensions to RabbitMQ's API, for `warren ctl` commands that
+//! RabbitMQ's `rabbitmqctl` runs over Erlang distribution rather than HTTP. Clients written for
+//! RabbitMQ never call them.
+
+use axum::body::Bytes;
+use axum::response::Response;
+use serde_json::{Value, json};
+
+use super::{State, ok};
+use crate::auth::Authed;
+use crate::json::body_object;
+use crate::{ApiError, Watermark};
+
+/// `GET /api/warren/vm-memory-high-watermark`: the watermark as set and its limit in bytes.
+pub async fn get_watermark(state: State, user: Authed) -> Result<Response, ApiError> {
+    user.require_monitor()?;
+    let (watermark, limit) = state.0.memory_watermark.get();
+    Ok(ok(watermark_json(watermark, limit)))
+}
+
+/// `PUT /api/warren/vm-memory-high-watermark` with `{"relative": 0.5}` or
+/// `{"absolute": bytes}` (administrator): changes the memory alarm's threshold while running,
+/// as `rabbitmqctl set_vm_memory_high_watermark` does. Answers the new setting.
+pub async fn put_watermark(state: State, user: Authed, body: Bytes) -> Result<Response, ApiError> {
+    user.require_admin()?;
+    let body = body_object(&body)?;
+    let watermark =
+        match (body.get("relative"), body.get("absolute")) {
+            (Some(r), None) => Watermark::Relative(r.as_f64().ok_or_else(|| {
+                ApiError::BadRequest("relative must be a number in (0, 1]".into())
+            })?),
+            (None, Some(a)) => Watermark::Absolute(a.as_u64().ok_or_else(|| {
+                ApiError::BadRequest("absolute must be a whole number of bytes".into())
+            })?),
+            _ => {
+                return Err(ApiError::BadRequest(
+                    "give exactly one of relative or absolute".into(),
+                ));
+            }
+        };
+    let limit = state
+        .0
+        .memory_watermark
+        .set(watermark)
+        .map_err(ApiError::BadRequest)?;
+    Ok(ok(watermark_json(watermark, limit)))
+}
+
+fn watermark_json(watermark: Watermark, limit: Option<u64>) -> Value {
+    let setting = match watermark {
+        Watermark::Relative(f) => json!({"relative": f}),
+        Watermark::Absolute(b) => json!({"absolute": b}),
+    };
+    json!({"setting": setting, "mem_limit": limit})
+}
