@@ -221,13 +221,15 @@ impl Server {
         let stopped = |mut stop: watch::Receiver<bool>| async move {
             let _ = stop.changed().await;
         };
-        let management = self.management.map(|listener| {
-            // Rates are only shown by the API: no API, no sampler.
+        // Rates are only shown by the API: no API, no sampler.
+        let sampler = self.management.as_ref().map(|_| {
             tokio::spawn(state.stats.clone().run(
                 self.broker.clone(),
                 self.connections.clone(),
                 stopped(stop_rx.clone()),
-            ));
+            ))
+        });
+        let management = self.management.map(|listener| {
             let (state, shutdown) = (state.clone(), stopped(stop_rx.clone()));
             tokio::spawn(async move {
                 if let Err(e) = warren_mgmt::serve(listener, state, shutdown).await {
@@ -296,9 +298,16 @@ impl Server {
         // the store has it, instead of going to a consumer on a connection that closes too.
         self.broker.stop_delivering();
         let _ = stop_tx.send(true);
-        for api in management.into_iter().chain(prometheus) {
+        for mut api in management.into_iter().chain(prometheus).chain(sampler) {
             // Requests in flight finish; an idle keep-alive client does not hold shutdown up.
-            let _ = tokio::time::timeout(Duration::from_secs(2), api).await;
+            // Each task holds the broker: aborted or not, it has ended when this returns.
+            if tokio::time::timeout(Duration::from_secs(2), &mut api)
+                .await
+                .is_err()
+            {
+                api.abort();
+                let _ = api.await;
+            }
         }
         let drain = async { while connections.join_next().await.is_some() {} };
         if tokio::time::timeout(Duration::from_secs(5), drain)
@@ -311,6 +320,7 @@ impl Server {
             while connections.join_next().await.is_some() {}
         }
         monitor.abort();
+        let _ = monitor.await;
         let stats = self.broker.store().stats();
         tracing::info!(
             stored_messages = stats.messages,

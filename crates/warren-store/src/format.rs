@@ -78,13 +78,24 @@ impl std::fmt::Debug for DirLock {
 pub(crate) fn lock(dir: &Path) -> Result<DirLock, StoreError> {
     use fs2::FileExt;
     let file = File::open(dir.join(FORMAT_FILE))?;
-    file.try_lock_exclusive().map_err(|e| {
-        std::io::Error::new(
-            e.kind(),
-            format!("{} is in use by another store: {e}", dir.display()),
-        )
-    })?;
-    Ok(DirLock { _file: file })
+    // A store closing in this process (a restart after shutdown) may still be held for a few
+    // milliseconds by a sync finishing on a blocking thread: wait a little before refusing.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    loop {
+        match file.try_lock_exclusive() {
+            Ok(()) => return Ok(DirLock { _file: file }),
+            Err(_) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            Err(e) => {
+                return Err(std::io::Error::new(
+                    e.kind(),
+                    format!("{} is in use by another store: {e}", dir.display()),
+                )
+                .into());
+            }
+        }
+    }
 }
 
 /// Writes the marker atomically: temporary file, fsync, rename, fsync the directory.
