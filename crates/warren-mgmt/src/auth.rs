@@ -67,6 +67,48 @@ impl Authed {
         self.is_admin() || self.0.vhosts.contains(vhost)
     }
 
+    /// Requires `access` to a queue or exchange, as the AMQP method the endpoint stands for
+    /// checks it (RabbitMQ runs those endpoints through `rabbit_channel` as the user, so the
+    /// permission table of docs/security.md applies; administrators included). A refusal is 401
+    /// `not_authorised` with `Access refused.` for the endpoints RabbitMQ answers through
+    /// `direct_request` (declare, delete, bind, purge), with the channel's 403 text for `get`;
+    /// a refused publish is 400 `403 ACCESS_REFUSED - ...` (the channel closes under
+    /// `with_channel`'s publish): `refusal_text` says which.
+    pub fn require_access(
+        &self,
+        vhost: &str,
+        access: warren_broker::Access,
+        kind: Resource,
+        name: &str,
+        refusal_text: Refusal,
+    ) -> Result<(), ApiError> {
+        let checked = match kind {
+            Resource::Exchange => {
+                String::from_utf8_lossy(warren_broker::checked_exchange_name(name.as_bytes()))
+                    .into_owned()
+            }
+            Resource::Queue => name.to_string(),
+        };
+        let permitted = self
+            .0
+            .vhosts
+            .get(vhost)
+            .is_some_and(|p| p.permits(access, checked.as_bytes()));
+        if permitted {
+            return Ok(());
+        }
+        let text = format!(
+            "ACCESS_REFUSED - access to {} '{checked}' in vhost '{vhost}' refused for user '{}'",
+            kind.word(),
+            self.0.name
+        );
+        Err(match refusal_text {
+            Refusal::AccessRefused => ApiError::NotAuthorised("Access refused.".into()),
+            Refusal::ChannelText => ApiError::NotAuthorised(text),
+            Refusal::ChannelClosed => ApiError::BadRequest(format!("403 {text}")),
+        })
+    }
+
     /// Requires permission on `vhost`: every per-vhost endpoint, administrators included, as
     /// RabbitMQ's `is_authorized_vhost`.
     pub fn require_vhost(&self, vhost: &str) -> Result<(), ApiError> {
@@ -120,4 +162,34 @@ impl FromRequestParts<Arc<Management>> for Authed {
         }
         Ok(authed)
     }
+}
+
+/// What a permission check names, for the refusal's text.
+#[derive(Debug, Clone, Copy)]
+pub enum Resource {
+    /// A queue.
+    Queue,
+    /// An exchange (the default one is checked as `amq.default`).
+    Exchange,
+}
+
+impl Resource {
+    fn word(self) -> &'static str {
+        match self {
+            Resource::Queue => "queue",
+            Resource::Exchange => "exchange",
+        }
+    }
+}
+
+/// How RabbitMQ words an endpoint's permission refusal.
+#[derive(Debug, Clone, Copy)]
+pub enum Refusal {
+    /// `Access refused.` (`rabbit_mgmt_util:direct_request`).
+    AccessRefused,
+    /// 401 with the channel's `ACCESS_REFUSED - access to ...` (`with_channel`: `get`).
+    ChannelText,
+    /// 400 `bad_request` with `403 ACCESS_REFUSED - access to ...` (`publish`: the channel is
+    /// closed by the refusal, which RabbitMQ reports as a bad request with the code).
+    ChannelClosed,
 }

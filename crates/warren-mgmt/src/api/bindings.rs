@@ -6,11 +6,13 @@
 //! its own stable hash of the arguments, so a key read from Warren's listing works with Warren
 //! (docs/management-api.md).
 
+use crate::auth::{Refusal, Resource};
 use axum::body::Bytes;
 use axum::extract::{Path, Query};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
+use warren_broker::Access;
 use warren_broker::VHost;
 use warren_codec::{FieldTable, ShortStr};
 use warren_router::Destination;
@@ -270,6 +272,7 @@ pub async fn create(
     let queue = kind_is_queue(&kind)?;
     let source = exchange_name(&source);
     check_ends(&vh, source, queue, &dest)?;
+    require_bind_access(&user, &v, source, queue, &dest)?;
     let b = body_object(&body)?;
     let routing_key = str_field(&b, "routing_key").unwrap_or("");
     if routing_key.len() > 255 {
@@ -302,6 +305,30 @@ pub async fn create(
         r.headers_mut().insert(header::LOCATION, value);
     }
     Ok(r)
+}
+
+/// `queue.bind`/`exchange.bind` (and unbind) permissions: write on the destination, then read
+/// on the source, as `rabbit_channel:binding_action`.
+fn require_bind_access(
+    user: &Authed,
+    vhost: &str,
+    source: &str,
+    queue: bool,
+    dest: &str,
+) -> Result<(), ApiError> {
+    let kind = if queue {
+        Resource::Queue
+    } else {
+        Resource::Exchange
+    };
+    user.require_access(vhost, Access::Write, kind, dest, Refusal::AccessRefused)?;
+    user.require_access(
+        vhost,
+        Access::Read,
+        Resource::Exchange,
+        source,
+        Refusal::AccessRefused,
+    )
 }
 
 fn find_by_props(vh: &VHost, source: &str, queue: bool, dest: &str, props: &str) -> Option<Listed> {
@@ -338,6 +365,7 @@ pub async fn remove(
     let queue = kind_is_queue(&kind)?;
     let b = find_by_props(&vh, exchange_name(&source), queue, &dest, &props)
         .ok_or(ApiError::NotFound)?;
+    require_bind_access(&user, &v, &b.source, queue, &dest)?;
     let (src, dst, key) = (
         ShortStr::from(b.source.as_str()),
         ShortStr::from(b.destination.as_str()),

@@ -1,7 +1,9 @@
 //! `/api/exchanges...`: list, show, declare (PUT), delete (`if-unused`) and `POST .../publish`.
 
+use crate::auth::{Refusal, Resource};
 use std::collections::HashMap;
 use std::sync::Arc;
+use warren_broker::Access;
 use warren_broker::policy::Target;
 
 use axum::body::Bytes;
@@ -110,6 +112,13 @@ pub async fn put(
     }
     let kind =
         str_field(&b, "type").ok_or_else(|| ApiError::BadRequest("type not present".into()))?;
+    user.require_access(
+        &v,
+        Access::Configure,
+        Resource::Exchange,
+        name,
+        Refusal::AccessRefused,
+    )?;
     let existed = vh.topology().exchange(name.as_bytes()).is_some();
     vh.declare_exchange(
         &ShortStr::from(name),
@@ -133,6 +142,13 @@ pub async fn remove(
 ) -> Result<Response, ApiError> {
     let (vh, _) = find(&state.0, &v, &name)?;
     user.require_vhost(&v)?;
+    user.require_access(
+        &v,
+        Access::Configure,
+        Resource::Exchange,
+        exchange_name(&name),
+        Refusal::AccessRefused,
+    )?;
     let if_unused = params.get("if-unused").is_some_and(|x| x == "true");
     vh.delete_exchange(&ShortStr::from(exchange_name(&name)), if_unused)
         .map_err(ApiError::from_broker)?;
@@ -221,6 +237,13 @@ pub async fn publish(
 ) -> Result<Response, ApiError> {
     let (vh, _) = find(&state.0, &v, &name)?;
     user.require_vhost(&v)?;
+    user.require_access(
+        &v,
+        Access::Write,
+        Resource::Exchange,
+        exchange_name(&name),
+        Refusal::ChannelClosed,
+    )?;
     let b = body_object(&body)?;
     let routing_key = str_field(&b, "routing_key")
         .ok_or_else(|| ApiError::BadRequest("routing_key not present".into()))?;

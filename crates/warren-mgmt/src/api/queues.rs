@@ -4,8 +4,10 @@
 //! Counts come from [`warren_broker::Queue::snapshot`], read under the queue's lock once per
 //! queue per request; nothing is counted on the message path for the API.
 
+use crate::auth::{Refusal, Resource};
 use std::collections::HashMap;
 use std::sync::Arc;
+use warren_broker::Access;
 use warren_broker::policy::Target;
 
 use axum::body::Bytes;
@@ -200,6 +202,13 @@ pub async fn put(
     if name.is_empty() || name.len() > 255 {
         return Err(ApiError::NotFound);
     }
+    user.require_access(
+        &v,
+        Access::Configure,
+        Resource::Queue,
+        &name,
+        Refusal::AccessRefused,
+    )?;
     let declared = vh
         .declare_queue(QueueDeclare {
             name: ShortStr::from(name.as_str()),
@@ -225,6 +234,13 @@ pub async fn remove(
     let vh = vhost(m, &v)?;
     user.require_vhost(&v)?;
     let q = find(m, &v, &name)?;
+    user.require_access(
+        &v,
+        Access::Configure,
+        Resource::Queue,
+        &name,
+        Refusal::AccessRefused,
+    )?;
     let flag = |k: &str| params.get(k).is_some_and(|x| x == "true");
     let (ready, consumers) = q.counts();
     if flag("if-empty") && ready > 0 {
@@ -246,7 +262,15 @@ pub async fn purge(
     let m = &state.0;
     vhost(m, &v)?;
     user.require_vhost(&v)?;
-    find(m, &v, &name)?.purge();
+    let q = find(m, &v, &name)?;
+    user.require_access(
+        &v,
+        Access::Read,
+        Resource::Queue,
+        &name,
+        Refusal::AccessRefused,
+    )?;
+    q.purge();
     Ok(no_content())
 }
 
@@ -263,6 +287,13 @@ pub async fn get_messages(
     vhost(m, &v)?;
     user.require_vhost(&v)?;
     let q = find(m, &v, &name)?;
+    user.require_access(
+        &v,
+        Access::Read,
+        Resource::Queue,
+        &name,
+        Refusal::ChannelText,
+    )?;
     let b = body_object(&body)?;
     let count = b
         .get("count")
