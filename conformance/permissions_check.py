@@ -226,6 +226,32 @@ def run(api, port):
     status, _, got = api.call("PUT", "/api/queues/%2F/pq", {"durable": False}, user=me)
     report("HTTP PUT queue with configure is allowed", status in (201, 204), (status, got))
 
+    # The extra checks of a new queue with a dead-letter exchange and of a new exchange with an
+    # alternate exchange apply to the API too (it declares through rabbit_channel): 401.
+    extra_cases = [
+        ("HTTP queue with x-dead-letter-exchange needs read on the queue", (".*", ".*", "^$"),
+         "/api/queues/%2F/hdq", {"durable": False, "arguments": {"x-dead-letter-exchange": "dlx"}}),
+        ("HTTP queue with x-dead-letter-exchange needs write on it", (".*", "^$", ".*"),
+         "/api/queues/%2F/hdq", {"durable": False, "arguments": {"x-dead-letter-exchange": "dlx"}}),
+        ("HTTP exchange with alternate-exchange needs read on it", (".*", ".*", "^$"),
+         "/api/exchanges/%2F/hae", {"type": "fanout", "durable": False,
+                                   "arguments": {"alternate-exchange": "ae"}}),
+        ("HTTP exchange with alternate-exchange needs write on the alternate", (".*", "^$", ".*"),
+         "/api/exchanges/%2F/hae", {"type": "fanout", "durable": False,
+                                   "arguments": {"alternate-exchange": "ae"}}),
+    ]
+    for name, perms, path, body in extra_cases:
+        api.call("PUT", "/api/permissions/%2F/" + USER, dict(zip(("configure", "write", "read"), perms)))
+        status, _, got = api.call("PUT", path, body, user=me)
+        report(name, status == 401 and got == denied, (status, got))
+        api.call("DELETE", path)
+    api.call("PUT", "/api/permissions/%2F/" + USER, {"configure": ".*", "write": ".*", "read": ".*"})
+    for path, body in [("/api/queues/%2F/hdq", extra_cases[0][3]),
+                       ("/api/exchanges/%2F/hae", extra_cases[2][3])]:
+        status, _, got = api.call("PUT", path, body, user=me)
+        report(f"HTTP PUT {path} with all permissions is allowed", status in (201, 204), (status, got))
+        api.call("DELETE", path)
+
     # Permissions with expressions read back as set, and invalid ones are 400.
     api.call("PUT", "/api/permissions/%2F/" + USER, {"configure": "^c", "write": "", "read": "(a|b)"})
     status, _, body = api.call("GET", "/api/permissions/%2F/" + USER)

@@ -26,6 +26,18 @@ pub struct Config {
     pub heartbeat: u16,
     /// Time a client has to complete the handshake, in seconds.
     pub handshake_timeout: u64,
+    /// Most connections open at once (RabbitMQ's `connection_max`); at the limit the listener
+    /// stops accepting until one closes, as RabbitMQ's does. 0 means no limit (RabbitMQ's
+    /// `infinity`, the default).
+    pub connection_max: u64,
+    /// Most connections that may be in the handshake (not yet past `connection.open`) at once;
+    /// one more is closed at once without a word. Bounds what a flood of half-open handshakes
+    /// holds (RabbitMQ has no such limit, only `handshake_timeout`); 0 means no limit.
+    pub handshake_max: u64,
+    /// Publishes a connection may have unconfirmed (confirm mode, waiting for a store sync)
+    /// before Warren stops reading its socket until confirms go out: TCP back-pressure in place
+    /// of RabbitMQ's credit flow. 0 means no limit.
+    pub max_unconfirmed_publishes: u64,
     /// Publishers are blocked while resident memory exceeds this fraction of physical memory
     /// (RabbitMQ's `vm_memory_high_watermark.relative`, default 0.4).
     pub memory_high_watermark: f64,
@@ -80,6 +92,9 @@ impl Default for Config {
             frame_max: 131_072,
             heartbeat: 60,
             handshake_timeout: 10,
+            connection_max: 0,
+            handshake_max: 1024,
+            max_unconfirmed_publishes: 20_000,
             memory_high_watermark: 0.4,
             max_message_size: 128 * 1024 * 1024,
             consumer_timeout: 1_800_000,

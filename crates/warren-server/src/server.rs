@@ -249,13 +249,15 @@ impl Server {
         let next_id = AtomicU64::new(1);
         let replies = Arc::new(ReplyRegistry::default());
         let mut connections = JoinSet::new();
+        let admission = connection::admission::Admission::new(&self.config);
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
                 _ = &mut shutdown => break,
-                accepted = self.listener.accept() => {
-                    let (stream, peer) = match accepted {
-                        Ok(a) => a,
+                accepted = admission.accept(&self.listener) => {
+                    let (stream, peer, admitted) = match accepted {
+                        Ok(Some(a)) => a,
+                        Ok(None) => continue,
                         Err(e) => {
                             tracing::warn!(error = %e, "accept failed");
                             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -274,6 +276,7 @@ impl Server {
                     );
                     connections.spawn(
                         connection::run(
+                            admitted,
                             stream,
                             peer,
                             id,

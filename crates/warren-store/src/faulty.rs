@@ -23,6 +23,8 @@ pub struct FaultyStore<S> {
     budget: AtomicU64,
     failing: AtomicBool,
     syncs_failing: AtomicBool,
+    /// `sync` waits while set: a disk that has not answered yet.
+    syncs_held: AtomicBool,
     injected: AtomicU64,
 }
 
@@ -34,8 +36,15 @@ impl<S> FaultyStore<S> {
             budget: AtomicU64::new(UNLIMITED),
             failing: AtomicBool::new(false),
             syncs_failing: AtomicBool::new(false),
+            syncs_held: AtomicBool::new(false),
             injected: AtomicU64::new(0),
         }
+    }
+
+    /// Makes `sync` wait (`true`) until released (`false`): a slow disk, for back-pressure tests.
+    /// `sync` runs on blocking threads, so the wait holds one of those, not the async runtime.
+    pub fn set_syncs_held(&self, on: bool) {
+        self.syncs_held.store(on, Ordering::SeqCst);
     }
 
     /// Lets the next `n` mutating calls (`write`, `sync`, definition puts and deletes) through,
@@ -104,6 +113,9 @@ impl<S: MessageStore> MessageStore for FaultyStore<S> {
     }
 
     fn sync(&self) -> Result<(), StoreError> {
+        while self.syncs_held.load(Ordering::SeqCst) {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
         if self.syncs_failing.load(Ordering::SeqCst) {
             return Err(self.fault("sync"));
         }

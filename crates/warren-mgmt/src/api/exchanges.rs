@@ -11,7 +11,7 @@ use axum::extract::{Path, Query};
 use axum::response::Response;
 use serde_json::{Map, Value, json};
 use warren_broker::{Message, VHost, now_ms};
-use warren_codec::{BasicProperties, ShortStr};
+use warren_codec::{BasicProperties, FieldValue, ShortStr};
 use warren_router::ExchangeDef;
 
 use super::{State, exchange_name, no_content, ok, vhost};
@@ -120,6 +120,25 @@ pub async fn put(
         Refusal::AccessRefused,
     )?;
     let existed = vh.topology().exchange(name.as_bytes()).is_some();
+    let arguments = json_to_table(b.get("arguments"))?;
+    // As over AMQP (the API declares through `rabbit_channel`): creating an exchange with an
+    // alternate exchange needs read on it and write on the alternate.
+    if !existed && let Some(FieldValue::LongStr(ae)) = arguments.get("alternate-exchange") {
+        user.require_access(
+            &v,
+            Access::Read,
+            Resource::Exchange,
+            name,
+            Refusal::AccessRefused,
+        )?;
+        user.require_access(
+            &v,
+            Access::Write,
+            Resource::Exchange,
+            &String::from_utf8_lossy(ae.as_bytes()),
+            Refusal::AccessRefused,
+        )?;
+    }
     vh.declare_exchange(
         &ShortStr::from(name),
         &ShortStr::from(kind),
@@ -127,7 +146,7 @@ pub async fn put(
         bool_field(&b, "durable", true)?,
         bool_field(&b, "auto_delete", false)?,
         bool_field(&b, "internal", false)?,
-        &json_to_table(b.get("arguments"))?,
+        &arguments,
     )
     .map_err(ApiError::from_broker)?;
     Ok(super::created(!existed))

@@ -15,6 +15,7 @@ use axum::extract::{Path, Query};
 use axum::response::Response;
 use serde_json::{Value, json};
 use warren_broker::{Queue, QueueDeclare, Settle};
+use warren_codec::FieldValue;
 use warren_codec::ShortStr;
 
 use super::{State, created, no_content, ok, vhost};
@@ -209,6 +210,27 @@ pub async fn put(
         &name,
         Refusal::AccessRefused,
     )?;
+    let arguments = json_to_table(b.get("arguments"))?;
+    // RabbitMQ's API declares through `rabbit_channel`, so its extra check applies: creating a
+    // queue with a dead-letter exchange needs read on the queue and write on that exchange.
+    if vh.topology().queue(name.as_bytes()).is_none()
+        && let Some(FieldValue::LongStr(dlx)) = arguments.get("x-dead-letter-exchange")
+    {
+        user.require_access(
+            &v,
+            Access::Read,
+            Resource::Queue,
+            &name,
+            Refusal::AccessRefused,
+        )?;
+        user.require_access(
+            &v,
+            Access::Write,
+            Resource::Exchange,
+            &String::from_utf8_lossy(dlx.as_bytes()),
+            Refusal::AccessRefused,
+        )?;
+    }
     let declared = vh
         .declare_queue(QueueDeclare {
             name: ShortStr::from(name.as_str()),
@@ -216,7 +238,7 @@ pub async fn put(
             durable: bool_field(&b, "durable", true)?,
             exclusive: false,
             auto_delete: bool_field(&b, "auto_delete", false)?,
-            arguments: json_to_table(b.get("arguments"))?,
+            arguments,
             connection: API_CONNECTION,
         })
         .map_err(ApiError::from_broker)?;

@@ -99,8 +99,9 @@ impl Channel {
     }
 
     /// Copies the channel's gauges (prefetch, unacked, unconfirmed, consumers) into its
-    /// statistics: once per connection-loop turn, not per message.
-    pub fn refresh_gauges(&self) {
+    /// statistics: once per connection-loop turn, not per message. Returns the publishes not
+    /// yet confirmed (0 outside confirm mode), which the connection caps.
+    pub fn refresh_gauges(&self) -> u64 {
         let s = &self.stats;
         s.prefetch_count.set(u64::from(self.consumer_prefetch));
         s.global_prefetch_count.set(u64::from(
@@ -113,6 +114,7 @@ impl Channel {
             _ => 0,
         };
         s.messages_unconfirmed.set(unconfirmed);
+        unconfirmed
     }
 
     /// The channel's counters, shared with the statistics readers.

@@ -4,6 +4,7 @@
 //! `await`, takes queued deliveries from its mailbox in batches, and writes everything it produced
 //! with one `write_all` per turn.
 
+pub(crate) mod admission;
 mod ctx;
 mod error;
 mod handshake;
@@ -63,6 +64,9 @@ struct Connection {
     alarm: bool,
     /// The socket is not read: a publisher blocked by the alarm.
     blocked: bool,
+    /// The socket is not read: `max_unconfirmed_publishes` publishes wait for their confirms
+    /// (no `connection.blocked`: RabbitMQ's credit flow does not send one either).
+    confirm_paused: bool,
     /// This connection's entry in the management API's list (unlisted when dropped).
     listed: Registration,
     /// Counts this connection and its channels against the vhost's and user's limits.
@@ -71,8 +75,10 @@ struct Connection {
     stats: Arc<warren_mgmt::ConnectionStats>,
 }
 
-/// Serves one accepted socket to the end.
+/// Serves one accepted socket to the end; `admitted` is held until then.
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
+    mut admitted: admission::Admitted,
     mut stream: TcpStream,
     peer: SocketAddr,
     id: u64,
@@ -89,7 +95,10 @@ pub async fn run(
     )
     .await
     {
-        Ok(Ok(n)) => n,
+        Ok(Ok(n)) => {
+            admitted.handshake.release();
+            n
+        }
         Ok(Err(handshake::HandshakeEnd::Refused(e))) => {
             tracing::info!(code = e.code.code(), text = %e.text, "handshake refused");
             let mut out = BytesMut::new();
@@ -178,6 +187,7 @@ pub async fn run(
         blocked_notify: negotiated.connection_blocked,
         alarm: false,
         blocked: false,
+        confirm_paused: false,
         listed,
         ticket: negotiated.ticket,
         stats,
@@ -244,7 +254,7 @@ impl Connection {
         loop {
             self.make_read_room();
             tokio::select! {
-                read = self.stream.read_buf(&mut self.inbuf), if !self.blocked => match read {
+                read = self.stream.read_buf(&mut self.inbuf), if !self.blocked && !self.confirm_paused => match read {
                     Ok(0) | Err(_) => return,
                     Ok(n) => {
                         self.stats.recv_oct.add(n as u64);
@@ -265,7 +275,7 @@ impl Connection {
                         self.alarm = *alarm.borrow_and_update();
                     }
                     self.update_blocking();
-                    if !self.blocked && !self.inbuf.is_empty() {
+                    if !self.blocked && !self.confirm_paused && !self.inbuf.is_empty() {
                         // Frames read before blocking wait in the buffer.
                         self.ctx.now = Instant::now();
                         self.handle_input();
@@ -310,6 +320,14 @@ impl Connection {
                 },
             }
             self.flush_confirms();
+            // The channels' gauges for the statistics: once per turn, whatever the turn did;
+            // after the confirms went out, before the write, so that input a resumed reader
+            // handles goes out in this turn's write.
+            let mut unconfirmed = 0u64;
+            for ch in self.channels.values() {
+                unconfirmed += ch.refresh_gauges();
+            }
+            self.pause_for_confirms(unconfirmed);
             if !self.ctx.out.is_empty() {
                 if self.stream.write_all(&self.ctx.out).await.is_err() {
                     return;
@@ -318,10 +336,6 @@ impl Connection {
                 self.stats.send_cnt.add(1);
                 self.ctx.out.clear();
                 self.last_send = Instant::now();
-            }
-            // The channels' gauges for the statistics: once per turn, whatever the turn did.
-            for ch in self.channels.values() {
-                ch.refresh_gauges();
             }
             // The deliveries taken are on the wire now (or were dropped): queues that stopped
             // at the limit may go on.
@@ -404,6 +418,28 @@ impl Connection {
         }
     }
 
+    /// Stops reading the socket while `max_unconfirmed_publishes` publishes wait for their
+    /// confirms, and resumes (with what is still buffered) once confirms brought them under:
+    /// a fast publisher over a slow disk is held back by TCP instead of growing the queues'
+    /// memory without bound. Costs one sum per loop turn, nothing per message.
+    fn pause_for_confirms(&mut self, unconfirmed: u64) {
+        let cap = self.ctx.config.max_unconfirmed_publishes;
+        let pause = cap != 0 && unconfirmed >= cap && matches!(self.state, State::Open);
+        if pause == self.confirm_paused {
+            return;
+        }
+        self.confirm_paused = pause;
+        tracing::debug!(unconfirmed, paused = pause, "confirm back-pressure");
+        if !pause && !self.blocked && !self.inbuf.is_empty() {
+            // Frames read before pausing wait in the buffer. What they publish may pause the
+            // reader again at the next turn's count.
+            self.ctx.now = Instant::now();
+            self.handle_input();
+            self.update_blocking();
+            self.flush_confirms();
+        }
+    }
+
     /// Heartbeats and timeouts. Returns `Some(true)` when the connection must end now.
     fn on_tick(&mut self) -> Option<bool> {
         let now = Instant::now();
@@ -419,7 +455,10 @@ impl Connection {
             return None;
         }
         // A blocked connection's socket is not read, so its heartbeats cannot be seen.
-        if !self.blocked && now.duration_since(self.last_recv) >= self.heartbeat * 2 {
+        if !self.blocked
+            && !self.confirm_paused
+            && now.duration_since(self.last_recv) >= self.heartbeat * 2
+        {
             tracing::warn!(timeout = ?self.heartbeat, "missed heartbeats from client");
             return Some(true);
         }
