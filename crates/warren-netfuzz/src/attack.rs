@@ -83,7 +83,8 @@ async fn episode(
     match kind {
         Kind::Mutated => {
             let mut c = Conn::open(addr).await?;
-            let mut bytes = valid_frames(rng, 1 + rng.random_range(0..40));
+            let n = 1 + rng.random_range(0..40);
+            let mut bytes = valid_frames(rng, n);
             mutate(rng, &mut bytes);
             write_chunked(&mut c, rng, &bytes).await?;
             c.drain_for(Duration::from_millis(rng.random_range(0..1500)))
@@ -97,7 +98,8 @@ async fn episode(
             } else {
                 bytes.put_slice(&PROTOCOL_HEADER);
             }
-            bytes.extend_from_slice(&valid_frames(rng, 1 + rng.random_range(0..10)));
+            let n = 1 + rng.random_range(0..10);
+            bytes.extend_from_slice(&valid_frames(rng, n));
             let cut = rng.random_range(0..bytes.len());
             c.stream.write_all(&bytes[..cut]).await?;
             if rng.random_bool(0.5) {
