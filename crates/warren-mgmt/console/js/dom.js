@@ -37,7 +37,8 @@ export function replace(el, ...children) {
 export function table(caption, columns, rows, empty = 'Nothing to show.') {
   if (!rows.length) return h('p', { class: 'muted' }, empty);
   return h('table', {},
-    caption ? h('caption', {}, caption) : null,
+    // Captions name the table for screen readers; the section heading already shows it.
+    caption ? h('caption', { class: 'visually-hidden' }, caption) : null,
     h('thead', {}, h('tr', {}, columns.map(([name, , cls]) => h('th', { scope: 'col', class: cls }, name)))),
     h('tbody', {}, rows.map((r) => h('tr', {}, columns.map(([, cell, cls]) => h('td', { class: cls }, cell(r)))))));
 }

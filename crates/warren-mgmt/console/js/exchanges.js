@@ -21,14 +21,14 @@ export function publishForm(vhost, exchange, routingKey) {
   const headers = argumentsEditor('Headers');
   const props = argumentsEditor('Properties', ['content_type', 'correlation_id', 'reply_to', 'expiration', 'message_id', 'type', 'priority']);
   const payload = field('Payload', { name: 'payload', rows: 4 }, 'textarea');
-  return form('Publish message', [key.el, mode.el, headers.el, props.el, payload.el], async () => {
+  return form(null, [key.el, mode.el, headers.el, props.el, payload.el], async () => {
     const properties = { ...props.value(), delivery_mode: Number(mode.input.value) };
     const hs = headers.value();
     if (Object.keys(hs).length) properties.headers = hs;
     return post(`/exchanges/${seg(vhost)}/${seg(apiName(exchange))}/publish`, {
       properties, routing_key: key.input.value, payload: payload.input.value, payload_encoding: 'string',
     });
-  }, (r) => (r && r.routed ? 'Message published.' : 'Message published, but not routed to any queue.'));
+  }, (r) => (r && r.routed ? 'Message published.' : 'Message published, but not routed to any queue.'), null, 'Publish message');
 }
 
 /** A bindings table with an Unbind button per row; `after` re-reads it. */
@@ -65,7 +65,7 @@ function declareForm(ctx, after) {
   const auto = field('Auto delete', { name: 'auto_delete' }, 'select', [['false', 'No'], ['true', 'Yes']]);
   const internal = field('Internal', { name: 'internal' }, 'select', [['false', 'No'], ['true', 'Yes']]);
   const a = argumentsEditor('Arguments', ['alternate-exchange']);
-  return form('Add a new exchange', [vh.el, name.el, type.el, durable.el, auto.el, internal.el, a.el], () => put(`/exchanges/${seg(vh.input.value)}/${seg(name.input.value)}`, {
+  return form(null, [vh.el, name.el, type.el, durable.el, auto.el, internal.el, a.el], () => put(`/exchanges/${seg(vh.input.value)}/${seg(name.input.value)}`, {
     type: type.input.value, durable: durable.input.value === 'true', auto_delete: auto.input.value === 'true',
     internal: internal.input.value === 'true', arguments: a.value(),
   }), 'Exchange declared.', after, 'Add exchange');
@@ -105,7 +105,7 @@ function detail(el, vhost, name) {
     replace(dest, bindingsTable(vhost, d, refreshBindings, 'Bindings to this exchange'));
   };
   const builtIn = exchange === '' || exchange.startsWith('amq.');
-  replace(el, h('p', { class: 'crumbs' }, h('a', { href: '#/exchanges' }, 'Exchanges'), ` / ${vhost} /`),
+  replace(el, h('p', { class: 'crumbs' }, h('a', { href: '#/exchanges' }, 'Exchanges'), ` › virtual host ${vhost}`),
     h('h1', {}, 'Exchange ', h('span', { class: 'name' }, display(exchange))),
     section('Details', true, info),
     section('Bindings', true, h('h3', {}, 'From this exchange'), source, h('h3', {}, 'To this exchange'), dest,

@@ -86,7 +86,7 @@ export function pagedList(opts) {
     const pages = Array.isArray(data) ? 1 : data.page_count;
     const filtered = Array.isArray(data) ? items.length : data.filtered_count;
     const total = Array.isArray(data) ? items.length : data.total_count;
-    replace(summary, `${num(filtered)} ${opts.noun}`, filtered !== total ? ` (filtered from ${num(total)})` : '',
+    replace(summary, `${num(filtered)} ${filtered === 1 ? opts.noun.replace(/s$/, '') : opts.noun}`, filtered !== total ? ` (filtered from ${num(total)})` : '',
       pages > 1 ? `, page ${state.page} of ${pages}` : '');
     const focused = document.activeElement && document.activeElement.dataset ? document.activeElement.dataset.key : null;
     replace(pager,

@@ -15,7 +15,7 @@ function getForm(vhost, name, out) {
     ['ack_requeue_false', 'Automatic ack'], ['reject_requeue_false', 'Reject requeue false']]);
   const encoding = field('Encoding', { name: 'encoding' }, 'select', [['auto', 'Auto string / base64'], ['base64', 'base64']]);
   const count = field('Messages', { name: 'count', type: 'number', min: 1, value: 1 });
-  return form('Get messages', [h('p', { class: 'warning' }, 'Getting messages from a queue is a destructive action: acked or rejected messages are gone.'), mode.el, encoding.el, count.el], () => post(`/queues/${seg(vhost)}/${seg(name)}/get`, {
+  return form(null, [h('p', { class: 'warning' }, 'Getting messages from a queue is a destructive action: acked or rejected messages are gone.'), mode.el, encoding.el, count.el], () => post(`/queues/${seg(vhost)}/${seg(name)}/get`, {
     count: Number(count.input.value), ackmode: mode.input.value, encoding: encoding.input.value, truncate: 50000,
   }), (msgs) => (msgs.length ? `Got ${msgs.length} message${msgs.length === 1 ? '' : 's'}.` : 'Queue is empty.'), (msgs) => {
     replace(out, msgs.length ? msgs.map((m, i) => h('div', { class: 'message' },
@@ -39,7 +39,7 @@ export function mount(el, route) {
   const bindings = h('div');
   const got = h('div', { class: 'got', 'aria-live': 'polite' });
   const refreshBindings = async () => replace(bindings, bindingsTable(vhost, await get(`${path}/bindings`), refreshBindings, 'Bindings of this queue'));
-  replace(el, h('p', { class: 'crumbs' }, h('a', { href: '#/queues' }, 'Queues'), ` / ${vhost} /`),
+  replace(el, h('p', { class: 'crumbs' }, h('a', { href: '#/queues' }, 'Queues'), ` › virtual host ${vhost}`),
     h('h1', {}, 'Queue ', h('span', { class: 'name' }, name)),
     section('Overview', true, info, charts),
     section('Consumers', true, consumers),

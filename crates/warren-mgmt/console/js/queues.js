@@ -17,7 +17,7 @@ function declareForm(ctx, after) {
   const durable = field('Durability', { name: 'durable' }, 'select', [['true', 'Durable'], ['false', 'Transient']]);
   const auto = field('Auto delete', { name: 'auto_delete' }, 'select', [['false', 'No'], ['true', 'Yes']]);
   const a = argumentsEditor('Arguments', QUEUE_ARGUMENTS);
-  return form('Add a new queue', [vh.el, name.el, durable.el, auto.el, a.el], () => put(`/queues/${seg(vh.input.value)}/${seg(name.input.value)}`, {
+  return form(null, [vh.el, name.el, durable.el, auto.el, a.el], () => put(`/queues/${seg(vh.input.value)}/${seg(name.input.value)}`, {
     durable: durable.input.value === 'true', auto_delete: auto.input.value === 'true', arguments: a.value(),
   }), () => `Queue ${name.input.value} declared.`, after, 'Add queue');
 }
