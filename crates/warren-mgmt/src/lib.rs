@@ -183,9 +183,7 @@ pub fn default_node_name() -> String {
 
 /// The API's router, with its state, and the web console's static files (`/`, `/js`, `/css`).
 pub fn router(state: Arc<Management>) -> axum::Router {
-    api::routes()
-        .merge(console::routes())
-        .with_state(state)
+    api::routes().merge(console::routes()).with_state(state)
 }
 
 /// Serves the API on `listener` until `shutdown` completes.

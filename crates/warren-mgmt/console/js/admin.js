@@ -32,14 +32,14 @@ function users(el, ctx) {
       ['Tags', (u) => (Array.isArray(u.tags) ? u.tags.join(', ') : u.tags)],
       ['Can access virtual hosts', (u) => ps.filter((p) => p.user === u.name).map((p) => p.vhost).join(', ') || h('span', { class: 'muted' }, 'No access')],
       ['Has password', (u) => (u.password_hash ? 'yes' : 'no')],
-      ['', (u) => h('div', { class: 'row' },
+      ['Actions', (u) => h('div', { class: 'row' },
         h('button', { type: 'button', onclick: () => { name.input.value = u.name; tags.input.value = Array.isArray(u.tags) ? u.tags.join(',') : u.tags; password.input.focus(); } }, 'Edit'),
         dangerButton('Delete', `Delete user ${u.name}?`, () => del(`/users/${seg(u.name)}`), 'User deleted.', refresh))],
     ], us));
     replace(permBox, table('Permissions', [
       ['User', (p) => p.user], ['Virtual host', (p) => p.vhost],
       ['Configure', (p) => p.configure], ['Write', (p) => p.write], ['Read', (p) => p.read],
-      ['', (p) => dangerButton('Clear', `Clear ${p.user}'s permissions on ${p.vhost}?`, () => del(`/permissions/${seg(p.vhost)}/${seg(p.user)}`), 'Permissions cleared.', refresh)],
+      ['Actions', (p) => dangerButton('Clear', `Clear ${p.user}'s permissions on ${p.vhost}?`, () => del(`/permissions/${seg(p.vhost)}/${seg(p.user)}`), 'Permissions cleared.', refresh)],
     ], ps, 'No permissions.'));
   };
   replace(el, h('h2', {}, 'Users'), listBox,
@@ -69,7 +69,7 @@ function vhosts(el, ctx) {
     replace(listBox, table('Virtual hosts', [
       ['Name', (v) => v.name], ['Description', (v) => v.description || ''], ['Tags', (v) => (v.tags || []).join(', ')],
       ['Ready', (v) => num(v.messages_ready), 'num'], ['Unacked', (v) => num(v.messages_unacknowledged), 'num'], ['Total', (v) => num(v.messages), 'num'],
-      ['', (v) => dangerButton('Delete', `Delete virtual host ${v.name} and everything in it?`, () => del(`/vhosts/${seg(v.name)}`), 'Virtual host deleted.', async () => { await ctx.vhostsChanged(); await refresh(); })],
+      ['Actions', (v) => dangerButton('Delete', `Delete virtual host ${v.name} and everything in it?`, () => del(`/vhosts/${seg(v.name)}`), 'Virtual host deleted.', async () => { await ctx.vhostsChanged(); await refresh(); })],
     ], vs));
   };
   replace(el, h('h2', {}, 'Virtual hosts'), listBox,
@@ -93,11 +93,11 @@ function limits(el, ctx) {
     const [vl, ul] = await Promise.all([get('/vhost-limits'), get('/user-limits')]);
     replace(vBox, table('Virtual host limits', [
       ['Virtual host', (l) => l.who], ['Limit', (l) => l.k], ['Value', (l) => String(l.v), 'num'],
-      ['', (l) => dangerButton('Clear', `Clear ${l.k} of ${l.who}?`, () => del(`/vhost-limits/${seg(l.who)}/${seg(l.k)}`), 'Limit cleared.', refresh)],
+      ['Actions', (l) => dangerButton('Clear', `Clear ${l.k} of ${l.who}?`, () => del(`/vhost-limits/${seg(l.who)}/${seg(l.k)}`), 'Limit cleared.', refresh)],
     ], flat(vl, 'vhost'), 'No virtual host limits.'));
     replace(uBox, table('User limits', [
       ['User', (l) => l.who], ['Limit', (l) => l.k], ['Value', (l) => String(l.v), 'num'],
-      ['', (l) => dangerButton('Clear', `Clear ${l.k} of ${l.who}?`, () => del(`/user-limits/${seg(l.who)}/${seg(l.k)}`), 'Limit cleared.', refresh)],
+      ['Actions', (l) => dangerButton('Clear', `Clear ${l.k} of ${l.who}?`, () => del(`/user-limits/${seg(l.who)}/${seg(l.k)}`), 'Limit cleared.', refresh)],
     ], flat(ul, 'user'), 'No user limits.'));
   };
   replace(el, h('h2', {}, 'Virtual host limits'), vBox,

@@ -56,7 +56,10 @@ export function lineChart(title, series, unit = '') {
     ...names.map((n, i) => {
       const pts = series[n].filter(([t]) => t >= t0).map(([t, v]) => `${x(t).toFixed(1)},${y(v).toFixed(1)}`);
       // One point is drawn as a short dash so a fresh chart is not blank.
-      if (pts.length === 1) pts.push(`${(W - PAD.r).toFixed(1)},${pts[0].split(',')[1]}`);
+      if (pts.length === 1) {
+        const [px, py] = pts[0].split(',').map(Number);
+        pts.unshift(`${(px - 8).toFixed(1)},${py.toFixed(1)}`);
+      }
       return svg('polyline', { points: pts.join(' '), class: `line s${i}` });
     }));
   return h('figure', { class: 'chart-box' },

@@ -34,7 +34,7 @@ function detail(el, name) {
   const info = h('div');
   const chans = h('div');
   const reason = field('Reason', { name: 'reason', value: 'Closed via management plugin' });
-  replace(el, h('p', { class: 'crumbs' }, h('a', { href: '#/connections' }, 'Connections'), ' / '),
+  replace(el, h('p', { class: 'crumbs' }, h('a', { href: '#/connections' }, 'Connections'), ' ›'),
     h('h1', {}, 'Connection ', h('span', { class: 'name' }, name)),
     section('Details', true, info),
     section('Channels', true, chans),

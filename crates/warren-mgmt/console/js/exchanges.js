@@ -38,7 +38,7 @@ export function bindingsTable(vhost, list, after, caption) {
     ['To', (b) => (b.destination_type === 'queue' ? qLink(vhost, b.destination) : exLink(vhost, b.destination))],
     ['Routing key', (b) => b.routing_key],
     ['Arguments', (b) => h('pre', {}, args(b.arguments))],
-    ['', (b) => (b.source === '' ? h('span', { class: 'muted' }, 'default binding') : dangerButton('Unbind', `Remove the binding from ${display(b.source)} to ${b.destination} (${b.routing_key})?`,
+    ['Actions', (b) => (b.source === '' ? h('span', { class: 'muted' }, 'default binding') : dangerButton('Unbind', `Remove the binding from ${display(b.source)} to ${b.destination} (${b.routing_key})?`,
       () => del(`/bindings/${seg(vhost)}/e/${seg(b.source)}/${b.destination_type === 'queue' ? 'q' : 'e'}/${seg(b.destination)}/${seg(b.properties_key)}`),
       'Binding removed.', after))],
   ], list, 'No bindings.');
@@ -119,7 +119,7 @@ function detail(el, vhost, name) {
     const x = await get(`/exchanges/${seg(vhost)}/${seg(name)}`);
     replace(info, facts([
       ['Virtual host', x.vhost], ['Type', x.type], ['Features', features(x) || 'none'],
-      ['Policy', x.policy || 'none'], ['Arguments', h('pre', {}, args(x.arguments)) ],
+      ['Policy', x.policy || 'none'], ['Arguments', h('pre', {}, args(x.arguments) || 'none')],
       ['Rate in', rate(x.message_stats && x.message_stats.publish_in_details) || '0.0/s'],
       ['Rate out', rate(x.message_stats && x.message_stats.publish_out_details) || '0.0/s'],
     ]));

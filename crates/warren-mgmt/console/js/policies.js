@@ -23,7 +23,7 @@ export function mountPolicies(el, ctx) {
       ['Virtual host', (p) => p.vhost], ['Name', (p) => p.name], ['Pattern', (p) => p.pattern],
       ['Apply to', (p) => p['apply-to']], ['Definition', (p) => h('pre', {}, args(p.definition))],
       ['Priority', (p) => String(p.priority), 'num'],
-      ['', (p) => h('div', { class: 'row' },
+      ['Actions', (p) => h('div', { class: 'row' },
         h('button', { type: 'button', onclick: () => edit(p) }, 'Edit'),
         dangerButton('Delete', `Delete policy ${p.name}?`, () => del(`/policies/${seg(p.vhost)}/${seg(p.name)}`), 'Policy deleted.', refresh))],
     ], list, 'No policies.'));

@@ -55,7 +55,7 @@ export function mount(el, route) {
     const ms = q.message_stats || {};
     replace(info, facts([
       ['Virtual host', q.vhost], ['Type', q.type], ['Features', features(q) || 'none'], ['State', q.state],
-      ['Policy', q.policy || 'none'], ['Arguments', h('pre', {}, args(q.arguments))],
+      ['Policy', q.policy || 'none'], ['Arguments', h('pre', {}, args(q.arguments) || 'none')],
       ['Ready', h('span', { class: 'ready' }, num(q.messages_ready))], ['Unacked', num(q.messages_unacknowledged)],
       ['Total', h('span', { class: 'total' }, num(q.messages))], ['Message bytes', bytes(q.message_bytes)],
       ['Consumers', num(q.consumers)], ['Consumer utilisation', q.consumer_utilisation === undefined ? '' : `${Math.round(q.consumer_utilisation * 100)}%`],
