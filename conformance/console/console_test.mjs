@@ -446,6 +446,32 @@ async function main() {
     await shot(na, 'non-admin-queues');
     await na.close();
 
+    step = 'policymaker and monitoring users';
+    for (const [user, tag] of [['console-policy', 'policymaker'], ['console-monitor', 'monitoring']]) {
+      check((await api('PUT', `/users/${user}`, { password: 'pw', tags: tag })).status === 201, `created ${user}`);
+      check((await api('PUT', `/permissions/%2F/${user}`, { configure: '.*', write: '.*', read: '.*' })).status === 201, `permission for ${user}`);
+      const p = await context.newPage();
+      p.on('pageerror', (e) => pageErrors.push(String(e)));
+      await login(p, w.base, user, 'pw');
+      await p.locator('dl.facts').first().waitFor();
+      const adminTab = await p.getByRole('link', { name: 'Admin' }).isVisible();
+      const nodeShown = await p.getByRole('heading', { name: 'Node' }).isVisible();
+      if (tag === 'policymaker') {
+        check(adminTab && !nodeShown, 'a policymaker sees Admin but not the node');
+        await go(p, '#/admin', 'Admin');
+        await p.getByRole('heading', { level: 2, name: 'Policies' }).waitFor();
+        const subs = await p.locator('nav.subnav a').allInnerTexts();
+        check(JSON.stringify(subs) === '["Policies"]', `a policymaker's admin shows Policies only (${subs})`);
+        await p.locator('table', { hasText: 'console-limit' }).waitFor();
+        passed += 1;
+        await shot(p, 'policymaker-admin');
+      } else {
+        check(!adminTab && nodeShown, 'a monitoring user sees the node but not Admin');
+        await shot(p, 'monitoring-overview');
+      }
+      await p.close();
+    }
+
     step = `${BULK} queues`;
     if (BULK > 0) {
       const bulk = await amqp.connect(w.amqpUrl);

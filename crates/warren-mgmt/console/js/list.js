@@ -66,12 +66,19 @@ export function pagedList(opts) {
     onclick: () => { state.page = page; refresh(); },
   }, label);
 
+  // A click can start a refresh while a poll's is still in flight; only the newest may render,
+  // or a slow older reply would paint the old sort or page over the new one.
+  let latest = 0;
   async function refresh() {
+    latest += 1;
+    const mine = latest;
     const query = { page: state.page, page_size: state.page_size, name: state.name, use_regex: state.use_regex ? 'true' : 'false', sort: state.sort, sort_reverse: state.sort_reverse ? 'true' : 'false', columns: opts.apiColumns };
     let data;
     try {
       data = await get(opts.path(), query);
+      if (mine !== latest) return undefined;
     } catch (e) {
+      if (mine !== latest) return undefined;
       // A page beyond the end (objects were deleted meanwhile): go back to the first.
       if (e.error === 'page_out_of_range' && state.page > 1) {
         state.page = 1;
