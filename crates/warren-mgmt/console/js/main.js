@@ -26,7 +26,6 @@ function can(tag) {
 }
 
 let current = null;
-let busy = false;
 let timer = null;
 
 function routeOf(hash) {
@@ -62,20 +61,26 @@ async function route() {
   await poll();
 }
 
-/** Runs the current page's refresh unless one is still running (a slow API is not piled on). */
+/**
+ * Runs the current page's refresh unless that page's previous one is still running (a slow API
+ * is not piled on). The flag is per mounted page, so a new page polls at once even while the
+ * old page's last request is in flight.
+ */
 async function poll() {
-  if (!current || busy) return;
-  busy = true;
+  const page = current;
+  if (!page || page.busy) return;
+  page.busy = true;
   try {
-    await current.refresh();
+    await page.refresh();
   } catch (e) {
+    if (page !== current) return;
     if (e.status === 401 && e.error === 'not_authorized') {
       logout('Your session ended: log in again.');
       return;
     }
     flash(e.message, 'error');
   } finally {
-    busy = false;
+    page.busy = false;
   }
 }
 
