@@ -33,8 +33,13 @@ const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 
 let passed = 0;
 let step = 'start';
+// The broker under test, killed on any way out (an exception in a client callback included),
+// so a failed run leaves no broker behind.
+let broker = null;
 process.on('uncaughtException', (e) => {
   console.error(`console-test: FAILED in [${step}]: ${e.message}`);
+  if (broker && broker.proc.exitCode === null) broker.proc.kill('SIGKILL');
+  if (broker) fs.rmSync(broker.dir, { recursive: true, force: true });
   process.exit(1);
 });
 function check(cond, what) {
@@ -161,6 +166,7 @@ async function main() {
   fs.rmSync(SHOTS, { recursive: true, force: true });
   fs.mkdirSync(SHOTS, { recursive: true });
   const w = await startWarren();
+  broker = w;
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'console-chromium-'));
   let context;
   let conn;
