@@ -11,11 +11,13 @@
 //! connection's [`counters`]), bumped where the work already happens; the [`stats`] sampler
 //! turns them into rates every few seconds, and [`prometheus`] serves them for scraping.
 //!
-//! One file per endpoint family under `api/`, named by path.
+//! One file per endpoint family under `api/`, named by path. The web console (`console/`,
+//! served by [`console`]) is static files that use the API like any other client.
 
 mod api;
 mod auth;
 mod base64;
+mod console;
 pub mod counters;
 mod error;
 mod json;
@@ -179,9 +181,9 @@ pub fn default_node_name() -> String {
     format!("warren@{host}")
 }
 
-/// The API's router, with its state.
+/// The API's router, with its state, and the web console's static files (`/`, `/js`, `/css`).
 pub fn router(state: Arc<Management>) -> axum::Router {
-    api::routes().with_state(state)
+    api::routes().merge(console::routes()).with_state(state)
 }
 
 /// Serves the API on `listener` until `shutdown` completes.
