@@ -127,6 +127,52 @@ impl MemoryWatermark for FixedWatermark {
     }
 }
 
+/// The disk alarm's threshold, as RabbitMQ's `disk_free_limit` sets it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum DiskFreeLimit {
+    /// A number of bytes (`disk_free_limit.absolute`).
+    Absolute(u64),
+    /// A multiple of physical memory (`disk_free_limit.relative`, RabbitMQ's `mem_relative`).
+    MemRelative(f64),
+}
+
+/// What the disk monitor knows: its setting, the limit in bytes and the last reading.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DiskFree {
+    /// The limit as set.
+    pub setting: DiskFreeLimit,
+    /// The limit in bytes: the alarm is set while free space is below it.
+    pub limit: u64,
+    /// Free space of the data directory's filesystem at the last check (`None`: not known).
+    pub free: Option<u64>,
+}
+
+/// The node's free disk space monitor, its limit changeable while running (`warren ctl
+/// set_disk_free_limit`).
+pub trait DiskMonitor: Send + Sync + 'static {
+    /// The setting, the limit in bytes and the last reading.
+    fn get(&self) -> DiskFree;
+    /// Replaces the limit; answers the new limit in bytes, or why it was refused.
+    fn set(&self, limit: DiskFreeLimit) -> Result<u64, String>;
+}
+
+/// A broker without a disk monitor (tests, embedding): RabbitMQ's default limit, no reading.
+#[derive(Debug, Default)]
+pub struct NoDiskMonitor;
+
+impl DiskMonitor for NoDiskMonitor {
+    fn get(&self) -> DiskFree {
+        DiskFree {
+            setting: DiskFreeLimit::Absolute(50_000_000),
+            limit: 50_000_000,
+            free: None,
+        }
+    }
+    fn set(&self, _limit: DiskFreeLimit) -> Result<u64, String> {
+        Err("this broker has no disk monitor".into())
+    }
+}
+
 /// Everything the handlers share.
 pub struct Management {
     /// The broker served.
@@ -141,6 +187,10 @@ pub struct Management {
     pub memory_alarm: Arc<dyn Fn() -> bool + Send + Sync>,
     /// The memory alarm's threshold (Warren's `/api/warren/vm-memory-high-watermark`).
     pub memory_watermark: Arc<dyn MemoryWatermark>,
+    /// Whether the free disk space alarm is set.
+    pub disk_alarm: Arc<dyn Fn() -> bool + Send + Sync>,
+    /// The free disk space monitor (`/api/nodes`, Warren's `/api/warren/disk-free-limit`).
+    pub disk: Arc<dyn DiskMonitor>,
     /// When the API started (uptime).
     pub started: Instant,
     /// The sampler's rates (run [`Statistics::run`] beside the API).
@@ -165,6 +215,8 @@ impl Management {
             listeners: Vec::new(),
             memory_alarm: Arc::new(|| false),
             memory_watermark: Arc::new(FixedWatermark),
+            disk_alarm: Arc::new(|| false),
+            disk: Arc::new(NoDiskMonitor),
             started: Instant::now(),
             stats: Arc::new(Statistics::default()),
         }

@@ -76,6 +76,8 @@ pub struct BacklogReport {
     pub drain_cpu_us_per_msg: Option<f64>,
     /// Broker RSS after the drain, MiB.
     pub rss_mib_drained: Option<f64>,
+    /// `connection.blocked` notifications the producer received during the fill.
+    pub blocked: u64,
     /// Errors from the workers.
     pub errors: Vec<String>,
 }
@@ -83,7 +85,7 @@ pub struct BacklogReport {
 impl Outcome for BacklogReport {
     fn line(&self) -> String {
         format!(
-            "{} backlog {} × {} B{}: fill {} msg/s ({:.1} s, {}/msg), RSS {} → {} ({} B/msg), drain {} msg/s ({:.1} s, {}/msg), RSS after drain {}",
+            "{} backlog {} × {} B{}: fill {} msg/s ({:.1} s, {}/msg), RSS {} → {} ({} B/msg), drain {} msg/s ({:.1} s, {}/msg), RSS after drain {}, blocked {} times",
             self.broker,
             self.messages,
             self.size,
@@ -98,6 +100,7 @@ impl Outcome for BacklogReport {
             self.drain_seconds,
             opt(self.drain_cpu_us_per_msg, " µs"),
             opt(self.rss_mib_drained, " MiB"),
+            self.blocked,
         )
     }
     fn errors(&self) -> &[String] {
@@ -162,6 +165,7 @@ pub async fn run(args: &BacklogArgs) -> anyhow::Result<BacklogReport> {
             .broker_rss
             .zip(full.broker_rss)
             .map(|(a, b)| (b as f64 - a as f64) / confirmed.max(1) as f64),
+        blocked: shared.counters.blocked.load(Ordering::Relaxed),
         ..Default::default()
     };
     if args.fill_only {

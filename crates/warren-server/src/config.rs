@@ -41,6 +41,9 @@ pub struct Config {
     /// Publishers are blocked while resident memory exceeds this fraction of physical memory
     /// (RabbitMQ's `vm_memory_high_watermark.relative`, default 0.4).
     pub memory_high_watermark: f64,
+    /// Publishers are blocked while the data directory's filesystem has less free space than
+    /// this (RabbitMQ's `disk_free_limit.absolute`, default 50 MB, or `.relative`).
+    pub disk_free_limit: DiskFreeLimitConfig,
     /// Largest message body accepted, in bytes (RabbitMQ's `max_message_size`).
     pub max_message_size: u64,
     /// Longest a delivery may wait for its acknowledgement, in milliseconds, before its channel is
@@ -96,6 +99,10 @@ impl Default for Config {
             handshake_max: 1024,
             max_unconfirmed_publishes: 20_000,
             memory_high_watermark: 0.4,
+            disk_free_limit: DiskFreeLimitConfig {
+                absolute: Some(ByteSize::Bytes(crate::disk::DEFAULT_LIMIT)),
+                relative: None,
+            },
             max_message_size: 128 * 1024 * 1024,
             consumer_timeout: 1_800_000,
             default_user: "guest".into(),
@@ -142,6 +149,74 @@ pub fn check_memory_high_watermark(fraction: f64) -> Result<(), ConfigError> {
         Err(ConfigError::Invalid(format!(
             "memory_high_watermark {fraction} must be a fraction in (0, 1]"
         )))
+    }
+}
+
+/// RabbitMQ's `disk_free_limit.absolute` and `disk_free_limit.relative` (a `[disk_free_limit]`
+/// table); when both are given the relative one wins, as in RabbitMQ's schema.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct DiskFreeLimitConfig {
+    /// Bytes: a number, or a number with RabbitMQ's units (`50MB`, `1GiB`, `500k`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub absolute: Option<ByteSize>,
+    /// A multiple of physical memory (`1.0`: as much free disk as there is RAM).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub relative: Option<f64>,
+}
+
+/// An amount of bytes as a configuration file gives it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ByteSize {
+    /// A plain number of bytes.
+    Bytes(u64),
+    /// A number with a unit.
+    Text(String),
+}
+
+/// RabbitMQ's information units: a whole number with an optional unit, `k`/`K`/`KiB`, `m`/`M`/
+/// `MiB`, `g`/`G`/`GiB` binary and `kB`/`KB`, `MB`, `GB` decimal (with their case variants).
+pub fn parse_information_unit(text: &str) -> Option<u64> {
+    let digits = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(digits);
+    let number: u64 = number.parse().ok()?;
+    let factor: u64 = match unit {
+        "" => 1,
+        "k" | "K" | "kiB" | "KiB" | "KIB" | "kib" => 1 << 10,
+        "m" | "M" | "MiB" | "MIB" | "mib" => 1 << 20,
+        "g" | "G" | "GiB" | "GIB" | "gib" => 1 << 30,
+        "kB" | "KB" | "kb" | "Kb" => 1_000,
+        "MB" | "mb" | "Mb" => 1_000_000,
+        "GB" | "gb" | "Gb" => 1_000_000_000,
+        _ => return None,
+    };
+    number.checked_mul(factor)
+}
+
+impl DiskFreeLimitConfig {
+    /// The limit this configuration sets.
+    pub fn limit(&self) -> Result<warren_mgmt::DiskFreeLimit, ConfigError> {
+        match (&self.relative, &self.absolute) {
+            (Some(f), _) if f.is_finite() && *f >= 0.0 => {
+                Ok(warren_mgmt::DiskFreeLimit::MemRelative(*f))
+            }
+            (Some(f), _) => Err(ConfigError::Invalid(format!(
+                "disk_free_limit.relative {f} must be a non-negative number"
+            ))),
+            (None, Some(ByteSize::Bytes(b))) => Ok(warren_mgmt::DiskFreeLimit::Absolute(*b)),
+            (None, Some(ByteSize::Text(t))) => parse_information_unit(t)
+                .map(warren_mgmt::DiskFreeLimit::Absolute)
+                .ok_or_else(|| {
+                    ConfigError::Invalid(format!(
+                        "disk_free_limit.absolute {t:?} is not a number of bytes with an optional unit (50MB, 1GiB)"
+                    ))
+                }),
+            // As RabbitMQ's schema: a table with neither key.
+            (None, None) => Err(ConfigError::Invalid("No disk limit defined".into())),
+        }
     }
 }
 
@@ -247,6 +322,7 @@ impl Config {
             )));
         }
         check_memory_high_watermark(self.memory_high_watermark)?;
+        self.disk_free_limit.limit()?;
         // As RabbitMQ's schema: a positive number of milliseconds.
         if self.consumer_timeout == 0 {
             return Err(ConfigError::Invalid(
@@ -386,6 +462,60 @@ mod tests {
         assert_eq!(known.len(), 2);
         assert_eq!(known.get("WARREN_PORT").map(String::as_str), Some("5999"));
         assert!(known.contains_key("WARREN_CHANNEL_MAX"));
+    }
+
+    #[test]
+    fn disk_free_limit_takes_rabbitmqs_forms() {
+        use warren_mgmt::DiskFreeLimit;
+        assert_eq!(
+            Config::default().disk_free_limit.limit().ok(),
+            Some(DiskFreeLimit::Absolute(50_000_000))
+        );
+        let dir = std::env::temp_dir().join(format!("warren-cfg-disk-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("w.toml");
+        let load = |text: &str| {
+            std::fs::write(&file, text).unwrap();
+            Config::load(Some(&file), &Overrides::default()).map(|c| c.disk_free_limit.limit())
+        };
+        for (text, want) in [
+            (
+                "[disk_free_limit]\nabsolute = 1000\n",
+                DiskFreeLimit::Absolute(1000),
+            ),
+            (
+                "[disk_free_limit]\nabsolute = \"2GB\"\n",
+                DiskFreeLimit::Absolute(2_000_000_000),
+            ),
+            (
+                "disk_free_limit.absolute = \"1GiB\"\n",
+                DiskFreeLimit::Absolute(1 << 30),
+            ),
+            (
+                "[disk_free_limit]\nrelative = 1.5\n",
+                DiskFreeLimit::MemRelative(1.5),
+            ),
+            // Both given: the relative one wins, as in RabbitMQ's schema.
+            (
+                "[disk_free_limit]\nabsolute = 5\nrelative = 2.0\n",
+                DiskFreeLimit::MemRelative(2.0),
+            ),
+        ] {
+            assert_eq!(load(text).ok().and_then(Result::ok), Some(want), "{text}");
+        }
+        for bad in [
+            "[disk_free_limit]\nabsolute = \"50 MB\"\n",
+            "[disk_free_limit]\nabsolute = \"50TB\"\n",
+            "[disk_free_limit]\nrelative = -1.0\n",
+            "[disk_free_limit]\nnothing = 1\n",
+        ] {
+            assert!(load(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_information_unit("500k"), Some(512_000));
+        assert_eq!(parse_information_unit("3Mb"), Some(3_000_000));
+        assert_eq!(parse_information_unit("0"), Some(0));
+        assert_eq!(parse_information_unit("MB"), None);
+        assert_eq!(parse_information_unit("1mB"), None);
     }
 
     #[test]

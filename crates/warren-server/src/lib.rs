@@ -5,10 +5,12 @@
 //! Queue internals belong to `warren-broker`; this crate only turns frames into calls on it and its
 //! results back into frames.
 
+pub mod alarm;
 mod channel;
 pub mod config;
 mod connection;
 pub mod ctl;
+pub mod disk;
 pub mod memory;
 pub mod registry;
 mod server;

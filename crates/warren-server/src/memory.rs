@@ -10,6 +10,7 @@ use parking_lot::Mutex;
 use tokio::sync::watch;
 use warren_mgmt::{MemoryWatermark, Watermark};
 
+use crate::alarm::{self, AlarmSender};
 use crate::config::check_memory_high_watermark;
 
 /// How often resident memory is sampled.
@@ -93,27 +94,24 @@ impl MemoryWatermark for Threshold {
     }
 }
 
-/// Samples memory until the sender's receivers are all gone, publishing `true` while above
-/// the current `limit` in bytes (read at every sample, so it can change while running; `None`
-/// never alarms).
-pub async fn monitor(limit: watch::Receiver<Option<u64>>, alarm: watch::Sender<bool>) {
+/// Samples memory until every receiver of `alarms` is gone, setting the memory alarm while
+/// above the current `limit` in bytes (read at every sample, so it can change while running;
+/// `None` never alarms).
+pub async fn monitor(limit: watch::Receiver<Option<u64>>, alarms: AlarmSender) {
     let mut tick = tokio::time::interval(SAMPLE_EVERY);
     loop {
         tick.tick().await;
         let Some(rss) = resident_bytes() else { return };
         let limit = *limit.borrow();
         let high = limit.is_some_and(|limit| rss > limit);
-        if *alarm.borrow() != high {
+        if alarm::set(&alarms, |a| &mut a.memory, high) {
             if high {
                 tracing::warn!(rss, limit, "memory alarm set: blocking publishers");
             } else {
                 tracing::info!(rss, limit, "memory alarm cleared: unblocking publishers");
             }
-            if alarm.send(high).is_err() {
-                return;
-            }
         }
-        if alarm.is_closed() {
+        if alarms.is_closed() {
             return;
         }
     }

@@ -29,6 +29,7 @@ pub struct Server {
     broker: Arc<Broker>,
     config: Arc<Config>,
     memory_limit: Arc<crate::memory::Threshold>,
+    disk_limit: Arc<crate::disk::DiskThreshold>,
 }
 
 /// A server running in the background (for tests and embedding).
@@ -40,6 +41,7 @@ pub struct ServerHandle {
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     memory_limit: Arc<crate::memory::Threshold>,
+    disk_limit: Arc<crate::disk::DiskThreshold>,
 }
 
 impl Server {
@@ -147,6 +149,14 @@ impl Server {
         let memory_limit = Arc::new(crate::memory::Threshold::relative(
             config.memory_high_watermark,
         ));
+        let disk_setting = config
+            .disk_free_limit
+            .limit()
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        let disk_limit = Arc::new(
+            crate::disk::DiskThreshold::new(config.data_dir.clone(), disk_setting)
+                .map_err(std::io::Error::other)?,
+        );
         Ok(Server {
             listener,
             management,
@@ -155,6 +165,7 @@ impl Server {
             broker,
             config: Arc::new(config),
             memory_limit,
+            disk_limit,
         })
     }
 
@@ -184,11 +195,15 @@ impl Server {
     /// 320 CONNECTION_FORCED and waits (briefly) for them to finish.
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
-        let (alarm_tx, alarm_rx) = watch::channel(false);
-        let monitor = tokio::spawn(crate::memory::monitor(
-            self.memory_limit.subscribe(),
-            alarm_tx,
-        ));
+        let (alarm_tx, alarm_rx) = watch::channel(crate::alarm::Alarms::default());
+        let alarm_tx = Arc::new(alarm_tx);
+        let monitors = [
+            tokio::spawn(crate::memory::monitor(
+                self.memory_limit.subscribe(),
+                alarm_tx.clone(),
+            )),
+            tokio::spawn(self.disk_limit.clone().monitor(alarm_tx)),
+        ];
         let mut listeners = vec![warren_mgmt::Listener {
             protocol: "amqp",
             addr: self
@@ -204,15 +219,17 @@ impl Server {
                 listeners.push(warren_mgmt::Listener { protocol, addr });
             }
         }
-        let alarm = alarm_rx.clone();
+        let (alarm, disk_alarm) = (alarm_rx.clone(), alarm_rx.clone());
         // One state for the API, the sampler and Prometheus.
         let state = Arc::new(warren_mgmt::Management {
             broker: self.broker.clone(),
             connections: self.connections.clone(),
             node: warren_mgmt::default_node_name(),
             listeners,
-            memory_alarm: Arc::new(move || *alarm.borrow()),
+            memory_alarm: Arc::new(move || alarm.borrow().memory),
             memory_watermark: self.memory_limit.clone(),
+            disk_alarm: Arc::new(move || disk_alarm.borrow().disk),
+            disk: self.disk_limit.clone(),
             started: std::time::Instant::now(),
             stats: Arc::new(warren_mgmt::Statistics::new(Duration::from_millis(
                 self.config.collect_statistics_interval.max(1),
@@ -285,7 +302,7 @@ impl Server {
                             replies.clone(),
                             connection::Signals {
                                 stop: stop_rx.clone(),
-                                memory_alarm: alarm_rx.clone(),
+                                alarms: alarm_rx.clone(),
                                 registry: self.connections.clone(),
                             },
                         )
@@ -322,8 +339,10 @@ impl Server {
             // so the store (and its directory lock) is released when this returns.
             while connections.join_next().await.is_some() {}
         }
-        monitor.abort();
-        let _ = monitor.await;
+        for monitor in monitors {
+            monitor.abort();
+            let _ = monitor.await;
+        }
         let stats = self.broker.store().stats();
         tracing::info!(
             stored_messages = stats.messages,
@@ -341,6 +360,7 @@ impl Server {
         let prometheus_addr = self.prometheus_addr();
         let broker = self.broker.clone();
         let memory_limit = self.memory_limit.clone();
+        let disk_limit = self.disk_limit.clone();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(self.run_until(async move {
             let _ = rx.await;
@@ -353,6 +373,7 @@ impl Server {
             stop: Some(tx),
             task,
             memory_limit,
+            disk_limit,
         }
     }
 }
@@ -397,6 +418,12 @@ impl ServerHandle {
             warren_mgmt::Watermark::Relative(fraction),
         );
         Ok(())
+    }
+
+    /// Changes the free disk space limit while running (RabbitMQ's `rabbitmqctl
+    /// set_disk_free_limit`); the monitor checks again at once. Answers the limit in bytes.
+    pub fn set_disk_free_limit(&self, limit: warren_mgmt::DiskFreeLimit) -> Result<u64, String> {
+        warren_mgmt::DiskMonitor::set(&*self.disk_limit, limit)
     }
 
     /// Stops the server and waits for it.

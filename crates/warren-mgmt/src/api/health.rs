@@ -54,17 +54,35 @@ pub async fn aliveness(
     }
 }
 
-/// `GET /api/health/checks/alarms` and `local-alarms`.
+/// `GET /api/health/checks/alarms`: 503 while a resource alarm is in effect.
 pub async fn alarms(state: State, _user: Authed) -> Result<Response, ApiError> {
-    if (state.0.memory_alarm)() {
-        let node = &state.0.node;
-        return Err(ApiError::Unavailable(json!({
-            "status": "failed",
-            "reason": "resource alarm(s) in effect in the cluster",
-            "alarms": [{"node": node, "resource": "memory"}],
-        })));
+    alarms_check(&state, "There are alarms in effect in the cluster")
+}
+
+/// `GET /api/health/checks/local-alarms`: the same for this node (a single node, so the same
+/// alarms, with RabbitMQ's other wording).
+pub async fn local_alarms(state: State, _user: Authed) -> Result<Response, ApiError> {
+    alarms_check(&state, "There are alarms in effect on the node")
+}
+
+fn alarms_check(state: &State, reason: &str) -> Result<Response, ApiError> {
+    let node = &state.0.node;
+    // RabbitMQ's names and order (its alarms are kept sorted: disk before memory).
+    let mut alarms = Vec::new();
+    if (state.0.disk_alarm)() {
+        alarms.push(json!({"node": node, "resource": "disk space"}));
     }
-    Ok(ok(json!({"status": "ok"})))
+    if (state.0.memory_alarm)() {
+        alarms.push(json!({"node": node, "resource": "memory"}));
+    }
+    if alarms.is_empty() {
+        return Ok(ok(json!({"status": "ok"})));
+    }
+    Err(ApiError::Unavailable(json!({
+        "status": "failed",
+        "reason": reason,
+        "alarms": alarms,
+    })))
 }
 
 /// `GET /api/health/checks/virtual-hosts`: every vhost runs while the broker does.

@@ -130,7 +130,7 @@ pub fn routes() -> Router<Arc<Management>> {
         .route("/api/consumers/{vhost}", get(connections::consumers_vhost))
         .route("/api/aliveness-test/{vhost}", get(health::aliveness))
         .route("/api/health/checks/alarms", get(health::alarms))
-        .route("/api/health/checks/local-alarms", get(health::alarms))
+        .route("/api/health/checks/local-alarms", get(health::local_alarms))
         .route(
             "/api/health/checks/virtual-hosts",
             get(health::virtual_hosts),
@@ -209,6 +209,10 @@ pub fn routes() -> Router<Arc<Management>> {
         .route(
             "/api/warren/vm-memory-high-watermark",
             get(warren::get_watermark).put(warren::put_watermark),
+        )
+        .route(
+            "/api/warren/disk-free-limit",
+            get(warren::get_disk_free_limit).put(warren::put_disk_free_limit),
         )
         .fallback(not_found)
 }

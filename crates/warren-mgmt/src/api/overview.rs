@@ -137,6 +137,7 @@ pub(crate) fn fd_used() -> usize {
 }
 
 fn node_json(m: &Management) -> Value {
+    let disk = m.disk.get();
     json!({
         "mem_used": mem_used(),
         "fd_used": fd_used(),
@@ -145,7 +146,9 @@ fn node_json(m: &Management) -> Value {
         "running": true,
         "uptime": m.started.elapsed().as_millis() as u64,
         "mem_alarm": (m.memory_alarm)(),
-        "disk_free_alarm": false,
+        "disk_free_alarm": (m.disk_alarm)(),
+        "disk_free": disk.free,
+        "disk_free_limit": disk.limit,
         "partitions": [],
         "processors": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         "exchange_types": exchange_types(),

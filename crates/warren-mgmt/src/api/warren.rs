@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use super::{State, ok};
 use crate::auth::Authed;
 use crate::json::body_object;
-use crate::{ApiError, Watermark};
+use crate::{ApiError, DiskFree, DiskFreeLimit, Watermark};
 
 /// `GET /api/warren/vm-memory-high-watermark`: the watermark as set and its limit in bytes.
 pub async fn get_watermark(state: State, user: Authed) -> Result<Response, ApiError> {
@@ -52,4 +52,46 @@ fn watermark_json(watermark: Watermark, limit: Option<u64>) -> Value {
         Watermark::Absolute(b) => json!({"absolute": b}),
     };
     json!({"setting": setting, "mem_limit": limit})
+}
+
+/// `GET /api/warren/disk-free-limit`: the free disk space limit as set, in bytes, and the last
+/// reading of free space.
+pub async fn get_disk_free_limit(state: State, user: Authed) -> Result<Response, ApiError> {
+    user.require_monitor()?;
+    Ok(ok(disk_json(&state.0.disk.get())))
+}
+
+/// `PUT /api/warren/disk-free-limit` with `{"absolute": bytes}` or `{"mem_relative": 1.5}`
+/// (administrator): changes the disk alarm's limit while running, as `rabbitmqctl
+/// set_disk_free_limit` does. Answers the new setting.
+pub async fn put_disk_free_limit(
+    state: State,
+    user: Authed,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    user.require_admin()?;
+    let body = body_object(&body)?;
+    let limit = match (body.get("mem_relative"), body.get("absolute")) {
+        (Some(r), None) => DiskFreeLimit::MemRelative(r.as_f64().ok_or_else(|| {
+            ApiError::BadRequest("mem_relative must be a non-negative number".into())
+        })?),
+        (None, Some(a)) => DiskFreeLimit::Absolute(a.as_u64().ok_or_else(|| {
+            ApiError::BadRequest("absolute must be a whole number of bytes".into())
+        })?),
+        _ => {
+            return Err(ApiError::BadRequest(
+                "give exactly one of mem_relative or absolute".into(),
+            ));
+        }
+    };
+    state.0.disk.set(limit).map_err(ApiError::BadRequest)?;
+    Ok(ok(disk_json(&state.0.disk.get())))
+}
+
+fn disk_json(disk: &DiskFree) -> Value {
+    let setting = match disk.setting {
+        DiskFreeLimit::MemRelative(f) => json!({"mem_relative": f}),
+        DiskFreeLimit::Absolute(b) => json!({"absolute": b}),
+    };
+    json!({"setting": setting, "disk_free_limit": disk.limit, "disk_free": disk.free})
 }

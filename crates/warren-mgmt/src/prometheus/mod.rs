@@ -145,7 +145,11 @@ pub fn render(m: &Management, scope: &Scope) -> String {
             Kind::Untyped,
             "is 1 if free disk space watermark alarm is in effect",
         );
-        out.sample("rabbitmq_alarms_free_disk_space_watermark", "", 0);
+        out.sample(
+            "rabbitmq_alarms_free_disk_space_watermark",
+            "",
+            u64::from((m.disk_alarm)()),
+        );
         out.family(
             "rabbitmq_alarms_memory_used_watermark",
             Kind::Untyped,

@@ -151,7 +151,7 @@ pub struct Ctx {
     pub confirms_due: Vec<u16>,
     /// Reused by every publish for the queues a message routes to.
     pub route_scratch: Vec<Arc<Queue>>,
-    /// The connection has published: a memory alarm blocks it.
+    /// The connection has published: a resource alarm blocks it.
     pub published: bool,
     /// The wall clock (epoch ms) read once per batch of input: the publish time of the
     /// batch's messages, from which their TTLs count.
@@ -172,8 +172,8 @@ pub struct Ctx {
 pub struct Signals {
     /// Becomes true at shutdown.
     pub stop: watch::Receiver<bool>,
-    /// True while the memory alarm is set.
-    pub memory_alarm: watch::Receiver<bool>,
+    /// The resource alarms in effect.
+    pub alarms: watch::Receiver<crate::alarm::Alarms>,
     /// Where the connection is listed for the management API, which may ask it to close.
     pub registry: Arc<crate::registry::ConnectionRegistry>,
 }

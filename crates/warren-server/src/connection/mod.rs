@@ -60,8 +60,8 @@ struct Connection {
     last_send: Instant,
     /// The client handles `connection.blocked`.
     blocked_notify: bool,
-    /// The memory alarm is set.
-    alarm: bool,
+    /// The resource alarms in effect.
+    alarm: crate::alarm::Alarms,
     /// The socket is not read: a publisher blocked by the alarm.
     blocked: bool,
     /// The socket is not read: `max_unconfirmed_publishes` publishes wait for their confirms
@@ -185,7 +185,7 @@ pub async fn run(
         last_recv: now,
         last_send: now,
         blocked_notify: negotiated.connection_blocked,
-        alarm: false,
+        alarm: crate::alarm::Alarms::default(),
         blocked: false,
         confirm_paused: false,
         listed,
@@ -238,7 +238,7 @@ impl Connection {
     ) {
         let Signals {
             mut stop,
-            memory_alarm: mut alarm,
+            alarms: mut alarm,
             ..
         } = signals;
         self.alarm = *alarm.borrow_and_update();
@@ -270,7 +270,7 @@ impl Connection {
                     if changed.is_err() {
                         // No monitor (no /proc) or shutdown: never block again.
                         alarm_open = false;
-                        self.alarm = false;
+                        self.alarm = crate::alarm::Alarms::default();
                     } else {
                         self.alarm = *alarm.borrow_and_update();
                     }
@@ -395,11 +395,13 @@ impl Connection {
         let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
     }
 
-    /// Blocks a publishing connection while the memory alarm is set (its socket is no longer
-    /// read, so TCP pushes back on the client) and unblocks it when the alarm clears, telling
-    /// clients that understand `connection.blocked`.
+    /// Blocks a publishing connection while a resource alarm is set (its socket is no longer
+    /// read, so TCP pushes back on the client) and unblocks it when every alarm has cleared,
+    /// telling clients that understand `connection.blocked`. As RabbitMQ's, one
+    /// `connection.blocked` names the alarms in effect when it blocks; an alarm added while
+    /// blocked sends nothing more.
     fn update_blocking(&mut self) {
-        let block = self.alarm && self.ctx.published && matches!(self.state, State::Open);
+        let block = self.alarm.any() && self.ctx.published && matches!(self.state, State::Open);
         if block == self.blocked {
             return;
         }
@@ -409,7 +411,7 @@ impl Connection {
                 self.ctx.send(
                     0,
                     ConnectionBlocked {
-                        reason: ShortStr::from_static("low on memory"),
+                        reason: ShortStr::from_static(self.alarm.blocked_reason()),
                     },
                 );
             } else {

@@ -278,6 +278,14 @@ pub enum CtlCommand {
         #[arg(num_args = 1..=2, required = true)]
         value: Vec<String>,
     },
+    /// Changes the free disk space limit while running: `<bytes>` (units as RabbitMQ's:
+    /// `50MB`, `1GiB`) or `mem_relative <fraction>` of physical memory.
+    #[command(name = "set_disk_free_limit")]
+    SetDiskFreeLimit {
+        /// `<disk_limit>` or `mem_relative <fraction>`.
+        #[arg(num_args = 1..=2, required = true)]
+        value: Vec<String>,
+    },
     /// The node's version, listeners, alarms and memory threshold.
     #[command(name = "status")]
     Status,

@@ -80,6 +80,21 @@ pub fn run(
             }
             reply.ok()?;
         }
+        CtlCommand::SetDiskFreeLimit { value } => {
+            let (body, shown) = disk_limit_request(value)?;
+            let node = node_name(client)?;
+            format.banner(
+                out,
+                &format!("Setting disk free limit on {node} to {shown} ..."),
+            );
+            let reply = client.put("/api/warren/disk-free-limit", &body)?;
+            if matches!(reply.status, 404 | 405) {
+                return Err(CtlError::Refused(
+                    "this broker has no /api/warren/disk-free-limit (a Warren extension of the management API)".into(),
+                ));
+            }
+            reply.ok()?;
+        }
         CtlCommand::Status => status(client, format, out)?,
         CtlCommand::AwaitStartup => await_startup(client, options.timeout)?,
         _ => {
@@ -128,6 +143,33 @@ pub fn watermark_request(args: &[String]) -> Result<(Value, String), CtlError> {
         _ => Err(CtlError::Validation(
             "Bad argument: expected <fraction> or absolute <value>".into(),
         )),
+    }
+}
+
+/// The request body for `<disk_limit>` or `mem_relative <fraction>`, and the value as
+/// rabbitmqctl's banner shows it.
+pub fn disk_limit_request(args: &[String]) -> Result<(Value, String), CtlError> {
+    let bad = || CtlError::Validation("Bad argument".into());
+    match args {
+        [word] if word == "mem_relative" => {
+            Err(CtlError::Validation("Not enough arguments".into()))
+        }
+        [limit] => {
+            let bytes = crate::config::parse_information_unit(limit).ok_or_else(bad)?;
+            Ok((json!({"absolute": bytes}), format!("{limit} bytes")))
+        }
+        [word, fraction] if word == "mem_relative" => {
+            let f: f64 = fraction
+                .parse()
+                .ok()
+                .filter(|f: &f64| f.is_finite() && *f >= 0.0)
+                .ok_or_else(bad)?;
+            Ok((
+                json!({"mem_relative": f}),
+                format!("{fraction} times the total RAM"),
+            ))
+        }
+        _ => Err(CtlError::Validation("Too many arguments".into())),
     }
 }
 
@@ -180,7 +222,22 @@ fn status(client: &Client, format: &Format, out: &mut String) -> Result<(), CtlE
     if alarms.status == 200 {
         let _ = writeln!(out, "(none)\n");
     } else {
-        let _ = writeln!(out, "Memory alarm on node {node}\n");
+        let resources: Vec<&str> = alarms
+            .body
+            .get("alarms")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|a| a.get("resource").and_then(Value::as_str))
+            .collect();
+        for resource in resources {
+            let name = if resource == "disk space" {
+                "Free disk space"
+            } else {
+                "Memory"
+            };
+            let _ = writeln!(out, "{name} alarm on node {node}\n");
+        }
     }
     let watermark = client.get("/api/warren/vm-memory-high-watermark")?;
     if watermark.status == 200 {
@@ -254,6 +311,24 @@ mod tests {
         assert_eq!(parse_bytes("0"), None);
         assert_eq!(parse_bytes("12XB"), None);
         assert_eq!(parse_bytes("GB"), None);
+    }
+
+    #[test]
+    fn a_disk_limit_is_bytes_or_a_multiple_of_memory() {
+        let (body, shown) = disk_limit_request(&["50MB".into()]).unwrap();
+        assert_eq!(
+            (body, shown.as_str()),
+            (json!({"absolute": 50_000_000}), "50MB bytes")
+        );
+        let (body, shown) = disk_limit_request(&["mem_relative".into(), "1.5".into()]).unwrap();
+        assert_eq!(
+            (body, shown.as_str()),
+            (json!({"mem_relative": 1.5}), "1.5 times the total RAM")
+        );
+        assert!(disk_limit_request(&["mem_relative".into()]).is_err());
+        assert!(disk_limit_request(&["mem_relative".into(), "-1".into()]).is_err());
+        assert!(disk_limit_request(&["5TB".into()]).is_err());
+        assert!(disk_limit_request(&["1".into(), "2".into()]).is_err());
     }
 
     #[test]

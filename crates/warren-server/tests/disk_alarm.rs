@@ -1,0 +1,419 @@
+//! The free disk space alarm (`disk_free_limit`): publishers are blocked with
+//! `connection.blocked` "low on disk" while the data directory's filesystem is below the limit,
+//! the management API and Prometheus show it, and a disk that really fills (a small tmpfs,
+//! when this process may mount one) blocks publishers, loses nothing confirmed, and unblocks
+//! them when space returns.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use bytes::BytesMut;
+use common::Raw;
+use common::http::call;
+use serde_json::json;
+use warren_codec::{
+    BasicPublish, ContentHeader, FieldValue, Method, QueueDeclare, RawProperties, encode_body,
+    encode_header,
+};
+use warren_mgmt::DiskFreeLimit;
+
+/// No filesystem has an exabyte free: a limit that sets the alarm at the next check.
+const EXABYTE: u64 = 1 << 60;
+
+async fn blocked_publisher(server: &warren_server::ServerHandle, queue: &str) -> Raw {
+    let mut raw = Raw::connect(server).await;
+    let caps = [("connection.blocked", FieldValue::Bool(true))]
+        .into_iter()
+        .collect();
+    raw.start(caps, b"\0guest\0guest").await;
+    raw.method().await;
+    raw.tune_and_open("/", 0).await;
+    raw.method().await;
+    raw.open_channel(1).await;
+    raw.send(
+        1,
+        QueueDeclare {
+            queue: queue.into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    raw.method().await;
+    raw.send(
+        1,
+        BasicPublish {
+            routing_key: queue.into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    let mut buf = BytesMut::new();
+    encode_header(&mut buf, 1, &ContentHeader::basic(1, RawProperties::EMPTY));
+    encode_body(&mut buf, 1, b"x");
+    raw.write(&buf).await;
+    raw
+}
+
+async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    for _ in 0..100 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{what} did not happen within 10 s");
+}
+
+#[tokio::test]
+async fn disk_alarm_blocks_publishers_with_low_on_disk_until_the_limit_is_lowered() {
+    let server = common::start().await;
+    let nodes = call(&server, "GET", "/api/nodes", None).await.json();
+    assert_eq!(nodes[0]["disk_free_limit"], 50_000_000);
+    assert_eq!(nodes[0]["disk_free_alarm"], false);
+    server
+        .set_disk_free_limit(DiskFreeLimit::Absolute(EXABYTE))
+        .unwrap();
+    eventually("the disk alarm", async || {
+        call(&server, "GET", "/api/nodes", None).await.json()[0]["disk_free_alarm"] == true
+    })
+    .await;
+    let nodes = call(&server, "GET", "/api/nodes", None).await.json();
+    assert_eq!(nodes[0]["disk_free_limit"], EXABYTE);
+    assert!(nodes[0]["disk_free"].as_u64().is_some_and(|f| f < EXABYTE));
+    assert_eq!(nodes[0]["mem_alarm"], false);
+    let node = nodes[0]["name"].clone();
+    for (path, reason) in [
+        (
+            "/api/health/checks/alarms",
+            "There are alarms in effect in the cluster",
+        ),
+        (
+            "/api/health/checks/local-alarms",
+            "There are alarms in effect on the node",
+        ),
+    ] {
+        let reply = call(&server, "GET", path, None).await;
+        assert_eq!(reply.status, 503, "{path}");
+        assert_eq!(
+            reply.json(),
+            json!({"status": "failed", "reason": reason,
+                   "alarms": [{"node": node, "resource": "disk space"}]})
+        );
+    }
+    let prom = server.prometheus_addr().unwrap();
+    let metrics = common::http::request(prom, "GET", "/metrics", None, None, &[]).await;
+    assert!(
+        metrics
+            .body
+            .contains("\nrabbitmq_alarms_free_disk_space_watermark 1\n"),
+        "{}",
+        metrics.body
+    );
+
+    let mut raw = blocked_publisher(&server, "held").await;
+    match raw.method().await {
+        Method::ConnectionBlocked(b) => assert_eq!(b.reason, "low on disk"),
+        other => panic!("expected connection.blocked, got {other:?}"),
+    }
+    // Back below the free space: the monitor checks at once, the publisher is unblocked and
+    // the publish that met the alarm is in its queue.
+    server
+        .set_disk_free_limit(DiskFreeLimit::Absolute(0))
+        .unwrap();
+    match raw.method().await {
+        Method::ConnectionUnblocked(_) => {}
+        other => panic!("expected connection.unblocked, got {other:?}"),
+    }
+    raw.send(
+        1,
+        QueueDeclare {
+            queue: "held".into(),
+            passive: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    match raw.method().await {
+        Method::QueueDeclareOk(ok) => assert_eq!(ok.message_count, 1),
+        other => panic!("expected queue.declare-ok, got {other:?}"),
+    }
+    let reply = call(&server, "GET", "/api/health/checks/alarms", None).await;
+    assert_eq!(reply.json(), json!({"status": "ok"}));
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn both_alarms_name_both_resources() {
+    let server = common::start_with(|c| c.memory_high_watermark = 1e-9).await;
+    server
+        .set_disk_free_limit(DiskFreeLimit::Absolute(EXABYTE))
+        .unwrap();
+    eventually("both alarms", async || {
+        call(&server, "GET", "/api/health/checks/alarms", None)
+            .await
+            .json()["alarms"]
+            .as_array()
+            .is_some_and(|a| a.len() == 2)
+    })
+    .await;
+    let mut raw = blocked_publisher(&server, "both").await;
+    match raw.method().await {
+        Method::ConnectionBlocked(b) => assert_eq!(b.reason, "low on disk & memory"),
+        other => panic!("expected connection.blocked, got {other:?}"),
+    }
+    // One alarm clearing leaves the connection blocked, with nothing more said.
+    server
+        .set_disk_free_limit(DiskFreeLimit::Absolute(0))
+        .unwrap();
+    let quiet = tokio::time::timeout(Duration::from_millis(700), raw.frame()).await;
+    assert!(quiet.is_err(), "still blocked by memory: {quiet:?}");
+    server.set_memory_high_watermark(1.0).unwrap();
+    match raw.method().await {
+        Method::ConnectionUnblocked(_) => {}
+        other => panic!("expected connection.unblocked, got {other:?}"),
+    }
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_limit_changes_through_the_api_with_rabbitmqs_forms() {
+    let server = common::start().await;
+    let reply = call(
+        &server,
+        "PUT",
+        "/api/warren/disk-free-limit",
+        Some(json!({"absolute": 1234})),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.json()["disk_free_limit"], 1234);
+    let reply = call(
+        &server,
+        "PUT",
+        "/api/warren/disk-free-limit",
+        Some(json!({"mem_relative": -1})),
+    )
+    .await;
+    assert_eq!(reply.status, 400);
+    let reply = call(&server, "GET", "/api/warren/disk-free-limit", None).await;
+    assert_eq!(reply.json()["setting"], json!({"absolute": 1234}));
+    server.shutdown().await.unwrap();
+}
+
+/// A small tmpfs mounted for one test and unmounted when dropped; `None` where this process
+/// may not mount (not root, or in a container that forbids it): the tests below then say so
+/// and check nothing.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(mib: u64) -> Option<Tmpfs> {
+        let dir = common::fresh_data_dir().with_extension("tmpfs");
+        std::fs::create_dir_all(&dir).ok()?;
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={mib}m"), "tmpfs"])
+            .arg(&dir)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            eprintln!("skipped: cannot mount a tmpfs here (needs root)");
+            let _ = std::fs::remove_dir(&dir);
+            return None;
+        }
+        Some(Tmpfs(dir))
+    }
+
+    fn resize(&self, mib: u64) {
+        let ok = std::process::Command::new("mount")
+            .args(["-o", &format!("remount,size={mib}m")])
+            .arg(&self.0)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "remount");
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        // Lazy: a failed test drops this before its server has closed the store's files, and
+        // a busy filesystem must not stay mounted.
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+type Confirm = tokio::task::JoinHandle<bool>;
+
+/// What a fill saw: numbers acked, nacked, and still waiting for their confirm.
+#[derive(Default)]
+struct Fill {
+    acked: Vec<u64>,
+    nacked: Vec<u64>,
+    due: Vec<(u64, Confirm)>,
+}
+
+/// Publishes numbered persistent 1 KiB messages to the durable queue `q` in windows of 64,
+/// waiting for each window's confirms, until `max` messages, a window with a nack, or a
+/// confirm that does not come within `patience` (the publisher is blocked). Each publish is a
+/// task: lapin holds a blocked connection's publishes back, so a publish itself may wait.
+async fn fill(ch: &lapin::Channel, max: u64, patience: Duration) -> Fill {
+    let mut out = Fill::default();
+    let props = lapin::BasicProperties::default().with_delivery_mode(2);
+    let mut n = 0u64;
+    while n < max && out.nacked.is_empty() {
+        let mut window = Vec::new();
+        for _ in 0..64 {
+            let mut body = vec![b'.'; 1024];
+            body[..8].copy_from_slice(&n.to_be_bytes());
+            let (ch, props) = (ch.clone(), props.clone());
+            let task = tokio::spawn(async move {
+                let confirm = ch
+                    .basic_publish("", "q", Default::default(), &body, props)
+                    .await
+                    .unwrap();
+                confirm.await.unwrap().is_ack()
+            });
+            window.push((n, task));
+            n += 1;
+        }
+        let mut window = window.into_iter();
+        while let Some((number, mut confirm)) = window.next() {
+            match tokio::time::timeout(patience, &mut confirm).await {
+                Ok(Ok(true)) => out.acked.push(number),
+                Ok(Ok(false)) => out.nacked.push(number),
+                Ok(Err(e)) => panic!("publish {number} failed: {e}"),
+                Err(_) => {
+                    out.due.push((number, confirm));
+                    out.due.extend(window);
+                    return out;
+                }
+            }
+        }
+    }
+    out.acked.sort_unstable();
+    out
+}
+
+/// The numbers the durable queue `q` holds, read with basic.get (no ack: they stay).
+async fn numbers_in_queue(ch: &lapin::Channel) -> Vec<u64> {
+    let mut seen = Vec::new();
+    while let Some(m) = ch
+        .basic_get("q", lapin::options::BasicGetOptions::default())
+        .await
+        .unwrap()
+    {
+        let mut n = [0u8; 8];
+        n.copy_from_slice(&m.delivery.data[..8]);
+        seen.push(u64::from_be_bytes(n));
+    }
+    seen.sort_unstable();
+    seen
+}
+
+async fn durable_queue(conn: &lapin::Connection) -> lapin::Channel {
+    let ch = conn.create_channel().await.unwrap();
+    ch.confirm_select(Default::default()).await.unwrap();
+    ch.queue_declare(
+        "q",
+        lapin::options::QueueDeclareOptions {
+            durable: true,
+            ..Default::default()
+        },
+        Default::default(),
+    )
+    .await
+    .unwrap();
+    ch
+}
+
+fn on_disk(dir: &std::path::Path, limit: u64) -> impl FnOnce(&mut warren_server::config::Config) {
+    let dir = dir.join("data");
+    move |c| {
+        c.data_dir = dir;
+        c.store_cache_mib = 4;
+        c.disk_free_limit = warren_server::config::DiskFreeLimitConfig {
+            absolute: Some(warren_server::config::ByteSize::Bytes(limit)),
+            relative: None,
+        };
+    }
+}
+
+#[tokio::test]
+async fn a_filling_disk_blocks_publishers_and_space_returning_unblocks_them() {
+    let Some(fs) = Tmpfs::mount(128) else { return };
+    // Ballast leaves about 60 MiB free; the alarm is at 40 MB.
+    let ballast = fs.0.join("ballast");
+    std::fs::write(&ballast, vec![0u8; 68 << 20]).unwrap();
+    let server = common::start_with(on_disk(&fs.0, 40_000_000)).await;
+    let conn = common::connect(&server).await;
+    let ch = durable_queue(&conn).await;
+    let filled = fill(&ch, 200_000, Duration::from_secs(3)).await;
+    assert!(
+        filled.nacked.is_empty(),
+        "nothing is refused before the alarm"
+    );
+    assert!(!filled.due.is_empty(), "the fill was blocked, not finished");
+    assert!(conn.status().blocked(), "connection.blocked was received");
+    let reply = call(&server, "GET", "/api/health/checks/alarms", None).await;
+    assert_eq!(reply.json()["alarms"][0]["resource"], "disk space");
+    // Space returns: within the monitor's longest interval the publisher is unblocked and
+    // every publish it had sent is confirmed.
+    std::fs::remove_file(&ballast).unwrap();
+    let mut acked = filled.acked;
+    for (number, confirm) in filled.due {
+        let ack = tokio::time::timeout(Duration::from_secs(15), confirm)
+            .await
+            .expect("confirmed once space returned")
+            .unwrap();
+        assert!(ack, "{number} acked");
+        acked.push(number);
+    }
+    acked.sort_unstable();
+    assert!(!conn.status().blocked());
+    drop(ch);
+    let _ = conn.close(200, "").await;
+    server.shutdown().await.unwrap();
+    // Nothing confirmed is lost across a restart.
+    let server = common::start_with(on_disk(&fs.0, 40_000_000)).await;
+    let conn = common::connect(&server).await;
+    let ch = durable_queue(&conn).await;
+    assert_eq!(numbers_in_queue(&ch).await, acked);
+    conn.close(200, "").await.unwrap();
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_full_disk_nacks_persistent_publishes_and_loses_nothing_confirmed() {
+    let Some(fs) = Tmpfs::mount(24) else { return };
+    // No alarm (a limit of 0): the store meets the full disk itself.
+    let server = common::start_with(on_disk(&fs.0, 0)).await;
+    let conn = common::connect(&server).await;
+    let ch = durable_queue(&conn).await;
+    let filled = fill(&ch, 100_000, Duration::from_secs(10)).await;
+    assert!(filled.due.is_empty(), "every publish is answered");
+    assert!(!filled.nacked.is_empty(), "a full disk refuses publishes");
+    assert!(!filled.acked.is_empty());
+    // The broker still serves: a transient queue works.
+    let other = conn.create_channel().await.unwrap();
+    common::declare_queue(&other, "still-here").await.unwrap();
+    drop((ch, other));
+    let _ = conn.close(200, "").await;
+    server.shutdown().await.unwrap();
+    // With room again, every confirmed message is back (a nacked one may be too).
+    fs.resize(64);
+    let server = common::start_with(on_disk(&fs.0, 0)).await;
+    let conn = common::connect(&server).await;
+    let ch = durable_queue(&conn).await;
+    let back = numbers_in_queue(&ch).await;
+    for n in &filled.acked {
+        assert!(back.binary_search(n).is_ok(), "confirmed {n} lost");
+    }
+    conn.close(200, "").await.unwrap();
+    server.shutdown().await.unwrap();
+}
