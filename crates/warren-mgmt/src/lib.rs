@@ -18,6 +18,7 @@ mod auth;
 mod base64;
 pub mod counters;
 mod error;
+pub mod exchange_stats;
 mod json;
 mod listing;
 pub mod prometheus;
@@ -30,7 +31,7 @@ use std::time::Instant;
 use warren_broker::Broker;
 
 pub use api::definitions::import_definitions;
-pub use counters::{ChannelStats, ConnectionStats, Counter};
+pub use counters::{ChannelStats, ConnectionStats, Counter, ExchangeTable};
 pub use error::ApiError;
 pub use stats::Statistics;
 
