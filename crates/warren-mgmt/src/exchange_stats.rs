@@ -31,6 +31,10 @@ pub struct ExchangeWindows {
     channels: HashMap<(u64, u16), ChannelCounts>,
     retired: HashMap<Key, [u64; 2]>,
     baseline: HashMap<Key, [u64; 2]>,
+    /// `publish_out` of exchanges forgotten after their deletion.
+    removed_out: u64,
+    /// Every `publish_out` ever counted, deleted exchanges included.
+    routed: u64,
 }
 
 fn add(dst: &mut [u64; 2], src: &[u64; 2]) {
@@ -50,6 +54,19 @@ impl ExchangeWindows {
     /// The window of one exchange (`None`: nothing was ever published into it).
     pub fn get(&self, vhost: &str, exchange: &str) -> Option<&Window<2>> {
         self.by_vhost.get(vhost)?.get(exchange)
+    }
+
+    /// Every exchange's window, with its (vhost, name).
+    pub fn all(&self) -> impl Iterator<Item = (Key, &Window<2>)> {
+        self.by_vhost
+            .iter()
+            .flat_map(|(v, m)| m.iter().map(move |(x, w)| ((v.clone(), x.clone()), w)))
+    }
+
+    /// Messages routed to queues, one per queue, since the broker started (as of this sample):
+    /// RabbitMQ's `rabbitmq_global_messages_routed_total`.
+    pub fn routed_total(&self) -> u64 {
+        self.routed
     }
 
     /// Takes a sample `secs` after the last: `live` the open channels' counts, `api` what the
@@ -85,6 +102,7 @@ impl ExchangeWindows {
         for (k, v) in &self.retired {
             add(totals.entry(k.clone()).or_default(), v);
         }
+        self.routed = self.removed_out + totals.values().map(|t| t[1]).sum::<u64>();
         let mut old_windows = std::mem::take(&mut self.by_vhost);
         for (key, total) in totals {
             if !existing.contains(&key) {
@@ -93,6 +111,7 @@ impl ExchangeWindows {
                 } else {
                     self.retired.remove(&key);
                     self.baseline.remove(&key);
+                    self.removed_out += total[1];
                 }
                 continue;
             }
@@ -177,5 +196,7 @@ mod tests {
         w.sample(vec![], HashMap::new(), &HashSet::new(), 1.0);
         w.sample(vec![], HashMap::new(), &HashSet::new(), 1.0);
         assert!(w.retired.is_empty() && w.baseline.is_empty() && w.by_vhost.is_empty());
+        // The node's routed total never goes down.
+        assert_eq!(w.routed_total(), 17);
     }
 }

@@ -27,6 +27,7 @@ use warren_broker::{Broker, QueueCounters};
 use crate::Connections;
 use crate::counters::CHANNEL_COUNTERS;
 use crate::exchange_stats::ExchangeWindows;
+use crate::history::Histories;
 
 /// The keys of a queue's `message_stats`, in [`queue_values`] order.
 pub const QUEUE_COUNTERS: [&str; 8] = [
@@ -124,6 +125,8 @@ pub struct Sampled {
     owners: HashMap<u64, String>,
     /// Exchanges' `publish_in` and `publish_out`.
     pub exchanges: ExchangeWindows,
+    /// The last samples of everything, for `?msg_rates_age=` and `?lengths_age=`.
+    pub history: Histories,
 }
 
 /// The sampler's state, shared with the API.
@@ -327,6 +330,10 @@ impl Statistics {
         } else {
             s.node.update(node, secs);
         }
+        let ts = warren_broker::now_ms();
+        let mut history = std::mem::take(&mut s.history);
+        history.record(&s, ts);
+        s.history = history;
     }
 
     /// Samples every `interval` until the returned task is aborted or `stop` completes.

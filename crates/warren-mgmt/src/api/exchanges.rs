@@ -19,7 +19,7 @@ use crate::auth::Authed;
 use crate::json::{body_object, bool_field, json_to_table, str_field, table_to_json};
 use crate::listing::{Params, reply_list};
 use crate::stats::{Window, details};
-use crate::{ApiError, Management, base64};
+use crate::{ApiError, Management, base64, history};
 
 /// An exchange's `message_stats`: `publish_in` once anything was published into it,
 /// `publish_out` once a publish reached a queue (RabbitMQ shows each only then).
@@ -130,9 +130,20 @@ pub async fn show(
     state: State,
     user: Authed,
     Path((v, name)): Path<(String, String)>,
+    Query(params): Query<Params>,
 ) -> Result<Response, ApiError> {
-    let (_, x) = find(&state.0, &v, &name)?;
+    let (_, mut x) = find(&state.0, &v, &name)?;
     user.require_vhost(&v)?;
+    let hq = history::Query::from_params(&params)?;
+    if hq.msg_rates.is_some() {
+        let key = (v.clone(), exchange_name(&name).to_string());
+        let ring = state
+            .0
+            .stats
+            .read(|s| s.history.exchanges.get(&key).cloned());
+        let names = ["publish_in", "publish_out"];
+        history::apply(&mut x, ring.as_ref(), &hq, now_ms(), (&names, 0), None);
+    }
     Ok(ok(x))
 }
 
