@@ -25,7 +25,7 @@ import time
 import urllib.error
 import urllib.request
 
-from mgmt_stats_checks import run_exchange_stats, vhost_limit_parameter_checks  # noqa: E402
+from mgmt_stats_checks import run_exchange_stats, run_history, vhost_limit_parameter_checks  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -261,7 +261,8 @@ def run(base):
         print("ok   queue statistics fields")
     p2, f2 = run_statistics(api)
     p3, f3 = run_exchange_stats(api)
-    return passed + p2 + p3, failed + f2 + f3
+    p4, f4 = run_history(api)
+    return passed + p2 + p3 + p4, failed + f2 + f3 + f4
 
 
 def is_num(v):

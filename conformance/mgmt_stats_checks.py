@@ -141,3 +141,73 @@ def run_exchange_stats(api):
     for q in qs:
         api.call("DELETE", f"/api/queues/%2F/{q}")
     return passed, failed
+
+
+def history_problems(details, want_len):
+    """A `*_details` object with `samples` (newest first, 5 s apart, on multiples of 5 s),
+    `avg` and `avg_rate`."""
+    if not isinstance(details, dict):
+        return [f"details {details!r}"]
+    problems = [f"{k} is {details.get(k)!r}" for k in ("rate", "avg", "avg_rate")
+                if not isinstance(details.get(k), (int, float))]
+    samples = details.get("samples")
+    if not isinstance(samples, list) or len(samples) != want_len:
+        return problems + [f"samples {samples!r:.300}, expected {want_len}"]
+    ts = [s.get("timestamp") for s in samples]
+    if any(not isinstance(t, int) or t % 5000 for t in ts) or \
+            any(a - b != 5000 for a, b in zip(ts, ts[1:])):
+        problems.append(f"timestamps {ts}")
+    if any(not isinstance(s.get("sample"), int) for s in samples):
+        problems.append(f"sample values {samples}")
+    return problems
+
+
+def run_history(api):
+    """`?lengths_age=10&lengths_incr=5&msg_rates_age=10&msg_rates_incr=5` on a queue, an
+    exchange, a vhost and the overview (three samples each once the broker has ten seconds of
+    history), the refusal of a zero step and the silence on a non-integer."""
+    q = "/api/queues/%2F/mgmt-check-hist"
+    api.call("PUT", q, {"durable": False})
+    api.call("POST", "/api/exchanges/%2F/amq.default/publish",
+             {"properties": {}, "routing_key": "mgmt-check-hist", "payload": "h",
+              "payload_encoding": "string"})
+    r = "lengths_age=10&lengths_incr=5&msg_rates_age=10&msg_rates_incr=5"
+    cases = [
+        ("history: queue lengths and message rates", f"{q}?{r}",
+         lambda b: history_problems(b.get("messages_details"), 3)
+         + history_problems(b.get("message_stats", {}).get("publish_details"), 3)),
+        ("history: exchange message rates", f"/api/exchanges/%2F/amq.default?{r}",
+         lambda b: history_problems(b.get("message_stats", {}).get("publish_in_details"), 3)),
+        ("history: vhost", f"/api/vhosts/%2F?{r}",
+         lambda b: history_problems(b.get("messages_ready_details"), 3)
+         + history_problems(b.get("message_stats", {}).get("publish_details"), 3)),
+        ("history: overview", f"/api/overview?{r}",
+         lambda b: history_problems(b.get("queue_totals", {}).get("messages_details"), 3)
+         + history_problems(b.get("message_stats", {}).get("publish_details"), 3)),
+    ]
+    passed = failed = 0
+    deadline = time.time() + 30
+    for name, path, problems_of in cases:
+        while True:
+            _, _, body = api.call("GET", path)
+            problems = problems_of(body) if isinstance(body, dict) else [f"body {body!r:.200}"]
+            if not problems or time.time() > deadline:
+                break
+            time.sleep(1)
+        if problems:
+            failed += 1
+            print(f"FAIL {name}: {'; '.join(problems)[:600]}")
+        else:
+            passed += 1
+            print(f"ok   {name}")
+    status, _, body = api.call("GET", f"{q}?msg_rates_age=60&msg_rates_incr=0")
+    want = {"error": "bad_request", "reason": "Invalid range parameters: age 60, incr 0"}
+    ok = status == 400 and body == want
+    print(f"{'ok  ' if ok else 'FAIL'} history: a zero step is refused" + ("" if ok else f": {status} {body!r}"))
+    passed, failed = passed + ok, failed + (not ok)
+    _, _, body = api.call("GET", f"{q}?msg_rates_age=x&msg_rates_incr=5")
+    ok = isinstance(body, dict) and "samples" not in body.get("message_stats", {}).get("publish_details", {})
+    print(f"{'ok  ' if ok else 'FAIL'} history: a non-integer range is ignored")
+    passed, failed = passed + ok, failed + (not ok)
+    api.call("DELETE", q)
+    return passed, failed

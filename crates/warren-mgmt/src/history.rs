@@ -63,7 +63,10 @@ impl<const N: usize> Ring<N> {
     /// As [`Ring::points`], of the sum of the values at `indices`.
     pub fn sum_points(&self, q: Range, now: u64, indices: &[usize]) -> Vec<(u64, u64)> {
         let incr = q.incr_s.saturating_mul(1000);
-        let last = now / incr * incr;
+        let mut last = now / incr * incr;
+        if q.ceil && last != now {
+            last = last.saturating_add(incr);
+        }
         (0..=q.age_s / q.incr_s)
             .map_while(|k| last.checked_sub(k.saturating_mul(incr)))
             .filter_map(|t| {
@@ -84,6 +87,9 @@ pub struct Range {
     pub age_s: u64,
     /// The step between samples.
     pub incr_s: u64,
+    /// Whether the newest point is `now` rounded up to a step (RabbitMQ's `range_ceil`, for
+    /// queue lengths) rather than down.
+    pub ceil: bool,
 }
 
 /// The history a request asked for: message rates, queue lengths, or neither.
@@ -95,24 +101,26 @@ pub struct Query {
     pub lengths: Option<Range>,
 }
 
+/// RabbitMQ's `?MAX_RANGE`: at most this many steps in one range.
+const MAX_STEPS: i64 = 500;
+
+/// RabbitMQ's `rabbit_mgmt_util:range/3`: a pair that is not two integers is ignored; two
+/// integers must be positive with at most [`MAX_STEPS`] steps, or the request is refused.
 fn range(p: &Params, kind: &str) -> Result<Option<Range>, ApiError> {
-    let num = |k: String| -> Result<Option<u64>, ApiError> {
-        match p.get(&k) {
-            None => Ok(None),
-            Some(v) => v
-                .parse::<u64>()
-                .ok()
-                .filter(|n| *n > 0)
-                .map(Some)
-                .ok_or_else(|| ApiError::BadRequest(format!("{k} should be a positive integer"))),
-        }
+    let int = |k: String| p.get(&k).and_then(|v| v.parse::<i64>().ok());
+    let (Some(age), Some(incr)) = (int(format!("{kind}_age")), int(format!("{kind}_incr"))) else {
+        return Ok(None);
     };
-    match (num(format!("{kind}_age"))?, num(format!("{kind}_incr"))?) {
-        (Some(age_s), Some(incr_s)) => Ok(Some(Range {
-            age_s: age_s.min(24 * 3600),
-            incr_s,
-        })),
-        _ => Ok(None),
+    if age > 0 && incr > 0 && age / incr <= MAX_STEPS {
+        Ok(Some(Range {
+            age_s: age.unsigned_abs(),
+            incr_s: incr.unsigned_abs(),
+            ceil: false,
+        }))
+    } else {
+        Err(ApiError::BadRequest(format!(
+            "Invalid range parameters: age {age}, incr {incr}"
+        )))
     }
 }
 
@@ -298,6 +306,7 @@ mod tests {
         let q = Range {
             age_s: 10,
             incr_s: 5,
+            ceil: false,
         };
         // No sample at or before 0: that point is left out.
         assert_eq!(r.points(q, 12_300, 0), vec![(10_000, 2), (5_000, 1)]);
@@ -322,6 +331,7 @@ mod tests {
         let q = Range {
             age_s: 10,
             incr_s: 1,
+            ceil: false,
         };
         assert_eq!(r.points(q, 5_000, 0), vec![(5_000, 5), (4_000, 4)]);
     }
@@ -339,7 +349,8 @@ mod tests {
             Some(Query {
                 msg_rates: Some(Range {
                     age_s: 60,
-                    incr_s: 5
+                    incr_s: 5,
+                    ceil: false
                 }),
                 lengths: None
             })
@@ -348,7 +359,22 @@ mod tests {
             Query::from_params(&p(&[("lengths_age", "60")])).ok(),
             Some(Query::default())
         );
-        assert!(Query::from_params(&p(&[("lengths_age", "x"), ("lengths_incr", "5")])).is_err());
-        assert!(Query::from_params(&p(&[("lengths_age", "5"), ("lengths_incr", "0")])).is_err());
+        // Not integers: ignored, as RabbitMQ.
+        assert_eq!(
+            Query::from_params(&p(&[("lengths_age", "x"), ("lengths_incr", "5")])).ok(),
+            Some(Query::default())
+        );
+        let refused = |pairs: &[(&str, &str)]| match Query::from_params(&p(pairs)) {
+            Err(ApiError::BadRequest(t)) => t,
+            other => format!("{other:?}"),
+        };
+        assert_eq!(
+            refused(&[("lengths_age", "60"), ("lengths_incr", "0")]),
+            "Invalid range parameters: age 60, incr 0"
+        );
+        assert_eq!(
+            refused(&[("msg_rates_age", "501"), ("msg_rates_incr", "1")]),
+            "Invalid range parameters: age 501, incr 1"
+        );
     }
 }

@@ -11,14 +11,19 @@ enum Op {
     /// A sample `dt` ms after the previous one.
     Sample { dt: u64, value: u64 },
     /// A query `ahead` ms after the last sample.
-    Query { age_s: u64, incr_s: u64, ahead: u64 },
+    Query {
+        age_s: u64,
+        incr_s: u64,
+        ahead: u64,
+        ceil: bool,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         3 => (0u64..12_000, 0u64..1_000).prop_map(|(dt, value)| Op::Sample { dt, value }),
-        1 => (1u64..120, 1u64..30, 0u64..15_000)
-            .prop_map(|(age_s, incr_s, ahead)| Op::Query { age_s, incr_s, ahead }),
+        1 => (1u64..120, 1u64..30, 0u64..15_000, any::<bool>())
+            .prop_map(|(age_s, incr_s, ahead, ceil)| Op::Query { age_s, incr_s, ahead, ceil }),
     ]
 }
 
@@ -35,9 +40,12 @@ impl Model {
         (latest + self.cap >= self.all.len()).then(|| self.all[latest].1)
     }
 
-    fn details(&self, age_s: u64, incr_s: u64, now: u64) -> Value {
+    fn details(&self, age_s: u64, incr_s: u64, now: u64, ceil: bool) -> Value {
         let incr = incr_s * 1000;
-        let last = now - now % incr;
+        let mut last = now - now % incr;
+        if ceil && now % incr != 0 {
+            last += incr;
+        }
         let mut points = Vec::new();
         for k in 0..=age_s / incr_s {
             if k * incr > last {
@@ -83,11 +91,12 @@ proptest! {
                     ring.push(now, [value]);
                     model.all.push((now, value));
                 }
-                Op::Query { age_s, incr_s, ahead } => {
+                Op::Query { age_s, incr_s, ahead, ceil } => {
                     let at = now + ahead;
                     let mut got = json!({"x_details": {"rate": 0.0}});
-                    annotate(&mut got, Some(&ring), &[("x", &[0])], Some(Range { age_s, incr_s }), at);
-                    prop_assert_eq!(&got["x_details"], &model.details(age_s, incr_s, at));
+                    let q = Range { age_s, incr_s, ceil };
+                    annotate(&mut got, Some(&ring), &[("x", &[0])], Some(q), at);
+                    prop_assert_eq!(&got["x_details"], &model.details(age_s, incr_s, at, ceil));
                 }
             }
         }

@@ -185,7 +185,11 @@ pub async fn show(
     let m = &state.0;
     let q = find(m, &v, &name)?;
     user.require_vhost(&v)?;
-    let hq = history::Query::from_params(&params)?;
+    let mut hq = history::Query::from_params(&params)?;
+    // RabbitMQ's queue endpoints round the lengths range up (`range_ceil`).
+    if let Some(l) = &mut hq.lengths {
+        l.ceil = true;
+    }
     let mut body = queue_json(m, &q, true);
     if hq != history::Query::default() {
         let key = (v.clone(), name.clone());
