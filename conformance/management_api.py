@@ -25,6 +25,8 @@ import time
 import urllib.error
 import urllib.request
 
+from mgmt_stats_checks import run_exchange_stats, run_history, vhost_limit_parameter_checks  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -228,7 +230,8 @@ def run(base):
     # A queue's counts appear in RabbitMQ's answer only after its first stats emission, so
     # fields of queues are checked on one that has been there a while (see below).
     passed = failed = 0
-    for name, method, path, body, hdrs, user, want in checks() + policy_checks():
+    for name, method, path, body, hdrs, user, want in (checks() + policy_checks()
+                                                       + vhost_limit_parameter_checks()):
         status, headers, parsed = api.call(method, path, body, user, hdrs)
         problems = judge(status, headers, parsed, want)
         if problems:
@@ -257,7 +260,9 @@ def run(base):
         passed += 1
         print("ok   queue statistics fields")
     p2, f2 = run_statistics(api)
-    return passed + p2, failed + f2
+    p3, f3 = run_exchange_stats(api)
+    p4, f4 = run_history(api)
+    return passed + p2 + p3 + p4, failed + f2 + f3 + f4
 
 
 def is_num(v):

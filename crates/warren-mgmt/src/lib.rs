@@ -20,6 +20,8 @@ mod base64;
 mod console;
 pub mod counters;
 mod error;
+pub mod exchange_stats;
+pub mod history;
 mod json;
 mod listing;
 pub mod prometheus;
@@ -32,7 +34,7 @@ use std::time::Instant;
 use warren_broker::Broker;
 
 pub use api::definitions::import_definitions;
-pub use counters::{ChannelStats, ConnectionStats, Counter};
+pub use counters::{ChannelStats, ConnectionStats, Counter, ExchangeTable};
 pub use error::ApiError;
 pub use stats::Statistics;
 
@@ -72,6 +74,24 @@ pub trait Connections: Send + Sync + 'static {
     /// Asks the connection of that name to close with 320 CONNECTION_FORCED and `reason`;
     /// false when there is none.
     fn close(&self, name: &str, reason: &str) -> bool;
+    /// Connections and channels opened and closed so far (`None`: not counted).
+    fn lifecycle(&self) -> Option<Lifecycle> {
+        None
+    }
+}
+
+/// How many connections and channels opened and closed since the broker started (RabbitMQ's
+/// `rabbitmq_connections_opened_total`, ...).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Lifecycle {
+    /// Connections that completed their handshake.
+    pub connections_opened: u64,
+    /// Of those, the ones that ended.
+    pub connections_closed: u64,
+    /// Channels opened.
+    pub channels_opened: u64,
+    /// Channels closed (with their connection or alone).
+    pub channels_closed: u64,
 }
 
 /// No connections (a broker without an AMQP listener, in tests).

@@ -8,13 +8,15 @@
 //! atomics; it keeps its windows in one mutex of its own ([`Statistics`]), which API handlers
 //! take briefly to read rates. Lock order: the sampler holds no broker lock while it holds this
 //! one (it reads all counters first, then locks), and handlers read rates under it without
-//! taking any other lock.
+//! taking any other lock (an exchange listing may hold a vhost's topology read lock while it
+//! reads: topology, then this lock, never the reverse). Each channel's exchange list is a leaf
+//! lock the sampler takes before this one.
 //!
 //! Counts of channels that closed are kept per vhost ("retired"), so a vhost's and the node's
 //! `message_stats` do not go down when a channel closes, as in RabbitMQ; what a channel counted
 //! after the last sample before it closed is lost (at most one interval's worth).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,6 +26,8 @@ use warren_broker::{Broker, QueueCounters};
 
 use crate::Connections;
 use crate::counters::CHANNEL_COUNTERS;
+use crate::exchange_stats::ExchangeWindows;
+use crate::history::Histories;
 
 /// The keys of a queue's `message_stats`, in [`queue_values`] order.
 pub const QUEUE_COUNTERS: [&str; 8] = [
@@ -77,7 +81,7 @@ impl<const N: usize> Default for Window<N> {
 
 impl<const N: usize> Window<N> {
     /// A window whose first sample is `now` (rates 0 until the next one).
-    fn first(now: [u64; N]) -> Self {
+    pub(crate) fn first(now: [u64; N]) -> Self {
         Window {
             last: now,
             rate: [0.0; N],
@@ -85,7 +89,7 @@ impl<const N: usize> Window<N> {
     }
 
     /// Takes a new sample `secs` after the last one.
-    fn update(&mut self, now: [u64; N], secs: f64) {
+    pub(crate) fn update(&mut self, now: [u64; N], secs: f64) {
         for ((rate, new), old) in self.rate.iter_mut().zip(&now).zip(&self.last) {
             *rate = if secs > 0.0 {
                 (*new as f64 - *old as f64) / secs
@@ -119,6 +123,10 @@ pub struct Sampled {
     retired: HashMap<String, [u64; AGG]>,
     /// The vhost of each channel and connection seen at the last sample, for retiring them.
     owners: HashMap<u64, String>,
+    /// Exchanges' `publish_in` and `publish_out`.
+    pub exchanges: ExchangeWindows,
+    /// The last samples of everything, for `?msg_rates_age=` and `?lengths_age=`.
+    pub history: Histories,
 }
 
 /// The sampler's state, shared with the API.
@@ -131,6 +139,9 @@ pub struct Statistics {
     /// counts them on the management plugin's own channel). Its own lock, taken per API
     /// request, never on the AMQP path.
     api: Mutex<HashMap<String, [u64; CHANNEL_COUNTERS.len()]>>,
+    /// What the API published per exchange since the last sample: `[publish_in, publish_out]`
+    /// by (vhost, exchange). Its own lock, as `api`; never taken with `api`.
+    api_exchanges: Mutex<HashMap<(String, String), [u64; 2]>>,
 }
 
 impl Default for Statistics {
@@ -146,7 +157,18 @@ impl Statistics {
             interval,
             sampled: Mutex::new(Sampled::default()),
             api: Mutex::new(HashMap::new()),
+            api_exchanges: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Counts one API publish into `exchange` of `vhost` that reached `queues` queues.
+    pub fn count_api_exchange(&self, vhost: &str, exchange: &str, queues: usize) {
+        let mut m = self.api_exchanges.lock();
+        let e = m
+            .entry((vhost.to_string(), exchange.to_string()))
+            .or_default();
+        e[0] += 1;
+        e[1] += queues as u64;
     }
 
     /// Counts `n` of the channel counter `name` done by the API in `vhost`.
@@ -174,7 +196,13 @@ impl Statistics {
     pub fn sample(&self, broker: &Broker, connections: &dyn Connections) {
         // Read every counter first, without the sampler's lock.
         let mut queues = Vec::new();
+        let mut existing = HashSet::new();
         for vh in broker.vhosts() {
+            existing.extend(
+                vh.topology()
+                    .exchanges()
+                    .map(|x| (vh.name.clone(), x.name.to_string())),
+            );
             let list: Vec<_> = vh.topology().queues().cloned().collect();
             for q in list {
                 let (c, ready, unacked) = q.counters();
@@ -185,12 +213,20 @@ impl Statistics {
             }
         }
         let conns = connections.list();
+        let mut live_x = Vec::new();
+        for c in &conns {
+            for (n, st) in c.channels.iter().zip(&c.channel_stats) {
+                live_x.push(((c.id, *n), (c.vhost.clone(), st.exchange_counts())));
+            }
+        }
+        let api_x = std::mem::take(&mut *self.api_exchanges.lock());
         let api = self.api.lock().clone();
         let now = Instant::now();
         let mut s = self.sampled.lock();
         let secs = s.at.map_or(0.0, |t| now.duration_since(t).as_secs_f64());
         let first = s.at.is_none();
         s.at = Some(now);
+        s.exchanges.sample(live_x, api_x, &existing, secs);
         let mut totals: HashMap<String, [u64; AGG]> = s.retired.clone();
         let nc = CHANNEL_COUNTERS.len();
         for (v, counts) in api {
@@ -294,6 +330,10 @@ impl Statistics {
         } else {
             s.node.update(node, secs);
         }
+        let ts = warren_broker::now_ms();
+        let mut history = std::mem::take(&mut s.history);
+        history.record(&s, ts);
+        s.history = history;
     }
 
     /// Samples every `interval` until the returned task is aborted or `stop` completes.

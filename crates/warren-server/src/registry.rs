@@ -7,10 +7,11 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
-use warren_mgmt::{ChannelStats, ConnectionInfo, Connections};
+use warren_mgmt::{ChannelStats, ConnectionInfo, Connections, Lifecycle};
 
 /// The open channels of a connection: numbers in order, with their counters.
 type ChannelList = Arc<Mutex<Vec<(u16, Arc<ChannelStats>)>>>;
@@ -19,6 +20,12 @@ type ChannelList = Arc<Mutex<Vec<(u16, Arc<ChannelStats>)>>>;
 #[derive(Debug, Default)]
 pub struct ConnectionRegistry {
     open: Mutex<HashMap<u64, Entry>>,
+    /// Opened and closed totals (RabbitMQ's `*_opened_total`, `*_closed_total`): added when a
+    /// connection registers or unregisters and when its channel list changes, never per frame.
+    connections_opened: AtomicU64,
+    connections_closed: AtomicU64,
+    channels_opened: AtomicU64,
+    channels_closed: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -42,15 +49,30 @@ impl Registration {
     /// Records the connection's open channels (after a channel opens or closes).
     pub fn set_channels(&self, open: impl Iterator<Item = (u16, Arc<ChannelStats>)>) {
         let mut channels = self.channels.lock();
-        channels.clear();
+        // A channel is the same one while its counters are (a number reused by a new channel
+        // gets new counters).
+        let old: Vec<Arc<ChannelStats>> = channels.drain(..).map(|c| c.1).collect();
         channels.extend(open);
         channels.sort_unstable_by_key(|c| c.0);
+        let kept = channels
+            .iter()
+            .filter(|c| old.iter().any(|o| Arc::ptr_eq(o, &c.1)))
+            .count();
+        let r = &self.registry;
+        r.channels_opened
+            .fetch_add((channels.len() - kept) as u64, Ordering::Relaxed);
+        r.channels_closed
+            .fetch_add((old.len() - kept) as u64, Ordering::Relaxed);
     }
 }
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        self.registry.open.lock().remove(&self.id);
+        let r = &self.registry;
+        let channels = self.channels.lock().len() as u64;
+        r.channels_closed.fetch_add(channels, Ordering::Relaxed);
+        r.connections_closed.fetch_add(1, Ordering::Relaxed);
+        r.open.lock().remove(&self.id);
     }
 }
 
@@ -63,6 +85,7 @@ impl ConnectionRegistry {
         let (close, requests) = mpsc::unbounded_channel();
         let id = info.id;
         let channels = Arc::new(Mutex::new(Vec::new()));
+        self.connections_opened.fetch_add(1, Ordering::Relaxed);
         self.open.lock().insert(
             id,
             Entry {
@@ -104,5 +127,14 @@ impl Connections for ConnectionRegistry {
             .values()
             .find(|e| e.info.name == name)
             .is_some_and(|e| e.close.send(reason.to_string()).is_ok())
+    }
+
+    fn lifecycle(&self) -> Option<Lifecycle> {
+        Some(Lifecycle {
+            connections_opened: self.connections_opened.load(Ordering::Relaxed),
+            connections_closed: self.connections_closed.load(Ordering::Relaxed),
+            channels_opened: self.channels_opened.load(Ordering::Relaxed),
+            channels_closed: self.channels_closed.load(Ordering::Relaxed),
+        })
     }
 }

@@ -18,9 +18,40 @@ use super::{State, exchange_name, no_content, ok, vhost};
 use crate::auth::Authed;
 use crate::json::{body_object, bool_field, json_to_table, str_field, table_to_json};
 use crate::listing::{Params, reply_list};
-use crate::{ApiError, Management, base64};
+use crate::stats::{Window, details};
+use crate::{ApiError, Management, base64, history};
 
-fn exchange_json(vh: &VHost, x: &ExchangeDef) -> Value {
+/// An exchange's `message_stats`: `publish_in` once anything was published into it,
+/// `publish_out` once a publish reached a queue (RabbitMQ shows each only then).
+fn exchange_message_stats(w: Option<Window<2>>) -> Value {
+    let mut o = Map::new();
+    if let Some(w) = w {
+        for (i, n) in ["publish_in", "publish_out"].into_iter().enumerate() {
+            if w.last[i] > 0 {
+                o.insert(n.into(), json!(w.last[i]));
+                o.insert(format!("{n}_details"), details(w.rate[i]));
+            }
+        }
+    }
+    Value::Object(o)
+}
+
+/// The sampler's windows of `names` in `vh`, read under its lock and nothing else.
+fn windows<'a>(
+    m: &Management,
+    vh: &VHost,
+    names: impl Iterator<Item = &'a ExchangeDef>,
+) -> Vec<Option<Window<2>>> {
+    let names: Vec<String> = names.map(|x| x.name.to_string()).collect();
+    m.stats.read(|s| {
+        names
+            .iter()
+            .map(|n| s.exchanges.get(&vh.name, n).copied())
+            .collect()
+    })
+}
+
+fn exchange_json(vh: &VHost, x: &ExchangeDef, w: Option<Window<2>>) -> Value {
     let vhost = &vh.name;
     let mut v = json!({
         "name": x.name.to_string(),
@@ -30,7 +61,7 @@ fn exchange_json(vh: &VHost, x: &ExchangeDef) -> Value {
         "auto_delete": x.auto_delete,
         "internal": x.internal,
         "arguments": table_to_json(&x.arguments),
-        "message_stats": {},
+        "message_stats": exchange_message_stats(w),
         "user_who_performed_action": if x.name.is_empty() || x.name.as_bytes().starts_with(b"amq.") { "rmq-internal" } else { "" },
     });
     // RabbitMQ shows `policy` on an exchange only when one applies.
@@ -41,11 +72,15 @@ fn exchange_json(vh: &VHost, x: &ExchangeDef) -> Value {
     v
 }
 
-fn exchanges_of(vh: &VHost) -> Vec<Value> {
+fn exchanges_of(m: &Management, vh: &VHost) -> Vec<Value> {
     let topology = vh.topology();
     let mut xs: Vec<&ExchangeDef> = topology.exchanges().collect();
     xs.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
-    xs.into_iter().map(|x| exchange_json(vh, x)).collect()
+    let ws = windows(m, vh, xs.iter().copied());
+    xs.into_iter()
+        .zip(ws)
+        .map(|(x, w)| exchange_json(vh, x, w))
+        .collect()
 }
 
 /// `GET /api/exchanges`.
@@ -57,7 +92,7 @@ pub async fn list(
     let mut out = Vec::new();
     for vh in state.0.broker.vhosts() {
         if user.lists(&vh.name) {
-            out.extend(exchanges_of(&vh));
+            out.extend(exchanges_of(&state.0, &vh));
         }
     }
     Ok(ok(reply_list(Value::Array(out), &params)?))
@@ -72,16 +107,21 @@ pub async fn list_vhost(
 ) -> Result<Response, ApiError> {
     let vh = vhost(&state.0, &v)?;
     user.require_vhost(&v)?;
-    Ok(ok(reply_list(Value::Array(exchanges_of(&vh)), &params)?))
+    Ok(ok(reply_list(
+        Value::Array(exchanges_of(&state.0, &vh)),
+        &params,
+    )?))
 }
 
 fn find(m: &Management, v: &str, name: &str) -> Result<(Arc<VHost>, Value), ApiError> {
     let vh = vhost(m, v)?;
-    let x = vh
-        .topology()
+    let topology = vh.topology();
+    let def = topology
         .exchange(exchange_name(name).as_bytes())
-        .map(|x| exchange_json(&vh, x))
         .ok_or(ApiError::NotFound)?;
+    let w = windows(m, &vh, std::iter::once(def)).pop().flatten();
+    let x = exchange_json(&vh, def, w);
+    drop(topology);
     Ok((vh, x))
 }
 
@@ -90,9 +130,20 @@ pub async fn show(
     state: State,
     user: Authed,
     Path((v, name)): Path<(String, String)>,
+    Query(params): Query<Params>,
 ) -> Result<Response, ApiError> {
-    let (_, x) = find(&state.0, &v, &name)?;
+    let (_, mut x) = find(&state.0, &v, &name)?;
     user.require_vhost(&v)?;
+    let hq = history::Query::from_params(&params)?;
+    if hq.msg_rates.is_some() {
+        let key = (v.clone(), exchange_name(&name).to_string());
+        let ring = state
+            .0
+            .stats
+            .read(|s| s.history.exchanges.get(&key).cloned());
+        let names = ["publish_in", "publish_out"];
+        history::apply(&mut x, ring.as_ref(), &hq, now_ms(), (&names, 0), None);
+    }
     Ok(ok(x))
 }
 
@@ -306,6 +357,10 @@ pub async fn publish(
     .map_err(ApiError::from_broker)?;
     let routed = !queues.is_empty();
     state.0.stats.count_api(&v, "publish", 1);
+    state
+        .0
+        .stats
+        .count_api_exchange(&v, exchange_name(&name), queues.len());
     if !routed {
         state.0.stats.count_api(&v, "drop_unroutable", 1);
     }

@@ -8,6 +8,7 @@ mod exchanges;
 mod health;
 pub(crate) mod overview;
 mod parameters;
+mod parameters_limits;
 mod permissions;
 pub(crate) mod policies;
 mod policy_definitions;
@@ -196,7 +197,7 @@ pub fn routes() -> Router<Arc<Management>> {
             "/api/parameters/{component}/{vhost}/{name}",
             get(parameters::show)
                 .put(parameters::put)
-                .delete(parameters::show),
+                .delete(parameters::remove),
         )
         .route("/api/global-parameters", get(parameters::list_global))
         .route(

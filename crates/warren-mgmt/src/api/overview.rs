@@ -1,12 +1,14 @@
 //! `/api/overview`, `/api/whoami`, `/api/cluster-name`, `/api/nodes`.
 
-use axum::extract::Path;
+use axum::extract::{Path, Query};
 use axum::response::Response;
 use serde_json::{Value, json};
 
 use super::{State, ok};
 use crate::auth::Authed;
-use crate::{ApiError, Management, RABBITMQ_VERSION, stats};
+use crate::counters::CHANNEL_COUNTERS;
+use crate::listing::Params;
+use crate::{ApiError, Management, RABBITMQ_VERSION, history, stats};
 
 fn exchange_types() -> Value {
     let t = |name: &str| json!({"name": name, "description": format!("AMQP {name} exchange, as per the AMQP specification"), "enabled": true});
@@ -48,7 +50,12 @@ fn listeners(m: &Management) -> Value {
 }
 
 /// `GET /api/overview`.
-pub async fn overview(state: State, user: Authed) -> Response {
+pub async fn overview(
+    state: State,
+    user: Authed,
+    Query(params): Query<Params>,
+) -> Result<Response, ApiError> {
+    let hq = history::Query::from_params(&params)?;
     let m = &state.0;
     let (queues, exchanges, ready, unacked, consumers) = totals(m, &user);
     let conns: Vec<_> = m
@@ -78,7 +85,7 @@ pub async fn overview(state: State, user: Authed) -> Response {
             sum
         }
     });
-    ok(json!({
+    let mut body = json!({
         "management_version": RABBITMQ_VERSION,
         "rates_mode": "basic",
         "exchange_types": exchange_types(),
@@ -110,7 +117,25 @@ pub async fn overview(state: State, user: Authed) -> Response {
         "node": m.node,
         "listeners": listeners(m),
         "contexts": [],
-    }))
+    });
+    if hq != history::Query::default() {
+        // The node's history for monitors; others see no samples (their overview sums the
+        // vhosts they see, whose histories are not summed).
+        let ring = if user.is_monitor() {
+            Some(m.stats.read(|s| s.history.node.clone()))
+        } else {
+            None
+        };
+        history::apply(
+            &mut body,
+            ring.as_ref(),
+            &hq,
+            warren_broker::now_ms(),
+            (&CHANNEL_COUNTERS, 0),
+            Some((Some("queue_totals"), CHANNEL_COUNTERS.len())),
+        );
+    }
+    Ok(ok(body))
 }
 
 /// `GET /api/whoami`.

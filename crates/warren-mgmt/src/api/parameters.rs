@@ -1,9 +1,10 @@
 //! `/api/parameters[/{component}[/{vhost}[/{name}]]]` and `/api/global-parameters[/{name}]`:
 //! runtime parameters as RabbitMQ's management plugin serves them.
 //!
-//! Warren registers no runtime parameter component (RabbitMQ's come from plugins: federation,
-//! shovel; policies have their own endpoints), so vhost parameters are always empty lists and
-//! setting one is refused with RabbitMQ's "component ... not found" text. Global parameters are
+//! The one vhost parameter component Warren has is `vhost-limits` ([`super::parameters_limits`]);
+//! RabbitMQ's others come from plugins (federation, shovel; policies have their own endpoints),
+//! so their lists are empty and setting one is refused with RabbitMQ's "component ... not
+//! found" text. Global parameters are
 //! any JSON value under a name, stored and listed. Access: `policymaker` or `administrator`
 //! (with a permission on the vhost for vhost parameters), as RabbitMQ.
 
@@ -12,6 +13,7 @@ use axum::extract::{Path, Query};
 use axum::response::Response;
 use serde_json::{Value, json};
 
+use super::parameters_limits::{self as limits, COMPONENT};
 use super::policies::{parameter_error, require_policymaker};
 use super::{State, created, no_content, ok};
 use crate::ApiError;
@@ -19,47 +21,75 @@ use crate::auth::Authed;
 use crate::json::body_object;
 use crate::listing::{Params, reply_list};
 
-/// `GET /api/parameters`: no parameters exist.
+/// `GET /api/parameters`: the `vhost-limits` parameters of the vhosts the user sees.
 pub async fn list(
     state: State,
     user: Authed,
     Query(p): Query<Params>,
 ) -> Result<Response, ApiError> {
     require_policymaker(&state.0, &user, None)?;
-    Ok(ok(reply_list(json!([]), &p)?))
+    let rows = limits::rows(&state.0, |v| user.sees_vhost(v));
+    Ok(ok(reply_list(Value::Array(rows), &p)?))
 }
 
-/// `GET /api/parameters/{component}`: none of any component.
+/// `GET /api/parameters/{component}`: `vhost-limits` has parameters, other components none.
 pub async fn list_component(
     state: State,
     user: Authed,
-    Path(_component): Path<String>,
+    Path(component): Path<String>,
     Query(p): Query<Params>,
 ) -> Result<Response, ApiError> {
     require_policymaker(&state.0, &user, None)?;
-    Ok(ok(reply_list(json!([]), &p)?))
+    let rows = if component == COMPONENT {
+        limits::rows(&state.0, |v| user.sees_vhost(v))
+    } else {
+        Vec::new()
+    };
+    Ok(ok(reply_list(Value::Array(rows), &p)?))
 }
 
 /// `GET /api/parameters/{component}/{vhost}`.
 pub async fn list_vhost(
     state: State,
     user: Authed,
-    Path((_component, vhost)): Path<(String, String)>,
+    Path((component, vhost)): Path<(String, String)>,
     Query(p): Query<Params>,
 ) -> Result<Response, ApiError> {
     require_policymaker(&state.0, &user, Some(&vhost))?;
     super::vhost(&state.0, &vhost)?;
-    Ok(ok(reply_list(json!([]), &p)?))
+    let rows = if component == COMPONENT {
+        limits::rows(&state.0, |v| v == vhost)
+    } else {
+        Vec::new()
+    };
+    Ok(ok(reply_list(Value::Array(rows), &p)?))
 }
 
-/// `GET` and `DELETE /api/parameters/{component}/{vhost}/{name}`: never found.
+/// `GET /api/parameters/{component}/{vhost}/{name}`: only `vhost-limits` has any.
 pub async fn show(
     state: State,
     user: Authed,
-    Path((_component, vhost, _name)): Path<(String, String, String)>,
+    Path((component, vhost, name)): Path<(String, String, String)>,
 ) -> Result<Response, ApiError> {
     require_policymaker(&state.0, &user, Some(&vhost))?;
-    Err(ApiError::NotFound)
+    if component != COMPONENT {
+        return Err(ApiError::NotFound);
+    }
+    Ok(ok(limits::show(&state.0, &vhost, &name)?))
+}
+
+/// `DELETE /api/parameters/{component}/{vhost}/{name}`: 404 unless it exists.
+pub async fn remove(
+    state: State,
+    user: Authed,
+    Path((component, vhost, name)): Path<(String, String, String)>,
+) -> Result<Response, ApiError> {
+    require_policymaker(&state.0, &user, Some(&vhost))?;
+    if component != COMPONENT {
+        return Err(ApiError::NotFound);
+    }
+    limits::remove(&state.0, &vhost, &name)?;
+    Ok(no_content())
 }
 
 /// `PUT /api/parameters/{component}/{vhost}/{name}`.
@@ -80,6 +110,9 @@ pub async fn put(
     let value = b
         .get("value")
         .ok_or_else(|| ApiError::BadRequest("[{key_missing,value}]".into()))?;
+    if component == COMPONENT {
+        return Ok(created(limits::put(&state.0, &vhost, &name, value)?));
+    }
     let new = state
         .0
         .broker

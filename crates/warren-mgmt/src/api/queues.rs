@@ -22,7 +22,7 @@ use super::{State, created, no_content, ok, vhost};
 use crate::auth::Authed;
 use crate::json::{body_object, bool_field, json_to_table, str_field, table_to_json};
 use crate::listing::{Params, reply_list};
-use crate::{ApiError, Management, base64, stats};
+use crate::{ApiError, Management, base64, history, stats};
 
 /// The connection id the API acts as: no AMQP connection has id 0, so exclusive queues of
 /// clients stay theirs (405 RESOURCE_LOCKED becomes 400 here, as in RabbitMQ).
@@ -181,11 +181,32 @@ pub async fn show(
     state: State,
     user: Authed,
     Path((v, name)): Path<(String, String)>,
+    Query(params): Query<Params>,
 ) -> Result<Response, ApiError> {
     let m = &state.0;
     let q = find(m, &v, &name)?;
     user.require_vhost(&v)?;
-    Ok(ok(queue_json(m, &q, true)))
+    let mut hq = history::Query::from_params(&params)?;
+    // RabbitMQ's queue endpoints round the lengths range up (`range_ceil`).
+    if let Some(l) = &mut hq.lengths {
+        l.ceil = true;
+    }
+    let mut body = queue_json(m, &q, true);
+    if hq != history::Query::default() {
+        let key = (v.clone(), name.clone());
+        let ring = m.stats.read(|s| s.history.queues.get(&key).cloned());
+        let now = warren_broker::now_ms();
+        let n = stats::QUEUE_COUNTERS.len();
+        history::apply(
+            &mut body,
+            ring.as_ref(),
+            &hq,
+            now,
+            (&stats::QUEUE_COUNTERS, 0),
+            Some((None, n)),
+        );
+    }
+    Ok(ok(body))
 }
 
 /// `PUT /api/queues/{vhost}/{name}`: declares; 201 when created, 204 when it existed with the

@@ -27,7 +27,7 @@ pub fn limits_json(limits: &[(String, i64)]) -> Value {
 }
 
 /// How Erlang prints a decoded JSON value, for RabbitMQ's validation messages.
-fn erlang_term(v: &Value) -> String {
+pub(super) fn erlang_term(v: &Value) -> String {
     match v {
         Value::String(s) => format!("<<\"{s}\">>"),
         other => other.to_string(),

@@ -7,9 +7,10 @@ use serde_json::{Value, json};
 
 use super::{State, created, no_content, ok};
 use crate::auth::Authed;
+use crate::counters::CHANNEL_COUNTERS;
 use crate::json::body_object;
 use crate::listing::{Params, reply_list};
-use crate::{ApiError, Management, stats};
+use crate::{ApiError, Management, history, stats};
 
 fn vhost_json(m: &Management, name: &str) -> Value {
     let w = m.stats.read(|s| s.vhosts.get(name).copied());
@@ -71,6 +72,7 @@ pub async fn show(
     state: State,
     user: Authed,
     Path(name): Path<String>,
+    Query(params): Query<Params>,
 ) -> Result<Response, ApiError> {
     let m = &state.0;
     m.broker.vhost(&name).ok_or(ApiError::NotFound)?;
@@ -79,7 +81,20 @@ pub async fn show(
             "User not authorised to access virtual host".into(),
         ));
     }
-    Ok(ok(vhost_json(m, &name)))
+    let hq = history::Query::from_params(&params)?;
+    let mut body = vhost_json(m, &name);
+    if hq != history::Query::default() {
+        let ring = m.stats.read(|s| s.history.vhosts.get(&name).cloned());
+        history::apply(
+            &mut body,
+            ring.as_ref(),
+            &hq,
+            warren_broker::now_ms(),
+            (&CHANNEL_COUNTERS, 0),
+            Some((None, CHANNEL_COUNTERS.len())),
+        );
+    }
+    Ok(ok(body))
 }
 
 /// `PUT /api/vhosts/{vhost}`: 201 when new, 204 when it existed. As RabbitMQ's `put_vhost`,

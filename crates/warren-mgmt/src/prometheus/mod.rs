@@ -12,6 +12,7 @@
 //! knows nothing of it. No authentication, as RabbitMQ's plugin by default.
 
 mod families;
+mod globals;
 mod text;
 
 use std::collections::HashSet;
@@ -182,6 +183,7 @@ pub fn render(m: &Management, scope: &Scope) -> String {
             "Open file descriptors limit",
         );
         out.sample("rabbitmq_process_max_fds", "", max_fds());
+        globals::render(m, &mut out);
     }
     let prefix = if detailed {
         "rabbitmq_detailed_"

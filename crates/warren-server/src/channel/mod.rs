@@ -75,6 +75,8 @@ pub struct Channel {
     access: access::ChannelAccess,
     /// Counters and gauges for the statistics (written only by this connection's task).
     stats: Arc<warren_mgmt::ChannelStats>,
+    /// This channel's index of its per-exchange counters (in `stats`), for the publish path.
+    exchange_stats: warren_mgmt::ExchangeTable,
 }
 
 impl Channel {
@@ -95,6 +97,7 @@ impl Channel {
             last_queue: ShortStr::default(),
             access: access::ChannelAccess::default(),
             stats: Arc::default(),
+            exchange_stats: warren_mgmt::ExchangeTable::default(),
         }
     }
 

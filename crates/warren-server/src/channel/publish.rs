@@ -389,6 +389,9 @@ impl Channel {
             reply_to::deliver_replies(replies, &Arc::new(message.clone()));
         }
         self.stats.publish.add(1);
+        // RabbitMQ's `publish_in` of the exchange and, per queue reached, its `publish_out`.
+        self.exchange_stats
+            .count(&self.stats, publish.exchange.as_bytes(), queues.len());
         if queues.is_empty() {
             if publish.mandatory {
                 self.stats.return_unroutable.add(1);

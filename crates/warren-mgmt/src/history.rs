@@ -1,0 +1,380 @@
+//! Rate history: what the API answers to RabbitMQ's `msg_rates_age`/`msg_rates_incr` and
+//! `lengths_age`/`lengths_incr` query parameters. With them, every `*_details` object of the
+//! matching kind gets `samples` (`[{"sample": value, "timestamp": ms}, ...]`, newest first, one
+//! per `incr` seconds back to `age`, at multiples of `incr`), `avg` (their mean) and `avg_rate`
+//! (newest minus oldest over the span, per second), as RabbitMQ's `rabbit_mgmt_stats` formats
+//! them.
+//!
+//! Memory is bounded: the sampler keeps one [`Ring`] per object, a fixed number of the last
+//! samples (taken every `collect_statistics_interval`): [`NODE_SAMPLES`] for the node and each
+//! vhost (10 minutes at 5 s, RabbitMQ's first retention tier), [`OBJECT_SAMPLES`] for each
+//! queue and exchange (2 minutes at 5 s). A point older than what is kept is left out of
+//! `samples` (RabbitMQ keeps an hour at 60 s resolution as well).
+
+use std::collections::{HashMap, VecDeque};
+
+use serde_json::{Map, Value, json};
+
+use crate::ApiError;
+use crate::listing::Params;
+use crate::stats::{AGG, DEPTHS, Sampled};
+
+/// Samples kept for the node and each vhost.
+pub const NODE_SAMPLES: usize = 121;
+/// Samples kept for each queue and exchange.
+pub const OBJECT_SAMPLES: usize = 25;
+
+/// The last samples of one object's values: `(timestamp ms, values)`, oldest first.
+#[derive(Debug, Clone)]
+pub struct Ring<const N: usize> {
+    cap: usize,
+    samples: VecDeque<(u64, [u64; N])>,
+}
+
+impl<const N: usize> Ring<N> {
+    /// An empty ring that keeps `cap` samples.
+    pub fn new(cap: usize) -> Self {
+        Ring {
+            cap: cap.max(1),
+            samples: VecDeque::new(),
+        }
+    }
+
+    /// Records `values` taken at `ts` (milliseconds, not before the last one).
+    pub fn push(&mut self, ts: u64, values: [u64; N]) {
+        if self.samples.len() == self.cap {
+            self.samples.pop_front();
+        }
+        self.samples.push_back((ts, values));
+    }
+
+    /// The value of `index` at `at`: the latest sample taken at or before it.
+    fn at(&self, at: u64, index: usize) -> Option<u64> {
+        let i = self.samples.partition_point(|(ts, _)| *ts <= at);
+        let (_, v) = self.samples.get(i.checked_sub(1)?)?;
+        v.get(index).copied()
+    }
+
+    /// `(timestamp, value)` points for `q` ending at `now`, newest first.
+    pub fn points(&self, q: Range, now: u64, index: usize) -> Vec<(u64, u64)> {
+        self.sum_points(q, now, &[index])
+    }
+
+    /// As [`Ring::points`], of the sum of the values at `indices`.
+    pub fn sum_points(&self, q: Range, now: u64, indices: &[usize]) -> Vec<(u64, u64)> {
+        let incr = q.incr_s.saturating_mul(1000);
+        let mut last = now / incr * incr;
+        if q.ceil && last != now {
+            last = last.saturating_add(incr);
+        }
+        (0..=q.age_s / q.incr_s)
+            .map_while(|k| last.checked_sub(k.saturating_mul(incr)))
+            .filter_map(|t| {
+                let v = indices
+                    .iter()
+                    .map(|&i| self.at(t, i))
+                    .sum::<Option<u64>>()?;
+                Some((t, v))
+            })
+            .collect()
+    }
+}
+
+/// One `*_age` / `*_incr` pair, in seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Range {
+    /// How far back.
+    pub age_s: u64,
+    /// The step between samples.
+    pub incr_s: u64,
+    /// Whether the newest point is `now` rounded up to a step (RabbitMQ's `range_ceil`, for
+    /// queue lengths) rather than down.
+    pub ceil: bool,
+}
+
+/// The history a request asked for: message rates, queue lengths, or neither.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Query {
+    /// `msg_rates_age` and `msg_rates_incr`.
+    pub msg_rates: Option<Range>,
+    /// `lengths_age` and `lengths_incr`.
+    pub lengths: Option<Range>,
+}
+
+/// RabbitMQ's `?MAX_RANGE`: at most this many steps in one range.
+const MAX_STEPS: i64 = 500;
+
+/// RabbitMQ's `rabbit_mgmt_util:range/3`: a pair that is not two integers is ignored; two
+/// integers must be positive with at most [`MAX_STEPS`] steps, or the request is refused.
+fn range(p: &Params, kind: &str) -> Result<Option<Range>, ApiError> {
+    let int = |k: String| p.get(&k).and_then(|v| v.parse::<i64>().ok());
+    let (Some(age), Some(incr)) = (int(format!("{kind}_age")), int(format!("{kind}_incr"))) else {
+        return Ok(None);
+    };
+    if age > 0 && incr > 0 && age / incr <= MAX_STEPS {
+        Ok(Some(Range {
+            age_s: age.unsigned_abs(),
+            incr_s: incr.unsigned_abs(),
+            ceil: false,
+        }))
+    } else {
+        Err(ApiError::BadRequest(format!(
+            "Invalid range parameters: age {age}, incr {incr}"
+        )))
+    }
+}
+
+impl Query {
+    /// Reads the parameters (either pair may be absent; both members of a pair are needed).
+    pub fn from_params(p: &Params) -> Result<Query, ApiError> {
+        Ok(Query {
+            msg_rates: range(p, "msg_rates")?,
+            lengths: range(p, "lengths")?,
+        })
+    }
+}
+
+/// Adds `samples`, `avg` and `avg_rate` to `details` from `points` (newest first).
+fn fill(details: &mut Map<String, Value>, points: &[(u64, u64)]) {
+    let samples: Vec<Value> = points
+        .iter()
+        .map(|(t, v)| json!({"sample": v, "timestamp": t}))
+        .collect();
+    let avg = if points.is_empty() {
+        0.0
+    } else {
+        points.iter().map(|p| p.1 as f64).sum::<f64>() / points.len() as f64
+    };
+    let avg_rate = match (points.first(), points.last()) {
+        (Some(new), Some(old)) if new.0 > old.0 => {
+            (new.1 as f64 - old.1 as f64) * 1000.0 / (new.0 - old.0) as f64
+        }
+        _ => 0.0,
+    };
+    details.insert("samples".into(), Value::Array(samples));
+    details.insert("avg".into(), json!(avg));
+    details.insert("avg_rate".into(), json!(avg_rate));
+}
+
+/// For each `(name, indices)` whose `{name}_details` object is in `obj`, adds the history of
+/// the sum of the ring's values at `indices` over `q` (nothing when `q` is `None`).
+pub fn annotate<const N: usize>(
+    obj: &mut Value,
+    ring: Option<&Ring<N>>,
+    names: &[(&str, &[usize])],
+    q: Option<Range>,
+    now: u64,
+) {
+    let (Some(q), Value::Object(o)) = (q, obj) else {
+        return;
+    };
+    for (name, indices) in names {
+        if let Some(Value::Object(d)) = o.get_mut(&format!("{name}_details")) {
+            let points = ring
+                .map(|r| r.sum_points(q, now, indices))
+                .unwrap_or_default();
+            fill(d, &points);
+        }
+    }
+}
+
+/// `(name, [index])` for names in ring order starting at `first`, then `deliver_get` as the
+/// sum of `deliver`, `deliver_no_ack`, `get` and `get_no_ack` where those are among them.
+pub fn series<'a>(names: &[&'a str], first: usize) -> Vec<(&'a str, Vec<usize>)> {
+    let mut out: Vec<(&str, Vec<usize>)> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (*n, vec![first + i]))
+        .collect();
+    let dg: Vec<usize> = ["deliver", "deliver_no_ack", "get", "get_no_ack"]
+        .iter()
+        .filter_map(|k| names.iter().position(|n| n == k).map(|i| first + i))
+        .collect();
+    if dg.len() == 4 {
+        out.push(("deliver_get", dg));
+    }
+    out
+}
+
+/// Adds the history `q` asks for to an object's JSON: to `obj.message_stats`, the series
+/// `rates` (names of the ring's values from index `first_rate`, with `deliver_get`); to the
+/// depth details in `obj` (or in `obj[depths_in]`), [`DEPTHS`] from index `first_depth`.
+pub fn apply<const N: usize>(
+    obj: &mut Value,
+    ring: Option<&Ring<N>>,
+    q: &Query,
+    now: u64,
+    rates: (&[&str], usize),
+    depths: Option<(Option<&str>, usize)>,
+) {
+    if q.msg_rates.is_some()
+        && let Some(ms) = obj.get_mut("message_stats")
+    {
+        let names = series(rates.0, rates.1);
+        let refs: Vec<(&str, &[usize])> = names.iter().map(|(n, i)| (*n, &i[..])).collect();
+        annotate(ms, ring, &refs, q.msg_rates, now);
+    }
+    if let (Some((inside, first)), Some(_)) = (depths, q.lengths) {
+        let target = match inside {
+            Some(k) => obj.get_mut(k),
+            None => Some(obj),
+        };
+        if let Some(t) = target {
+            let idx: Vec<[usize; 1]> = (0..DEPTHS.len()).map(|i| [first + i]).collect();
+            let refs: Vec<(&str, &[usize])> =
+                DEPTHS.iter().zip(&idx).map(|(n, i)| (*n, &i[..])).collect();
+            annotate(t, ring, &refs, q.lengths, now);
+        }
+    }
+}
+
+/// The rings the sampler keeps, replaced object by object at each sample; an object gone
+/// since the last sample loses its ring.
+#[derive(Debug)]
+pub struct Histories {
+    /// The node's aggregate values.
+    pub node: Ring<AGG>,
+    /// By vhost.
+    pub vhosts: HashMap<String, Ring<AGG>>,
+    /// By (vhost, queue): the queue's counters, then its depths.
+    pub queues: HashMap<(String, String), Ring<11>>,
+    /// By (vhost, exchange): `publish_in`, `publish_out`.
+    pub exchanges: HashMap<(String, String), Ring<2>>,
+}
+
+impl Default for Histories {
+    fn default() -> Self {
+        Histories {
+            node: Ring::new(NODE_SAMPLES),
+            vhosts: HashMap::new(),
+            queues: HashMap::new(),
+            exchanges: HashMap::new(),
+        }
+    }
+}
+
+/// Moves each object's ring from `old` into a new map with its new sample.
+fn advance<K: Eq + std::hash::Hash, const N: usize>(
+    old: &mut HashMap<K, Ring<N>>,
+    now: impl Iterator<Item = (K, [u64; N])>,
+    cap: usize,
+    ts: u64,
+) -> HashMap<K, Ring<N>> {
+    now.map(|(k, v)| {
+        let mut r = old.remove(&k).unwrap_or_else(|| Ring::new(cap));
+        r.push(ts, v);
+        (k, r)
+    })
+    .collect()
+}
+
+impl Histories {
+    /// Records one sample of everything the sampler just computed, taken at `ts`.
+    pub fn record(&mut self, s: &Sampled, ts: u64) {
+        self.node.push(ts, s.node.last);
+        self.vhosts = advance(
+            &mut self.vhosts,
+            s.vhosts.iter().map(|(k, w)| (k.clone(), w.last)),
+            NODE_SAMPLES,
+            ts,
+        );
+        self.queues = advance(
+            &mut self.queues,
+            s.queues.iter().map(|(k, w)| (k.clone(), w.last)),
+            OBJECT_SAMPLES,
+            ts,
+        );
+        self.exchanges = advance(
+            &mut self.exchanges,
+            s.exchanges.all().map(|(k, w)| (k, w.last)),
+            OBJECT_SAMPLES,
+            ts,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn points_are_the_latest_sample_at_each_step_newest_first() {
+        let mut r = Ring::<1>::new(10);
+        r.push(1_000, [1]);
+        r.push(6_000, [2]);
+        r.push(11_000, [4]);
+        let q = Range {
+            age_s: 10,
+            incr_s: 5,
+            ceil: false,
+        };
+        // No sample at or before 0: that point is left out.
+        assert_eq!(r.points(q, 12_300, 0), vec![(10_000, 2), (5_000, 1)]);
+        let mut d = Map::new();
+        fill(&mut d, &r.points(q, 16_000, 0));
+        assert_eq!(
+            d["samples"],
+            json!([{"sample": 4, "timestamp": 15_000},
+                                        {"sample": 2, "timestamp": 10_000},
+                                        {"sample": 1, "timestamp": 5_000}])
+        );
+        assert_eq!(d["avg"], json!(7.0 / 3.0));
+        assert_eq!(d["avg_rate"], json!(0.3));
+    }
+
+    #[test]
+    fn the_ring_keeps_only_its_capacity() {
+        let mut r = Ring::<1>::new(2);
+        for t in 1..=5 {
+            r.push(t * 1000, [t]);
+        }
+        let q = Range {
+            age_s: 10,
+            incr_s: 1,
+            ceil: false,
+        };
+        assert_eq!(r.points(q, 5_000, 0), vec![(5_000, 5), (4_000, 4)]);
+    }
+
+    #[test]
+    fn query_needs_both_members_of_a_pair_and_positive_numbers() {
+        let p = |pairs: &[(&str, &str)]| -> Params {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        assert_eq!(
+            Query::from_params(&p(&[("msg_rates_age", "60"), ("msg_rates_incr", "5")])).ok(),
+            Some(Query {
+                msg_rates: Some(Range {
+                    age_s: 60,
+                    incr_s: 5,
+                    ceil: false
+                }),
+                lengths: None
+            })
+        );
+        assert_eq!(
+            Query::from_params(&p(&[("lengths_age", "60")])).ok(),
+            Some(Query::default())
+        );
+        // Not integers: ignored, as RabbitMQ.
+        assert_eq!(
+            Query::from_params(&p(&[("lengths_age", "x"), ("lengths_incr", "5")])).ok(),
+            Some(Query::default())
+        );
+        let refused = |pairs: &[(&str, &str)]| match Query::from_params(&p(pairs)) {
+            Err(ApiError::BadRequest(t)) => t,
+            other => format!("{other:?}"),
+        };
+        assert_eq!(
+            refused(&[("lengths_age", "60"), ("lengths_incr", "0")]),
+            "Invalid range parameters: age 60, incr 0"
+        );
+        assert_eq!(
+            refused(&[("msg_rates_age", "501"), ("msg_rates_incr", "1")]),
+            "Invalid range parameters: age 501, incr 1"
+        );
+    }
+}
