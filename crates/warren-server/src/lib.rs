@@ -9,6 +9,7 @@ mod channel;
 pub mod config;
 mod connection;
 pub mod ctl;
+pub mod healthcheck;
 pub mod memory;
 pub mod registry;
 mod server;

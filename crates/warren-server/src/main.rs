@@ -8,6 +8,7 @@ use clap::parser::ValueSource;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use warren_server::config::{Config, Overrides};
 use warren_server::ctl::{CtlCommand, CtlOptions};
+use warren_server::healthcheck::HealthcheckOptions;
 
 // mimalloc: faster than glibc's malloc for the broker's many small, short-lived allocations, and
 // it gives freed memory back to the OS (glibc kept a drained backlog's memory; see
@@ -59,6 +60,10 @@ enum Command {
         #[command(subcommand)]
         command: CtlCommand,
     },
+    /// Exit 0 if the broker of this configuration is serving: its AMQP port answers with
+    /// `connection.start` and, when the management API is on, its
+    /// `/api/health/checks/local-alarms` answers 200 (for a container's `HEALTHCHECK`).
+    Healthcheck(HealthcheckOptions),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -98,6 +103,16 @@ fn main() -> anyhow::Result<()> {
         Some(Command::Compact) => return compact(&config),
         Some(Command::Ctl { options, command }) => {
             return ctl(&config, options, command, data_dir_given);
+        }
+        Some(Command::Healthcheck(options)) => {
+            match warren_server::healthcheck::run(&config, options) {
+                Ok(report) => print!("{report}"),
+                Err(e) => {
+                    eprintln!("warren: unhealthy: {e}");
+                    std::process::exit(1);
+                }
+            }
+            return Ok(());
         }
         None => {}
     }
