@@ -131,7 +131,10 @@ step "run"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 AMQP=$(free_port) HTTP=$(free_port) PROM=$(free_port)
 "${PODMAN[@]}" volume create "$VOLUME" >/dev/null
-"${PODMAN[@]}" run -d --name "$NAME" "${RUN_FLAGS[@]}" \
+# podman schedules periodic health checks with systemd timers; without systemd it logs
+# "unable to get systemd connection" (harmless) and `podman healthcheck run` below runs the
+# image's HEALTHCHECK on demand.
+"${PODMAN[@]}" run -d --name "$NAME" "${RUN_FLAGS[@]}" --health-interval=disable \
     -p "127.0.0.1:$AMQP:5672" -p "127.0.0.1:$HTTP:15672" -p "127.0.0.1:$PROM:15692" \
     -v "$VOLUME:/var/lib/warren" "$TAG" >/dev/null
 echo "container $NAME: AMQP 127.0.0.1:$AMQP, management 127.0.0.1:$HTTP, Prometheus 127.0.0.1:$PROM"
@@ -178,11 +181,17 @@ if [ ! -x "$WORK/venv/bin/python" ]; then
 fi
 PY="$WORK/venv/bin/python"
 BODY="persistent across restarts $$"
-"$PY" - "$AMQP" "$BODY" <<'EOF'
-import sys, pika
-port, body = int(sys.argv[1]), sys.argv[2]
+"$PY" - "$AMQP" "$BODY" "$HTTP" <<'EOF'
+import base64, json, sys, urllib.request, pika
+port, body, http = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 conn = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", port,
         credentials=pika.PlainCredentials("guest", "guest")))
+# Through the published port the broker sees a non-loopback peer: guest logs in only because
+# the image sets WARREN_LOOPBACK_ONLY_DEFAULT_USER=false (as RabbitMQ's image).
+req = urllib.request.Request(f"http://127.0.0.1:{http}/api/connections", headers={
+    "Authorization": "Basic " + base64.b64encode(b"guest:guest").decode()})
+peers = [c["peer_host"] for c in json.load(urllib.request.urlopen(req, timeout=10))]
+print("guest logged in from", peers)
 ch = conn.channel()
 ch.confirm_delivery()
 ch.queue_declare("docker-proof", durable=True)
