@@ -14,10 +14,10 @@
 #               with `cargo build --release --locked --bin warren` if missing); fast
 #   --keep      leave the image, container and volume for inspection
 #
-# Needs root, podman (apt-get install podman; runc on hosts with cgroups v1/hybrid),
-# debootstrap and python3. Base images and the pika venv are cached in $WARREN_DOCKER_WORK
-# (default /var/tmp/warren-docker); delete it to start over. Exit status 0 only if every step
-# passed. Not part of scripts/test-all (minutes, and needs podman): see docs/operations.md.
+# Needs root; installs podman, runc (for hosts with cgroups v1/hybrid), debootstrap and python3
+# from Debian's packages when missing. The base images stay in podman's storage
+# (localhost/warren-base/*; `podman rmi` them to start over), the pika venv in
+# $WARREN_DOCKER_WORK (default /var/tmp/warren-docker). Exit status 0 only if every step passed. Not part of scripts/test-all (minutes, and needs podman): see docs/operations.md.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -31,6 +31,16 @@ for arg in "$@"; do
         *) echo "usage: $0 [--source|--prebuilt] [--keep]" >&2; exit 2 ;;
     esac
 done
+
+# Debian's packages for what is missing (the engine, runc for cgroups v1 hosts, debootstrap).
+missing=()
+for tool in podman runc debootstrap python3; do
+    command -v "$tool" >/dev/null || missing+=("$tool")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "installing ${missing[*]} (apt-get)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" python3-venv >/dev/null
+fi
 
 WORK="${WARREN_DOCKER_WORK:-/var/tmp/warren-docker}"
 MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
