@@ -11,6 +11,7 @@ pub mod config;
 mod connection;
 pub mod ctl;
 pub mod disk;
+pub mod healthcheck;
 pub mod memory;
 pub mod registry;
 mod server;

@@ -8,6 +8,7 @@ use clap::parser::ValueSource;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use warren_server::config::{Config, Overrides};
 use warren_server::ctl::{CtlCommand, CtlOptions};
+use warren_server::healthcheck::HealthcheckOptions;
 
 // mimalloc: faster than glibc's malloc for the broker's many small, short-lived allocations, and
 // it gives freed memory back to the OS (glibc kept a drained backlog's memory; see
@@ -22,20 +23,23 @@ struct Cli {
     /// What to do instead of serving.
     #[command(subcommand)]
     command: Option<Command>,
-    /// AMQP port to listen on.
-    #[arg(long, env = "WARREN_PORT")]
+    // The flags that have `WARREN_*` twins leave those variables to `Config::load`, which treats
+    // an empty one as unset (clap would refuse `WARREN_PORT=` and `WARREN_DATA_DIR=`, so an
+    // image's default could not be handed back to the configuration file).
+    /// AMQP port to listen on (or `WARREN_PORT`).
+    #[arg(long)]
     port: Option<u16>,
-    /// Address to listen on.
-    #[arg(long, env = "WARREN_BIND")]
+    /// Address to listen on (or `WARREN_BIND`).
+    #[arg(long)]
     bind: Option<IpAddr>,
-    /// Directory for durable state.
-    #[arg(long, env = "WARREN_DATA_DIR", global = true)]
+    /// Directory for durable state (or `WARREN_DATA_DIR`).
+    #[arg(long, global = true)]
     data_dir: Option<PathBuf>,
-    /// TOML configuration file.
-    #[arg(long, env = "WARREN_CONFIG", global = true)]
+    /// TOML configuration file (or `WARREN_CONFIG`; empty: none).
+    #[arg(long, global = true)]
     config: Option<PathBuf>,
-    /// Log filter, e.g. `info` or `warren_server=debug`.
-    #[arg(long, env = "WARREN_LOG_LEVEL")]
+    /// Log filter, e.g. `info` or `warren_server=debug` (or `WARREN_LOG_LEVEL`).
+    #[arg(long)]
     log_level: Option<String>,
     /// Print the effective configuration as TOML and exit.
     #[arg(long)]
@@ -59,6 +63,10 @@ enum Command {
         #[command(subcommand)]
         command: CtlCommand,
     },
+    /// Exit 0 if the broker of this configuration is serving: its AMQP port answers with
+    /// `connection.start` and, when the management API is on, its
+    /// `/api/health/checks/local-alarms` answers 200 (for a container's `HEALTHCHECK`).
+    Healthcheck(HealthcheckOptions),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -78,7 +86,12 @@ fn main() -> anyhow::Result<()> {
         data_dir: cli.data_dir,
         log_level: cli.log_level,
     };
-    let config = match Config::load(cli.config.as_deref(), &overrides) {
+    let file = cli.config.or_else(|| {
+        std::env::var_os(warren_server::config::CONFIG_FILE_VAR)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    });
+    let config = match Config::load(file.as_deref(), &overrides) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("warren: {e}");
@@ -98,6 +111,16 @@ fn main() -> anyhow::Result<()> {
         Some(Command::Compact) => return compact(&config),
         Some(Command::Ctl { options, command }) => {
             return ctl(&config, options, command, data_dir_given);
+        }
+        Some(Command::Healthcheck(options)) => {
+            match warren_server::healthcheck::run(&config, options) {
+                Ok(report) => print!("{report}"),
+                Err(e) => {
+                    eprintln!("warren: unhealthy: {e}");
+                    std::process::exit(1);
+                }
+            }
+            return Ok(());
         }
         None => {}
     }

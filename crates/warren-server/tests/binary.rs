@@ -72,3 +72,47 @@ fn zero_consumer_timeout_is_refused() {
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(err.contains("consumer_timeout"), "{err}");
 }
+
+#[test]
+fn an_empty_variable_counts_as_unset_even_for_flags_with_twins() {
+    let out = warren()
+        .arg("--print-config")
+        .env("WARREN_PORT", "")
+        .env("WARREN_BIND", "")
+        .env("WARREN_DATA_DIR", "")
+        .env("WARREN_LOG_LEVEL", "")
+        .env("WARREN_CONFIG", "")
+        .env("WARREN_HEARTBEAT", "")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    for line in [
+        "port = 5672",
+        "bind = \"0.0.0.0\"",
+        "data_dir = \"warren-data\"",
+        "log_level = \"info\"",
+        "heartbeat = 60",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in:\n{text}");
+    }
+}
+
+#[test]
+fn flags_win_over_their_environment_twins() {
+    let out = warren()
+        .args([
+            "--port",
+            "6002",
+            "--data-dir",
+            "/tmp/flag-dir",
+            "--print-config",
+        ])
+        .env("WARREN_PORT", "6003")
+        .env("WARREN_DATA_DIR", "/tmp/env-dir")
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("port = 6002"), "{text}");
+    assert!(text.contains("data_dir = \"/tmp/flag-dir\""), "{text}");
+}

@@ -357,14 +357,10 @@ pub fn is_offline(options: &CtlOptions, data_dir_on_command_line: bool) -> bool 
     options.offline || data_dir_on_command_line
 }
 
-/// Runs `command` against the running broker, appending what it prints to `out` (banner lines
-/// come first, as rabbitmqctl prints them even when the command then fails).
-pub fn run_online(
-    config: &Config,
-    options: &CtlOptions,
-    command: &CtlCommand,
-    out: &mut String,
-) -> Result<(), CtlError> {
+/// The management API client `warren ctl` (and `warren healthcheck`) use: `--url`, or
+/// `--host`/`--port`, else the configuration's bind address and `management_port`; `--user` and
+/// `--password`, else the configuration's `default_user` and `default_pass`.
+pub fn client(config: &Config, options: &CtlOptions) -> Client {
     let base = match &options.url {
         Some(url) => url.clone(),
         None => {
@@ -388,12 +384,23 @@ pub fn run_online(
     };
     let user = options.user.as_deref().unwrap_or(&config.default_user);
     let password = options.password.as_deref().unwrap_or(&config.default_pass);
-    let client = Client::new(
+    Client::new(
         &base,
         user,
         password,
         Duration::from_secs(options.timeout.max(1)),
-    );
+    )
+}
+
+/// Runs `command` against the running broker, appending what it prints to `out` (banner lines
+/// come first, as rabbitmqctl prints them even when the command then fails).
+pub fn run_online(
+    config: &Config,
+    options: &CtlOptions,
+    command: &CtlCommand,
+    out: &mut String,
+) -> Result<(), CtlError> {
+    let client = client(config, options);
     let format = Format::new(options);
     if accounts::run(&client, &format, command, out)?
         || objects::run(&client, &format, command, out)?
