@@ -114,7 +114,7 @@ async fn a_memory_alarm_makes_the_broker_unhealthy_until_it_clears() {
     assert_eq!(run.code, 1, "{run:?}");
     assert!(
         run.err.contains(
-            "management API health check: HTTP 503: resource alarm(s) in effect in the cluster (memory)"
+            "management API health check: HTTP 503: There are alarms in effect on the node (memory)"
         ),
         "{run:?}"
     );
