@@ -12,5 +12,6 @@ pub mod ctl;
 pub mod memory;
 pub mod registry;
 mod server;
+pub mod tls;
 
 pub use server::{Server, ServerHandle};

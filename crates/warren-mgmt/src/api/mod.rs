@@ -210,6 +210,10 @@ pub fn routes() -> Router<Arc<Management>> {
             "/api/warren/vm-memory-high-watermark",
             get(warren::get_watermark).put(warren::put_watermark),
         )
+        .route(
+            "/api/warren/tls/reload",
+            axum::routing::post(warren::reload_tls),
+        )
         .fallback(not_found)
 }
 
