@@ -462,6 +462,70 @@ mod tests {
     }
 
     #[test]
+    fn tls_settings_read_as_rabbitmq_names_them() {
+        let dir = std::env::temp_dir().join(format!("warren-cfg-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("w.toml");
+        std::fs::write(
+            &file,
+            "ssl_enabled = true\nssl_port = 5999\nssl_cert_login_from = \"common_name\"\n\
+             auth_mechanisms = [\"EXTERNAL\", \"PLAIN\"]\n\
+             [ssl_options]\ncertfile = \"s.pem\"\nkeyfile = \"s.key\"\ncacertfile = \"ca.pem\"\n\
+             verify = \"verify_peer\"\nfail_if_no_peer_cert = true\nversions = [\"tlsv1.3\"]\n\
+             [management_ssl]\nenabled = true\ncertfile = \"s.pem\"\nkeyfile = \"s.key\"\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&file), &Overrides::default()).unwrap();
+        assert_eq!(c.ssl_port, 5999);
+        assert_eq!(
+            c.ssl_options.verify,
+            crate::tls::options::Verify::VerifyPeer
+        );
+        assert!(c.ssl_options.fail_if_no_peer_cert);
+        assert_eq!(
+            c.ssl_options.versions,
+            vec![crate::tls::options::TlsVersion::Tls13]
+        );
+        assert_eq!(c.ssl_cert_login_from, CertLoginFrom::CommonName);
+        // The management table keeps its own default port for keys the file leaves out.
+        assert_eq!(
+            (c.management_ssl.enabled, c.management_ssl.port),
+            (true, 15671)
+        );
+        assert_eq!(c.prometheus_ssl.port, 15691);
+        for (bad, says) in [
+            ("ssl_enabled = true\n", "ssl_options.certfile"),
+            (
+                "ssl_enabled = true\n[ssl_options]\ncertfile = \"a\"\nkeyfile = \"b\"\nverify = \"verify_peer\"\n",
+                "ssl_options.cacertfile",
+            ),
+            (
+                "auth_mechanisms = [\"GSSAPI\"]\n",
+                "unknown mechanism 'GSSAPI'",
+            ),
+            ("tcp_enabled = false\n", "no AMQP listener"),
+            ("[ssl_options]\nverify = \"verify_maybe\"\n", "verify_maybe"),
+        ] {
+            std::fs::write(&file, bad).unwrap();
+            let e = Config::load(Some(&file), &Overrides::default())
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+        // Variables reach a table's keys with `__`.
+        let vars = [
+            ("WARREN_SSL_OPTIONS__CERTFILE", "/x.pem"),
+            ("WARREN_MANAGEMENT_SSL__PORT", "1"),
+            ("WARREN_SSL_OPTIONS__NOPE", "1"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()));
+        let (known, unknown) = Config::environment(vars);
+        assert_eq!(known.len(), 2);
+        assert_eq!(unknown, vec!["WARREN_SSL_OPTIONS__NOPE".to_string()]);
+    }
+
+    #[test]
     fn printed_config_loads_back() {
         let text = Config::default().to_toml();
         let back: Config = toml::from_str(&text).unwrap();
