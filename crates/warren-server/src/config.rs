@@ -196,6 +196,8 @@ impl Config {
         builder = builder.add_source(
             // `__` separates a table from its key: `WARREN_SSL_OPTIONS__CERTFILE`.
             config::Environment::with_prefix("WARREN")
+                // Without this the prefix would take the separator too (`WARREN__PORT`).
+                .prefix_separator("_")
                 .separator("__")
                 .try_parsing(true)
                 .list_separator(",")
