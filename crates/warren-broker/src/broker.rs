@@ -165,6 +165,15 @@ impl Broker {
         (allowed && user.password.verify(password)).then(|| user.clone())
     }
 
+    /// A login without a password, for a user named by means outside AMQP (SASL EXTERNAL: the
+    /// TLS client certificate); `None` when there is no such user or it may log in only from
+    /// loopback and `loopback` is false.
+    pub fn user_for_external_login(&self, name: &str, loopback: bool) -> Option<User> {
+        let users = self.users.read();
+        let user = users.get(name)?;
+        (loopback || !self.loopback_users.read().contains(name)).then(|| user.clone())
+    }
+
     /// [`Broker::recover_with`] RabbitMQ's first-boot defaults (`/`, `guest`/`guest`).
     pub fn recover(&self) -> Result<Recovered, StoreError> {
         self.recover_with(&FirstBoot::default())

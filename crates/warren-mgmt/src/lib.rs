@@ -38,6 +38,9 @@ pub use counters::{ChannelStats, ConnectionStats, Counter, ExchangeTable};
 pub use error::ApiError;
 pub use stats::Statistics;
 
+/// What the API and Prometheus can be served on: a TCP listener, or one of TLS streams.
+pub use axum::serve::Listener as HttpListener;
+
 /// The RabbitMQ version the API reports (`rabbitmq_version`, `management_version`): clients
 /// branch on it, and Warren behaves as RabbitMQ 3.10 does.
 pub const RABBITMQ_VERSION: &str = "3.10.8";
@@ -215,6 +218,15 @@ pub struct Management {
     pub started: Instant,
     /// The sampler's rates (run [`Statistics::run`] beside the API).
     pub stats: Arc<Statistics>,
+    /// The server's TLS certificates, reloaded by `POST /api/warren/tls/reload`.
+    pub tls: Option<Arc<dyn TlsReload>>,
+}
+
+/// Reloads the server's TLS certificates from their files (Warren's
+/// `POST /api/warren/tls/reload`).
+pub trait TlsReload: Send + Sync + 'static {
+    /// Reloads every TLS listener's files; the listeners reloaded, or why one could not be.
+    fn reload(&self) -> Result<Vec<String>, String>;
 }
 
 impl std::fmt::Debug for Management {
@@ -239,6 +251,7 @@ impl Management {
             disk: Arc::new(NoDiskMonitor),
             started: Instant::now(),
             stats: Arc::new(Statistics::default()),
+            tls: None,
         }
     }
 }
@@ -259,13 +272,15 @@ pub fn router(state: Arc<Management>) -> axum::Router {
 }
 
 /// Serves the API on `listener` until `shutdown` completes.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
+pub async fn serve<L: HttpListener<Addr = SocketAddr>>(
+    listener: L,
     state: Arc<Management>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
+    // `tap_io` for axum's `ConnectInfo<SocketAddr>`, which it provides for any listener only
+    // through this wrapper.
+    axum::serve(axum::serve::ListenerExt::tap_io(listener, |_| {}), app)
         .with_graceful_shutdown(shutdown)
         .await
 }

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::tls::options::{CertLoginFrom, HttpsOptions, KNOWN_MECHANISMS, SanType, SslOptions};
+
 /// Everything the server can be told.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -82,6 +84,31 @@ pub struct Config {
     /// `load_definitions`; the import merges, so a repeated start changes nothing); empty for
     /// none.
     pub load_definitions: PathBuf,
+    /// Serve AMQP over plain TCP on `port` (false is RabbitMQ's `listeners.tcp = none`).
+    pub tcp_enabled: bool,
+    /// Serve AMQP over TLS (`amqps`) on `ssl_port` (RabbitMQ's `listeners.ssl.default`).
+    pub ssl_enabled: bool,
+    /// The `amqps` port, on the bind address (RabbitMQ's 5671); 0 picks a free one.
+    pub ssl_port: u16,
+    /// The `amqps` listener's files and checks (RabbitMQ's `ssl_options.*`).
+    pub ssl_options: SslOptions,
+    /// Which part of a client certificate names the user of an EXTERNAL login
+    /// (`distinguished_name`, `common_name`, `subject_alternative_name`).
+    pub ssl_cert_login_from: CertLoginFrom,
+    /// With `subject_alternative_name`: the kind of name (`dns`, `email`, `uri`).
+    pub ssl_cert_login_san_type: SanType,
+    /// With `subject_alternative_name`: which name of that kind, 0 for the first.
+    pub ssl_cert_login_san_index: u32,
+    /// The SASL mechanisms offered (RabbitMQ's `auth_mechanisms`); EXTERNAL is only offered on
+    /// TLS connections.
+    pub auth_mechanisms: Vec<String>,
+    /// HTTPS for the management API (RabbitMQ's `management.ssl.*`, port 15671).
+    pub management_ssl: HttpsOptions,
+    /// HTTPS for Prometheus (RabbitMQ's `prometheus.ssl.*`, port 15691).
+    pub prometheus_ssl: HttpsOptions,
+    /// How often the TLS files are checked for changes, in milliseconds; 0 never (a Warren
+    /// setting: `warren ctl reload_certificates` reloads on request).
+    pub ssl_cert_reload_interval: u64,
 }
 
 impl Default for Config {
@@ -117,6 +144,17 @@ impl Default for Config {
             prometheus_port: 15692,
             collect_statistics_interval: 5000,
             load_definitions: PathBuf::new(),
+            tcp_enabled: true,
+            ssl_enabled: false,
+            ssl_port: 5671,
+            ssl_options: SslOptions::default(),
+            ssl_cert_login_from: CertLoginFrom::default(),
+            ssl_cert_login_san_type: SanType::default(),
+            ssl_cert_login_san_index: 0,
+            auth_mechanisms: vec!["PLAIN".into(), "AMQPLAIN".into()],
+            management_ssl: HttpsOptions::on_port(15671),
+            prometheus_ssl: HttpsOptions::on_port(15691),
+            ssl_cert_reload_interval: 5000,
         }
     }
 }
@@ -246,8 +284,15 @@ impl Config {
         }
         let (env, _) = Self::environment(process_vars());
         builder = builder.add_source(
+            // `__` separates a table from its key: `WARREN_SSL_OPTIONS__CERTFILE`.
             config::Environment::with_prefix("WARREN")
+                // Without this the prefix would take the separator too (`WARREN__PORT`).
+                .prefix_separator("_")
+                .separator("__")
                 .try_parsing(true)
+                .list_separator(",")
+                .with_list_parse_key("auth_mechanisms")
+                .with_list_parse_key("ssl_options.versions")
                 .ignore_empty(true)
                 .source(Some(env)),
         );
@@ -277,8 +322,18 @@ impl Config {
     pub fn environment(
         vars: impl Iterator<Item = (String, String)>,
     ) -> (config::Map<String, String>, Vec<String>) {
+        // Top-level fields, and `table__key` for the keys of tables (`ssl_options`).
         let fields: Vec<String> = match toml::Value::try_from(Config::default()) {
-            Ok(toml::Value::Table(t)) => t.keys().cloned().collect(),
+            Ok(toml::Value::Table(t)) => t
+                .iter()
+                .flat_map(|(k, v)| match v {
+                    toml::Value::Table(inner) => inner
+                        .keys()
+                        .map(|i| format!("{k}__{i}"))
+                        .collect::<Vec<_>>(),
+                    _ => vec![k.clone()],
+                })
+                .collect(),
             _ => Vec::new(),
         };
         let mut known = config::Map::new();
@@ -344,9 +399,44 @@ impl Config {
                 self.compact_on_start_ratio
             )));
         }
+        self.validate_tls()?;
         if self.handshake_timeout == 0 {
             return Err(ConfigError::Invalid(
                 "handshake_timeout must be at least 1 second".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The TLS listeners' files are named, and the SASL mechanisms are ones Warren has.
+    fn validate_tls(&self) -> Result<(), ConfigError> {
+        if self.ssl_enabled {
+            crate::tls::options::check("ssl_options", &self.ssl_options)
+                .map_err(ConfigError::Invalid)?;
+        }
+        for (what, o) in [
+            ("management_ssl", &self.management_ssl),
+            ("prometheus_ssl", &self.prometheus_ssl),
+        ] {
+            if o.enabled {
+                crate::tls::options::check(what, &o.as_ssl_options())
+                    .map_err(ConfigError::Invalid)?;
+            }
+        }
+        if let Some(m) = self
+            .auth_mechanisms
+            .iter()
+            .find(|m| !KNOWN_MECHANISMS.contains(&m.as_str()))
+        {
+            return Err(ConfigError::Invalid(format!(
+                "auth_mechanisms: unknown mechanism '{m}' (Warren has {})",
+                KNOWN_MECHANISMS.join(", ")
+            )));
+        }
+        if !self.tcp_enabled && !self.ssl_enabled {
+            return Err(ConfigError::Invalid(
+                "tcp_enabled = false needs ssl_enabled = true: no AMQP listener would be left"
+                    .into(),
             ));
         }
         Ok(())
@@ -516,6 +606,70 @@ mod tests {
         assert_eq!(parse_information_unit("0"), Some(0));
         assert_eq!(parse_information_unit("MB"), None);
         assert_eq!(parse_information_unit("1mB"), None);
+    }
+
+    #[test]
+    fn tls_settings_read_as_rabbitmq_names_them() {
+        let dir = std::env::temp_dir().join(format!("warren-cfg-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("w.toml");
+        std::fs::write(
+            &file,
+            "ssl_enabled = true\nssl_port = 5999\nssl_cert_login_from = \"common_name\"\n\
+             auth_mechanisms = [\"EXTERNAL\", \"PLAIN\"]\n\
+             [ssl_options]\ncertfile = \"s.pem\"\nkeyfile = \"s.key\"\ncacertfile = \"ca.pem\"\n\
+             verify = \"verify_peer\"\nfail_if_no_peer_cert = true\nversions = [\"tlsv1.3\"]\n\
+             [management_ssl]\nenabled = true\ncertfile = \"s.pem\"\nkeyfile = \"s.key\"\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&file), &Overrides::default()).unwrap();
+        assert_eq!(c.ssl_port, 5999);
+        assert_eq!(
+            c.ssl_options.verify,
+            crate::tls::options::Verify::VerifyPeer
+        );
+        assert!(c.ssl_options.fail_if_no_peer_cert);
+        assert_eq!(
+            c.ssl_options.versions,
+            vec![crate::tls::options::TlsVersion::Tls13]
+        );
+        assert_eq!(c.ssl_cert_login_from, CertLoginFrom::CommonName);
+        // The management table keeps its own default port for keys the file leaves out.
+        assert_eq!(
+            (c.management_ssl.enabled, c.management_ssl.port),
+            (true, 15671)
+        );
+        assert_eq!(c.prometheus_ssl.port, 15691);
+        for (bad, says) in [
+            ("ssl_enabled = true\n", "ssl_options.certfile"),
+            (
+                "ssl_enabled = true\n[ssl_options]\ncertfile = \"a\"\nkeyfile = \"b\"\nverify = \"verify_peer\"\n",
+                "ssl_options.cacertfile",
+            ),
+            (
+                "auth_mechanisms = [\"GSSAPI\"]\n",
+                "unknown mechanism 'GSSAPI'",
+            ),
+            ("tcp_enabled = false\n", "no AMQP listener"),
+            ("[ssl_options]\nverify = \"verify_maybe\"\n", "verify_maybe"),
+        ] {
+            std::fs::write(&file, bad).unwrap();
+            let e = Config::load(Some(&file), &Overrides::default())
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+        // Variables reach a table's keys with `__`.
+        let vars = [
+            ("WARREN_SSL_OPTIONS__CERTFILE", "/x.pem"),
+            ("WARREN_MANAGEMENT_SSL__PORT", "1"),
+            ("WARREN_SSL_OPTIONS__NOPE", "1"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()));
+        let (known, unknown) = Config::environment(vars);
+        assert_eq!(known.len(), 2);
+        assert_eq!(unknown, vec!["WARREN_SSL_OPTIONS__NOPE".to_string()]);
     }
 
     #[test]

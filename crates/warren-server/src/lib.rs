@@ -15,5 +15,6 @@ pub mod healthcheck;
 pub mod memory;
 pub mod registry;
 mod server;
+pub mod tls;
 
 pub use server::{Server, ServerHandle};

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::Instrument;
@@ -17,10 +17,14 @@ use crate::channel::ReplyRegistry;
 use crate::config::{Config, ConfigError, check_memory_high_watermark};
 use crate::connection;
 use crate::registry::ConnectionRegistry;
+use crate::tls::listeners::TlsListeners;
 
 /// A bound, not yet running, server.
 pub struct Server {
-    listener: TcpListener,
+    /// The plain AMQP listener (absent with `tcp_enabled = false`).
+    listener: Option<TcpListener>,
+    /// The `amqps`, management and Prometheus HTTPS listeners that are enabled.
+    tls: TlsListeners,
     /// The management API's listener, when enabled.
     management: Option<TcpListener>,
     /// The Prometheus listener, when enabled.
@@ -35,6 +39,8 @@ pub struct Server {
 /// A server running in the background (for tests and embedding).
 pub struct ServerHandle {
     addr: SocketAddr,
+    ssl_addr: Option<SocketAddr>,
+    management_ssl_addr: Option<SocketAddr>,
     management_addr: Option<SocketAddr>,
     prometheus_addr: Option<SocketAddr>,
     broker: Arc<Broker>,
@@ -107,7 +113,12 @@ impl Server {
         if !config.load_definitions.as_os_str().is_empty() {
             load_definitions(&broker, &config.load_definitions).await?;
         }
-        let listener = TcpListener::bind((config.bind, config.port)).await?;
+        let tls = TlsListeners::bind(&config).await?;
+        let listener = if config.tcp_enabled {
+            Some(TcpListener::bind((config.bind, config.port)).await?)
+        } else {
+            None
+        };
         // Bound here, not when serving, so a port in use fails the start as RabbitMQ's does.
         let management = if config.management_enabled {
             let l = TcpListener::bind((config.bind, config.management_port))
@@ -159,6 +170,7 @@ impl Server {
         );
         Ok(Server {
             listener,
+            tls,
             management,
             prometheus,
             connections: Arc::new(ConnectionRegistry::default()),
@@ -169,11 +181,28 @@ impl Server {
         })
     }
 
-    /// The address the listener is bound to.
+    /// The address the plain AMQP listener is bound to (the `amqps` one's without it).
     pub fn local_addr(&self) -> SocketAddr {
         self.listener
-            .local_addr()
-            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], self.config.port)))
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+            .or_else(|| self.ssl_addr())
+            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], self.config.port)))
+    }
+
+    /// The `amqps` listener's address, when it is enabled.
+    pub fn ssl_addr(&self) -> Option<SocketAddr> {
+        self.tls.amqps.as_ref().and_then(|b| b.addr())
+    }
+
+    /// The management API's HTTPS address, when it is enabled.
+    pub fn management_ssl_addr(&self) -> Option<SocketAddr> {
+        self.tls.management.as_ref().and_then(|b| b.addr())
+    }
+
+    /// The Prometheus HTTPS address, when it is enabled.
+    pub fn prometheus_ssl_addr(&self) -> Option<SocketAddr> {
+        self.tls.prometheus.as_ref().and_then(|b| b.addr())
     }
 
     /// The broker behind the server.
@@ -193,7 +222,7 @@ impl Server {
 
     /// Serves until `shutdown` completes, then stops accepting, closes every connection with
     /// 320 CONNECTION_FORCED and waits (briefly) for them to finish.
-    pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
+    pub async fn run_until(mut self, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
         let (alarm_tx, alarm_rx) = watch::channel(crate::alarm::Alarms::default());
         let alarm_tx = Arc::new(alarm_tx);
@@ -204,14 +233,9 @@ impl Server {
             )),
             tokio::spawn(self.disk_limit.clone().monitor(alarm_tx)),
         ];
-        let mut listeners = vec![warren_mgmt::Listener {
-            protocol: "amqp",
-            addr: self
-                .listener
-                .local_addr()
-                .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], self.config.port))),
-        }];
+        let mut listeners = Vec::new();
         for (l, protocol) in [
+            (&self.listener, "amqp"),
             (&self.management, "http"),
             (&self.prometheus, "http/prometheus"),
         ] {
@@ -219,6 +243,16 @@ impl Server {
                 listeners.push(warren_mgmt::Listener { protocol, addr });
             }
         }
+        for (b, protocol) in [
+            (&self.tls.amqps, "amqp/ssl"),
+            (&self.tls.management, "https"),
+            (&self.tls.prometheus, "https/prometheus"),
+        ] {
+            if let Some(addr) = b.as_ref().and_then(|b| b.addr()) {
+                listeners.push(warren_mgmt::Listener { protocol, addr });
+            }
+        }
+        let certificates = self.tls.certificates.clone();
         let (alarm, disk_alarm) = (alarm_rx.clone(), alarm_rx.clone());
         // One state for the API, the sampler and Prometheus.
         let state = Arc::new(warren_mgmt::Management {
@@ -234,6 +268,8 @@ impl Server {
             stats: Arc::new(warren_mgmt::Statistics::new(Duration::from_millis(
                 self.config.collect_statistics_interval.max(1),
             ))),
+            tls: (!certificates.is_empty())
+                .then(|| certificates.clone() as Arc<dyn warren_mgmt::TlsReload>),
         });
         let stopped = |mut stop: watch::Receiver<bool>| async move {
             let _ = stop.changed().await;
@@ -262,63 +298,96 @@ impl Server {
                 }
             })
         });
-        // Connection ids start at 1: the management API acts as connection 0.
-        let next_id = AtomicU64::new(1);
-        let replies = Arc::new(ReplyRegistry::default());
+        let https = [
+            (self.tls.management.take(), false),
+            (self.tls.prometheus.take(), true),
+        ]
+        .into_iter()
+        .filter_map(|(b, prometheus)| {
+            let b = b?;
+            let listener = match crate::tls::https::HttpsListener::spawn(
+                b.listener,
+                b.endpoint.clone(),
+            ) {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::error!(error = %e, listener = b.endpoint.name, "cannot serve HTTPS");
+                    return None;
+                }
+            };
+            let (state, shutdown) = (state.clone(), stopped(stop_rx.clone()));
+            Some(tokio::spawn(async move {
+                let served = if prometheus {
+                    warren_mgmt::prometheus::serve(listener, state, shutdown).await
+                } else {
+                    warren_mgmt::serve(listener, state, shutdown).await
+                };
+                if let Err(e) = served {
+                    tracing::error!(error = %e, "an HTTPS listener stopped");
+                }
+            }))
+        })
+        .collect::<Vec<_>>();
+        let watcher =
+            (!certificates.is_empty() && self.config.ssl_cert_reload_interval > 0).then(|| {
+                tokio::spawn(certificates.clone().watch(
+                    Duration::from_millis(self.config.ssl_cert_reload_interval),
+                    stopped(stop_rx.clone()),
+                ))
+            });
+        let spawner = Spawner {
+            // Connection ids start at 1: the management API acts as connection 0.
+            next_id: AtomicU64::new(1),
+            replies: Arc::new(ReplyRegistry::default()),
+            broker: self.broker.clone(),
+            config: self.config.clone(),
+            signals: connection::Signals {
+                stop: stop_rx.clone(),
+                alarms: alarm_rx.clone(),
+                registry: self.connections.clone(),
+            },
+        };
+        let amqps = self.tls.amqps.take();
         let mut connections = JoinSet::new();
         let admission = connection::admission::Admission::new(&self.config);
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
                 _ = &mut shutdown => break,
-                accepted = admission.accept(&self.listener) => {
-                    let (stream, peer, admitted) = match accepted {
-                        Ok(Some(a)) => a,
-                        Ok(None) => continue,
-                        Err(e) => {
-                            tracing::warn!(error = %e, "accept failed");
-                            tokio::time::sleep(Duration::from_millis(50)).await;
-                            continue;
+                accepted = admitted_accept(&admission, self.listener.as_ref()) => match accepted {
+                    Ok(Some((stream, peer, admitted))) => {
+                        spawner.plain(&mut connections, admitted, stream, peer);
+                    }
+                    Ok(None) => {}
+                    Err(e) => accept_failed(e).await,
+                },
+                accepted = admitted_accept(&admission, amqps.as_ref().map(|b| &b.listener)) => {
+                    match (accepted, &amqps) {
+                        (Ok(Some((stream, peer, admitted))), Some(b)) => {
+                            let acceptor = b.endpoint.acceptor();
+                            spawner.tls(&mut connections, admitted, stream, peer, acceptor);
                         }
-                    };
-                    let _ = stream.set_nodelay(true);
-                    let id = next_id.fetch_add(1, Ordering::Relaxed);
-                    // `user` and `vhost` are filled in once the handshake names them.
-                    let span = tracing::info_span!(
-                        "conn",
-                        conn = id,
-                        %peer,
-                        user = tracing::field::Empty,
-                        vhost = tracing::field::Empty
-                    );
-                    connections.spawn(
-                        connection::run(
-                            admitted,
-                            stream,
-                            peer,
-                            id,
-                            self.broker.clone(),
-                            self.config.clone(),
-                            replies.clone(),
-                            connection::Signals {
-                                stop: stop_rx.clone(),
-                                alarms: alarm_rx.clone(),
-                                registry: self.connections.clone(),
-                            },
-                        )
-                            .instrument(span),
-                    );
+                        (Ok(_), _) => {}
+                        (Err(e), _) => accept_failed(e).await,
+                    }
                 }
                 Some(_) = connections.join_next(), if !connections.is_empty() => {}
             }
         }
         tracing::info!("shutting down: closing connections");
         drop(self.listener);
+        drop(amqps);
         // Before the connections close: what their channels requeue stays in its queue, where
         // the store has it, instead of going to a consumer on a connection that closes too.
         self.broker.stop_delivering();
         let _ = stop_tx.send(true);
-        for mut api in management.into_iter().chain(prometheus).chain(sampler) {
+        for mut api in management
+            .into_iter()
+            .chain(prometheus)
+            .chain(sampler)
+            .chain(https)
+            .chain(watcher)
+        {
             // Requests in flight finish; an idle keep-alive client does not hold shutdown up.
             // Each task holds the broker: aborted or not, it has ended when this returns.
             if tokio::time::timeout(Duration::from_secs(2), &mut api)
@@ -356,6 +425,8 @@ impl Server {
     /// Runs the server on the current tokio runtime until the handle is shut down or dropped.
     pub fn spawn(self) -> ServerHandle {
         let addr = self.local_addr();
+        let ssl_addr = self.ssl_addr();
+        let management_ssl_addr = self.management_ssl_addr();
         let management_addr = self.management_addr();
         let prometheus_addr = self.prometheus_addr();
         let broker = self.broker.clone();
@@ -367,6 +438,8 @@ impl Server {
         }));
         ServerHandle {
             addr,
+            ssl_addr,
+            management_ssl_addr,
             management_addr,
             prometheus_addr,
             broker,
@@ -387,6 +460,16 @@ impl ServerHandle {
     /// The broker behind the server.
     pub fn broker(&self) -> Arc<Broker> {
         self.broker.clone()
+    }
+
+    /// The `amqps` listener's address, when it is enabled.
+    pub fn ssl_addr(&self) -> Option<SocketAddr> {
+        self.ssl_addr
+    }
+
+    /// The management API's HTTPS address, when it is enabled.
+    pub fn management_ssl_addr(&self) -> Option<SocketAddr> {
+        self.management_ssl_addr
     }
 
     /// The management API's address, when it is enabled.
@@ -435,6 +518,124 @@ impl ServerHandle {
             Ok(r) => r,
             Err(e) => Err(std::io::Error::other(e)),
         }
+    }
+}
+
+/// Accepts on `listener` under the admission limits (`connection_max`, `handshake_max`);
+/// never resolves without one (a disabled listener). `Ok(None)`: a socket refused because too
+/// many are in the handshake (already closed).
+async fn admitted_accept(
+    admission: &connection::admission::Admission,
+    listener: Option<&TcpListener>,
+) -> std::io::Result<Option<(TcpStream, SocketAddr, connection::admission::Admitted)>> {
+    match listener {
+        Some(l) => admission.accept(l).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// A failed accept (out of file descriptors...) is logged and retried after a pause.
+async fn accept_failed(e: std::io::Error) {
+    tracing::warn!(error = %e, "accept failed");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+}
+
+/// What every connection task is started with.
+struct Spawner {
+    next_id: AtomicU64,
+    replies: Arc<ReplyRegistry>,
+    broker: Arc<Broker>,
+    config: Arc<Config>,
+    signals: connection::Signals,
+}
+
+impl Spawner {
+    /// The connection's span; `user` and `vhost` are filled in once the handshake names them.
+    fn span(&self, peer: SocketAddr) -> (u64, tracing::Span) {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let span = tracing::info_span!(
+            "conn",
+            conn = id,
+            %peer,
+            user = tracing::field::Empty,
+            vhost = tracing::field::Empty
+        );
+        (id, span)
+    }
+
+    fn signals(&self) -> connection::Signals {
+        self.signals.clone()
+    }
+
+    /// Serves a plain TCP connection.
+    fn plain(
+        &self,
+        set: &mut JoinSet<()>,
+        admitted: connection::admission::Admitted,
+        stream: TcpStream,
+        peer: SocketAddr,
+    ) {
+        let _ = stream.set_nodelay(true);
+        let local = stream.local_addr().unwrap_or(peer);
+        let (id, span) = self.span(peer);
+        set.spawn(
+            connection::run(
+                admitted,
+                stream,
+                peer,
+                local,
+                crate::tls::Transport::Plain,
+                id,
+                self.broker.clone(),
+                self.config.clone(),
+                self.replies.clone(),
+                self.signals(),
+            )
+            .instrument(span),
+        );
+    }
+
+    /// Serves a TLS connection: the TLS handshake, then AMQP, both under `handshake_timeout`
+    /// (the AMQP handshake's own limit starts after TLS's).
+    fn tls(
+        &self,
+        set: &mut JoinSet<()>,
+        admitted: connection::admission::Admitted,
+        stream: TcpStream,
+        peer: SocketAddr,
+        acceptor: tokio_rustls::TlsAcceptor,
+    ) {
+        let _ = stream.set_nodelay(true);
+        let local = stream.local_addr().unwrap_or(peer);
+        let (id, span) = self.span(peer);
+        let timeout = Duration::from_secs(self.config.handshake_timeout);
+        let (broker, config, replies, signals) = (
+            self.broker.clone(),
+            self.config.clone(),
+            self.replies.clone(),
+            self.signals(),
+        );
+        set.spawn(
+            async move {
+                let tls = match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+                    Ok(Ok(tls)) => tls,
+                    Ok(Err(e)) => {
+                        tracing::info!(error = %e, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::info!("TLS handshake timed out");
+                        return;
+                    }
+                };
+                let transport = crate::tls::Transport::of(&tls);
+                connection::run(
+                    admitted, tls, peer, local, transport, id, broker, config, replies, signals,
+                )
+                .await;
+            }
+            .instrument(span),
+        );
     }
 }
 

@@ -215,6 +215,10 @@ pub fn routes() -> Router<Arc<Management>> {
             "/api/warren/disk-free-limit",
             get(warren::get_disk_free_limit).put(warren::put_disk_free_limit),
         )
+        .route(
+            "/api/warren/tls/reload",
+            axum::routing::post(warren::reload_tls),
+        )
         .fallback(not_found)
 }
 

@@ -95,3 +95,20 @@ fn disk_json(disk: &DiskFree) -> Value {
     };
     json!({"setting": setting, "disk_free_limit": disk.limit, "disk_free": disk.free})
 }
+
+/// `POST /api/warren/tls/reload` (administrator): reads every TLS listener's certificate, key
+/// and CA files again; new TLS connections use them, open ones keep theirs. Answers
+/// `{"reloaded": ["amqps", ...]}` (empty without TLS listeners), or 400 with the reason when a
+/// file cannot be used (that listener keeps its previous certificates).
+pub async fn reload_tls(state: State, user: Authed) -> Result<Response, ApiError> {
+    user.require_admin()?;
+    let Some(tls) = state.0.tls.clone() else {
+        return Ok(ok(json!({"reloaded": []})));
+    };
+    // Reading files blocks: off the runtime's threads.
+    let reloaded = tokio::task::spawn_blocking(move || tls.reload())
+        .await
+        .map_err(|e| ApiError::BadRequest(format!("reload stopped: {e}")))?
+        .map_err(ApiError::BadRequest)?;
+    Ok(ok(json!({ "reloaded": reloaded })))
+}

@@ -334,13 +334,13 @@ pub fn router(state: Arc<Management>) -> axum::Router {
 }
 
 /// Serves the Prometheus endpoints on `listener` until `shutdown` completes.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
+pub async fn serve<L: crate::HttpListener<Addr = SocketAddr>>(
+    listener: L,
     state: Arc<Management>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
+    axum::serve(axum::serve::ListenerExt::tap_io(listener, |_| {}), app)
         .with_graceful_shutdown(shutdown)
         .await
 }

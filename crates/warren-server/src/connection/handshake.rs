@@ -3,18 +3,29 @@
 
 use std::net::SocketAddr;
 
-use bytes::{BufMut, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use warren_broker::Broker;
 use warren_codec::{
     ConnectionOpenOk, ConnectionStart, ConnectionTune, FieldTable, FieldValue, Frame, FrameDecoder,
     LongStr, Method, PROTOCOL_HEADER, ProtocolHeaderCheck, ReplyCode, check_protocol_header,
-    encode_method, wire::Reader,
+    encode_method,
 };
 
 use super::error::{AmqpError, AmqpResult};
 use crate::config::Config;
+use crate::tls::Transport;
+
+/// A socket a connection can run on: plain TCP or TLS.
+pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Stream for S {}
+
+/// Writes `bytes` and flushes: TLS may keep records buffered after `write_all` returns (a flush
+/// of a TCP socket returns at once, without a system call).
+pub async fn send<S: Stream>(stream: &mut S, bytes: &[u8]) -> std::io::Result<()> {
+    stream.write_all(bytes).await?;
+    stream.flush().await
+}
 
 /// Largest frame payload accepted before `connection.tune-ok` (RabbitMQ's pre-tune limit).
 pub(crate) const PRE_TUNE_PAYLOAD_MAX: u32 = warren_codec::FRAME_MIN_SIZE - 8;
@@ -64,8 +75,8 @@ impl From<AmqpError> for HandshakeEnd {
 }
 
 /// Reads the next frame, buffering as needed.
-pub async fn read_frame(
-    stream: &mut TcpStream,
+pub async fn read_frame<S: Stream>(
+    stream: &mut S,
     inbuf: &mut BytesMut,
     decoder: &FrameDecoder,
 ) -> Result<Frame, HandshakeEnd> {
@@ -79,8 +90,8 @@ pub async fn read_frame(
     }
 }
 
-async fn expect_method(
-    stream: &mut TcpStream,
+async fn expect_method<S: Stream>(
+    stream: &mut S,
     inbuf: &mut BytesMut,
     decoder: &FrameDecoder,
     expected: &str,
@@ -142,34 +153,6 @@ fn server_properties() -> FieldTable {
     props
 }
 
-/// PLAIN: `\0user\0password` (an authorisation identity before the first NUL is ignored).
-fn parse_plain(response: &[u8]) -> Option<(String, String)> {
-    let mut parts = response.split(|b| *b == 0);
-    let _authzid = parts.next()?;
-    let user = parts.next()?;
-    let pass = parts.next()?;
-    Some((
-        String::from_utf8(user.to_vec()).ok()?,
-        String::from_utf8(pass.to_vec()).ok()?,
-    ))
-}
-
-/// AMQPLAIN: a field table without its length prefix, holding LOGIN and PASSWORD.
-fn parse_amqplain(response: &[u8]) -> Option<(String, String)> {
-    let mut framed = BytesMut::with_capacity(response.len() + 4);
-    framed.put_u32(response.len() as u32);
-    framed.put_slice(response);
-    let framed = framed.freeze();
-    let table = FieldTable::decode(&mut Reader::new(&framed)).ok()?;
-    let text = |k: &str| {
-        table
-            .get(k)
-            .and_then(|v| v.as_bytes())
-            .map(|b| String::from_utf8_lossy(b).into_owned())
-    };
-    Some((text("LOGIN")?, text("PASSWORD")?))
-}
-
 fn negotiate(field: &str, client: u32, server: u32, min: u32) -> AmqpResult<u32> {
     let fail = |detail: &str, bound: u32| {
         AmqpError::new(
@@ -188,9 +171,10 @@ fn negotiate(field: &str, client: u32, server: u32, min: u32) -> AmqpResult<u32>
 }
 
 /// Runs the handshake on a fresh socket.
-pub async fn perform(
-    stream: &mut TcpStream,
+pub async fn perform<S: Stream>(
+    stream: &mut S,
     peer: SocketAddr,
+    transport: &Transport,
     inbuf: &mut BytesMut,
     broker: &Broker,
     config: &Config,
@@ -200,7 +184,7 @@ pub async fn perform(
         match check_protocol_header(inbuf) {
             ProtocolHeaderCheck::Accepted => break,
             ProtocolHeaderCheck::Refused => {
-                stream.write_all(&PROTOCOL_HEADER).await?;
+                send(stream, &PROTOCOL_HEADER).await?;
                 return Err(HandshakeEnd::Dropped("bad protocol header".into()));
             }
             ProtocolHeaderCheck::Incomplete => {
@@ -223,11 +207,11 @@ pub async fn perform(
         version_major: 0,
         version_minor: 9,
         server_properties: server_properties(),
-        mechanisms: LongStr::from_static("AMQPLAIN PLAIN"),
+        mechanisms: LongStr::from(super::sasl::offered(config, transport).as_str()),
         locales: LongStr::from_static("en_US"),
     };
     encode_method(&mut out, 0, &start.into());
-    stream.write_all(&out).await?;
+    send(stream, &out).await?;
     out.clear();
 
     let Method::ConnectionStartOk(start_ok) =
@@ -242,30 +226,29 @@ pub async fn perform(
     let cap = |name: &str| matches!(caps.get(name), Some(FieldValue::Bool(true)));
     let authentication_failure_close = cap("authentication_failure_close");
     let mechanism = start_ok.mechanism.to_string();
-    let credentials = match mechanism.as_str() {
-        "PLAIN" => parse_plain(start_ok.response.as_bytes()),
-        "AMQPLAIN" => parse_amqplain(start_ok.response.as_bytes()),
-        other => {
-            return Err(AmqpError::new(
-                ReplyCode::CommandInvalid,
-                format!("unknown authentication mechanism '{other}'"),
-            )
-            .at(10, 11)
-            .into());
+    let login = super::sasl::login(
+        &mechanism,
+        start_ok.response.as_bytes(),
+        config,
+        transport,
+        broker,
+        peer.ip().is_loopback(),
+    )
+    // RabbitMQ's reader closes the socket without a word on these.
+    .map_err(HandshakeEnd::Dropped)?;
+    let user = match login {
+        Ok(user) => user,
+        Err(why) => {
+            tracing::warn!(mechanism, "{mechanism} login refused: {why}");
+            if authentication_failure_close {
+                return Err(AmqpError::new(
+                    ReplyCode::AccessRefused,
+                    format!("Login was refused using authentication mechanism {mechanism}. For details see the broker logfile."),
+                )
+                .into());
+            }
+            return Err(HandshakeEnd::Dropped("login refused".into()));
         }
-    };
-    let user = credentials.and_then(|(u, p)| broker.authenticate(&u, &p, peer.ip().is_loopback()));
-    let Some(user) = user else {
-        tracing::warn!(mechanism, "login refused");
-        if authentication_failure_close {
-            return Err(AmqpError::new(
-                ReplyCode::AccessRefused,
-                format!("Login was refused using authentication mechanism {mechanism}. For details see the broker logfile."),
-            )
-            .at(10, 11)
-            .into());
-        }
-        return Err(HandshakeEnd::Dropped("login refused".into()));
     };
 
     let tune = ConnectionTune {
@@ -274,7 +257,7 @@ pub async fn perform(
         heartbeat: config.heartbeat,
     };
     encode_method(&mut out, 0, &tune.into());
-    stream.write_all(&out).await?;
+    send(stream, &out).await?;
     out.clear();
 
     let Method::ConnectionTuneOk(tune_ok) =
@@ -325,7 +308,7 @@ pub async fn perform(
         .into());
     }
     encode_method(&mut out, 0, &ConnectionOpenOk.into());
-    stream.write_all(&out).await?;
+    send(stream, &out).await?;
 
     Ok(Negotiated {
         impersonator: user.tags.iter().any(|t| t == "impersonator"),
@@ -343,19 +326,6 @@ pub async fn perform(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn plain_and_amqplain_credentials_parse() {
-        assert_eq!(
-            parse_plain(b"\0guest\0secret"),
-            Some(("guest".into(), "secret".into()))
-        );
-        let t: FieldTable = [("LOGIN", "u"), ("PASSWORD", "p")].into_iter().collect();
-        let mut buf = BytesMut::new();
-        t.encode(&mut buf);
-        assert_eq!(parse_amqplain(&buf[4..]), Some(("u".into(), "p".into())));
-        assert_eq!(parse_plain(b"nonul"), None);
-    }
 
     #[test]
     fn tune_values_follow_rabbitmq_negotiation() {

@@ -8,6 +8,7 @@ pub(crate) mod admission;
 mod ctx;
 mod error;
 mod handshake;
+mod sasl;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -16,8 +17,7 @@ use std::sync::atomic::AtomicU32;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use warren_broker::{Broker, Delivery, Settle};
@@ -29,6 +29,7 @@ use warren_codec::{
 
 pub use ctx::{ConnEvent, ConnSink, Ctx, Signals, SyncPurpose};
 pub use error::{AmqpError, AmqpResult};
+pub use handshake::Stream;
 
 use crate::channel::{Channel, ReplyRegistry};
 use crate::config::Config;
@@ -43,8 +44,10 @@ enum State {
     Aborted,
 }
 
-struct Connection {
-    stream: TcpStream,
+/// Generic over the socket so that plain TCP pays nothing for TLS: each kind gets its own
+/// compiled copy of the loop.
+struct Connection<S> {
+    stream: S,
     inbuf: BytesMut,
     /// Bytes the last socket read returned, to size the next one.
     last_read: usize,
@@ -75,12 +78,15 @@ struct Connection {
     stats: Arc<warren_mgmt::ConnectionStats>,
 }
 
-/// Serves one accepted socket to the end; `admitted` is held until then.
+/// Serves one accepted socket (TCP, or TLS after its handshake) to the end; `admitted` is held
+/// until then.
 #[allow(clippy::too_many_arguments)]
-pub async fn run(
+pub async fn run<S: Stream>(
     mut admitted: admission::Admitted,
-    mut stream: TcpStream,
+    mut stream: S,
     peer: SocketAddr,
+    local: SocketAddr,
+    transport: crate::tls::Transport,
     id: u64,
     broker: Arc<Broker>,
     config: Arc<Config>,
@@ -91,7 +97,7 @@ pub async fn run(
     let timeout = Duration::from_secs(config.handshake_timeout);
     let negotiated = match tokio::time::timeout(
         timeout,
-        handshake::perform(&mut stream, peer, &mut inbuf, &broker, &config),
+        handshake::perform(&mut stream, peer, &transport, &mut inbuf, &broker, &config),
     )
     .await
     {
@@ -103,7 +109,7 @@ pub async fn run(
             tracing::info!(code = e.code.code(), text = %e.text, "handshake refused");
             let mut out = BytesMut::new();
             encode_method(&mut out, 0, &close_method(&e));
-            let _ = stream.write_all(&out).await;
+            let _ = handshake::send(&mut stream, &out).await;
             // Give the client a moment to read the close and answer; then drop the socket.
             let _ = tokio::time::timeout(Duration::from_secs(1), stream.read_buf(&mut inbuf)).await;
             return;
@@ -124,7 +130,6 @@ pub async fn run(
         .record("user", negotiated.user.as_str())
         .record("vhost", negotiated.vhost.as_str());
     tracing::info!("connection open");
-    let local = stream.local_addr().unwrap_or(peer);
     // Listed for the management API until this task ends (the guard unlists it).
     let stats = Arc::new(warren_mgmt::ConnectionStats::default());
     let (listed, close_requests) = signals.registry.register(warren_mgmt::ConnectionInfo {
@@ -230,7 +235,7 @@ fn close_method(e: &AmqpError) -> Method {
     .into()
 }
 
-impl Connection {
+impl<S: Stream> Connection<S> {
     async fn serve(
         &mut self,
         signals: Signals,
@@ -329,7 +334,10 @@ impl Connection {
             }
             self.pause_for_confirms(unconfirmed);
             if !self.ctx.out.is_empty() {
-                if self.stream.write_all(&self.ctx.out).await.is_err() {
+                if handshake::send(&mut self.stream, &self.ctx.out)
+                    .await
+                    .is_err()
+                {
                     return;
                 }
                 self.stats.send_oct.add(self.ctx.out.len() as u64);

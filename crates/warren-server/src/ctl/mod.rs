@@ -286,6 +286,11 @@ pub enum CtlCommand {
         #[arg(num_args = 1..=2, required = true)]
         value: Vec<String>,
     },
+    /// Reads the TLS certificate, key and CA files of every TLS listener again (a Warren
+    /// command, through `POST /api/warren/tls/reload`): new connections use them, open ones keep
+    /// theirs.
+    #[command(name = "reload_certificates")]
+    ReloadCertificates,
     /// The node's version, listeners, alarms and memory threshold.
     #[command(name = "status")]
     Status,

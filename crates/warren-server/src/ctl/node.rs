@@ -95,6 +95,30 @@ pub fn run(
             }
             reply.ok()?;
         }
+        CtlCommand::ReloadCertificates => {
+            let node = node_name(client)?;
+            format.banner(
+                out,
+                &format!("Reloading TLS certificates on node {node} ..."),
+            );
+            let reply = client.post("/api/warren/tls/reload", String::new())?;
+            if matches!(reply.status, 404 | 405) {
+                return Err(CtlError::Refused(
+                    "this broker has no /api/warren/tls/reload (a Warren extension of the management API)".into(),
+                ));
+            }
+            let reloaded = reply.ok()?;
+            let names: Vec<&str> = reloaded
+                .get("reloaded")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            if names.is_empty() {
+                out.push_str("No TLS listener is configured.\n");
+            } else {
+                out.push_str(&format!("Reloaded: {}\n", names.join(", ")));
+            }
+        }
         CtlCommand::Status => status(client, format, out)?,
         CtlCommand::AwaitStartup => await_startup(client, options.timeout)?,
         _ => {

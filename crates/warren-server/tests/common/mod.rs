@@ -4,6 +4,7 @@
 
 pub mod crash;
 pub mod http;
+pub mod tls;
 
 use std::time::Duration;
 
