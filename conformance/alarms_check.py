@@ -122,6 +122,9 @@ def run(b, amqp_port):
             time.sleep(0.2)
         return False
 
+    # RabbitMQ's node statistics (disk_free and the rest) appear with the first emission of its
+    # collector, a few seconds after start on a busy machine: wait for them, then read.
+    until("node statistics", lambda: isinstance(node().get("disk_free"), int), timeout=60)
     n = node()
     name = n["name"]
     check("nodes: disk_free is a number", isinstance(n.get("disk_free"), int), n.get("disk_free"))
