@@ -17,6 +17,11 @@
 //!     `size_on_disk`, after closing and reopening, after more churn, and after
 //!     [`warren_store::compact`] (its time, and the time to open the compacted store).
 //! (c) `scale` 100-byte messages in one queue; close; time to reopen and to `load_queue`.
+//! (d) the decision matrix of issue 16: for 100 B and 1 KiB, `scale` messages written 1,000
+//!     per `write` with a `sync` per write and with none (sled's background flush only); the
+//!     read-back rate (`visit_queue`); disk after removing 90 % and after removing all (store
+//!     open, and 60 s later); and the process's resident memory once filled (sled's cache and
+//!     page table plus the store's reference table), after a reopen, and when drained.
 
 use std::error::Error;
 use std::path::{Path, PathBuf};
@@ -65,7 +70,11 @@ struct Args {
 
 impl Args {
     fn options(&self) -> SledOptions {
-        let mut options = SledOptions::default();
+        // sled's own behaviour is measured: the store's online compaction stays off.
+        let mut options = SledOptions {
+            online_compaction: None,
+            ..SledOptions::default()
+        };
         if let Some(mib) = self.cache_mib {
             options.cache_capacity = mib << 20;
         }
@@ -427,6 +436,100 @@ fn main() -> Res<()> {
     }
     if run("c") {
         measure_c(&args)?;
+    }
+    if run("d") {
+        measure_d(&args)?;
+    }
+    Ok(())
+}
+
+/// The process's resident memory, in MiB (Linux; 0 elsewhere).
+fn rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+        .map_or(0.0, |kib| kib / 1024.0)
+}
+
+/// Removes entries `from..to` of the measure queue (ids from `ids`), 1,000 per write, a sync
+/// per write.
+fn remove_range(s: &SledStore, ids: &[u64], from: u64, to: u64) -> Res<()> {
+    let (vhost, queue) = vq();
+    let mut ops = Vec::with_capacity(1000);
+    for (seq, &id) in (from..to).zip(&ids[from as usize..]) {
+        ops.push(MessageOp::Remove {
+            vhost: vhost.clone(),
+            queue: queue.clone(),
+            seq,
+            id,
+        });
+        if ops.len() == 1000 || seq + 1 == to {
+            s.write(&ops)?;
+            s.sync()?;
+            tick();
+            ops.clear();
+        }
+    }
+    Ok(())
+}
+
+fn measure_d(args: &Args) -> Res<()> {
+    let count = args.scale;
+    for size in [100usize, 1024] {
+        for synced in [true, false] {
+            let dir = Scratch::new(&args.dir, &format!("d{size}{synced}"), 0);
+            let rss0 = rss_mib();
+            let s = SledStore::open_with(&dir.0, &args.options())?;
+            let took = fill(&s, count, size, 1000, if synced { 1000 } else { u64::MAX })?;
+            s.sync()?;
+            let rate = count as f64 / took.as_secs_f64();
+            let full = du_sb(&dir.0)?;
+            let rss_full = rss_mib() - rss0;
+            let live = count * (size as u64 + 9 + 40);
+            println!(
+                "(d) {size} B, sync {}: write {rate:.0} msg/s = {:.1} MiB/s; disk full {:.0} MiB ({:.2}x key+value bytes); RSS +{rss_full:.0} MiB",
+                if synced { "every 1,000" } else { "never" },
+                rate * size as f64 / 1048576.0,
+                full as f64 / 1048576.0,
+                full as f64 / live as f64
+            );
+            if !synced {
+                continue;
+            }
+            drop(s);
+            let s = SledStore::open_with(&dir.0, &args.options())?;
+            let (vhost, queue) = vq();
+            let started = Instant::now();
+            let mut ids = Vec::with_capacity(count as usize);
+            s.visit_queue(&vhost, &queue, &mut |e| {
+                ids.push(e.id);
+                Ok(())
+            })?;
+            let read = started.elapsed();
+            println!(
+                "(d) {size} B: reopened, read back {} in {read:.2?} = {:.0} msg/s; RSS +{:.0} MiB",
+                ids.len(),
+                ids.len() as f64 / read.as_secs_f64(),
+                rss_mib() - rss0
+            );
+            let ninety = count / 10 * 9;
+            remove_range(&s, &ids, 0, ninety)?;
+            let after90 = du_sb(&dir.0)?;
+            remove_range(&s, &ids, ninety, count)?;
+            let after_all = du_sb(&dir.0)?;
+            std::thread::sleep(Duration::from_secs(60));
+            let later = du_sb(&dir.0)?;
+            println!(
+                "(d) {size} B: disk after removing 90 % {:.0} MiB ({:.0} B per remaining message), all {:.0} MiB, 60 s later {:.0} MiB; RSS +{:.0} MiB",
+                after90 as f64 / 1048576.0,
+                after90 as f64 / (count - ninety).max(1) as f64,
+                after_all as f64 / 1048576.0,
+                later as f64 / 1048576.0,
+                rss_mib() - rss0
+            );
+        }
     }
     Ok(())
 }

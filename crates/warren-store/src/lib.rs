@@ -121,7 +121,10 @@
 //! - **Compaction.** sled 0.34 keeps its files at their peak size. [`compact`] (and
 //!   [`SledStore::compact_if`] at startup) copies the live records into a fresh database and
 //!   swaps the directories with a crash-safe protocol: a crash at any point leaves the old or
-//!   the new database complete, and the next open uses it. See the `compact` module.
+//!   the new database complete, and the next open uses it. See the `compact` module. A running
+//!   [`SledStore`] does the same by itself when its files outgrow the live data
+//!   ([`SledOptions::online_compaction`]): the copy mirrors every change while it is built, then
+//!   is swapped in; see the `compact::online` module.
 //! - **One engine.** [`SledStore`] and [`MemoryStore`] are the same engine over two ordered key
 //!   spaces, so the behavioural test suite checks one set of rules twice, not two
 //!   implementations that could drift.
@@ -141,6 +144,7 @@ mod plan;
 mod record_codec;
 mod refs;
 mod sled_backend;
+mod sled_db;
 mod sled_store;
 
 pub use compact::{CompactPolicy, CompactReport, RECORD_OVERHEAD, compact, disk_usage};

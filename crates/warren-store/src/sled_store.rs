@@ -1,6 +1,7 @@
 //! [`SledStore`]: the durable store, sled 0.34 under a versioned directory.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -9,14 +10,16 @@ use bytes::Bytes;
 use parking_lot::{Condvar, Mutex};
 
 use crate::backend::{Atomicity, Backend};
+use crate::compact::online::{self, OnlineStep};
 use crate::engine::{Engine, delegate_to_engine};
 use crate::format::{self, DirLock, MetaState, SLED_DIR};
 use crate::keys::FORMAT_VERSION_KEY;
-use crate::sled_backend::{LockRelease, SledBackend, open_sled};
-use crate::{StoreError, compact};
+use crate::sled_backend::{SledBackend, open_sled};
+use crate::sled_db::LockRelease;
+use crate::{CompactPolicy, CompactReport, StoreError, compact};
 
 /// Tuning of a [`SledStore`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SledOptions {
     /// sled's page cache, in bytes (sled's own default is 1 GiB). Pages it holds count in the
     /// broker's resident memory, on top of the messages the queues hold; a small cache costs
@@ -26,6 +29,11 @@ pub struct SledOptions {
     /// but promises nothing: only [`MessageStore::sync`](crate::MessageStore::sync) does.
     /// `None` disables it, leaving `sync` and definition changes as the only flushes.
     pub background_flush: Option<Duration>,
+    /// When the running store compacts itself (see the `compact::online` module): the files
+    /// against the live data, checked every `online_check_every`. `None` never does.
+    pub online_compaction: Option<CompactPolicy>,
+    /// How often the compactor thread compares the files with the live data.
+    pub online_check_every: Duration,
 }
 
 impl Default for SledOptions {
@@ -33,6 +41,11 @@ impl Default for SledOptions {
         SledOptions {
             cache_capacity: 64 * 1024 * 1024,
             background_flush: Some(Duration::from_millis(500)),
+            online_compaction: Some(CompactPolicy {
+                ratio: 2.0,
+                min_disk_bytes: 64 * 1024 * 1024,
+            }),
+            online_check_every: Duration::from_secs(5),
         }
     }
 }
@@ -43,8 +56,9 @@ impl Default for SledOptions {
 /// is released, so the directory can be opened again at once (by a restarted broker in the
 /// same process, or a test).
 pub struct SledStore {
-    // Field order is drop order: sled closes first, then `released` waits for its lock, then
-    // the directory lock goes.
+    // Field order is drop order: the compactor stops (abandoning a copy in progress), sled
+    // closes, then `released` waits for its lock, then the directory lock goes.
+    pub(crate) compactor: Compactor,
     pub(crate) drainer: Drainer,
     pub(crate) engine: Arc<Engine<SledBackend>>,
     pub(crate) released: LockRelease,
@@ -95,7 +109,10 @@ impl SledStore {
             backend.flush()?;
         }
         let engine = Arc::new(Engine::open(backend)?);
+        let (live, records) = engine.live_at_open();
+        engine.backend().set_live(live, records);
         Ok(SledStore {
+            compactor: Compactor::start(Arc::downgrade(&engine), dir, options)?,
             drainer: Drainer::start(Arc::downgrade(&engine), options.background_flush)?,
             engine,
             released,
@@ -112,7 +129,7 @@ impl SledStore {
 
     /// sled's estimate of its files' size, in bytes.
     pub fn size_on_disk(&self) -> Result<u64, StoreError> {
-        Ok(self.engine.backend().db().size_on_disk()?)
+        Ok(self.engine.backend().current()?.db().size_on_disk()?)
     }
 
     /// The apparent size of the database's files (as `du -sb`), in bytes.
@@ -130,9 +147,168 @@ impl SledStore {
     pub fn live_records_at_open(&self) -> u64 {
         self.engine.live_at_open().1
     }
+
+    /// Bytes of keys and values, and number of records, stored now (definitions created
+    /// since the store opened included).
+    pub fn live_now(&self) -> (u64, u64) {
+        self.engine.backend().live()
+    }
+
+    /// Compacts the database now while it serves (see the `compact::online` module),
+    /// whatever the policy says; `None` if the store is closing.
+    pub fn compact_online(&self) -> Result<Option<CompactReport>, StoreError> {
+        self.compact_online_until(None)
+    }
+
+    /// Online compactions done by the compactor thread since the store opened.
+    pub fn online_compactions(&self) -> Vec<CompactReport> {
+        self.compactor.done.lock().clone()
+    }
+
+    /// An online compaction stopped after `step`, as a crash there would (tests).
+    pub(crate) fn compact_online_until(
+        &self,
+        step: Option<OnlineStep>,
+    ) -> Result<Option<CompactReport>, StoreError> {
+        let Some(_one) = Busy::take(&self.compactor.running, true) else {
+            return Ok(None);
+        };
+        match step {
+            None => online::compact_online(
+                self.engine.backend(),
+                &self.dir,
+                &self.options,
+                &self.compactor.stop,
+            ),
+            Some(step) => {
+                let mut c =
+                    online::Compaction::begin(self.engine.backend(), &self.dir, &self.options)?;
+                while !c.copy_some(online::CHUNK)? {}
+                c.finish(Some(step)).map(Some)
+            }
+        }
+    }
 }
 
 delegate_to_engine!(SledStore);
+
+/// The thread that compacts the running store when its policy asks (see `compact::online`).
+/// Dropping it abandons a compaction in progress and stops the thread.
+pub(crate) struct Compactor {
+    stop: Arc<AtomicBool>,
+    wake: Arc<(Mutex<()>, Condvar)>,
+    /// Set by whoever compacts: one compaction at a time (a flag, not a lock held across the
+    /// compaction's fsyncs).
+    running: Arc<AtomicBool>,
+    done: Arc<Mutex<Vec<CompactReport>>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Compactor {
+    fn start(
+        engine: Weak<Engine<SledBackend>>,
+        dir: &Path,
+        options: &SledOptions,
+    ) -> Result<Compactor, StoreError> {
+        let mut compactor = Compactor {
+            stop: Arc::new(AtomicBool::new(false)),
+            wake: Arc::new((Mutex::new(()), Condvar::new())),
+            running: Arc::new(AtomicBool::new(false)),
+            done: Arc::new(Mutex::new(Vec::new())),
+            thread: None,
+        };
+        let Some(policy) = options.online_compaction else {
+            return Ok(compactor);
+        };
+        let (stop, wake, running, done) = (
+            compactor.stop.clone(),
+            compactor.wake.clone(),
+            compactor.running.clone(),
+            compactor.done.clone(),
+        );
+        let (dir, options) = (dir.to_path_buf(), options.clone());
+        let sled = dir.join(SLED_DIR);
+        compactor.thread = Some(
+            std::thread::Builder::new()
+                .name("warren-store-compact".into())
+                .spawn(move || {
+                    let mut last = None;
+                    loop {
+                        {
+                            let mut guard = wake.0.lock();
+                            if stop.load(Ordering::Relaxed) {
+                                break;
+                            }
+                            wake.1.wait_for(&mut guard, options.online_check_every);
+                        }
+                        if stop.load(Ordering::Relaxed) {
+                            break;
+                        }
+                        let Some(engine) = engine.upgrade() else {
+                            break;
+                        };
+                        let backend = engine.backend();
+                        let Ok(disk) = compact::disk_usage(&sled) else {
+                            continue;
+                        };
+                        if !online::wanted(&policy, disk, backend.live(), last) {
+                            continue;
+                        }
+                        let Some(_one) = Busy::take(&running, false) else {
+                            continue;
+                        };
+                        // A failed compaction leaves the database in use standing (or, if the
+                        // swap's reopen failed, the store failed: writers report it).
+                        if let Ok(Some(report)) =
+                            online::compact_online(backend, &dir, &options, &stop)
+                        {
+                            last = Some((report.disk_after, report.live_bytes));
+                            done.lock().push(report);
+                        }
+                    }
+                })?,
+        );
+        Ok(compactor)
+    }
+}
+
+/// The compactor's "running" flag while set.
+struct Busy<'a>(&'a AtomicBool);
+
+impl<'a> Busy<'a> {
+    /// Sets the flag; if it is set already, waits for it (`wait`) or answers `None`.
+    fn take(flag: &'a AtomicBool, wait: bool) -> Option<Busy<'a>> {
+        while flag
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            if !wait {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Some(Busy(flag))
+    }
+}
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
+impl Drop for Compactor {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        {
+            let _guard = self.wake.0.lock();
+            self.wake.1.notify_all();
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
 
 /// Hands deferred message writes to sled at sled's own flush cadence, so that writes nobody
 /// syncs (persistent publishes without confirms) reach the log as soon as they did before

@@ -1,8 +1,10 @@
-//! Offline compaction: sled 0.34 never gives space back to the file system (a store that held
+//! Compaction: sled 0.34 never gives space back to the file system (a store that held
 //! 1,000,000 messages keeps the files of its peak after 900,000 are acked), so the store copies
 //! its live records into a fresh sled database beside the old one and swaps the two
-//! directories. It runs with no broker serving the directory: from `warren compact`, or at
-//! startup before recovery when [`CompactPolicy`] says the files are far larger than the data.
+//! directories. This module is the offline way, with no broker serving the directory: from
+//! `warren compact`, or at startup before recovery when [`CompactPolicy`] says the files are far
+//! larger than the data. The `online` module does it while the store serves, with the same
+//! directory names and the same rules at open.
 //!
 //! # The swap, and what a crash leaves
 //!
@@ -26,6 +28,7 @@
 //! The format marker is untouched: `FORMAT` stays where it is, and the copy carries the
 //! `format_version` meta key like every other record.
 
+pub(crate) mod online;
 #[cfg(test)]
 mod tests;
 
@@ -42,11 +45,11 @@ use crate::sled_backend::{SledBackend, open_sled};
 use crate::{SledOptions, SledStore, StoreError};
 
 /// Where the copy is written until it is complete.
-const BUILDING: &str = "sled.building";
+pub(crate) const BUILDING: &str = "sled.building";
 /// The complete copy, committed, until it replaces `sled/`.
-const COMPACT: &str = "sled.compact";
+pub(crate) const COMPACT: &str = "sled.compact";
 /// The replaced database, until it is removed.
-const OLD: &str = "sled.old";
+pub(crate) const OLD: &str = "sled.old";
 
 /// What a compaction did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -171,6 +174,7 @@ pub(crate) enum Step {
 pub(crate) fn run(store: SledStore, stop: Option<Step>) -> Result<Outcome, StoreError> {
     let started = Instant::now();
     let SledStore {
+        compactor,
         drainer,
         engine,
         released,
@@ -179,6 +183,7 @@ pub(crate) fn run(store: SledStore, stop: Option<Step>) -> Result<Outcome, Store
         options,
     } = store;
     // The copy reads sled: every deferred write must be there, and none may come later.
+    drop(compactor);
     drop(drainer);
     engine.drain()?;
     let sled = dir.join(SLED_DIR);
@@ -332,7 +337,7 @@ fn copy_into(
     let mut copied = Tally::default();
     let mut hasher = std::hash::DefaultHasher::new();
     old.scan_prefix(&[], &mut |k, v| {
-        new.db().insert(k, v)?;
+        new.current()?.db().insert(k, v)?;
         copied.add(&mut hasher, k, v);
         Ok(())
     })?;
@@ -362,13 +367,24 @@ fn copy_into(
 
 /// fsyncs every file and directory under `path` (sled's own flush leaves some unsynced, and
 /// the directory entries of its files are never synced by it).
-fn sync_tree(path: &Path) -> Result<(), StoreError> {
+pub(crate) fn sync_tree(path: &Path) -> Result<(), StoreError> {
     for entry in fs::read_dir(path)? {
         let entry = entry?;
-        if entry.file_type()?.is_dir() {
+        // The online compaction syncs a database that is open: sled may delete a blob file
+        // between the listing and the open; a file that is gone needs no fsync.
+        let is_dir = match entry.file_type() {
+            Ok(t) => t.is_dir(),
+            Err(e) if e.kind() == ErrorKind::NotFound => continue,
+            Err(e) => return Err(e.into()),
+        };
+        if is_dir {
             sync_tree(&entry.path())?;
         } else {
-            File::open(entry.path())?.sync_all()?;
+            match File::open(entry.path()) {
+                Ok(f) => f.sync_all()?,
+                Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                Err(e) => return Err(e.into()),
+            }
         }
     }
     sync_dir(path)
@@ -383,7 +399,7 @@ fn present(path: &Path) -> Result<bool, StoreError> {
 }
 
 /// Removes a directory tree if it exists; whether it did.
-fn remove_dir_if_present(path: &Path) -> Result<bool, StoreError> {
+pub(crate) fn remove_dir_if_present(path: &Path) -> Result<bool, StoreError> {
     match fs::remove_dir_all(path) {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
