@@ -6,8 +6,8 @@
 //! ```
 //!
 //! Options: `--scale N` messages for (b) and (c) (default 1,000,000), `--runs N` (default 3),
-//! `--only a|b|c`, `--dir PATH` (default: the system temp dir), `--cache-mib N` (sled's cache;
-//! default [`SledOptions`]'). Each run uses a fresh directory, removed afterwards.
+//! `--only a|b|c|d`, `--dir PATH` (default: the system temp dir), `--cache-mib N` (sled's cache;
+//! default [`SledOptions`]'), `--sizes 100,1024` (message sizes of (d)). Each run uses a fresh directory, removed afterwards.
 //!
 //! (a) 1 KiB messages, one `write` (Put + Enqueue) per message, `sync` every 1,000 messages;
 //!     and the same with one `write` per 1,000 messages.
@@ -66,6 +66,7 @@ struct Args {
     only: Option<String>,
     dir: PathBuf,
     cache_mib: Option<u64>,
+    sizes: Vec<usize>,
 }
 
 impl Args {
@@ -89,6 +90,7 @@ fn parse_args() -> Res<Args> {
         only: None,
         dir: std::env::temp_dir(),
         cache_mib: None,
+        sizes: vec![100, 1024],
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -99,6 +101,7 @@ fn parse_args() -> Res<Args> {
             "--only" => args.only = Some(value),
             "--dir" => args.dir = PathBuf::from(value),
             "--cache-mib" => args.cache_mib = Some(value.parse()?),
+            "--sizes" => args.sizes = value.split(',').map(str::parse).collect::<Result<_, _>>()?,
             other => return Err(format!("unknown option {other}").into()),
         }
     }
@@ -477,7 +480,7 @@ fn remove_range(s: &SledStore, ids: &[u64], from: u64, to: u64) -> Res<()> {
 
 fn measure_d(args: &Args) -> Res<()> {
     let count = args.scale;
-    for size in [100usize, 1024] {
+    for &size in &args.sizes {
         for synced in [true, false] {
             let dir = Scratch::new(&args.dir, &format!("d{size}{synced}"), 0);
             let rss0 = rss_mib();
@@ -519,7 +522,11 @@ fn measure_d(args: &Args) -> Res<()> {
             let after90 = du_sb(&dir.0)?;
             remove_range(&s, &ids, ninety, count)?;
             let after_all = du_sb(&dir.0)?;
-            std::thread::sleep(Duration::from_secs(60));
+            // The watchdog counts store calls: tick while waiting.
+            for _ in 0..60 {
+                std::thread::sleep(Duration::from_secs(1));
+                tick();
+            }
             let later = du_sb(&dir.0)?;
             println!(
                 "(d) {size} B: disk after removing 90 % {:.0} MiB ({:.0} B per remaining message), all {:.0} MiB, 60 s later {:.0} MiB; RSS +{:.0} MiB",

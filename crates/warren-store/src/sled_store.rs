@@ -262,7 +262,7 @@ impl Compactor {
                         if let Ok(Some(report)) =
                             online::compact_online(backend, &dir, &options, &stop)
                         {
-                            last = Some((report.disk_after, report.live_bytes));
+                            last = Some((std::time::Instant::now(), report.elapsed));
                             done.lock().push(report);
                         }
                     }

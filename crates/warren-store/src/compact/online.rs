@@ -51,7 +51,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::{BUILDING, COMPACT, CompactPolicy, CompactReport, OLD, disk_usage, sync_tree};
 use crate::format::{SLED_DIR, sync_dir};
@@ -73,25 +73,24 @@ pub(crate) enum OnlineStep {
 }
 
 /// Whether `policy` wants an online compaction now: the files are over its ratio to the live
-/// data, and either grew by a quarter since the last compaction left them or the live data
-/// halved since then (so a compaction that could not get under the ratio is not repeated at
-/// every check).
+/// data, and the last compaction (when it ended, how long it took) ended at least as long ago
+/// as it took, and 10 s. A compaction under heavy churn can end over the ratio (its copy
+/// mirrored the churn), so another may be needed; the pause bounds the time spent compacting
+/// to half when the ratio cannot be reached.
 pub(crate) fn wanted(
     policy: &CompactPolicy,
     disk: u64,
     live: (u64, u64),
-    last: Option<(u64, u64)>,
+    last: Option<(Instant, Duration)>,
 ) -> bool {
     if !policy.wants(disk, live.0, live.1) {
         return false;
     }
-    match last {
-        None => true,
-        Some((disk_after, live_after)) => {
-            disk > disk_after + disk_after / 4 || live.0 < live_after / 2
-        }
-    }
+    last.is_none_or(|(ended, took)| ended.elapsed() >= took.max(MIN_PAUSE))
 }
+
+/// The least time between the end of one online compaction and the start of the next.
+const MIN_PAUSE: Duration = Duration::from_secs(10);
 
 /// Compacts the database `backend` uses, in the store directory `dir`, while it serves (see
 /// the module docs). `stop` is raised to abandon it (the store closes): the copy is discarded.

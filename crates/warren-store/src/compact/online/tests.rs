@@ -416,3 +416,39 @@ fn writes_from_another_thread_during_an_online_compaction_are_kept() {
     let s = SledStore::open_with(&dir.0, &options()).unwrap();
     assert_eq!(contents(&s), model);
 }
+
+#[test]
+fn the_policy_waits_after_a_compaction_as_long_as_it_took() {
+    use std::time::{Duration, Instant};
+    let policy = crate::CompactPolicy {
+        ratio: 2.0,
+        min_disk_bytes: 1000,
+    };
+    // 10,000 bytes of files for 1,000 bytes in 10 records (1,800 needed): over the ratio.
+    assert!(super::wanted(&policy, 10_000, (1000, 10), None));
+    assert!(
+        !super::wanted(&policy, 3_000, (1000, 10), None),
+        "under the ratio"
+    );
+    assert!(
+        !super::wanted(&policy, 900, (0, 0), None),
+        "under the minimum size"
+    );
+    let just_now = Some((Instant::now(), Duration::from_secs(1)));
+    assert!(!super::wanted(&policy, 10_000, (1000, 10), just_now));
+    let long_ago = Instant::now().checked_sub(Duration::from_secs(60));
+    if let Some(ended) = long_ago {
+        assert!(super::wanted(
+            &policy,
+            10_000,
+            (1000, 10),
+            Some((ended, Duration::from_secs(20)))
+        ));
+        assert!(!super::wanted(
+            &policy,
+            10_000,
+            (1000, 10),
+            Some((ended, Duration::from_secs(90)))
+        ));
+    }
+}
