@@ -282,16 +282,15 @@ pub async fn channel(
 
 /// The consumers of `vhost_name`; a user who is not `monitoring` sees only those on its own
 /// connections (RabbitMQ's `rabbit_mgmt_wm_consumers:filter_user`).
-fn consumers_of(m: &Management, user: &Authed, vhost_name: &str) -> Vec<Value> {
+fn consumers_of(
+    m: &Management,
+    user: &Authed,
+    owners: &HashMap<u64, ConnectionInfo>,
+    vhost_name: &str,
+) -> Vec<Value> {
     let Some(vh) = m.broker.vhost(vhost_name) else {
         return Vec::new();
     };
-    let owners: HashMap<u64, ConnectionInfo> = m
-        .connections
-        .list()
-        .into_iter()
-        .map(|c| (c.id, c))
-        .collect();
     let queues: Vec<_> = vh.topology().queues().cloned().collect();
     let mut out = Vec::new();
     for q in queues {
@@ -332,9 +331,10 @@ pub async fn consumers(
     Query(params): Query<Params>,
 ) -> Result<Response, ApiError> {
     let m = &state.0;
+    let owners = owners(m);
     let mut out = Vec::new();
     for vh in m.broker.vhosts() {
-        out.extend(consumers_of(m, &user, &vh.name));
+        out.extend(consumers_of(m, &user, &owners, &vh.name));
     }
     Ok(ok(reply_list_unpaged(Value::Array(out), &params)?))
 }
@@ -348,8 +348,18 @@ pub async fn consumers_vhost(
     Query(params): Query<Params>,
 ) -> Result<Response, ApiError> {
     vhost(&state.0, &v)?;
+    let owners = owners(&state.0);
     Ok(ok(reply_list_unpaged(
-        Value::Array(consumers_of(&state.0, &user, &v)),
+        Value::Array(consumers_of(&state.0, &user, &owners, &v)),
         &params,
     )?))
+}
+
+/// The open connections by id, to name a consumer's channel and its user.
+fn owners(m: &Management) -> HashMap<u64, ConnectionInfo> {
+    m.connections
+        .list()
+        .into_iter()
+        .map(|c| (c.id, c))
+        .collect()
 }
