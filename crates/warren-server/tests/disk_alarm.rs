@@ -175,8 +175,24 @@ async fn disk_alarm_blocks_publishers_with_low_on_disk_until_the_limit_is_lowere
 #[tokio::test]
 async fn connection_state_is_blocking_under_an_alarm_and_blocked_once_a_publish_is_held() {
     let server = common::start().await;
-    let idle = blocked_publisher(&server, "idle").await;
+    let mut idle = blocked_publisher(&server, "idle").await;
     let mut publisher = blocked_publisher(&server, "pub").await;
+    // A round trip after the publish: it was handled before the alarm is set.
+    for (raw, queue) in [(&mut idle, "idle"), (&mut publisher, "pub")] {
+        raw.send(
+            1,
+            QueueDeclare {
+                queue: queue.into(),
+                passive: true,
+                ..Default::default()
+            },
+        )
+        .await;
+        match raw.method().await {
+            Method::QueueDeclareOk(ok) => assert_eq!(ok.message_count, 1),
+            other => panic!("expected queue.declare-ok, got {other:?}"),
+        }
+    }
     let port = |r: &Raw| r.stream.local_addr().unwrap().port();
     let (idle_port, pub_port) = (port(&idle), port(&publisher));
     eventually("both listed as running", async || {
