@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Resource alarms checked the same way on RabbitMQ 3.10 and on Warren: the free disk space
 alarm (`disk_free_limit`, set above the free space while running) and the memory alarm, as a
-client and the management API see them.
+client and the management API see them (including each connection's `state`: running,
+blocking, blocked).
 
     conformance/alarms_check.py --against-rabbitmq   # a private node with the management plugin
     conformance/alarms_check.py --against-warren     # this tree's release build
@@ -114,6 +115,12 @@ def run(b, amqp_port):
     def node():
         return b.api.call("GET", "/api/nodes")[2][0]
 
+    def states(*socks):
+        """The `state` of each connection in /api/connections, found by its client port."""
+        by_port = {c.get("peer_port"): c.get("state")
+                   for c in b.api.call("GET", "/api/connections")[2] or []}
+        return [by_port.get(sk.getsockname()[1]) for sk in socks]
+
     def until(what, pred, timeout=15):
         end = time.time() + timeout
         while time.time() < end:
@@ -147,10 +154,19 @@ def run(b, amqp_port):
         status, _, body = b.api.call("GET", path)
         want = {"status": "failed", "reason": reason, "alarms": [{"node": name, "resource": "disk space"}]}
         check(f"{path} under the disk alarm", (status, body) == (503, want), (status, body))
+    # /api/connections `state`: `blocking` under an alarm until the connection publishes (even
+    # one that published before the alarm), `blocked` once a publish is held. RabbitMQ emits a
+    # connection's statistics every 5 s, hence the polling.
+    check("state: blocking under the alarm (idle and earlier publisher)",
+          until("blocking", lambda: states(idle, pub) == ["blocking", "blocking"], timeout=30),
+          states(idle, pub))
     # A publisher that published before the alarm is blocked at its next publish.
     publish(pub)
     reason = blocked_reason(pub)
     check("connection.blocked reason for the disk alarm", reason == "low on disk", reason)
+    check("state: blocked once a publish is held, the idle one still blocking",
+          until("blocked", lambda: states(idle, pub) == ["blocking", "blocked"], timeout=30),
+          states(idle, pub))
     # A connection that has not published hears nothing.
     got = next_method(idle, 1.5)
     check("a connection that has not published is not told", got is None, got)
@@ -172,6 +188,11 @@ def run(b, amqp_port):
     for label, sock in (("publisher", pub), ("both", both)):
         m = next_method(sock, 20)
         check(f"connection.unblocked ({label})", m is not None and m[:2] == (10, 61), m)
+    # RabbitMQ restarts a connection's statistics timer at its next frame after unblocking.
+    publish(pub)
+    check("state: running once the alarms clear",
+          until("running", lambda: states(idle, pub) == ["running", "running"], timeout=30),
+          states(idle, pub))
     check("alarms cleared", until("clear", lambda: not node().get("disk_free_alarm")
                                   and not node().get("mem_alarm")), node())
     status, _, body = b.api.call("GET", "/api/health/checks/alarms")

@@ -26,6 +26,7 @@ import urllib.error
 import urllib.request
 
 from mgmt_stats_checks import run_exchange_stats, run_history, vhost_limit_parameter_checks  # noqa: E402
+from mgmt_vhost_lists import run_vhost_lists  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -225,7 +226,7 @@ def judge(status, headers, body, want):
     return problems
 
 
-def run(base):
+def run(base, amqp_port=None):
     api = Api(base)
     # A queue's counts appear in RabbitMQ's answer only after its first stats emission, so
     # fields of queues are checked on one that has been there a while (see below).
@@ -262,7 +263,9 @@ def run(base):
     p2, f2 = run_statistics(api)
     p3, f3 = run_exchange_stats(api)
     p4, f4 = run_history(api)
-    return passed + p2 + p3 + p4, failed + f2 + f3 + f4
+    # Lists of live connections and channels need an AMQP port (not known with --url).
+    p5, f5 = run_vhost_lists(api, amqp_port) if amqp_port else (0, 0)
+    return passed + p2 + p3 + p4 + p5, failed + f2 + f3 + f4 + f5
 
 
 def is_num(v):
@@ -582,7 +585,7 @@ def main():
             broker, base = start_broker(args.against_rabbitmq)
         else:
             base = args.url
-        passed, failed = run(base)
+        passed, failed = run(base, broker.port if broker else None)
         p2, f2 = run_rabbitmqadmin(base)
         passed, failed = passed + p2, failed + f2
     finally:

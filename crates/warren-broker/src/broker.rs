@@ -62,6 +62,8 @@ pub struct Broker {
     permission_generation: AtomicU64,
     /// Global runtime parameters (RabbitMQ's `/api/global-parameters`), by name.
     globals: RwLock<std::collections::BTreeMap<String, serde_json::Value>>,
+    /// Queues declared, created and deleted, in every vhost.
+    queue_totals: Arc<crate::QueueTotals>,
 }
 
 impl std::fmt::Debug for Broker {
@@ -103,6 +105,7 @@ impl Broker {
             topic_generation: AtomicU64::new(0),
             permission_generation: AtomicU64::new(0),
             globals: RwLock::default(),
+            queue_totals: Arc::default(),
             store,
         }
     }
@@ -113,6 +116,11 @@ impl Broker {
     /// would never receive it. Found by the client-level model test (issue 11).
     pub fn stop_delivering(&self) {
         self.delivering.store(false, Ordering::Release);
+    }
+
+    /// Queues declared, created and deleted since the broker started.
+    pub fn queue_totals(&self) -> crate::QueueTotalsSnapshot {
+        self.queue_totals.get()
     }
 
     /// The store under the broker.
@@ -137,6 +145,7 @@ impl Broker {
                     self.next_message_id.clone(),
                     self.timers.clone(),
                     self.delivering.clone(),
+                    self.queue_totals.clone(),
                 )
             })
             .clone()

@@ -26,6 +26,7 @@ mod permissions;
 mod persist;
 pub mod policy;
 mod queue;
+mod queue_totals;
 mod snapshot;
 mod timers;
 mod topic_permissions;
@@ -50,6 +51,7 @@ pub use queue::{
     Got, Overflow, Pushed, Queue, QueueArgs, QueueOptions, QueueState, Settle, StoreWrite,
     type_name as field_type_name,
 };
+pub use queue_totals::{QueueTotals, QueueTotalsSnapshot};
 pub use snapshot::{ConsumerSnapshot, QueueCounters, QueueSnapshot};
 pub use timers::now_ms;
 pub use topic_permissions::{

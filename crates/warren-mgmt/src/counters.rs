@@ -54,6 +54,9 @@ pub struct ConnectionStats {
     pub send_oct: Counter,
     /// Socket writes.
     pub send_cnt: Counter,
+    /// 1 while a resource alarm holds the connection (its socket unread), else 0: RabbitMQ's
+    /// connection `state` `blocked` (`blocking` while an alarm is set and it is not held).
+    pub blocked: Counter,
 }
 
 /// One channel's counters and gauges (RabbitMQ's channel `message_stats` and state fields).
@@ -61,6 +64,10 @@ pub struct ConnectionStats {
 pub struct ChannelStats {
     /// Messages published on the channel.
     pub publish: Counter,
+    /// Of those, the ones published in confirm mode (RabbitMQ's
+    /// `rabbitmq_global_messages_received_confirm_total`; not in [`CHANNEL_COUNTERS`]: no
+    /// `message_stats` field shows it).
+    pub publish_confirm: Counter,
     /// Publishes confirmed (`basic.ack` to the publisher).
     pub confirm: Counter,
     /// Mandatory publishes returned as unroutable.

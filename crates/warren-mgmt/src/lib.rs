@@ -25,6 +25,7 @@ pub mod history;
 mod json;
 mod listing;
 pub mod prometheus;
+mod retiring;
 pub mod stats;
 
 use std::net::SocketAddr;

@@ -182,6 +182,18 @@ pub fn reply_list(list: Value, params: &Params) -> Result<Value, ApiError> {
     }))
 }
 
+/// As [`reply_list`] without pagination: what RabbitMQ's endpoints that call its `reply_list`
+/// rather than `reply_list_or_paginate` answer (`/api/vhosts/{v}/connections`,
+/// `/api/vhosts/{v}/channels`, `/api/consumers`): `page` and the name filter are ignored and
+/// the reply stays a plain array.
+pub fn reply_list_unpaged(list: Value, params: &Params) -> Result<Value, ApiError> {
+    let mut kept = params.clone();
+    for key in ["page", "page_size", "name", "use_regex"] {
+        kept.remove(key);
+    }
+    reply_list(list, &kept)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,6 +203,19 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn unpaged_lists_ignore_paging_but_sort() {
+        let p = params(&[("page", "1"), ("page_size", "1"), ("sort", "name")]);
+        let out = reply_list_unpaged(Value::Array(queues()), &p).unwrap_or_else(|e| panic!("{e}"));
+        let names: Vec<&str> = out
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|q| q["name"].as_str())
+            .collect();
+        assert_eq!(names, ["Abc", "a", "b"]);
     }
 
     fn queues() -> Vec<Value> {

@@ -127,6 +127,8 @@ pub struct Sampled {
     pub exchanges: ExchangeWindows,
     /// The last samples of everything, for `?msg_rates_age=` and `?lengths_age=`.
     pub history: Histories,
+    /// Publishes made in confirm mode, node-wide (Prometheus' `received_confirm_total`).
+    pub publish_confirm: crate::retiring::RetiringSum,
 }
 
 /// The sampler's state, shared with the API.
@@ -214,9 +216,11 @@ impl Statistics {
         }
         let conns = connections.list();
         let mut live_x = Vec::new();
+        let mut confirm_publishes = Vec::new();
         for c in &conns {
             for (n, st) in c.channels.iter().zip(&c.channel_stats) {
                 live_x.push(((c.id, *n), (c.vhost.clone(), st.exchange_counts())));
+                confirm_publishes.push(((c.id, *n), st.publish_confirm.get()));
             }
         }
         let api_x = std::mem::take(&mut *self.api_exchanges.lock());
@@ -227,6 +231,7 @@ impl Statistics {
         let first = s.at.is_none();
         s.at = Some(now);
         s.exchanges.sample(live_x, api_x, &existing, secs);
+        s.publish_confirm.sample(confirm_publishes);
         let mut totals: HashMap<String, [u64; AGG]> = s.retired.clone();
         let nc = CHANNEL_COUNTERS.len();
         for (v, counts) in api {

@@ -57,6 +57,33 @@ async fn blocked_publisher(server: &warren_server::ServerHandle, queue: &str) ->
     raw
 }
 
+/// Publishes one message to `queue` on channel 1.
+async fn publish_one(raw: &mut Raw, queue: &str) {
+    raw.send(
+        1,
+        BasicPublish {
+            routing_key: queue.into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    let mut buf = BytesMut::new();
+    encode_header(&mut buf, 1, &ContentHeader::basic(1, RawProperties::EMPTY));
+    encode_body(&mut buf, 1, b"x");
+    raw.write(&buf).await;
+}
+
+/// The `state` `/api/connections` shows for the connection whose client port is `port`.
+async fn state_of(server: &warren_server::ServerHandle, port: u16) -> String {
+    let list = call(server, "GET", "/api/connections", None).await.json();
+    list.as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["peer_port"] == port)
+        .map(|c| c["state"].as_str().unwrap_or("").to_string())
+        .unwrap_or_default()
+}
+
 async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
     for _ in 0..100 {
         if check().await {
@@ -142,6 +169,70 @@ async fn disk_alarm_blocks_publishers_with_low_on_disk_until_the_limit_is_lowere
     }
     let reply = call(&server, "GET", "/api/health/checks/alarms", None).await;
     assert_eq!(reply.json(), json!({"status": "ok"}));
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn connection_state_is_blocking_under_an_alarm_and_blocked_once_a_publish_is_held() {
+    let server = common::start().await;
+    let mut idle = blocked_publisher(&server, "idle").await;
+    let mut publisher = blocked_publisher(&server, "pub").await;
+    // A round trip after the publish: it was handled before the alarm is set.
+    for (raw, queue) in [(&mut idle, "idle"), (&mut publisher, "pub")] {
+        raw.send(
+            1,
+            QueueDeclare {
+                queue: queue.into(),
+                passive: true,
+                ..Default::default()
+            },
+        )
+        .await;
+        match raw.method().await {
+            Method::QueueDeclareOk(ok) => assert_eq!(ok.message_count, 1),
+            other => panic!("expected queue.declare-ok, got {other:?}"),
+        }
+    }
+    let port = |r: &Raw| r.stream.local_addr().unwrap().port();
+    let (idle_port, pub_port) = (port(&idle), port(&publisher));
+    eventually("both listed as running", async || {
+        state_of(&server, idle_port).await == "running"
+            && state_of(&server, pub_port).await == "running"
+    })
+    .await;
+    server
+        .set_disk_free_limit(DiskFreeLimit::Absolute(EXABYTE))
+        .unwrap();
+    // Both published before the alarm: as in RabbitMQ, neither is held until it publishes.
+    eventually("the disk alarm", async || {
+        call(&server, "GET", "/api/nodes", None).await.json()[0]["disk_free_alarm"] == true
+    })
+    .await;
+    let states = [
+        state_of(&server, idle_port).await,
+        state_of(&server, pub_port).await,
+    ];
+    assert_eq!(states, ["blocking", "blocking"]);
+    publish_one(&mut publisher, "pub").await;
+    match publisher.method().await {
+        Method::ConnectionBlocked(b) => assert_eq!(b.reason, "low on disk"),
+        other => panic!("expected connection.blocked, got {other:?}"),
+    }
+    assert_eq!(state_of(&server, pub_port).await, "blocked");
+    assert_eq!(state_of(&server, idle_port).await, "blocking");
+    server
+        .set_disk_free_limit(DiskFreeLimit::Absolute(0))
+        .unwrap();
+    match publisher.method().await {
+        Method::ConnectionUnblocked(_) => {}
+        other => panic!("expected connection.unblocked, got {other:?}"),
+    }
+    eventually("both running again", async || {
+        state_of(&server, idle_port).await == "running"
+            && state_of(&server, pub_port).await == "running"
+    })
+    .await;
+    drop(idle);
     server.shutdown().await.unwrap();
 }
 

@@ -92,6 +92,8 @@ pub struct VHost {
     me: Weak<VHost>,
     /// The broker's "queues may deliver" flag, handed to every queue.
     pub(crate) delivering: Arc<AtomicBool>,
+    /// The broker's queue lifecycle totals.
+    queue_totals: Arc<crate::QueueTotals>,
     /// The `vhost-limits` parameter: `None` when never set (RabbitMQ lists a vhost whose limits
     /// were all cleared with an empty value, and one never limited not at all).
     limits: RwLock<Option<VhostLimits>>,
@@ -120,6 +122,7 @@ impl VHost {
         ids: Arc<AtomicU64>,
         timers: Arc<Timers>,
         delivering: Arc<AtomicBool>,
+        queue_totals: Arc<crate::QueueTotals>,
     ) -> Arc<Self> {
         Arc::new_cyclic(|me| VHost {
             name: name.to_string(),
@@ -129,6 +132,7 @@ impl VHost {
             timers,
             me: me.clone(),
             delivering,
+            queue_totals,
             limits: RwLock::new(None),
             policies: RwLock::default(),
             policy_change: Mutex::new(()),
@@ -259,6 +263,8 @@ impl VHost {
         d: QueueDeclare,
         name: ShortStr,
     ) -> Result<DeclaredQueue, BrokerError> {
+        // Counted before the equivalence check, as RabbitMQ's channel does.
+        self.queue_totals.declared();
         let mut topology = self.topology.write();
         // An existing queue is checked for equivalence only (exclusive access, flags, then
         // arguments), as RabbitMQ's `assert_equivalence` does; arguments are validated when a
@@ -314,6 +320,7 @@ impl VHost {
         );
         queue.set_limits(&limits);
         topology.add_queue(name, queue.clone());
+        self.queue_totals.created();
         Ok(DeclaredQueue {
             queue,
             message_count: 0,
@@ -510,6 +517,7 @@ impl VHost {
                 {
                     tracing::error!(queue = %queue.name, error = %e, "cannot delete the queue from the store");
                 }
+                self.queue_totals.deleted();
                 topology.remove_queue(queue.name.as_bytes())
             } else {
                 Vec::new()

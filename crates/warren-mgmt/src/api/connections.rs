@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use super::{State, no_content, ok, vhost};
 use crate::auth::Authed;
-use crate::listing::{Params, reply_list};
+use crate::listing::{Params, reply_list, reply_list_unpaged};
 use crate::{ApiError, ConnectionInfo, Management, stats};
 
 fn connection_json(m: &Management, c: &ConnectionInfo) -> Value {
@@ -34,7 +34,7 @@ fn connection_json(m: &Management, c: &ConnectionInfo) -> Value {
         "port": c.local.port(),
         "protocol": "AMQP 0-9-1",
         "type": "network",
-        "state": "running",
+        "state": connection_state(m, c),
         "ssl": false,
         "auth_mechanism": "PLAIN",
         "connected_at": c.connected_at_ms,
@@ -47,6 +47,19 @@ fn connection_json(m: &Management, c: &ConnectionInfo) -> Value {
         "send_cnt": io[3],
         "client_properties": {},
     })
+}
+
+/// RabbitMQ's connection `state` (`rabbit_reader`'s `i(state)`): `blocked` once a publish made
+/// under a resource alarm held it, `blocking` while an alarm is set and it has not published
+/// since, `running` otherwise.
+fn connection_state(m: &Management, c: &ConnectionInfo) -> &'static str {
+    if c.stats.blocked.get() != 0 {
+        "blocked"
+    } else if (m.memory_alarm)() || (m.disk_alarm)() {
+        "blocking"
+    } else {
+        "running"
+    }
 }
 
 fn visible(m: &Management, user: &Authed) -> Vec<ConnectionInfo> {
@@ -88,7 +101,7 @@ pub async fn of_vhost(
     let m = &state.0;
     vhost(m, &v)?;
     user.require_vhost(&v)?;
-    Ok(ok(reply_list(
+    Ok(ok(reply_list_unpaged(
         Value::Array(
             visible(m, &user)
                 .iter()
@@ -209,7 +222,72 @@ pub async fn channels(
     Ok(ok(reply_list(channels_json(&state.0, &conns), &params)?))
 }
 
-fn consumers_of(m: &Management, vhost_name: &str) -> Vec<Value> {
+/// `GET /api/vhosts/{vhost}/channels`: 404 for an unknown vhost, 401 without access to it;
+/// then, as `/api/channels`, a `management` user sees only its own.
+pub async fn channels_of_vhost(
+    state: State,
+    user: Authed,
+    Path(v): Path<String>,
+    Query(params): Query<Params>,
+) -> Result<Response, ApiError> {
+    let m = &state.0;
+    vhost(m, &v)?;
+    user.require_vhost(&v)?;
+    let conns: Vec<ConnectionInfo> = visible(m, &user)
+        .into_iter()
+        .filter(|c| c.vhost == v)
+        .collect();
+    Ok(ok(reply_list_unpaged(channels_json(m, &conns), &params)?))
+}
+
+/// `GET /api/channels/{name}`: one channel, named `"<connection name> (<number>)"`.
+pub async fn channel(
+    state: State,
+    user: Authed,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let m = &state.0;
+    let (conn, number) = name
+        .rsplit_once(" (")
+        .and_then(|(c, n)| Some((c, n.strip_suffix(')')?.parse::<u16>().ok()?)))
+        .ok_or(ApiError::NotFound)?;
+    let c = m
+        .connections
+        .list()
+        .into_iter()
+        .find(|c| c.name == conn)
+        .ok_or(ApiError::NotFound)?;
+    // RabbitMQ checks the channel's user before its existence: someone else's channel is 401.
+    if !user.is_monitor() && c.user != user.0.name {
+        return Err(ApiError::NotAuthorised(
+            "User not authorised to access object".into(),
+        ));
+    }
+    let stats = c
+        .channels
+        .iter()
+        .position(|&n| n == number)
+        .and_then(|i| c.channel_stats.get(i).cloned())
+        .ok_or(ApiError::NotFound)?;
+    let one = ConnectionInfo {
+        channels: vec![number],
+        channel_stats: vec![stats],
+        ..c
+    };
+    match channels_json(m, &[one]) {
+        Value::Array(mut list) if !list.is_empty() => Ok(ok(list.swap_remove(0))),
+        _ => Err(ApiError::NotFound),
+    }
+}
+
+/// The consumers of `vhost_name`; a user who is not `monitoring` sees only those on its own
+/// connections (RabbitMQ's `rabbit_mgmt_wm_consumers:filter_user`).
+fn consumers_of(
+    m: &Management,
+    user: &Authed,
+    owners: &HashMap<u64, ConnectionInfo>,
+    vhost_name: &str,
+) -> Vec<Value> {
     let Some(vh) = m.broker.vhost(vhost_name) else {
         return Vec::new();
     };
@@ -217,6 +295,11 @@ fn consumers_of(m: &Management, vhost_name: &str) -> Vec<Value> {
     let mut out = Vec::new();
     for q in queues {
         for c in q.snapshot().consumers {
+            let owner = owners.get(&c.connection);
+            let owner_user = owner.map_or("", |o| o.user.as_str());
+            if !user.is_monitor() && owner_user != user.0.name {
+                continue;
+            }
             out.push(json!({
                 "consumer_tag": c.tag.to_string(),
                 "ack_required": c.ack_required,
@@ -225,7 +308,15 @@ fn consumers_of(m: &Management, vhost_name: &str) -> Vec<Value> {
                 "active": true,
                 "activity_status": "up",
                 "arguments": if c.priority != 0 { json!({"x-priority": c.priority}) } else { json!({}) },
-                "channel_details": {"number": c.channel, "connection_name": super::queues::connection_name(m, c.connection), "node": m.node},
+                "channel_details": {
+                    "name": owner.map(|o| format!("{} ({})", o.name, c.channel)),
+                    "number": c.channel,
+                    "connection_name": owner.map(|o| o.name.clone()),
+                    "peer_host": owner.map(|o| o.peer.ip().to_string()),
+                    "peer_port": owner.map(|o| o.peer.port()),
+                    "user": owner_user,
+                    "node": m.node,
+                },
                 "queue": {"name": q.name.to_string(), "vhost": vhost_name},
             }));
         }
@@ -233,23 +324,23 @@ fn consumers_of(m: &Management, vhost_name: &str) -> Vec<Value> {
     out
 }
 
-/// `GET /api/consumers`.
+/// `GET /api/consumers`: every vhost's, filtered by user as [`consumers_of`] says.
 pub async fn consumers(
     state: State,
     user: Authed,
     Query(params): Query<Params>,
 ) -> Result<Response, ApiError> {
     let m = &state.0;
+    let owners = owners(m);
     let mut out = Vec::new();
     for vh in m.broker.vhosts() {
-        if user.lists(&vh.name) {
-            out.extend(consumers_of(m, &vh.name));
-        }
+        out.extend(consumers_of(m, &user, &owners, &vh.name));
     }
-    Ok(ok(reply_list(Value::Array(out), &params)?))
+    Ok(ok(reply_list_unpaged(Value::Array(out), &params)?))
 }
 
-/// `GET /api/consumers/{vhost}`.
+/// `GET /api/consumers/{vhost}`: 404 for an unknown vhost; any management user may ask (as in
+/// RabbitMQ, access to the vhost is not checked: the user filter applies).
 pub async fn consumers_vhost(
     state: State,
     user: Authed,
@@ -257,9 +348,18 @@ pub async fn consumers_vhost(
     Query(params): Query<Params>,
 ) -> Result<Response, ApiError> {
     vhost(&state.0, &v)?;
-    user.require_vhost(&v)?;
-    Ok(ok(reply_list(
-        Value::Array(consumers_of(&state.0, &v)),
+    let owners = owners(&state.0);
+    Ok(ok(reply_list_unpaged(
+        Value::Array(consumers_of(&state.0, &user, &owners, &v)),
         &params,
     )?))
+}
+
+/// The open connections by id, to name a consumer's channel and its user.
+fn owners(m: &Management) -> HashMap<u64, ConnectionInfo> {
+    m.connections
+        .list()
+        .into_iter()
+        .map(|c| (c.id, c))
+        .collect()
 }

@@ -127,6 +127,11 @@ pub fn routes() -> Router<Arc<Management>> {
             get(connections::of_vhost),
         )
         .route("/api/channels", get(connections::channels))
+        .route("/api/channels/{name}", get(connections::channel))
+        .route(
+            "/api/vhosts/{vhost}/channels",
+            get(connections::channels_of_vhost),
+        )
         .route("/api/consumers", get(connections::consumers))
         .route("/api/consumers/{vhost}", get(connections::consumers_vhost))
         .route("/api/aliveness-test/{vhost}", get(health::aliveness))

@@ -3,9 +3,13 @@
 //! as Warren counts them. They come from the sampler's node totals (which keep the counts of
 //! closed channels), so they move once per `collect_statistics_interval`, never down.
 //!
-//! Not served (docs/management-api.md, "Prometheus"): `received_confirm_total` (Warren does
-//! not count publishes by confirm mode), the `dead_lettered_*` families, the queue lifecycle
-//! totals, disk space and the Erlang-specific socket and allocator families.
+//! Also the queue lifecycle totals (the broker's [`warren_broker::QueueTotals`]), free disk
+//! space and its limit (the disk monitor's last reading) and the TCP socket gauges: RabbitMQ's
+//! `sockets_used` counts the AMQP connections it accepted, and its socket limit is a share of
+//! the file descriptor limit; Warren has no separate socket reservation, so its limit is the
+//! file descriptor limit itself (docs/management-api.md, "Prometheus").
+//!
+//! Not served: the `dead_lettered_*` families and the Erlang-specific allocator families.
 
 use super::{Exposition, Kind};
 use crate::Management;
@@ -115,10 +119,10 @@ const GLOBALS: [Global; 13] = [
 
 /// Writes the node-wide families.
 pub fn render(m: &Management, out: &mut Exposition) {
-    let (node, routed) = m.stats.read(|s| {
+    let (node, routed, received_confirm) = m.stats.read(|s| {
         let mut node = [0u64; CHANNEL_COUNTERS.len()];
         node.copy_from_slice(&s.node.last[..CHANNEL_COUNTERS.len()]);
-        (node, s.exchanges.routed_total())
+        (node, s.exchanges.routed_total(), s.publish_confirm.total())
     });
     for fam in &GLOBALS {
         let value = if fam.of.is_empty() {
@@ -133,7 +137,39 @@ pub fn render(m: &Management, out: &mut Exposition) {
             "protocol=\"amqp091\""
         };
         out.sample(fam.name, labels, value);
+        if fam.name == "rabbitmq_global_messages_received_total" {
+            // RabbitMQ's order: received_confirm follows received.
+            let name = "rabbitmq_global_messages_received_confirm_total";
+            out.family(
+                name,
+                Kind::Counter,
+                "Total number of messages received from publishers expecting confirmations",
+            );
+            out.sample(name, "protocol=\"amqp091\"", received_confirm);
+        }
     }
+    let q = m.broker.queue_totals();
+    for (name, help, v) in [
+        (
+            "rabbitmq_queues_declared_total",
+            "Total number of queues declared",
+            q.declared,
+        ),
+        (
+            "rabbitmq_queues_created_total",
+            "Total number of queues created",
+            q.created,
+        ),
+        (
+            "rabbitmq_queues_deleted_total",
+            "Total number of queues deleted",
+            q.deleted,
+        ),
+    ] {
+        out.family(name, Kind::Counter, help);
+        out.sample(name, "", v);
+    }
+    render_node(m, out);
     if let Some(l) = m.connections.lifecycle() {
         for (name, help, v) in [
             (
@@ -166,4 +202,23 @@ pub fn render(m: &Management, out: &mut Exposition) {
         out.family(name, Kind::Gauge, "Memory high watermark in bytes");
         out.sample(name, "", limit);
     }
+}
+
+/// Disk space and TCP sockets (RabbitMQ's `node_coarse_metrics` and `node_metrics`).
+fn render_node(m: &Management, out: &mut Exposition) {
+    let disk = m.disk.get();
+    if let Some(free) = disk.free {
+        let name = "rabbitmq_disk_space_available_bytes";
+        out.family(name, Kind::Gauge, "Disk space available in bytes");
+        out.sample(name, "", free);
+    }
+    let name = "rabbitmq_disk_space_available_limit_bytes";
+    out.family(name, Kind::Gauge, "Free disk space low watermark in bytes");
+    out.sample(name, "", disk.limit);
+    let name = "rabbitmq_process_open_tcp_sockets";
+    out.family(name, Kind::Gauge, "Open TCP sockets");
+    out.sample(name, "", m.connections.list().len() as u64);
+    let name = "rabbitmq_process_max_tcp_sockets";
+    out.family(name, Kind::Gauge, "Open TCP sockets limit");
+    out.sample(name, "", super::max_fds());
 }

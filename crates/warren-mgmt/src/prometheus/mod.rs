@@ -117,7 +117,7 @@ pub fn gather(m: &Management, scope: &Scope) -> Gathered {
 }
 
 /// Open file descriptors allowed (`Max open files` of `/proc/self/limits`), 0 when unknown.
-fn max_fds() -> u64 {
+pub(crate) fn max_fds() -> u64 {
     std::fs::read_to_string("/proc/self/limits")
         .ok()
         .and_then(|l| {

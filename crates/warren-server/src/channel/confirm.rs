@@ -55,6 +55,7 @@ impl Channel {
         };
         c.last_seq += 1;
         let seq = c.last_seq;
+        self.stats.publish_confirm.add(1);
         if routed.store_failed || routed.rejected {
             // Refused by the store or a full queue: this one is nacked on its own, at once. Later multiple acks
             // do not cover it again: clients drop a settled tag from their outstanding set.

@@ -309,6 +309,8 @@ impl Channel {
                     extra_keys(p, &mut RoutingKeys::new())?;
                 }
                 tx.publishes.push((publish, properties, body));
+                // RabbitMQ counts a transactional publish as one expecting a confirmation.
+                self.stats.publish_confirm.add(1);
                 Ok(())
             }
             Mode::Confirm(_) => {

@@ -151,7 +151,8 @@ pub struct Ctx {
     pub confirms_due: Vec<u16>,
     /// Reused by every publish for the queues a message routes to.
     pub route_scratch: Vec<Arc<Queue>>,
-    /// The connection has published: a resource alarm blocks it.
+    /// The connection has published since an alarm was set (or since the last check while
+    /// none was): the alarm blocks it.
     pub published: bool,
     /// The wall clock (epoch ms) read once per batch of input: the publish time of the
     /// batch's messages, from which their TTLs count.

@@ -408,12 +408,20 @@ impl<S: Stream> Connection<S> {
     /// telling clients that understand `connection.blocked`. As RabbitMQ's, one
     /// `connection.blocked` names the alarms in effect when it blocks; an alarm added while
     /// blocked sends nothing more.
+    ///
+    /// As RabbitMQ's reader, only a publish made while an alarm is set blocks: `published` is
+    /// forgotten whenever no alarm is set, so a connection that published before the alarm
+    /// stays `blocking` (in `/api/connections`) until it publishes again.
     fn update_blocking(&mut self) {
+        if !self.alarm.any() {
+            self.ctx.published = false;
+        }
         let block = self.alarm.any() && self.ctx.published && matches!(self.state, State::Open);
         if block == self.blocked {
             return;
         }
         self.blocked = block;
+        self.stats.blocked.set(u64::from(block));
         if self.blocked_notify {
             if block {
                 self.ctx.send(
