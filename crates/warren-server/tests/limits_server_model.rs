@@ -652,3 +652,19 @@ fn a_refused_declare_closes_only_its_channel_and_the_api_answers_400() {
     ])
     .unwrap();
 }
+
+/// The generator's shrunk case for a planted off-by-one in the vhost connection check (one
+/// connection over the limit let through): kept whatever the random search draws.
+#[test]
+fn regression_the_vhost_connection_limit_refuses_the_connection_at_the_limit() {
+    block_on(&[
+        Op::VhostLimit {
+            vhost: 0,
+            queues: false,
+            value: Some(1),
+        },
+        Op::Connect { user: 0, vhost: 0 },
+        Op::Connect { user: 0, vhost: 0 },
+    ])
+    .unwrap();
+}
