@@ -49,12 +49,13 @@ async fn https_api_is_used_only_with_a_certificate_that_verifies_or_insecure() {
     let s = |v: &[&str]| v.iter().map(|a| a.to_string()).collect::<Vec<_>>();
     // (case, arguments, environment, Ok(listing) | Err(what standard error says)).
     type Want = Result<&'static str, &'static [&'static str]>;
+    type Case<'a> = (&'a str, Vec<String>, Vec<(&'static str, String)>, Want);
     let untrusted: &[&str] = &[
         "presented a certificate that does not verify",
         "--cacert FILE",
         "--insecure",
     ];
-    let cases: Vec<(&str, Vec<String>, Vec<(&str, String)>, Want)> = vec![
+    let cases: Vec<Case<'_>> = vec![
         (
             "--cacert, by IP",
             s(&["--url", &by_ip, "--cacert", &ca]),
