@@ -14,20 +14,15 @@ Ranch's `max_connections` is meant to). Should a RabbitMQ release start enforcin
 RabbitMQ run fails and the difference can go.
 """
 
-import argparse
 import os
 import socket
 import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-import management_api  # noqa: E402  (the runner loader)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import checklib  # noqa: E402  (same directory)
 
-runner = management_api.load_runner()
-runner.ensure_python()
-if os.path.abspath(sys.executable) != os.path.abspath(runner.VENV_PY):
-    os.execv(runner.VENV_PY, [runner.VENV_PY, os.path.abspath(__file__), *sys.argv[1:]])
+runner = checklib.venv(__file__)
 
 import pika  # noqa: E402
 
@@ -45,17 +40,8 @@ def answered(sock, wait):
         return False
 
 
-def run(port, enforced):
-    passed = failed = 0
-
-    def report(name, ok, detail=""):
-        nonlocal passed, failed
-        if ok:
-            passed += 1
-            print(f"  ok    {name}")
-        else:
-            failed += 1
-            print(f"  FAIL  {name}: {detail}")
+def run(port, enforced, c):
+    report = c.check
 
     params = pika.ConnectionParameters("127.0.0.1", port,
                                        credentials=pika.PlainCredentials("guest", "guest"))
@@ -88,17 +74,12 @@ def run(port, enforced):
     report("after a connection closes it gets connection.start", late is True,
            (late, round(time.time() - start, 1)))
     extra.close()
-    for c in open_:
-        c.close()
-    return passed, failed
+    for conn in open_:
+        conn.close()
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    g = ap.add_mutually_exclusive_group(required=True)
-    g.add_argument("--against-rabbitmq", action="store_true")
-    g.add_argument("--against-warren", action="store_true")
-    args = ap.parse_args()
+    args = checklib.arguments(__doc__)
     if args.against_rabbitmq:
         broker = runner.RabbitMQ()
         with open(os.path.join(broker.base, "rabbitmq.conf"), "w") as f:
@@ -106,14 +87,10 @@ def main():
     else:
         os.environ["WARREN_CONNECTION_MAX"] = str(LIMIT)
         broker = runner.Warren()
-    broker.start()
-    try:
-        passed, failed = run(broker.port, enforced=not args.against_rabbitmq)
-    finally:
-        broker.stop()
-    print(f"admission ({'RabbitMQ' if args.against_rabbitmq else 'Warren'}): "
-          f"{passed} passed, {failed} failed")
-    sys.exit(1 if failed else 0)
+    c = checklib.Checks()
+    with checklib.started(runner, broker):
+        run(broker.port, not args.against_rabbitmq, c)
+    checklib.finish(f"admission ({'RabbitMQ' if args.against_rabbitmq else 'Warren'})", c)
 
 
 if __name__ == "__main__":

@@ -15,18 +15,17 @@ alarms clear. The limits are changed with `rabbitmqctl set_disk_free_limit` /
 `set_vm_memory_high_watermark` on RabbitMQ and with `warren ctl` on Warren. Standard library only.
 """
 
-import argparse
 import os
 import socket
 import struct
 import subprocess
 import sys
-import time
-
-from amqp_min import _frame, _longstr, _method, _shortstr
-from management_api import Api, load_runner  # noqa: E402  (same directory)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import checklib  # noqa: E402  (same directory)
+from amqp_min import _frame, _longstr, _method, _shortstr  # noqa: E402
+from management_api import Api  # noqa: E402
 
 
 def connect(port, name):
@@ -101,16 +100,8 @@ class Broker:
         self.tool("set_vm_memory_high_watermark", *value)
 
 
-def run(b, amqp_port):
-    passed = failed = 0
-
-    def check(name, ok, detail=""):
-        nonlocal passed, failed
-        if ok:
-            passed += 1
-        else:
-            failed += 1
-            print(f"FAIL {name}: {detail}")
+def run(b, amqp_port, c):
+    check = c.check
 
     def node():
         return b.api.call("GET", "/api/nodes")[2][0]
@@ -122,12 +113,7 @@ def run(b, amqp_port):
         return [by_port.get(sk.getsockname()[1]) for sk in socks]
 
     def until(what, pred, timeout=15):
-        end = time.time() + timeout
-        while time.time() < end:
-            if pred():
-                return True
-            time.sleep(0.2)
-        return False
+        return checklib.wait(pred, timeout)
 
     # RabbitMQ's node statistics (disk_free and the rest) appear with the first emission of its
     # collector, a few seconds after start on a busy machine: wait for them, then read.
@@ -199,37 +185,18 @@ def run(b, amqp_port):
     check("alarms check ok again", (status, body) == (200, {"status": "ok"}), (status, body))
     for sock in (idle, pub, both):
         sock.close()
-    return passed, failed
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    g = ap.add_mutually_exclusive_group(required=True)
-    g.add_argument("--against-rabbitmq", action="store_true")
-    g.add_argument("--against-warren", action="store_true")
-    args = ap.parse_args()
-    runner = load_runner()
-    if args.against_rabbitmq:
-        broker = runner.RabbitMQ()
-        broker.management_port = runner.free_port()
-        with open(os.path.join(broker.base, "enabled_plugins"), "w") as f:
-            f.write("[rabbitmq_management].\n")
-        with open(os.path.join(broker.base, "rabbitmq.conf"), "w") as f:
-            f.write(f"management.tcp.port = {broker.management_port}\nmanagement.tcp.ip = 127.0.0.1\n")
-        kind = "rabbitmq"
-    else:
-        broker = runner.Warren()
-        kind = "warren"
-    try:
-        broker.start()
-        if not runner.wait_port(broker.management_port, 60):
-            raise SystemExit(f"nothing listens on {broker.management_port}")
+    args = checklib.arguments(__doc__)
+    runner = checklib.load_runner()
+    kind = "rabbitmq" if args.against_rabbitmq else "warren"
+    broker = checklib.rabbitmq(runner) if args.against_rabbitmq else runner.Warren()
+    c = checklib.Checks(quiet=True)
+    with checklib.started(runner, broker, [broker.management_port]):
         api = Api(f"http://127.0.0.1:{broker.management_port}")
-        passed, failed = run(Broker(kind, runner, broker, api), broker.port)
-    finally:
-        broker.stop()
-    print(f"alarms ({kind}): {passed} passed, {failed} failed")
-    sys.exit(1 if failed else 0)
+        run(Broker(kind, runner, broker, api), broker.port, c)
+    checklib.finish(f"alarms ({kind})", c)
 
 
 if __name__ == "__main__":

@@ -11,44 +11,29 @@ Uses pika from conformance/run's venv (conformance/.deps/venv, created on first 
 objects named lim-check-*; uses guest/guest.
 """
 
-import argparse
+import contextlib
 import os
 import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-import management_api  # noqa: E402  (the Api class and broker start-up)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import checklib  # noqa: E402  (same directory)
+import management_api  # noqa: E402  (the Api class)
 
-try:
-    import pika
-except ImportError:
-    # Re-run under the conformance venv (conformance/run's, created here if missing).
-    runner = management_api.load_runner()
-    runner.ensure_python()
-    if os.path.abspath(sys.executable) == os.path.abspath(runner.VENV_PY):
-        raise SystemExit("pika is missing from the conformance venv")
-    os.execv(runner.VENV_PY, [runner.VENV_PY, os.path.abspath(__file__), *sys.argv[1:]])
+runner = checklib.venv(__file__)
+
+import pika  # noqa: E402
 
 V = "lim-check-v"
 U = "lim-check-u"
 NOT_FOUND = management_api.NOT_FOUND
 
 
-class Checks:
+class Checks(checklib.Checks):
     def __init__(self, api, amqp_port):
+        super().__init__()
         self.api = api
         self.port = amqp_port
-        self.passed = 0
-        self.failed = 0
-
-    def ok(self, name, cond, detail=""):
-        if cond:
-            self.passed += 1
-            print(f"ok   {name}")
-        else:
-            self.failed += 1
-            print(f"FAIL {name}: {detail}")
 
     def http(self, name, method, path, body=None, status=200, json=None, contains=None):
         st, _, parsed = self.api.call(method, path, body)
@@ -84,14 +69,8 @@ class Checks:
         self.ok(name, False, "connection opened")
 
 
-def wait(cond, timeout=10):
-    """RabbitMQ tracks connections and queues asynchronously: poll."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if cond():
-            return True
-        time.sleep(0.2)
-    return False
+# RabbitMQ tracks connections and queues asynchronously: poll.
+wait = checklib.wait
 
 
 def http_checks(c):
@@ -333,33 +312,19 @@ def _opens(c, **kw):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    g = ap.add_mutually_exclusive_group(required=True)
-    g.add_argument("--url", help="base URL of a running broker's management API")
-    g.add_argument("--against-rabbitmq", action="store_true")
-    g.add_argument("--against-warren", action="store_true")
-    ap.add_argument("--amqp-port", type=int, default=5672, help="with --url")
-    args = ap.parse_args()
-    broker = None
-    if args.against_rabbitmq or args.against_warren:
-        runner = management_api.load_runner()
-        if args.against_rabbitmq:
-            broker = runner.RabbitMQ()
-            broker.management_port = runner.free_port()
-            with open(os.path.join(broker.base, "enabled_plugins"), "w") as f:
-                f.write("[rabbitmq_management].\n")
-            with open(os.path.join(broker.base, "rabbitmq.conf"), "w") as f:
-                f.write(f"management.tcp.port = {broker.management_port}\nmanagement.tcp.ip = 127.0.0.1\n")
-        else:
-            broker = runner.Warren()
-    try:
-        if broker:
-            broker.start()
-            if not runner.wait_port(broker.management_port, 60):
-                raise SystemExit("management API did not listen")
-            base, port = f"http://127.0.0.1:{broker.management_port}", broker.port
-        else:
-            base, port = args.url, args.amqp_port
+    def url_target(ap, g):
+        g.add_argument("--url", help="base URL of a running broker's management API")
+        ap.add_argument("--amqp-port", type=int, default=5672, help="with --url")
+
+    args = checklib.arguments(__doc__, url_target)
+    if args.url:
+        scope = contextlib.nullcontext()
+        base, port = args.url, args.amqp_port
+    else:
+        broker = checklib.rabbitmq(runner) if args.against_rabbitmq else runner.Warren()
+        scope = checklib.started(runner, broker, [broker.management_port])
+        base, port = f"http://127.0.0.1:{broker.management_port}", broker.port
+    with scope:
         c = Checks(management_api.Api(base), port)
         try:
             http_checks(c)
@@ -367,11 +332,7 @@ def main():
         finally:
             c.api.call("DELETE", f"/api/vhosts/{V}")
             c.api.call("DELETE", f"/api/users/{U}")
-    finally:
-        if broker:
-            broker.stop()
-    print(f"limits and topic permissions ({base}): {c.passed} passed, {c.failed} failed")
-    sys.exit(1 if c.failed else 0)
+    checklib.finish(f"limits and topic permissions ({base})", c)
 
 
 if __name__ == "__main__":

@@ -14,8 +14,6 @@ Only the standard library. Uses guest/guest and creates objects named mgmt-check
 
 import argparse
 import base64
-import importlib.machinery
-import importlib.util
 import json
 import os
 import shutil
@@ -25,19 +23,11 @@ import time
 import urllib.error
 import urllib.request
 
+from checklib import load_runner  # noqa: E402,F401  (other scripts import it from here)
 from mgmt_stats_checks import run_exchange_stats, run_history, vhost_limit_parameter_checks  # noqa: E402
 from mgmt_vhost_lists import run_vhost_lists  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def load_runner():
-    """conformance/run (no .py suffix) as a module, for its broker classes."""
-    loader = importlib.machinery.SourceFileLoader("conformance_run", os.path.join(HERE, "run"))
-    spec = importlib.util.spec_from_loader("conformance_run", loader)
-    mod = importlib.util.module_from_spec(spec)
-    loader.exec_module(mod)
-    return mod
 
 
 class Api:

@@ -14,33 +14,22 @@ user get the same refusal.
 Needs pika: re-runs itself in conformance/run's venv (conformance/.deps/venv).
 """
 
-import argparse
 import base64
 import hashlib
-import importlib.util
 import os
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import checklib  # noqa: E402  (same directory)
+import management_api as mgmt  # noqa: E402
+
+runner = checklib.venv(__file__)
+
+import pika  # noqa: E402
+import pika.exceptions  # noqa: E402
+
 USER, PASSWORD = "perm-u", "perm-pw"
-
-
-def load(name, path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-mgmt = load("management_api", os.path.join(HERE, "management_api.py"))
-runner = mgmt.load_runner()
-
-try:
-    import pika
-    import pika.exceptions
-except ImportError:
-    runner.ensure_python()
-    os.execv(runner.VENV_PY, [runner.VENV_PY, os.path.abspath(__file__), *sys.argv[1:]])
 
 
 def refused(kind, name):
@@ -149,17 +138,8 @@ def outcome(port, op):
             conn.close()
 
 
-def run(api, port):
-    passed = failed = 0
-
-    def report(name, ok, detail=""):
-        nonlocal passed, failed
-        if ok:
-            passed += 1
-            print(f"  ok    {name}")
-        else:
-            failed += 1
-            print(f"  FAIL  {name}: {detail}")
+def run(api, port, c):
+    report = c.check
 
     status, _, _ = api.call("PUT", f"/api/users/{USER}", {"password": PASSWORD, "tags": ""})
     assert status in (201, 204), status
@@ -313,35 +293,15 @@ def run(api, port):
     for xn in ("px", "ok-x"):
         admin.exchange_delete(xn)
     admin.connection.close()
-    return passed, failed
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    g = ap.add_mutually_exclusive_group(required=True)
-    g.add_argument("--against-rabbitmq", action="store_true",
-                   help="start a private RabbitMQ node with the management plugin")
-    g.add_argument("--against-warren", action="store_true", help="build and start this tree's Warren")
-    args = ap.parse_args()
-    if args.against_rabbitmq:
-        broker = runner.RabbitMQ()
-        broker.management_port = runner.free_port()
-        with open(os.path.join(broker.base, "enabled_plugins"), "w") as f:
-            f.write("[rabbitmq_management].\n")
-        with open(os.path.join(broker.base, "rabbitmq.conf"), "w") as f:
-            f.write(f"management.tcp.port = {broker.management_port}\nmanagement.tcp.ip = 127.0.0.1\n")
-    else:
-        broker = runner.Warren()
-    try:
-        broker.start()
-        if not runner.wait_port(broker.management_port, 60):
-            raise SystemExit(f"management API did not listen on {broker.management_port}")
-        passed, failed = run(mgmt.Api(f"http://127.0.0.1:{broker.management_port}"), broker.port)
-    finally:
-        broker.stop()
-    print(f"permissions ({'RabbitMQ' if args.against_rabbitmq else 'Warren'}): "
-          f"{passed} passed, {failed} failed")
-    sys.exit(1 if failed else 0)
+    args = checklib.arguments(__doc__)
+    broker = checklib.rabbitmq(runner) if args.against_rabbitmq else runner.Warren()
+    c = checklib.Checks()
+    with checklib.started(runner, broker, [broker.management_port]):
+        run(mgmt.Api(f"http://127.0.0.1:{broker.management_port}"), broker.port, c)
+    checklib.finish(f"permissions ({'RabbitMQ' if args.against_rabbitmq else 'Warren'})", c)
 
 
 if __name__ == "__main__":

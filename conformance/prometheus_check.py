@@ -8,8 +8,8 @@ families Warren serves exist on both with the same type and labels.
     conformance/prometheus_check.py --url http://127.0.0.1:15692 --api http://127.0.0.1:15672
 """
 
-import argparse
 import base64
+import contextlib
 import json
 import os
 import re
@@ -17,7 +17,8 @@ import sys
 import time
 import urllib.request
 
-from management_api import load_runner  # noqa: E402  (same directory)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import checklib  # noqa: E402  (same directory)
 
 # (name, type) of /metrics that both brokers serve; values are not compared (they are live).
 AGGREGATED = [
@@ -173,17 +174,9 @@ def fetch(url, method="GET", body=None):
         return r.read().decode()
 
 
-def run(prom, api):
-    passed = failed = 0
-
+def run(prom, api, c):
     def check(name, problems):
-        nonlocal passed, failed
-        if problems:
-            failed += 1
-            print(f"FAIL {name}: {'; '.join(problems)[:600]}")
-        else:
-            passed += 1
-            print(f"ok   {name}")
+        c.check(name, not problems, "; ".join(problems)[:600])
 
     # A queue with two ready messages, published through the management API.
     fetch(f"{api}/api/queues/%2F/prom-check-q", "PUT", {"durable": False})
@@ -254,48 +247,34 @@ def run(prom, api):
         f"{n} labels {ls}" for n in GLOBAL_AT_LEAST for ls, _ in glob.get(n, ["", "", []])[2]
         if ls.get("protocol") != "amqp091"])
     fetch(f"{api}/api/queues/%2F/prom-check-q", "DELETE")
-    return passed, failed
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    g = ap.add_mutually_exclusive_group(required=True)
-    g.add_argument("--url", help="base URL of a running broker's Prometheus listener")
-    g.add_argument("--against-rabbitmq", action="store_true")
-    g.add_argument("--against-warren", action="store_true")
-    ap.add_argument("--api", help="with --url: the management API's base URL")
-    args = ap.parse_args()
-    broker = None
-    runner = None
-    if args.against_rabbitmq:
-        runner = load_runner()
-        broker = runner.RabbitMQ()
-        broker.management_port = runner.free_port()
-        broker.prometheus_port = runner.free_port()
-        with open(os.path.join(broker.base, "enabled_plugins"), "w") as f:
-            f.write("[rabbitmq_management,rabbitmq_prometheus].\n")
-        with open(os.path.join(broker.base, "rabbitmq.conf"), "w") as f:
-            f.write(f"management.tcp.port = {broker.management_port}\nmanagement.tcp.ip = 127.0.0.1\n"
-                    f"prometheus.tcp.port = {broker.prometheus_port}\nprometheus.tcp.ip = 127.0.0.1\n")
-    elif args.against_warren:
-        runner = load_runner()
-        broker = runner.Warren()
-    try:
-        if broker:
-            broker.start()
-            for port in (broker.management_port, broker.prometheus_port):
-                if not runner.wait_port(port, 60):
-                    raise SystemExit(f"nothing listens on {port}")
-            prom = f"http://127.0.0.1:{broker.prometheus_port}"
-            api = f"http://127.0.0.1:{broker.management_port}"
+    def url_target(ap, g):
+        g.add_argument("--url", help="base URL of a running broker's Prometheus listener")
+        ap.add_argument("--api", help="with --url: the management API's base URL")
+
+    args = checklib.arguments(__doc__, url_target)
+    if args.url:
+        scope = contextlib.nullcontext()
+        prom, api = args.url, args.api
+    else:
+        runner = checklib.load_runner()
+        if args.against_rabbitmq:
+            broker = checklib.rabbitmq(runner, ("rabbitmq_management", "rabbitmq_prometheus"),
+                                       "prometheus.tcp.ip = 127.0.0.1\n")
+            broker.prometheus_port = runner.free_port()
+            with open(os.path.join(broker.base, "rabbitmq.conf"), "a") as f:
+                f.write(f"prometheus.tcp.port = {broker.prometheus_port}\n")
         else:
-            prom, api = args.url, args.api
-        passed, failed = run(prom, api)
-    finally:
-        if broker:
-            broker.stop()
-    print(f"prometheus ({prom}): {passed} passed, {failed} failed")
-    sys.exit(1 if failed else 0)
+            broker = runner.Warren()
+        scope = checklib.started(runner, broker, [broker.management_port, broker.prometheus_port])
+        prom = f"http://127.0.0.1:{broker.prometheus_port}"
+        api = f"http://127.0.0.1:{broker.management_port}"
+    c = checklib.Checks()
+    with scope:
+        run(prom, api, c)
+    checklib.finish(f"prometheus ({prom})", c)
 
 
 if __name__ == "__main__":

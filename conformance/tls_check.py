@@ -12,7 +12,6 @@ Certificates are made at run time with the openssl command (Debian's), never com
 phases: verify_peer without, then with, fail_if_no_peer_cert (each starts its broker).
 """
 
-import argparse
 import base64
 import json
 import os
@@ -24,9 +23,9 @@ import tempfile
 import urllib.parse
 import urllib.request
 
-from management_api import load_runner  # noqa: E402  (same directory)
-
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import checklib  # noqa: E402  (same directory)
 VENV_PY = os.path.join(HERE, ".deps", "venv", "bin", "python")
 NODE_MODULES = os.path.join(HERE, "node", "node_modules")
 # The distinguished name RabbitMQ derives from the client certificate's subject
@@ -229,20 +228,6 @@ def https(port, d, method, path, body=None):
 # ------------------------------------------------------------------ checks
 
 
-class Checks:
-    def __init__(self):
-        self.passed = 0
-        self.failed = 0
-
-    def check(self, name, ok, detail=""):
-        if ok:
-            self.passed += 1
-            print(f"  ok    {name}")
-        else:
-            self.failed += 1
-            print(f"  FAIL  {name}: {detail}")
-
-
 def phase_verify_peer(c, b, d):
     port = b.ssl_port
     for kind in ("pika", "amqplib"):
@@ -296,35 +281,23 @@ def phase_fail_if_no_peer_cert(c, b, d):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    g = ap.add_mutually_exclusive_group(required=True)
-    g.add_argument("--against-rabbitmq", action="store_true")
-    g.add_argument("--against-warren", action="store_true")
-    args = ap.parse_args()
-    runner = load_runner()
+    args = checklib.arguments(__doc__)
+    runner = checklib.load_runner()
     runner.ensure_python()
     runner.ensure_node()
     d = tempfile.mkdtemp(prefix="tls-check-")
-    c = Checks()
+    c = checklib.Checks()
     make = rabbitmq if args.against_rabbitmq else warren
     try:
         make_certs(d)
         for fail, phase in ((False, phase_verify_peer), (True, phase_fail_if_no_peer_cert)):
             b = make(runner, d, fail)
-            try:
-                b.start()
-                for p in (b.ssl_port, b.management_ssl_port):
-                    if not runner.wait_port(p, 60):
-                        raise SystemExit(f"tls_check: nothing listens on {p}")
+            with checklib.started(runner, b, [b.ssl_port, b.management_ssl_port]):
                 print(f"{b.version()}: verify_peer, fail_if_no_peer_cert = {str(fail).lower()}")
                 phase(c, b, d)
-            finally:
-                b.stop()
     finally:
         shutil.rmtree(d, ignore_errors=True)
-    print(f"tls: {c.passed} passed, {c.failed} failed")
-    sys.exit(1 if c.failed else 0)
+    checklib.finish("tls", c)
 
 
 if __name__ == "__main__":

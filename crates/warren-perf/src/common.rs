@@ -15,9 +15,12 @@ use crate::throughput::{Counters, ProcPoint, Shared, proc_point};
 /// Options every scenario takes.
 #[derive(Debug, Clone, clap::Args)]
 pub struct CommonArgs {
-    /// Broker to load, as an AMQP URI.
+    /// Broker to load, as an AMQP URI (`amqps://` for TLS, with --cacert).
     #[arg(long, default_value = "amqp://guest:guest@127.0.0.1:5672/%2f")]
     pub uri: String,
+    /// TLS options for an `amqps://` URI.
+    #[command(flatten)]
+    pub tls: crate::tls::TlsArgs,
     /// Broker process id: report its CPU time and RSS from /proc.
     #[arg(long)]
     pub broker_pid: Option<u32>,

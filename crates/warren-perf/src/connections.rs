@@ -68,7 +68,7 @@ impl Outcome for ConnectionsReport {
 
 /// Runs the scenario.
 pub async fn run(args: &ConnectionsArgs) -> anyhow::Result<ConnectionsReport> {
-    let uri = AmqpUri::parse(&args.common.uri)?;
+    let uri = AmqpUri::parse_with(&args.common.uri, &args.common.tls)?;
     let probe = Probe::new(args.common.broker_pid)?;
     let before = probe.point();
     let started = Instant::now();

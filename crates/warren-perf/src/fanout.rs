@@ -93,7 +93,7 @@ impl Outcome for FanoutReport {
 
 /// Runs the scenario.
 pub async fn run(args: &FanoutArgs) -> anyhow::Result<FanoutReport> {
-    let uri = AmqpUri::parse(&args.common.uri)?;
+    let uri = AmqpUri::parse_with(&args.common.uri, &args.common.tls)?;
     let probe = Probe::new(args.common.broker_pid)?;
     let queues: Vec<String> = (0..args.queues)
         .map(|i| format!("perf-fanout-{i}"))

@@ -100,7 +100,7 @@ impl Outcome for LatencyReport {
 
 /// Runs the scenario.
 pub async fn run(args: &LatencyArgs) -> anyhow::Result<LatencyReport> {
-    let uri = AmqpUri::parse(&args.common.uri)?;
+    let uri = AmqpUri::parse_with(&args.common.uri, &args.common.tls)?;
     let probe = Probe::new(args.common.broker_pid)?;
     let mut setup = Connection::open(&uri, "warren-perf setup").await?;
     setup.channel_open(1).await?;

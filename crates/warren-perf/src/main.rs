@@ -1,8 +1,8 @@
 //! `warren-perf`: a load generator for any AMQP 0-9-1 broker, in the spirit of RabbitMQ PerfTest
 //! and lavinmqperf.
 //!
-//! Its AMQP client is written directly on `warren-codec` and tokio so that the generator is not the
-//! bottleneck: publishes are encoded into one buffer per batch and written at once, reads are big
+//! Its AMQP client is written directly on `warren-codec` and tokio (rustls for `amqps://`, see
+//! `tls`) so that the generator is not the bottleneck: publishes are encoded into one buffer per batch and written at once, reads are big
 //! and every frame in them is decoded before the next read, acks use `multiple`. Scenarios are
 //! subcommands: `throughput` loads a broker; `latency`, `fanout`, `backlog` and `connections`
 //! measure one aspect each; `sink` is a fake broker that discards everything, to measure the
@@ -22,6 +22,7 @@ mod report;
 mod sink;
 mod stats;
 mod throughput;
+mod tls;
 mod uri;
 
 use clap::{Parser, Subcommand};

@@ -23,9 +23,12 @@ use crate::uri::AmqpUri;
 /// Options of `warren-perf throughput`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ThroughputArgs {
-    /// Broker to load, as an AMQP URI.
+    /// Broker to load, as an AMQP URI (`amqps://` for TLS, with --cacert).
     #[arg(long, default_value = "amqp://guest:guest@127.0.0.1:5672/%2f")]
     pub uri: String,
+    /// TLS options for an `amqps://` URI.
+    #[command(flatten)]
+    pub tls: crate::tls::TlsArgs,
     /// Producer connections (one channel each).
     #[arg(long, default_value_t = 1)]
     pub producers: usize,
@@ -131,7 +134,7 @@ pub const MIB: f64 = 1024.0 * 1024.0;
 
 /// Runs the scenario and returns its report.
 pub async fn run(args: &ThroughputArgs) -> anyhow::Result<Report> {
-    let uri = AmqpUri::parse(&args.uri)?;
+    let uri = AmqpUri::parse_with(&args.uri, &args.tls)?;
     let queues: Vec<String> = (0..args.queues)
         .map(|i| format!("{}{i}", args.queue_prefix))
         .collect();

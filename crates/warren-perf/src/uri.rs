@@ -1,9 +1,12 @@
-//! AMQP URIs: `amqp://user:pass@host:port/vhost`, as RabbitMQ's URI spec describes them.
+//! AMQP URIs: `amqp://user:pass@host:port/vhost` and `amqps://...` (TLS, default port 5671), as
+//! RabbitMQ's URI spec describes them.
 //!
-//! Only the plain `amqp` scheme; query parameters are ignored. The vhost is the percent-decoded
+//! Query parameters are ignored (TLS settings come from flags, see `tls`). The vhost is the percent-decoded
 //! path after the first `/` (`%2f` is `/`); with no path at all it is `/`, as in the Java client.
 
 use anyhow::{Context, bail};
+
+use crate::tls::{TlsArgs, TlsClient};
 
 /// Where and as whom to connect.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,13 +21,29 @@ pub struct AmqpUri {
     pub password: String,
     /// Virtual host.
     pub vhost: String,
+    /// The TLS client for `amqps://`; `None` for plain `amqp://`.
+    pub tls: Option<TlsClient>,
 }
 
 impl AmqpUri {
-    /// Parses `amqp://[user[:pass]@]host[:port][/vhost][?query]`.
+    /// Parses `amqp[s]://[user[:pass]@]host[:port][/vhost][?query]` without TLS options (an
+    /// `amqps://` URI then fails for want of `--cacert`).
+    #[cfg(test)]
     pub fn parse(uri: &str) -> anyhow::Result<AmqpUri> {
-        let Some(rest) = uri.strip_prefix("amqp://") else {
-            bail!("only amqp:// URIs are supported: {uri}");
+        AmqpUri::parse_with(uri, &TlsArgs::default())
+    }
+
+    /// Parses `uri`; an `amqps://` one connects with the TLS options `tls`.
+    pub fn parse_with(uri: &str, tls: &TlsArgs) -> anyhow::Result<AmqpUri> {
+        let (rest, default_port, tls) = if let Some(rest) = uri.strip_prefix("amqp://") {
+            if tls.cacert.is_some() || tls.cert.is_some() {
+                bail!("--cacert, --cert and --key apply to amqps:// URIs only: {uri}");
+            }
+            (rest, 5672, None)
+        } else if let Some(rest) = uri.strip_prefix("amqps://") {
+            (rest, 5671, Some(tls.client()?))
+        } else {
+            bail!("only amqp:// and amqps:// URIs are supported: {uri}");
         };
         let rest = rest.split(['?', '#']).next().unwrap_or_default();
         let (authority, path) = match rest.find('/') {
@@ -42,7 +61,7 @@ impl AmqpUri {
             },
             None => ("guest".to_owned(), "guest".to_owned()),
         };
-        let (host, port) = split_host_port(hostport)?;
+        let (host, port) = split_host_port(hostport, default_port)?;
         let vhost = match path {
             None => "/".to_owned(),
             Some(p) => percent_decode(p)?,
@@ -57,6 +76,7 @@ impl AmqpUri {
             user,
             password,
             vhost,
+            tls,
         })
     }
 
@@ -70,14 +90,14 @@ impl AmqpUri {
     }
 }
 
-fn split_host_port(hostport: &str) -> anyhow::Result<(String, u16)> {
+fn split_host_port(hostport: &str, default_port: u16) -> anyhow::Result<(String, u16)> {
     if let Some(v6) = hostport.strip_prefix('[') {
         let Some((host, after)) = v6.split_once(']') else {
             bail!("unterminated IPv6 address in {hostport}");
         };
         let port = match after.strip_prefix(':') {
             Some(p) => p.parse().with_context(|| format!("bad port {p}"))?,
-            None => 5672,
+            None => default_port,
         };
         return Ok((host.to_owned(), port));
     }
@@ -86,7 +106,7 @@ fn split_host_port(hostport: &str) -> anyhow::Result<(String, u16)> {
             percent_decode(h)?,
             p.parse().with_context(|| format!("bad port {p}"))?,
         )),
-        None => Ok((percent_decode(hostport)?, 5672)),
+        None => Ok((percent_decode(hostport)?, default_port)),
     }
 }
 
@@ -124,6 +144,7 @@ mod tests {
                 user: "guest".into(),
                 password: "guest".into(),
                 vhost: "/".into(),
+                tls: None,
             }
         );
         Ok(())
@@ -151,5 +172,38 @@ mod tests {
         assert!(AmqpUri::parse("http://x").is_err());
         assert!(AmqpUri::parse("amqp://h:notaport").is_err());
         assert!(AmqpUri::parse("amqp://h/%2").is_err());
+    }
+
+    #[test]
+    fn amqps_defaults_to_5671_and_needs_a_ca_file() -> anyhow::Result<()> {
+        let err = AmqpUri::parse("amqps://localhost").unwrap_err().to_string();
+        assert!(err.contains("--cacert"), "{err}");
+        let missing = TlsArgs {
+            cacert: Some("/nonexistent/ca.pem".into()),
+            ..TlsArgs::default()
+        };
+        let err = format!(
+            "{:#}",
+            AmqpUri::parse_with("amqps://h", &missing).unwrap_err()
+        );
+        assert!(err.contains("/nonexistent/ca.pem"), "{err}");
+        // TLS flags on a plain URI are a mistake, not silently ignored.
+        assert!(AmqpUri::parse_with("amqp://h", &missing).is_err());
+        let dir = std::env::temp_dir().join(format!("warren-perf-uri-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let ca = dir.join("ca.pem");
+        let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()])?;
+        std::fs::write(&ca, cert.cert.pem())?;
+        let args = TlsArgs {
+            cacert: Some(ca),
+            ..TlsArgs::default()
+        };
+        let u = AmqpUri::parse_with("amqps://u:p@localhost/v", &args)?;
+        assert_eq!(
+            (u.port, u.vhost.as_str(), u.tls.is_some()),
+            (5671, "v", true)
+        );
+        std::fs::remove_dir_all(&dir)?;
+        Ok(())
     }
 }

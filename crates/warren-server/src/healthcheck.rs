@@ -169,7 +169,8 @@ pub fn run(config: &Config, options: &HealthcheckOptions) -> Result<String, Heal
                 timeout: options.timeout,
                 ..CtlOptions::default()
             },
-        );
+        )
+        .map_err(|e| HealthError::Api(api_reason(&e)))?;
         check_alarms(&client)?;
         out.push_str(&format!(
             "management API {}/api/health/checks/local-alarms: ok\n",

@@ -8,32 +8,11 @@ mod common;
 
 use std::time::Duration;
 
+use common::Run;
 use lapin::options::{BasicPublishOptions, QueueDeclareOptions};
 use lapin::{BasicProperties, ConnectionProperties};
 use warren_codec::Method;
 use warren_server::ServerHandle;
-
-/// What one `warren ctl` run printed.
-#[derive(Debug)]
-struct Run {
-    code: i32,
-    out: String,
-    err: String,
-}
-
-impl Run {
-    /// Its standard output, after checking it exited 0.
-    fn ok(self) -> String {
-        assert_eq!(self.code, 0, "warren ctl failed: {}{}", self.out, self.err);
-        self.out
-    }
-
-    /// Its standard error, after checking it exited 1.
-    fn failed(self) -> String {
-        assert_eq!(self.code, 1, "expected exit 1: {self:?}");
-        self.err
-    }
-}
 
 /// `warren ctl --url <server's API> ARGS`, off the async runtime.
 async fn ctl(server: &ServerHandle, args: &[&str]) -> Run {
@@ -48,14 +27,7 @@ async fn ctl_raw(args: &[&str], env: &[(&str, &str)]) -> Run {
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
-        .await
-        .unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        out: String::from_utf8_lossy(&out.stdout).into_owned(),
-        err: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    common::run(cmd).await
 }
 
 fn amqp_url(server: &ServerHandle, user: &str, pass: &str, vhost: &str) -> String {

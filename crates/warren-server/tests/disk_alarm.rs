@@ -10,50 +10,18 @@ mod common;
 
 use std::time::Duration;
 
-use bytes::BytesMut;
 use common::Raw;
 use common::http::call;
 use serde_json::json;
-use warren_codec::{
-    BasicPublish, ContentHeader, FieldValue, Method, QueueDeclare, RawProperties, encode_body,
-    encode_header,
-};
 use warren_mgmt::DiskFreeLimit;
 
 /// No filesystem has an exabyte free: a limit that sets the alarm at the next check.
 const EXABYTE: u64 = 1 << 60;
 
 async fn blocked_publisher(server: &warren_server::ServerHandle, queue: &str) -> Raw {
-    let mut raw = Raw::connect(server).await;
-    let caps = [("connection.blocked", FieldValue::Bool(true))]
-        .into_iter()
-        .collect();
-    raw.start(caps, b"\0guest\0guest").await;
-    raw.method().await;
-    raw.tune_and_open("/", 0).await;
-    raw.method().await;
-    raw.open_channel(1).await;
-    raw.send(
-        1,
-        QueueDeclare {
-            queue: queue.into(),
-            ..Default::default()
-        },
-    )
-    .await;
-    raw.method().await;
-    raw.send(
-        1,
-        BasicPublish {
-            routing_key: queue.into(),
-            ..Default::default()
-        },
-    )
-    .await;
-    let mut buf = BytesMut::new();
-    encode_header(&mut buf, 1, &ContentHeader::basic(1, RawProperties::EMPTY));
-    encode_body(&mut buf, 1, b"x");
-    raw.write(&buf).await;
+    let mut raw = Raw::open_blockable(server).await;
+    raw.declare(1, queue, false).await;
+    raw.publish(1, queue, b"x").await;
     raw
 }
 
@@ -141,32 +109,14 @@ async fn disk_alarm_blocks_publishers_with_low_on_disk_until_the_limit_is_lowere
     );
 
     let mut raw = blocked_publisher(&server, "held").await;
-    match raw.method().await {
-        Method::ConnectionBlocked(b) => assert_eq!(b.reason, "low on disk"),
-        other => panic!("expected connection.blocked, got {other:?}"),
-    }
+    assert_eq!(raw.blocked().await, "low on disk");
     // Back below the free space: the monitor checks at once, the publisher is unblocked and
     // the publish that met the alarm is in its queue.
     server
         .set_disk_free_limit(DiskFreeLimit::Absolute(0))
         .unwrap();
-    match raw.method().await {
-        Method::ConnectionUnblocked(_) => {}
-        other => panic!("expected connection.unblocked, got {other:?}"),
-    }
-    raw.send(
-        1,
-        QueueDeclare {
-            queue: "held".into(),
-            passive: true,
-            ..Default::default()
-        },
-    )
-    .await;
-    match raw.method().await {
-        Method::QueueDeclareOk(ok) => assert_eq!(ok.message_count, 1),
-        other => panic!("expected queue.declare-ok, got {other:?}"),
-    }
+    raw.unblocked().await;
+    assert_eq!(raw.declare(1, "held", true).await, 1);
     let reply = call(&server, "GET", "/api/health/checks/alarms", None).await;
     assert_eq!(reply.json(), json!({"status": "ok"}));
     server.shutdown().await.unwrap();
@@ -251,10 +201,7 @@ async fn both_alarms_name_both_resources() {
     })
     .await;
     let mut raw = blocked_publisher(&server, "both").await;
-    match raw.method().await {
-        Method::ConnectionBlocked(b) => assert_eq!(b.reason, "low on disk & memory"),
-        other => panic!("expected connection.blocked, got {other:?}"),
-    }
+    assert_eq!(raw.blocked().await, "low on disk & memory");
     // One alarm clearing leaves the connection blocked, with nothing more said.
     server
         .set_disk_free_limit(DiskFreeLimit::Absolute(0))
@@ -262,10 +209,7 @@ async fn both_alarms_name_both_resources() {
     let quiet = tokio::time::timeout(Duration::from_millis(700), raw.frame()).await;
     assert!(quiet.is_err(), "still blocked by memory: {quiet:?}");
     server.set_memory_high_watermark(1.0).unwrap();
-    match raw.method().await {
-        Method::ConnectionUnblocked(_) => {}
-        other => panic!("expected connection.unblocked, got {other:?}"),
-    }
+    raw.unblocked().await;
     server.shutdown().await.unwrap();
 }
 

@@ -9,15 +9,8 @@ mod common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use common::Run;
 use warren_server::ServerHandle;
-
-/// What one `warren healthcheck` run printed.
-#[derive(Debug)]
-struct Run {
-    code: i32,
-    out: String,
-    err: String,
-}
 
 /// `warren healthcheck` configured, as in the container, by `WARREN_*` variables naming the
 /// server's ports; off the async runtime.
@@ -33,14 +26,7 @@ async fn healthcheck(amqp: SocketAddr, api: Option<SocketAddr>, env: &[(&str, &s
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
-        .await
-        .unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        out: String::from_utf8_lossy(&out.stdout).into_owned(),
-        err: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    common::run(cmd).await
 }
 
 async fn of(server: &ServerHandle, env: &[(&str, &str)]) -> Run {

@@ -11,19 +11,8 @@ use bytes::{BufMut, BytesMut};
 use common::Raw;
 use warren_codec::{
     BasicConsume, BasicPublish, ChannelCloseOk, ChannelOpen, ContentHeader, FieldTable, FieldValue,
-    Method, PROTOCOL_HEADER, QueueDeclare, RawProperties, encode_body, encode_header,
-    encode_method,
+    Method, PROTOCOL_HEADER, RawProperties, encode_body, encode_header, encode_method,
 };
-
-async fn expect_connection_close(raw: &mut Raw, code: u16) -> (u16, u16, String) {
-    match raw.method().await {
-        Method::ConnectionClose(c) => {
-            assert_eq!(c.reply_code, code, "reply text: {}", c.reply_text);
-            (c.class_id, c.method_id, c.reply_text.to_string())
-        }
-        other => panic!("expected connection.close {code}, got {other:?}"),
-    }
-}
 
 #[tokio::test]
 async fn wrong_protocol_header_is_answered_with_ours_then_closed() {
@@ -64,7 +53,7 @@ async fn unknown_frame_type_is_frame_error() {
     let mut raw = Raw::open(&server).await;
     raw.write(&[5, 0, 1, 0, 0, 0, 3, b'a', b'b', b'c', 0xce])
         .await;
-    expect_connection_close(&mut raw, 501).await;
+    raw.connection_close(501).await;
 }
 
 #[tokio::test]
@@ -72,7 +61,7 @@ async fn bad_frame_end_is_frame_error() {
     let server = common::start().await;
     let mut raw = Raw::open(&server).await;
     raw.write(&[1, 0, 1, 0, 0, 0, 4, 0, 20, 0, 10, 0x00]).await;
-    expect_connection_close(&mut raw, 501).await;
+    raw.connection_close(501).await;
 }
 
 #[tokio::test]
@@ -81,7 +70,7 @@ async fn frame_over_frame_max_is_refused_before_it_is_buffered() {
     let mut raw = Raw::open(&server).await;
     // Negotiated frame_max is 4096: announce a 1 MiB body frame and send nothing more.
     raw.write(&[3, 0, 1, 0, 0x10, 0, 0]).await;
-    let (_, _, text) = expect_connection_close(&mut raw, 501).await;
+    let (_, _, text) = raw.connection_close(501).await;
     assert!(text.starts_with("FRAME_ERROR"), "{text}");
 }
 
@@ -93,7 +82,7 @@ async fn truncated_method_arguments_are_frame_error_naming_the_method() {
     // queue.declare (50/10) with its arguments cut short.
     raw.write(&[1, 0, 1, 0, 0, 0, 9, 0, 50, 0, 10, 0, 0, 7, b'q', b'u', 0xce])
         .await;
-    assert_eq!(expect_connection_close(&mut raw, 501).await.0, 50);
+    assert_eq!(raw.connection_close(501).await.0, 50);
 }
 
 #[tokio::test]
@@ -119,15 +108,8 @@ async fn unknown_method_drops_the_socket_without_a_word() {
 async fn method_on_unopened_channel_is_channel_error() {
     let server = common::start().await;
     let mut raw = Raw::open(&server).await;
-    raw.send(
-        3,
-        QueueDeclare {
-            queue: "q".into(),
-            ..Default::default()
-        },
-    )
-    .await;
-    let (class, method, _) = expect_connection_close(&mut raw, 504).await;
+    raw.send_declare(3, "q", false).await;
+    let (class, method, _) = raw.connection_close(504).await;
     assert_eq!((class, method), (50, 10));
 }
 
@@ -137,7 +119,7 @@ async fn second_channel_open_is_channel_error() {
     let mut raw = Raw::open(&server).await;
     raw.open_channel(1).await;
     raw.send(1, ChannelOpen).await;
-    expect_connection_close(&mut raw, 504).await;
+    raw.connection_close(504).await;
 }
 
 #[tokio::test]
@@ -151,7 +133,7 @@ async fn channel_max_counts_open_channels_not_their_numbers() {
         raw.open_channel(n).await;
     }
     raw.send(3000, ChannelOpen).await;
-    let (class, method, text) = expect_connection_close(&mut raw, 530).await;
+    let (class, method, text) = raw.connection_close(530).await;
     assert_eq!((class, method), (0, 0));
     assert_eq!(
         text,
@@ -167,7 +149,7 @@ async fn body_without_publish_is_unexpected_frame() {
     let mut buf = BytesMut::new();
     encode_body(&mut buf, 1, b"stray");
     raw.write(&buf).await;
-    expect_connection_close(&mut raw, 505).await;
+    raw.connection_close(505).await;
 }
 
 #[tokio::test]
@@ -184,7 +166,7 @@ async fn method_instead_of_content_header_is_unexpected_frame() {
     )
     .await;
     raw.send(1, BasicPublish::default()).await;
-    let (class, method, _) = expect_connection_close(&mut raw, 505).await;
+    let (class, method, _) = raw.connection_close(505).await;
     assert_eq!((class, method), (60, 40));
 }
 
@@ -192,15 +174,7 @@ async fn method_instead_of_content_header_is_unexpected_frame() {
 async fn publish_announcing_two_bytes(server: &warren_server::ServerHandle) -> Raw {
     let mut raw = Raw::open(server).await;
     raw.open_channel(1).await;
-    raw.send(
-        1,
-        QueueDeclare {
-            queue: "overrun".into(),
-            ..Default::default()
-        },
-    )
-    .await;
-    assert!(matches!(raw.method().await, Method::QueueDeclareOk(_)));
+    raw.declare(1, "overrun", false).await;
     raw.send(
         1,
         BasicPublish {
@@ -231,7 +205,7 @@ async fn a_body_longer_than_declared_waits_like_rabbitmq_then_fails_on_the_next_
             _ => encode_method(&mut buf, 1, &warren_codec::ChannelClose::default().into()),
         }
         raw.write(&buf).await;
-        let (class, method, text) = expect_connection_close(&mut raw, 505).await;
+        let (class, method, text) = raw.connection_close(505).await;
         assert_eq!(
             (class, method, text.as_str()),
             (
@@ -245,19 +219,7 @@ async fn a_body_longer_than_declared_waits_like_rabbitmq_then_fails_on_the_next_
     // Nothing was routed.
     let mut raw = Raw::open(&server).await;
     raw.open_channel(1).await;
-    raw.send(
-        1,
-        QueueDeclare {
-            queue: "overrun".into(),
-            passive: true,
-            ..Default::default()
-        },
-    )
-    .await;
-    match raw.method().await {
-        Method::QueueDeclareOk(ok) => assert_eq!(ok.message_count, 0),
-        other => panic!("{other:?}"),
-    }
+    assert_eq!(raw.declare(1, "overrun", true).await, 0);
 }
 
 #[tokio::test]
@@ -274,7 +236,7 @@ async fn channel_close_while_content_is_due_is_unexpected_frame() {
     )
     .await;
     raw.send(1, warren_codec::ChannelClose::default()).await;
-    let (class, method, text) = expect_connection_close(&mut raw, 505).await;
+    let (class, method, text) = raw.connection_close(505).await;
     assert_eq!(
         (class, method, text.as_str()),
         (
@@ -314,15 +276,7 @@ async fn a_client_close_crossing_the_servers_close_ends_the_channel_cleanly() {
     raw.send(1, ChannelCloseOk).await;
     // Channel 1 can be opened again, and channel 2 never noticed.
     raw.open_channel(1).await;
-    raw.send(
-        2,
-        QueueDeclare {
-            queue: "after-crossing".into(),
-            ..Default::default()
-        },
-    )
-    .await;
-    assert!(matches!(raw.method().await, Method::QueueDeclareOk(_)));
+    raw.declare(2, "after-crossing", false).await;
 }
 
 #[tokio::test]
@@ -330,7 +284,7 @@ async fn heartbeat_on_a_channel_is_unexpected_frame() {
     let server = common::start().await;
     let mut raw = Raw::open(&server).await;
     raw.write(&[8, 0, 1, 0, 0, 0, 0, 0xce]).await;
-    expect_connection_close(&mut raw, 505).await;
+    raw.connection_close(505).await;
 }
 
 #[tokio::test]
@@ -343,16 +297,8 @@ async fn a_broken_connection_does_not_disturb_another() {
     let mut junk = BytesMut::new();
     junk.put_slice(&[9; 64]);
     bad.write(&junk).await;
-    expect_connection_close(&mut bad, 501).await;
-    good.send(
-        1,
-        QueueDeclare {
-            queue: "still-fine".into(),
-            ..Default::default()
-        },
-    )
-    .await;
-    assert!(matches!(good.method().await, Method::QueueDeclareOk(_)));
+    bad.connection_close(501).await;
+    good.declare(1, "still-fine", false).await;
 }
 
 #[tokio::test]
@@ -360,7 +306,7 @@ async fn close_ok_after_server_close_ends_the_connection() {
     let server = common::start().await;
     let mut raw = Raw::open(&server).await;
     raw.write(&[5, 0, 0, 0, 0, 0, 0, 0xce]).await;
-    expect_connection_close(&mut raw, 501).await;
+    raw.connection_close(501).await;
     raw.send(0, warren_codec::ConnectionCloseOk).await;
     assert!(raw.closed().await);
 }
@@ -373,7 +319,7 @@ async fn wrong_password_with_authentication_failure_close_gets_403() {
         .into_iter()
         .collect();
     raw.start(caps, b"\0guest\0wrong").await;
-    expect_connection_close(&mut raw, 403).await;
+    raw.connection_close(403).await;
 }
 
 #[tokio::test]
@@ -383,7 +329,7 @@ async fn unknown_vhost_is_not_allowed() {
     raw.start(FieldTable::new(), b"\0guest\0guest").await;
     raw.method().await;
     raw.tune_and_open("nope", 0).await;
-    expect_connection_close(&mut raw, 530).await;
+    raw.connection_close(530).await;
 }
 
 #[tokio::test]
@@ -414,7 +360,7 @@ async fn shutdown_closes_connections_with_connection_forced() {
     let server = common::start().await;
     let mut raw = Raw::open(&server).await;
     let stopping = tokio::spawn(server.shutdown());
-    expect_connection_close(&mut raw, 320).await;
+    raw.connection_close(320).await;
     raw.send(0, warren_codec::ConnectionCloseOk).await;
     stopping.await.unwrap().unwrap();
 }
@@ -433,7 +379,7 @@ async fn publish_with_immediate_is_not_implemented() {
         },
     )
     .await;
-    let (class, method, _) = expect_connection_close(&mut raw, 540).await;
+    let (class, method, _) = raw.connection_close(540).await;
     assert_eq!((class, method), (60, 40));
 }
 
@@ -470,36 +416,13 @@ async fn frames_after_channel_close_are_dropped_until_close_ok() {
     let server = common::start().await;
     let mut raw = Raw::open(&server).await;
     raw.open_channel(1).await;
-    raw.send(
-        1,
-        QueueDeclare {
-            queue: "missing".into(),
-            passive: true,
-            ..Default::default()
-        },
-    )
-    .await;
+    raw.send_declare(1, "missing", true).await;
     assert!(matches!(raw.method().await, Method::ChannelClose(c) if c.reply_code == 404));
     // Ignored: the channel is closing.
-    raw.send(
-        1,
-        QueueDeclare {
-            queue: "ignored".into(),
-            ..Default::default()
-        },
-    )
-    .await;
+    raw.send_declare(1, "ignored", false).await;
     raw.send(1, ChannelCloseOk).await;
     raw.open_channel(1).await;
-    raw.send(
-        1,
-        QueueDeclare {
-            queue: "ignored".into(),
-            passive: true,
-            ..Default::default()
-        },
-    )
-    .await;
+    raw.send_declare(1, "ignored", true).await;
     assert!(matches!(raw.method().await, Method::ChannelClose(c) if c.reply_code == 404));
 }
 
@@ -509,15 +432,7 @@ async fn exclusive_consume_refuses_another_consumer() {
     let mut raw = Raw::open(&server).await;
     raw.open_channel(1).await;
     raw.open_channel(2).await;
-    raw.send(
-        1,
-        QueueDeclare {
-            queue: "solo".into(),
-            ..Default::default()
-        },
-    )
-    .await;
-    raw.method().await;
+    raw.declare(1, "solo", false).await;
     raw.send(
         1,
         BasicConsume {
@@ -548,51 +463,14 @@ async fn exclusive_consume_refuses_another_consumer() {
 async fn memory_alarm_blocks_publishers_with_connection_blocked_until_it_clears() {
     // A watermark far below any process's footprint: the alarm is set from the first sample.
     let server = common::start_with(|c| c.memory_high_watermark = 1e-9).await;
-    let mut raw = Raw::connect(&server).await;
-    let caps = [("connection.blocked", FieldValue::Bool(true))]
-        .into_iter()
-        .collect();
-    raw.start(caps, b"\0guest\0guest").await;
-    raw.method().await;
-    raw.tune_and_open("/", 0).await;
-    raw.method().await;
-    raw.open_channel(1).await;
-    raw.send(
-        1,
-        QueueDeclare {
-            queue: "held".into(),
-            ..Default::default()
-        },
-    )
-    .await;
-    raw.method().await;
+    let mut raw = Raw::open_blockable(&server).await;
+    raw.declare(1, "held", false).await;
     // Let the monitor take its first sample.
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    raw.send(
-        1,
-        BasicPublish {
-            routing_key: "held".into(),
-            ..Default::default()
-        },
-    )
-    .await;
-    let mut buf = BytesMut::new();
-    encode_header(&mut buf, 1, &ContentHeader::basic(1, RawProperties::EMPTY));
-    encode_body(&mut buf, 1, b"x");
-    raw.write(&buf).await;
-    match raw.method().await {
-        Method::ConnectionBlocked(b) => assert_eq!(b.reason, "low on memory"),
-        other => panic!("expected connection.blocked, got {other:?}"),
-    }
+    raw.publish(1, "held", b"x").await;
+    assert_eq!(raw.blocked().await, "low on memory");
     // Blocked: the server no longer reads this socket, so a declare gets no answer.
-    raw.send(
-        1,
-        QueueDeclare {
-            queue: "unanswered".into(),
-            ..Default::default()
-        },
-    )
-    .await;
+    raw.send_declare(1, "unanswered", false).await;
     let answer = tokio::time::timeout(std::time::Duration::from_millis(500), raw.frame()).await;
     assert!(
         answer.is_err(),
@@ -603,26 +481,11 @@ async fn memory_alarm_blocks_publishers_with_connection_blocked_until_it_clears(
     assert!(server.set_memory_high_watermark(0.0).is_err());
     assert!(server.set_memory_high_watermark(f64::NAN).is_err());
     server.set_memory_high_watermark(1.0).unwrap();
-    match raw.method().await {
-        Method::ConnectionUnblocked(_) => {}
-        other => panic!("expected connection.unblocked, got {other:?}"),
-    }
+    raw.unblocked().await;
     match raw.method().await {
         Method::QueueDeclareOk(ok) => assert_eq!(ok.queue, "unanswered"),
         other => panic!("expected the held queue.declare's answer, got {other:?}"),
     }
     // Nothing was lost while blocked: the publish that met the alarm is in its queue.
-    raw.send(
-        1,
-        QueueDeclare {
-            queue: "held".into(),
-            passive: true,
-            ..Default::default()
-        },
-    )
-    .await;
-    match raw.method().await {
-        Method::QueueDeclareOk(ok) => assert_eq!(ok.message_count, 1),
-        other => panic!("expected queue.declare-ok, got {other:?}"),
-    }
+    assert_eq!(raw.declare(1, "held", true).await, 1);
 }

@@ -39,6 +39,9 @@ fn add_user(server: &ServerHandle, name: &str) {
         .unwrap();
 }
 
+/// A case of EXTERNAL refused: its name, `verify_peer`, and the server's settings.
+type Refusal = (&'static str, bool, fn(&mut Config));
+
 const REFUSED_EXTERNAL: &str = "ACCESS_REFUSED - Login was refused using authentication mechanism EXTERNAL. For details see the broker logfile.";
 
 fn refusal_text(m: Option<Method>) -> String {
@@ -207,41 +210,34 @@ async fn external_is_refused_without_a_certificate_a_name_or_peer_verification()
     );
     server.shutdown().await.unwrap();
 
-    // A SAN type the certificate lacks: "no name found".
-    let server = start_tls(&files, true, false, |c| {
-        c.ssl_cert_login_from = CertLoginFrom::SubjectAlternativeName;
-        c.ssl_cert_login_san_type = SanType::Uri;
-    })
-    .await;
-    let addr = server.ssl_addr().unwrap();
-    let mut amqp = TlsAmqp::new(
-        tls_connect(addr, client_config(&files.ca.der, Some(&client), BOTH))
-            .await
-            .unwrap(),
-    );
-    assert_eq!(
-        refusal_text(amqp.login("EXTERNAL", b"").await.1),
-        REFUSED_EXTERNAL
-    );
-    server.shutdown().await.unwrap();
-
-    // verify_none: a certificate is not asked for, EXTERNAL is "unsafe" and refused.
-    let server = start_tls(&files, false, false, |c| {
-        c.ssl_cert_login_from = CertLoginFrom::CommonName
-    })
-    .await;
-    add_user(&server, "tls-client");
-    let addr = server.ssl_addr().unwrap();
-    let mut amqp = TlsAmqp::new(
-        tls_connect(addr, client_config(&files.ca.der, Some(&client), BOTH))
-            .await
-            .unwrap(),
-    );
-    assert_eq!(
-        refusal_text(amqp.login("EXTERNAL", b"").await.1),
-        REFUSED_EXTERNAL
-    );
-    server.shutdown().await.unwrap();
+    // EXTERNAL refused although the certificate verified: (case, verify_peer, settings).
+    // A SAN type the certificate lacks is "no name found"; under verify_none a certificate is
+    // not asked for and EXTERNAL is "unsafe".
+    let refusals: [Refusal; 2] = [
+        ("SAN type the certificate lacks", true, |c| {
+            c.ssl_cert_login_from = CertLoginFrom::SubjectAlternativeName;
+            c.ssl_cert_login_san_type = SanType::Uri;
+        }),
+        ("verify_none", false, |c| {
+            c.ssl_cert_login_from = CertLoginFrom::CommonName
+        }),
+    ];
+    for (case, verify_peer, settings) in refusals {
+        let server = start_tls(&files, verify_peer, false, settings).await;
+        add_user(&server, "tls-client");
+        let addr = server.ssl_addr().unwrap();
+        let mut amqp = TlsAmqp::new(
+            tls_connect(addr, client_config(&files.ca.der, Some(&client), BOTH))
+                .await
+                .unwrap(),
+        );
+        assert_eq!(
+            refusal_text(amqp.login("EXTERNAL", b"").await.1),
+            REFUSED_EXTERNAL,
+            "{case}"
+        );
+        server.shutdown().await.unwrap();
+    }
 }
 
 #[tokio::test]

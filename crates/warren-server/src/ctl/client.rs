@@ -1,11 +1,68 @@
-//! The HTTP side of `warren ctl`: a blocking client of the management API (ureq, no TLS) that
-//! turns answers into JSON or a typed [`CtlError`].
+//! The HTTP side of `warren ctl`: a blocking client of the management API (ureq; rustls for
+//! `https://`) that turns answers into JSON or a typed [`CtlError`].
+//!
+//! An `https://` API's certificate is verified against `--cacert` (else the system's CA
+//! certificates); `--insecure` is the only way to skip the check, so a wrong or self-signed
+//! certificate is refused with a message that names both.
 
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
 
 use super::CtlError;
+
+/// How an `https://` API's certificate is checked (ignored for `http://`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Trust {
+    /// PEM file of the CA certificates to trust; `None`: the system's.
+    pub cacert: Option<PathBuf>,
+    /// Accept any certificate (no verification at all).
+    pub insecure: bool,
+}
+
+impl Trust {
+    /// The CA certificates to trust.
+    fn roots(&self) -> Result<Vec<ureq::tls::Certificate<'static>>, CtlError> {
+        let Some(path) = &self.cacert else {
+            let native = rustls_native_certs::load_native_certs().map_err(|e| {
+                CtlError::Io(format!("cannot load the system's CA certificates: {e}"))
+            })?;
+            return Ok(native
+                .iter()
+                .map(|c| ureq::tls::Certificate::from_der(c.as_ref()).to_owned())
+                .collect());
+        };
+        let bad = |reason: String| CtlError::Io(format!("--cacert {}: {reason}", path.display()));
+        let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+        let mut roots = Vec::new();
+        for item in ureq::tls::parse_pem(&pem) {
+            if let ureq::tls::PemItem::Certificate(c) = item.map_err(|e| bad(e.to_string()))? {
+                roots.push(c);
+            }
+        }
+        if roots.is_empty() {
+            return Err(bad("holds no PEM certificate".into()));
+        }
+        Ok(roots)
+    }
+
+    /// ureq's TLS settings: rustls with ring (the broker's provider, no aws-lc build).
+    fn tls_config(&self) -> Result<ureq::tls::TlsConfig, CtlError> {
+        let roots = if self.insecure {
+            Vec::new()
+        } else {
+            self.roots()?
+        };
+        Ok(ureq::tls::TlsConfig::builder()
+            .provider(ureq::tls::TlsProvider::Rustls)
+            .unversioned_rustls_crypto_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .root_certs(ureq::tls::RootCerts::Specific(Arc::new(roots)))
+            .disable_verification(self.insecure)
+            .build())
+    }
+}
 
 /// A management API endpoint with credentials.
 #[derive(Debug)]
@@ -48,18 +105,26 @@ impl Reply {
 }
 
 impl Client {
-    /// A client of the API at `base` (`http://host:port`) as `user`.
-    pub fn new(base: &str, user: &str, password: &str, timeout: Duration) -> Self {
-        let agent = ureq::Agent::config_builder()
+    /// A client of the API at `base` (`http://host:port` or `https://host:port`) as `user`;
+    /// fails when `--cacert` cannot be read.
+    pub fn new(
+        base: &str,
+        user: &str,
+        password: &str,
+        timeout: Duration,
+        trust: &Trust,
+    ) -> Result<Self, CtlError> {
+        let mut config = ureq::Agent::config_builder()
             .http_status_as_error(false)
-            .timeout_global(Some(timeout))
-            .build()
-            .into();
-        Client {
+            .timeout_global(Some(timeout));
+        if base.starts_with("https://") {
+            config = config.tls_config(trust.tls_config()?);
+        }
+        Ok(Client {
             base: base.trim_end_matches('/').to_string(),
             auth: format!("Basic {}", base64(format!("{user}:{password}").as_bytes())),
-            agent,
-        }
+            agent: config.build().into(),
+        })
     }
 
     /// The API's base URL.
@@ -117,9 +182,15 @@ impl Client {
         &self,
         result: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
     ) -> Result<Reply, CtlError> {
-        let unreachable = |e: ureq::Error| CtlError::Unreachable {
-            url: self.base.clone(),
-            reason: e.to_string(),
+        let unreachable = |e: ureq::Error| match untrusted(&e) {
+            Some(why) => CtlError::Untrusted {
+                url: self.base.clone(),
+                reason: format!("{why:?}"),
+            },
+            None => CtlError::Unreachable {
+                url: self.base.clone(),
+                reason: e.to_string(),
+            },
         };
         let mut resp = result.map_err(unreachable)?;
         let status = resp.status().as_u16();
@@ -145,6 +216,20 @@ impl Client {
             ));
         }
         Ok(Reply { status, body })
+    }
+}
+
+/// What was wrong with the server's certificate, when that is why the request failed (ureq
+/// reports a handshake failure as rustls's error, or as an I/O error wrapping it).
+fn untrusted(e: &ureq::Error) -> Option<&rustls::CertificateError> {
+    let tls = match e {
+        ureq::Error::Rustls(tls) => tls,
+        ureq::Error::Io(io) => io.get_ref()?.downcast_ref::<rustls::Error>()?,
+        _ => return None,
+    };
+    match tls {
+        rustls::Error::InvalidCertificate(why) => Some(why),
+        _ => None,
     }
 }
 

@@ -20,7 +20,7 @@ use warren_broker::AdminError;
 use warren_store::StoreError;
 
 use crate::config::Config;
-pub use client::Client;
+pub use client::{Client, Trust};
 pub use output::Format;
 
 /// How `warren ctl` reaches the broker and prints (flags before or after the command).
@@ -29,6 +29,14 @@ pub struct CtlOptions {
     /// The management API's base URL (default `http://127.0.0.1:<management_port>`).
     #[arg(long, env = "WARREN_CTL_URL", global = true)]
     pub url: Option<String>,
+    /// PEM file of the CA that signed an `https://` API's certificate (default: the system's
+    /// CA certificates).
+    #[arg(long, env = "WARREN_CTL_CACERT", global = true)]
+    pub cacert: Option<std::path::PathBuf>,
+    /// Do not verify an `https://` API's certificate at all (anyone on the path can then read
+    /// the credentials).
+    #[arg(long, env = "WARREN_CTL_INSECURE", global = true)]
+    pub insecure: bool,
     /// The management API's host, when no URL is given.
     #[arg(long, env = "WARREN_CTL_HOST", global = true)]
     pub host: Option<String>,
@@ -330,6 +338,16 @@ pub enum CtlError {
         /// RabbitMQ's `reason`.
         reason: String,
     },
+    /// The `https://` API's certificate did not verify.
+    #[error(
+        "the management API at {url} presented a certificate that does not verify ({reason}); pass --cacert FILE with the CA that signed it, or --insecure to skip the check"
+    )]
+    Untrusted {
+        /// The base URL.
+        url: String,
+        /// What rustls found wrong.
+        reason: String,
+    },
     /// The API could not be reached.
     #[error("cannot reach the management API at {url}: {reason}")]
     Unreachable {
@@ -349,7 +367,10 @@ impl CtlError {
         match self {
             CtlError::NoSuchVhost(_) => self.to_string(),
             CtlError::Validation(m) => format!("Error (argument validation): {m}"),
-            CtlError::Open { .. } | CtlError::Admin(_) | CtlError::Unreachable { .. } => {
+            CtlError::Open { .. }
+            | CtlError::Admin(_)
+            | CtlError::Unreachable { .. }
+            | CtlError::Untrusted { .. } => {
                 format!("Error: {self}")
             }
             _ => format!("Error:\n{self}"),
@@ -364,8 +385,9 @@ pub fn is_offline(options: &CtlOptions, data_dir_on_command_line: bool) -> bool 
 
 /// The management API client `warren ctl` (and `warren healthcheck`) use: `--url`, or
 /// `--host`/`--port`, else the configuration's bind address and `management_port`; `--user` and
-/// `--password`, else the configuration's `default_user` and `default_pass`.
-pub fn client(config: &Config, options: &CtlOptions) -> Client {
+/// `--password`, else the configuration's `default_user` and `default_pass`; `--cacert` and
+/// `--insecure` for an `https://` URL.
+pub fn client(config: &Config, options: &CtlOptions) -> Result<Client, CtlError> {
     let base = match &options.url {
         Some(url) => url.clone(),
         None => {
@@ -389,11 +411,16 @@ pub fn client(config: &Config, options: &CtlOptions) -> Client {
     };
     let user = options.user.as_deref().unwrap_or(&config.default_user);
     let password = options.password.as_deref().unwrap_or(&config.default_pass);
+    let trust = Trust {
+        cacert: options.cacert.clone(),
+        insecure: options.insecure,
+    };
     Client::new(
         &base,
         user,
         password,
         Duration::from_secs(options.timeout.max(1)),
+        &trust,
     )
 }
 
@@ -405,7 +432,7 @@ pub fn run_online(
     command: &CtlCommand,
     out: &mut String,
 ) -> Result<(), CtlError> {
-    let client = client(config, options);
+    let client = client(config, options)?;
     let format = Format::new(options);
     if accounts::run(&client, &format, command, out)?
         || objects::run(&client, &format, command, out)?

@@ -4,17 +4,14 @@
 
 pub mod crash;
 pub mod http;
+pub mod raw;
 pub mod tls;
+
+#[allow(unused_imports)] // Not every suite uses the raw client.
+pub use raw::Raw;
 
 use std::time::Duration;
 
-use bytes::BytesMut;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-use warren_codec::{
-    ConnectionOpen, ConnectionStartOk, ConnectionTuneOk, FieldTable, Frame, FrameDecoder, LongStr,
-    Method, PROTOCOL_HEADER, ShortStr, encode_method,
-};
 use warren_server::config::Config;
 use warren_server::{Server, ServerHandle};
 
@@ -61,6 +58,40 @@ pub fn warren_binary() -> std::process::Command {
     cmd.env("WARREN_MANAGEMENT_PORT", "0");
     cmd.env("WARREN_PROMETHEUS_PORT", "0");
     cmd
+}
+
+/// What one run of the `warren` binary printed.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub out: String,
+    pub err: String,
+}
+
+impl Run {
+    /// Its standard output, after checking it exited 0.
+    pub fn ok(self) -> String {
+        assert_eq!(self.code, 0, "warren failed: {}{}", self.out, self.err);
+        self.out
+    }
+
+    /// Its standard error, after checking it exited 1.
+    pub fn failed(self) -> String {
+        assert_eq!(self.code, 1, "expected exit 1: {self:?}");
+        self.err
+    }
+}
+
+/// Runs `cmd` (a [`warren_binary`] with arguments) to its end, off the async runtime.
+pub async fn run(mut cmd: std::process::Command) -> Run {
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        out: String::from_utf8_lossy(&out.stdout).into_owned(),
+        err: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
 }
 
 /// Starts a server with test defaults.
@@ -123,136 +154,4 @@ pub async fn closed_with(rx: &mut CloseWatch) -> (u16, String) {
         .await
         .expect("the channel was closed in time")
         .expect("an error was reported")
-}
-
-/// A raw AMQP client for protocol-level tests: does the handshake by hand.
-pub struct Raw {
-    pub stream: TcpStream,
-    pub inbuf: BytesMut,
-    pub decoder: FrameDecoder,
-}
-
-impl Raw {
-    /// Connects without sending anything.
-    pub async fn connect(server: &ServerHandle) -> Raw {
-        let stream = TcpStream::connect(server.addr())
-            .await
-            .expect("tcp connect");
-        Raw {
-            stream,
-            inbuf: BytesMut::new(),
-            decoder: FrameDecoder::new(0),
-        }
-    }
-
-    /// Connects and completes the handshake (PLAIN guest/guest, frame_max 4096, no heartbeat).
-    pub async fn open(server: &ServerHandle) -> Raw {
-        Raw::open_with_heartbeat(server, 0).await
-    }
-
-    /// Connects and completes the handshake with the given heartbeat (seconds).
-    pub async fn open_with_heartbeat(server: &ServerHandle, heartbeat: u16) -> Raw {
-        let mut raw = Raw::connect(server).await;
-        raw.start(FieldTable::new(), b"\0guest\0guest").await;
-        assert!(matches!(raw.method().await, Method::ConnectionTune(_)));
-        raw.tune_and_open("/", heartbeat).await;
-        assert!(matches!(raw.method().await, Method::ConnectionOpenOk(_)));
-        raw
-    }
-
-    /// Sends the protocol header, reads `connection.start` and answers `start-ok` (PLAIN) with
-    /// the given client capabilities and SASL response.
-    pub async fn start(&mut self, capabilities: FieldTable, response: &[u8]) {
-        self.write(&PROTOCOL_HEADER).await;
-        assert!(matches!(self.method().await, Method::ConnectionStart(_)));
-        let mut props = FieldTable::new();
-        props.insert("capabilities", capabilities);
-        self.send(
-            0,
-            ConnectionStartOk {
-                client_properties: props,
-                mechanism: ShortStr::from("PLAIN"),
-                response: LongStr::from(response),
-                locale: ShortStr::from("en_US"),
-            },
-        )
-        .await;
-    }
-
-    /// Answers `connection.tune` (frame_max 4096) and opens `vhost`.
-    pub async fn tune_and_open(&mut self, vhost: &str, heartbeat: u16) {
-        let tune_ok = ConnectionTuneOk {
-            channel_max: 2047,
-            frame_max: 4096,
-            heartbeat,
-        };
-        self.send(0, tune_ok).await;
-        self.send(
-            0,
-            ConnectionOpen {
-                virtual_host: vhost.into(),
-            },
-        )
-        .await;
-    }
-
-    /// Opens a channel and waits for `channel.open-ok`.
-    pub async fn open_channel(&mut self, channel: u16) {
-        self.send(channel, warren_codec::ChannelOpen).await;
-        assert!(matches!(self.method().await, Method::ChannelOpenOk(_)));
-    }
-
-    /// Writes raw bytes.
-    pub async fn write(&mut self, bytes: &[u8]) {
-        self.stream.write_all(bytes).await.expect("write");
-    }
-
-    /// Sends one method frame.
-    pub async fn send(&mut self, channel: u16, method: impl Into<Method>) {
-        let mut buf = BytesMut::new();
-        encode_method(&mut buf, channel, &method.into());
-        self.write(&buf).await;
-    }
-
-    /// The next frame, or `None` when the server closed the socket (5 s limit).
-    pub async fn frame(&mut self) -> Option<Frame> {
-        let read = async {
-            loop {
-                if let Some(f) = self
-                    .decoder
-                    .decode(&mut self.inbuf)
-                    .expect("server sent a valid frame")
-                {
-                    return Some(f);
-                }
-                match self.stream.read_buf(&mut self.inbuf).await {
-                    Ok(0) | Err(_) => return None,
-                    Ok(_) => {}
-                }
-            }
-        };
-        tokio::time::timeout(Duration::from_secs(5), read)
-            .await
-            .expect("server answered in time")
-    }
-
-    /// The next method frame, skipping heartbeats.
-    pub async fn method(&mut self) -> Method {
-        loop {
-            match self.frame().await {
-                Some(Frame::Method { method, .. }) => return method,
-                Some(Frame::Heartbeat) => continue,
-                other => panic!("expected a method, got {other:?}"),
-            }
-        }
-    }
-
-    /// True when the server closes the socket within 5 s.
-    pub async fn closed(&mut self) -> bool {
-        let mut buf = [0u8; 256];
-        matches!(
-            tokio::time::timeout(Duration::from_secs(5), self.stream.read(&mut buf)).await,
-            Ok(Ok(0)) | Ok(Err(_))
-        )
-    }
 }
