@@ -10,10 +10,12 @@
 //! - a message published while loading takes a `seq` above every stored one and waits in
 //!   `held`, behind them, until the last batch is in: so consumers see recovered messages
 //!   first, in order, then the new ones;
-//! - `drop-head` over the limit with nothing loaded counts the next entries to load as dropped
-//!   (`drop_next`): they are dead-lettered as they arrive;
-//! - a purge drops the entries not loaded yet too: the loader then removes them from the store
-//!   as it reads them (`sweep_below`) instead of queueing them;
+//! - a publish to a length-limited queue loads the rest of it first, so the limit applies to
+//!   what the loaded queue would hold (`drop-head` dead-letters at once); should a limit
+//!   still find its head unloaded (a policy applied meanwhile), the next entries to load are
+//!   counted as dropped (`drop_next`) and dead-lettered as they arrive;
+//! - a purge drops the entries not loaded yet too: the purge then reads them on (`sweep_below`),
+//!   removing them from the store instead of queueing them, before it answers;
 //! - a deleted queue stops loading (the store dropped its entries with its record).
 //!
 //! Not exact while loading: `x-max-length-bytes` counts only loaded and held bodies (the
@@ -108,11 +110,12 @@ impl QueueState {
         self.ready.is_empty() && self.loading.as_ref().is_some_and(|l| l.pending() > 0)
     }
 
-    /// True when a publish would push a `drop-head` queue over its limit while its head is
-    /// not loaded.
-    pub(super) fn drops_unloaded_head(&self) -> bool {
-        self.head_not_loaded()
-            && self.args.overflow == super::Overflow::DropHead
+    /// True when a publish finds a length-limited queue loading: it loads the rest first, so
+    /// that consumers took what they would have taken already before the limit is checked,
+    /// and `drop-head` drops (and dead-letters) the oldest messages at once. Such a queue holds
+    /// at most its limit, unless a policy lowered it while the broker was down.
+    pub(super) fn limit_needs_loading(&self) -> bool {
+        self.loading.is_some()
             && (self.args.max_length.is_some() || self.args.max_length_bytes.is_some())
     }
 
@@ -261,12 +264,35 @@ impl Queue {
         let mut fx = Effects::default();
         s.apply_loaded(batch, done, &mut fx);
         let now = self.now_if(&s, None);
+        // No length check here: recovery keeps what was stored (as a loaded restart did); the
+        // next publish applies the limit.
         s.dispatch(self, now, &mut fx);
-        s.drop_over_limit(&mut fx);
         s.expire(now_ms(), &mut fx);
         drop(loader);
         self.conclude(s, fx);
         Ok(!done)
+    }
+
+    /// After a purge while loading: reads the rest of the stored entries, removing them.
+    pub(super) fn sweep_purged(self: &Arc<Self>) {
+        if self.state.lock().sweep_below == 0 {
+            return;
+        }
+        self.load_rest();
+    }
+
+    /// Loads every stored entry still to load, on the caller's thread.
+    pub(super) fn load_rest(self: &Arc<Self>) {
+        loop {
+            match self.load_batch(LOAD_BATCH) {
+                Ok(true) => {}
+                Ok(false) => return,
+                Err(e) => {
+                    tracing::error!(queue = %self.name, error = %e, "cannot load stored messages");
+                    return;
+                }
+            }
+        }
     }
 
     /// Loads until the next message to hand out is in memory (a `basic.get` on a queue still

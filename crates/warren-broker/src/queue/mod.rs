@@ -284,11 +284,10 @@ impl Queue {
         put: StoreWrite,
     ) -> Result<(Enqueued, Vec<DeadLetter>), StoreError> {
         let mut s = self.state.lock();
-        if s.drops_unloaded_head() {
-            // Rare (a length-limited queue still loading, nothing loaded): bring the head in
-            // first, so the message dropped for this one is the oldest, dead-lettered now.
+        if s.limit_needs_loading() {
+            // Rare (a length-limited queue still loading): see `limit_needs_loading`.
             drop(s);
-            self.load_head();
+            self.load_rest();
             s = self.state.lock();
         }
         // Routed just before the queue was deleted: nobody can ever consume it.
@@ -430,6 +429,9 @@ impl Queue {
         let mut fx = Effects::default();
         let n = s.purge(&mut fx);
         self.conclude(s, fx);
+        // Stored messages not loaded yet are removed from the store now, batch by batch, so
+        // that a restart cannot bring them back.
+        self.sweep_purged();
         n as u32
     }
 
