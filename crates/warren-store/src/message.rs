@@ -167,7 +167,7 @@ pub trait MessageStore: Send + Sync {
         let mut extent = QueueExtent::default();
         self.visit_queue(vhost, queue, &mut |e| {
             extent.count += 1;
-            extent.end_seq = e.seq + 1;
+            extent.end_seq = e.seq.saturating_add(1);
             Ok(())
         })?;
         Ok(extent)

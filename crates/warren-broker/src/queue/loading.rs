@@ -251,7 +251,7 @@ impl Queue {
             }
             let message = Message::decode(&e.message, now)
                 .map_err(|err| StoreError::Corrupt(format!("message {}: {err}", e.id)))?;
-            next = e.seq + 1;
+            next = e.seq.saturating_add(1);
             batch.push((e.seq, Arc::new(message.with_store_id(e.id)), e.redelivered));
         }
         done |= next >= cursor.end;

@@ -112,7 +112,7 @@ impl<B: Backend> MessageStore for Engine<B> {
         let mut extent = QueueExtent::default();
         self.backend.scan_prefix(&prefix, &mut |k, _| {
             extent.count += 1;
-            extent.end_seq = keys::index_seq(k)? + 1;
+            extent.end_seq = keys::index_seq(k)?.saturating_add(1);
             Ok(())
         })?;
         Ok(extent)

@@ -90,7 +90,7 @@ impl<B: Backend> Engine<B> {
                 None => extents.entry(prefix.to_vec()).or_default(),
             };
             extent.count += 1;
-            extent.end_seq = seq + 1;
+            extent.end_seq = seq.saturating_add(1);
             live += (k.len() + v.len()) as u64;
             records += 1;
             Ok(())
