@@ -10,16 +10,18 @@ use warren_codec::ShortStr;
 use warren_router::{ExchangeDef, ExchangeKind};
 use warren_store::{MemoryStore, MessageId, StoreError};
 
+use crate::VHost;
 use crate::accounts::{Admin, FirstBoot, User};
 use crate::persist::{self, SharedStore};
-use crate::timers::{Timers, now_ms};
-use crate::{Message, VHost};
+use crate::timers::Timers;
 
 mod limits_live;
 mod live;
+mod loading;
 mod parameters;
 
 pub use live::{password_hash_from_rabbitmq, rabbitmq_password_hash};
+pub use loading::Loader;
 pub use parameters::{ParameterError, policy_kind};
 
 /// What recovery found, for the startup log.
@@ -31,7 +33,7 @@ pub struct Recovered {
     pub queues: usize,
     /// Durable bindings rebuilt.
     pub bindings: usize,
-    /// Persistent messages put back in their queues.
+    /// Persistent messages in the durable queues (loaded, or still loading).
     pub messages: usize,
 }
 
@@ -188,15 +190,27 @@ impl Broker {
         self.recover_with(&FirstBoot::default())
     }
 
-    /// Loads vhosts and users (seeding `first_boot` into a store that has neither), rebuilds
-    /// durable exchanges, queues and bindings and puts persistent messages back in their
-    /// queues, in order; messages delivered before the restart come back redelivered.
+    /// Recovers everything as [`Broker::recover_definitions`] does, then loads every stored
+    /// message before returning (tests, and tools that want a loaded broker).
     pub fn recover_with(&self, first_boot: &FirstBoot) -> Result<Recovered, StoreError> {
+        let (found, loader) = self.recover_definitions(first_boot)?;
+        loader.run()?;
+        Ok(found)
+    }
+
+    /// Loads vhosts and users (seeding `first_boot` into a store that has neither), rebuilds
+    /// durable exchanges, queues and bindings, and leaves each durable queue *loading*: it
+    /// counts its stored messages and takes them, in order, from the returned [`Loader`]
+    /// (messages delivered before the restart come back redelivered). The broker can serve
+    /// clients at once; see `queue::loading` for how a loading queue answers.
+    pub fn recover_definitions(
+        &self,
+        first_boot: &FirstBoot,
+    ) -> Result<(Recovered, Loader), StoreError> {
         let started = Instant::now();
         let defs = self.store.load_definitions()?;
         let mut found = Recovered::default();
         let text = |b: &bytes::Bytes| String::from_utf8_lossy(b).into_owned();
-        let now = now_ms();
         let mut queues = Vec::new();
         let accounts = Admin::with_definitions(self.store.as_ref(), &defs, first_boot);
         let accounts = accounts.map_err(|e| match e {
@@ -242,15 +256,10 @@ impl Broker {
             let queue = vh
                 .recover_queue(ShortStr::from(q.name.clone()), q.auto_delete, arguments)
                 .map_err(|e| corrupt("queue", e))?;
-            // One entry at a time: a queue of a million messages is never held twice.
-            self.store.visit_queue(vhost, &q.name, &mut |entry| {
-                let message = Message::decode(&entry.message, now)
-                    .map_err(|e| StoreError::Corrupt(format!("message {}: {e}", entry.id)))?;
-                let message = message.with_store_id(entry.id);
-                queue.recover(entry.seq, Arc::new(message), entry.redelivered);
-                found.messages += 1;
-                Ok(())
-            })?;
+            // Counted now (from the store's open scan), loaded later by the `Loader`.
+            let extent = self.store.queue_extent(vhost, &q.name)?;
+            queue.begin_loading(extent);
+            found.messages += extent.count as usize;
             queues.push(queue);
             found.queues += 1;
         }
@@ -259,19 +268,17 @@ impl Broker {
             vh.recover_binding(b).map_err(|e| corrupt("binding", e))?;
             found.bindings += 1;
         }
-        // Bindings are back, so dead letters of messages that expired while down can be routed.
-        for q in &queues {
-            q.recovered();
-        }
         tracing::info!(
             exchanges = found.exchanges,
             queues = found.queues,
             bindings = found.bindings,
             messages = found.messages,
             elapsed_ms = started.elapsed().as_millis() as u64,
-            "recovered durable state"
+            "recovered definitions; messages load in the background"
         );
-        Ok(found)
+        // Bindings are back, so the dead letters of messages that expired while the broker
+        // was down can be routed as the loader finds them.
+        Ok((found, Loader::new(queues)))
     }
 }
 

@@ -35,7 +35,7 @@ mod vhost;
 
 pub use accounts::{Admin, AdminError, FirstBoot, PasswordHash, User, compile_permission};
 pub use broker::{
-    Broker, ParameterError, Recovered, password_hash_from_rabbitmq, policy_kind,
+    Broker, Loader, ParameterError, Recovered, password_hash_from_rabbitmq, policy_kind,
     rabbitmq_password_hash,
 };
 pub use dead_letter::{DeadLetter, DeadLetterTarget, DeathReason};

@@ -55,8 +55,9 @@ impl Server {
     /// than its data, see [`Config::compact_policy`]), recovers durable state, and binds the
     /// listener.
     ///
-    /// Recovery finishes before the listener accepts anyone: a client never sees a durable queue
-    /// half loaded.
+    /// Definitions are recovered before the listener opens; stored messages load afterwards on
+    /// a thread of their own, and a queue still loading answers as if it were loaded (see
+    /// `warren_broker::queue::loading`).
     pub async fn bind(config: Config) -> std::io::Result<Server> {
         let dir = config.data_dir.clone();
         let (options, policy) = (config.sled_options(), config.compact_policy());
@@ -100,12 +101,12 @@ impl Server {
     /// As [`Server::bind`], over a store the caller opened (tests inject faulty stores).
     pub async fn bind_with_store(config: Config, store: SharedStore) -> std::io::Result<Server> {
         let first_boot = config.first_boot();
-        let broker = tokio::task::spawn_blocking(move || -> std::io::Result<Broker> {
+        let (broker, loader) = tokio::task::spawn_blocking(move || {
             let broker = Broker::with_store(store);
-            broker
-                .recover_with(&first_boot)
+            let (_, loader) = broker
+                .recover_definitions(&first_boot)
                 .map_err(|e| std::io::Error::other(format!("cannot recover durable state: {e}")))?;
-            Ok(broker)
+            Ok::<_, std::io::Error>((broker, loader))
         })
         .await
         .map_err(std::io::Error::other)??;
@@ -152,6 +153,10 @@ impl Server {
         } else {
             None
         };
+        // The listeners are bound: clients can connect while messages load.
+        if !loader.is_done() {
+            loader.spawn()?;
+        }
         if config.loopback_only_default_user {
             // `guest` by name as well, as RabbitMQ's `loopback_users` default: a directory seeded
             // with guest/guest keeps that user after `default_user` is changed.

@@ -28,6 +28,14 @@ pub(crate) trait Backend: Send + Sync {
     fn get(&self, key: &[u8]) -> Result<Option<Bytes>, StoreError>;
     /// Visits every pair whose key starts with `prefix`, in key order.
     fn scan_prefix(&self, prefix: &[u8], visit: &mut Visit<'_>) -> Result<(), StoreError>;
+    /// Visits the pairs whose key starts with `prefix` and is at or after `start`, in key
+    /// order, while `visit` returns `true`: a resumable scan (a queue loading in batches).
+    fn scan_from(
+        &self,
+        prefix: &[u8],
+        start: &[u8],
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<bool, StoreError>,
+    ) -> Result<(), StoreError>;
     /// Whether the key space holds no key at all.
     fn is_empty(&self) -> Result<bool, StoreError>;
     /// Applies the changes; see [`Atomicity`]. On `Err` with `InOrder`, a prefix may be applied.

@@ -10,7 +10,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::{
     BindingRecord, DefinitionStore, Definitions, ExchangeRecord, MessageId, MessageOp,
-    MessageStore, ParameterRecord, QueueRecord, StoreError, StoreStats, StoredEntry, UserRecord,
+    MessageStore, ParameterRecord, QueueExtent, QueueRecord, StoreError, StoreStats, StoredEntry,
+    UserRecord,
 };
 
 const UNLIMITED: u64 = u64::MAX;
@@ -134,6 +135,20 @@ impl<S: MessageStore> MessageStore for FaultyStore<S> {
         visit: &mut dyn FnMut(StoredEntry) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
         self.inner.visit_queue(vhost, queue, visit)
+    }
+
+    fn read_queue(
+        &self,
+        vhost: &[u8],
+        queue: &[u8],
+        from: u64,
+        max: usize,
+    ) -> Result<Vec<StoredEntry>, StoreError> {
+        self.inner.read_queue(vhost, queue, from, max)
+    }
+
+    fn queue_extent(&self, vhost: &[u8], queue: &[u8]) -> Result<QueueExtent, StoreError> {
+        self.inner.queue_extent(vhost, queue)
     }
 
     fn next_message_id(&self) -> Result<MessageId, StoreError> {

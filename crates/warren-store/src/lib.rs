@@ -156,5 +156,5 @@ pub use error::StoreError;
 pub use faulty::FaultyStore;
 pub use format::FORMAT_VERSION;
 pub use memory::MemoryStore;
-pub use message::{MessageId, MessageOp, MessageStore, StoreStats, StoredEntry};
+pub use message::{MessageId, MessageOp, MessageStore, QueueExtent, StoreStats, StoredEntry};
 pub use sled_store::{SledOptions, SledStore};

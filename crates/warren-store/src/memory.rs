@@ -36,6 +36,44 @@ impl Backend for MemoryBackend {
         pairs.iter().try_for_each(|(k, v)| visit(k, v))
     }
 
+    fn scan_from(
+        &self,
+        prefix: &[u8],
+        start: &[u8],
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<bool, StoreError>,
+    ) -> Result<(), StoreError> {
+        // Copied out in slices, so `visit` runs without the lock and a large queue is not
+        // copied whole when the caller stops early.
+        let mut from = start.to_vec();
+        let mut first = true;
+        loop {
+            let lower = if first {
+                Bound::Included(&from[..])
+            } else {
+                Bound::Excluded(&from[..])
+            };
+            let pairs: Vec<(Vec<u8>, Bytes)> = self
+                .map
+                .read()
+                .range::<[u8], _>((lower, Bound::Unbounded))
+                .take_while(|(k, _)| k.starts_with(prefix))
+                .take(256)
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            let Some((last, _)) = pairs.last() else {
+                return Ok(());
+            };
+            let last = last.clone();
+            for (k, v) in &pairs {
+                if !visit(k, v)? {
+                    return Ok(());
+                }
+            }
+            from = last;
+            first = false;
+        }
+    }
+
     fn is_empty(&self) -> Result<bool, StoreError> {
         Ok(self.map.read().is_empty())
     }

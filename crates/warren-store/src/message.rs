@@ -94,6 +94,16 @@ pub struct StoredEntry {
     pub message: Bytes,
 }
 
+/// How many entries a queue's index holds and where it ends, read before the queue loads.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueExtent {
+    /// Index entries of the queue.
+    pub count: u64,
+    /// One past the highest `seq` of the queue's entries (0 when it has none): new entries
+    /// go at or above it, after every stored one.
+    pub end_seq: u64,
+}
+
 /// Counters describing a store, cheap to read (kept in memory).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StoreStats {
@@ -133,6 +143,34 @@ pub trait MessageStore: Send + Sync {
         self.load_queue(vhost, queue)?
             .into_iter()
             .try_for_each(visit)
+    }
+    /// Up to `max` entries of one queue with `seq` at or above `from`, in increasing `seq`: a
+    /// queue loads in batches this way, with no lock of the caller held across the read.
+    fn read_queue(
+        &self,
+        vhost: &[u8],
+        queue: &[u8],
+        from: u64,
+        max: usize,
+    ) -> Result<Vec<StoredEntry>, StoreError> {
+        let mut entries = Vec::new();
+        self.visit_queue(vhost, queue, &mut |e| {
+            if e.seq >= from && entries.len() < max {
+                entries.push(e);
+            }
+            Ok(())
+        })?;
+        Ok(entries)
+    }
+    /// The number of entries of one queue and where they end, without reading messages.
+    fn queue_extent(&self, vhost: &[u8], queue: &[u8]) -> Result<QueueExtent, StoreError> {
+        let mut extent = QueueExtent::default();
+        self.visit_queue(vhost, queue, &mut |e| {
+            extent.count += 1;
+            extent.end_seq = e.seq.saturating_add(1);
+            Ok(())
+        })?;
+        Ok(extent)
     }
     /// A message id greater than any id ever stored, also across restarts.
     fn next_message_id(&self) -> Result<MessageId, StoreError>;

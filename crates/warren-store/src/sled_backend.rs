@@ -239,6 +239,21 @@ impl Backend for SledBackend {
         Ok(())
     }
 
+    fn scan_from(
+        &self,
+        prefix: &[u8],
+        start: &[u8],
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<bool, StoreError>,
+    ) -> Result<(), StoreError> {
+        for pair in self.db.range(start..) {
+            let (k, v) = pair?;
+            if !k.starts_with(prefix) || !visit(&k, &v)? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     fn is_empty(&self) -> Result<bool, StoreError> {
         let current = self.current.read_recursive();
         let db = current.as_ref().ok_or(StoreError::Failed)?;

@@ -4,6 +4,7 @@ mod args;
 mod consumer;
 mod dispatch;
 mod limits;
+mod loading;
 mod packed;
 mod ready;
 mod state;
@@ -19,6 +20,7 @@ use warren_store::{MessageId, MessageOp, StoreError};
 pub use args::type_name;
 pub use args::{ConsumeArgs, Overflow, QueueArgs};
 pub use consumer::{ChannelLimit, Consumer, ConsumerId, Delivery, DeliverySink};
+pub use loading::LOAD_BATCH;
 pub use state::{Effects, Got, Pushed, QueueState};
 
 use crate::dead_letter::{DeadLetter, DeadLetterTarget};
@@ -62,6 +64,9 @@ pub struct Queue {
     /// Parsed arguments, as declared (policies change the limits in force, not these).
     pub args: QueueArgs,
     state: Mutex<QueueState>,
+    /// Where loading the stored messages after a restart has got to; `None` once done. Held
+    /// while a batch is read from the store (lock order: `loader`, then `state`).
+    loader: Mutex<Option<loading::Cursor>>,
     deleted: AtomicBool,
     /// Set once the queue had a consumer, so auto-delete fires only after one leaves.
     had_consumer: AtomicBool,
@@ -124,6 +129,7 @@ impl Queue {
             options,
             args,
             state: Mutex::new(state),
+            loader: Mutex::new(None),
             deleted: AtomicBool::new(false),
             had_consumer: AtomicBool::new(false),
             store,
@@ -278,6 +284,12 @@ impl Queue {
         put: StoreWrite,
     ) -> Result<(Enqueued, Vec<DeadLetter>), StoreError> {
         let mut s = self.state.lock();
+        if s.limit_needs_loading() {
+            // Rare (a length-limited queue still loading): see `limit_needs_loading`.
+            drop(s);
+            self.load_rest();
+            s = self.state.lock();
+        }
         // Routed just before the queue was deleted: nobody can ever consume it.
         if self.is_deleted() {
             return Ok((Enqueued::default(), Vec::new()));
@@ -403,6 +415,7 @@ impl Queue {
 
     /// `basic.get`: the next ready message, if any.
     pub fn get(self: &Arc<Self>, no_ack: bool) -> Option<Got> {
+        self.load_head();
         let mut s = self.state.lock();
         let mut fx = Effects::default();
         let got = s.get(no_ack, now_ms(), &mut fx);
@@ -416,6 +429,9 @@ impl Queue {
         let mut fx = Effects::default();
         let n = s.purge(&mut fx);
         self.conclude(s, fx);
+        // Stored messages not loaded yet are removed from the store now, batch by batch, so
+        // that a restart cannot bring them back.
+        self.sweep_purged();
         n as u32
     }
 

@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use super::args::{Overflow, QueueArgs};
 use super::consumer::{Consumer, ConsumerId};
+use super::loading::Loading;
 use super::ready::{NEVER, Ready, ReadyList};
 use super::{Queue, Settle};
 use crate::dead_letter::{DeadLetter, DeathReason};
@@ -73,7 +74,12 @@ pub struct QueueState {
     /// False when some consumer has another priority than the rest, so picking one has to look
     /// at all of them.
     pub(super) uniform_priority: bool,
-    next_seq: u64,
+    pub(super) next_seq: u64,
+    /// Set while stored messages are still being read back after a restart (see `loading`).
+    pub(super) loading: Option<Loading>,
+    /// Stored entries below this `seq` that the loader still reads were purged: it removes
+    /// them from the store instead of queueing them.
+    pub(super) sweep_below: u64,
     /// Persistent messages here are in the store, so their comings and goings are reported.
     pub(super) durable: bool,
     pub(super) args: QueueArgs,
@@ -121,9 +127,9 @@ impl QueueState {
         }
     }
 
-    /// Messages ready for delivery.
+    /// Messages ready for delivery, including stored ones not loaded yet.
     pub fn ready_count(&self) -> usize {
-        self.ready.len()
+        self.ready.len() + self.not_loaded() as usize
     }
 
     /// Messages delivered and not yet settled.
@@ -165,11 +171,11 @@ impl QueueState {
         let too_long = self
             .args
             .max_length
-            .is_some_and(|max| self.ready.len() as u64 + 1 > max);
+            .is_some_and(|max| self.ready_count() as u64 + 1 > max);
         let too_big = self
             .args
             .max_length_bytes
-            .is_some_and(|max| self.ready.bytes() + m.body.len() as u64 > max);
+            .is_some_and(|max| self.ready.bytes() + self.held_bytes() + m.body.len() as u64 > max);
         too_long || too_big
     }
 
@@ -202,13 +208,17 @@ impl QueueState {
         // A message due the moment it was published (TTL 0) may still go to a consumer that
         // can take it at once; the clock read since then must not expire it first.
         let dispatch_now = now.min(message.timestamp_ms);
-        self.ready.push_back(Ready {
+        let ready = Ready {
             seq,
             message,
             deadline,
             returns: 0,
             redelivered: false,
-        });
+        };
+        // While stored messages load, a new one waits behind them.
+        if let Some(ready) = self.hold(ready) {
+            self.ready.push_back(ready);
+        }
         self.dispatch(queue, dispatch_now, fx);
         self.drop_over_limit(fx);
         self.expire(now, fx);
@@ -218,11 +228,11 @@ impl QueueState {
     fn over_limit(&self) -> bool {
         self.args
             .max_length
-            .is_some_and(|max| self.ready.len() as u64 > max)
+            .is_some_and(|max| self.ready_count() as u64 > max)
             || self
                 .args
                 .max_length_bytes
-                .is_some_and(|max| self.ready.bytes() > max)
+                .is_some_and(|max| self.ready.bytes() + self.held_bytes() > max)
     }
 
     pub(super) fn drop_over_limit(&mut self, fx: &mut Effects) {
@@ -231,6 +241,10 @@ impl QueueState {
         }
         while self.over_limit() {
             let Some(r) = self.ready.pop_front() else {
+                // Still loading: the head is a stored message not loaded yet, or a held one.
+                if self.drop_unloaded_head(fx) {
+                    continue;
+                }
                 return;
             };
             self.die(r.seq, r.message, DeathReason::Maxlen, fx);
@@ -278,7 +292,7 @@ impl QueueState {
             seq: ready.seq,
             message: ready.message,
             redelivered: ready.redelivered,
-            remaining: self.ready.len() as u32,
+            remaining: self.ready_count() as u32,
         })
     }
 
@@ -376,7 +390,7 @@ impl QueueState {
     pub fn purge(&mut self, fx: &mut Effects) -> usize {
         let n = self.ready.len();
         self.ready.clear(self.durable.then_some(&mut fx.gone));
-        n
+        n + self.purge_unloaded(fx)
     }
 
     /// Appends a message recovered from the store with its stored sequence number.

@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 use crate::backend::{Atomicity, Backend};
 use crate::engine::Engine;
 use crate::keys::{self, IndexValue};
-use crate::{MessageId, MessageOp, MessageStore, StoreError, StoreStats, StoredEntry};
+use crate::{MessageId, MessageOp, MessageStore, QueueExtent, StoreError, StoreStats, StoredEntry};
 
 impl<B: Backend> MessageStore for Engine<B> {
     fn write(&self, ops: &[MessageOp]) -> Result<(), StoreError> {
@@ -62,6 +62,60 @@ impl<B: Backend> MessageStore for Engine<B> {
                 ))),
             }
         })
+    }
+
+    fn read_queue(
+        &self,
+        vhost: &[u8],
+        queue: &[u8],
+        from: u64,
+        max: usize,
+    ) -> Result<Vec<StoredEntry>, StoreError> {
+        let prefix = keys::queue_index_prefix(vhost, queue)?;
+        let start = keys::index(vhost, queue, from)?;
+        self.drain()?;
+        let mut entries = Vec::with_capacity(max.min(4096));
+        if max == 0 {
+            return Ok(entries);
+        }
+        self.backend.scan_from(&prefix, &start, &mut |k, v| {
+            let seq = keys::index_seq(k)?;
+            let entry = IndexValue::decode(v)?;
+            // As in `visit_queue`: an entry removed since the scan saw it is skipped.
+            match self.backend.get(&keys::message(entry.id))? {
+                Some(message) => entries.push(StoredEntry {
+                    seq,
+                    id: entry.id,
+                    redelivered: entry.redelivered,
+                    message,
+                }),
+                None if self.backend.get(k)?.is_none() => {}
+                None => {
+                    return Err(StoreError::corrupt(format!(
+                        "entry {seq} of queue {} references message {}, which is not stored",
+                        String::from_utf8_lossy(queue),
+                        entry.id
+                    )));
+                }
+            }
+            Ok(entries.len() < max)
+        })?;
+        Ok(entries)
+    }
+
+    fn queue_extent(&self, vhost: &[u8], queue: &[u8]) -> Result<QueueExtent, StoreError> {
+        let prefix = keys::queue_index_prefix(vhost, queue)?;
+        if let Some(extent) = self.extent_at_open(&prefix) {
+            return Ok(extent);
+        }
+        self.drain()?;
+        let mut extent = QueueExtent::default();
+        self.backend.scan_prefix(&prefix, &mut |k, _| {
+            extent.count += 1;
+            extent.end_seq = keys::index_seq(k)?.saturating_add(1);
+            Ok(())
+        })?;
+        Ok(extent)
     }
 
     fn next_message_id(&self) -> Result<MessageId, StoreError> {

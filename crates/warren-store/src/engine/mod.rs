@@ -29,7 +29,10 @@ use crate::group_commit::GroupCommit;
 use crate::keys::{self, IndexValue};
 use crate::plan::Plan;
 use crate::refs::RefTable;
-use crate::{MessageId, StoreError};
+use crate::{MessageId, QueueExtent, StoreError};
+
+/// Each queue's [`QueueExtent`] as the open scan found it, by index prefix.
+type Extents = ahash::AHashMap<Vec<u8>, QueueExtent>;
 
 use pending::Pending;
 pub(crate) use pending::Planned;
@@ -60,6 +63,12 @@ pub(crate) struct Engine<B: Backend> {
     failed: AtomicBool,
     /// Bytes of keys and values, and number, of the messages and index entries found at open.
     live_at_open: (u64, u64),
+    /// Each queue's extent as the open scan counted it, so a broker can declare its queues
+    /// with their message counts before loading them; dropped by the first mutation, after
+    /// which `queue_extent` reads the index (see `messages`).
+    extents_at_open: Mutex<Option<Extents>>,
+    /// False once `extents_at_open` is dropped: the check a write pays.
+    extents_valid: AtomicBool,
 }
 
 impl<B: Backend> Engine<B> {
@@ -70,8 +79,18 @@ impl<B: Backend> Engine<B> {
     pub(crate) fn open(backend: B) -> Result<Self, StoreError> {
         let mut refs = RefTable::default();
         let (mut live, mut records) = (0u64, 0u64);
+        let mut extents = Extents::default();
         backend.scan_prefix(&[keys::INDEX], &mut |k, v| {
             refs.add_reference(IndexValue::decode(v)?.id);
+            let seq = keys::index_seq(k)?;
+            let prefix = k.get(..k.len() - 8).unwrap_or_default();
+            // Keys come in order, so a queue's entries are contiguous: one lookup per entry.
+            let extent = match extents.get_mut(prefix) {
+                Some(e) => e,
+                None => extents.entry(prefix.to_vec()).or_default(),
+            };
+            extent.count += 1;
+            extent.end_seq = seq.saturating_add(1);
             live += (k.len() + v.len()) as u64;
             records += 1;
             Ok(())
@@ -120,6 +139,8 @@ impl<B: Backend> Engine<B> {
             commit: GroupCommit::default(),
             failed: AtomicBool::new(false),
             live_at_open: (live, records),
+            extents_at_open: Mutex::new(Some(extents)),
+            extents_valid: AtomicBool::new(true),
         })
     }
 
@@ -137,6 +158,8 @@ impl<B: Backend> Engine<B> {
             commit: GroupCommit::default(),
             failed: AtomicBool::new(false),
             live_at_open: (0, 0),
+            extents_at_open: Mutex::new(None),
+            extents_valid: AtomicBool::new(false),
         }
     }
 
@@ -151,6 +174,21 @@ impl<B: Backend> Engine<B> {
         self.live_at_open
     }
 
+    /// Drops the extents counted at open: a mutation may change them.
+    #[cold]
+    fn forget_extents(&self) {
+        let mut extents = self.extents_at_open.lock();
+        self.extents_valid.store(false, Ordering::Release);
+        *extents = None;
+    }
+
+    /// The extent of a queue as counted at open, while no mutation has happened since.
+    pub(crate) fn extent_at_open(&self, prefix: &[u8]) -> Option<QueueExtent> {
+        let extents = self.extents_at_open.lock();
+        let extents = extents.as_ref()?;
+        Some(extents.get(prefix).copied().unwrap_or_default())
+    }
+
     /// Plans a mutation with `build` and installs its counts. Message writes
     /// ([`Atomicity::InOrder`]) join the pending list; definition changes
     /// ([`Atomicity::Batch`]) first hand the pending list to the backend, because their plans
@@ -161,6 +199,9 @@ impl<B: Backend> Engine<B> {
         build: impl FnOnce(&mut Plan<'_, B>) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
         let batch = atomicity == Atomicity::Batch;
+        if self.extents_valid.load(Ordering::Relaxed) {
+            self.forget_extents();
+        }
         let _order = batch.then(|| self.order.lock());
         let mut shared = self.shared.lock();
         if self.failed.load(Ordering::Acquire) {
@@ -288,6 +329,22 @@ macro_rules! delegate_to_engine {
                 visit: &mut dyn FnMut($crate::StoredEntry) -> Result<(), $crate::StoreError>,
             ) -> Result<(), $crate::StoreError> {
                 self.engine.visit_queue(vhost, queue, visit)
+            }
+            fn read_queue(
+                &self,
+                vhost: &[u8],
+                queue: &[u8],
+                from: u64,
+                max: usize,
+            ) -> Result<Vec<$crate::StoredEntry>, $crate::StoreError> {
+                self.engine.read_queue(vhost, queue, from, max)
+            }
+            fn queue_extent(
+                &self,
+                vhost: &[u8],
+                queue: &[u8],
+            ) -> Result<$crate::QueueExtent, $crate::StoreError> {
+                self.engine.queue_extent(vhost, queue)
             }
             fn next_message_id(&self) -> Result<$crate::MessageId, $crate::StoreError> {
                 self.engine.next_message_id()

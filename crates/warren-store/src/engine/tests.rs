@@ -27,6 +27,14 @@ impl Backend for Flaky {
     fn scan_prefix(&self, prefix: &[u8], visit: &mut Visit<'_>) -> Result<(), StoreError> {
         self.inner.scan_prefix(prefix, visit)
     }
+    fn scan_from(
+        &self,
+        prefix: &[u8],
+        start: &[u8],
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<bool, StoreError>,
+    ) -> Result<(), StoreError> {
+        self.inner.scan_from(prefix, start, visit)
+    }
     fn is_empty(&self) -> Result<bool, StoreError> {
         self.inner.is_empty()
     }
