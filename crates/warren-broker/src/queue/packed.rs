@@ -6,6 +6,11 @@
 //! hundred of them. Records leave only from the front, which is what lets them sit back to back.
 //! Which messages get packed, and when, is decided by the ready list (`super::ready`).
 //!
+//! A record also carries what the ready list needs to know of a queued message (its position,
+//! deadline and redelivered flag: [`Meta`]), so that a run of packed messages costs the list one
+//! entry rather than one per message. The position is kept as a jump from the previous record's,
+//! written only when it is not the next one; the deadline only when there is one.
+//!
 //! A record omits its timestamp, its exchange and routing key, and its properties when they
 //! repeat the previous record's (a backlog is usually one publisher's stream): the writer
 //! remembers what it last wrote and the reader what it last read, and since records are read in
@@ -30,7 +35,7 @@ const MAX_RECORD: usize = 4 * 1024;
 /// Flags, priority and body length (u32).
 const FIXED: usize = 6;
 /// The most a record adds to its properties and body.
-const MAX_OVERHEAD: usize = FIXED + 3 * 8 + 2 * (1 + 255) + 2;
+const MAX_OVERHEAD: usize = FIXED + 5 * 8 + 2 * (1 + 255) + 2;
 
 const PERSISTENT: u8 = 1;
 const EXPIRATION: u8 = 1 << 1;
@@ -38,10 +43,29 @@ const STORE_ID: u8 = 1 << 2;
 const NEW_TIME: u8 = 1 << 3;
 const NEW_ADDRESS: u8 = 1 << 4;
 const NEW_PROPERTIES: u8 = 1 << 5;
+/// The position is not the previous record's plus one: the difference follows (u64).
+const SEQ_JUMP: u8 = 1 << 6;
+/// The message has a deadline: it follows (u64).
+const DEADLINE: u8 = 1 << 7;
+/// In the body length: the message was delivered before. Bodies are far below 2^31 bytes
+/// ([`MAX_RECORD`]), and the flags byte has no bit left.
+const REDELIVERED: u32 = 1 << 31;
+
+/// What the ready list keeps of a packed message besides the message itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Meta {
+    /// Its position in the queue.
+    pub seq: u64,
+    /// When it expires (epoch milliseconds), or `ready::NEVER`.
+    pub deadline: u64,
+    /// It was delivered before.
+    pub redelivered: bool,
+}
 
 /// The fields that records omit when they repeat them.
 #[derive(Debug, Default)]
 struct Context {
+    seq: u64,
     timestamp_ms: u64,
     exchange: ShortStr,
     routing_key: ShortStr,
@@ -62,6 +86,7 @@ pub struct PackedFifo {
 
 /// A record's fields other than the body, read without copying the body.
 struct Header {
+    meta: Meta,
     flags: u8,
     priority: u8,
     body_len: usize,
@@ -114,12 +139,27 @@ impl PackedFifo {
         self.segments.iter().map(Vec::len).sum()
     }
 
-    /// Appends `m`'s record; false (and nothing appended) when `m` is not [`packable`].
+    /// Appends `m`'s record as the next position without a deadline; false (and nothing
+    /// appended) when `m` is not [`packable`].
+    #[cfg(test)]
     pub fn push(&mut self, m: &Message) -> bool {
+        let meta = Meta {
+            seq: self.written.seq.wrapping_add(1),
+            deadline: super::ready::NEVER,
+            redelivered: false,
+        };
+        self.push_with(m, meta)
+    }
+
+    /// Appends `m`'s record with `meta`; false (and nothing appended) when `m` is not
+    /// [`packable`].
+    pub fn push_with(&mut self, m: &Message, meta: Meta) -> bool {
         if !packable(m) {
             return false;
         }
         let w = &self.written;
+        let jump = meta.seq.wrapping_sub(w.seq);
+        let has_deadline = meta.deadline != super::ready::NEVER;
         let props = m.properties.as_bytes();
         let new_time = m.timestamp_ms != w.timestamp_ms;
         let new_address = !same(m.exchange.as_bytes(), w.exchange.as_bytes())
@@ -128,6 +168,8 @@ impl PackedFifo {
         let mut flags = 0;
         let mut size = FIXED + m.body.len();
         for (on, flag, bytes) in [
+            (jump != 1, SEQ_JUMP, 8),
+            (has_deadline, DEADLINE, 8),
             (m.persistent, PERSISTENT, 0),
             (m.expiration_ms.is_some(), EXPIRATION, 8),
             (m.store_id.is_some(), STORE_ID, 8),
@@ -157,7 +199,15 @@ impl PackedFifo {
         seg.push(flags);
         seg.push(m.priority);
         // `packable` checked the lengths that are narrowed here.
-        seg.extend_from_slice(&(m.body.len() as u32).to_be_bytes());
+        let redelivered = if meta.redelivered { REDELIVERED } else { 0 };
+        seg.extend_from_slice(&(m.body.len() as u32 | redelivered).to_be_bytes());
+        if jump != 1 {
+            seg.extend_from_slice(&jump.to_be_bytes());
+        }
+        if has_deadline {
+            seg.extend_from_slice(&meta.deadline.to_be_bytes());
+        }
+        self.written.seq = meta.seq;
         if let Some(exp) = m.expiration_ms {
             seg.extend_from_slice(&exp.to_be_bytes());
         }
@@ -186,7 +236,20 @@ impl PackedFifo {
     }
 
     /// Takes the first record back as a message equal to the one pushed. `None` when empty.
+    #[cfg(test)]
     pub fn pop(&mut self) -> Option<Arc<Message>> {
+        self.pop_with().map(|(_, m)| m)
+    }
+
+    /// The first record's [`Meta`], without taking it. `None` when empty.
+    pub fn peek(&self) -> Option<Meta> {
+        let rec = self.segments.front()?.get(self.head..)?;
+        Some(read_meta(rec, self.read.seq)?.0)
+    }
+
+    /// Takes the first record back as its [`Meta`] and a message equal to the one pushed.
+    /// `None` when empty.
+    pub fn pop_with(&mut self) -> Option<(Meta, Arc<Message>)> {
         let seg = self.segments.front()?;
         let rec = seg.get(self.head..)?;
         let h = read_header(rec, &mut self.read)?;
@@ -204,16 +267,23 @@ impl PackedFifo {
             store_id: h.store_id,
         });
         self.advance(h.len + h.body_len);
-        Some(message)
+        Some((h.meta, message))
     }
 
     /// Drops the first record, returning its store id (`Some(None)` when it has none); `None`
     /// when empty.
+    #[cfg(test)]
     pub fn discard(&mut self) -> Option<Option<u64>> {
+        self.discard_with().map(|(_, id)| id)
+    }
+
+    /// Drops the first record, returning its position and store id (`None` when it has none);
+    /// `None` when empty.
+    pub fn discard_with(&mut self) -> Option<(u64, Option<u64>)> {
         let seg = self.segments.front()?;
         let h = read_header(seg.get(self.head..)?, &mut self.read)?;
         self.advance(h.len + h.body_len);
-        Some(h.store_id.map(NonZeroU64::get))
+        Some((h.meta.seq, h.store_id.map(NonZeroU64::get)))
     }
 
     fn advance(&mut self, by: usize) {
@@ -225,12 +295,39 @@ impl PackedFifo {
     }
 }
 
+/// Reads a record's [`Meta`] (the previous record was at `prev_seq`), returning it with the
+/// record's body length and where the fields after the meta start.
+fn read_meta(rec: &[u8], prev_seq: u64) -> Option<(Meta, usize, usize)> {
+    let flags = *rec.first()?;
+    let len_word = u32::from_be_bytes(array(rec, 2)?);
+    let mut at = FIXED;
+    let jump = if flags & SEQ_JUMP != 0 {
+        at += 8;
+        u64::from_be_bytes(array(rec, FIXED)?)
+    } else {
+        1
+    };
+    let deadline = if flags & DEADLINE != 0 {
+        let d = u64::from_be_bytes(array(rec, at)?);
+        at += 8;
+        d
+    } else {
+        super::ready::NEVER
+    };
+    let meta = Meta {
+        seq: prev_seq.wrapping_add(jump),
+        deadline,
+        redelivered: len_word & REDELIVERED != 0,
+    };
+    Some((meta, (len_word & !REDELIVERED) as usize, at))
+}
+
 /// Reads a record up to its body, taking what it does not repeat into `ctx`.
 fn read_header(rec: &[u8], ctx: &mut Context) -> Option<Header> {
     let flags = *rec.first()?;
     let priority = *rec.get(1)?;
-    let body_len = u32::from_be_bytes(array(rec, 2)?) as usize;
-    let mut at = FIXED;
+    let (meta, body_len, mut at) = read_meta(rec, ctx.seq)?;
+    ctx.seq = meta.seq;
     let mut take = |n: usize| -> Option<&[u8]> {
         let s = rec.get(at..at + n)?;
         at += n;
@@ -260,6 +357,7 @@ fn read_header(rec: &[u8], ctx: &mut Context) -> Option<Header> {
         ctx.properties = RawProperties::from_trusted(own(take(len)?));
     }
     Some(Header {
+        meta,
         flags,
         priority,
         body_len,

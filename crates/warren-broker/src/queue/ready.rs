@@ -4,7 +4,9 @@
 //! A queue holding a backlog keeps it packed: a message pushed while [`PACK_AFTER`] or more are
 //! ready, and held by this queue alone, is copied into its level's [`PackedFifo`] and its
 //! `Arc<Message>` dropped (which also frees the connection read buffer its fields were slices
-//! of). It is unpacked when it leaves. Outside this module every ready message is a [`Ready`]
+//! of). It is unpacked when it leaves. Consecutive packed messages share one entry (a run): the
+//! records carry each message's position, deadline and redelivered flag, and the run's entry
+//! mirrors those of its first record, so a deep backlog costs its records and few entries. Outside this module every ready message is a [`Ready`]
 //! with an `Arc<Message>`; the packed form never shows.
 
 use std::collections::VecDeque;
@@ -12,7 +14,7 @@ use std::sync::Arc;
 
 use warren_store::MessageId;
 
-use super::packed::{self, PackedFifo};
+use super::packed::{self, Meta, PackedFifo};
 use crate::Message;
 
 /// No deadline: the message never expires.
@@ -38,24 +40,31 @@ pub struct Ready {
     pub redelivered: bool,
 }
 
-/// Where an entry's message is.
+/// Where an entry's messages are.
 #[derive(Debug)]
 enum Held {
-    /// Shared, or not packed yet.
+    /// One message, shared or not packed yet.
     Shared(Arc<Message>),
-    /// The next record of the level's [`PackedFifo`] that no earlier entry claims.
+    /// A run of `Entry::count` records: the next ones of the level's [`PackedFifo`] that no
+    /// earlier entry claims.
     Packed,
 }
 
-/// A [`Ready`] as the list keeps it.
+/// A [`Ready`] as the list keeps it, or a run of packed ones. For a run, `seq`, `deadline` and
+/// `redelivered` are those of its first record (the run's place in the list, and what TTL
+/// looks at when it is the head) and `count` is its length; a shared entry is one message and
+/// `count` is its `returns` (packed messages have none: requeued ones are not packed).
 #[derive(Debug)]
 struct Entry {
     seq: u64,
     deadline: u64,
-    returns: u32,
+    count: u32,
     redelivered: bool,
     held: Held,
 }
+
+/// Runs stop at this length so that `count` fits in a `u32`.
+const MAX_RUN: u32 = u32::MAX;
 
 /// One priority level: entries in order, and the records of those that are packed.
 #[derive(Debug, Default)]
@@ -66,27 +75,49 @@ struct Level {
 }
 
 impl Level {
-    /// The message of `e`, just taken from the front of `entries`. `None` only if the packed
-    /// records and the entries disagree, which is a bug.
-    fn unpack(&mut self, e: Entry) -> Option<Ready> {
-        let message = match e.held {
-            Held::Shared(m) => m,
-            Held::Packed => {
-                let fifo = self.packed.as_mut()?;
-                let m = fifo.pop();
-                if fifo.is_empty() {
-                    self.packed = None;
-                }
-                m?
-            }
+    /// Takes the front message. `Err` when the front entry is a run without a record (the
+    /// packed records and the entries disagree, which is a bug; the entry is dropped).
+    fn pop(&mut self) -> Option<Result<Ready, ()>> {
+        let e = self.entries.front_mut()?;
+        if let Held::Shared(_) = e.held {
+            let e = self.entries.pop_front()?;
+            let Held::Shared(message) = e.held else {
+                return Some(Err(()));
+            };
+            return Some(Ok(Ready {
+                seq: e.seq,
+                message,
+                deadline: e.deadline,
+                returns: e.count,
+                redelivered: e.redelivered,
+            }));
+        }
+        let popped = self.packed.as_mut().and_then(|f| f.pop_with());
+        let Some((meta, message)) = popped else {
+            self.entries.pop_front();
+            return Some(Err(()));
         };
-        Some(Ready {
-            seq: e.seq,
+        e.count -= 1;
+        match self.packed.as_ref().and_then(|f| f.peek()) {
+            Some(next) if e.count > 0 => {
+                e.seq = next.seq;
+                e.deadline = next.deadline;
+                e.redelivered = next.redelivered;
+            }
+            _ => {
+                self.entries.pop_front();
+            }
+        }
+        if self.packed.as_ref().is_some_and(|f| f.is_empty()) {
+            self.packed = None;
+        }
+        Some(Ok(Ready {
+            seq: meta.seq,
             message,
-            deadline: e.deadline,
-            returns: e.returns,
-            redelivered: e.redelivered,
-        })
+            deadline: meta.deadline,
+            returns: 0,
+            redelivered: meta.redelivered,
+        }))
     }
 }
 
@@ -138,21 +169,41 @@ impl ReadyList {
         let Some(l) = self.levels.get_mut(level) else {
             return;
         };
-        let held = if backlog
+        let meta = Meta {
+            seq: r.seq,
+            deadline: r.deadline,
+            redelivered: r.redelivered,
+        };
+        let packs = backlog
+            && r.returns == 0
             && Arc::get_mut(&mut r.message).is_some()
             && packed::packable(&r.message)
-            && l.packed.get_or_insert_with(Box::default).push(&r.message)
-        {
-            Held::Packed
-        } else {
-            Held::Shared(r.message)
-        };
+            && l.packed
+                .get_or_insert_with(Box::default)
+                .push_with(&r.message, meta);
+        if packs {
+            if let Some(back) = l.entries.back_mut()
+                && matches!(back.held, Held::Packed)
+                && back.count < MAX_RUN
+            {
+                back.count += 1;
+                return;
+            }
+            l.entries.push_back(Entry {
+                seq: r.seq,
+                deadline: r.deadline,
+                count: 1,
+                redelivered: r.redelivered,
+                held: Held::Packed,
+            });
+            return;
+        }
         l.entries.push_back(Entry {
             seq: r.seq,
             deadline: r.deadline,
-            returns: r.returns,
+            count: r.returns,
             redelivered: r.redelivered,
-            held,
+            held: Held::Shared(r.message),
         });
     }
 
@@ -165,14 +216,13 @@ impl ReadyList {
         loop {
             let level = self.highest()?;
             let l = self.levels.get_mut(level)?;
-            let e = l.entries.pop_front()?;
-            self.len -= 1;
-            match l.unpack(e) {
-                Some(r) => {
+            match l.pop()? {
+                Ok(r) => {
+                    self.len -= 1;
                     self.bytes -= r.message.body.len() as u64;
                     return Some(r);
                 }
-                None => lost(),
+                Err(()) => lost(),
             }
         }
     }
@@ -182,15 +232,15 @@ impl ReadyList {
     pub fn pop_expired(&mut self, now: u64, out: &mut Vec<Ready>) {
         for l in &mut self.levels {
             while l.entries.front().is_some_and(|e| e.deadline <= now)
-                && let Some(e) = l.entries.pop_front()
+                && let Some(popped) = l.pop()
             {
-                self.len -= 1;
-                match l.unpack(e) {
-                    Some(r) => {
+                match popped {
+                    Ok(r) => {
+                        self.len -= 1;
                         self.bytes -= r.message.body.len() as u64;
                         out.push(r);
                     }
-                    None => lost(),
+                    Err(()) => lost(),
                 }
             }
         }
@@ -218,14 +268,16 @@ impl ReadyList {
             let Some(l) = self.levels.get_mut(level) else {
                 continue;
             };
-            // Usually the requeued message belongs at the front; otherwise find its place.
+            // Usually the requeued message belongs at the front; otherwise find its place. A run
+            // sorts by its first record and never needs splitting: its records were never
+            // delivered and came after every message of the level that was.
             let at = l.entries.partition_point(|x| x.seq < r.seq);
             l.entries.insert(
                 at,
                 Entry {
                     seq: r.seq,
                     deadline: r.deadline,
-                    returns: r.returns,
+                    count: r.returns,
                     redelivered: r.redelivered,
                     held: Held::Shared(r.message),
                 },
@@ -244,12 +296,23 @@ impl ReadyList {
                 let Some(out) = stored.as_deref_mut() else {
                     continue;
                 };
-                let id = match e.held {
-                    Held::Shared(m) => m.store_id(),
-                    Held::Packed => fifo.as_mut().and_then(|f| f.discard()).flatten(),
-                };
-                if let Some(id) = id {
-                    out.push((e.seq, id));
+                match e.held {
+                    Held::Shared(m) => {
+                        if let Some(id) = m.store_id() {
+                            out.push((e.seq, id));
+                        }
+                    }
+                    Held::Packed => {
+                        for _ in 0..e.count {
+                            let f = fifo.as_mut();
+                            let Some((seq, id)) = f.and_then(|f| f.discard_with()) else {
+                                break;
+                            };
+                            if let Some(id) = id {
+                                out.push((seq, id));
+                            }
+                        }
+                    }
                 }
             }
         }
@@ -264,7 +327,13 @@ impl ReadyList {
             .iter()
             .flat_map(|l| &l.entries)
             .filter(|e| matches!(e.held, Held::Packed))
-            .count()
+            .map(|e| e.count as usize)
+            .sum()
+    }
+
+    /// Entries kept (a run of packed messages is one).
+    pub fn entry_count(&self) -> usize {
+        self.levels.iter().map(|l| l.entries.len()).sum()
     }
 }
 
@@ -278,3 +347,7 @@ fn lost() {
 #[cfg(test)]
 #[path = "ready_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "ready_model_tests.rs"]
+mod model_tests;
