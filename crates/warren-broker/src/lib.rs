@@ -27,6 +27,7 @@ mod persist;
 pub mod policy;
 mod queue;
 mod snapshot;
+pub mod spill;
 mod timers;
 mod topic_permissions;
 mod tracking;

@@ -6,6 +6,7 @@ mod dispatch;
 mod limits;
 mod packed;
 mod ready;
+mod segments;
 mod state;
 
 use std::sync::atomic::{AtomicBool, Ordering};

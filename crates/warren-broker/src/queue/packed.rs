@@ -12,23 +12,22 @@
 //! written only when it is not the next one; the deadline only when there is one.
 //!
 //! A record omits its timestamp, its exchange and routing key, and its properties when they
-//! repeat the previous record's (a backlog is usually one publisher's stream): the writer
+//! repeat the previous record's in the same segment (the first record of a segment has them
+//! all, so a segment reads on its own: it may be spilled, `super::segments`, and one that is
+//! lost does not garble the next) (a backlog is usually one publisher's stream): the writer
 //! remembers what it last wrote and the reader what it last read, and since records are read in
 //! the order they were written, the two agree at every record. Unpacked messages share the
 //! reader's copies of these fields, so most cost one allocation for the body and one for the
 //! `Arc`.
 
-use std::collections::VecDeque;
 use std::num::NonZeroU64;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use warren_codec::{RawProperties, ShortStr};
 
+use super::segments::{Front, Segments, SpillTo};
 use crate::Message;
-
-/// Bytes per segment: one allocation for a few hundred small messages.
-const SEGMENT: usize = 64 * 1024;
 /// Larger records stay unpacked: a big body already dwarfs the per-message overhead that packing
 /// saves, and copying it would cost more than it saves. Also bounds a segment's unused tail.
 const MAX_RECORD: usize = 4 * 1024;
@@ -75,7 +74,7 @@ struct Context {
 /// Packed messages in the order they were pushed.
 #[derive(Debug, Default)]
 pub struct PackedFifo {
-    segments: VecDeque<Vec<u8>>,
+    segments: Segments,
     /// Where the next record starts in the front segment.
     head: usize,
     /// What the last record written repeats from.
@@ -127,16 +126,33 @@ impl PackedFifo {
         self.segments.is_empty()
     }
 
-    /// Bytes allocated for records.
+    /// Bytes allocated for records in memory.
     #[cfg(test)]
     pub fn allocated(&self) -> usize {
-        self.segments.iter().map(Vec::capacity).sum()
+        self.segments.in_memory()
     }
 
-    /// Bytes of records held (including those already read from the front segment).
+    /// Bytes of records held in memory (including those already read from the front segment).
     #[cfg(test)]
     pub fn used(&self) -> usize {
-        self.segments.iter().map(Vec::len).sum()
+        self.segments.used()
+    }
+
+    /// Segments spilled now.
+    #[cfg(test)]
+    pub fn spilled(&self) -> usize {
+        self.segments.spilled()
+    }
+
+    /// Lets the FIFO spill segments over its budget to `to`.
+    pub fn set_spill(&mut self, to: Option<SpillTo>) {
+        self.segments.set_spill(to);
+    }
+
+    /// Records and body bytes lost (a spilled segment could not be read back) since the last
+    /// call.
+    pub fn take_lost(&mut self) -> (u64, u64) {
+        self.segments.take_lost()
     }
 
     /// Appends `m`'s record as the next position without a deadline; false (and nothing
@@ -151,15 +167,9 @@ impl PackedFifo {
         self.push_with(m, meta)
     }
 
-    /// Appends `m`'s record with `meta`; false (and nothing appended) when `m` is not
-    /// [`packable`].
-    pub fn push_with(&mut self, m: &Message, meta: Meta) -> bool {
-        if !packable(m) {
-            return false;
-        }
+    /// The flags of `m`'s record after the last one written, and the record's size.
+    fn flags(&self, m: &Message, meta: Meta) -> (u8, usize) {
         let w = &self.written;
-        let jump = meta.seq.wrapping_sub(w.seq);
-        let has_deadline = meta.deadline != super::ready::NEVER;
         let props = m.properties.as_bytes();
         let new_time = m.timestamp_ms != w.timestamp_ms;
         let new_address = !same(m.exchange.as_bytes(), w.exchange.as_bytes())
@@ -168,8 +178,8 @@ impl PackedFifo {
         let mut flags = 0;
         let mut size = FIXED + m.body.len();
         for (on, flag, bytes) in [
-            (jump != 1, SEQ_JUMP, 8),
-            (has_deadline, DEADLINE, 8),
+            (meta.seq.wrapping_sub(w.seq) != 1, SEQ_JUMP, 8),
+            (meta.deadline != super::ready::NEVER, DEADLINE, 8),
             (m.persistent, PERSISTENT, 0),
             (m.expiration_ms.is_some(), EXPIRATION, 8),
             (m.store_id.is_some(), STORE_ID, 8),
@@ -186,14 +196,30 @@ impl PackedFifo {
                 size += bytes;
             }
         }
-        if self
-            .segments
-            .back()
-            .is_none_or(|s| SEGMENT.saturating_sub(s.len()) < size)
-        {
-            self.segments.push_back(Vec::with_capacity(SEGMENT));
+        (flags, size)
+    }
+
+    /// Appends `m`'s record with `meta`; false (and nothing appended) when `m` is not
+    /// [`packable`].
+    pub fn push_with(&mut self, m: &Message, meta: Meta) -> bool {
+        if !packable(m) {
+            return false;
         }
-        let Some(seg) = self.segments.back_mut() else {
+        let (mut flags, size) = self.flags(m, meta);
+        if self.segments.is_empty() || self.segments.back_room() < size {
+            // A segment starts from a blank context, so that it reads on its own.
+            self.written = Context::default();
+            self.segments.start(meta);
+            flags = self.flags(m, meta).0;
+        }
+        let w = &self.written;
+        let jump = meta.seq.wrapping_sub(w.seq);
+        let has_deadline = flags & DEADLINE != 0;
+        let new_time = flags & NEW_TIME != 0;
+        let new_address = flags & NEW_ADDRESS != 0;
+        let new_props = flags & NEW_PROPERTIES != 0;
+        let props = m.properties.as_bytes();
+        let Some(seg) = self.segments.back(m.body.len()) else {
             return false;
         };
         seg.push(flags);
@@ -238,22 +264,47 @@ impl PackedFifo {
     /// Takes the first record back as a message equal to the one pushed. `None` when empty.
     #[cfg(test)]
     pub fn pop(&mut self) -> Option<Arc<Message>> {
-        self.pop_with().map(|(_, m)| m)
+        self.pop_with(true).ok().flatten().map(|(_, m)| m)
     }
 
     /// The first record's [`Meta`], without taking it. `None` when empty.
-    pub fn peek(&self) -> Option<Meta> {
-        let rec = self.segments.front()?.get(self.head..)?;
+    pub fn peek(&mut self) -> Option<Meta> {
+        if !self.segments.front_in_memory() {
+            return self.segments.front_first();
+        }
+        let Front::Ready(seg) = self.segments.front(false) else {
+            return None;
+        };
+        let rec = seg.get(self.head..)?;
         Some(read_meta(rec, self.read.seq)?.0)
     }
 
+    /// Makes the front segment readable: see [`Segments::front`]. False when it is spilled and
+    /// not back yet (only when not `wait`).
+    pub fn ready(&mut self, wait: bool) -> bool {
+        !matches!(self.segments.front(wait), Front::Pending)
+    }
+
     /// Takes the first record back as its [`Meta`] and a message equal to the one pushed.
-    /// `None` when empty.
-    pub fn pop_with(&mut self) -> Option<(Meta, Arc<Message>)> {
-        let seg = self.segments.front()?;
-        let rec = seg.get(self.head..)?;
-        let h = read_header(rec, &mut self.read)?;
-        let body = own(rec.get(h.len..h.len + h.body_len)?);
+    /// `Ok(None)` when empty, `Err(())` when its segment is spilled and not back yet (only when
+    /// not `wait`; it has been asked for).
+    #[allow(clippy::result_unit_err)]
+    pub fn pop_with(&mut self, wait: bool) -> Result<Option<(Meta, Arc<Message>)>, ()> {
+        let seg = match self.segments.front(wait) {
+            Front::Ready(seg) => seg,
+            Front::Pending => return Err(()),
+            Front::Empty => return Ok(None),
+        };
+        let Some(rec) = seg.get(self.head..) else {
+            return Ok(None);
+        };
+        let Some(h) = read_header(rec, &mut self.read) else {
+            return Ok(None);
+        };
+        let Some(body) = rec.get(h.len..h.len + h.body_len) else {
+            return Ok(None);
+        };
+        let body = own(body);
         // Made in place rather than moved into an `Arc` later: a `Message` is 168 bytes.
         let message = Arc::new(Message {
             exchange: self.read.exchange.clone(),
@@ -267,7 +318,7 @@ impl PackedFifo {
             store_id: h.store_id,
         });
         self.advance(h.len + h.body_len);
-        Some((h.meta, message))
+        Ok(Some((h.meta, message)))
     }
 
     /// Drops the first record, returning its store id (`Some(None)` when it has none); `None`
@@ -280,7 +331,9 @@ impl PackedFifo {
     /// Drops the first record, returning its position and store id (`None` when it has none);
     /// `None` when empty.
     pub fn discard_with(&mut self) -> Option<(u64, Option<u64>)> {
-        let seg = self.segments.front()?;
+        let Front::Ready(seg) = self.segments.front(true) else {
+            return None;
+        };
         let h = read_header(seg.get(self.head..)?, &mut self.read)?;
         self.advance(h.len + h.body_len);
         Some((h.meta.seq, h.store_id.map(NonZeroU64::get)))
@@ -288,9 +341,12 @@ impl PackedFifo {
 
     fn advance(&mut self, by: usize) {
         self.head += by;
-        if self.segments.front().is_some_and(|s| self.head >= s.len()) {
+        if let Front::Ready(s) = self.segments.front(false)
+            && self.head >= s.len()
+        {
             self.segments.pop_front();
             self.head = 0;
+            self.read = Context::default();
         }
     }
 }

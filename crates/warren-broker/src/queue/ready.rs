@@ -15,6 +15,7 @@ use std::sync::Arc;
 use warren_store::MessageId;
 
 use super::packed::{self, Meta, PackedFifo};
+use super::segments::SpillTo;
 use crate::Message;
 
 /// No deadline: the message never expires.
@@ -74,31 +75,64 @@ struct Level {
     packed: Option<Box<PackedFifo>>,
 }
 
+/// What taking a level's front message gave.
+enum Popped {
+    /// The message.
+    Got(Ready),
+    /// The level is empty.
+    Empty,
+    /// Its packed record is in a spilled segment that is not back yet (asked for).
+    Pending,
+    /// Messages (and their body bytes) that were lost: a spilled segment could not be read
+    /// back, or the packed records and the entries disagree (a bug). Nothing was taken.
+    Lost(u64, u64),
+}
+
 impl Level {
-    /// Takes the front message. `Err` when the front entry is a run without a record (the
-    /// packed records and the entries disagree, which is a bug; the entry is dropped).
-    fn pop(&mut self) -> Option<Result<Ready, ()>> {
-        let e = self.entries.front_mut()?;
+    /// Takes the front message; when it is packed in a spilled segment, waits for the segment
+    /// when `wait` (reading it in this thread if need be), or asks for it and answers
+    /// [`Popped::Pending`].
+    fn pop(&mut self, wait: bool) -> Popped {
+        let Some(e) = self.entries.front_mut() else {
+            return Popped::Empty;
+        };
         if let Held::Shared(_) = e.held {
-            let e = self.entries.pop_front()?;
-            let Held::Shared(message) = e.held else {
-                return Some(Err(()));
+            let Some(e) = self.entries.pop_front() else {
+                return Popped::Empty;
             };
-            return Some(Ok(Ready {
+            let Held::Shared(message) = e.held else {
+                return Popped::Empty;
+            };
+            return Popped::Got(Ready {
                 seq: e.seq,
                 message,
                 deadline: e.deadline,
                 returns: e.count,
                 redelivered: e.redelivered,
-            }));
+            });
         }
-        let popped = self.packed.as_mut().and_then(|f| f.pop_with());
-        let Some((meta, message)) = popped else {
+        let Some(fifo) = self.packed.as_mut() else {
+            let n = u64::from(e.count);
             self.entries.pop_front();
-            return Some(Err(()));
+            lost();
+            return Popped::Lost(n, 0);
+        };
+        if !fifo.ready(wait) {
+            return Popped::Pending;
+        }
+        let (n, bytes) = fifo.take_lost();
+        if n > 0 {
+            self.forget(n);
+            return Popped::Lost(n, bytes);
+        }
+        let Ok(Some((meta, message))) = fifo.pop_with(wait) else {
+            let n = u64::from(e.count);
+            self.entries.pop_front();
+            lost();
+            return Popped::Lost(n, 0);
         };
         e.count -= 1;
-        match self.packed.as_ref().and_then(|f| f.peek()) {
+        match fifo.peek() {
             Some(next) if e.count > 0 => {
                 e.seq = next.seq;
                 e.deadline = next.deadline;
@@ -108,16 +142,49 @@ impl Level {
                 self.entries.pop_front();
             }
         }
-        if self.packed.as_ref().is_some_and(|f| f.is_empty()) {
+        if fifo.is_empty() {
             self.packed = None;
         }
-        Some(Ok(Ready {
+        Popped::Got(Ready {
             seq: meta.seq,
             message,
             deadline: meta.deadline,
             returns: 0,
             redelivered: meta.redelivered,
-        }))
+        })
+    }
+
+    /// Removes `n` lost records from the runs that claim the next records, and makes the
+    /// first remaining run mirror its new first record.
+    fn forget(&mut self, mut n: u64) {
+        let mut i = 0;
+        while n > 0 && i < self.entries.len() {
+            let Some(e) = self.entries.get_mut(i) else {
+                break;
+            };
+            if !matches!(e.held, Held::Packed) {
+                i += 1;
+                continue;
+            }
+            let take = n.min(u64::from(e.count));
+            n -= take;
+            // `take` is at most `e.count`, a u32.
+            e.count -= take as u32;
+            if e.count == 0 {
+                self.entries.remove(i);
+            }
+        }
+        let next = self.packed.as_mut().and_then(|f| f.peek());
+        if let Some(e) = self
+            .entries
+            .iter_mut()
+            .find(|e| matches!(e.held, Held::Packed))
+            && let Some(next) = next
+        {
+            e.seq = next.seq;
+            e.deadline = next.deadline;
+            e.redelivered = next.redelivered;
+        }
     }
 }
 
@@ -128,6 +195,8 @@ pub struct ReadyList {
     levels: Vec<Level>,
     len: usize,
     bytes: u64,
+    /// Where packed backlogs spill, given to each level's FIFO as it is made.
+    spill: Option<SpillTo>,
 }
 
 impl ReadyList {
@@ -137,7 +206,18 @@ impl ReadyList {
             levels: (0..=max_priority).map(|_| Level::default()).collect(),
             len: 0,
             bytes: 0,
+            spill: None,
         }
+    }
+
+    /// Lets the packed backlog spill past its budget to `to` (`None`: stop spilling).
+    pub fn set_spill(&mut self, to: Option<SpillTo>) {
+        for l in &mut self.levels {
+            if let Some(f) = &mut l.packed {
+                f.set_spill(to.clone());
+            }
+        }
+        self.spill = to;
     }
 
     /// Messages held.
@@ -179,7 +259,11 @@ impl ReadyList {
             && Arc::get_mut(&mut r.message).is_some()
             && packed::packable(&r.message)
             && l.packed
-                .get_or_insert_with(Box::default)
+                .get_or_insert_with(|| {
+                    let mut f = Box::<PackedFifo>::default();
+                    f.set_spill(self.spill.clone());
+                    f
+                })
                 .push_with(&r.message, meta);
         if packs {
             if let Some(back) = l.entries.back_mut()
@@ -211,39 +295,60 @@ impl ReadyList {
         self.levels.iter().rposition(|l| !l.entries.is_empty())
     }
 
-    /// Takes the next message to deliver.
+    /// Takes the next message, waiting for (or reading) its spilled segment if need be: for
+    /// the operations that cannot pause (`basic.get`, expiry, drop-head).
     pub fn pop_front(&mut self) -> Option<Ready> {
+        self.pop(true)
+    }
+
+    /// Takes the next message to deliver, or `None` while it is in a spilled segment that is
+    /// not back yet: the segment has been asked for and the queue's waker runs when it is.
+    pub fn pop_front_ready(&mut self) -> Option<Ready> {
+        self.pop(false)
+    }
+
+    fn pop(&mut self, wait: bool) -> Option<Ready> {
         loop {
             let level = self.highest()?;
             let l = self.levels.get_mut(level)?;
-            match l.pop()? {
-                Ok(r) => {
+            match l.pop(wait) {
+                Popped::Got(r) => {
                     self.len -= 1;
                     self.bytes -= r.message.body.len() as u64;
                     return Some(r);
                 }
-                Err(()) => lost(),
+                Popped::Empty | Popped::Pending => return None,
+                Popped::Lost(n, bytes) => self.lose(n, bytes),
             }
         }
+    }
+
+    fn lose(&mut self, n: u64, bytes: u64) {
+        self.len = self.len.saturating_sub(n as usize);
+        self.bytes = self.bytes.saturating_sub(bytes);
     }
 
     /// Takes, from the head of each level, every message whose deadline is at or before `now`.
     /// Like RabbitMQ, an expired message behind a live one waits until it reaches the head.
     pub fn pop_expired(&mut self, now: u64, out: &mut Vec<Ready>) {
+        let mut lost = (0, 0);
         for l in &mut self.levels {
-            while l.entries.front().is_some_and(|e| e.deadline <= now)
-                && let Some(popped) = l.pop()
-            {
-                match popped {
-                    Ok(r) => {
+            while l.entries.front().is_some_and(|e| e.deadline <= now) {
+                match l.pop(true) {
+                    Popped::Got(r) => {
                         self.len -= 1;
                         self.bytes -= r.message.body.len() as u64;
                         out.push(r);
                     }
-                    Err(()) => lost(),
+                    Popped::Empty | Popped::Pending => break,
+                    Popped::Lost(n, bytes) => {
+                        lost.0 += n;
+                        lost.1 += bytes;
+                    }
                 }
             }
         }
+        self.lose(lost.0, lost.1);
     }
 
     /// The earliest deadline among the level heads, or [`NEVER`].

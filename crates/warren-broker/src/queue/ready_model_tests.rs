@@ -1,9 +1,11 @@
 //! The ready list against a model: per priority a plain vector of every ready message with its
 //! position, deadline, returns and redelivered flag. Generated sequences push backlogs deep
 //! enough to be packed into runs, and pop, expire, requeue and clear them; the model does not
-//! know which messages are packed.
+//! know which messages are packed, nor (in the second run, with a one-byte memory budget, so
+//! that every segment the list completes goes to disk) which are spilled.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use proptest::prelude::*;
@@ -24,6 +26,9 @@ enum Op {
     },
     /// Pops up to `n` messages, keeping them to requeue later.
     Pop(usize),
+    /// The same as dispatch does: a message whose spilled segment is not back yet is not
+    /// waited for; the test polls until the I/O thread brings it.
+    PopReady(usize),
     /// Expires at `seq + now` (deadlines are in seq units).
     Expire(u64),
     /// Requeues every other message popped so far.
@@ -36,7 +41,8 @@ fn any_op() -> impl Strategy<Value = Op> {
     prop_oneof![
         4 => (1usize..1500, prop_oneof![3 => Just(0u8), 1 => 0u8..3], proptest::option::of(0u64..3000), any::<bool>(), proptest::bool::weighted(0.1))
             .prop_map(|(n, priority, ttl, redelivered, shared)| Op::Push { n, priority, ttl, redelivered, shared }),
-        3 => (1usize..600).prop_map(Op::Pop),
+        2 => (1usize..600).prop_map(Op::Pop),
+        1 => (1usize..600).prop_map(Op::PopReady),
         1 => (0u64..3000).prop_map(Op::Expire),
         1 => Just(Op::Requeue),
         1 => (0u8..8).prop_map(|n| if n == 0 { Op::Clear } else { Op::Pop(usize::from(n)) }),
@@ -73,18 +79,61 @@ fn model_pop(m: &mut Model) -> Option<Ready> {
     Some(l.remove(0))
 }
 
+/// One spill area for every case, with a one-byte budget per queue.
+static AREA: LazyLock<Arc<crate::spill::SpillArea>> = LazyLock::new(|| {
+    let dir = crate::spill::tests::temp_dir("ready-model");
+    crate::spill::SpillArea::open(&dir, 1, 0).expect("spill area")
+});
+
+/// Pops like dispatch, polling while the message is in a segment on its way back.
+fn pop_ready(list: &mut ReadyList) -> Option<Ready> {
+    let start = Instant::now();
+    loop {
+        if let Some(r) = list.pop_front_ready() {
+            return Some(r);
+        }
+        if list.is_empty() || start.elapsed() > Duration::from_secs(10) {
+            return None;
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
     #[test]
     fn the_ready_list_behaves_as_its_model(ops in proptest::collection::vec(any_op(), 1..40)) {
+        check(ops, false)?;
+    }
+
+    #[test]
+    fn a_ready_list_that_spills_everything_behaves_as_its_model(ops in proptest::collection::vec(any_op(), 1..40)) {
+        check(ops, true)?;
+    }
+}
+
+fn check(ops: Vec<Op>, spill: bool) -> Result<(), TestCaseError> {
+    {
         let mut list = ReadyList::new(2);
+        if spill {
+            list.set_spill(Some(super::SpillTo {
+                area: AREA.clone(),
+                wake: None,
+            }));
+        }
         let mut model: Model = vec![Vec::new(); 3];
         let mut popped: Vec<Ready> = Vec::new();
         let mut keep_alive = Vec::new();
         let mut seq = 0u64;
         for op in ops {
             match op {
-                Op::Push { n, priority, ttl, redelivered, shared } => {
+                Op::Push {
+                    n,
+                    priority,
+                    ttl,
+                    redelivered,
+                    shared,
+                } => {
                     for _ in 0..n {
                         let message = make(seq, priority);
                         if shared {
@@ -98,16 +147,23 @@ proptest! {
                             redelivered,
                         };
                         // A copy: sharing the `Arc` with the model would keep it from being packed.
-                        let copy = Ready { message: Arc::new((*r.message).clone()), ..r.clone() };
+                        let copy = Ready {
+                            message: Arc::new((*r.message).clone()),
+                            ..r.clone()
+                        };
                         model[usize::from(priority)].push(copy);
                         list.push_back(r);
                         seq += 1;
                     }
                 }
-                Op::Pop(n) => {
+                Op::Pop(n) | Op::PopReady(n) => {
                     for _ in 0..n {
                         let want = model_pop(&mut model);
-                        let got = list.pop_front();
+                        let got = if matches!(op, Op::Pop(_)) {
+                            list.pop_front()
+                        } else {
+                            pop_ready(&mut list)
+                        };
                         prop_assert_eq!(got.as_ref().map(key), want.as_ref().map(key));
                         let Some(r) = got else { break };
                         popped.push(r);
@@ -159,8 +215,15 @@ proptest! {
                 }
             }
             let len: usize = model.iter().map(Vec::len).sum();
-            let bytes: u64 = model.iter().flatten().map(|r| r.message.body.len() as u64).sum();
-            let deadline = model.iter().filter_map(|l| l.first().map(|r| r.deadline)).min();
+            let bytes: u64 = model
+                .iter()
+                .flatten()
+                .map(|r| r.message.body.len() as u64)
+                .sum();
+            let deadline = model
+                .iter()
+                .filter_map(|l| l.first().map(|r| r.deadline))
+                .min();
             prop_assert_eq!((list.len(), list.bytes()), (len, bytes));
             prop_assert_eq!(list.next_deadline(), deadline.unwrap_or(NEVER));
         }
@@ -169,6 +232,7 @@ proptest! {
         }
         prop_assert!(list.pop_front().is_none());
     }
+    Ok(())
 }
 
 #[test]
@@ -195,4 +259,32 @@ fn a_deep_backlog_is_one_entry_per_run() {
         assert_eq!(r.message, make(seq, 0));
     }
     assert_eq!(list.entry_count(), 0);
+}
+
+#[test]
+fn a_deep_backlog_over_its_budget_lives_on_disk_and_comes_back_in_order() {
+    let mut list = ReadyList::new(0);
+    list.set_spill(Some(super::SpillTo {
+        area: AREA.clone(),
+        wake: None,
+    }));
+    let n = PACK_AFTER as u64 + 100_000;
+    for seq in 0..n {
+        list.push_back(Ready {
+            seq,
+            message: make(seq, 0),
+            deadline: NEVER,
+            returns: 0,
+            redelivered: false,
+        });
+    }
+    let fifo = list.levels[0].packed.as_ref().unwrap();
+    // ~3.5 MB of records, ~53 segments of 64 KiB: all but the front and the back on disk.
+    assert!(fifo.spilled() >= 45, "{} spilled", fifo.spilled());
+    assert!(fifo.allocated() <= 3 * 64 * 1024, "{}", fifo.allocated());
+    for seq in 0..n {
+        let r = pop_ready(&mut list).unwrap();
+        assert_eq!((r.seq, &r.message), (seq, &make(seq, 0)));
+    }
+    assert!(list.is_empty());
 }
