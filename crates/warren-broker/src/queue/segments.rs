@@ -83,6 +83,7 @@ impl Segments {
     }
 
     /// Bytes allocated for segments in memory.
+    #[cfg(test)]
     pub fn in_memory(&self) -> usize {
         self.in_memory
     }

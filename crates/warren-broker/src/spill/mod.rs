@@ -174,6 +174,11 @@ impl SpillArea {
         (self.total / n).clamp(MIN_BUDGET, MAX_BUDGET)
     }
 
+    /// Bytes handed to the writer and not written yet.
+    pub fn pending_bytes(&self) -> u64 {
+        self.pending.load(Ordering::Relaxed)
+    }
+
     /// Segments lost to I/O errors so far.
     pub fn lost_segments(&self) -> u64 {
         self.lost_segments.load(Ordering::Relaxed)
@@ -253,29 +258,23 @@ impl SpillArea {
         }
     }
 
-    /// Takes `slot`'s bytes, reading them in this thread if they are only on disk (for the
-    /// operations that cannot wait: `basic.get`, expiry, purge). Pending loads are waited for.
+    /// Takes `slot`'s bytes, reading them in this thread if they are not in memory (for the
+    /// operations that cannot wait: `basic.get`, expiry, purge). A load already asked for is
+    /// not waited for but read again here: the I/O thread may be blocked on this very queue's
+    /// lock, waking it after an earlier segment; it drops its copy when it sees the slot taken.
     pub fn take_now(&self, slot: &Arc<Slot>) -> Option<Vec<u8>> {
-        loop {
-            let mut state = slot.state.lock();
-            match std::mem::replace(&mut *state, SlotState::Failed) {
-                SlotState::Loaded(bytes) => return Some(bytes),
-                SlotState::Writing(bytes) => return Some(bytes.to_vec()),
-                SlotState::Failed => return None,
-                SlotState::OnDisk(at) => {
-                    drop(state);
-                    let read = io::read(&at);
-                    if read.is_none() {
-                        self.lost_segments.fetch_add(1, Ordering::Relaxed);
-                    }
-                    return read;
+        let mut state = slot.state.lock();
+        match std::mem::replace(&mut *state, SlotState::Failed) {
+            SlotState::Loaded(bytes) => Some(bytes),
+            SlotState::Writing(bytes) => Some(bytes.to_vec()),
+            SlotState::Failed => None,
+            SlotState::OnDisk(at) | SlotState::Loading(at) => {
+                drop(state);
+                let read = io::read(&at);
+                if read.is_none() {
+                    self.lost_segments.fetch_add(1, Ordering::Relaxed);
                 }
-                SlotState::Loading(at) => {
-                    *state = SlotState::Loading(at);
-                    drop(state);
-                    // The thread is reading it; it takes a few milliseconds at most.
-                    std::thread::sleep(std::time::Duration::from_millis(1));
-                }
+                read
             }
         }
     }
