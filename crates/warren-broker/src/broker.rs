@@ -51,6 +51,8 @@ pub struct Broker {
     store: SharedStore,
     next_message_id: Arc<AtomicU64>,
     timers: Arc<Timers>,
+    /// Where queues spill packed backlogs past their memory budget; none: they never spill.
+    spill: Option<Arc<crate::spill::SpillArea>>,
     /// False once the broker is stopping: queues keep their messages rather than hand them to
     /// consumers whose connections are closing (see [`Broker::stop_delivering`]).
     delivering: Arc<AtomicBool>,
@@ -102,6 +104,7 @@ impl Broker {
             loopback_users: RwLock::new(HashSet::new()),
             next_message_id: Arc::new(AtomicU64::new(store.next_message_id().unwrap_or(1))),
             timers: Arc::new(Timers::new()),
+            spill: None,
             delivering: Arc::new(AtomicBool::new(true)),
             tracking: Arc::default(),
             topic_generation: AtomicU64::new(0),
@@ -135,6 +138,11 @@ impl Broker {
         self.next_message_id.fetch_add(1, Ordering::Relaxed)
     }
 
+    /// Lets queues spill to `area` (set before vhosts are added: each vhost takes it then).
+    pub fn set_spill(&mut self, area: Arc<crate::spill::SpillArea>) {
+        self.spill = Some(area);
+    }
+
     /// Adds a vhost (no-op if it exists) and returns it.
     pub fn add_vhost(&self, name: &str) -> Arc<VHost> {
         self.vhosts
@@ -149,6 +157,7 @@ impl Broker {
                     self.delivering.clone(),
                     self.queue_totals.clone(),
                 )
+                .with_spill(self.spill.clone())
             })
             .clone()
     }

@@ -28,6 +28,7 @@ pub mod policy;
 mod queue;
 mod queue_totals;
 mod snapshot;
+pub mod spill;
 mod timers;
 mod topic_permissions;
 mod tracking;

@@ -62,6 +62,10 @@ pub struct Config {
     /// sled's page cache, in MiB. It counts in the broker's resident memory; the store is
     /// read only at startup, so a small cache costs little (sled's own default is 1 GiB).
     pub store_cache_mib: u64,
+    /// Packed message content each queue keeps in memory before it spills whole segments to
+    /// `<data_dir>/spill/`, in MiB; 0 (the default) derives it: a quarter of the memory
+    /// watermark shared evenly by the queues, between 1 and 32 MiB per queue.
+    pub queue_memory_budget_mib: u64,
     /// At startup, before recovery, compact the store when its files are more than this many
     /// times what its live data needs (sled never shrinks its files by itself; a freshly
     /// compacted store is at about 1.7, see `warren_store::CompactPolicy`); 0 never compacts.
@@ -136,6 +140,7 @@ impl Default for Config {
             default_pass: "guest".into(),
             loopback_only_default_user: true,
             store_cache_mib: 64,
+            queue_memory_budget_mib: 0,
             compact_on_start_ratio: 4.0,
             compact_on_start_min_mib: 64,
             management_enabled: true,
@@ -440,6 +445,14 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// Opens the spill area in `<data_dir>/spill/` (emptied: it only ever holds a running
+    /// broker's transient copies) with the queues' memory budget.
+    pub fn open_spill(&self) -> std::io::Result<std::sync::Arc<warren_broker::spill::SpillArea>> {
+        let per_queue = self.queue_memory_budget_mib.saturating_mul(1 << 20);
+        let total = crate::memory::watermark(self.memory_high_watermark).unwrap_or(4 << 30) / 4;
+        warren_broker::spill::SpillArea::open(&self.data_dir.join("spill"), per_queue, total)
     }
 
     /// How the store is opened: sled's cache from `store_cache_mib`.

@@ -101,8 +101,10 @@ impl Server {
     /// As [`Server::bind`], over a store the caller opened (tests inject faulty stores).
     pub async fn bind_with_store(config: Config, store: SharedStore) -> std::io::Result<Server> {
         let first_boot = config.first_boot();
+        let spill = config.open_spill()?;
         let (broker, loader) = tokio::task::spawn_blocking(move || {
-            let broker = Broker::with_store(store);
+            let mut broker = Broker::with_store(store);
+            broker.set_spill(spill);
             let (_, loader) = broker
                 .recover_definitions(&first_boot)
                 .map_err(|e| std::io::Error::other(format!("cannot recover durable state: {e}")))?;

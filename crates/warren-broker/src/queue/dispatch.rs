@@ -46,7 +46,8 @@ impl QueueState {
             let Some(pick) = self.pick() else {
                 return;
             };
-            let Some(ready) = self.ready.pop_front() else {
+            // A spilled segment not back yet pauses delivery; its arrival wakes the queue.
+            let Some(ready) = self.ready.pop_front_ready() else {
                 return;
             };
             if ready.deadline < now {

@@ -7,6 +7,7 @@ mod limits;
 mod loading;
 mod packed;
 mod ready;
+mod segments;
 mod state;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -82,6 +83,16 @@ pub struct Queue {
     dead_letter: RwLock<Option<DeadLetterTarget>>,
     /// The broker's flag: false once it stops delivering for a shutdown (none outside a vhost).
     delivering: Option<Arc<AtomicBool>>,
+    /// The spill area this queue's backlog may go to (counted there while the queue lives).
+    spill: Option<Arc<crate::spill::SpillArea>>,
+}
+
+impl Drop for Queue {
+    fn drop(&mut self) {
+        if let Some(area) = &self.spill {
+            area.unregister();
+        }
+    }
 }
 
 /// What became of a message published to a queue.
@@ -123,6 +134,7 @@ impl Queue {
         let dead_letter = RwLock::new(limits::dead_letter_target(&args));
         let state = QueueState::with_args(store.is_some(), args.clone(), now_ms());
         let delivering = host.upgrade().map(|h| h.delivering.clone());
+        let spill = host.upgrade().and_then(|h| h.spill().cloned());
         let queue = Arc::new(Queue {
             name,
             vhost: vhost.to_string(),
@@ -137,10 +149,31 @@ impl Queue {
             host,
             dead_letter,
             delivering,
+            spill,
         });
+        if let Some(area) = &queue.spill {
+            area.register();
+            queue.spill_to(area.clone());
+        }
         // An x-expires queue may never be used at all: its timer starts now.
         queue.finish(queue.state.lock(), Effects::default());
         queue
+    }
+
+    /// Lets the backlog spill to `area`, waking this queue's dispatch when a segment it waits
+    /// for is back.
+    fn spill_to(self: &Arc<Self>, area: Arc<crate::spill::SpillArea>) {
+        let me = Arc::downgrade(self);
+        // Runs on the spill area's I/O thread.
+        let wake: crate::spill::Waker = Arc::new(move || {
+            if let Some(q) = me.upgrade() {
+                q.redispatch();
+            }
+        });
+        self.state.lock().ready.set_spill(Some(segments::SpillTo {
+            area,
+            wake: Some(wake),
+        }));
     }
 
     /// False once the broker stopped delivering for a shutdown: dispatch keeps messages ready.

@@ -4,7 +4,9 @@
 //! A queue holding a backlog keeps it packed: a message pushed while [`PACK_AFTER`] or more are
 //! ready, and held by this queue alone, is copied into its level's [`PackedFifo`] and its
 //! `Arc<Message>` dropped (which also frees the connection read buffer its fields were slices
-//! of). It is unpacked when it leaves. Outside this module every ready message is a [`Ready`]
+//! of). It is unpacked when it leaves. Consecutive packed messages share one entry (a run): the
+//! records carry each message's position, deadline and redelivered flag, and the run's entry
+//! mirrors those of its first record, so a deep backlog costs its records and few entries. Outside this module every ready message is a [`Ready`]
 //! with an `Arc<Message>`; the packed form never shows.
 
 use std::collections::VecDeque;
@@ -12,7 +14,8 @@ use std::sync::Arc;
 
 use warren_store::MessageId;
 
-use super::packed::{self, PackedFifo};
+use super::packed::{self, Meta, PackedFifo};
+use super::segments::SpillTo;
 use crate::Message;
 
 /// No deadline: the message never expires.
@@ -38,24 +41,31 @@ pub struct Ready {
     pub redelivered: bool,
 }
 
-/// Where an entry's message is.
+/// Where an entry's messages are.
 #[derive(Debug)]
 enum Held {
-    /// Shared, or not packed yet.
+    /// One message, shared or not packed yet.
     Shared(Arc<Message>),
-    /// The next record of the level's [`PackedFifo`] that no earlier entry claims.
+    /// A run of `Entry::count` records: the next ones of the level's [`PackedFifo`] that no
+    /// earlier entry claims.
     Packed,
 }
 
-/// A [`Ready`] as the list keeps it.
+/// A [`Ready`] as the list keeps it, or a run of packed ones. For a run, `seq`, `deadline` and
+/// `redelivered` are those of its first record (the run's place in the list, and what TTL
+/// looks at when it is the head) and `count` is its length; a shared entry is one message and
+/// `count` is its `returns` (packed messages have none: requeued ones are not packed).
 #[derive(Debug)]
 struct Entry {
     seq: u64,
     deadline: u64,
-    returns: u32,
+    count: u32,
     redelivered: bool,
     held: Held,
 }
+
+/// Runs stop at this length so that `count` fits in a `u32`.
+const MAX_RUN: u32 = u32::MAX;
 
 /// One priority level: entries in order, and the records of those that are packed.
 #[derive(Debug, Default)]
@@ -65,28 +75,116 @@ struct Level {
     packed: Option<Box<PackedFifo>>,
 }
 
+/// What taking a level's front message gave.
+enum Popped {
+    /// The message.
+    Got(Ready),
+    /// The level is empty.
+    Empty,
+    /// Its packed record is in a spilled segment that is not back yet (asked for).
+    Pending,
+    /// Messages (and their body bytes) that were lost: a spilled segment could not be read
+    /// back, or the packed records and the entries disagree (a bug). Nothing was taken.
+    Lost(u64, u64),
+}
+
 impl Level {
-    /// The message of `e`, just taken from the front of `entries`. `None` only if the packed
-    /// records and the entries disagree, which is a bug.
-    fn unpack(&mut self, e: Entry) -> Option<Ready> {
-        let message = match e.held {
-            Held::Shared(m) => m,
-            Held::Packed => {
-                let fifo = self.packed.as_mut()?;
-                let m = fifo.pop();
-                if fifo.is_empty() {
-                    self.packed = None;
-                }
-                m?
-            }
+    /// Takes the front message; when it is packed in a spilled segment, waits for the segment
+    /// when `wait` (reading it in this thread if need be), or asks for it and answers
+    /// [`Popped::Pending`].
+    fn pop(&mut self, wait: bool) -> Popped {
+        let Some(e) = self.entries.front_mut() else {
+            return Popped::Empty;
         };
-        Some(Ready {
-            seq: e.seq,
+        if let Held::Shared(_) = e.held {
+            let Some(e) = self.entries.pop_front() else {
+                return Popped::Empty;
+            };
+            let Held::Shared(message) = e.held else {
+                return Popped::Empty;
+            };
+            return Popped::Got(Ready {
+                seq: e.seq,
+                message,
+                deadline: e.deadline,
+                returns: e.count,
+                redelivered: e.redelivered,
+            });
+        }
+        let Some(fifo) = self.packed.as_mut() else {
+            let n = u64::from(e.count);
+            self.entries.pop_front();
+            lost();
+            return Popped::Lost(n, 0);
+        };
+        if !fifo.ready(wait) {
+            return Popped::Pending;
+        }
+        let (n, bytes) = fifo.take_lost();
+        if n > 0 {
+            self.forget(n);
+            return Popped::Lost(n, bytes);
+        }
+        let Ok(Some((meta, message))) = fifo.pop_with(wait) else {
+            let n = u64::from(e.count);
+            self.entries.pop_front();
+            lost();
+            return Popped::Lost(n, 0);
+        };
+        e.count -= 1;
+        match fifo.peek() {
+            Some(next) if e.count > 0 => {
+                e.seq = next.seq;
+                e.deadline = next.deadline;
+                e.redelivered = next.redelivered;
+            }
+            _ => {
+                self.entries.pop_front();
+            }
+        }
+        if fifo.is_empty() {
+            self.packed = None;
+        }
+        Popped::Got(Ready {
+            seq: meta.seq,
             message,
-            deadline: e.deadline,
-            returns: e.returns,
-            redelivered: e.redelivered,
+            deadline: meta.deadline,
+            returns: 0,
+            redelivered: meta.redelivered,
         })
+    }
+
+    /// Removes `n` lost records from the runs that claim the next records, and makes the
+    /// first remaining run mirror its new first record.
+    fn forget(&mut self, mut n: u64) {
+        let mut i = 0;
+        while n > 0 && i < self.entries.len() {
+            let Some(e) = self.entries.get_mut(i) else {
+                break;
+            };
+            if !matches!(e.held, Held::Packed) {
+                i += 1;
+                continue;
+            }
+            let take = n.min(u64::from(e.count));
+            n -= take;
+            // `take` is at most `e.count`, a u32.
+            e.count -= take as u32;
+            if e.count == 0 {
+                self.entries.remove(i);
+            }
+        }
+        let next = self.packed.as_mut().and_then(|f| f.peek());
+        if let Some(e) = self
+            .entries
+            .iter_mut()
+            .find(|e| matches!(e.held, Held::Packed))
+            && let Some(next) = next
+        {
+            e.seq = next.seq;
+            e.deadline = next.deadline;
+            e.redelivered = next.redelivered;
+        }
     }
 }
 
@@ -97,6 +195,8 @@ pub struct ReadyList {
     levels: Vec<Level>,
     len: usize,
     bytes: u64,
+    /// Where packed backlogs spill, given to each level's FIFO as it is made.
+    spill: Option<SpillTo>,
 }
 
 impl ReadyList {
@@ -106,7 +206,18 @@ impl ReadyList {
             levels: (0..=max_priority).map(|_| Level::default()).collect(),
             len: 0,
             bytes: 0,
+            spill: None,
         }
+    }
+
+    /// Lets the packed backlog spill past its budget to `to` (`None`: stop spilling).
+    pub fn set_spill(&mut self, to: Option<SpillTo>) {
+        for l in &mut self.levels {
+            if let Some(f) = &mut l.packed {
+                f.set_spill(to.clone());
+            }
+        }
+        self.spill = to;
     }
 
     /// Messages held.
@@ -138,21 +249,45 @@ impl ReadyList {
         let Some(l) = self.levels.get_mut(level) else {
             return;
         };
-        let held = if backlog
+        let meta = Meta {
+            seq: r.seq,
+            deadline: r.deadline,
+            redelivered: r.redelivered,
+        };
+        let packs = backlog
+            && r.returns == 0
             && Arc::get_mut(&mut r.message).is_some()
             && packed::packable(&r.message)
-            && l.packed.get_or_insert_with(Box::default).push(&r.message)
-        {
-            Held::Packed
-        } else {
-            Held::Shared(r.message)
-        };
+            && l.packed
+                .get_or_insert_with(|| {
+                    let mut f = Box::<PackedFifo>::default();
+                    f.set_spill(self.spill.clone());
+                    f
+                })
+                .push_with(&r.message, meta);
+        if packs {
+            if let Some(back) = l.entries.back_mut()
+                && matches!(back.held, Held::Packed)
+                && back.count < MAX_RUN
+            {
+                back.count += 1;
+                return;
+            }
+            l.entries.push_back(Entry {
+                seq: r.seq,
+                deadline: r.deadline,
+                count: 1,
+                redelivered: r.redelivered,
+                held: Held::Packed,
+            });
+            return;
+        }
         l.entries.push_back(Entry {
             seq: r.seq,
             deadline: r.deadline,
-            returns: r.returns,
+            count: r.returns,
             redelivered: r.redelivered,
-            held,
+            held: Held::Shared(r.message),
         });
     }
 
@@ -160,40 +295,60 @@ impl ReadyList {
         self.levels.iter().rposition(|l| !l.entries.is_empty())
     }
 
-    /// Takes the next message to deliver.
+    /// Takes the next message, waiting for (or reading) its spilled segment if need be: for
+    /// the operations that cannot pause (`basic.get`, expiry, drop-head).
     pub fn pop_front(&mut self) -> Option<Ready> {
+        self.pop(true)
+    }
+
+    /// Takes the next message to deliver, or `None` while it is in a spilled segment that is
+    /// not back yet: the segment has been asked for and the queue's waker runs when it is.
+    pub fn pop_front_ready(&mut self) -> Option<Ready> {
+        self.pop(false)
+    }
+
+    fn pop(&mut self, wait: bool) -> Option<Ready> {
         loop {
             let level = self.highest()?;
             let l = self.levels.get_mut(level)?;
-            let e = l.entries.pop_front()?;
-            self.len -= 1;
-            match l.unpack(e) {
-                Some(r) => {
+            match l.pop(wait) {
+                Popped::Got(r) => {
+                    self.len -= 1;
                     self.bytes -= r.message.body.len() as u64;
                     return Some(r);
                 }
-                None => lost(),
+                Popped::Empty | Popped::Pending => return None,
+                Popped::Lost(n, bytes) => self.lose(n, bytes),
             }
         }
+    }
+
+    fn lose(&mut self, n: u64, bytes: u64) {
+        self.len = self.len.saturating_sub(n as usize);
+        self.bytes = self.bytes.saturating_sub(bytes);
     }
 
     /// Takes, from the head of each level, every message whose deadline is at or before `now`.
     /// Like RabbitMQ, an expired message behind a live one waits until it reaches the head.
     pub fn pop_expired(&mut self, now: u64, out: &mut Vec<Ready>) {
+        let mut lost = (0, 0);
         for l in &mut self.levels {
-            while l.entries.front().is_some_and(|e| e.deadline <= now)
-                && let Some(e) = l.entries.pop_front()
-            {
-                self.len -= 1;
-                match l.unpack(e) {
-                    Some(r) => {
+            while l.entries.front().is_some_and(|e| e.deadline <= now) {
+                match l.pop(true) {
+                    Popped::Got(r) => {
+                        self.len -= 1;
                         self.bytes -= r.message.body.len() as u64;
                         out.push(r);
                     }
-                    None => lost(),
+                    Popped::Empty | Popped::Pending => break,
+                    Popped::Lost(n, bytes) => {
+                        lost.0 += n;
+                        lost.1 += bytes;
+                    }
                 }
             }
         }
+        self.lose(lost.0, lost.1);
     }
 
     /// The earliest deadline among the level heads, or [`NEVER`].
@@ -218,14 +373,16 @@ impl ReadyList {
             let Some(l) = self.levels.get_mut(level) else {
                 continue;
             };
-            // Usually the requeued message belongs at the front; otherwise find its place.
+            // Usually the requeued message belongs at the front; otherwise find its place. A run
+            // sorts by its first record and never needs splitting: its records were never
+            // delivered and came after every message of the level that was.
             let at = l.entries.partition_point(|x| x.seq < r.seq);
             l.entries.insert(
                 at,
                 Entry {
                     seq: r.seq,
                     deadline: r.deadline,
-                    returns: r.returns,
+                    count: r.returns,
                     redelivered: r.redelivered,
                     held: Held::Shared(r.message),
                 },
@@ -244,12 +401,23 @@ impl ReadyList {
                 let Some(out) = stored.as_deref_mut() else {
                     continue;
                 };
-                let id = match e.held {
-                    Held::Shared(m) => m.store_id(),
-                    Held::Packed => fifo.as_mut().and_then(|f| f.discard()).flatten(),
-                };
-                if let Some(id) = id {
-                    out.push((e.seq, id));
+                match e.held {
+                    Held::Shared(m) => {
+                        if let Some(id) = m.store_id() {
+                            out.push((e.seq, id));
+                        }
+                    }
+                    Held::Packed => {
+                        for _ in 0..e.count {
+                            let f = fifo.as_mut();
+                            let Some((seq, id)) = f.and_then(|f| f.discard_with()) else {
+                                break;
+                            };
+                            if let Some(id) = id {
+                                out.push((seq, id));
+                            }
+                        }
+                    }
                 }
             }
         }
@@ -264,7 +432,13 @@ impl ReadyList {
             .iter()
             .flat_map(|l| &l.entries)
             .filter(|e| matches!(e.held, Held::Packed))
-            .count()
+            .map(|e| e.count as usize)
+            .sum()
+    }
+
+    /// Entries kept (a run of packed messages is one).
+    pub fn entry_count(&self) -> usize {
+        self.levels.iter().map(|l| l.entries.len()).sum()
     }
 }
 
@@ -278,3 +452,7 @@ fn lost() {
 #[cfg(test)]
 #[path = "ready_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "ready_model_tests.rs"]
+mod model_tests;

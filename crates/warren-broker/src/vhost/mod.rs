@@ -88,6 +88,8 @@ pub struct VHost {
     ids: Arc<AtomicU64>,
     /// The broker's timer thread, for queue deadlines.
     timers: Arc<Timers>,
+    /// Where this vhost's queues spill (set once, before any queue exists).
+    spill: std::sync::OnceLock<Arc<crate::spill::SpillArea>>,
     /// This vhost, for the queues it creates.
     me: Weak<VHost>,
     /// The broker's "queues may deliver" flag, handed to every queue.
@@ -130,6 +132,7 @@ impl VHost {
             store,
             ids,
             timers,
+            spill: std::sync::OnceLock::new(),
             me: me.clone(),
             delivering,
             queue_totals,
@@ -142,6 +145,18 @@ impl VHost {
     /// A fresh id for a message about to be stored.
     pub fn next_message_id(&self) -> warren_store::MessageId {
         self.ids.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The vhost, letting its queues spill to `area`.
+    pub fn with_spill(self: Arc<Self>, area: Option<Arc<crate::spill::SpillArea>>) -> Arc<Self> {
+        if let Some(area) = area {
+            let _ = self.spill.set(area);
+        }
+        self
+    }
+
+    pub(crate) fn spill(&self) -> Option<&Arc<crate::spill::SpillArea>> {
+        self.spill.get()
     }
 
     pub(crate) fn timers(&self) -> &Timers {

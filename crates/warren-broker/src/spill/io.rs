@@ -1,0 +1,167 @@
+//! The spill area's I/O thread: appends segments to the current file, reads them back, and
+//! deletes files nothing points into any more. Jobs run in the order they were sent.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak, mpsc};
+
+use super::{FILE_BYTES, Location, Slot, SlotState, SpillFile, Waker};
+
+/// Work for the thread.
+pub(super) enum Job {
+    /// Append `bytes` and record where they went in the slot (unless it is gone: its queue
+    /// consumed or dropped the segment meanwhile).
+    Write {
+        slot: Weak<Slot>,
+        bytes: Arc<Vec<u8>>,
+    },
+    /// Read the slot's bytes back, then wake its queue.
+    Read {
+        slot: Weak<Slot>,
+        at: Location,
+        wake: Option<Waker>,
+    },
+    /// Delete a file.
+    Delete(PathBuf),
+    /// Finish.
+    Stop,
+}
+
+/// The file being appended to.
+pub(super) struct Writer {
+    dir: PathBuf,
+    jobs: mpsc::Sender<Job>,
+    pending: Arc<AtomicU64>,
+    lost: Arc<AtomicU64>,
+    current: Option<(Arc<SpillFile>, u64)>,
+    next_name: u64,
+}
+
+impl Writer {
+    pub(super) fn new(
+        dir: PathBuf,
+        jobs: mpsc::Sender<Job>,
+        pending: Arc<AtomicU64>,
+        lost: Arc<AtomicU64>,
+    ) -> Writer {
+        Writer {
+            dir,
+            jobs,
+            pending,
+            lost,
+            current: None,
+            next_name: 0,
+        }
+    }
+
+    /// The file to append `len` bytes to, and where they go.
+    fn file_for(&mut self, len: u64) -> std::io::Result<(Arc<SpillFile>, u64)> {
+        if let Some((f, end)) = &self.current
+            && *end + len <= FILE_BYTES.max(len)
+        {
+            return Ok((f.clone(), *end));
+        }
+        let path = self.dir.join(format!("{:08}.seg", self.next_name));
+        self.next_name += 1;
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .read(true)
+            .write(true)
+            .open(&path)?;
+        let f = Arc::new(SpillFile {
+            path,
+            file,
+            jobs: self.jobs.clone(),
+        });
+        self.current = Some((f.clone(), 0));
+        Ok((f, 0))
+    }
+
+    fn write(&mut self, slot: &Weak<Slot>, bytes: &[u8]) {
+        let len = bytes.len() as u64;
+        self.pending.fetch_sub(len, Ordering::Relaxed);
+        let Some(slot) = slot.upgrade() else {
+            return;
+        };
+        let written = self.file_for(len).and_then(|(f, offset)| {
+            (&f.file).write_all(bytes)?;
+            Ok(Location {
+                file: f,
+                offset,
+                len: bytes.len(),
+            })
+        });
+        let mut state = slot.state.lock();
+        match written {
+            Ok(at) => {
+                if let Some((_, end)) = &mut self.current {
+                    *end = at.offset + len;
+                }
+                // Taken back meanwhile (the head reached it): the copy on disk is not needed.
+                if matches!(*state, SlotState::Writing(_)) {
+                    *state = SlotState::OnDisk(at);
+                }
+            }
+            Err(e) => {
+                // Keep the bytes in memory rather than lose them: the slot stays `Writing`.
+                tracing::error!(error = %e, "cannot write to the spill area; the segment stays in memory");
+                self.current = None;
+            }
+        }
+    }
+}
+
+/// Reads a segment; `None` (logged) on an I/O error.
+pub(super) fn read(at: &Location) -> Option<Vec<u8>> {
+    let mut buf = vec![0u8; at.len];
+    match at.file.file.read_exact_at(&mut buf, at.offset) {
+        Ok(()) => Some(buf),
+        Err(e) => {
+            tracing::error!(error = %e, file = %at.file.path.display(), "cannot read from the spill area; the segment's messages are lost");
+            None
+        }
+    }
+}
+
+/// The thread's loop.
+pub(super) fn run(jobs: mpsc::Receiver<Job>, mut writer: Writer) {
+    while let Ok(job) = jobs.recv() {
+        match job {
+            Job::Write { slot, bytes } => writer.write(&slot, &bytes),
+            Job::Read { slot, at, wake } => {
+                let Some(slot) = slot.upgrade() else {
+                    continue;
+                };
+                let read = read(&at);
+                {
+                    let mut state = slot.state.lock();
+                    if matches!(*state, SlotState::Loading(_)) {
+                        *state = match read {
+                            Some(bytes) => SlotState::Loaded(bytes),
+                            None => {
+                                writer.lost.fetch_add(1, Ordering::Relaxed);
+                                SlotState::Failed
+                            }
+                        };
+                    }
+                }
+                drop(slot);
+                if let Some(wake) = wake {
+                    wake();
+                }
+            }
+            Job::Delete(path) => {
+                if let Err(e) = std::fs::remove_file(&path)
+                    && e.kind() != std::io::ErrorKind::NotFound
+                {
+                    tracing::warn!(error = %e, file = %path.display(), "cannot delete a spill file");
+                }
+            }
+            Job::Stop => return,
+        }
+    }
+}

@@ -1,0 +1,299 @@
+//! The spill area: where queues put packed segments of their backlog that are over their memory
+//! budget, and take them back before consumers reach them. It owns the directory
+//! (`<data_dir>/spill/`), the append-only segment files in it and the one I/O thread that writes
+//! and reads them; it does not know what a segment holds (that is `queue::packed`).
+//!
+//! A segment handed to the area stays readable from memory until the thread has written it
+//! ([`SlotState::Writing`]); afterwards only its location remains ([`SlotState::OnDisk`]). A
+//! queue asks for it back ahead of need ([`SpillArea::load`]); the thread reads it, stores it in
+//! the slot and calls the queue's waker, so a consumer that reached it resumes. Nothing is ever
+//! fsynced: the area is a cache of transient bytes (persistent messages are in the store too),
+//! emptied when the broker starts. Files are deleted when the last segment in them is dropped.
+//!
+//! Lock order: a queue's state lock, then a slot's lock. The I/O thread takes a slot's lock
+//! alone, and never holds it across a read or a write.
+
+mod io;
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, mpsc};
+
+use parking_lot::Mutex;
+
+/// Wakes a queue whose segment arrived.
+pub type Waker = Arc<dyn Fn() + Send + Sync>;
+
+/// Bytes per segment file before the writer starts another.
+const FILE_BYTES: u64 = 16 << 20;
+/// Segments handed to the writer and not written yet, beyond which queues keep new segments in
+/// memory (the memory alarm then blocks publishers if the disk cannot keep up).
+const MAX_PENDING_BYTES: u64 = 64 << 20;
+
+/// A segment file; deleted (by the I/O thread) when the last segment in it is dropped.
+#[derive(Debug)]
+pub struct SpillFile {
+    path: PathBuf,
+    file: File,
+    jobs: mpsc::Sender<io::Job>,
+}
+
+impl Drop for SpillFile {
+    fn drop(&mut self) {
+        // The thread may be gone at shutdown; the next start empties the directory anyway.
+        let _ = self
+            .jobs
+            .send(io::Job::Delete(std::mem::take(&mut self.path)));
+    }
+}
+
+/// Where a written segment is.
+#[derive(Debug, Clone)]
+pub struct Location {
+    file: Arc<SpillFile>,
+    offset: u64,
+    len: usize,
+}
+
+/// Where a spilled segment's bytes are now.
+#[derive(Debug)]
+pub enum SlotState {
+    /// Handed to the writer; still readable here.
+    Writing(Arc<Vec<u8>>),
+    /// Written, not in memory.
+    OnDisk(Location),
+    /// Asked for; the thread is reading it.
+    Loading(Location),
+    /// Read back.
+    Loaded(Vec<u8>),
+    /// Writing or reading it failed: its messages are lost (logged and counted).
+    Failed,
+}
+
+/// One spilled segment, shared by its queue and the I/O thread.
+#[derive(Debug)]
+pub struct Slot {
+    /// Its state; lock order: after the queue's state lock.
+    pub state: Mutex<SlotState>,
+}
+
+/// What a queue can take from a slot right now.
+pub enum Taken {
+    /// The bytes.
+    Ready(Vec<u8>),
+    /// Not in memory yet: asked for, the waker will run when it is.
+    Pending,
+    /// Lost to an I/O error.
+    Failed,
+}
+
+/// The spill area of one broker.
+pub struct SpillArea {
+    dir: PathBuf,
+    jobs: Mutex<mpsc::Sender<io::Job>>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Fixed bytes per queue, or 0 to derive it from `total` and the queue count.
+    per_queue: u64,
+    /// Memory the queues may use for packed segments, together.
+    total: u64,
+    queues: AtomicUsize,
+    pending: Arc<AtomicU64>,
+    /// Messages dropped because their segment could not be written or read back.
+    lost_segments: Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for SpillArea {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SpillArea")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Smallest and largest derived per-queue budget.
+const MIN_BUDGET: u64 = 1 << 20;
+const MAX_BUDGET: u64 = 32 << 20;
+
+impl SpillArea {
+    /// Opens the area in `dir`, deleting whatever a previous run left there, and starts its I/O
+    /// thread. Each queue may keep `per_queue` bytes of packed segments in memory, or, when
+    /// `per_queue` is 0, an even share of `total` (between 1 and 32 MiB).
+    pub fn open(dir: &Path, per_queue: u64, total: u64) -> std::io::Result<Arc<SpillArea>> {
+        match std::fs::remove_dir_all(dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        std::fs::create_dir_all(dir)?;
+        let (tx, rx) = mpsc::channel();
+        let pending = Arc::new(AtomicU64::new(0));
+        let lost_segments = Arc::new(AtomicU64::new(0));
+        let writer = io::Writer::new(
+            dir.to_path_buf(),
+            tx.clone(),
+            pending.clone(),
+            lost_segments.clone(),
+        );
+        let thread = std::thread::Builder::new()
+            .name("warren-spill".into())
+            .spawn(move || io::run(rx, writer))?;
+        Ok(Arc::new(SpillArea {
+            dir: dir.to_path_buf(),
+            jobs: Mutex::new(tx),
+            thread: Mutex::new(Some(thread)),
+            per_queue,
+            total,
+            queues: AtomicUsize::new(0),
+            pending,
+            lost_segments,
+        }))
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Counts a queue that may spill (for the derived budget).
+    pub fn register(&self) {
+        self.queues.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Uncounts a queue.
+    pub fn unregister(&self) {
+        self.queues.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// The bytes of packed segments a queue keeps in memory before it spills.
+    pub fn budget(&self) -> u64 {
+        if self.per_queue > 0 {
+            return self.per_queue;
+        }
+        let n = self.queues.load(Ordering::Relaxed).max(1) as u64;
+        (self.total / n).clamp(MIN_BUDGET, MAX_BUDGET)
+    }
+
+    /// Bytes handed to the writer and not written yet.
+    pub fn pending_bytes(&self) -> u64 {
+        self.pending.load(Ordering::Relaxed)
+    }
+
+    /// Segments lost to I/O errors so far.
+    pub fn lost_segments(&self) -> u64 {
+        self.lost_segments.load(Ordering::Relaxed)
+    }
+
+    fn send(&self, job: io::Job) -> bool {
+        self.jobs.lock().send(job).is_ok()
+    }
+
+    /// Hands `bytes` to the writer, or gives them back when too much is waiting to be written
+    /// already (the disk is not keeping up) or the thread is gone.
+    pub fn write(&self, bytes: Vec<u8>) -> Result<Arc<Slot>, Vec<u8>> {
+        let len = bytes.len() as u64;
+        if self.pending.load(Ordering::Relaxed) + len > MAX_PENDING_BYTES {
+            return Err(bytes);
+        }
+        let bytes = Arc::new(bytes);
+        let slot = Arc::new(Slot {
+            state: Mutex::new(SlotState::Writing(bytes.clone())),
+        });
+        self.pending.fetch_add(len, Ordering::Relaxed);
+        let job = io::Job::Write {
+            slot: Arc::downgrade(&slot),
+            bytes,
+        };
+        if !self.send(job) {
+            self.pending.fetch_sub(len, Ordering::Relaxed);
+            let state = std::mem::replace(&mut *slot.state.lock(), SlotState::Failed);
+            let SlotState::Writing(bytes) = state else {
+                return Err(Vec::new());
+            };
+            return Err(Arc::try_unwrap(bytes).unwrap_or_else(|b| b.to_vec()));
+        }
+        Ok(slot)
+    }
+
+    /// Asks for `slot`'s bytes ahead of need; `wake` runs once they are in memory. Does
+    /// nothing unless the slot is only on disk.
+    pub fn load(&self, slot: &Arc<Slot>, wake: Option<Waker>) {
+        let mut state = slot.state.lock();
+        let SlotState::OnDisk(at) = &*state else {
+            return;
+        };
+        let at = at.clone();
+        *state = SlotState::Loading(at.clone());
+        drop(state);
+        let job = io::Job::Read {
+            slot: Arc::downgrade(slot),
+            at,
+            wake,
+        };
+        if !self.send(job) {
+            *slot.state.lock() = SlotState::Failed;
+            self.lost_segments.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Takes `slot`'s bytes if they are in memory; otherwise asks for them (once) and returns
+    /// [`Taken::Pending`].
+    pub fn take(&self, slot: &Arc<Slot>, wake: Option<Waker>) -> Taken {
+        let mut state = slot.state.lock();
+        match std::mem::replace(&mut *state, SlotState::Failed) {
+            SlotState::Loaded(bytes) => Taken::Ready(bytes),
+            // Still with the writer: copy (rare: the head caught up with the newest spills).
+            SlotState::Writing(bytes) => Taken::Ready(bytes.to_vec()),
+            SlotState::Failed => Taken::Failed,
+            SlotState::Loading(at) => {
+                *state = SlotState::Loading(at);
+                Taken::Pending
+            }
+            SlotState::OnDisk(at) => {
+                *state = SlotState::OnDisk(at);
+                drop(state);
+                self.load(slot, wake);
+                Taken::Pending
+            }
+        }
+    }
+
+    /// Takes `slot`'s bytes, reading them in this thread if they are not in memory (for the
+    /// operations that cannot wait: `basic.get`, expiry, purge). A load already asked for is
+    /// not waited for but read again here: the I/O thread may be blocked on this very queue's
+    /// lock, waking it after an earlier segment; it drops its copy when it sees the slot taken.
+    pub fn take_now(&self, slot: &Arc<Slot>) -> Option<Vec<u8>> {
+        let mut state = slot.state.lock();
+        match std::mem::replace(&mut *state, SlotState::Failed) {
+            SlotState::Loaded(bytes) => Some(bytes),
+            SlotState::Writing(bytes) => Some(bytes.to_vec()),
+            SlotState::Failed => None,
+            SlotState::OnDisk(at) | SlotState::Loading(at) => {
+                drop(state);
+                let read = io::read(&at);
+                if read.is_none() {
+                    self.lost_segments.fetch_add(1, Ordering::Relaxed);
+                }
+                read
+            }
+        }
+    }
+
+    /// Stops the I/O thread after the jobs already sent (the broker is stopping).
+    pub fn stop(&self) {
+        let _ = self.send(io::Job::Stop);
+        if let Some(t) = self.thread.lock().take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for SpillArea {
+    fn drop(&mut self) {
+        // Not joined: the last handle may be dropped on the I/O thread itself (by a waker).
+        let _ = self.send(io::Job::Stop);
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests;
