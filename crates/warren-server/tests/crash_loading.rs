@@ -101,7 +101,11 @@ async fn kill_9_while_loading_loses_nothing_confirmed() {
         else {
             break;
         };
-        acked.push(String::from_utf8_lossy(&m.delivery.data).parse::<u64>().unwrap());
+        acked.push(
+            String::from_utf8_lossy(&m.delivery.data)
+                .parse::<u64>()
+                .unwrap(),
+        );
         m.delivery.ack(BasicAckOptions::default()).await.unwrap();
     }
     assert_eq!(acked, (0..100).collect::<Vec<u64>>(), "recovered in order");
@@ -131,7 +135,11 @@ async fn kill_9_while_loading_loses_nothing_confirmed() {
         .await
         .unwrap()
     {
-        seen.push(String::from_utf8_lossy(&m.delivery.data).parse::<u64>().unwrap());
+        seen.push(
+            String::from_utf8_lossy(&m.delivery.data)
+                .parse::<u64>()
+                .unwrap(),
+        );
     }
     assert!(
         seen.windows(2).all(|w| w[0] < w[1]),
