@@ -25,22 +25,6 @@ async fn blocked_publisher(server: &warren_server::ServerHandle, queue: &str) ->
     raw
 }
 
-/// Publishes one message to `queue` on channel 1.
-async fn publish_one(raw: &mut Raw, queue: &str) {
-    raw.send(
-        1,
-        BasicPublish {
-            routing_key: queue.into(),
-            ..Default::default()
-        },
-    )
-    .await;
-    let mut buf = BytesMut::new();
-    encode_header(&mut buf, 1, &ContentHeader::basic(1, RawProperties::EMPTY));
-    encode_body(&mut buf, 1, b"x");
-    raw.write(&buf).await;
-}
-
 /// The `state` `/api/connections` shows for the connection whose client port is `port`.
 async fn state_of(server: &warren_server::ServerHandle, port: u16) -> String {
     let list = call(server, "GET", "/api/connections", None).await.json();
@@ -129,19 +113,7 @@ async fn connection_state_is_blocking_under_an_alarm_and_blocked_once_a_publish_
     let mut publisher = blocked_publisher(&server, "pub").await;
     // A round trip after the publish: it was handled before the alarm is set.
     for (raw, queue) in [(&mut idle, "idle"), (&mut publisher, "pub")] {
-        raw.send(
-            1,
-            QueueDeclare {
-                queue: queue.into(),
-                passive: true,
-                ..Default::default()
-            },
-        )
-        .await;
-        match raw.method().await {
-            Method::QueueDeclareOk(ok) => assert_eq!(ok.message_count, 1),
-            other => panic!("expected queue.declare-ok, got {other:?}"),
-        }
+        assert_eq!(raw.declare(1, queue, true).await, 1);
     }
     let port = |r: &Raw| r.stream.local_addr().unwrap().port();
     let (idle_port, pub_port) = (port(&idle), port(&publisher));
@@ -163,20 +135,14 @@ async fn connection_state_is_blocking_under_an_alarm_and_blocked_once_a_publish_
         state_of(&server, pub_port).await,
     ];
     assert_eq!(states, ["blocking", "blocking"]);
-    publish_one(&mut publisher, "pub").await;
-    match publisher.method().await {
-        Method::ConnectionBlocked(b) => assert_eq!(b.reason, "low on disk"),
-        other => panic!("expected connection.blocked, got {other:?}"),
-    }
+    publisher.publish(1, "pub", b"x").await;
+    assert_eq!(publisher.blocked().await, "low on disk");
     assert_eq!(state_of(&server, pub_port).await, "blocked");
     assert_eq!(state_of(&server, idle_port).await, "blocking");
     server
         .set_disk_free_limit(DiskFreeLimit::Absolute(0))
         .unwrap();
-    match publisher.method().await {
-        Method::ConnectionUnblocked(_) => {}
-        other => panic!("expected connection.unblocked, got {other:?}"),
-    }
+    publisher.unblocked().await;
     eventually("both running again", async || {
         state_of(&server, idle_port).await == "running"
             && state_of(&server, pub_port).await == "running"

@@ -21,6 +21,8 @@ pub(crate) enum Atomicity {
 
 /// Visits one key-value pair of a scan.
 pub(crate) type Visit<'a> = dyn FnMut(&[u8], &[u8]) -> Result<(), StoreError> + 'a;
+/// A visitor that answers whether the scan should go on.
+pub(crate) type VisitWhile<'a> = dyn FnMut(&[u8], &[u8]) -> Result<bool, StoreError> + 'a;
 
 /// An ordered key space with atomic batches.
 pub(crate) trait Backend: Send + Sync {
@@ -34,7 +36,7 @@ pub(crate) trait Backend: Send + Sync {
         &self,
         prefix: &[u8],
         start: &[u8],
-        visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<bool, StoreError>,
+        visit: &mut VisitWhile<'_>,
     ) -> Result<(), StoreError>;
     /// Whether the key space holds no key at all.
     fn is_empty(&self) -> Result<bool, StoreError>;

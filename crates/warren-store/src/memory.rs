@@ -8,7 +8,7 @@ use bytes::Bytes;
 use parking_lot::RwLock;
 
 use crate::StoreError;
-use crate::backend::{Atomicity, Backend, Changes, Visit};
+use crate::backend::{Atomicity, Backend, Changes, Visit, VisitWhile};
 use crate::engine::{Engine, delegate_to_engine};
 
 type Map = BTreeMap<Vec<u8>, Bytes>;
@@ -40,7 +40,7 @@ impl Backend for MemoryBackend {
         &self,
         prefix: &[u8],
         start: &[u8],
-        visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<bool, StoreError>,
+        visit: &mut VisitWhile<'_>,
     ) -> Result<(), StoreError> {
         // Copied out in slices, so `visit` runs without the lock and a large queue is not
         // copied whole when the caller stops early.

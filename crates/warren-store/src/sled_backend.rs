@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 
-use crate::backend::{Atomicity, Backend, Changes, Visit};
+use crate::backend::{Atomicity, Backend, Changes, Visit, VisitWhile};
 use crate::format::sync_dir;
 use crate::sled_db::{LockRelease, SledDb, open_db};
 use crate::{SledOptions, StoreError};
@@ -243,9 +243,13 @@ impl Backend for SledBackend {
         &self,
         prefix: &[u8],
         start: &[u8],
-        visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<bool, StoreError>,
+        visit: &mut VisitWhile<'_>,
     ) -> Result<(), StoreError> {
-        for pair in self.db.range(start..) {
+        // As `scan_prefix`: a recursive read, so a waiting swap (online compaction) cannot
+        // deadlock a visitor; a swap between two calls is harmless, each call reads one db.
+        let current = self.current.read_recursive();
+        let db = current.as_ref().ok_or(StoreError::Failed)?;
+        for pair in db.db().range(start..) {
             let (k, v) = pair?;
             if !k.starts_with(prefix) || !visit(&k, &v)? {
                 break;

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use bytes::Bytes;
 
-use crate::backend::{Atomicity, Backend, Changes, Visit};
+use crate::backend::{Atomicity, Backend, Changes, Visit, VisitWhile};
 use crate::engine::Engine;
 use crate::keys;
 use crate::memory::MemoryBackend;
@@ -31,7 +31,7 @@ impl Backend for Flaky {
         &self,
         prefix: &[u8],
         start: &[u8],
-        visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<bool, StoreError>,
+        visit: &mut VisitWhile<'_>,
     ) -> Result<(), StoreError> {
         self.inner.scan_from(prefix, start, visit)
     }
