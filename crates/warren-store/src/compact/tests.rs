@@ -14,11 +14,11 @@ use crate::{
     DefinitionStore, MessageOp, MessageStore, QueueRecord, SledOptions, SledStore, StoreError,
 };
 
-/// A fresh directory under the temp dir, removed on drop.
-struct Scratch(PathBuf);
+/// A fresh directory under the temp dir, removed on drop (also used by `online::tests`).
+pub(super) struct Scratch(pub(super) PathBuf);
 
 impl Scratch {
-    fn new(tag: &str) -> Self {
+    pub(super) fn new(tag: &str) -> Self {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let path = std::env::temp_dir().join(format!(
