@@ -143,6 +143,17 @@ impl Broker {
         self.spill = Some(area);
     }
 
+    /// True while the spill area's writer is behind (see `Queue::spill_pressure`).
+    pub fn spill_behind(&self) -> bool {
+        self.spill.as_ref().is_some_and(|a| a.behind())
+    }
+
+    /// Messages lost because their spilled segment could not be written or read back, since
+    /// the broker started.
+    pub fn spill_lost_messages(&self) -> u64 {
+        crate::queue::segments::LOST_MESSAGES.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Adds a vhost (no-op if it exists) and returns it.
     pub fn add_vhost(&self, name: &str) -> Arc<VHost> {
         self.vhosts

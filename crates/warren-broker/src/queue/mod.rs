@@ -7,7 +7,7 @@ mod limits;
 mod loading;
 mod packed;
 mod ready;
-mod segments;
+pub(crate) mod segments;
 mod state;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -85,6 +85,9 @@ pub struct Queue {
     delivering: Option<Arc<AtomicBool>>,
     /// The spill area this queue's backlog may go to (counted there while the queue lives).
     spill: Option<Arc<crate::spill::SpillArea>>,
+    /// Set when the backlog spilled while the spill area was behind (see
+    /// [`Queue::spill_pressure`]).
+    spill_pressed: Arc<AtomicBool>,
 }
 
 impl Drop for Queue {
@@ -150,6 +153,7 @@ impl Queue {
             dead_letter,
             delivering,
             spill,
+            spill_pressed: Arc::default(),
         });
         if let Some(area) = &queue.spill {
             area.register();
@@ -173,7 +177,23 @@ impl Queue {
         self.state.lock().ready.set_spill(Some(segments::SpillTo {
             area,
             wake: Some(wake),
+            pressed: self.spill_pressed.clone(),
         }));
+    }
+
+    /// True while this queue's publishers are to pause: its backlog spilled while the spill
+    /// area's writer was behind, and it still is. A connection that published here stops
+    /// reading its socket until it is false (RabbitMQ's credit flow slows such publishers
+    /// too, and sends no `connection.blocked` either). Costs a load or two, no lock.
+    pub fn spill_pressure(&self) -> bool {
+        if !self.spill_pressed.load(Ordering::Relaxed) {
+            return false;
+        }
+        if self.spill.as_ref().is_some_and(|a| a.behind()) {
+            return true;
+        }
+        self.spill_pressed.store(false, Ordering::Relaxed);
+        false
     }
 
     /// False once the broker stopped delivering for a shutdown: dispatch keeps messages ready.
@@ -515,5 +535,7 @@ mod backlog_tests;
 mod counters_tests;
 #[cfg(test)]
 mod feature_tests;
+#[cfg(test)]
+mod pressure_tests;
 #[cfg(test)]
 mod tests;

@@ -138,6 +138,12 @@ impl PackedFifo {
         self.segments.used()
     }
 
+    /// Segments kept in memory because the spill writer was too far behind.
+    #[cfg(test)]
+    pub fn held_back(&self) -> usize {
+        self.segments.held_back()
+    }
+
     /// Segments spilled now.
     #[cfg(test)]
     pub fn spilled(&self) -> usize {

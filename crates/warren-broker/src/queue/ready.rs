@@ -436,6 +436,24 @@ impl ReadyList {
             .sum()
     }
 
+    /// Bytes allocated for packed segments in memory.
+    pub fn in_memory(&self) -> usize {
+        self.levels
+            .iter()
+            .filter_map(|l| l.packed.as_ref())
+            .map(|f| f.allocated())
+            .sum()
+    }
+
+    /// Segments kept in memory because the spill writer was too far behind.
+    pub fn held_back(&self) -> usize {
+        self.levels
+            .iter()
+            .filter_map(|l| l.packed.as_ref())
+            .map(|f| f.held_back())
+            .sum()
+    }
+
     /// Entries kept (a run of packed messages is one).
     pub fn entry_count(&self) -> usize {
         self.levels.iter().map(|l| l.entries.len()).sum()

@@ -8,7 +8,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use super::packed::Meta;
 use crate::spill::{Slot, SpillArea, Taken, Waker};
@@ -28,6 +28,9 @@ pub struct SpillTo {
     pub area: Arc<SpillArea>,
     /// Runs the queue's dispatch again.
     pub wake: Option<Waker>,
+    /// Set when this FIFO spilled while the area was [`SpillArea::behind`]: the queue's
+    /// publishers are to pause (read by `Queue::spill_pressure`, without the queue's lock).
+    pub pressed: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for SpillTo {
@@ -69,6 +72,11 @@ pub struct Segments {
     spill: Option<SpillTo>,
     /// Records and body bytes of segments lost since the last [`Segments::take_lost`].
     lost: (u64, u64),
+    /// Segments popped from the front so far: a segment's number is this plus its index.
+    popped: u64,
+    /// Numbers of the segments kept in memory because the writer was too far behind, oldest
+    /// first: spilled as soon as it takes them, so that they do not add up over a long fill.
+    held: VecDeque<u64>,
 }
 
 impl Segments {
@@ -86,6 +94,12 @@ impl Segments {
     #[cfg(test)]
     pub fn in_memory(&self) -> usize {
         self.in_memory
+    }
+
+    /// Segments kept in memory because the writer was too far behind.
+    #[cfg(test)]
+    pub fn held_back(&self) -> usize {
+        self.held.len()
     }
 
     /// Segments that are spilled now.
@@ -142,26 +156,67 @@ impl Segments {
     }
 
     /// Spills the back segment (complete: a new one is about to start) when the segments in
-    /// memory pass the budget, unless it is also the front.
+    /// memory pass the budget, unless it is also the front; and the segments held back
+    /// earlier, while the writer takes them.
     fn spill_completed(&mut self) {
-        let Some(to) = &self.spill else { return };
+        // A clone per segment, not per message.
+        let Some(to) = self.spill.clone() else { return };
         if self.list.len() < 2 || (self.in_memory as u64) < to.area.budget() {
             return;
         }
-        let Some(s) = self.list.back_mut() else {
-            return;
+        let back = self.popped + self.list.len() as u64 - 1;
+        let spilled = self.spill_one(back);
+        if spilled {
+            while (self.in_memory as u64) >= to.area.budget()
+                && let Some(&n) = self.held.front()
+                && self.spill_one(n)
+            {
+                self.held.pop_front();
+            }
+        } else {
+            // The newest, so `held` stays in order.
+            self.held.push_back(back);
+        }
+        if !spilled || to.area.behind() {
+            to.pressed.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Hands segment number `n` to the writer; false when the writer is too far behind.
+    /// A segment that is no longer in memory, or is the front, counts as spilled.
+    fn spill_one(&mut self, n: u64) -> bool {
+        let Some(to) = &self.spill else { return false };
+        let Some(i) = n.checked_sub(self.popped).filter(|&i| i > 0) else {
+            return true;
+        };
+        let Some(s) = usize::try_from(i).ok().and_then(|i| self.list.get_mut(i)) else {
+            return true;
         };
         let Data::Mem(v) = std::mem::replace(&mut s.data, Data::Mem(Vec::new())) else {
-            return;
+            return true;
         };
         match to.area.write(v) {
             Ok(slot) => {
                 s.data = Data::Out(slot);
                 self.in_memory -= SEGMENT;
+                true
             }
             // The writer is behind: keep it here.
-            Err(v) => s.data = Data::Mem(v),
+            Err(v) => {
+                s.data = Data::Mem(v);
+                false
+            }
         }
+    }
+
+    /// Removes the front segment, keeping the numbering and `held` right.
+    fn pop_list_front(&mut self) -> Option<Segment> {
+        let s = self.list.pop_front()?;
+        if self.held.front() == Some(&self.popped) {
+            self.held.pop_front();
+        }
+        self.popped += 1;
+        Some(s)
     }
 
     /// The front segment, read back first if it was spilled: waiting for the I/O thread's read
@@ -204,7 +259,7 @@ impl Segments {
     }
 
     fn drop_lost(&mut self) {
-        if let Some(s) = self.list.pop_front() {
+        if let Some(s) = self.pop_list_front() {
             tracing::error!(
                 messages = s.records,
                 "a spilled segment could not be read back; its messages are dropped"
@@ -232,7 +287,7 @@ impl Segments {
 
     /// Drops the front segment (all read) and asks for the next spilled ones.
     pub fn pop_front(&mut self) {
-        if let Some(s) = self.list.pop_front()
+        if let Some(s) = self.pop_list_front()
             && let Data::Mem(_) = s.data
         {
             self.in_memory -= SEGMENT;

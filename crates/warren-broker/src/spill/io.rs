@@ -36,6 +36,7 @@ pub(super) struct Writer {
     jobs: mpsc::Sender<Job>,
     pending: Arc<AtomicU64>,
     lost: Arc<AtomicU64>,
+    delay_us: Arc<AtomicU64>,
     current: Option<(Arc<SpillFile>, u64)>,
     next_name: u64,
 }
@@ -46,12 +47,14 @@ impl Writer {
         jobs: mpsc::Sender<Job>,
         pending: Arc<AtomicU64>,
         lost: Arc<AtomicU64>,
+        delay_us: Arc<AtomicU64>,
     ) -> Writer {
         Writer {
             dir,
             jobs,
             pending,
             lost,
+            delay_us,
             current: None,
             next_name: 0,
         }
@@ -83,7 +86,12 @@ impl Writer {
 
     fn write(&mut self, slot: &Weak<Slot>, bytes: &[u8]) {
         let len = bytes.len() as u64;
-        self.pending.fetch_sub(len, Ordering::Relaxed);
+        let delay = self.delay_us.load(Ordering::Relaxed);
+        if delay > 0 {
+            std::thread::sleep(std::time::Duration::from_micros(delay));
+        }
+        // Counted as pending until written (or found unneeded), so that `behind` sees a slow disk.
+        let _unpend = Unpend(self.pending.clone(), len);
         let Some(slot) = slot.upgrade() else {
             return;
         };
@@ -112,6 +120,15 @@ impl Writer {
                 self.current = None;
             }
         }
+    }
+}
+
+/// Takes `len` bytes off the pending count when dropped.
+struct Unpend(Arc<AtomicU64>, u64);
+
+impl Drop for Unpend {
+    fn drop(&mut self) {
+        self.0.fetch_sub(self.1, Ordering::Relaxed);
     }
 }
 

@@ -27,8 +27,12 @@ pub type Waker = Arc<dyn Fn() + Send + Sync>;
 
 /// Bytes per segment file before the writer starts another.
 const FILE_BYTES: u64 = 16 << 20;
-/// Segments handed to the writer and not written yet, beyond which queues keep new segments in
-/// memory (the memory alarm then blocks publishers if the disk cannot keep up).
+/// Bytes handed to the writer and not written yet beyond which the area is [`SpillArea::behind`]:
+/// the connections publishing to a queue that spills pause reading until it is not.
+const PRESS_BYTES: u64 = 16 << 20;
+/// Bytes not written yet beyond which queues keep new segments in memory (and spill them later):
+/// only publishers that back-pressure does not reach (dead-lettering, many connections at once)
+/// get this far, and the memory alarm then blocks them.
 const MAX_PENDING_BYTES: u64 = 64 << 20;
 
 /// A segment file; deleted (by the I/O thread) when the last segment in it is dropped.
@@ -99,6 +103,8 @@ pub struct SpillArea {
     total: u64,
     queues: AtomicUsize,
     pending: Arc<AtomicU64>,
+    /// Test hook: microseconds every write is slowed by (a disk that cannot keep up).
+    write_delay_us: Arc<AtomicU64>,
     /// Messages dropped because their segment could not be written or read back.
     lost_segments: Arc<AtomicU64>,
 }
@@ -129,11 +135,13 @@ impl SpillArea {
         let (tx, rx) = mpsc::channel();
         let pending = Arc::new(AtomicU64::new(0));
         let lost_segments = Arc::new(AtomicU64::new(0));
+        let write_delay_us = Arc::new(AtomicU64::new(0));
         let writer = io::Writer::new(
             dir.to_path_buf(),
             tx.clone(),
             pending.clone(),
             lost_segments.clone(),
+            write_delay_us.clone(),
         );
         let thread = std::thread::Builder::new()
             .name("warren-spill".into())
@@ -146,6 +154,7 @@ impl SpillArea {
             total,
             queues: AtomicUsize::new(0),
             pending,
+            write_delay_us,
             lost_segments,
         }))
     }
@@ -177,6 +186,18 @@ impl SpillArea {
     /// Bytes handed to the writer and not written yet.
     pub fn pending_bytes(&self) -> u64 {
         self.pending.load(Ordering::Relaxed)
+    }
+
+    /// True while more is waiting to be written than the disk should have to catch up with:
+    /// publishers to the queues that spill meanwhile are to pause (see `Queue::spill_pressure`).
+    pub fn behind(&self) -> bool {
+        self.pending.load(Ordering::Relaxed) > PRESS_BYTES
+    }
+
+    /// Test hook: slows every later write by `delay`, as a disk that cannot keep up would.
+    pub fn set_write_delay(&self, delay: std::time::Duration) {
+        let us = u64::try_from(delay.as_micros()).unwrap_or(u64::MAX);
+        self.write_delay_us.store(us, Ordering::Relaxed);
     }
 
     /// Segments lost to I/O errors so far.

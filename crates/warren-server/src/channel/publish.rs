@@ -419,6 +419,9 @@ impl Channel {
         }
         // The broker decides what is stored and hands the message to every queue.
         let routed = ctx.vhost.publish(message, &mut queues);
+        // A queue whose spill writer is behind pauses this connection's reading (at the end
+        // of this batch): see `Connection::pause_for_spill`.
+        ctx.spill_pressed |= queues.iter().any(|q| q.spill_pressure());
         ctx.route_scratch = queues;
         Ok(routed)
     }

@@ -166,6 +166,9 @@ pub struct Ctx {
     pub topic_access: Arc<TopicAccess>,
     /// The generation `topic_access` was compiled at.
     pub topic_generation: u64,
+    /// A message of this batch went to a queue under spill back-pressure
+    /// (`Queue::spill_pressure`): the connection pauses reading after the batch.
+    pub spill_pressed: bool,
 }
 
 /// What the server tells every connection.

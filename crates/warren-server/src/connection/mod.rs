@@ -70,6 +70,9 @@ struct Connection<S> {
     /// The socket is not read: `max_unconfirmed_publishes` publishes wait for their confirms
     /// (no `connection.blocked`: RabbitMQ's credit flow does not send one either).
     confirm_paused: bool,
+    /// The socket is not read: a message this connection published went to a queue whose spill
+    /// writer is behind (no `connection.blocked` either; see [`Connection::pause_for_spill`]).
+    spill_paused: bool,
     /// This connection's entry in the management API's list (unlisted when dropped).
     listed: Registration,
     /// Counts this connection and its channels against the vhost's and user's limits.
@@ -177,6 +180,7 @@ pub async fn run<S: Stream>(
             now,
             topic_access,
             topic_generation,
+            spill_pressed: false,
         },
         channels: HashMap::default(),
         channel_max: if negotiated.channel_max == 0 {
@@ -193,6 +197,7 @@ pub async fn run<S: Stream>(
         alarm: crate::alarm::Alarms::default(),
         blocked: false,
         confirm_paused: false,
+        spill_paused: false,
         listed,
         ticket: negotiated.ticket,
         stats,
@@ -218,6 +223,11 @@ fn tick_period(heartbeat: Duration, consumer_timeout: Duration) -> Duration {
 const READ_SMALL: usize = 4 * 1024;
 /// Socket read size of a busy connection.
 const READ_LARGE: usize = 64 * 1024;
+
+/// How often a connection paused by spill back-pressure looks whether the writer caught up
+/// (the writer, a plain thread, has no way to wake an async task; polling costs nothing while
+/// nobody is paused).
+const SPILL_RECHECK: Duration = Duration::from_millis(2);
 
 /// Mailbox events handled per wake-up. As large as the deliveries a connection may hold, so that
 /// a consumer's connection drains in one turn what a publisher's connection produced in one turn
@@ -259,7 +269,7 @@ impl<S: Stream> Connection<S> {
         loop {
             self.make_read_room();
             tokio::select! {
-                read = self.stream.read_buf(&mut self.inbuf), if !self.blocked && !self.confirm_paused => match read {
+                read = self.stream.read_buf(&mut self.inbuf), if !self.blocked && !self.confirm_paused && !self.spill_paused => match read {
                     Ok(0) | Err(_) => return,
                     Ok(n) => {
                         self.stats.recv_oct.add(n as u64);
@@ -280,7 +290,7 @@ impl<S: Stream> Connection<S> {
                         self.alarm = *alarm.borrow_and_update();
                     }
                     self.update_blocking();
-                    if !self.blocked && !self.confirm_paused && !self.inbuf.is_empty() {
+                    if !self.blocked && !self.confirm_paused && !self.spill_paused && !self.inbuf.is_empty() {
                         // Frames read before blocking wait in the buffer.
                         self.ctx.now = Instant::now();
                         self.handle_input();
@@ -299,6 +309,9 @@ impl<S: Stream> Connection<S> {
                         }
                         self.handle_event(ev);
                     }
+                },
+                _ = tokio::time::sleep(SPILL_RECHECK), if self.spill_paused => {
+                    self.resume_after_spill();
                 },
                 _ = ticker.tick() => {
                     if let Some(done) = self.on_tick() {
@@ -333,6 +346,7 @@ impl<S: Stream> Connection<S> {
                 unconfirmed += ch.refresh_gauges();
             }
             self.pause_for_confirms(unconfirmed);
+            self.pause_for_spill();
             if !self.ctx.out.is_empty() {
                 if handshake::send(&mut self.stream, &self.ctx.out)
                     .await
@@ -448,13 +462,39 @@ impl<S: Stream> Connection<S> {
         }
         self.confirm_paused = pause;
         tracing::debug!(unconfirmed, paused = pause, "confirm back-pressure");
-        if !pause && !self.blocked && !self.inbuf.is_empty() {
+        if !pause && !self.blocked && !self.spill_paused && !self.inbuf.is_empty() {
             // Frames read before pausing wait in the buffer. What they publish may pause the
             // reader again at the next turn's count.
             self.ctx.now = Instant::now();
             self.handle_input();
             self.update_blocking();
             self.flush_confirms();
+        }
+    }
+
+    /// Stops reading the socket when this turn published to a queue whose spill writer is
+    /// behind (`Queue::spill_pressure`): the disk sets the pace of a backlog's publishers, and
+    /// the queue's memory stays within its budget. Rechecked every [`SPILL_RECHECK`] while
+    /// paused; one flag per turn otherwise.
+    fn pause_for_spill(&mut self) {
+        if std::mem::take(&mut self.ctx.spill_pressed) && matches!(self.state, State::Open) {
+            if !self.spill_paused {
+                tracing::debug!("spill back-pressure");
+            }
+            self.spill_paused = true;
+        }
+    }
+
+    /// Resumes reading once the spill writer caught up, with the frames still buffered.
+    fn resume_after_spill(&mut self) {
+        if self.ctx.broker.spill_behind() {
+            return;
+        }
+        self.spill_paused = false;
+        if !self.blocked && !self.confirm_paused && !self.inbuf.is_empty() {
+            self.ctx.now = Instant::now();
+            self.handle_input();
+            self.update_blocking();
         }
     }
 
@@ -475,6 +515,7 @@ impl<S: Stream> Connection<S> {
         // A blocked connection's socket is not read, so its heartbeats cannot be seen.
         if !self.blocked
             && !self.confirm_paused
+            && !self.spill_paused
             && now.duration_since(self.last_recv) >= self.heartbeat * 2
         {
             tracing::warn!(timeout = ?self.heartbeat, "missed heartbeats from client");

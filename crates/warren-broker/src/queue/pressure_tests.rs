@@ -1,0 +1,144 @@
+//! A spilling queue over a disk that cannot keep up (the spill writer slowed by its test hook):
+//! the queue presses its publishers instead of keeping segments in memory, segments kept in
+//! memory anyway (publishers that ignore the pressure) go out once the writer catches up, and
+//! nothing is lost or reordered.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use warren_codec::BasicProperties;
+
+use super::*;
+
+/// A 1 KiB transient message numbered `i`.
+fn kib(i: usize) -> Message {
+    let mut body = format!("m{i:07}").into_bytes();
+    body.resize(1024, b'.');
+    Message::new(
+        "ex".into(),
+        "rk".into(),
+        BasicProperties::default().to_raw(),
+        Bytes::from(body),
+        0,
+    )
+    .unwrap()
+}
+
+/// A queue spilling every segment past the first, to an area whose writer sleeps `delay`
+/// before each segment.
+fn slow(delay: Duration) -> (Arc<Queue>, Arc<crate::spill::SpillArea>, std::path::PathBuf) {
+    let dir = crate::spill::tests::temp_dir("pressure");
+    let area = crate::spill::SpillArea::open(&dir, 1, 0).unwrap();
+    area.set_write_delay(delay);
+    let q = Queue::new(
+        "q".into(),
+        "/",
+        QueueOptions::default(),
+        QueueArgs::default(),
+    );
+    q.spill_to(area.clone());
+    (q, area, dir)
+}
+
+/// What `Queue::spill_pressure` answers, for a queue made outside a vhost (which has no area
+/// of its own to ask).
+fn pressed(q: &Queue, area: &crate::spill::SpillArea) -> bool {
+    if !q.spill_pressed.load(Ordering::Relaxed) {
+        return false;
+    }
+    if area.behind() {
+        return true;
+    }
+    q.spill_pressed.store(false, Ordering::Relaxed);
+    false
+}
+
+fn drain_in_order(q: &Arc<Queue>, n: usize) {
+    for i in 0..n {
+        let got = q.get(true).expect("every message comes back");
+        assert_eq!(
+            &got.message.body[..8],
+            format!("m{i:07}").as_bytes(),
+            "message {i}"
+        );
+    }
+    assert!(q.get(true).is_none());
+}
+
+#[test]
+fn a_publisher_that_pauses_under_pressure_keeps_the_queue_within_its_budget() {
+    let (q, area, dir) = slow(Duration::from_millis(3));
+    // 48 MiB: three times what the writer may have pending before it is behind.
+    let n = 48 * 1024;
+    let (mut pauses, mut most_in_memory, mut most_pending) = (0, 0, 0);
+    for i in 0..n {
+        q.publish(Arc::new(kib(i)));
+        // A connection looks once per batch of input.
+        if i % 64 == 0 && pressed(&q, &area) {
+            pauses += 1;
+            while area.behind() {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        let s = q.state.lock();
+        most_in_memory = most_in_memory.max(s.ready.in_memory());
+        most_pending = most_pending.max(area.pending_bytes());
+        assert_eq!(s.ready.held_back(), 0, "no segment kept in memory");
+    }
+    assert!(pauses > 0, "the slow writer pressed the publisher");
+    // Front, back and the budget's one: a few segments, not the backlog.
+    assert!(
+        most_in_memory <= 4 * super::segments::SEGMENT,
+        "{most_in_memory}"
+    );
+    assert!(most_pending <= 20 << 20, "{most_pending}");
+    area.set_write_delay(Duration::ZERO);
+    drain_in_order(&q, n);
+    assert_eq!(area.lost_segments(), 0);
+    drop(q);
+    area.stop();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn segments_kept_in_memory_while_the_writer_was_behind_are_spilled_once_it_catches_up() {
+    let (q, area, dir) = slow(Duration::from_millis(5));
+    // 80 MiB, ignoring the pressure: past what the writer may have pending at all.
+    let n = 80 * 1024;
+    for i in 0..n {
+        q.publish(Arc::new(kib(i)));
+    }
+    let held = q.state.lock().ready.held_back();
+    assert!(
+        held > 0,
+        "the writer was too far behind to take every segment"
+    );
+    assert!(pressed(&q, &area));
+    area.set_write_delay(Duration::ZERO);
+    let start = std::time::Instant::now();
+    while area.pending_bytes() > 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the writer never caught up"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert!(
+        !pressed(&q, &area),
+        "the pressure ends with the backlog written"
+    );
+    // The next completed segment takes the held ones out with it.
+    for i in n..n + 200 {
+        q.publish(Arc::new(kib(i)));
+    }
+    let s = q.state.lock();
+    assert_eq!(s.ready.held_back(), 0);
+    assert!(s.ready.in_memory() <= 4 * super::segments::SEGMENT);
+    drop(s);
+    drain_in_order(&q, n + 200);
+    assert_eq!(area.lost_segments(), 0);
+    drop(q);
+    area.stop();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
