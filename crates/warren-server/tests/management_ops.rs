@@ -104,6 +104,11 @@ async fn node_metrics_count_queues_confirm_publishes_disk_and_sockets() {
         metric(&server, "rabbitmq_disk_space_available_limit_bytes").await,
         50_000_000.0
     );
+    // Warren's own: nothing was lost to a spill I/O error.
+    assert_eq!(
+        metric(&server, "warren_spill_lost_messages_total").await,
+        0.0
+    );
     conn.close(200, "").await.unwrap();
     server.shutdown().await.unwrap();
 }

@@ -260,11 +260,13 @@ impl Segments {
 
     fn drop_lost(&mut self) {
         if let Some(s) = self.pop_list_front() {
+            let total = LOST_MESSAGES.fetch_add(s.records, Ordering::Relaxed) + s.records;
             tracing::error!(
                 messages = s.records,
-                "a spilled segment could not be read back; its messages are dropped"
+                lost_since_start = total,
+                "a spilled segment could not be read back; its messages are dropped \
+                 (warren_spill_lost_messages_total)"
             );
-            LOST_MESSAGES.fetch_add(s.records, Ordering::Relaxed);
             self.lost.0 += s.records;
             self.lost.1 += s.body;
         }

@@ -9,6 +9,8 @@
 //! the file descriptor limit; Warren has no separate socket reservation, so its limit is the
 //! file descriptor limit itself (docs/management-api.md, "Prometheus").
 //!
+//! Also `warren_spill_lost_messages_total`, Warren's own: messages a spill I/O error dropped.
+//!
 //! Not served: the `dead_lettered_*` families and the Erlang-specific allocator families.
 
 use super::{Exposition, Kind};
@@ -221,4 +223,12 @@ fn render_node(m: &Management, out: &mut Exposition) {
     let name = "rabbitmq_process_max_tcp_sockets";
     out.family(name, Kind::Gauge, "Open TCP sockets limit");
     out.sample(name, "", super::max_fds());
+    // Warren's own (RabbitMQ has no spill area): docs/compatibility.md, "queues".
+    let name = "warren_spill_lost_messages_total";
+    out.family(
+        name,
+        Kind::Counter,
+        "Messages dropped because their spilled segment could not be read back",
+    );
+    out.sample(name, "", m.broker.spill_lost_messages());
 }
