@@ -143,6 +143,11 @@ impl Broker {
         self.spill = Some(area);
     }
 
+    /// The spill area, if queues spill (tests slow its writer through it).
+    pub fn spill_area(&self) -> Option<&Arc<crate::spill::SpillArea>> {
+        self.spill.as_ref()
+    }
+
     /// True while the spill area's writer is behind (see `Queue::spill_pressure`).
     pub fn spill_behind(&self) -> bool {
         self.spill.as_ref().is_some_and(|a| a.behind())

@@ -418,10 +418,11 @@ impl Channel {
             );
         }
         // The broker decides what is stored and hands the message to every queue.
-        let routed = ctx.vhost.publish(message, &mut queues);
         // A queue whose spill writer is behind pauses this connection's reading (at the end
-        // of this batch): see `Connection::pause_for_spill`.
+        // of this batch): see `Connection::pause_for_spill`. Asked before publishing, which
+        // empties the list.
         ctx.spill_pressed |= queues.iter().any(|q| q.spill_pressure());
+        let routed = ctx.vhost.publish(message, &mut queues);
         ctx.route_scratch = queues;
         Ok(routed)
     }
