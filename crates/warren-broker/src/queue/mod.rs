@@ -9,6 +9,7 @@ mod packed;
 mod ready;
 mod segments;
 mod state;
+mod utilisation;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
@@ -517,3 +518,5 @@ mod counters_tests;
 mod feature_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod utilisation_tests;

@@ -29,7 +29,8 @@ impl Recorder {
     }
 }
 
-fn msg(body: &'static str) -> Arc<Message> {
+/// A transient message with `body`, routed to `q` (also used by `utilisation_tests`).
+pub(super) fn msg(body: &'static str) -> Arc<Message> {
     Arc::new(Message {
         exchange: ShortStr::default(),
         routing_key: "q".into(),

@@ -37,15 +37,12 @@ fn queue_json(m: &Management, q: &Queue, details: bool) -> Value {
     let mut message_stats = stats::message_stats(&stats::QUEUE_COUNTERS, &values, &rates);
     stats::add_deliver_get(&mut message_stats);
     let n = stats::QUEUE_COUNTERS.len();
-    // RabbitMQ's consumer utilisation is the share of time the queue could deliver at once;
-    // Warren's consumers are never blocked by the queue, so it is 1.0 while a consumer has
-    // credit, 0.0 while none has, and null without consumers.
+    // The share of time the queue could deliver at once, as a moving average the queue keeps
+    // (warren-broker's `queue::utilisation`); RabbitMQ shows 0 while no consumer is attached.
     let utilisation = if s.consumers.is_empty() {
-        Value::Null
-    } else if s.ready > 0 {
-        json!(0.0)
+        json!(0)
     } else {
-        json!(1.0)
+        json!(s.consumer_utilisation)
     };
     let mut v = json!({
         "name": q.name.to_string(),
