@@ -18,7 +18,7 @@ use warren_broker::{Queue, QueueDeclare, Settle};
 use warren_codec::FieldValue;
 use warren_codec::ShortStr;
 
-use super::{State, created, no_content, ok, vhost};
+use super::{State, created, no_content, ok, readable_vhost, vhost};
 use crate::auth::Authed;
 use crate::json::{body_object, bool_field, json_to_table, str_field, table_to_json};
 use crate::listing::{Params, reply_list};
@@ -154,8 +154,7 @@ pub async fn list_vhost(
     Query(params): Query<Params>,
 ) -> Result<Response, ApiError> {
     let m = &state.0;
-    vhost(m, &v)?;
-    user.require_vhost(&v)?;
+    readable_vhost(m, &user, &v)?;
     Ok(ok(reply_list(
         Value::Array(
             queues_of(m, &v)
@@ -215,8 +214,7 @@ pub async fn put(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let m = &state.0;
-    let vh = vhost(m, &v)?;
-    user.require_vhost(&v)?;
+    let vh = readable_vhost(m, &user, &v)?;
     let b = body_object(&body)?;
     if name.is_empty() || name.len() > 255 {
         return Err(ApiError::NotFound);
@@ -271,8 +269,7 @@ pub async fn remove(
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
     let m = &state.0;
-    let vh = vhost(m, &v)?;
-    user.require_vhost(&v)?;
+    let vh = readable_vhost(m, &user, &v)?;
     let q = find(m, &v, &name)?;
     user.require_access(
         &v,
@@ -300,8 +297,7 @@ pub async fn purge(
     Path((v, name)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let m = &state.0;
-    vhost(m, &v)?;
-    user.require_vhost(&v)?;
+    readable_vhost(m, &user, &v)?;
     let q = find(m, &v, &name)?;
     user.require_access(
         &v,
@@ -324,8 +320,7 @@ pub async fn get_messages(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let m = &state.0;
-    vhost(m, &v)?;
-    user.require_vhost(&v)?;
+    readable_vhost(m, &user, &v)?;
     let q = find(m, &v, &name)?;
     user.require_access(
         &v,
