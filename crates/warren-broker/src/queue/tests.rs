@@ -8,8 +8,9 @@ use warren_codec::{RawProperties, ReplyCode, ShortStr};
 
 use super::*;
 
+/// A sink that keeps what it is given (shared with `utilisation_tests`).
 #[derive(Default)]
-struct Recorder {
+pub(super) struct Recorder {
     deliveries: Mutex<Vec<Delivery>>,
     cancelled: Mutex<Vec<ShortStr>>,
 }
@@ -24,7 +25,8 @@ impl DeliverySink for Recorder {
 }
 
 impl Recorder {
-    fn take(&self) -> Vec<Delivery> {
+    /// The deliveries so far, emptied.
+    pub(super) fn take(&self) -> Vec<Delivery> {
         std::mem::take(&mut *self.deliveries.lock())
     }
 }
@@ -44,7 +46,8 @@ pub(super) fn msg(body: &'static str) -> Arc<Message> {
     })
 }
 
-fn queue() -> Arc<Queue> {
+/// A queue without arguments.
+pub(super) fn queue() -> Arc<Queue> {
     Queue::new(
         "q".into(),
         "/",
@@ -53,7 +56,8 @@ fn queue() -> Arc<Queue> {
     )
 }
 
-fn consumer(id: u64, sink: &Arc<Recorder>, prefetch: u32, no_ack: bool) -> Consumer {
+/// Consumer `id` (tag `c{id}`) on channel 1 of connection 1.
+pub(super) fn consumer(id: u64, sink: &Arc<Recorder>, prefetch: u32, no_ack: bool) -> Consumer {
     Consumer::new(
         id,
         format!("c{id}").as_str().into(),
