@@ -25,6 +25,7 @@ import urllib.request
 
 from checklib import load_runner  # noqa: E402,F401  (other scripts import it from here)
 from mgmt_stats_checks import run_exchange_stats, run_history, vhost_limit_parameter_checks  # noqa: E402
+from mgmt_utilisation import run_utilisation  # noqa: E402
 from mgmt_vhost_lists import run_vhost_lists  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -255,7 +256,8 @@ def run(base, amqp_port=None):
     p4, f4 = run_history(api)
     # Lists of live connections and channels need an AMQP port (not known with --url).
     p5, f5 = run_vhost_lists(api, amqp_port) if amqp_port else (0, 0)
-    return passed + p2 + p3 + p4 + p5, failed + f2 + f3 + f4 + f5
+    p6, f6 = run_utilisation(api, amqp_port) if amqp_port else (0, 0)
+    return passed + p2 + p3 + p4 + p5 + p6, failed + f2 + f3 + f4 + f5 + f6
 
 
 def is_num(v):

@@ -56,6 +56,73 @@ def teardown(api, socks):
         api.call("DELETE", f"/api/users/{user}")
 
 
+NOT_YOURS = {"error": "not_authorised", "reason": "User not authorised to access object"}
+
+
+def run_connection_access(api, check, get, path):
+    """One connection, its channels and closing it: someone else's is 401 for a `management`
+    user (RabbitMQ checks the owner before the object), readable by a `monitoring` user, whose
+    DELETE is 401 too (closing needs `administrator`)."""
+    _, _, conns = get(path)
+    names = {c.get("user"): c.get("name") for c in conns} if isinstance(conns, list) else {}
+    theirs, mine = names.get("guest"), names.get(OWN[0])
+    if not theirs or not mine:
+        check("one connection: both listed", [f"{conns!r:.300}"])
+        return
+    q = "/api/connections/" + urllib.parse.quote(theirs, safe="")
+    for label, method, p in (("GET", "GET", q), ("channels", "GET", q + "/channels"),
+                             ("DELETE", "DELETE", q)):
+        status, _, body = api.call(method, p, None, OWN)
+        check(f"one connection: someone else's {label} is 401 for a management user",
+              [] if (status, body) == (401, NOT_YOURS) else [f"{status} {body!r:.300}"])
+    status, _, body = api.call("DELETE", q, None, MON)
+    check("one connection: a monitoring user may not close someone else's",
+          [] if (status, body) == (401, NOT_YOURS) else [f"{status} {body!r:.300}"])
+    status, _, body = get(q, MON)
+    check("one connection: a monitoring user may read someone else's",
+          [] if status == 200 and body.get("user") == "guest" else [f"{status} {body!r:.300}"])
+    status, _, body = get(q + "/channels", MON)
+    check("one connection: a monitoring user may list its channels",
+          [] if status == 200 and isinstance(body, list) and len(body) == 2
+          else [f"{status} {body!r:.300}"])
+    status, _, body = get("/api/connections/" + urllib.parse.quote(mine, safe=""), OWN)
+    check("one connection: its own is readable by a management user",
+          [] if status == 200 and body.get("user") == OWN[0] else [f"{status} {body!r:.300}"])
+    status, _, body = get(path)
+    check("one connection: the refused DELETEs closed nothing",
+          [] if status == 200 and len(body) == 2 else [f"{status} {body!r:.300}"])
+
+
+def run_binding_lists(api, check, get):
+    """Binding lists are never paged in RabbitMQ 3.10 (`reply_list`): `page`, `page_size`
+    and `name` are ignored, `sort` and `columns` apply."""
+    api.call("PUT", f"/api/queues/{VQ}/mgmt-check-b1", {})
+    api.call("PUT", f"/api/queues/{VQ}/mgmt-check-b2", {})
+    api.call("POST", f"/api/bindings/{VQ}/e/amq.direct/q/mgmt-check-b1", {"routing_key": "k1"})
+    api.call("POST", f"/api/bindings/{VQ}/e/amq.direct/q/mgmt-check-b1", {"routing_key": "k2"})
+    paged = "page=1&page_size=1&name=nothing-matches"
+    cases = [
+        ("all bindings", f"/api/bindings?{paged}", lambda b: len(b) >= 5),
+        ("vhost bindings", f"/api/bindings/{VQ}?{paged}", lambda b: len(b) == 5),
+        ("queue bindings", f"/api/queues/{VQ}/mgmt-check-b1/bindings?{paged}", lambda b: len(b) == 3),
+        ("exchange source bindings", f"/api/exchanges/{VQ}/amq.direct/bindings/source?{paged}",
+         lambda b: len(b) == 2),
+        ("bindings between two", f"/api/bindings/{VQ}/e/amq.direct/q/mgmt-check-b1?{paged}",
+         lambda b: len(b) == 2),
+        ("vhost bindings sorted with columns",
+         f"/api/bindings/{VQ}?sort=routing_key&sort_reverse=true&columns=routing_key&page=1",
+         lambda b: b == [{"routing_key": k} for k in
+                         ["mgmt-check-lists-q", "mgmt-check-b2", "mgmt-check-b1", "k2", "k1"]]),
+    ]
+    for name, p, good in cases:
+        status, _, body = get(p)
+        check(f"bindings: {name} are not paged",
+              [] if status == 200 and isinstance(body, list) and good(body)
+              else [f"{status} {body!r:.400}"])
+    api.call("DELETE", f"/api/queues/{VQ}/mgmt-check-b1")
+    api.call("DELETE", f"/api/queues/{VQ}/mgmt-check-b2")
+
+
 def run_vhost_lists(api, amqp_port):
     """(passed, failed)."""
     passed = failed = 0
@@ -138,6 +205,8 @@ def run_vhost_lists(api, amqp_port):
         status, _, body = get("/api/vhosts/mgmt-check-nosuch/connections")
         check("vhost connections: unknown vhost is 404",
               [] if (status, body) == (404, NOT_FOUND) else [f"{status} {body!r:.300}"])
+        run_connection_access(api, check, get, path)
+        run_binding_lists(api, check, get)
 
         status, _, body = get(f"/api/consumers/{VQ}")
         check("vhost consumers: the one consumer",

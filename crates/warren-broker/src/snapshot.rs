@@ -23,7 +23,7 @@ pub struct ConsumerSnapshot {
 }
 
 /// A queue's counts at one moment.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct QueueSnapshot {
     /// Messages ready for delivery.
     pub ready: u64,
@@ -37,6 +37,9 @@ pub struct QueueSnapshot {
     pub unacked_bytes: u64,
     /// Message counters since the queue was declared.
     pub counters: QueueCounters,
+    /// Consumer utilisation between 0 and 1 (RabbitMQ's `consumer_utilisation`), whatever the
+    /// consumer count; the API shows 0 without consumers, as RabbitMQ does.
+    pub consumer_utilisation: f64,
 }
 
 /// A queue's message counters since it was declared (RabbitMQ's queue `message_stats`).

@@ -5,17 +5,24 @@
 //! (newest minus oldest over the span, per second), as RabbitMQ's `rabbit_mgmt_stats` formats
 //! them.
 //!
+//! Connections answer `data_rates_age`/`data_rates_incr` (their `recv_oct_details` and
+//! `send_oct_details`, RabbitMQ's `coarse_conn_stats`), channels `msg_rates_*` (their
+//! `message_stats`).
+//!
 //! Memory is bounded: the sampler keeps one [`Ring`] per object, a fixed number of the last
-//! samples (taken every `collect_statistics_interval`): [`NODE_SAMPLES`] for the node and each
-//! vhost (10 minutes at 5 s, RabbitMQ's first retention tier), [`OBJECT_SAMPLES`] for each
-//! queue and exchange (2 minutes at 5 s). A point older than what is kept is left out of
-//! `samples` (RabbitMQ keeps an hour at 60 s resolution as well).
+//! samples (taken every `collect_statistics_interval`): [`NODE_SAMPLES`] for the node, each
+//! vhost, each channel and each connection (10 minutes at 5 s, the first tier of RabbitMQ's
+//! `global` and `basic` retention policies), [`OBJECT_SAMPLES`] for each queue and exchange
+//! (2 minutes at 5 s: there may be tens of thousands). A point older than what is kept is left
+//! out of `samples` (RabbitMQ keeps an hour at 60 s resolution as well, and longer for the
+//! node).
 
 use std::collections::{HashMap, VecDeque};
 
 use serde_json::{Map, Value, json};
 
 use crate::ApiError;
+use crate::counters::CHANNEL_COUNTERS;
 use crate::listing::Params;
 use crate::stats::{AGG, DEPTHS, Sampled};
 
@@ -23,6 +30,8 @@ use crate::stats::{AGG, DEPTHS, Sampled};
 pub const NODE_SAMPLES: usize = 121;
 /// Samples kept for each queue and exchange.
 pub const OBJECT_SAMPLES: usize = 25;
+/// Samples kept for each channel and connection.
+pub const LINK_SAMPLES: usize = NODE_SAMPLES;
 
 /// The last samples of one object's values: `(timestamp ms, values)`, oldest first.
 #[derive(Debug, Clone)]
@@ -99,6 +108,8 @@ pub struct Query {
     pub msg_rates: Option<Range>,
     /// `lengths_age` and `lengths_incr`.
     pub lengths: Option<Range>,
+    /// `data_rates_age` and `data_rates_incr` (a connection's socket bytes).
+    pub data_rates: Option<Range>,
 }
 
 /// RabbitMQ's `?MAX_RANGE`: at most this many steps in one range.
@@ -130,6 +141,7 @@ impl Query {
         Ok(Query {
             msg_rates: range(p, "msg_rates")?,
             lengths: range(p, "lengths")?,
+            data_rates: range(p, "data_rates")?,
         })
     }
 }
@@ -240,6 +252,10 @@ pub struct Histories {
     pub queues: HashMap<(String, String), Ring<11>>,
     /// By (vhost, exchange): `publish_in`, `publish_out`.
     pub exchanges: HashMap<(String, String), Ring<2>>,
+    /// By (connection id, channel number): the channel's counters.
+    pub channels: HashMap<(u64, u16), Ring<{ CHANNEL_COUNTERS.len() }>>,
+    /// By connection id: `recv_oct`, `recv_cnt`, `send_oct`, `send_cnt`.
+    pub connections: HashMap<u64, Ring<4>>,
 }
 
 impl Default for Histories {
@@ -249,6 +265,8 @@ impl Default for Histories {
             vhosts: HashMap::new(),
             queues: HashMap::new(),
             exchanges: HashMap::new(),
+            channels: HashMap::new(),
+            connections: HashMap::new(),
         }
     }
 }
@@ -288,6 +306,18 @@ impl Histories {
             &mut self.exchanges,
             s.exchanges.all().map(|(k, w)| (k, w.last)),
             OBJECT_SAMPLES,
+            ts,
+        );
+        self.channels = advance(
+            &mut self.channels,
+            s.channels.iter().map(|(k, w)| (*k, w.last)),
+            LINK_SAMPLES,
+            ts,
+        );
+        self.connections = advance(
+            &mut self.connections,
+            s.connections.iter().map(|(k, w)| (*k, w.last)),
+            LINK_SAMPLES,
             ts,
         );
     }
@@ -352,7 +382,8 @@ mod tests {
                     incr_s: 5,
                     ceil: false
                 }),
-                lengths: None
+                lengths: None,
+                data_rates: None
             })
         );
         assert_eq!(

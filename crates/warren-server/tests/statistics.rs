@@ -276,6 +276,86 @@ async fn rates_become_non_zero_under_traffic() {
     server.shutdown().await.unwrap();
 }
 
+/// A name as a path segment (connection and channel names hold spaces, `>` and parentheses).
+fn encode(name: &str) -> String {
+    name.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'.' | b'-' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The newest point of `details.samples`, and how many there are.
+fn newest(details: &Value) -> (Option<u64>, usize) {
+    let samples = details["samples"].as_array().cloned().unwrap_or_default();
+    (
+        samples.first().and_then(|s| s["sample"].as_u64()),
+        samples.len(),
+    )
+}
+
+#[tokio::test]
+async fn channel_and_connection_history_follows_their_counters() {
+    let server = start().await;
+    let conn = common::connect(&server).await;
+    let ch = conn.create_channel().await.unwrap();
+    common::declare_queue(&ch, "hist-q").await.unwrap();
+    for _ in 0..10 {
+        ch.basic_publish(
+            "",
+            "hist-q",
+            BasicPublishOptions::default(),
+            b"x",
+            BasicProperties::default(),
+        )
+        .await
+        .unwrap();
+    }
+    let chans = poll(&server, "/api/channels", |c| {
+        c[0]["message_stats"]["publish"] == 10
+    })
+    .await;
+    let channel = encode(chans[0]["name"].as_str().unwrap());
+    let connection = encode(chans[0]["connection_details"]["name"].as_str().unwrap());
+    // Samples come every 100 ms; points are one per second, so two need two seconds.
+    let path = format!("/api/channels/{channel}?msg_rates_age=2&msg_rates_incr=1");
+    let one = poll(&server, &path, |c| {
+        newest(&c["message_stats"]["publish_details"]) == (Some(10), 3)
+    })
+    .await;
+    let publish = &one["message_stats"]["publish_details"];
+    assert_eq!(newest(publish), (Some(10), 3), "{one}");
+    assert!(
+        publish["avg"].is_number() && publish["avg_rate"].is_number(),
+        "{one}"
+    );
+    // A connection's history is asked for with `data_rates_*`, as RabbitMQ's.
+    let path = format!("/api/connections/{connection}?data_rates_age=2&data_rates_incr=1");
+    let c = poll(&server, &path, |c| newest(&c["recv_oct_details"]).1 == 3).await;
+    let (recv, n) = newest(&c["recv_oct_details"]);
+    assert_eq!(n, 3, "{c}");
+    assert!(
+        recv.unwrap() > 0 && recv.unwrap() <= c["recv_oct"].as_u64().unwrap(),
+        "{c}"
+    );
+    assert_eq!(newest(&c["send_oct_details"]).1, 3, "{c}");
+    // Without the parameters, rates only; `msg_rates_*` is not a connection's range.
+    let path = format!("/api/connections/{connection}?msg_rates_age=2&msg_rates_incr=1");
+    let plain = api(&server, &path).await;
+    assert!(
+        plain["recv_oct_details"].get("samples").is_none(),
+        "{plain}"
+    );
+    let (status, _) = get_at(
+        server.management_addr().unwrap(),
+        &format!("/api/connections/{connection}?data_rates_age=2&data_rates_incr=0"),
+    )
+    .await;
+    assert_eq!(status, 400);
+    server.shutdown().await.unwrap();
+}
+
 /// The metric names and types of RabbitMQ 3.10.8's `/metrics` that Warren serves (checked
 /// against a real scrape by `conformance/prometheus_check.py`).
 const EXPECTED: &[(&str, &str)] = &[

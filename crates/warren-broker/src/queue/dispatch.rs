@@ -42,10 +42,22 @@ impl QueueState {
         if !queue.delivering() {
             return;
         }
+        if self.ready.is_empty() {
+            // Credit came back (an ack, `basic.qos`, flow on, a drained socket) with nothing
+            // waiting: the queue could deliver at once again.
+            if self.utilisation.is_inactive() && self.pick().is_some() {
+                self.note_active();
+            }
+            return;
+        }
         while !self.ready.is_empty() {
             let Some(pick) = self.pick() else {
+                // A message waits and no consumer can take it.
+                self.note_inactive();
                 return;
             };
+            // A consumer can take one (a branch per message; the clock only on the change).
+            self.note_active();
             // A spilled segment not back yet pauses delivery; its arrival wakes the queue.
             let Some(ready) = self.ready.pop_front_ready() else {
                 return;

@@ -9,6 +9,7 @@ mod packed;
 mod ready;
 pub(crate) mod segments;
 mod state;
+mod utilisation;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
@@ -539,3 +540,5 @@ mod feature_tests;
 mod pressure_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod utilisation_tests;

@@ -16,6 +16,7 @@ use super::args::{Overflow, QueueArgs};
 use super::consumer::{Consumer, ConsumerId};
 use super::loading::Loading;
 use super::ready::{NEVER, Ready, ReadyList};
+use super::utilisation::{Utilisation, monotonic_us};
 use super::{Queue, Settle};
 use crate::dead_letter::{DeadLetter, DeathReason};
 use warren_store::MessageId;
@@ -92,6 +93,8 @@ pub struct QueueState {
     pub(super) counters: QueueCounters,
     /// Body bytes of the messages in `unacked` (`message_bytes_unacknowledged`).
     pub(super) unacked_bytes: u64,
+    /// Whether a consumer could take a message at once, and the moving average of it.
+    pub(super) utilisation: Utilisation,
 }
 
 /// A message taken by `basic.get`.
@@ -445,6 +448,7 @@ impl QueueState {
         }
         self.consumers.push(consumer);
         self.note_priorities();
+        self.note_active();
         Ok(())
     }
 
@@ -466,6 +470,28 @@ impl QueueState {
     pub fn take_consumers(&mut self) -> Vec<Consumer> {
         self.next_consumer = 0;
         std::mem::take(&mut self.consumers)
+    }
+
+    /// A consumer could take a message now (RabbitMQ's `update_use(_, active)`); reads the
+    /// clock only on the transition.
+    pub(super) fn note_active(&mut self) {
+        if self.utilisation.is_inactive() {
+            self.utilisation.activate(monotonic_us());
+        }
+    }
+
+    /// A delivery attempt found no consumer with credit; reads the clock only on the
+    /// transition.
+    pub(super) fn note_inactive(&mut self) {
+        if !self.utilisation.is_inactive() {
+            self.utilisation.deactivate(monotonic_us());
+        }
+    }
+
+    /// Consumer utilisation now, between 0 and 1: the moving average of the share of time a
+    /// consumer could take a message at once.
+    pub fn consumer_utilisation(&self) -> f64 {
+        self.utilisation.at(monotonic_us())
     }
 
     fn note_priorities(&mut self) {

@@ -8,8 +8,9 @@ use warren_codec::{RawProperties, ReplyCode, ShortStr};
 
 use super::*;
 
+/// A sink that keeps what it is given (shared with `utilisation_tests`).
 #[derive(Default)]
-struct Recorder {
+pub(super) struct Recorder {
     deliveries: Mutex<Vec<Delivery>>,
     cancelled: Mutex<Vec<ShortStr>>,
 }
@@ -24,12 +25,14 @@ impl DeliverySink for Recorder {
 }
 
 impl Recorder {
-    fn take(&self) -> Vec<Delivery> {
+    /// The deliveries so far, emptied.
+    pub(super) fn take(&self) -> Vec<Delivery> {
         std::mem::take(&mut *self.deliveries.lock())
     }
 }
 
-fn msg(body: &'static str) -> Arc<Message> {
+/// A transient message with `body`, routed to `q` (also used by `utilisation_tests`).
+pub(super) fn msg(body: &'static str) -> Arc<Message> {
     Arc::new(Message {
         exchange: ShortStr::default(),
         routing_key: "q".into(),
@@ -43,7 +46,8 @@ fn msg(body: &'static str) -> Arc<Message> {
     })
 }
 
-fn queue() -> Arc<Queue> {
+/// A queue without arguments.
+pub(super) fn queue() -> Arc<Queue> {
     Queue::new(
         "q".into(),
         "/",
@@ -52,7 +56,8 @@ fn queue() -> Arc<Queue> {
     )
 }
 
-fn consumer(id: u64, sink: &Arc<Recorder>, prefetch: u32, no_ack: bool) -> Consumer {
+/// Consumer `id` (tag `c{id}`) on channel 1 of connection 1.
+pub(super) fn consumer(id: u64, sink: &Arc<Recorder>, prefetch: u32, no_ack: bool) -> Consumer {
     Consumer::new(
         id,
         format!("c{id}").as_str().into(),

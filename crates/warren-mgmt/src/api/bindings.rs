@@ -1,5 +1,8 @@
 //! `/api/bindings...`, and the binding lists of a queue and of an exchange.
 //!
+//! Every binding list is RabbitMQ 3.10's `reply_list`: sorted and cut to `columns` as asked,
+//! never paged (`page`, `page_size` and `name` are ignored; the reply stays an array).
+//!
 //! A binding is named in paths by its properties key, RabbitMQ's `routing_key` (URL-quoted),
 //! or `~` for an empty key without arguments, or `key~hash` when it has arguments. RabbitMQ's
 //! hash is Erlang's `phash2` of the argument term, which Warren cannot reproduce; Warren's is
@@ -17,10 +20,10 @@ use warren_broker::VHost;
 use warren_codec::{FieldTable, ShortStr};
 use warren_router::Destination;
 
-use super::{State, exchange_name, no_content, ok, vhost};
+use super::{State, exchange_name, no_content, ok, readable_vhost};
 use crate::auth::Authed;
 use crate::json::{body_object, json_to_table, str_field, table_to_json};
-use crate::listing::{Params, reply_list};
+use crate::listing::{Params, reply_list_unpaged};
 use crate::{ApiError, base64};
 
 /// One binding as listed.
@@ -158,7 +161,7 @@ pub async fn list(
             out.extend(all_of(&vh).iter().map(|b| b.to_json(&vh.name)));
         }
     }
-    Ok(ok(reply_list(Value::Array(out), &params)?))
+    Ok(ok(reply_list_unpaged(Value::Array(out), &params)?))
 }
 
 /// `GET /api/bindings/{vhost}`.
@@ -168,9 +171,8 @@ pub async fn list_vhost(
     Path(v): Path<String>,
     Query(params): Query<Params>,
 ) -> Result<Response, ApiError> {
-    let vh = vhost(&state.0, &v)?;
-    user.require_vhost(&v)?;
-    Ok(ok(reply_list(render(&vh, |_| true), &params)?))
+    let vh = readable_vhost(&state.0, &user, &v)?;
+    Ok(ok(reply_list_unpaged(render(&vh, |_| true), &params)?))
 }
 
 /// `GET /api/queues/{vhost}/{name}/bindings`.
@@ -178,13 +180,16 @@ pub async fn of_queue(
     state: State,
     user: Authed,
     Path((v, q)): Path<(String, String)>,
+    Query(params): Query<Params>,
 ) -> Result<Response, ApiError> {
-    let vh = vhost(&state.0, &v)?;
-    user.require_vhost(&v)?;
+    let vh = readable_vhost(&state.0, &user, &v)?;
     vh.topology()
         .queue(q.as_bytes())
         .ok_or(ApiError::NotFound)?;
-    Ok(ok(render(&vh, |b| b.queue && b.destination == q)))
+    Ok(ok(reply_list_unpaged(
+        render(&vh, |b| b.queue && b.destination == q),
+        &params,
+    )?))
 }
 
 fn check_exchange(vh: &VHost, name: &str) -> Result<(), ApiError> {
@@ -199,12 +204,15 @@ pub async fn of_source(
     state: State,
     user: Authed,
     Path((v, x)): Path<(String, String)>,
+    Query(params): Query<Params>,
 ) -> Result<Response, ApiError> {
-    let vh = vhost(&state.0, &v)?;
-    user.require_vhost(&v)?;
+    let vh = readable_vhost(&state.0, &user, &v)?;
     let x = exchange_name(&x);
     check_exchange(&vh, x)?;
-    Ok(ok(render(&vh, |b| b.source == x)))
+    Ok(ok(reply_list_unpaged(
+        render(&vh, |b| b.source == x),
+        &params,
+    )?))
 }
 
 /// `GET /api/exchanges/{vhost}/{name}/bindings/destination`.
@@ -212,12 +220,15 @@ pub async fn of_destination(
     state: State,
     user: Authed,
     Path((v, x)): Path<(String, String)>,
+    Query(params): Query<Params>,
 ) -> Result<Response, ApiError> {
-    let vh = vhost(&state.0, &v)?;
-    user.require_vhost(&v)?;
+    let vh = readable_vhost(&state.0, &user, &v)?;
     let x = exchange_name(&x);
     check_exchange(&vh, x)?;
-    Ok(ok(render(&vh, |b| !b.queue && b.destination == x)))
+    Ok(ok(reply_list_unpaged(
+        render(&vh, |b| !b.queue && b.destination == x),
+        &params,
+    )?))
 }
 
 fn kind_is_queue(kind: &str) -> Result<bool, ApiError> {
@@ -248,15 +259,16 @@ pub async fn between(
     state: State,
     user: Authed,
     Path((v, source, kind, dest)): Path<(String, String, String, String)>,
+    Query(params): Query<Params>,
 ) -> Result<Response, ApiError> {
-    let vh = vhost(&state.0, &v)?;
-    user.require_vhost(&v)?;
+    let vh = readable_vhost(&state.0, &user, &v)?;
     let queue = kind_is_queue(&kind)?;
     let source = exchange_name(&source);
     check_ends(&vh, source, queue, &dest)?;
-    Ok(ok(render(&vh, |b| {
+    let listed = render(&vh, |b| {
         b.source == source && b.queue == queue && b.destination == dest
-    })))
+    });
+    Ok(ok(reply_list_unpaged(listed, &params)?))
 }
 
 /// `POST /api/bindings/{vhost}/e/{source}/{q|e}/{dest}`: 201 with `Location` naming the new
@@ -267,8 +279,7 @@ pub async fn create(
     Path((v, source, kind, dest)): Path<(String, String, String, String)>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let vh = vhost(&state.0, &v)?;
-    user.require_vhost(&v)?;
+    let vh = readable_vhost(&state.0, &user, &v)?;
     let queue = kind_is_queue(&kind)?;
     let source = exchange_name(&source);
     check_ends(&vh, source, queue, &dest)?;
@@ -346,8 +357,7 @@ pub async fn show(
     user: Authed,
     Path((v, source, kind, dest, props)): Path<(String, String, String, String, String)>,
 ) -> Result<Response, ApiError> {
-    let vh = vhost(&state.0, &v)?;
-    user.require_vhost(&v)?;
+    let vh = readable_vhost(&state.0, &user, &v)?;
     let queue = kind_is_queue(&kind)?;
     let b = find_by_props(&vh, exchange_name(&source), queue, &dest, &props)
         .ok_or(ApiError::NotFound)?;
@@ -360,8 +370,7 @@ pub async fn remove(
     user: Authed,
     Path((v, source, kind, dest, props)): Path<(String, String, String, String, String)>,
 ) -> Result<Response, ApiError> {
-    let vh = vhost(&state.0, &v)?;
-    user.require_vhost(&v)?;
+    let vh = readable_vhost(&state.0, &user, &v)?;
     let queue = kind_is_queue(&kind)?;
     let b = find_by_props(&vh, exchange_name(&source), queue, &dest, &props)
         .ok_or(ApiError::NotFound)?;

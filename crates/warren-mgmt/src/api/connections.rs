@@ -11,10 +11,11 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use serde_json::{Value, json};
 
-use super::{State, no_content, ok, vhost};
+use super::{State, no_content, ok, readable_vhost, vhost};
 use crate::auth::Authed;
+use crate::counters::CHANNEL_COUNTERS;
 use crate::listing::{Params, reply_list, reply_list_unpaged};
-use crate::{ApiError, ConnectionInfo, Management, stats};
+use crate::{ApiError, ConnectionInfo, Management, history, stats};
 
 fn connection_json(m: &Management, c: &ConnectionInfo) -> Value {
     // Counts are read live; rates come from the last sample.
@@ -99,8 +100,7 @@ pub async fn of_vhost(
     Query(params): Query<Params>,
 ) -> Result<Response, ApiError> {
     let m = &state.0;
-    vhost(m, &v)?;
-    user.require_vhost(&v)?;
+    readable_vhost(m, &user, &v)?;
     Ok(ok(reply_list_unpaged(
         Value::Array(
             visible(m, &user)
@@ -113,22 +113,63 @@ pub async fn of_vhost(
     )?))
 }
 
-fn find(m: &Management, user: &Authed, name: &str) -> Result<ConnectionInfo, ApiError> {
-    visible(m, user)
+/// The connection named `name`, if `user` may see it (`delete`: close it). As RabbitMQ's
+/// `is_authorized_user`: the connection's own user may; otherwise reading needs `monitoring`
+/// and closing `administrator`, and someone else's connection is 401 "User not authorised to
+/// access object" (not 404: RabbitMQ checks before it looks the object up). An unknown name is
+/// 404 (RabbitMQ 3.10 answers 500 to a non-monitor there: its check crashes on the missing
+/// connection; docs/management-api.md).
+fn find(
+    m: &Management,
+    user: &Authed,
+    name: &str,
+    delete: bool,
+) -> Result<ConnectionInfo, ApiError> {
+    let c = m
+        .connections
+        .list()
         .into_iter()
         .find(|c| c.name == name)
-        .ok_or(ApiError::NotFound)
+        .ok_or(ApiError::NotFound)?;
+    let privileged = if delete {
+        user.is_admin()
+    } else {
+        user.is_monitor()
+    };
+    if privileged || c.user == user.0.name {
+        Ok(c)
+    } else {
+        Err(ApiError::NotAuthorised(
+            "User not authorised to access object".into(),
+        ))
+    }
 }
 
-/// `GET /api/connections/{name}`.
+/// `GET /api/connections/{name}`; `data_rates_age`/`data_rates_incr` add the history of
+/// `recv_oct` and `send_oct` (RabbitMQ's `coarse_conn_stats` range).
 pub async fn show(
     state: State,
     user: Authed,
     Path(name): Path<String>,
+    Query(params): Query<Params>,
 ) -> Result<Response, ApiError> {
     let m = &state.0;
-    let c = find(m, &user, &name)?;
-    Ok(ok(connection_json(m, &c)))
+    let c = find(m, &user, &name, false)?;
+    let hq = history::Query::from_params(&params)?;
+    let mut body = connection_json(m, &c);
+    if hq.data_rates.is_some() {
+        let ring = m.stats.read(|s| s.history.connections.get(&c.id).cloned());
+        // Indices in the connection's sampled values: recv_oct, recv_cnt, send_oct, send_cnt.
+        let names: [(&str, &[usize]); 2] = [("recv_oct", &[0]), ("send_oct", &[2])];
+        history::annotate(
+            &mut body,
+            ring.as_ref(),
+            &names,
+            hq.data_rates,
+            warren_broker::now_ms(),
+        );
+    }
+    Ok(ok(body))
 }
 
 /// `DELETE /api/connections/{name}`: closes it with 320 CONNECTION_FORCED, the `X-Reason`
@@ -140,10 +181,7 @@ pub async fn close(
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     let m = &state.0;
-    let c = find(m, &user, &name)?;
-    if !user.is_admin() && c.user != user.0.name {
-        return Err(ApiError::NotAuthorised("Access refused.".into()));
-    }
+    find(m, &user, &name, true)?;
     let reason = headers
         .get("x-reason")
         .and_then(|v| v.to_str().ok())
@@ -208,7 +246,7 @@ pub async fn channels_of(
     Path(name): Path<String>,
     Query(params): Query<Params>,
 ) -> Result<Response, ApiError> {
-    let c = find(&state.0, &user, &name)?;
+    let c = find(&state.0, &user, &name, false)?;
     Ok(ok(reply_list(channels_json(&state.0, &[c]), &params)?))
 }
 
@@ -231,8 +269,7 @@ pub async fn channels_of_vhost(
     Query(params): Query<Params>,
 ) -> Result<Response, ApiError> {
     let m = &state.0;
-    vhost(m, &v)?;
-    user.require_vhost(&v)?;
+    readable_vhost(m, &user, &v)?;
     let conns: Vec<ConnectionInfo> = visible(m, &user)
         .into_iter()
         .filter(|c| c.vhost == v)
@@ -240,11 +277,13 @@ pub async fn channels_of_vhost(
     Ok(ok(reply_list_unpaged(channels_json(m, &conns), &params)?))
 }
 
-/// `GET /api/channels/{name}`: one channel, named `"<connection name> (<number>)"`.
+/// `GET /api/channels/{name}`: one channel, named `"<connection name> (<number>)"`;
+/// `msg_rates_age`/`msg_rates_incr` add the history of its `message_stats`.
 pub async fn channel(
     state: State,
     user: Authed,
     Path(name): Path<String>,
+    Query(params): Query<Params>,
 ) -> Result<Response, ApiError> {
     let m = &state.0;
     let (conn, number) = name
@@ -269,15 +308,31 @@ pub async fn channel(
         .position(|&n| n == number)
         .and_then(|i| c.channel_stats.get(i).cloned())
         .ok_or(ApiError::NotFound)?;
+    let hq = history::Query::from_params(&params)?;
+    let id = c.id;
     let one = ConnectionInfo {
         channels: vec![number],
         channel_stats: vec![stats],
         ..c
     };
-    match channels_json(m, &[one]) {
-        Value::Array(mut list) if !list.is_empty() => Ok(ok(list.swap_remove(0))),
-        _ => Err(ApiError::NotFound),
+    let mut body = match channels_json(m, &[one]) {
+        Value::Array(mut list) if !list.is_empty() => list.swap_remove(0),
+        _ => return Err(ApiError::NotFound),
+    };
+    if hq.msg_rates.is_some() {
+        let ring = m
+            .stats
+            .read(|s| s.history.channels.get(&(id, number)).cloned());
+        history::apply(
+            &mut body,
+            ring.as_ref(),
+            &hq,
+            warren_broker::now_ms(),
+            (&CHANNEL_COUNTERS, 0),
+            None,
+        );
     }
+    Ok(ok(body))
 }
 
 /// The consumers of `vhost_name`; a user who is not `monitoring` sees only those on its own

@@ -14,7 +14,7 @@ use warren_broker::{Message, VHost, now_ms};
 use warren_codec::{BasicProperties, FieldValue, ShortStr};
 use warren_router::ExchangeDef;
 
-use super::{State, exchange_name, no_content, ok, vhost};
+use super::{State, exchange_name, no_content, ok, readable_vhost, vhost};
 use crate::auth::Authed;
 use crate::json::{body_object, bool_field, json_to_table, str_field, table_to_json};
 use crate::listing::{Params, reply_list};
@@ -105,8 +105,7 @@ pub async fn list_vhost(
     Path(v): Path<String>,
     Query(params): Query<Params>,
 ) -> Result<Response, ApiError> {
-    let vh = vhost(&state.0, &v)?;
-    user.require_vhost(&v)?;
+    let vh = readable_vhost(&state.0, &user, &v)?;
     Ok(ok(reply_list(
         Value::Array(exchanges_of(&state.0, &vh)),
         &params,
@@ -154,8 +153,7 @@ pub async fn put(
     Path((v, name)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let vh = vhost(&state.0, &v)?;
-    user.require_vhost(&v)?;
+    let vh = readable_vhost(&state.0, &user, &v)?;
     let b = body_object(&body)?;
     let name = exchange_name(&name);
     if name.is_empty() || name.len() > 255 {

@@ -6,7 +6,7 @@ use serde_json::json;
 use warren_broker::{QueueDeclare, now_ms};
 use warren_codec::ShortStr;
 
-use super::{State, ok, vhost};
+use super::{State, ok, readable_vhost};
 use crate::ApiError;
 use crate::auth::Authed;
 
@@ -22,8 +22,7 @@ pub async fn aliveness(
     user: Authed,
     Path(v): Path<String>,
 ) -> Result<Response, ApiError> {
-    let vh = vhost(&state.0, &v)?;
-    user.require_vhost(&v)?;
+    let vh = readable_vhost(&state.0, &user, &v)?;
     let name = ShortStr::from_static("aliveness-test");
     let declared = vh
         .declare_queue(QueueDeclare {

@@ -30,6 +30,7 @@ use axum::routing::{delete, get, post};
 use serde_json::Value;
 use warren_broker::VHost;
 
+use crate::auth::Authed;
 use crate::{ApiError, Management};
 
 /// Shared state as handlers take it.
@@ -266,6 +267,14 @@ async fn not_found() -> ApiError {
 /// The vhost of that name, or 404.
 pub fn vhost(m: &Management, name: &str) -> Result<Arc<VHost>, ApiError> {
     m.broker.vhost(name).ok_or(ApiError::NotFound)
+}
+
+/// The prologue of every per-vhost endpoint: the vhost (404 when unknown), if `user` may use
+/// it (401 "User not authorised to access virtual host" otherwise), in RabbitMQ's order.
+pub fn readable_vhost(m: &Management, user: &Authed, name: &str) -> Result<Arc<VHost>, ApiError> {
+    let vh = vhost(m, name)?;
+    user.require_vhost(name)?;
+    Ok(vh)
 }
 
 /// A JSON body with status 200.

@@ -18,7 +18,7 @@ use warren_broker::{Queue, QueueDeclare, Settle};
 use warren_codec::FieldValue;
 use warren_codec::ShortStr;
 
-use super::{State, created, no_content, ok, vhost};
+use super::{State, created, no_content, ok, readable_vhost, vhost};
 use crate::auth::Authed;
 use crate::json::{body_object, bool_field, json_to_table, str_field, table_to_json};
 use crate::listing::{Params, reply_list};
@@ -37,15 +37,12 @@ fn queue_json(m: &Management, q: &Queue, details: bool) -> Value {
     let mut message_stats = stats::message_stats(&stats::QUEUE_COUNTERS, &values, &rates);
     stats::add_deliver_get(&mut message_stats);
     let n = stats::QUEUE_COUNTERS.len();
-    // RabbitMQ's consumer utilisation is the share of time the queue could deliver at once;
-    // Warren's consumers are never blocked by the queue, so it is 1.0 while a consumer has
-    // credit, 0.0 while none has, and null without consumers.
+    // The share of time the queue could deliver at once, as a moving average the queue keeps
+    // (warren-broker's `queue::utilisation`); RabbitMQ shows 0 while no consumer is attached.
     let utilisation = if s.consumers.is_empty() {
-        Value::Null
-    } else if s.ready > 0 {
-        json!(0.0)
+        json!(0)
     } else {
-        json!(1.0)
+        json!(s.consumer_utilisation)
     };
     let mut v = json!({
         "name": q.name.to_string(),
@@ -157,8 +154,7 @@ pub async fn list_vhost(
     Query(params): Query<Params>,
 ) -> Result<Response, ApiError> {
     let m = &state.0;
-    vhost(m, &v)?;
-    user.require_vhost(&v)?;
+    readable_vhost(m, &user, &v)?;
     Ok(ok(reply_list(
         Value::Array(
             queues_of(m, &v)
@@ -218,8 +214,7 @@ pub async fn put(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let m = &state.0;
-    let vh = vhost(m, &v)?;
-    user.require_vhost(&v)?;
+    let vh = readable_vhost(m, &user, &v)?;
     let b = body_object(&body)?;
     if name.is_empty() || name.len() > 255 {
         return Err(ApiError::NotFound);
@@ -274,8 +269,7 @@ pub async fn remove(
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
     let m = &state.0;
-    let vh = vhost(m, &v)?;
-    user.require_vhost(&v)?;
+    let vh = readable_vhost(m, &user, &v)?;
     let q = find(m, &v, &name)?;
     user.require_access(
         &v,
@@ -303,8 +297,7 @@ pub async fn purge(
     Path((v, name)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let m = &state.0;
-    vhost(m, &v)?;
-    user.require_vhost(&v)?;
+    readable_vhost(m, &user, &v)?;
     let q = find(m, &v, &name)?;
     user.require_access(
         &v,
@@ -327,8 +320,7 @@ pub async fn get_messages(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let m = &state.0;
-    vhost(m, &v)?;
-    user.require_vhost(&v)?;
+    readable_vhost(m, &user, &v)?;
     let q = find(m, &v, &name)?;
     user.require_access(
         &v,

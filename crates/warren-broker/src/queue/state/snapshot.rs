@@ -29,6 +29,7 @@ impl Queue {
             ready_bytes: s.ready.bytes(),
             unacked_bytes: s.unacked_bytes,
             counters: s.counters,
+            consumer_utilisation: s.consumer_utilisation(),
         }
     }
 
