@@ -155,6 +155,12 @@ impl SledStore {
         self.engine.live_at_open().unwrap_or_default().1
     }
 
+    /// Bytes of keys and values, and number, of the messages and queue index entries the open
+    /// scan found; `None` while the background scan runs (see `open_scan_done`).
+    pub fn live_at_open(&self) -> Option<(u64, u64)> {
+        self.engine.live_at_open()
+    }
+
     /// Whether the background open scan is over: reference counts exact, crash leftovers
     /// deleted (see the `engine::scan` module).
     pub fn open_scan_done(&self) -> bool {
