@@ -70,11 +70,15 @@ impl Server {
                 ))
             };
             let store = SledStore::open_with(&dir, &options).map_err(|e| failed("open", e))?;
+            // After a clean stop the live figures come with the background open scan: not
+            // waited for here (the port would wait with it).
+            let (live_bytes, live_records) = store.live_at_open().unzip();
             tracing::info!(
                 data_dir = %dir.display(),
                 disk_bytes = store.disk_bytes().map_err(|e| failed("measure", e))?,
-                live_bytes = store.live_bytes_at_open(),
-                live_records = store.live_records_at_open(),
+                live_bytes,
+                live_records,
+                open_scan_done = store.open_scan_done(),
                 "store opened"
             );
             let (store, report) = store

@@ -38,10 +38,22 @@ pub(crate) trait Backend: Send + Sync {
         start: &[u8],
         visit: &mut VisitWhile<'_>,
     ) -> Result<(), StoreError>;
+    /// The greatest key starting with `prefix` (a one-byte tag), if any.
+    fn last_key(&self, prefix: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        let mut last = None;
+        self.scan_prefix(prefix, &mut |k, _| {
+            last = Some(k.to_vec());
+            Ok(())
+        })?;
+        Ok(last)
+    }
     /// Whether the key space holds no key at all.
     fn is_empty(&self) -> Result<bool, StoreError>;
     /// Applies the changes; see [`Atomicity`]. On `Err` with `InOrder`, a prefix may be applied.
     fn apply(&self, changes: Changes, atomicity: Atomicity) -> Result<(), StoreError>;
     /// Makes every applied batch durable.
     fn flush(&self) -> Result<(), StoreError>;
+    /// Adds what the background open scan found (bytes of keys and values, records) to the
+    /// backend's live-data count, if it keeps one.
+    fn add_live(&self, _bytes: u64, _records: u64) {}
 }

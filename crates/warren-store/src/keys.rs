@@ -4,7 +4,7 @@
 //!
 //! | tag | key | value |
 //! |---|---|---|
-//! | `0x00` meta | `tag, name` | per key (`format_version`: u32 BE; `max_message_id`: u64 BE) |
+//! | `0x00` meta | `tag, name` | per key (`format_version`: u32 BE; `max_message_id`: u64 BE; `clean_extents`: see `engine::scan`) |
 //! | `0x01` vhost | `tag, vhost` | empty |
 //! | `0x02` user | `tag, name` | encoded [`UserRecord`](crate::UserRecord) |
 //! | `0x03` exchange | `tag, len, vhost, name` | encoded [`ExchangeRecord`](crate::ExchangeRecord) |
@@ -36,6 +36,8 @@ pub(crate) const VHOST_LIMITS: u8 = 0x0c;
 pub(crate) const FORMAT_VERSION_KEY: &[u8] = b"\x00format_version";
 /// The meta key holding the highest message id ever put.
 pub(crate) const MAX_ID_KEY: &[u8] = b"\x00max_message_id";
+/// The meta key a clean close leaves: every queue's extent (see `engine::scan`).
+pub(crate) const CLEAN_EXTENTS_KEY: &[u8] = b"\x00clean_extents";
 
 const FLAG_REDELIVERED: u8 = 0b1;
 

@@ -78,6 +78,16 @@ impl Backend for MemoryBackend {
         Ok(self.map.read().is_empty())
     }
 
+    fn last_key(&self, prefix: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        let map = self.map.read();
+        let found = map
+            .range::<[u8], _>((Bound::Included(prefix), Bound::Unbounded))
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .last()
+            .map(|(k, _)| k.clone());
+        Ok(found)
+    }
+
     fn apply(&self, changes: Changes, _: Atomicity) -> Result<(), StoreError> {
         let mut map = self.map.write();
         for (key, value) in changes {
@@ -127,11 +137,41 @@ impl MemoryStore {
     /// A new store over the same data, with its in-memory state (reference counts, next id)
     /// rebuilt from the data as a restart would. Use the returned store and drop this one.
     pub fn reopen(&self) -> Result<Self, StoreError> {
-        // A clean restart: writes still pending reach the data first, as at a shutdown.
-        self.engine.drain()?;
+        // A clean restart: writes still pending reach the data first, as at a shutdown, and
+        // the open scan runs to its end (a test drives it step by step through the engine).
+        self.engine.close()?;
+        let engine = Engine::open(self.engine.backend().clone())?;
+        engine.finish_scan()?;
+        Ok(MemoryStore { engine })
+    }
+
+    /// As [`MemoryStore::reopen`], but the open scan is left to [`MemoryStore::scan_step`],
+    /// as a store that serves while its background scan runs.
+    pub fn reopen_scanning(&self) -> Result<Self, StoreError> {
+        self.engine.close()?;
         Ok(MemoryStore {
             engine: Engine::open(self.engine.backend().clone())?,
         })
+    }
+
+    /// A new store over the data as a crash right after the last write reached it would
+    /// leave it (writes still pending are lost, no extents recorded): it opens with the full
+    /// scan.
+    pub fn reopen_after_crash(&self) -> Result<Self, StoreError> {
+        self.engine.abandon();
+        Ok(MemoryStore {
+            engine: Engine::open(self.engine.backend().clone())?,
+        })
+    }
+
+    /// Runs one step of the open scan, reading at most `keys` keys; answers whether it is over.
+    pub fn scan_step(&self, keys: usize) -> Result<bool, StoreError> {
+        self.engine.scan_step_of(keys)
+    }
+
+    /// Whether the open scan is over.
+    pub fn open_scan_done(&self) -> bool {
+        self.engine.scan_done()
     }
 }
 

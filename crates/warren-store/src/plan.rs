@@ -5,6 +5,12 @@
 //! batch (`Put` then `Enqueue`, `Enqueue` then `Remove`). Reference counts change in a private
 //! overlay and reach the shared table only after the backend applied the batch: a refused or
 //! failed write leaves both untouched.
+//!
+//! While the background open scan counts (see `engine::scan`), a message stored before the
+//! open may have index entries the scan has not reached: its count here is partial, so a
+//! plan counts only the entries the scan has passed and never deletes such a message at a
+//! count of zero (the scan's sweep does, once counts are exact). It also keeps each queue's
+//! [`QueueExtent`](crate::QueueExtent) up to date (`extents`).
 
 use std::collections::BTreeMap;
 
@@ -12,7 +18,7 @@ use ahash::AHashMap;
 use bytes::Bytes;
 
 use crate::backend::Backend;
-use crate::engine::Planned;
+use crate::engine::{Planned, ScanState};
 use crate::keys::{self, IndexValue};
 use crate::refs::RefTable;
 use crate::{MessageId, MessageOp, StoreError};
@@ -21,6 +27,8 @@ use crate::{MessageId, MessageOp, StoreError};
 pub(crate) struct Plan<'a, B> {
     backend: &'a B,
     refs: &'a RefTable,
+    /// The background open scan, while it runs.
+    scan: Option<&'a ScanState>,
     /// Each key's change, and whether the key was absent before this plan (see `Planned`).
     changes: BTreeMap<Vec<u8>, (Option<Bytes>, bool)>,
     /// Reference counts touched by this plan; `None` means deleted.
@@ -29,6 +37,10 @@ pub(crate) struct Plan<'a, B> {
     held: AHashMap<MessageId, u32>,
     entries_delta: i64,
     max_put: Option<MessageId>,
+    /// Per queue index prefix: change of its entry count, and its new end_seq floor.
+    extents: AHashMap<Vec<u8>, (i64, u64)>,
+    /// Index prefixes (a queue or a vhost) whose entries this plan deleted all of.
+    dropped: Vec<Vec<u8>>,
 }
 
 /// What a plan produced: the key changes and the in-memory updates to install once applied.
@@ -40,21 +52,62 @@ pub(crate) struct Outcome {
     pub(crate) max_put: Option<MessageId>,
     /// The new value of the `max_message_id` meta key, when this plan writes it.
     pub(crate) reserved: Option<MessageId>,
+    /// Per queue index prefix: change of its entry count, and its new end_seq floor.
+    pub(crate) extents: AHashMap<Vec<u8>, (i64, u64)>,
+    /// Index prefixes whose extents go (deleted queues or vhosts), after `extents` applied.
+    pub(crate) dropped: Vec<Vec<u8>>,
 }
 
 /// How many ids beyond the highest one put the `max_message_id` meta key reserves.
 pub(crate) const ID_RESERVATION: MessageId = 4096;
 
 impl<'a, B: Backend> Plan<'a, B> {
-    pub(crate) fn new(backend: &'a B, refs: &'a RefTable) -> Self {
+    pub(crate) fn new(backend: &'a B, refs: &'a RefTable, scan: Option<&'a ScanState>) -> Self {
         Plan {
             backend,
             refs,
+            scan,
             changes: BTreeMap::new(),
             counts: AHashMap::new(),
             held: AHashMap::new(),
             entries_delta: 0,
             max_put: None,
+            extents: AHashMap::new(),
+            dropped: Vec::new(),
+        }
+    }
+
+    /// Whether `id`'s count is partial: the open scan may not have reached all its entries.
+    fn partial(&self, id: MessageId) -> bool {
+        self.scan.is_some_and(|s| s.partial(id))
+    }
+
+    /// Whether this plan counts the index entry `key` of `id` (else the open scan will).
+    fn counts_entry(&self, key: &[u8], id: MessageId) -> bool {
+        self.scan.is_none_or(|s| s.counts_entry(key, id))
+    }
+
+    /// `id`'s count, or `Some(0)` for a message stored before the open whose entries the
+    /// scan has not counted yet (read from the backend: old messages are not deleted while
+    /// the scan counts, so the backend answers whether it is stored).
+    fn count_or_stored(&self, id: MessageId) -> Result<Option<u32>, StoreError> {
+        match self.count(id) {
+            Some(n) => Ok(Some(n)),
+            None if self.partial(id) => Ok(self.backend.get(&keys::message(id))?.map(|_| 0)),
+            None => Ok(None),
+        }
+    }
+
+    /// Records an entry more (`delta` 1, at `seq`) or less (-1) in the queue of index `key`.
+    fn extent(&mut self, key: &[u8], delta: i64, seq: Option<u64>) {
+        let prefix = key.get(..key.len().saturating_sub(8)).unwrap_or_default();
+        let e = match self.extents.get_mut(prefix) {
+            Some(e) => e,
+            None => self.extents.entry(prefix.to_vec()).or_default(),
+        };
+        e.0 += delta;
+        if let Some(seq) = seq {
+            e.1 = e.1.max(seq.saturating_add(1));
         }
     }
 
@@ -122,7 +175,7 @@ impl<'a, B: Backend> Plan<'a, B> {
                 self.remove_entry(key, *id)
             }
             MessageOp::Hold { id } => {
-                let Some(count) = self.count(*id) else {
+                let Some(count) = self.count_or_stored(*id)? else {
                     return Err(StoreError::UnknownMessage { id: *id });
                 };
                 self.counts.insert(*id, Some(count + 1));
@@ -176,14 +229,16 @@ impl<'a, B: Backend> Plan<'a, B> {
             Some(Some(v)) if IndexValue::decode(v)?.id != id => return Err(not_found()),
             _ => {}
         }
-        if self.count(id).is_none() {
+        if self.count_or_stored(id)?.is_none() {
             return Err(StoreError::UnknownMessage { id });
         }
         Ok(())
     }
 
     fn put(&mut self, id: MessageId, message: &Bytes) -> Result<(), StoreError> {
-        if self.count(id).is_some() {
+        // An id up to the open's high-water mark may be stored (the scan has not said), and
+        // the store never hands such ids out again.
+        if self.count(id).is_some() || self.partial(id) {
             return Err(StoreError::DuplicateMessage { id });
         }
         self.counts.insert(id, Some(0));
@@ -200,7 +255,7 @@ impl<'a, B: Backend> Plan<'a, B> {
         id: MessageId,
     ) -> Result<(), StoreError> {
         let key = keys::index(vhost, queue, seq)?;
-        let Some(count) = self.count(id) else {
+        let Some(count) = self.count_or_stored(id)? else {
             return Err(StoreError::UnknownMessage { id });
         };
         // Positions are never reused by the broker; only this write's own ops are checked.
@@ -211,8 +266,11 @@ impl<'a, B: Backend> Plan<'a, B> {
                 seq,
             });
         }
-        self.counts.insert(id, Some(count + 1));
-        self.entries_delta += 1;
+        if self.counts_entry(&key, id) {
+            self.counts.insert(id, Some(count + 1));
+            self.entries_delta += 1;
+        }
+        self.extent(&key, 1, Some(seq));
         self.create(
             key,
             Bytes::copy_from_slice(
@@ -228,7 +286,12 @@ impl<'a, B: Backend> Plan<'a, B> {
 
     /// Deletes one index entry of message `id`, and the message with its last reference.
     fn remove_entry(&mut self, key: Vec<u8>, id: MessageId) -> Result<(), StoreError> {
+        let counted = self.counts_entry(&key, id);
+        self.extent(&key, -1, None);
         self.delete(key);
+        if !counted {
+            return Ok(()); // the open scan will not find it either
+        }
         self.entries_delta -= 1;
         self.drop_reference(id)
     }
@@ -241,7 +304,11 @@ impl<'a, B: Backend> Plan<'a, B> {
             }
             Some(_) => {
                 self.counts.insert(id, None);
-                self.delete(keys::message(id).to_vec());
+                // A partial count may reach zero with entries still unscanned: the sweep
+                // deletes the message if none turns up.
+                if !self.partial(id) {
+                    self.delete(keys::message(id).to_vec());
+                }
             }
             None => {
                 return Err(StoreError::corrupt(format!(
@@ -273,6 +340,7 @@ impl<'a, B: Backend> Plan<'a, B> {
         for (key, id) in found {
             self.remove_entry(key, id)?;
         }
+        self.dropped.push(prefix.to_vec());
         Ok(())
     }
 
@@ -319,6 +387,8 @@ impl<'a, B: Backend> Plan<'a, B> {
             entries_delta: self.entries_delta,
             max_put: self.max_put,
             reserved,
+            extents: self.extents,
+            dropped: self.dropped,
         })
     }
 }

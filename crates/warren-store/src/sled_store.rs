@@ -56,8 +56,9 @@ impl Default for SledOptions {
 /// is released, so the directory can be opened again at once (by a restarted broker in the
 /// same process, or a test).
 pub struct SledStore {
-    // Field order is drop order: the compactor stops (abandoning a copy in progress), sled
+    // Field order is drop order: the open scan stops, the compactor stops (abandoning a copy in progress), sled
     // closes, then `released` waits for its lock, then the directory lock goes.
+    pub(crate) scanner: Scanner,
     pub(crate) compactor: Compactor,
     pub(crate) drainer: Drainer,
     pub(crate) engine: Arc<Engine<SledBackend>>,
@@ -109,9 +110,11 @@ impl SledStore {
             backend.flush()?;
         }
         let engine = Arc::new(Engine::open(backend)?);
-        let (live, records) = engine.live_at_open();
-        engine.backend().set_live(live, records);
+        if let Some((live, records)) = engine.live_at_open() {
+            engine.backend().set_live(live, records);
+        }
         Ok(SledStore {
+            scanner: Scanner::start(Arc::downgrade(&engine))?,
             compactor: Compactor::start(Arc::downgrade(&engine), dir, options)?,
             drainer: Drainer::start(Arc::downgrade(&engine), options.background_flush)?,
             engine,
@@ -139,13 +142,47 @@ impl SledStore {
 
     /// Bytes of keys and values of the messages and queue index entries found when the store
     /// was opened: the data a compaction would keep (definitions, always small, aside).
+    /// Waits for the background open scan to end.
     pub fn live_bytes_at_open(&self) -> u64 {
-        self.engine.live_at_open().0
+        let _ = self.engine.finish_scan();
+        self.engine.live_at_open().unwrap_or_default().0
     }
 
     /// The number of messages and queue index entries found when the store was opened.
+    /// Waits for the background open scan to end.
     pub fn live_records_at_open(&self) -> u64 {
-        self.engine.live_at_open().1
+        let _ = self.engine.finish_scan();
+        self.engine.live_at_open().unwrap_or_default().1
+    }
+
+    /// Bytes of keys and values, and number, of the messages and queue index entries the open
+    /// scan found; `None` while the background scan runs (see `open_scan_done`).
+    pub fn live_at_open(&self) -> Option<(u64, u64)> {
+        self.engine.live_at_open()
+    }
+
+    /// Whether the background open scan is over: reference counts exact, crash leftovers
+    /// deleted (see the `engine::scan` module).
+    pub fn open_scan_done(&self) -> bool {
+        self.engine.scan_done()
+    }
+
+    /// Waits for the background open scan to end.
+    pub fn finish_open_scan(&self) -> Result<(), StoreError> {
+        self.engine.finish_scan()
+    }
+
+    /// Runs one step of the open scan here, reading at most `keys` keys (the background
+    /// thread runs its own); answers whether it is over. For tests.
+    pub fn open_scan_step(&self, keys: usize) -> Result<bool, StoreError> {
+        self.engine.scan_step_of(keys)
+    }
+
+    /// Closes as a crash after the last write reached sled would leave the directory:
+    /// writes still pending are lost and no extents are recorded, so the next open scans
+    /// before it returns. For tests.
+    pub fn close_as_crash(self) {
+        self.engine.abandon();
     }
 
     /// Bytes of keys and values, and number of records, stored now (definitions created
@@ -248,6 +285,10 @@ impl Compactor {
                             break;
                         };
                         let backend = engine.backend();
+                        // The live figures are known once the open scan is over.
+                        if !engine.scan_done() {
+                            continue;
+                        }
                         let Ok(disk) = compact::disk_usage(&sled) else {
                             continue;
                         };
@@ -351,6 +392,63 @@ impl Drainer {
             stop,
             thread: Some(thread),
         })
+    }
+}
+
+/// Runs the open scan of a store opened after a clean close (see `engine::scan`) in the
+/// background, then starts the live-data count from what it found. Dropping it stops the
+/// thread (between steps) before the store closes.
+pub(crate) struct Scanner {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Scanner {
+    fn start(engine: Weak<Engine<SledBackend>>) -> Result<Scanner, StoreError> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let done = engine.upgrade().is_none_or(|e| e.scan_done());
+        if done {
+            return Ok(Scanner { stop, thread: None });
+        }
+        let stopping = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("warren-store-scan".into())
+            .spawn(move || {
+                let started = std::time::Instant::now();
+                while !stopping.load(Ordering::Relaxed) {
+                    let Some(engine) = engine.upgrade() else {
+                        break;
+                    };
+                    match engine.scan_step() {
+                        Ok(false) => {}
+                        Ok(true) => {
+                            let stats = crate::MessageStore::stats(&*engine);
+                            tracing::info!(
+                                messages = stats.messages,
+                                entries = stats.queue_entries,
+                                elapsed_ms = started.elapsed().as_millis() as u64,
+                                "store open scan done"
+                            );
+                            break;
+                        }
+                        // The store failed: writers and `sync` report it.
+                        Err(_) => break,
+                    }
+                }
+            })?;
+        Ok(Scanner {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Scanner {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }
 

@@ -5,6 +5,15 @@
 //! queues in between (a read hands the pending writes to the backend), so sequences exercise
 //! the cancellation of writes still pending as well as writes already on the backend.
 //!
+//! Restarts come in three kinds: a clean reopen with the open scan finished, a clean reopen
+//! whose open scan (reference counts, orphan sweep: see the store's `engine::scan`) runs in
+//! steps between the other operations (and, on sled, in the store's own thread at the same
+//! time), and a reopen after a crash (after a `sync`, so nothing the model holds is lost),
+//! possibly in the middle of such a scan. While a scan runs, the store's counters are partial
+//! and are compared only once it is over; the queues, their extents and every write's result
+//! are compared throughout. A stale enqueue is not tried while a scan runs: the store may
+//! accept an old id whose last reference went during the scan, since it cannot know yet.
+//!
 //! `WARREN_STORE_MODEL_CASES=20000 cargo test --release -p warren-store --test model` searches
 //! longer; proptest prints the seed and the shrunk sequence of a failure.
 
@@ -50,6 +59,12 @@ enum Op {
     Check,
     /// Close and open again: holds are dropped, and messages no entry references are gone.
     Reopen,
+    /// `Reopen`, with the open scan left to run in steps.
+    ReopenScanning,
+    /// `sync`, then a crash, then an open (which scans before it returns).
+    Crash,
+    /// One step of the open scan, of at most this many keys.
+    ScanStep { keys: usize },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -66,6 +81,9 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::Sync),
         2 => Just(Op::Check),
         1 => Just(Op::Reopen),
+        2 => Just(Op::ReopenScanning),
+        1 => Just(Op::Crash),
+        3 => (1usize..6).prop_map(|keys| Op::ScanStep { keys }),
     ]
 }
 
@@ -124,6 +142,8 @@ fn enqueue_op(queue: usize, seq: u64, id: u64) -> MessageOp {
 /// Runs one sequence, comparing after every step.
 fn run(mut h: impl Harness, ops: &[Op]) -> Result<(), TestCaseError> {
     let mut m = Model::default();
+    // Whether the open scan is over, as far as the test drove it.
+    let mut scanned = true;
     for (step, op) in ops.iter().enumerate() {
         let s = h.store();
         match op {
@@ -163,7 +183,9 @@ fn run(mut h: impl Harness, ops: &[Op]) -> Result<(), TestCaseError> {
                 queue,
                 stale,
             } => {
-                let id = if *stale && !m.deleted.is_empty() {
+                let id = if *stale && !scanned {
+                    continue;
+                } else if *stale && !m.deleted.is_empty() {
                     m.deleted[message % m.deleted.len()]
                 } else if let Some(id) = m.pick_message(*message) {
                     id
@@ -256,8 +278,18 @@ fn run(mut h: impl Harness, ops: &[Op]) -> Result<(), TestCaseError> {
             }
             Op::Sync => s.sync().unwrap(),
             Op::Check => check(s, &m, step)?,
-            Op::Reopen => {
-                h.reopen();
+            Op::ScanStep { keys } => scanned = h.scan_step(*keys),
+            Op::Reopen | Op::ReopenScanning | Op::Crash => {
+                match op {
+                    Op::Reopen => h.reopen(),
+                    Op::ReopenScanning => h.reopen_scanning(),
+                    _ => {
+                        s.sync().unwrap();
+                        h.reopen_after_crash();
+                    }
+                }
+                // A clean reopen starts a scan; a crash's open has done its scan.
+                scanned = !matches!(op, Op::ReopenScanning);
                 let held: Vec<u64> = m.messages.keys().copied().collect();
                 for id in held {
                     if let Some(msg) = m.messages.get_mut(&id) {
@@ -270,6 +302,9 @@ fn run(mut h: impl Harness, ops: &[Op]) -> Result<(), TestCaseError> {
                 prop_assert!(next > m.max_stored, "step {step}: id {next} reused");
             }
         }
+        if !scanned {
+            continue; // counters are partial until the scan ends
+        }
         let stats = h.store().stats();
         let held = m.messages.values().filter(|msg| msg.1 > 0).count() as u64;
         prop_assert_eq!(
@@ -280,6 +315,13 @@ fn run(mut h: impl Harness, ops: &[Op]) -> Result<(), TestCaseError> {
             op
         );
     }
+    while !h.scan_step(64) {}
+    let stats = h.store().stats();
+    prop_assert_eq!(
+        (stats.messages, stats.queue_entries),
+        (m.messages.len() as u64, m.entries.len() as u64),
+        "after the scan: stats (messages, entries)"
+    );
     check(h.store(), &m, ops.len())
 }
 
@@ -298,7 +340,21 @@ fn check(s: &impl MessageStore, m: &Model, step: usize) -> Result<(), TestCaseEr
             .filter(|((q, _), _)| *q == qi)
             .map(|((_, seq), (id, red))| (*seq, *id, *red, b(&m.messages[id].0)))
             .collect();
-        prop_assert_eq!(got, want, "step {}: queue {}", step, q);
+        prop_assert_eq!(&got, &want, "step {}: queue {}", step, q);
+        let extent = s.queue_extent(b"/", q.as_bytes()).unwrap();
+        prop_assert_eq!(
+            extent.count,
+            want.len() as u64,
+            "step {}: extent of {}",
+            step,
+            q
+        );
+        if let Some(last) = want.last() {
+            prop_assert!(
+                extent.end_seq > last.0,
+                "step {step}: end_seq of {q}: {extent:?}"
+            );
+        }
     }
     Ok(())
 }
@@ -363,6 +419,53 @@ fn a_hold_on_an_enqueued_message_is_counted() {
         },
         Op::Hold { message: 0 },
         Op::Reopen,
+    ];
+    run(MemoryHarness::new(), &ops).unwrap();
+    run(SledHarness::new(), &ops).unwrap();
+}
+
+// Shrunk sequences the search found with the open scan sabotaged, kept as regressions.
+
+/// Found with a partial count's drop to zero deleting the message (the entries the scan has
+/// not reached would dangle).
+#[test]
+fn a_count_reaching_zero_while_the_scan_counts_does_not_delete_the_message() {
+    let ops = [
+        Op::Put {
+            hold: true,
+            queues: vec![],
+        },
+        Op::Put {
+            hold: false,
+            queues: vec![0],
+        },
+        Op::ReopenScanning,
+        Op::Hold { message: 0 },
+        Op::Release { message: 0 },
+        Op::ReopenScanning,
+        Op::Put {
+            hold: false,
+            queues: vec![],
+        },
+    ];
+    run(MemoryHarness::new(), &ops).unwrap();
+    run(SledHarness::new(), &ops).unwrap();
+}
+
+/// Found with writes counting entries the scan had yet to reach (counted twice).
+#[test]
+fn an_entry_the_scan_has_not_reached_is_counted_by_the_scan_alone() {
+    let ops = [
+        Op::Put {
+            hold: false,
+            queues: vec![0, 1],
+        },
+        Op::ReopenScanning,
+        Op::Put {
+            hold: false,
+            queues: vec![],
+        },
+        Op::DeleteQueue { queue: 1 },
     ];
     run(MemoryHarness::new(), &ops).unwrap();
     run(SledHarness::new(), &ops).unwrap();

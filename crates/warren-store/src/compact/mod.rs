@@ -133,7 +133,10 @@ impl SledStore {
         self,
         policy: &CompactPolicy,
     ) -> Result<(SledStore, Option<CompactReport>), StoreError> {
-        let (live, records) = self.engine.live_at_open();
+        // Unknown until the background open scan ends: no reason to compact yet.
+        let Some((live, records)) = self.engine.live_at_open() else {
+            return Ok((self, None));
+        };
         if !policy.wants(self.disk_bytes()?, live, records) {
             return Ok((self, None));
         }
@@ -174,6 +177,7 @@ pub(crate) enum Step {
 pub(crate) fn run(store: SledStore, stop: Option<Step>) -> Result<Outcome, StoreError> {
     let started = Instant::now();
     let SledStore {
+        scanner,
         compactor,
         drainer,
         engine,
@@ -183,9 +187,12 @@ pub(crate) fn run(store: SledStore, stop: Option<Step>) -> Result<Outcome, Store
         options,
     } = store;
     // The copy reads sled: every deferred write must be there, and none may come later.
+    drop(scanner);
     drop(compactor);
     drop(drainer);
-    engine.drain()?;
+    // Closing hands pending writes to sled and records the extents, which the copy carries
+    // so the compacted store opens without scanning.
+    engine.close()?;
     let sled = dir.join(SLED_DIR);
     let disk_before = disk_usage(&sled)?;
     let building = dir.join(BUILDING);

@@ -104,18 +104,7 @@ impl<B: Backend> MessageStore for Engine<B> {
     }
 
     fn queue_extent(&self, vhost: &[u8], queue: &[u8]) -> Result<QueueExtent, StoreError> {
-        let prefix = keys::queue_index_prefix(vhost, queue)?;
-        if let Some(extent) = self.extent_at_open(&prefix) {
-            return Ok(extent);
-        }
-        self.drain()?;
-        let mut extent = QueueExtent::default();
-        self.backend.scan_prefix(&prefix, &mut |k, _| {
-            extent.count += 1;
-            extent.end_seq = keys::index_seq(k)?.saturating_add(1);
-            Ok(())
-        })?;
-        Ok(extent)
+        Ok(self.extent(&keys::queue_index_prefix(vhost, queue)?))
     }
 
     fn next_message_id(&self) -> Result<MessageId, StoreError> {

@@ -10,13 +10,16 @@
 //! and apply their own batch under both, so they see every earlier message write.
 //!
 //! Message writes are applied [`Atomicity::InOrder`] in a crash-safe order (see `plan`), so a
-//! crash may leave messages no entry references; [`Engine::open`] deletes them. If applying
+//! crash may leave messages no entry references; the open scan deletes them. After a clean
+//! close that scan runs in the background while the store serves (see `scan`); after a crash
+//! [`Engine::open`] runs it before returning. If applying
 //! fails part-way, memory and counts may disagree: the engine refuses every later mutation
 //! with [`StoreError::Failed`] until reopened (sled is in a failed state by then anyway).
 
 mod definitions;
 mod messages;
 mod pending;
+mod scan;
 #[cfg(test)]
 mod tests;
 
@@ -31,11 +34,12 @@ use crate::plan::Plan;
 use crate::refs::RefTable;
 use crate::{MessageId, QueueExtent, StoreError};
 
-/// Each queue's [`QueueExtent`] as the open scan found it, by index prefix.
+/// Each queue's [`QueueExtent`], by index prefix.
 type Extents = ahash::AHashMap<Vec<u8>, QueueExtent>;
 
 use pending::Pending;
 pub(crate) use pending::Planned;
+pub(crate) use scan::ScanState;
 
 /// Pending changes beyond which a write hands them to the backend itself.
 const MAX_PENDING_CHANGES: usize = 16 * 1024;
@@ -49,6 +53,14 @@ struct Shared {
     persisted_max: Option<MessageId>,
     /// Message writes the backend has not seen yet.
     pending: Pending,
+    /// Every queue's extent (entries, end_seq), kept by each write: `queue_extent` reads
+    /// nothing, and a clean close records them for the next open.
+    extents: Extents,
+    /// The background open scan, until it ends.
+    scan: Option<ScanState>,
+    /// Bytes of keys and values, and number, of the messages and index entries the open
+    /// scan found.
+    scanned_live: (u64, u64),
 }
 
 /// A store over a backend.
@@ -59,24 +71,58 @@ pub(crate) struct Engine<B: Backend> {
     order: Mutex<()>,
     next_id: AtomicU64,
     commit: GroupCommit,
-    /// An apply failed part-way: refuse further mutations.
+    /// An apply failed part-way, or the engine was closed: refuse further mutations.
     failed: AtomicBool,
-    /// Bytes of keys and values, and number, of the messages and index entries found at open.
-    live_at_open: (u64, u64),
-    /// Each queue's extent as the open scan counted it, so a broker can declare its queues
-    /// with their message counts before loading them; dropped by the first mutation, after
-    /// which `queue_extent` reads the index (see `messages`).
-    extents_at_open: Mutex<Option<Extents>>,
-    /// False once `extents_at_open` is dropped: the check a write pays.
-    extents_valid: AtomicBool,
+    /// True once the open scan is over (`Shared::scan` is `None`).
+    scan_over: AtomicBool,
 }
 
 impl<B: Backend> Engine<B> {
-    /// Rebuilds the in-memory state from the backend: reference counts from one scan of the
-    /// queue indexes, the id high-water mark from its meta key, and deletes messages that a
-    /// crash in the middle of a write left without index entries (one scan of the messages).
-    /// The same scans count the live bytes that decide whether compaction is worth it.
+    /// Rebuilds the in-memory state from the backend. After a clean close (the
+    /// `clean_extents` key) that is the extents and the id high-water mark only, and the
+    /// scan of the index and messages runs later ([`Engine::scan_step`]). Otherwise it
+    /// rebuilds reference counts and extents from one scan of the queue indexes, and deletes
+    /// messages that a crash in the middle of a write left without index entries (one scan
+    /// of the messages). The same scans count the live bytes that decide whether compaction
+    /// is worth it.
     pub(crate) fn open(backend: B) -> Result<Self, StoreError> {
+        let persisted_max = match backend.get(keys::MAX_ID_KEY)? {
+            Some(v) => {
+                Some(u64::from_be_bytes(v.as_ref().try_into().map_err(|_| {
+                    StoreError::corrupt("max_message_id is not 8 bytes")
+                })?))
+            }
+            None => None,
+        };
+        if let Some(clean) = backend.get(keys::CLEAN_EXTENTS_KEY)? {
+            let extents = scan::decode_extents(&clean)?;
+            // Gone before any write: a crash from now on must not find stale extents.
+            backend.apply(
+                vec![(keys::CLEAN_EXTENTS_KEY.to_vec(), None)],
+                Atomicity::Batch,
+            )?;
+            backend.flush()?;
+            // Every stored id is at or below the boundary: the meta key covers them after a
+            // clean close, and the last message key covers any copy that lacks it.
+            let last_stored = match backend.last_key(&[keys::MESSAGE])? {
+                Some(k) => Some(keys::message_id(&k)?),
+                None => None,
+            };
+            let boundary = persisted_max.max(last_stored).unwrap_or(0);
+            let next = boundary
+                .checked_add(1)
+                .ok_or_else(|| StoreError::corrupt("message ids exhausted"))?;
+            let engine = Self::with_state(backend, persisted_max, next, extents);
+            {
+                let mut shared = engine.shared.lock();
+                shared.scan = Some(ScanState::Counting {
+                    boundary,
+                    pos: vec![keys::INDEX],
+                });
+            }
+            engine.scan_over.store(false, Ordering::Release);
+            return Ok(engine);
+        }
         let mut refs = RefTable::default();
         let (mut live, mut records) = (0u64, 0u64);
         let mut extents = Extents::default();
@@ -111,14 +157,6 @@ impl<B: Backend> Engine<B> {
         if !orphans.is_empty() {
             backend.apply(orphans, Atomicity::InOrder)?;
         }
-        let persisted_max = match backend.get(keys::MAX_ID_KEY)? {
-            Some(v) => {
-                Some(u64::from_be_bytes(v.as_ref().try_into().map_err(|_| {
-                    StoreError::corrupt("max_message_id is not 8 bytes")
-                })?))
-            }
-            None => None,
-        };
         // The meta key is rewritten (reserving ids ahead) whenever a put passes it, after the
         // message itself: the last message key (orphans included) covers a crash between the
         // two.
@@ -127,40 +165,43 @@ impl<B: Backend> Engine<B> {
             h.checked_add(1)
                 .ok_or_else(|| StoreError::corrupt("message ids exhausted"))
         })?;
-        Ok(Engine {
+        let engine = Self::with_state(backend, persisted_max, next, extents);
+        {
+            let mut shared = engine.shared.lock();
+            shared.refs = refs;
+            shared.scanned_live = (live, records);
+        }
+        Ok(engine)
+    }
+
+    /// An engine with its scan over (the caller sets what differs).
+    fn with_state(
+        backend: B,
+        persisted_max: Option<MessageId>,
+        next: u64,
+        extents: Extents,
+    ) -> Self {
+        Engine {
             backend,
             shared: Mutex::new(Shared {
-                refs,
+                refs: RefTable::default(),
                 persisted_max,
                 pending: Pending::default(),
+                extents,
+                scan: None,
+                scanned_live: (0, 0),
             }),
             order: Mutex::new(()),
             next_id: AtomicU64::new(next),
             commit: GroupCommit::default(),
             failed: AtomicBool::new(false),
-            live_at_open: (live, records),
-            extents_at_open: Mutex::new(Some(extents)),
-            extents_valid: AtomicBool::new(true),
-        })
+            scan_over: AtomicBool::new(true),
+        }
     }
 
     /// A store over a backend known to be empty (nothing to scan).
     pub(crate) fn empty(backend: B) -> Self {
-        Engine {
-            backend,
-            shared: Mutex::new(Shared {
-                refs: RefTable::default(),
-                persisted_max: None,
-                pending: Pending::default(),
-            }),
-            order: Mutex::new(()),
-            next_id: AtomicU64::new(1),
-            commit: GroupCommit::default(),
-            failed: AtomicBool::new(false),
-            live_at_open: (0, 0),
-            extents_at_open: Mutex::new(None),
-            extents_valid: AtomicBool::new(false),
-        }
+        Self::with_state(backend, None, 1, Extents::default())
     }
 
     /// The backend, for store-specific operations.
@@ -169,24 +210,16 @@ impl<B: Backend> Engine<B> {
     }
 
     /// Bytes of keys and values, and number, of the messages and index entries found by
-    /// [`Engine::open`] (definitions are left out: they are few and small).
-    pub(crate) fn live_at_open(&self) -> (u64, u64) {
-        self.live_at_open
+    /// the open scan (definitions are left out: they are few and small); `None` while the
+    /// background scan runs.
+    pub(crate) fn live_at_open(&self) -> Option<(u64, u64)> {
+        self.scan_done().then(|| self.scanned_live())
     }
 
-    /// Drops the extents counted at open: a mutation may change them.
-    #[cold]
-    fn forget_extents(&self) {
-        let mut extents = self.extents_at_open.lock();
-        self.extents_valid.store(false, Ordering::Release);
-        *extents = None;
-    }
-
-    /// The extent of a queue as counted at open, while no mutation has happened since.
-    pub(crate) fn extent_at_open(&self, prefix: &[u8]) -> Option<QueueExtent> {
-        let extents = self.extents_at_open.lock();
-        let extents = extents.as_ref()?;
-        Some(extents.get(prefix).copied().unwrap_or_default())
+    /// A queue's extent, by its index prefix.
+    pub(crate) fn extent(&self, prefix: &[u8]) -> QueueExtent {
+        let shared = self.shared.lock();
+        shared.extents.get(prefix).copied().unwrap_or_default()
     }
 
     /// Plans a mutation with `build` and installs its counts. Message writes
@@ -199,9 +232,6 @@ impl<B: Backend> Engine<B> {
         build: impl FnOnce(&mut Plan<'_, B>) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
         let batch = atomicity == Atomicity::Batch;
-        if self.extents_valid.load(Ordering::Relaxed) {
-            self.forget_extents();
-        }
         let _order = batch.then(|| self.order.lock());
         let mut shared = self.shared.lock();
         if self.failed.load(Ordering::Acquire) {
@@ -212,7 +242,7 @@ impl<B: Backend> Engine<B> {
             self.hand_over(earlier)?;
         }
         let outcome = {
-            let mut plan = Plan::new(&self.backend, &shared.refs);
+            let mut plan = Plan::new(&self.backend, &shared.refs, shared.scan.as_ref());
             build(&mut plan)?;
             plan.finish(shared.persisted_max)?
         };
@@ -236,6 +266,7 @@ impl<B: Backend> Engine<B> {
         shared
             .refs
             .commit(outcome.counts, outcome.held, outcome.entries_delta);
+        commit_extents(&mut shared.extents, outcome.extents, &outcome.dropped);
         if let Some(reserved) = outcome.reserved {
             shared.persisted_max = shared.persisted_max.max(Some(reserved));
         }
@@ -292,13 +323,28 @@ impl<B: Backend> Engine<B> {
     }
 }
 
+/// Installs a plan's extent changes: counts and end_seq floors, then deleted queues.
+fn commit_extents(
+    extents: &mut Extents,
+    changes: ahash::AHashMap<Vec<u8>, (i64, u64)>,
+    dropped: &[Vec<u8>],
+) {
+    for (prefix, (delta, end)) in changes {
+        let e = extents.entry(prefix).or_default();
+        e.count = e.count.saturating_add_signed(delta);
+        e.end_seq = e.end_seq.max(end);
+    }
+    for prefix in dropped {
+        extents.retain(|k, _| !k.starts_with(prefix));
+    }
+}
+
 impl<B: Backend> Drop for Engine<B> {
     fn drop(&mut self) {
-        // A clean close keeps what was written, as it did before writes were deferred; after a
-        // failure there is nothing safe to add.
-        let changes = self.shared.get_mut().pending.take();
-        if !changes.is_empty() && !*self.failed.get_mut() {
-            let _ = self.backend.apply(changes, Atomicity::InOrder);
+        // A clean close keeps what was written and records the extents for a quick open;
+        // after a failure (or an explicit close) there is nothing safe to add.
+        if !*self.failed.get_mut() {
+            let _ = self.close();
         }
     }
 }

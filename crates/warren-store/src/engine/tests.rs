@@ -84,8 +84,13 @@ fn open_deletes_message_bytes_a_crash_left_without_entries() {
             Atomicity::InOrder,
         )
         .unwrap();
-    drop(engine);
+    engine.drain().unwrap();
+    engine.crash();
     let engine = Engine::open(backend.clone()).unwrap();
+    assert!(
+        engine.scan_done(),
+        "after a crash the open scans before it returns"
+    );
     assert_eq!(engine.stats().messages, 1);
     assert!(backend.get(&keys::message(2)).unwrap().is_none());
     assert!(
@@ -210,5 +215,7 @@ fn closing_the_store_keeps_pending_writes() {
     let engine = Engine::open(backend.clone()).unwrap();
     engine.write(&put_enqueue(1, 1)).unwrap();
     drop(engine);
-    assert_eq!(Engine::open(backend).unwrap().stats().messages, 1);
+    let engine = Engine::open(backend).unwrap();
+    engine.finish_scan().unwrap();
+    assert_eq!(engine.stats().messages, 1);
 }

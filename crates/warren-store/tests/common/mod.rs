@@ -40,8 +40,16 @@ impl Drop for TempDir {
 pub trait Harness {
     type Store: MessageStore + DefinitionStore;
     fn store(&self) -> &Self::Store;
-    /// Closes the store and opens it again over the same data.
+    /// Closes the store and opens it again over the same data (its open scan finished).
     fn reopen(&mut self);
+    /// Closes the store cleanly and opens it again, its open scan left to `scan_step` (and,
+    /// for sled, to the store's own background thread).
+    fn reopen_scanning(&mut self);
+    /// Closes the store as a crash after its last write reached the data would, and opens
+    /// it again (a full scan, before the open returns).
+    fn reopen_after_crash(&mut self);
+    /// One step of the open scan of at most `keys` keys; whether the scan is over.
+    fn scan_step(&self, keys: usize) -> bool;
 }
 
 pub struct MemoryHarness(pub MemoryStore);
@@ -59,6 +67,15 @@ impl Harness for MemoryHarness {
     }
     fn reopen(&mut self) {
         self.0 = self.0.reopen().unwrap();
+    }
+    fn reopen_scanning(&mut self) {
+        self.0 = self.0.reopen_scanning().unwrap();
+    }
+    fn reopen_after_crash(&mut self) {
+        self.0 = self.0.reopen_after_crash().unwrap();
+    }
+    fn scan_step(&self, keys: usize) -> bool {
+        self.0.scan_step(keys).unwrap()
     }
 }
 
@@ -88,8 +105,21 @@ impl Harness for SledHarness {
         self.store.as_ref().unwrap()
     }
     fn reopen(&mut self) {
+        self.reopen_scanning();
+        self.store().finish_open_scan().unwrap();
+    }
+    fn reopen_scanning(&mut self) {
         drop(self.store.take());
         self.store = Some(SledStore::open(self.dir.path()).unwrap());
+    }
+    fn reopen_after_crash(&mut self) {
+        if let Some(store) = self.store.take() {
+            store.close_as_crash();
+        }
+        self.store = Some(SledStore::open(self.dir.path()).unwrap());
+    }
+    fn scan_step(&self, keys: usize) -> bool {
+        self.store().open_scan_step(keys).unwrap()
     }
 }
 

@@ -205,7 +205,9 @@ fn run(ops: &[Op]) {
 /// but the format key, which open does not count).
 fn reopen(store: SledStore, dir: &Path) -> SledStore {
     drop(store);
-    SledStore::open_with(dir, &options()).unwrap()
+    let store = SledStore::open_with(dir, &options()).unwrap();
+    store.finish_open_scan().unwrap();
+    store
 }
 
 proptest! {

@@ -1,0 +1,243 @@
+//! The open scan after a clean shutdown, run in the background while the store serves.
+//!
+//! A clean close writes every queue's extent under the `clean_extents` meta key (see
+//! [`encode_extents`]); an open that finds it deletes it (durably, before any mutation) and
+//! needs nothing else before serving: the extents are exact, the id high-water mark is the
+//! `max_message_id` key. Reference counts and the orphan sweep follow in steps
+//! ([`Engine::scan_step`]), each under the mutation lock, while writes go on:
+//!
+//! 1. **Counting.** The index is read in key order from a position `pos`. Ids above
+//!    `boundary` (the high-water mark at open) are counted by the writes that made them and
+//!    skipped by the scan. For an id at or below it, a write counts an index entry whose key
+//!    is below `pos` (the scan has passed it) and leaves one at or above `pos` to the scan,
+//!    so every entry is counted once. Such a message's count is partial until the scan ends:
+//!    when it drops to zero the message is *not* deleted (an entry not yet scanned may hold
+//!    it); the sweep decides.
+//! 2. **Sweeping.** Counts are exact now. The messages at or below `boundary` are read in id
+//!    order; one without a count (a crash leftover, or a message whose last reference went
+//!    during counting) is deleted.
+//!
+//! A crash during either phase leaves no `clean_extents` key: the next open does the whole
+//! scan before serving, as before. Writes are not slowed by the scan beyond the lock it
+//! holds for one step; a step hands pending writes to the backend first, so the backend it
+//! reads holds every write decided so far.
+
+use std::sync::atomic::Ordering;
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use crate::backend::{Atomicity, Backend, Changes};
+use crate::engine::{Engine, Extents};
+use crate::keys::{self, IndexValue};
+use crate::{MessageId, QueueExtent, StoreError};
+
+/// Where the background scan stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ScanState {
+    /// Counting index entries from this key on (ids up to `boundary` only).
+    Counting { boundary: MessageId, pos: Vec<u8> },
+    /// Deleting unreferenced messages from this id on, up to `boundary`.
+    Sweeping {
+        boundary: MessageId,
+        next: MessageId,
+    },
+}
+
+impl ScanState {
+    /// Whether writes must treat `id`'s count as partial: it may have index entries the
+    /// scan has not reached.
+    pub(crate) fn partial(&self, id: MessageId) -> bool {
+        matches!(self, ScanState::Counting { boundary, .. } if id <= *boundary)
+    }
+
+    /// Whether the index entry `key` of message `id` is counted by writes (rather than left
+    /// to the scan, which has yet to reach it).
+    pub(crate) fn counts_entry(&self, key: &[u8], id: MessageId) -> bool {
+        match self {
+            ScanState::Counting { boundary, pos } => id > *boundary || key < pos.as_slice(),
+            ScanState::Sweeping { .. } => true,
+        }
+    }
+}
+
+/// Keys one scan step reads at most: the mutation lock is held that long.
+pub(crate) const STEP_KEYS: usize = 4096;
+
+/// The `clean_extents` value: per queue, its index prefix (u16 BE length, bytes), count and
+/// end_seq (u64 BE each).
+pub(crate) fn encode_extents(extents: &Extents) -> Bytes {
+    let mut buf = BytesMut::new();
+    for (prefix, e) in extents {
+        // Prefixes are at most 2 + 255 + 1 + 255 bytes long (see `keys`).
+        buf.put_u16(prefix.len() as u16);
+        buf.put_slice(prefix);
+        buf.put_u64(e.count);
+        buf.put_u64(e.end_seq);
+    }
+    buf.freeze()
+}
+
+/// Reads back [`encode_extents`]'s output.
+pub(crate) fn decode_extents(mut v: &[u8]) -> Result<Extents, StoreError> {
+    let bad = || StoreError::corrupt("clean_extents is malformed");
+    let mut extents = Extents::default();
+    while !v.is_empty() {
+        let len = usize::from(u16::from_be_bytes(
+            v.get(..2).and_then(|r| r.try_into().ok()).ok_or_else(bad)?,
+        ));
+        let prefix = v.get(2..2 + len).ok_or_else(bad)?.to_vec();
+        let u64_at = |at: usize| -> Result<u64, StoreError> {
+            Ok(u64::from_be_bytes(
+                v.get(at..at + 8)
+                    .and_then(|r| r.try_into().ok())
+                    .ok_or_else(bad)?,
+            ))
+        };
+        let (count, end_seq) = (u64_at(2 + len)?, u64_at(10 + len)?);
+        extents.insert(prefix, QueueExtent { count, end_seq });
+        v = v.get(18 + len..).ok_or_else(bad)?;
+    }
+    Ok(extents)
+}
+
+impl<B: Backend> Engine<B> {
+    /// Whether the background scan is over (counts exact, crash leftovers deleted).
+    pub(crate) fn scan_done(&self) -> bool {
+        self.scan_over.load(Ordering::Acquire)
+    }
+
+    /// Runs one step of the background scan (at most [`STEP_KEYS`] keys); answers whether
+    /// the scan is over.
+    pub(crate) fn scan_step(&self) -> Result<bool, StoreError> {
+        self.scan_step_of(STEP_KEYS)
+    }
+
+    /// Runs one step of the background scan, reading at most `step` keys (at least one).
+    pub(crate) fn scan_step_of(&self, step: usize) -> Result<bool, StoreError> {
+        let step = step.max(1);
+        if self.scan_done() {
+            return Ok(true);
+        }
+        let _order = self.order.lock();
+        let mut shared = self.shared.lock();
+        if self.failed.load(Ordering::Acquire) {
+            return Err(StoreError::Failed);
+        }
+        let pending = shared.pending.take();
+        self.hand_over(pending)?;
+        let shared = &mut *shared;
+        let (mut live, mut records) = (0u64, 0u64);
+        let next = match &shared.scan {
+            None => return Ok(true), // another caller ended it
+            Some(ScanState::Counting { boundary, pos }) => {
+                let boundary = *boundary;
+                let (mut seen, mut last) = (0, None);
+                let refs = &mut shared.refs;
+                self.backend.scan_from(&[keys::INDEX], pos, &mut |k, v| {
+                    let id = IndexValue::decode(v)?.id;
+                    if id <= boundary {
+                        refs.add_reference(id);
+                        live += (k.len() + v.len()) as u64;
+                        records += 1;
+                    }
+                    seen += 1;
+                    last = Some(k.to_vec());
+                    Ok(seen < step)
+                })?;
+                Some(match last {
+                    Some(mut key) if seen == step => {
+                        key.push(0); // the least key after it
+                        ScanState::Counting { boundary, pos: key }
+                    }
+                    _ => ScanState::Sweeping { boundary, next: 0 },
+                })
+            }
+            Some(ScanState::Sweeping { boundary, next }) => {
+                let boundary = *boundary;
+                let (mut seen, mut last, mut orphans): (usize, Option<MessageId>, Changes) =
+                    (0, None, Vec::new());
+                let refs = &shared.refs;
+                self.backend
+                    .scan_from(&[keys::MESSAGE], &keys::message(*next), &mut |k, v| {
+                        let id = keys::message_id(k)?;
+                        if id > boundary {
+                            return Ok(false);
+                        }
+                        if refs.get(id).is_none() {
+                            orphans.push((k.to_vec(), None));
+                        } else {
+                            live += (k.len() + v.len()) as u64;
+                            records += 1;
+                        }
+                        seen += 1;
+                        last = Some(id);
+                        Ok(seen < step)
+                    })?;
+                if !orphans.is_empty() {
+                    self.hand_over(orphans)?;
+                }
+                match last {
+                    Some(id) if seen == step && id < boundary => Some(ScanState::Sweeping {
+                        boundary,
+                        next: id.saturating_add(1),
+                    }),
+                    _ => None,
+                }
+            }
+        };
+        let (l, r) = shared.scanned_live;
+        shared.scanned_live = (l + live, r + records);
+        shared.scan = next;
+        if shared.scan.is_none() {
+            // Writes since the open counted theirs already (an estimate: see `sled_backend`).
+            let (bytes, records) = shared.scanned_live;
+            self.backend.add_live(bytes, records);
+            self.scan_over.store(true, Ordering::Release);
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// Runs the background scan to its end.
+    pub(crate) fn finish_scan(&self) -> Result<(), StoreError> {
+        while !self.scan_step()? {}
+        Ok(())
+    }
+
+    /// Bytes and number of the messages and index entries the background scan found (all
+    /// of them once [`Engine::scan_done`]).
+    pub(crate) fn scanned_live(&self) -> (u64, u64) {
+        self.shared.lock().scanned_live
+    }
+
+    /// Stops as a crash would: pending writes are lost, nothing more is written.
+    #[cfg(test)]
+    pub(crate) fn crash(self) {
+        self.abandon();
+    }
+
+    /// Refuses every later write and leaves the engine's drop nothing to write: with the
+    /// writes already handed over, what a crash after them leaves.
+    pub(crate) fn abandon(&self) {
+        self.failed.store(true, Ordering::Release);
+    }
+
+    /// Closes cleanly: hands pending writes to the backend, records every queue's extent for
+    /// the next open and flushes. The engine refuses mutations afterwards (and its drop
+    /// writes nothing more).
+    pub(crate) fn close(&self) -> Result<(), StoreError> {
+        let _order = self.order.lock();
+        let mut shared = self.shared.lock();
+        if self.failed.swap(true, Ordering::AcqRel) {
+            return Err(StoreError::Failed);
+        }
+        let mut changes = shared.pending.take();
+        changes.push((
+            keys::CLEAN_EXTENTS_KEY.to_vec(),
+            Some(encode_extents(&shared.extents)),
+        ));
+        // The pending writes first, the marker last: a crash between them leaves no marker.
+        self.backend.apply(changes, Atomicity::InOrder)?;
+        self.backend.flush()
+    }
+}
