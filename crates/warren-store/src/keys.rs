@@ -140,15 +140,22 @@ pub(crate) fn message_id(key: &[u8]) -> Result<MessageId, StoreError> {
 
 /// `INDEX, len, vhost, len, queue`: the prefix of one queue's index entries.
 pub(crate) fn queue_index_prefix(vhost: &[u8], queue: &[u8]) -> Result<Vec<u8>, StoreError> {
-    let mut key = vhost_prefix(INDEX, vhost)?;
-    key.reserve(1 + queue.len() + 8);
+    index_prefix_with_room(vhost, queue, 0)
+}
+
+/// [`queue_index_prefix`] in a vector with `room` more bytes reserved: an index key is built
+/// per persistent publish and ack, and growing the vector afterwards cost a reallocation.
+fn index_prefix_with_room(vhost: &[u8], queue: &[u8], room: usize) -> Result<Vec<u8>, StoreError> {
+    let mut key = Vec::with_capacity(3 + vhost.len() + queue.len() + room);
+    key.push(INDEX);
+    push_short(&mut key, "vhost", vhost)?;
     push_short(&mut key, "queue", queue)?;
     Ok(key)
 }
 
 /// One index entry's key.
 pub(crate) fn index(vhost: &[u8], queue: &[u8], seq: u64) -> Result<Vec<u8>, StoreError> {
-    let mut key = queue_index_prefix(vhost, queue)?;
+    let mut key = index_prefix_with_room(vhost, queue, 8)?;
     key.extend_from_slice(&seq.to_be_bytes());
     Ok(key)
 }

@@ -1,5 +1,6 @@
 //! The message store against a model (issue 11): random sequences of puts, holds, enqueues,
-//! removals, redelivery marks, releases, queue deletions, syncs and restarts, run on
+//! removals, redelivery marks, releases, queue deletions, syncs and restarts, and writes of many
+//! puts or many removes and marks at once (a publish batch, a multiple ack), run on
 //! [`MemoryStore`] and [`SledStore`], with every result and every queue's content compared with
 //! a map from message to the references holding it. Writes are checked without reading the
 //! queues in between (a read hands the pending writes to the backend), so sequences exercise
@@ -47,6 +48,12 @@ enum Op {
     Remove { entry: usize },
     /// An entry marked delivered.
     Mark { entry: usize },
+    /// Several new messages, each enqueued in one queue, in one write (a plan past the
+    /// store's small-plan threshold of 16 changes).
+    PutMany { count: usize, queue: usize },
+    /// Several distinct entries each removed or marked, in one write, as a multiple ack or a
+    /// delivery batch records them.
+    Settle { entries: Vec<(usize, bool)> },
     /// One more hold on a stored message.
     Hold { message: usize },
     /// A release of a message, held or not.
@@ -75,6 +82,9 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(message, queue, stale)| Op::Enqueue { message, queue, stale }),
         4 => any::<usize>().prop_map(|entry| Op::Remove { entry }),
         1 => any::<usize>().prop_map(|entry| Op::Mark { entry }),
+        1 => (1..30usize, 0..QUEUES.len()).prop_map(|(count, queue)| Op::PutMany { count, queue }),
+        2 => proptest::collection::vec((any::<usize>(), any::<bool>()), 0..40)
+            .prop_map(|entries| Op::Settle { entries }),
         1 => any::<usize>().prop_map(|message| Op::Hold { message }),
         3 => any::<usize>().prop_map(|message| Op::Release { message }),
         1 => (0..QUEUES.len()).prop_map(|queue| Op::DeleteQueue { queue }),
@@ -232,6 +242,69 @@ fn run(mut h: impl Harness, ops: &[Op]) -> Result<(), TestCaseError> {
                     m.collect(id);
                 } else if let Some(e) = m.entries.get_mut(&(q, seq)) {
                     e.1 = true;
+                }
+            }
+            Op::PutMany { count, queue } => {
+                let mut ops = Vec::new();
+                let mut made = Vec::new();
+                for _ in 0..*count {
+                    let id = s.next_message_id().unwrap();
+                    let body = format!("m{id}");
+                    ops.push(MessageOp::Put {
+                        id,
+                        message: b(&body),
+                    });
+                    m.next_seq += 1;
+                    ops.push(enqueue_op(*queue, m.next_seq, id));
+                    made.push((id, body, m.next_seq));
+                }
+                let result = s.write(&ops);
+                prop_assert!(result.is_ok(), "step {step}: {result:?}");
+                for (id, body, seq) in made {
+                    m.messages.insert(id, (body, 0));
+                    m.max_stored = m.max_stored.max(id);
+                    m.entries.insert((*queue, seq), (id, false));
+                }
+            }
+            Op::Settle { entries } => {
+                let mut picked = Vec::new();
+                for &(entry, remove) in entries {
+                    if let Some((key, id)) = m.pick_entry(entry)
+                        && !picked.iter().any(|(k, _, _)| *k == key)
+                    {
+                        picked.push((key, id, remove));
+                    }
+                }
+                let ops: Vec<MessageOp> = picked
+                    .iter()
+                    .map(|&((q, seq), id, remove)| {
+                        let (vhost, queue) = (b("/"), b(QUEUES[q]));
+                        if remove {
+                            MessageOp::Remove {
+                                vhost,
+                                queue,
+                                seq,
+                                id,
+                            }
+                        } else {
+                            MessageOp::MarkRedelivered {
+                                vhost,
+                                queue,
+                                seq,
+                                id,
+                            }
+                        }
+                    })
+                    .collect();
+                let result = s.write(&ops);
+                prop_assert!(result.is_ok(), "step {step}: {result:?}");
+                for (key, id, remove) in picked {
+                    if remove {
+                        m.entries.remove(&key);
+                        m.collect(id);
+                    } else if let Some(e) = m.entries.get_mut(&key) {
+                        e.1 = true;
+                    }
                 }
             }
             Op::Hold { message } => {

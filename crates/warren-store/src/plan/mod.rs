@@ -12,7 +12,7 @@
 //! count of zero (the scan's sweep does, once counts are exact). It also keeps each queue's
 //! [`QueueExtent`](crate::QueueExtent) up to date (`extents`).
 
-use std::collections::BTreeMap;
+mod table;
 
 use ahash::AHashMap;
 use bytes::Bytes;
@@ -23,6 +23,8 @@ use crate::keys::{self, IndexValue};
 use crate::refs::RefTable;
 use crate::{MessageId, MessageOp, StoreError};
 
+use table::{IdMap, KeyChange, KeyChanges};
+
 /// Pending changes of one mutation.
 pub(crate) struct Plan<'a, B> {
     backend: &'a B,
@@ -30,11 +32,11 @@ pub(crate) struct Plan<'a, B> {
     /// The background open scan, while it runs.
     scan: Option<&'a ScanState>,
     /// Each key's change, and whether the key was absent before this plan (see `Planned`).
-    changes: BTreeMap<Vec<u8>, (Option<Bytes>, bool)>,
+    changes: KeyChanges,
     /// Reference counts touched by this plan; `None` means deleted.
-    counts: AHashMap<MessageId, Option<u32>>,
+    counts: IdMap<Option<u32>>,
     /// Holds touched by this plan (their new number).
-    held: AHashMap<MessageId, u32>,
+    held: IdMap<u32>,
     entries_delta: i64,
     max_put: Option<MessageId>,
     /// Per queue index prefix: change of its entry count, and its new end_seq floor.
@@ -46,8 +48,8 @@ pub(crate) struct Plan<'a, B> {
 /// What a plan produced: the key changes and the in-memory updates to install once applied.
 pub(crate) struct Outcome {
     pub(crate) changes: Vec<Planned>,
-    pub(crate) counts: AHashMap<MessageId, Option<u32>>,
-    pub(crate) held: AHashMap<MessageId, u32>,
+    pub(crate) counts: Vec<(MessageId, Option<u32>)>,
+    pub(crate) held: Vec<(MessageId, u32)>,
     pub(crate) entries_delta: i64,
     pub(crate) max_put: Option<MessageId>,
     /// The new value of the `max_message_id` meta key, when this plan writes it.
@@ -67,9 +69,9 @@ impl<'a, B: Backend> Plan<'a, B> {
             backend,
             refs,
             scan,
-            changes: BTreeMap::new(),
-            counts: AHashMap::new(),
-            held: AHashMap::new(),
+            changes: KeyChanges::default(),
+            counts: IdMap::default(),
+            held: IdMap::default(),
             entries_delta: 0,
             max_put: None,
             extents: AHashMap::new(),
@@ -115,27 +117,26 @@ impl<'a, B: Backend> Plan<'a, B> {
     /// `None` left it alone. Only pending changes are consulted: message ops never read the
     /// backend (see [`MessageOp`] for what callers promise instead).
     fn pending(&self, key: &[u8]) -> Option<Option<&Bytes>> {
-        self.changes.get(key).map(|(v, _)| v.as_ref())
+        self.changes.get(key)
     }
 
     fn count(&self, id: MessageId) -> Option<u32> {
-        match self.counts.get(&id) {
-            Some(pending) => *pending,
+        match self.counts.get(id) {
+            Some(pending) => pending,
             None => self.refs.get(id),
         }
     }
 
     fn holds(&self, id: MessageId) -> u32 {
-        match self.held.get(&id) {
-            Some(pending) => *pending,
+        match self.held.get(id) {
+            Some(pending) => pending,
             None => self.refs.holds(id),
         }
     }
 
     /// Records a change of `key`; its freshness is decided by the first change of this plan.
     fn change(&mut self, key: Vec<u8>, value: Option<Bytes>, fresh: bool) {
-        let entry = self.changes.entry(key).or_insert((None, fresh));
-        entry.0 = value;
+        self.changes.change(key, value, fresh);
     }
 
     /// Sets `key` to `value`.
@@ -364,7 +365,7 @@ impl<'a, B: Backend> Plan<'a, B> {
     ) -> Result<Outcome, StoreError> {
         // Every stored message is referenced: a Put must be enqueued by the same batch, or it
         // would be stored forever with nothing to remove it.
-        if let Some((&id, _)) = self.counts.iter().find(|(_, c)| **c == Some(0)) {
+        if let Some((id, _)) = self.counts.iter().find(|(_, c)| *c == Some(0)) {
             return Err(StoreError::UnreferencedMessage { id });
         }
         let mut reserved = None;
@@ -381,9 +382,9 @@ impl<'a, B: Backend> Plan<'a, B> {
             reserved = Some(high);
         }
         Ok(Outcome {
-            changes: crash_safe_order(self.changes),
-            counts: self.counts,
-            held: self.held,
+            changes: crash_safe_order(self.changes.into_vec()),
+            counts: self.counts.into_vec(),
+            held: self.held.into_vec(),
             entries_delta: self.entries_delta,
             max_put: self.max_put,
             reserved,
@@ -397,12 +398,25 @@ impl<'a, B: Backend> Plan<'a, B> {
 /// written before the index entries that reference them, and deleted after the entries that
 /// referenced them. A crash can then leave a message without entries (deleted at open) but
 /// never an entry without its message.
-fn crash_safe_order(changes: BTreeMap<Vec<u8>, (Option<Bytes>, bool)>) -> Vec<Planned> {
+/// Within each group, changes keep the order they were first made in.
+fn crash_safe_order(changes: Vec<KeyChange>) -> Vec<Planned> {
     let is_message = |k: &[u8]| k.first() == Some(&keys::MESSAGE);
-    let mut puts = Vec::new();
+    // The common write (a publish: one message put, one entry) needs no regrouping.
+    let grouped = |c: &KeyChange| match (is_message(&c.0), c.1.is_some()) {
+        (true, true) => 0,
+        (false, _) => 1,
+        (true, false) => 2,
+    };
+    if changes.is_sorted_by_key(grouped) {
+        return changes
+            .into_iter()
+            .map(|(key, value, fresh)| Planned { key, value, fresh })
+            .collect();
+    }
+    let mut puts = Vec::with_capacity(changes.len());
     let mut rest = Vec::new();
     let mut deletes = Vec::new();
-    for (key, (value, fresh)) in changes {
+    for (key, value, fresh) in changes {
         let sets = value.is_some();
         let planned = Planned { key, value, fresh };
         match (is_message(&planned.key), sets) {
@@ -422,35 +436,55 @@ mod tests {
 
     #[test]
     fn message_bytes_are_written_first_and_deleted_last() {
-        let mut changes = BTreeMap::new();
-        changes.insert(keys::message(1).to_vec(), (None, false));
-        changes.insert(
-            keys::message(2).to_vec(),
-            (Some(Bytes::from_static(b"m")), true),
-        );
-        changes.insert(
-            keys::index(b"/", b"q", 1).unwrap_or_default(),
-            (None, false),
-        );
-        changes.insert(
-            keys::index(b"/", b"q", 2).unwrap_or_default(),
-            (Some(Bytes::new()), true),
-        );
-        changes.insert(keys::MAX_ID_KEY.to_vec(), (Some(Bytes::new()), false));
+        let index = |seq| keys::index(b"/", b"q", seq).unwrap_or_default();
+        let changes: Vec<KeyChange> = vec![
+            (keys::message(1).to_vec(), None, false),
+            (index(2), Some(Bytes::new()), true),
+            (
+                keys::message(2).to_vec(),
+                Some(Bytes::from_static(b"m")),
+                true,
+            ),
+            (index(1), None, false),
+            (keys::MAX_ID_KEY.to_vec(), Some(Bytes::new()), false),
+        ];
         let order: Vec<(u8, bool)> = crash_safe_order(changes)
             .iter()
             .map(|p| (p.key[0], p.value.is_some()))
             .collect();
         let (msg, idx) = (keys::MESSAGE, keys::INDEX);
+        // Message puts first, message deletes last, the rest in the order they were made.
         assert_eq!(
             order,
             [
                 (msg, true),
-                (0, true),
-                (idx, false),
                 (idx, true),
+                (idx, false),
+                (0, true),
                 (msg, false)
             ]
         );
+    }
+
+    #[test]
+    fn an_already_grouped_write_keeps_its_order() {
+        let changes: Vec<KeyChange> = vec![
+            (
+                keys::message(5).to_vec(),
+                Some(Bytes::from_static(b"m")),
+                true,
+            ),
+            (
+                keys::index(b"/", b"q", 9).unwrap_or_default(),
+                Some(Bytes::new()),
+                true,
+            ),
+        ];
+        let planned = crash_safe_order(changes.clone());
+        let back: Vec<KeyChange> = planned
+            .into_iter()
+            .map(|p| (p.key, p.value, p.fresh))
+            .collect();
+        assert_eq!(back, changes);
     }
 }
