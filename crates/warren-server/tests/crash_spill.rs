@@ -33,7 +33,8 @@ use std::time::{Duration, SystemTime};
 
 use common::crash::{Publisher, Rng, body, connect, free_port, parse_body, publish_until_killed};
 use common::spill::{
-    PAD, Seen, assert_store_empty, consume_all, spill_dir, spill_files, start_spilling, wait_until,
+    Broker, PAD, Seen, assert_store_empty, consume_all, spill_dir, spill_files, start_spilling,
+    wait_until,
 };
 use futures_lite::StreamExt;
 use lapin::options::*;
@@ -147,6 +148,40 @@ fn assert_spill_area_emptied(dir: &Path, (old, restart): &(Vec<std::path::PathBu
     }
 }
 
+/// Kills the broker with SIGKILL, lets its clients end, and restarts it over the same
+/// directory: checks the spill area was emptied, and returns a channel on the new broker.
+async fn kill_and_restart(
+    broker: Broker,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    setup: lapin::Connection,
+    dir: &Path,
+) -> (Broker, lapin::Connection, Channel) {
+    broker.kill_9();
+    for t in tasks {
+        let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
+    }
+    drop(setup);
+    let marked = mark_spill_area(dir);
+    let port = free_port();
+    let broker = start_spilling(dir, port);
+    let conn = connect(port).await;
+    assert_spill_area_emptied(dir, &marked);
+    let ch = conn.create_channel().await.unwrap();
+    (broker, conn, ch)
+}
+
+/// After every queue was read: empties `sync`, stops the broker cleanly, checks the store
+/// holds nothing, and removes the directory.
+async fn finish(broker: Broker, conn: lapin::Connection, ch: Channel, dir: &Path, at: &str) {
+    ch.queue_purge("sync", QueuePurgeOptions::default())
+        .await
+        .unwrap();
+    drop(conn);
+    broker.stop();
+    assert_store_empty(dir, at);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 /// Checks the order of one publisher's messages in a queue: each at most once, ascending,
 /// and in a priority queue by priority first.
 fn assert_order(seen: &[Seen], p: usize, queue: &str, at: &str) -> BTreeSet<u64> {
@@ -216,18 +251,7 @@ async fn kill_9_during_a_spilled_fill_loses_nothing_confirmed() {
             total(&confirmed) >= kill_at && !spill_files(&dir).is_empty()
         })
         .await;
-        broker.kill_9();
-        for t in tasks {
-            let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
-        }
-        drop(setup);
-
-        let marked = mark_spill_area(&dir);
-        let port = free_port();
-        let broker = start_spilling(&dir, port);
-        let conn = connect(port).await;
-        assert_spill_area_emptied(&dir, &marked);
-        let ch = conn.create_channel().await.unwrap();
+        let (broker, conn, ch) = kill_and_restart(broker, tasks, setup, &dir).await;
         for (q, p) in QUEUES {
             let seen = consume_all(&ch, q).await;
             let have = assert_order(&seen, p, q, &at);
@@ -263,13 +287,7 @@ async fn kill_9_during_a_spilled_fill_loses_nothing_confirmed() {
             0,
             "{at}: publishes were nacked"
         );
-        ch.queue_purge("sync", QueuePurgeOptions::default())
-            .await
-            .unwrap();
-        drop(conn);
-        broker.stop();
-        assert_store_empty(&dir, &at);
-        let _ = std::fs::remove_dir_all(&dir);
+        finish(broker, conn, ch, &dir, &at).await;
     }
 }
 
@@ -453,18 +471,7 @@ async fn kill_9_during_a_spilled_drain_keeps_acked_gone_and_redelivers_unacked()
                 .unwrap_or(0)
         };
         wait_until("enough acks", LIMIT, || furthest() >= kill_at).await;
-        broker.kill_9();
-        for t in tasks {
-            let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
-        }
-        drop(setup);
-
-        let marked = mark_spill_area(&dir);
-        let port = free_port();
-        let broker = start_spilling(&dir, port);
-        let conn = connect(port).await;
-        assert_spill_area_emptied(&dir, &marked);
-        let ch = conn.create_channel().await.unwrap();
+        let (broker, conn, ch) = kill_and_restart(broker, tasks, setup, &dir).await;
         for (q, p) in QUEUES {
             let seen = consume_all(&ch, q).await;
             let have = assert_order(&seen, p, q, &at);
@@ -508,12 +515,6 @@ async fn kill_9_during_a_spilled_drain_keeps_acked_gone_and_redelivers_unacked()
                 redelivered.len()
             );
         }
-        ch.queue_purge("sync", QueuePurgeOptions::default())
-            .await
-            .unwrap();
-        drop(conn);
-        broker.stop();
-        assert_store_empty(&dir, &at);
-        let _ = std::fs::remove_dir_all(&dir);
+        finish(broker, conn, ch, &dir, &at).await;
     }
 }

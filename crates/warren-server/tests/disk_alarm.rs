@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use common::Raw;
 use common::http::call;
-use common::tmpfs::{Tmpfs, fill};
+use common::tmpfs::{Tmpfs, fill, settle};
 use serde_json::json;
 use warren_mgmt::DiskFreeLimit;
 
@@ -270,16 +270,7 @@ async fn a_filling_disk_blocks_publishers_and_space_returning_unblocks_them() {
     // Space returns: within the monitor's longest interval the publisher is unblocked and
     // every publish it had sent is confirmed.
     std::fs::remove_file(&ballast).unwrap();
-    let mut acked = filled.acked;
-    for (number, confirm) in filled.due {
-        let ack = tokio::time::timeout(Duration::from_secs(15), confirm)
-            .await
-            .expect("confirmed once space returned")
-            .unwrap();
-        assert!(ack, "{number} acked");
-        acked.push(number);
-    }
-    acked.sort_unstable();
+    let acked = settle(filled, Duration::from_secs(15)).await;
     assert!(!conn.status().blocked());
     drop(ch);
     let _ = conn.close(200, "").await;

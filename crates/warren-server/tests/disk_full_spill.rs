@@ -18,7 +18,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::spill::spill_files;
-use common::tmpfs::{Fill, Tmpfs, fill};
+use common::tmpfs::{Tmpfs, fill, settle};
 use futures_lite::StreamExt;
 use lapin::options::*;
 use lapin::types::FieldTable;
@@ -98,21 +98,6 @@ async fn drain_exactly(conn: &lapin::Connection, queue: &str, expected: &[u64]) 
     assert!(seen == expected, "{queue}: a message delivered twice");
     let left = common::passive_queue(&ch, queue).await.unwrap();
     assert_eq!(left.message_count(), 0, "{queue}: more than was published");
-}
-
-/// Waits for every confirm a blocked fill still waits for; returns every acked number.
-async fn settle(filled: Fill, patience: Duration) -> Vec<u64> {
-    let mut acked = filled.acked;
-    for (n, confirm) in filled.due {
-        let ack = tokio::time::timeout(patience, confirm)
-            .await
-            .expect("confirmed once space returned")
-            .unwrap();
-        assert!(ack, "{n} acked");
-        acked.push(n);
-    }
-    acked.sort_unstable();
-    acked
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

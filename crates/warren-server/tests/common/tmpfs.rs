@@ -116,3 +116,18 @@ pub async fn fill(
     out.acked.sort_unstable();
     out
 }
+
+/// Waits for every confirm a blocked fill still waits for; returns every acked number.
+pub async fn settle(filled: Fill, patience: Duration) -> Vec<u64> {
+    let mut acked = filled.acked;
+    for (n, confirm) in filled.due {
+        let ack = tokio::time::timeout(patience, confirm)
+            .await
+            .expect("confirmed once space returned")
+            .unwrap();
+        assert!(ack, "{n} acked");
+        acked.push(n);
+    }
+    acked.sort_unstable();
+    acked
+}
