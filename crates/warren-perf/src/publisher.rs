@@ -200,6 +200,8 @@ async fn confirm_loop(
 ) -> anyhow::Result<()> {
     let mut tracker = ConfirmTracker::default();
     let mut frames = Vec::with_capacity(256);
+    // When the last confirm batch arrived: one clock read per batch, not per message.
+    let mut last_batch: Option<std::time::Instant> = None;
     loop {
         reader.read_batch(&mut frames).await?;
         let (mut acked, mut nacked) = (0, 0);
@@ -240,6 +242,14 @@ async fn confirm_loop(
             }
         }
         if acked + nacked > 0 {
+            let now = std::time::Instant::now();
+            if let Some(last) = last_batch.replace(now) {
+                let gap = u64::try_from((now - last).as_micros()).unwrap_or(u64::MAX);
+                shared
+                    .counters
+                    .confirm_gap_max_us
+                    .fetch_max(gap, Ordering::Relaxed);
+            }
             shared
                 .counters
                 .confirmed

@@ -72,6 +72,8 @@ pub struct Report {
     pub left_in_queues: Option<u64>,
     /// `connection.blocked` notifications received.
     pub blocked: u64,
+    /// Longest wait between two confirm batches of one producer, milliseconds (with confirms).
+    pub confirm_gap_max_ms: Option<f64>,
     /// Errors from producers and consumers (broker closes, timeouts).
     pub errors: Vec<String>,
 }
@@ -138,6 +140,9 @@ impl Report {
         }
         if self.blocked > 0 {
             line.push_str(&format!(", blocked {} times", self.blocked));
+        }
+        if let Some(gap) = self.confirm_gap_max_ms {
+            line.push_str(&format!(", longest confirm gap {} ms", round3(gap)));
         }
         if !self.errors.is_empty() {
             line.push_str(&format!(", {} errors", self.errors.len()));

@@ -86,6 +86,9 @@ pub struct Counters {
     pub consumed: AtomicU64,
     /// `connection.blocked` received.
     pub blocked: AtomicU64,
+    /// Longest wait, in microseconds, between two consecutive confirm batches a producer read
+    /// (a broker pause, such as the store's compaction swap, shows here).
+    pub confirm_gap_max_us: AtomicU64,
 }
 
 impl Counters {
@@ -310,6 +313,8 @@ pub async fn run(args: &ThroughputArgs) -> anyhow::Result<Report> {
         perf_cpu_percent: own_cpu.map(|s| s * 100.0 / seconds),
         left_in_queues: left,
         blocked: shared.counters.blocked.load(Ordering::Relaxed),
+        confirm_gap_max_ms: (confirmed + nacked > 0)
+            .then(|| shared.counters.confirm_gap_max_us.load(Ordering::Relaxed) as f64 / 1000.0),
         errors,
     })
 }

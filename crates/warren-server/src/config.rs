@@ -72,6 +72,12 @@ pub struct Config {
     pub compact_on_start_ratio: f64,
     /// ... and only when the files are at least this large, in MiB.
     pub compact_on_start_min_mib: u64,
+    /// While the broker runs, compact the store in the background (a copy swapped in, see
+    /// `warren_store::SledOptions::online_compaction`) when its files are more than this many
+    /// times what its live data needs, checked every 5 s; 0 never compacts online.
+    pub online_compaction_ratio: f64,
+    /// ... and only when the files are at least this large, in MiB.
+    pub online_compaction_min_mib: u64,
     /// Serve RabbitMQ's management HTTP API (`/api/...`).
     pub management_enabled: bool,
     /// The management API's port, on the same bind address as AMQP; 0 picks a free one.
@@ -143,6 +149,8 @@ impl Default for Config {
             queue_memory_budget_mib: 0,
             compact_on_start_ratio: 4.0,
             compact_on_start_min_mib: 64,
+            online_compaction_ratio: 2.0,
+            online_compaction_min_mib: 64,
             management_enabled: true,
             management_port: 15672,
             prometheus_enabled: true,
@@ -404,6 +412,15 @@ impl Config {
                 self.compact_on_start_ratio
             )));
         }
+        // Below 1 the compactor would copy the store again and again (see above).
+        if !(self.online_compaction_ratio == 0.0
+            || (self.online_compaction_ratio >= 1.0 && self.online_compaction_ratio.is_finite()))
+        {
+            return Err(ConfigError::Invalid(format!(
+                "online_compaction_ratio {} must be 0 (never) or at least 1",
+                self.online_compaction_ratio
+            )));
+        }
         self.validate_tls()?;
         if self.handshake_timeout == 0 {
             return Err(ConfigError::Invalid(
@@ -455,10 +472,16 @@ impl Config {
         warren_broker::spill::SpillArea::open(&self.data_dir.join("spill"), per_queue, total)
     }
 
-    /// How the store is opened: sled's cache from `store_cache_mib`.
+    /// How the store is opened: sled's cache from `store_cache_mib`, online compaction from
+    /// `online_compaction_ratio` and `online_compaction_min_mib`.
     pub fn sled_options(&self) -> warren_store::SledOptions {
+        let online = (self.online_compaction_ratio != 0.0).then(|| warren_store::CompactPolicy {
+            ratio: self.online_compaction_ratio,
+            min_disk_bytes: self.online_compaction_min_mib.saturating_mul(1024 * 1024),
+        });
         warren_store::SledOptions {
             cache_capacity: self.store_cache_mib.saturating_mul(1024 * 1024),
+            online_compaction: online,
             ..Default::default()
         }
     }
@@ -533,6 +556,8 @@ mod tests {
         for bad in [
             "compact_on_start_ratio = 0.5\n",
             "compact_on_start_ratio = -1.0\n",
+            "online_compaction_ratio = 0.5\n",
+            "online_compaction_ratio = inf\n",
             "store_cache_mib = 0\n",
         ] {
             std::fs::write(&file, bad).unwrap();
@@ -545,6 +570,23 @@ mod tests {
         let c = Config::load(Some(&file), &Overrides::default()).unwrap();
         assert_eq!(c.sled_options().cache_capacity, 8 << 20);
         assert!(!c.compact_policy().wants(u64::MAX, 0, 0));
+        // Online compaction: on by default (ratio 2, 64 MiB), configurable, 0 turns it off.
+        let default = Config::default().sled_options().online_compaction;
+        assert_eq!(
+            default,
+            warren_store::SledOptions::default().online_compaction
+        );
+        std::fs::write(
+            &file,
+            "online_compaction_ratio = 3.0\nonline_compaction_min_mib = 10\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&file), &Overrides::default()).unwrap();
+        let policy = c.sled_options().online_compaction.unwrap();
+        assert_eq!((policy.ratio, policy.min_disk_bytes), (3.0, 10 << 20));
+        std::fs::write(&file, "online_compaction_ratio = 0.0\n").unwrap();
+        let c = Config::load(Some(&file), &Overrides::default()).unwrap();
+        assert_eq!(c.sled_options().online_compaction, None);
     }
 
     #[test]

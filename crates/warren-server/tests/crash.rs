@@ -58,6 +58,9 @@ async fn every_confirmed_message_survives_kill_9() {
                     p,
                     confirmed: confirmed[p].clone(),
                     nacked: nacked.clone(),
+                    pad: 0,
+                    priorities: 0,
+                    persistent: true,
                 }))
             })
             .collect();

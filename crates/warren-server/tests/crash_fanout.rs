@@ -242,6 +242,9 @@ async fn every_confirmed_fanned_out_message_survives_kill_9_in_every_queue() {
                 p,
                 confirmed: confirmed.clone(),
                 nacked: nacked.clone(),
+                pad: 0,
+                priorities: 0,
+                persistent: true,
             })));
         }
         tokio::time::sleep(Duration::from_millis(l.kill_after_ms)).await;

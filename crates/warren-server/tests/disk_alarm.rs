@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use common::Raw;
 use common::http::call;
+use common::tmpfs::{Tmpfs, fill, settle};
 use serde_json::json;
 use warren_mgmt::DiskFreeLimit;
 
@@ -204,103 +205,6 @@ async fn the_limit_changes_through_the_api_with_rabbitmqs_forms() {
     server.shutdown().await.unwrap();
 }
 
-/// A small tmpfs mounted for one test and unmounted when dropped; `None` where this process
-/// may not mount (not root, or in a container that forbids it): the tests below then say so
-/// and check nothing.
-struct Tmpfs(std::path::PathBuf);
-
-impl Tmpfs {
-    fn mount(mib: u64) -> Option<Tmpfs> {
-        let dir = common::fresh_data_dir().with_extension("tmpfs");
-        std::fs::create_dir_all(&dir).ok()?;
-        let ok = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={mib}m"), "tmpfs"])
-            .arg(&dir)
-            .stderr(std::process::Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            eprintln!("skipped: cannot mount a tmpfs here (needs root)");
-            let _ = std::fs::remove_dir(&dir);
-            return None;
-        }
-        Some(Tmpfs(dir))
-    }
-
-    fn resize(&self, mib: u64) {
-        let ok = std::process::Command::new("mount")
-            .args(["-o", &format!("remount,size={mib}m")])
-            .arg(&self.0)
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "remount");
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        // Lazy: a failed test drops this before its server has closed the store's files, and
-        // a busy filesystem must not stay mounted.
-        let _ = std::process::Command::new("umount")
-            .arg("-l")
-            .arg(&self.0)
-            .status();
-        let _ = std::fs::remove_dir(&self.0);
-    }
-}
-
-type Confirm = tokio::task::JoinHandle<bool>;
-
-/// What a fill saw: numbers acked, nacked, and still waiting for their confirm.
-#[derive(Default)]
-struct Fill {
-    acked: Vec<u64>,
-    nacked: Vec<u64>,
-    due: Vec<(u64, Confirm)>,
-}
-
-/// Publishes numbered persistent 1 KiB messages to the durable queue `q` in windows of 64,
-/// waiting for each window's confirms, until `max` messages, a window with a nack, or a
-/// confirm that does not come within `patience` (the publisher is blocked). Each publish is a
-/// task: lapin holds a blocked connection's publishes back, so a publish itself may wait.
-async fn fill(ch: &lapin::Channel, max: u64, patience: Duration) -> Fill {
-    let mut out = Fill::default();
-    let props = lapin::BasicProperties::default().with_delivery_mode(2);
-    let mut n = 0u64;
-    while n < max && out.nacked.is_empty() {
-        let mut window = Vec::new();
-        for _ in 0..64 {
-            let mut body = vec![b'.'; 1024];
-            body[..8].copy_from_slice(&n.to_be_bytes());
-            let (ch, props) = (ch.clone(), props.clone());
-            let task = tokio::spawn(async move {
-                let confirm = ch
-                    .basic_publish("", "q", Default::default(), &body, props)
-                    .await
-                    .unwrap();
-                confirm.await.unwrap().is_ack()
-            });
-            window.push((n, task));
-            n += 1;
-        }
-        let mut window = window.into_iter();
-        while let Some((number, mut confirm)) = window.next() {
-            match tokio::time::timeout(patience, &mut confirm).await {
-                Ok(Ok(true)) => out.acked.push(number),
-                Ok(Ok(false)) => out.nacked.push(number),
-                Ok(Err(e)) => panic!("publish {number} failed: {e}"),
-                Err(_) => {
-                    out.due.push((number, confirm));
-                    out.due.extend(window);
-                    return out;
-                }
-            }
-        }
-    }
-    out.acked.sort_unstable();
-    out
-}
-
 /// The numbers the durable queue `q` holds, read with basic.get (no ack: they stay).
 async fn numbers_in_queue(ch: &lapin::Channel) -> Vec<u64> {
     let mut seen = Vec::new();
@@ -349,12 +253,12 @@ fn on_disk(dir: &std::path::Path, limit: u64) -> impl FnOnce(&mut warren_server:
 async fn a_filling_disk_blocks_publishers_and_space_returning_unblocks_them() {
     let Some(fs) = Tmpfs::mount(128) else { return };
     // Ballast leaves about 60 MiB free; the alarm is at 40 MB.
-    let ballast = fs.0.join("ballast");
+    let ballast = fs.path().join("ballast");
     std::fs::write(&ballast, vec![0u8; 68 << 20]).unwrap();
-    let server = common::start_with(on_disk(&fs.0, 40_000_000)).await;
+    let server = common::start_with(on_disk(fs.path(), 40_000_000)).await;
     let conn = common::connect(&server).await;
     let ch = durable_queue(&conn).await;
-    let filled = fill(&ch, 200_000, Duration::from_secs(3)).await;
+    let filled = fill(&ch, "q", 2, 200_000, Duration::from_secs(3)).await;
     assert!(
         filled.nacked.is_empty(),
         "nothing is refused before the alarm"
@@ -366,22 +270,13 @@ async fn a_filling_disk_blocks_publishers_and_space_returning_unblocks_them() {
     // Space returns: within the monitor's longest interval the publisher is unblocked and
     // every publish it had sent is confirmed.
     std::fs::remove_file(&ballast).unwrap();
-    let mut acked = filled.acked;
-    for (number, confirm) in filled.due {
-        let ack = tokio::time::timeout(Duration::from_secs(15), confirm)
-            .await
-            .expect("confirmed once space returned")
-            .unwrap();
-        assert!(ack, "{number} acked");
-        acked.push(number);
-    }
-    acked.sort_unstable();
+    let acked = settle(filled, Duration::from_secs(15)).await;
     assert!(!conn.status().blocked());
     drop(ch);
     let _ = conn.close(200, "").await;
     server.shutdown().await.unwrap();
     // Nothing confirmed is lost across a restart.
-    let server = common::start_with(on_disk(&fs.0, 40_000_000)).await;
+    let server = common::start_with(on_disk(fs.path(), 40_000_000)).await;
     let conn = common::connect(&server).await;
     let ch = durable_queue(&conn).await;
     assert_eq!(numbers_in_queue(&ch).await, acked);
@@ -393,10 +288,10 @@ async fn a_filling_disk_blocks_publishers_and_space_returning_unblocks_them() {
 async fn a_full_disk_nacks_persistent_publishes_and_loses_nothing_confirmed() {
     let Some(fs) = Tmpfs::mount(24) else { return };
     // No alarm (a limit of 0): the store meets the full disk itself.
-    let server = common::start_with(on_disk(&fs.0, 0)).await;
+    let server = common::start_with(on_disk(fs.path(), 0)).await;
     let conn = common::connect(&server).await;
     let ch = durable_queue(&conn).await;
-    let filled = fill(&ch, 100_000, Duration::from_secs(10)).await;
+    let filled = fill(&ch, "q", 2, 100_000, Duration::from_secs(10)).await;
     assert!(filled.due.is_empty(), "every publish is answered");
     assert!(!filled.nacked.is_empty(), "a full disk refuses publishes");
     assert!(!filled.acked.is_empty());
@@ -408,7 +303,7 @@ async fn a_full_disk_nacks_persistent_publishes_and_loses_nothing_confirmed() {
     server.shutdown().await.unwrap();
     // With room again, every confirmed message is back (a nacked one may be too).
     fs.resize(64);
-    let server = common::start_with(on_disk(&fs.0, 0)).await;
+    let server = common::start_with(on_disk(fs.path(), 0)).await;
     let conn = common::connect(&server).await;
     let ch = durable_queue(&conn).await;
     let back = numbers_in_queue(&ch).await;

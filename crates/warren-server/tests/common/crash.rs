@@ -22,7 +22,13 @@ pub fn free_port() -> u16 {
 
 /// Starts the `warren` binary on `port` over the data directory `dir`.
 pub fn start(dir: &std::path::Path, port: u16) -> Child {
+    start_with_env(dir, port, &[])
+}
+
+/// [`start`] with extra `WARREN_*` configuration variables.
+pub fn start_with_env(dir: &std::path::Path, port: u16, env: &[(&str, &str)]) -> Child {
     super::warren_binary()
+        .envs(env.iter().copied())
         .args([
             "--bind",
             "127.0.0.1",
@@ -66,6 +72,48 @@ pub struct Publisher {
     pub confirmed: Arc<Mutex<BTreeSet<u64>>>,
     /// Publishes the broker nacked (nothing in these tests may be refused).
     pub nacked: Arc<AtomicU64>,
+    /// Bytes of padding after `p:n ` in each body (0: the body is `p:n`).
+    pub pad: usize,
+    /// Message `n` gets priority `n % priorities` (0: no priority property).
+    pub priorities: u8,
+    /// Delivery mode 2 (else 1: transient).
+    pub persistent: bool,
+}
+
+impl Publisher {
+    /// Persistent `p:n` messages without padding or priorities.
+    pub fn new(port: u16, exchange: &str, key: &str, p: usize, nacked: &Arc<AtomicU64>) -> Self {
+        Publisher {
+            port,
+            exchange: exchange.into(),
+            key: key.into(),
+            headers: None,
+            p,
+            confirmed: Arc::default(),
+            nacked: nacked.clone(),
+            pad: 0,
+            priorities: 0,
+            persistent: true,
+        }
+    }
+}
+
+/// The body of publisher `p`'s message `n`: `p:n`, then a space and `pad` bytes when padded.
+pub fn body(p: usize, n: u64, pad: usize) -> Vec<u8> {
+    let mut b = format!("{p}:{n}").into_bytes();
+    if pad > 0 {
+        b.push(b' ');
+        b.resize(b.len() + pad, b'.');
+    }
+    b
+}
+
+/// `(p, n)` of a body made by [`body`]; `None` for anything else.
+pub fn parse_body(b: &[u8]) -> Option<(usize, u64)> {
+    let text = std::str::from_utf8(b).ok()?;
+    let head = text.split(' ').next()?;
+    let (who, n) = head.split_once(':')?;
+    Some((who.parse().ok()?, n.parse().ok()?))
 }
 
 /// Publishes persistent messages `p:n` for n = 0, 1, ... with confirms, 64 in flight, until
@@ -82,20 +130,23 @@ pub async fn publish_until_killed(p: Publisher) {
     {
         return;
     }
-    let mut props = BasicProperties::default().with_delivery_mode(2);
+    let mut props = BasicProperties::default().with_delivery_mode(if p.persistent { 2 } else { 1 });
     if let Some(h) = &p.headers {
         props = props.with_headers(h.clone());
     }
     let mut window = Vec::new();
     for n in 0u64.. {
-        let body = format!("{}:{n}", p.p);
+        let mut props = props.clone();
+        if p.priorities > 0 {
+            props = props.with_priority((n % u64::from(p.priorities)) as u8);
+        }
         let Ok(confirm) = ch
             .basic_publish(
                 &p.exchange,
                 &p.key,
                 BasicPublishOptions::default(),
-                body.as_bytes(),
-                props.clone(),
+                &body(p.p, n, p.pad),
+                props,
             )
             .await
         else {
@@ -127,13 +178,8 @@ pub async fn drain(ch: &lapin::Channel, queue: &str) -> Vec<(usize, u64, bool)> 
         .await
         .unwrap()
     {
-        let text = String::from_utf8(m.delivery.data.clone()).expect("stored body is intact");
-        let (who, n) = text.split_once(':').expect("body shape");
-        seen.push((
-            who.parse().expect("publisher number"),
-            n.parse().expect("body number"),
-            m.delivery.redelivered,
-        ));
+        let (who, n) = parse_body(&m.delivery.data).expect("stored body is intact");
+        seen.push((who, n, m.delivery.redelivered));
     }
     seen
 }

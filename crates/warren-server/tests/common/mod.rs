@@ -5,7 +5,9 @@
 pub mod crash;
 pub mod http;
 pub mod raw;
+pub mod spill;
 pub mod tls;
+pub mod tmpfs;
 
 #[allow(unused_imports)] // Not every suite uses the raw client.
 pub use raw::Raw;
