@@ -9,13 +9,12 @@
 //! `send_oct_details`, RabbitMQ's `coarse_conn_stats`), channels `msg_rates_*` (their
 //! `message_stats`).
 //!
-//! Memory is bounded: the sampler keeps one [`Ring`] per object, a fixed number of the last
-//! samples (taken every `collect_statistics_interval`): [`NODE_SAMPLES`] for the node, each
-//! vhost, each channel and each connection (10 minutes at 5 s, the first tier of RabbitMQ's
-//! `global` and `basic` retention policies), [`OBJECT_SAMPLES`] for each queue and exchange
-//! (2 minutes at 5 s: there may be tens of thousands). A point older than what is kept is left
-//! out of `samples` (RabbitMQ keeps an hour at 60 s resolution as well, and longer for the
-//! node).
+//! Retention follows RabbitMQ's `sample_retention_policies` defaults: [`GLOBAL`] for the node and
+//! each vhost, [`BASIC`] for queues, exchanges, channels and connections. The first tier keeps
+//! every sample the sampler takes (every `collect_statistics_interval`) for 605 s, at most 121
+//! of them; each coarser tier keeps one sample per step. Memory stays bounded, and an idle
+//! object costs one sample per tier: a sample equal to the one before it is not stored again,
+//! because the latest sample at or before a time answers the same without it.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -26,42 +25,129 @@ use crate::counters::CHANNEL_COUNTERS;
 use crate::listing::Params;
 use crate::stats::{AGG, DEPTHS, Sampled};
 
-/// Samples kept for the node and each vhost.
-pub const NODE_SAMPLES: usize = 121;
-/// Samples kept for each queue and exchange.
-pub const OBJECT_SAMPLES: usize = 25;
-/// Samples kept for each channel and connection.
-pub const LINK_SAMPLES: usize = NODE_SAMPLES;
+/// One tier of a retention policy: keep samples `step_ms` apart (0: every sample) for
+/// `keep_ms`, at most `max` of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tier {
+    /// The spacing of kept samples, in milliseconds (0 keeps every sample).
+    pub step_ms: u64,
+    /// How far back the tier answers, in milliseconds.
+    pub keep_ms: u64,
+    /// The most samples the tier holds.
+    pub max: usize,
+}
 
-/// The last samples of one object's values: `(timestamp ms, values)`, oldest first.
+/// The finest tier, `{605, 5}` in RabbitMQ's policies: every sample, 121 at most.
+const FINE: Tier = Tier {
+    step_ms: 0,
+    keep_ms: 605_000,
+    max: 121,
+};
+
+/// A tier of one sample per `step_s` seconds over `keep_s` seconds.
+const fn coarse(keep_s: u64, step_s: u64) -> Tier {
+    Tier {
+        step_ms: step_s * 1000,
+        keep_ms: keep_s * 1000,
+        max: (keep_s / step_s) as usize + 1,
+    }
+}
+
+/// RabbitMQ's default `global` policy (the node and vhosts):
+/// `[{605, 5}, {3660, 60}, {29400, 600}, {86400, 1800}]`.
+pub const GLOBAL: &[Tier] = &[
+    FINE,
+    coarse(3660, 60),
+    coarse(29400, 600),
+    coarse(86400, 1800),
+];
+/// RabbitMQ's default `basic` policy (queues, exchanges, channels, connections):
+/// `[{605, 5}, {3600, 60}]`.
+pub const BASIC: &[Tier] = &[FINE, coarse(3600, 60)];
+
+/// One tier's samples: `(timestamp ms, values)`, oldest first.
 #[derive(Debug, Clone)]
-pub struct Ring<const N: usize> {
-    cap: usize,
+struct Kept<const N: usize> {
+    tier: Tier,
+    /// The step bucket of the last sample offered (`ts / step_ms`).
+    last_bucket: Option<u64>,
     samples: VecDeque<(u64, [u64; N])>,
 }
 
+impl<const N: usize> Kept<N> {
+    fn push(&mut self, ts: u64, values: [u64; N]) {
+        if self.tier.step_ms > 0 {
+            let bucket = ts / self.tier.step_ms;
+            if self.last_bucket.is_some_and(|b| b >= bucket) {
+                return;
+            }
+            self.last_bucket = Some(bucket);
+        }
+        if self.samples.back().is_none_or(|(_, v)| *v != values) {
+            self.samples.push_back((ts, values));
+        }
+        // The oldest sample stays while the next one is within reach: it is the value of
+        // every time between the two.
+        let horizon = ts.saturating_sub(self.tier.keep_ms);
+        while self.samples.len() > self.tier.max
+            || self.samples.get(1).is_some_and(|(t, _)| *t <= horizon)
+        {
+            self.samples.pop_front();
+        }
+    }
+
+    /// The latest sample at or before `at`, if this tier reaches back that far.
+    fn at(&self, at: u64) -> Option<Option<&[u64; N]>> {
+        let (first, _) = self.samples.front()?;
+        if *first > at {
+            return None;
+        }
+        let i = self.samples.partition_point(|(ts, _)| *ts <= at);
+        Some(self.samples.get(i.checked_sub(1)?).map(|(_, v)| v))
+    }
+}
+
+/// An object's history: its values sampled over time, kept by a retention policy.
+#[derive(Debug, Clone)]
+pub struct Ring<const N: usize> {
+    tiers: Vec<Kept<N>>,
+}
+
 impl<const N: usize> Ring<N> {
-    /// An empty ring that keeps `cap` samples.
-    pub fn new(cap: usize) -> Self {
+    /// An empty history kept by `policy` (finest tier first).
+    pub fn new(policy: &[Tier]) -> Self {
         Ring {
-            cap: cap.max(1),
-            samples: VecDeque::new(),
+            tiers: policy
+                .iter()
+                .map(|t| Kept {
+                    tier: Tier {
+                        max: t.max.max(1),
+                        ..*t
+                    },
+                    last_bucket: None,
+                    samples: VecDeque::new(),
+                })
+                .collect(),
         }
     }
 
     /// Records `values` taken at `ts` (milliseconds, not before the last one).
     pub fn push(&mut self, ts: u64, values: [u64; N]) {
-        if self.samples.len() == self.cap {
-            self.samples.pop_front();
+        for t in &mut self.tiers {
+            t.push(ts, values);
         }
-        self.samples.push_back((ts, values));
     }
 
-    /// The value of `index` at `at`: the latest sample taken at or before it.
+    /// The value of `index` at `at`: the latest sample taken at or before it, from the finest
+    /// tier that reaches back that far.
     fn at(&self, at: u64, index: usize) -> Option<u64> {
-        let i = self.samples.partition_point(|(ts, _)| *ts <= at);
-        let (_, v) = self.samples.get(i.checked_sub(1)?)?;
+        let v = self.tiers.iter().find_map(|t| t.at(at))??;
         v.get(index).copied()
+    }
+
+    /// The samples held in all tiers (for tests and memory accounting).
+    pub fn held(&self) -> usize {
+        self.tiers.iter().map(|t| t.samples.len()).sum()
     }
 
     /// `(timestamp, value)` points for `q` ending at `now`, newest first.
@@ -261,7 +347,7 @@ pub struct Histories {
 impl Default for Histories {
     fn default() -> Self {
         Histories {
-            node: Ring::new(NODE_SAMPLES),
+            node: Ring::new(GLOBAL),
             vhosts: HashMap::new(),
             queues: HashMap::new(),
             exchanges: HashMap::new(),
@@ -275,11 +361,11 @@ impl Default for Histories {
 fn advance<K: Eq + std::hash::Hash, const N: usize>(
     old: &mut HashMap<K, Ring<N>>,
     now: impl Iterator<Item = (K, [u64; N])>,
-    cap: usize,
+    policy: &[Tier],
     ts: u64,
 ) -> HashMap<K, Ring<N>> {
     now.map(|(k, v)| {
-        let mut r = old.remove(&k).unwrap_or_else(|| Ring::new(cap));
+        let mut r = old.remove(&k).unwrap_or_else(|| Ring::new(policy));
         r.push(ts, v);
         (k, r)
     })
@@ -293,31 +379,31 @@ impl Histories {
         self.vhosts = advance(
             &mut self.vhosts,
             s.vhosts.iter().map(|(k, w)| (k.clone(), w.last)),
-            NODE_SAMPLES,
+            GLOBAL,
             ts,
         );
         self.queues = advance(
             &mut self.queues,
             s.queues.iter().map(|(k, w)| (k.clone(), w.last)),
-            OBJECT_SAMPLES,
+            BASIC,
             ts,
         );
         self.exchanges = advance(
             &mut self.exchanges,
             s.exchanges.all().map(|(k, w)| (k, w.last)),
-            OBJECT_SAMPLES,
+            BASIC,
             ts,
         );
         self.channels = advance(
             &mut self.channels,
             s.channels.iter().map(|(k, w)| (*k, w.last)),
-            LINK_SAMPLES,
+            BASIC,
             ts,
         );
         self.connections = advance(
             &mut self.connections,
             s.connections.iter().map(|(k, w)| (*k, w.last)),
-            LINK_SAMPLES,
+            BASIC,
             ts,
         );
     }
@@ -327,9 +413,87 @@ impl Histories {
 mod tests {
     use super::*;
 
+    /// A single tier that keeps the last `max` samples.
+    fn every(max: usize) -> Tier {
+        Tier {
+            step_ms: 0,
+            keep_ms: u64::MAX,
+            max,
+        }
+    }
+
+    /// Samples every 5 s from 0 to `until_s`, the value being the time in seconds.
+    fn counting(policy: &[Tier], until_s: u64) -> Ring<1> {
+        let mut r = Ring::new(policy);
+        for t in (0..=until_s).step_by(5) {
+            r.push(t * 1000, [t]);
+        }
+        r
+    }
+
+    #[test]
+    fn older_points_come_from_the_coarser_tiers() {
+        let r = counting(BASIC, 3600);
+        // The fine tier keeps 121 samples (600 s); beyond it the 60 s tier answers.
+        let q = |age_s, incr_s| Range {
+            age_s,
+            incr_s,
+            ceil: false,
+        };
+        let points = r.points(q(3600, 600), 3_600_000, 0);
+        let times: Vec<u64> = points.iter().map(|p| p.0 / 1000).collect();
+        assert_eq!(times, vec![3600, 3000, 2400, 1800, 1200, 600, 0]);
+        assert!(points.iter().all(|(t, v)| *v == t / 1000), "{points:?}");
+        // Within the fine tier, 5 s resolution; 800 s back (steps are multiples of 700 s from
+        // the epoch), the 60 s tier's sample.
+        assert_eq!(
+            r.points(q(5, 5), 3_600_000, 0),
+            vec![(3_600_000, 3600), (3_595_000, 3595)]
+        );
+        assert_eq!(r.points(q(700, 700), 3_600_000, 0)[1], (2_800_000, 2760));
+        assert!(r.held() <= 121 + 61, "{}", r.held());
+    }
+
+    #[test]
+    fn global_keeps_a_day_and_basic_an_hour() {
+        let day = 86_400;
+        let g = counting(GLOBAL, day);
+        let b = counting(BASIC, day);
+        let q = Range {
+            age_s: day,
+            incr_s: day,
+            ceil: false,
+        };
+        let now = day * 1000;
+        assert_eq!(g.points(q, now, 0).len(), 2);
+        assert_eq!(
+            b.points(q, now, 0).len(),
+            1,
+            "basic keeps no point a day back"
+        );
+        assert!(g.held() <= 121 + 62 + 50 + 49, "{}", g.held());
+    }
+
+    #[test]
+    fn an_idle_object_keeps_one_sample_per_tier() {
+        let mut r = Ring::<2>::new(GLOBAL);
+        for t in 0..10_000u64 {
+            r.push(t * 5000, [7, 9]);
+        }
+        assert_eq!(r.held(), 4);
+        let q = Range {
+            age_s: 3600,
+            incr_s: 60,
+            ceil: false,
+        };
+        let points = r.points(q, 10_000 * 5000, 1);
+        assert_eq!(points.len(), 61);
+        assert!(points.iter().all(|p| p.1 == 9));
+    }
+
     #[test]
     fn points_are_the_latest_sample_at_each_step_newest_first() {
-        let mut r = Ring::<1>::new(10);
+        let mut r = Ring::<1>::new(&[every(10)]);
         r.push(1_000, [1]);
         r.push(6_000, [2]);
         r.push(11_000, [4]);
@@ -354,7 +518,7 @@ mod tests {
 
     #[test]
     fn the_ring_keeps_only_its_capacity() {
-        let mut r = Ring::<1>::new(2);
+        let mut r = Ring::<1>::new(&[every(2)]);
         for t in 1..=5 {
             r.push(t * 1000, [t]);
         }
