@@ -76,8 +76,8 @@ struct Kept<const N: usize> {
 
 impl<const N: usize> Kept<N> {
     fn push(&mut self, ts: u64, values: [u64; N]) {
-        if self.tier.step_ms > 0 {
-            let bucket = ts / self.tier.step_ms;
+        // A step of 0 keeps every sample.
+        if let Some(bucket) = ts.checked_div(self.tier.step_ms) {
             if self.last_bucket.is_some_and(|b| b >= bucket) {
                 return;
             }

@@ -73,8 +73,7 @@ impl Model {
         let mut accepted: Vec<(u64, u64)> = Vec::new();
         let mut bucket = None;
         for &(ts, v) in &self.all {
-            if tier.step_ms > 0 {
-                let b = ts / tier.step_ms;
+            if let Some(b) = ts.checked_div(tier.step_ms) {
                 if bucket.is_some_and(|x| x >= b) {
                     continue;
                 }
