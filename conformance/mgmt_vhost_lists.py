@@ -88,6 +88,19 @@ def run_connection_access(api, check, get, path):
     status, _, body = get("/api/connections/" + urllib.parse.quote(mine, safe=""), OWN)
     check("one connection: its own is readable by a management user",
           [] if status == 200 and body.get("user") == OWN[0] else [f"{status} {body!r:.300}"])
+    # An unknown name: 404 to a user who may read (close) any connection, 500 to anyone else
+    # (RabbitMQ's owner check crashes on the missing connection).
+    gone = "/api/connections/" + urllib.parse.quote("127.0.0.1:1 -> 127.0.0.1:2", safe="")
+    for label, method, p, user, want in (
+            ("GET by a management user", "GET", gone, OWN, 500),
+            ("channels by a management user", "GET", gone + "/channels", OWN, 500),
+            ("DELETE by a management user", "DELETE", gone, OWN, 500),
+            ("GET by a monitoring user", "GET", gone, MON, 404),
+            ("DELETE by a monitoring user", "DELETE", gone, MON, 500),
+            ("DELETE by an administrator", "DELETE", gone, G, 404)):
+        status, _, body = api.call(method, p, None, user)
+        check(f"one connection: an unknown one, {label}, is {want}",
+              [] if status == want else [f"{status} {body!r:.300}"])
     status, _, body = get(path)
     check("one connection: the refused DELETEs closed nothing",
           [] if status == 200 and len(body) == 2 else [f"{status} {body!r:.300}"])

@@ -117,25 +117,29 @@ pub async fn of_vhost(
 /// `is_authorized_user`: the connection's own user may; otherwise reading needs `monitoring`
 /// and closing `administrator`, and someone else's connection is 401 "User not authorised to
 /// access object" (not 404: RabbitMQ checks before it looks the object up). An unknown name is
-/// 404 (RabbitMQ 3.10 answers 500 to a non-monitor there: its check crashes on the missing
-/// connection; docs/management-api.md).
+/// 404 to a privileged user and 500 without a body to anyone else, as RabbitMQ 3.10, whose
+/// owner check crashes on the missing connection.
 fn find(
     m: &Management,
     user: &Authed,
     name: &str,
     delete: bool,
 ) -> Result<ConnectionInfo, ApiError> {
-    let c = m
-        .connections
-        .list()
-        .into_iter()
-        .find(|c| c.name == name)
-        .ok_or(ApiError::NotFound)?;
     let privileged = if delete {
         user.is_admin()
     } else {
         user.is_monitor()
     };
+    let c = m
+        .connections
+        .list()
+        .into_iter()
+        .find(|c| c.name == name)
+        .ok_or(if privileged {
+            ApiError::NotFound
+        } else {
+            ApiError::Crash
+        })?;
     if privileged || c.user == user.0.name {
         Ok(c)
     } else {
