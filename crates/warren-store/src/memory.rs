@@ -145,6 +145,19 @@ impl MemoryStore {
         Ok(MemoryStore { engine })
     }
 
+    /// A new store over a copy of the data as a restart at this moment would find it (writes
+    /// still pending reach the data first, as at a shutdown), leaving this store running: for
+    /// tests that look at what a restart would bring back, then go on with this store.
+    pub fn fork(&self) -> Result<Self, StoreError> {
+        self.engine.drain()?;
+        let copy = MemoryBackend {
+            map: Arc::new(RwLock::new(self.engine.backend().map.read().clone())),
+        };
+        let engine = Engine::open(copy)?;
+        engine.finish_scan()?;
+        Ok(MemoryStore { engine })
+    }
+
     /// As [`MemoryStore::reopen`], but the open scan is left to [`MemoryStore::scan_step`],
     /// as a store that serves while its background scan runs.
     pub fn reopen_scanning(&self) -> Result<Self, StoreError> {

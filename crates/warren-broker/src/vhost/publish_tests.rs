@@ -112,7 +112,7 @@ fn publish(vhost: &VHost, message: Message) -> crate::Published {
 
 /// Messages each queue holds after a restart over the same store.
 fn after_restart(store: &MemoryStore, queues: &[&str]) -> Vec<u32> {
-    let (_broker, vhost) = open(Arc::new(store.reopen().unwrap()));
+    let (_broker, vhost) = open(Arc::new(store.fork().unwrap()));
     queues
         .iter()
         .map(|q| vhost.queue(&(*q).into(), 1).unwrap().message_count())
@@ -302,7 +302,7 @@ fn a_store_fault_anywhere_in_a_fan_out_leaves_every_queue_consistent() {
             "{case}"
         );
         // A restart brings back exactly what the store has.
-        let (_reopened, vh) = open(Arc::new(inner.reopen().unwrap()));
+        let (_reopened, vh) = open(Arc::new(inner.fork().unwrap()));
         for name in names {
             let stored = inner.load_queue(b"/", name.as_bytes()).unwrap().len();
             assert_eq!(
