@@ -146,6 +146,9 @@ pub async fn consume_all(ch: &lapin::Channel, queue: &str) -> Vec<Seen> {
 /// was consumed is gone, and the orphans a kill left were swept.
 pub fn assert_store_empty(dir: &Path, at: &str) {
     let store = warren_store::SledStore::open(dir).unwrap();
+    // After a clean stop the counts come from the background open scan: wait for it, or
+    // the zeros below would be the scan's not having started.
+    store.finish_open_scan().unwrap();
     let stats = store.stats();
     assert_eq!(
         (stats.messages, stats.queue_entries, stats.held),
