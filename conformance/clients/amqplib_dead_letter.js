@@ -82,7 +82,7 @@ scenario('dlx_routing_keys', (url) => withWorld(url, async (w) => {
   }
   eq(await waitCount(w, deadCc, 1), 1, 'copy routed to the DLX by the CC key');
   eq(await waitCount(w, deadRk, 1), 1, 'copy routed to the DLX by the original key');
-  eq(await w.count(deadDl), 1, 'copies routed by the dead-letter routing key');
+  eq(await waitCount(w, deadDl, 1), 1, 'copies routed by the dead-letter routing key');
   for (const [q, key, cc] of [[deadCc, 'rk', true], [deadDl, 'dl', false]]) {
     const m = await w.ch.get(q, { noAck: true });
     eq([m.fields.exchange, m.fields.routingKey], [dlx, key], `delivery from ${q}: exchange, routing key`);

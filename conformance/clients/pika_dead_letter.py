@@ -116,7 +116,7 @@ def dlx_routing_keys(url):
         # without a dead-letter routing key: routed with the publish key and the CC keys
         eq(wait_count(w, dead_cc, 1), 1, "copy routed to the DLX by the CC key")
         eq(wait_count(w, dead_rk, 1), 1, "copy routed to the DLX by the original key")
-        eq(w.count(dead_dl), 1, "copies routed by the dead-letter routing key")
+        eq(wait_count(w, dead_dl, 1), 1, "copies routed by the dead-letter routing key")
         for q, key, cc in [(dead_cc, "rk", True), (dead_dl, "dl", False)]:
             m, p, b = w.ch.basic_get(q, auto_ack=True)
             src = by_key if cc else override
