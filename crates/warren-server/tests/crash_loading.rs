@@ -60,18 +60,8 @@ async fn publish_confirmed(ch: &lapin::Channel, from: u64, to: u64) -> Vec<u64> 
 
 /// Starts the binary as `start` does, logging at info level to `log`.
 fn start_logging(dir: &std::path::Path, port: u16, log: &std::path::Path) -> Child {
-    common::warren_binary()
-        .args([
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            &port.to_string(),
-            "--data-dir",
-        ])
-        .arg(dir)
+    common::crash::command(dir, port)
         .env("WARREN_LOG_LEVEL", "info")
-        .env("WARREN_MANAGEMENT_PORT", "0")
-        .env("WARREN_PROMETHEUS_PORT", "0")
         .stdout(std::fs::File::create(log).unwrap())
         .stderr(Stdio::null())
         .spawn()

@@ -27,24 +27,31 @@ pub fn start(dir: &std::path::Path, port: u16) -> Child {
 
 /// [`start`] with extra `WARREN_*` configuration variables.
 pub fn start_with_env(dir: &std::path::Path, port: u16, env: &[(&str, &str)]) -> Child {
-    super::warren_binary()
+    command(dir, port)
         .envs(env.iter().copied())
-        .args([
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            &port.to_string(),
-            "--data-dir",
-        ])
-        .arg(dir)
-        .env("WARREN_LOG_LEVEL", "warn")
-        // Several brokers run at once here: the management API takes any free port.
-        .env("WARREN_MANAGEMENT_PORT", "0")
-        .env("WARREN_PROMETHEUS_PORT", "0")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap()
+}
+
+/// The `warren` command on `port` over `dir`, logging at warn level, with the management API
+/// and Prometheus on any free port (several brokers run at once here); output left to the
+/// caller.
+pub fn command(dir: &std::path::Path, port: u16) -> std::process::Command {
+    let mut cmd = super::warren_binary();
+    cmd.args([
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        &port.to_string(),
+        "--data-dir",
+    ])
+    .arg(dir)
+    .env("WARREN_LOG_LEVEL", "warn")
+    .env("WARREN_MANAGEMENT_PORT", "0")
+    .env("WARREN_PROMETHEUS_PORT", "0");
+    cmd
 }
 
 /// Connects as guest, retrying while the broker starts (10 s at most).
