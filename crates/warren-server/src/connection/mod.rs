@@ -8,6 +8,8 @@ pub(crate) mod admission;
 mod ctx;
 mod error;
 mod handshake;
+#[cfg(test)]
+mod read_room_tests;
 mod sasl;
 
 use std::collections::HashMap;
@@ -51,6 +53,8 @@ struct Connection<S> {
     inbuf: BytesMut,
     /// Bytes the last socket read returned, to size the next one.
     last_read: usize,
+    /// `inbuf` was moved to a [`READ_LARGE`] buffer (see [`make_read_room`]).
+    large_inbuf: bool,
     decoder: FrameDecoder,
     ctx: Ctx,
     // ahash, not SipHash: three lookups per published message (method, header, body frames).
@@ -155,6 +159,7 @@ pub async fn run<S: Stream>(
         stream,
         inbuf,
         last_read: 0,
+        large_inbuf: false,
         decoder: FrameDecoder::new(negotiated.frame_max),
         ctx: Ctx {
             id,
@@ -234,6 +239,35 @@ const SPILL_RECHECK: Duration = Duration::from_millis(2);
 /// of its own (which decodes a whole read buffer: thousands of small messages); with a smaller
 /// batch the scheduler gave publishers several times the CPU of consumers.
 const MAILBOX_BATCH: usize = ctx::MAX_PENDING_DELIVERIES as usize;
+
+/// Makes room in `inbuf` for the next socket read, after a read of `last_read` bytes: a
+/// connection that reads a lot gets 64 KiB reads (fewer system calls and loop turns per message,
+/// so confirms go out in larger batches), a quiet one keeps a 4 KiB buffer (memory per
+/// connection: with 64 KiB in and out from the start, 1 000 idle connections held ~130 MiB).
+/// `large` says the buffer was moved to the large size already.
+fn make_read_room(inbuf: &mut BytesMut, last_read: usize, large: &mut bool) {
+    let want = if last_read >= READ_SMALL / 2 {
+        READ_LARGE
+    } else {
+        READ_SMALL
+    };
+    if want == READ_LARGE && !*large {
+        // A busy connection still on a small buffer moves to a large one. `reserve` is not
+        // enough: the buffer is shared with the frames split off it, and when the decoder
+        // reserves for a partial frame at its end, `BytesMut` allocates the new buffer at the
+        // size the first one had (4 KiB), so a 1 KiB publisher was read 3 messages per system
+        // call, each read answered by its own confirm write. A fresh buffer of 64 KiB makes
+        // that size the one its successors inherit.
+        let mut fresh = BytesMut::with_capacity(READ_LARGE.max(inbuf.len() + READ_SMALL));
+        fresh.extend_from_slice(inbuf);
+        *inbuf = fresh;
+        *large = true;
+    } else if inbuf.capacity() - inbuf.len() < 1024 {
+        // Only when nearly full: queued messages are slices of this buffer, so a buffer
+        // replaced early would keep its unused tail allocated as long as they are queued.
+        inbuf.reserve(want);
+    }
+}
 
 fn close_method(e: &AmqpError) -> Method {
     ConnectionClose {
@@ -387,20 +421,9 @@ impl<S: Stream> Connection<S> {
             .set_channels(self.channels.iter().map(|(n, c)| (*n, c.stats().clone())));
     }
 
-    /// Makes room for the next socket read: a connection that reads a lot gets 64 KiB reads
-    /// (fewer syscalls per message), a quiet one keeps a 4 KiB buffer (memory per connection:
-    /// with 64 KiB in and out from the start, 1 000 idle connections held ~130 MiB).
+    /// Makes room for the next socket read: see [`make_read_room`].
     fn make_read_room(&mut self) {
-        let want = if self.last_read >= READ_SMALL / 2 {
-            READ_LARGE
-        } else {
-            READ_SMALL
-        };
-        // Only when nearly full: queued messages are slices of this buffer, so a buffer
-        // replaced early would keep its unused tail allocated as long as they are queued.
-        if self.inbuf.capacity() - self.inbuf.len() < 1024 {
-            self.inbuf.reserve(want);
-        }
+        make_read_room(&mut self.inbuf, self.last_read, &mut self.large_inbuf);
     }
 
     /// After the close handshake, lets the client close first (up to a second): closing while
