@@ -11,6 +11,7 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::backend::{Atomicity, Backend};
 use crate::compact::online::{self, OnlineStep};
+use crate::engine::wal::{self, WAL_DIR, Wal};
 use crate::engine::{Engine, delegate_to_engine};
 use crate::format::{self, DirLock, MetaState, SLED_DIR};
 use crate::keys::FORMAT_VERSION_KEY;
@@ -109,7 +110,9 @@ impl SledStore {
             )?;
             backend.flush()?;
         }
-        let engine = Arc::new(Engine::open(backend)?);
+        let wal_dir = dir.join(WAL_DIR);
+        let generation = wal::recover(&wal_dir, &backend)?;
+        let engine = Arc::new(Engine::open(backend)?.with_wal(Wal::new(wal_dir, generation)?));
         if let Some((live, records)) = engine.live_at_open() {
             engine.backend().set_live(live, records);
         }
@@ -210,6 +213,8 @@ impl SledStore {
         let Some(_one) = Busy::take(&self.compactor.running, true) else {
             return Ok(None);
         };
+        // The copy reads sled: the log's changes go there first (later ones are mirrored).
+        self.engine.checkpoint()?;
         match step {
             None => online::compact_online(
                 self.engine.backend(),
@@ -300,6 +305,9 @@ impl Compactor {
                         };
                         // A failed compaction leaves the database in use standing (or, if the
                         // swap's reopen failed, the store failed: writers report it).
+                        if engine.checkpoint().is_err() {
+                            break; // the store failed: writers report it
+                        }
                         if let Ok(Some(report)) =
                             online::compact_online(backend, &dir, &options, &stop)
                         {
@@ -351,9 +359,10 @@ impl Drop for Compactor {
     }
 }
 
-/// Hands deferred message writes to sled at sled's own flush cadence, so that writes nobody
-/// syncs (persistent publishes without confirms) reach the log as soon as they did before
-/// writes were deferred. Dropping it stops the thread before the store closes.
+/// Checkpoints the write-ahead log (see `engine::wal`) at sled's own flush cadence: pending
+/// writes reach sled, sled is flushed, and the log files before go, so the log stays small and
+/// writes nobody syncs (persistent publishes without confirms) become durable as soon as they
+/// did before writes were deferred. Dropping it stops the thread before the store closes.
 pub(crate) struct Drainer {
     stop: Arc<(Mutex<bool>, Condvar)>,
     thread: Option<JoinHandle<()>>,
@@ -383,7 +392,7 @@ impl Drainer {
                         break;
                     };
                     // A failure fails the store; writers and `sync` report it from then on.
-                    if engine.drain().is_err() {
+                    if engine.checkpoint().is_err() {
                         break;
                     }
                 }

@@ -40,6 +40,8 @@ type Records = Vec<(Vec<u8>, Vec<u8>)>;
 
 /// Every key and value of the store, in key order.
 fn records(s: &SledStore) -> Records {
+    // Synced writes are in the write-ahead log until a checkpoint hands them to sled.
+    s.engine.checkpoint().unwrap();
     let mut out = Vec::new();
     s.engine
         .backend()
@@ -110,6 +112,9 @@ fn churned(dir: &Path) -> SledStore {
     }
     // On disk before the acks: acked while still pending, they would never have been written.
     s.sync().unwrap();
+    // In sled before the acks (a checkpoint: a sync only logs): acked while still pending,
+    // they would never have been written to sled.
+    s.engine.checkpoint().unwrap();
     let acked: Vec<MessageOp> = (0..MESSAGES / 10 * 9)
         .map(|seq| MessageOp::Remove {
             vhost: b("/"),

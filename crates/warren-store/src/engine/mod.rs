@@ -4,10 +4,13 @@
 //!
 //! One mutex serialises mutations (plan, install counts). Message writes stop there: their
 //! changes wait in a [`Pending`] list, where an acknowledged message cancels its own writes,
-//! until a `sync`, a definition change, a read of a queue, the pending-size bound, or the
-//! store's drain timer hands them to the backend (see `pending`). A second mutex keeps those
-//! hand-overs in order; lock order is `order`, then `shared`. Definition changes drain the list
-//! and apply their own batch under both, so they see every earlier message write.
+//! until a definition change, a read of a queue, the pending-size bound, or the store's drain
+//! timer hands them to the backend (see `pending`). A second mutex keeps those hand-overs in
+//! order. With a write-ahead log (the sled store; see `wal`), a `sync` only logs the list and
+//! the hand-overs log it first; without one (the memory store), a `sync` hands the list over
+//! and flushes the backend. Lock order is `order`, then the log, then `shared`. Definition
+//! changes checkpoint the list and apply their own batch under all three, so they see every
+//! earlier message write and no log record can be replayed over them.
 //!
 //! Message writes are applied [`Atomicity::InOrder`] in a crash-safe order (see `plan`), so a
 //! crash may leave messages no entry references; the open scan deletes them. After a clean
@@ -22,10 +25,11 @@ mod pending;
 mod scan;
 #[cfg(test)]
 mod tests;
+pub(crate) mod wal;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, MutexGuard};
 
 use crate::backend::{Atomicity, Backend, Changes};
 use crate::group_commit::GroupCommit;
@@ -40,6 +44,7 @@ type Extents = ahash::AHashMap<Vec<u8>, QueueExtent>;
 use pending::Pending;
 pub(crate) use pending::Planned;
 pub(crate) use scan::ScanState;
+use wal::Wal;
 
 /// Pending changes beyond which a write hands them to the backend itself.
 const MAX_PENDING_CHANGES: usize = 16 * 1024;
@@ -69,6 +74,8 @@ pub(crate) struct Engine<B: Backend> {
     shared: Mutex<Shared>,
     /// Held while pending changes go to the backend, so hand-overs keep the order of writes.
     order: Mutex<()>,
+    /// The write-ahead log of message writes, if the store keeps one (see `wal`).
+    wal: Option<Mutex<Wal>>,
     next_id: AtomicU64,
     commit: GroupCommit,
     /// An apply failed part-way, or the engine was closed: refuse further mutations.
@@ -192,11 +199,18 @@ impl<B: Backend> Engine<B> {
                 scanned_live: (0, 0),
             }),
             order: Mutex::new(()),
+            wal: None,
             next_id: AtomicU64::new(next),
             commit: GroupCommit::default(),
             failed: AtomicBool::new(false),
             scan_over: AtomicBool::new(true),
         }
+    }
+
+    /// The engine, with `wal` logging its message writes from now on.
+    pub(crate) fn with_wal(mut self, wal: Wal) -> Self {
+        self.wal = Some(Mutex::new(wal));
+        self
     }
 
     /// A store over a backend known to be empty (nothing to scan).
@@ -233,6 +247,17 @@ impl<B: Backend> Engine<B> {
     ) -> Result<(), StoreError> {
         let batch = atomicity == Atomicity::Batch;
         let _order = batch.then(|| self.order.lock());
+        // A definition change checkpoints first and keeps the log locked until its own batch
+        // is flushed: no log record may be replayed over it, and no `sync` may confirm the
+        // writes it hands to sled unlogged before that flush.
+        let wal = match (&self.wal, batch) {
+            (Some(wal), true) => {
+                let mut wal = wal.lock();
+                self.checkpoint_locked(&mut wal)?;
+                Some(wal)
+            }
+            _ => None,
+        };
         let mut shared = self.shared.lock();
         if self.failed.load(Ordering::Acquire) {
             return Err(StoreError::Failed);
@@ -275,6 +300,10 @@ impl<B: Backend> Engine<B> {
                 .fetch_max(max.saturating_add(1), Ordering::Relaxed);
         }
         drop(shared);
+        if wal.is_some() {
+            self.flush_or_fail()?;
+        }
+        drop(wal);
         if over_bound {
             self.drain()?;
         }
@@ -292,25 +321,115 @@ impl<B: Backend> Engine<B> {
             .inspect_err(|_| self.failed.store(true, Ordering::Release))
     }
 
-    /// Hands every pending message write to the backend (not a flush: see `sync`).
+    /// Hands every pending message write to the backend (not a flush: see `sync`), logging
+    /// first what is not logged yet.
     pub(crate) fn drain(&self) -> Result<(), StoreError> {
         let _order = self.order.lock();
-        let changes = {
-            let mut shared = self.shared.lock();
-            if self.failed.load(Ordering::Acquire) {
-                return Err(StoreError::Failed);
+        let changes = match &self.wal {
+            Some(wal) => self.log_pending(&mut wal.lock(), true)?,
+            None => {
+                let mut shared = self.shared.lock();
+                if self.failed.load(Ordering::Acquire) {
+                    return Err(StoreError::Failed);
+                }
+                shared.pending.take()
             }
-            shared.pending.take()
         };
         self.hand_over(changes)
     }
 
-    /// Group-committed drain and flush of the backend.
+    /// Logs the pending changes not logged yet (one record, one `fdatasync`); with `take`, also
+    /// takes the whole list for the backend. The caller holds the log's lock.
+    fn log_pending(
+        &self,
+        wal: &mut MutexGuard<'_, Wal>,
+        take: bool,
+    ) -> Result<Changes, StoreError> {
+        let taken = {
+            let mut shared = self.shared.lock();
+            if self.failed.load(Ordering::Acquire) {
+                return Err(StoreError::Failed);
+            }
+            shared.pending.log_new(|k, v| wal.stage(k, v));
+            if take {
+                shared.pending.take()
+            } else {
+                Vec::new()
+            }
+        };
+        wal.commit()
+            .inspect_err(|_| self.failed.store(true, Ordering::Release))?;
+        Ok(taken)
+    }
+
+    /// Flushes the backend; a failure fails the store (see `wal`, "Failures").
+    fn flush_or_fail(&self) -> Result<(), StoreError> {
+        self.backend
+            .flush()
+            .inspect_err(|_| self.failed.store(true, Ordering::Release))
+    }
+
+    /// Hands every pending write to the backend, flushes it, and deletes the log files that
+    /// covered them (see `wal`). Without a log, a drain.
+    pub(crate) fn checkpoint(&self) -> Result<(), StoreError> {
+        let _order = self.order.lock();
+        match &self.wal {
+            Some(wal) => {
+                let (changes, done) = {
+                    let mut wal = wal.lock();
+                    let changes = self.log_pending(&mut wal, true)?;
+                    (changes, wal.rotate())
+                };
+                self.finish_checkpoint(changes, done)
+            }
+            None => {
+                let changes = self.shared.lock().pending.take();
+                self.hand_over(changes)
+            }
+        }
+    }
+
+    /// A checkpoint whose caller holds `order` and the log, and keeps holding the log.
+    fn checkpoint_locked(&self, wal: &mut MutexGuard<'_, Wal>) -> Result<(), StoreError> {
+        let changes = self.log_pending(wal, true)?;
+        let done = wal.rotate();
+        // The files are deleted by generation, so the guard's directory is enough.
+        self.hand_over(changes)?;
+        if let Some(generation) = done {
+            self.flush_or_fail()?;
+            wal::remove_through(wal.dir(), generation)?;
+        }
+        Ok(())
+    }
+
+    /// The second half of a checkpoint, the log released: apply, flush, delete the log files
+    /// up to `done` (nothing was logged since the last checkpoint if `None`).
+    fn finish_checkpoint(&self, changes: Changes, done: Option<u64>) -> Result<(), StoreError> {
+        self.hand_over(changes)?;
+        let Some(generation) = done else {
+            return Ok(());
+        };
+        self.flush_or_fail()?;
+        let Some(wal) = &self.wal else {
+            return Ok(());
+        };
+        let dir = wal.lock().dir().to_path_buf();
+        wal::remove_through(&dir, generation)
+    }
+
+    /// Group-committed: with a log, logs the pending changes; without, drains them and
+    /// flushes the backend.
     fn sync_backend(&self) -> Result<(), StoreError> {
-        self.commit.sync(|| {
-            self.drain()?;
-            self.backend.flush()
-        })
+        match &self.wal {
+            Some(wal) => self.commit.sync(|| {
+                self.log_pending(&mut wal.lock(), false)?;
+                Ok(())
+            }),
+            None => self.commit.sync(|| {
+                self.drain()?;
+                self.backend.flush()
+            }),
+        }
     }
 
     /// A mutation followed by a flush: how definitions change.
