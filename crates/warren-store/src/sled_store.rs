@@ -188,6 +188,21 @@ impl SledStore {
         self.engine.abandon();
     }
 
+    /// Hands every pending message write to sled, flushes sled and deletes the write-ahead
+    /// log it covered (see `engine::wal`); the drain thread does this every
+    /// `background_flush`.
+    pub fn checkpoint(&self) -> Result<(), StoreError> {
+        self.engine.checkpoint()
+    }
+
+    /// Closes as a crash in the middle of a checkpoint would leave the directory: every
+    /// pending write logged, the first `applied` of them in sled, the log still there. For
+    /// tests.
+    #[doc(hidden)]
+    pub fn crash_in_checkpoint(self, applied: usize) -> Result<(), StoreError> {
+        self.engine.crash_in_checkpoint(applied)
+    }
+
     /// Bytes of keys and values, and number of records, stored now (definitions created
     /// since the store opened included).
     pub fn live_now(&self) -> (u64, u64) {

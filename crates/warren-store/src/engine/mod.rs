@@ -389,6 +389,26 @@ impl<B: Backend> Engine<B> {
         }
     }
 
+    /// A checkpoint stopped as a crash stops it: after the first `applied` of its changes
+    /// reached the backend (and were flushed), before the log files went; the engine then
+    /// refuses everything, as [`Engine::abandon`]. For tests.
+    pub(crate) fn crash_in_checkpoint(&self, applied: usize) -> Result<(), StoreError> {
+        let _order = self.order.lock();
+        if let Some(wal) = &self.wal {
+            let mut changes = {
+                let mut wal = wal.lock();
+                let changes = self.log_pending(&mut wal, true)?;
+                wal.rotate();
+                changes
+            };
+            changes.truncate(applied);
+            self.hand_over(changes)?;
+            self.backend.flush()?;
+        }
+        self.abandon();
+        Ok(())
+    }
+
     /// A checkpoint whose caller holds `order` and the log, and keeps holding the log.
     fn checkpoint_locked(&self, wal: &mut MutexGuard<'_, Wal>) -> Result<(), StoreError> {
         let changes = self.log_pending(wal, true)?;
