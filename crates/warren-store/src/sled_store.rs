@@ -103,7 +103,7 @@ impl SledStore {
         let (backend, released) = open_sled(&dir.join(SLED_DIR), options)?;
         let meta = backend.get(FORMAT_VERSION_KEY)?;
         if format::check_meta(meta.as_deref(), backend.is_empty()?)? == MetaState::Fresh {
-            let version = Bytes::copy_from_slice(&format::FORMAT_VERSION.to_be_bytes());
+            let version = Bytes::copy_from_slice(&format::SLED_LAYOUT_VERSION.to_be_bytes());
             backend.apply(
                 vec![(FORMAT_VERSION_KEY.to_vec(), Some(version))],
                 Atomicity::Batch,

@@ -277,7 +277,7 @@ fn a_newer_format_directory_is_refused_untouched_by_compaction_and_open() {
     drop(churned(&dir.0));
     // As a later build might leave it, mid-compaction.
     fs::create_dir_all(dir.0.join("sled.compact")).unwrap();
-    fs::write(dir.0.join("FORMAT"), "warren-store format 2\n").unwrap();
+    fs::write(dir.0.join("FORMAT"), "warren-store format 3\n").unwrap();
     let before = listing(&dir.0);
     let sled_before = listing(&dir.0.join("sled"));
     let err = compact(&dir.0, &SledOptions::default()).unwrap_err();
@@ -285,15 +285,15 @@ fn a_newer_format_directory_is_refused_untouched_by_compaction_and_open() {
         matches!(
             err,
             StoreError::UnsupportedFormat {
-                found: Some(2),
-                supported: 1
+                found: Some(3),
+                supported: 2
             }
         ),
         "{err}"
     );
     assert!(matches!(
         SledStore::open(&dir.0),
-        Err(StoreError::UnsupportedFormat { found: Some(2), .. })
+        Err(StoreError::UnsupportedFormat { found: Some(3), .. })
     ));
     assert_eq!(listing(&dir.0), before);
     assert_eq!(listing(&dir.0.join("sled")), sled_before);
