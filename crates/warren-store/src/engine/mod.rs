@@ -34,7 +34,7 @@ use parking_lot::{Mutex, MutexGuard};
 use crate::backend::{Atomicity, Backend, Changes};
 use crate::group_commit::GroupCommit;
 use crate::keys::{self, IndexValue};
-use crate::plan::Plan;
+use crate::plan::{ExtentDeltas, Plan};
 use crate::refs::RefTable;
 use crate::{MessageId, QueueExtent, StoreError};
 
@@ -63,6 +63,8 @@ struct Shared {
     extents: Extents,
     /// The background open scan, until it ends.
     scan: Option<ScanState>,
+    /// The extent changes of the plan being built (reused: see `ExtentDeltas`).
+    extent_deltas: ExtentDeltas,
     /// Bytes of keys and values, and number, of the messages and index entries the open
     /// scan found.
     scanned_live: (u64, u64),
@@ -196,6 +198,7 @@ impl<B: Backend> Engine<B> {
                 pending: Pending::default(),
                 extents,
                 scan: None,
+                extent_deltas: ExtentDeltas::default(),
                 scanned_live: (0, 0),
             }),
             order: Mutex::new(()),
@@ -267,7 +270,13 @@ impl<B: Backend> Engine<B> {
             self.hand_over(earlier)?;
         }
         let outcome = {
-            let mut plan = Plan::new(&self.backend, &shared.refs, shared.scan.as_ref());
+            let shared = &mut *shared;
+            let mut plan = Plan::new(
+                &self.backend,
+                &shared.refs,
+                shared.scan.as_ref(),
+                &mut shared.extent_deltas,
+            );
             build(&mut plan)?;
             plan.finish(shared.persisted_max)?
         };
@@ -291,7 +300,10 @@ impl<B: Backend> Engine<B> {
         shared
             .refs
             .commit(outcome.counts, outcome.held, outcome.entries_delta);
-        commit_extents(&mut shared.extents, outcome.extents, &outcome.dropped);
+        {
+            let shared = &mut *shared;
+            commit_extents(&mut shared.extents, &shared.extent_deltas, &outcome.dropped);
+        }
         if let Some(reserved) = outcome.reserved {
             shared.persisted_max = shared.persisted_max.max(Some(reserved));
         }
@@ -463,13 +475,13 @@ impl<B: Backend> Engine<B> {
 }
 
 /// Installs a plan's extent changes: counts and end_seq floors, then deleted queues.
-fn commit_extents(
-    extents: &mut Extents,
-    changes: ahash::AHashMap<Vec<u8>, (i64, u64)>,
-    dropped: &[Vec<u8>],
-) {
-    for (prefix, (delta, end)) in changes {
-        let e = extents.entry(prefix).or_default();
+fn commit_extents(extents: &mut Extents, changes: &ExtentDeltas, dropped: &[Vec<u8>]) {
+    for (prefix, delta, end) in changes.iter() {
+        // A queue already known (every publish and ack after its first) allocates nothing.
+        let e = match extents.get_mut(prefix) {
+            Some(e) => e,
+            None => extents.entry(prefix.to_vec()).or_default(),
+        };
         e.count = e.count.saturating_add_signed(delta);
         e.end_seq = e.end_seq.max(end);
     }
