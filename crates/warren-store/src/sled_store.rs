@@ -534,4 +534,71 @@ mod tests {
         drop(store);
         let _ = std::fs::remove_dir_all(&dir);
     }
+
+    #[test]
+    fn a_synced_write_is_in_the_log_not_in_sled_and_a_crash_keeps_it() {
+        let dir = std::env::temp_dir().join(format!("warren-wal-store-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let options = SledOptions {
+            background_flush: None,
+            ..SledOptions::default()
+        };
+        let store = SledStore::open_with(&dir, &options).unwrap();
+        let (vhost, queue) = (Bytes::from_static(b"/"), Bytes::from_static(b"q"));
+        let put = |id: u64, seq: u64| {
+            [
+                MessageOp::Put {
+                    id,
+                    message: Bytes::from_static(b"m"),
+                },
+                MessageOp::Enqueue {
+                    vhost: vhost.clone(),
+                    queue: queue.clone(),
+                    seq,
+                    id,
+                },
+            ]
+        };
+        store.write(&put(1, 0)).unwrap();
+        store.write(&put(2, 1)).unwrap();
+        store.sync().unwrap();
+        // Durable in the log only: sled never saw either write.
+        let in_sled = |s: &SledStore, id| s.engine.backend().get(&keys::message(id)).unwrap();
+        assert!(in_sled(&store, 1).is_none());
+        assert!(dir.join(WAL_DIR).read_dir().unwrap().count() == 1);
+        // Message 1 acked after it was logged: the ack is logged at the next sync.
+        store
+            .write(&[MessageOp::Remove {
+                vhost: vhost.clone(),
+                queue: queue.clone(),
+                seq: 0,
+                id: 1,
+            }])
+            .unwrap();
+        store.sync().unwrap();
+        store.close_as_crash();
+        let store = SledStore::open_with(&dir, &options).unwrap();
+        let ids: Vec<u64> = store
+            .load_queue(b"/", b"q")
+            .unwrap()
+            .iter()
+            .map(|e| e.id)
+            .collect();
+        assert_eq!(ids, [2]);
+        assert!(!dir.join(WAL_DIR).exists(), "recovery deletes the log");
+        // A checkpoint puts the writes in sled and deletes the log; a clean close leaves none.
+        store.write(&put(3, 2)).unwrap();
+        store.sync().unwrap();
+        store.checkpoint().unwrap();
+        assert!(in_sled(&store, 3).is_some());
+        assert_eq!(dir.join(WAL_DIR).read_dir().unwrap().count(), 0);
+        store.write(&put(4, 3)).unwrap();
+        store.sync().unwrap();
+        drop(store);
+        assert!(!dir.join(WAL_DIR).exists());
+        let store = SledStore::open_with(&dir, &options).unwrap();
+        assert_eq!(store.load_queue(b"/", b"q").unwrap().len(), 3);
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -280,6 +280,43 @@ mod tests {
         assert_eq!(keys(&p.take()), [("meta".into(), Some("7".into()))]);
     }
 
+    fn logged(p: &mut Pending) -> Vec<(String, Option<String>)> {
+        let mut out = Vec::new();
+        p.log_new(|k, v| {
+            out.push((
+                String::from_utf8_lossy(k).into_owned(),
+                v.map(|v| String::from_utf8_lossy(v).into_owned()),
+            ))
+        });
+        out
+    }
+
+    #[test]
+    fn changes_to_logged_creations_are_logged_but_never_reach_the_backend() {
+        let mut p = Pending::default();
+        p.absorb(vec![set("m1", "body", true), set("i1", "e", true)]);
+        p.absorb(vec![set("i2", "e", true)]);
+        assert_eq!(logged(&mut p).len(), 3);
+        assert!(logged(&mut p).is_empty(), "each change is logged once");
+        // An ack of m1 and a redelivery mark of i2, after both were logged.
+        p.absorb(vec![delete("i1", false), delete("m1", false)]);
+        p.absorb(vec![set("i2", "marked", false)]);
+        assert_eq!(
+            logged(&mut p),
+            [
+                ("i1".into(), None),
+                ("m1".into(), None),
+                ("i2".into(), Some("marked".into()))
+            ]
+        );
+        assert_eq!(keys(&p.take()), [("i2".into(), Some("marked".into()))]);
+        // Not logged yet: cancelled silently, as without a log.
+        p.absorb(vec![set("m3", "b", true)]);
+        p.absorb(vec![delete("m3", false)]);
+        assert!(logged(&mut p).is_empty());
+        assert!(p.take().is_empty());
+    }
+
     #[test]
     fn a_key_recreated_after_its_cancellation_is_tracked_again() {
         let mut p = Pending::default();
