@@ -338,7 +338,7 @@ impl<B: Backend> Engine<B> {
     pub(crate) fn drain(&self) -> Result<(), StoreError> {
         let _order = self.order.lock();
         let changes = match &self.wal {
-            Some(wal) => self.log_pending(&mut wal.lock(), true)?,
+            Some(wal) => self.log_and_take(&mut wal.lock())?,
             None => {
                 let mut shared = self.shared.lock();
                 if self.failed.load(Ordering::Acquire) {
@@ -348,6 +348,14 @@ impl<B: Backend> Engine<B> {
             }
         };
         self.hand_over(changes)
+    }
+
+    /// Logs the pending changes, then takes the whole list for the backend. The first append
+    /// does not take: if it fails (a full disk) the list stays and the store goes on; only a
+    /// failure of the second, which logs what arrived in between, fails the store.
+    fn log_and_take(&self, wal: &mut MutexGuard<'_, Wal>) -> Result<Changes, StoreError> {
+        self.log_pending(wal, false)?;
+        self.log_pending(wal, true)
     }
 
     /// Logs the pending changes not logged yet (one record, one `fdatasync`); with `take`, also
@@ -369,8 +377,14 @@ impl<B: Backend> Engine<B> {
                 Vec::new()
             }
         };
-        wal.commit()
-            .inspect_err(|_| self.failed.store(true, Ordering::Release))?;
+        if let Err(e) = wal.commit() {
+            if wal.poisoned() || take {
+                // A hand-over cannot put its changes back in the list: the store fails, the
+                // log keeps what it logged before.
+                self.failed.store(true, Ordering::Release);
+            }
+            return Err(e);
+        }
         Ok(taken)
     }
 
@@ -389,7 +403,7 @@ impl<B: Backend> Engine<B> {
             Some(wal) => {
                 let (changes, done) = {
                     let mut wal = wal.lock();
-                    let changes = self.log_pending(&mut wal, true)?;
+                    let changes = self.log_and_take(&mut wal)?;
                     (changes, wal.rotate())
                 };
                 self.finish_checkpoint(changes, done)
@@ -423,7 +437,7 @@ impl<B: Backend> Engine<B> {
 
     /// A checkpoint whose caller holds `order` and the log, and keeps holding the log.
     fn checkpoint_locked(&self, wal: &mut MutexGuard<'_, Wal>) -> Result<(), StoreError> {
-        let changes = self.log_pending(wal, true)?;
+        let changes = self.log_and_take(wal)?;
         let done = wal.rotate();
         // The files are deleted by generation, so the guard's directory is enough.
         self.hand_over(changes)?;

@@ -44,11 +44,13 @@
 //! to the flush of its own batch, so no `sync` can confirm a write that reached sled unlogged
 //! before sled's flush.
 //!
-//! **Failures.** A failed log write or fsync fails the store as a failed sled write does
-//! (every later call is refused until reopened): the confirms waiting get a nack, and nothing
-//! confirmed is lost because the log is kept. A failed sled flush during a checkpoint fails it
-//! too, so the log is never deleted on the strength of a later flush that may not cover the
-//! pages an earlier failed one dropped.
+//! **Failures.** A failed log append or fsync (a full disk) is cut back to the last good
+//! length and its record kept for the next commit: the confirms waiting get a nack, a later
+//! `sync` may succeed, and nothing confirmed is lost. A hand-over whose append fails, or an
+//! append that cannot be cut back, fails the store as a failed sled write does (every later
+//! call refused until reopened; the log is kept for the next open). A failed sled flush during
+//! a checkpoint fails the store too, so the log is never deleted on the strength of a later
+//! flush that may not cover the pages an earlier failed one dropped.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Write};
@@ -75,8 +77,13 @@ pub(crate) struct Wal {
     /// Generation of the file being written, or of the next one created.
     generation: u64,
     file: Option<File>,
+    /// Bytes of `file` known durable: a failed append is cut back to this length.
+    good_len: u64,
+    /// An append failed and could not be taken back: the store must fail.
+    poisoned: bool,
     /// The record being built: a header placeholder, then its changes (reused: no allocation
-    /// per sync once it has grown).
+    /// per sync once it has grown). A failed append keeps it, so the next commit writes it
+    /// again, whole, with what was staged since.
     record: Vec<u8>,
 }
 
@@ -88,6 +95,8 @@ impl Wal {
             dir,
             generation,
             file: None,
+            good_len: 0,
+            poisoned: false,
             record: Vec::new(),
         })
     }
@@ -123,32 +132,73 @@ impl Wal {
             header[4..].copy_from_slice(&crc.to_le_bytes());
         }
         let outcome = self.append();
-        self.record.clear();
+        if outcome.is_ok() {
+            self.record.clear();
+        }
         outcome
     }
 
+    /// Whether a failed append left the file in a state it could not take back (the store
+    /// must fail: a torn record may sit before later ones).
+    pub(crate) fn poisoned(&self) -> bool {
+        self.poisoned
+    }
+
     fn append(&mut self) -> Result<(), StoreError> {
-        let file = match &mut self.file {
-            Some(f) => f,
-            None => {
-                if !self.dir.exists() {
-                    fs::create_dir_all(&self.dir)?;
-                    if let Some(parent) = self.dir.parent() {
-                        sync_dir(parent)?;
-                    }
-                }
-                let mut f = OpenOptions::new()
-                    .create_new(true)
-                    .append(true)
-                    .open(file_path(&self.dir, self.generation))?;
-                f.write_all(MAGIC)?;
-                // The new name must survive a crash before anything in it is relied on.
-                sync_dir(&self.dir)?;
-                self.file.insert(f)
-            }
+        if self.poisoned {
+            return Err(StoreError::Failed);
+        }
+        if self.file.is_none() {
+            self.open_next()?;
+        }
+        let Some(file) = &mut self.file else {
+            return Err(StoreError::Failed);
         };
-        file.write_all(&self.record)?;
-        file.sync_data()?;
+        match file.write_all(&self.record).and_then(|()| file.sync_data()) {
+            Ok(()) => {
+                self.good_len += self.record.len() as u64;
+                Ok(())
+            }
+            Err(e) => {
+                // Take back whatever reached the file (a full disk, a failed fsync): the
+                // record is written again by the next commit, so the sync that failed is
+                // nacked and a later one may succeed, as with a failed sled flush.
+                if file.set_len(self.good_len).is_err() {
+                    self.poisoned = true;
+                }
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Creates the file of the current generation (its magic is made durable by the first
+    /// record's fsync). A failure removes what it created, so a later attempt can create it
+    /// again.
+    fn open_next(&mut self) -> Result<(), StoreError> {
+        if !self.dir.exists() {
+            fs::create_dir_all(&self.dir)?;
+            if let Some(parent) = self.dir.parent() {
+                sync_dir(parent)?;
+            }
+        }
+        let path = file_path(&self.dir, self.generation);
+        let mut f = OpenOptions::new()
+            .create_new(true)
+            .append(true)
+            .open(&path)?;
+        // The new name must survive a crash before anything in it is relied on.
+        let created = f
+            .write_all(MAGIC)
+            .map_err(StoreError::from)
+            .and_then(|()| sync_dir(&self.dir));
+        if let Err(e) = created {
+            if fs::remove_file(&path).is_err() {
+                self.poisoned = true;
+            }
+            return Err(e);
+        }
+        self.good_len = MAGIC.len() as u64;
+        self.file = Some(f);
         Ok(())
     }
 
