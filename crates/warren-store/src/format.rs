@@ -3,9 +3,15 @@
 //! must be refused before that), and the meta key `format_version` inside sled is checked after.
 //!
 //! ```text
-//! <dir>/FORMAT     "warren-store format 1\n"; also the directory's lock (see `DirLock`)
-//! <dir>/sled/      the sled database; meta key format_version = 1 (u32 BE)
+//! <dir>/FORMAT     "warren-store format 2\n"; also the directory's lock (see `DirLock`)
+//! <dir>/sled/      the sled database; meta key format_version = 1 (u32 BE: the key layout)
+//! <dir>/wal/       the write-ahead log of message writes, while it holds any (`engine::wal`)
 //! ```
+//!
+//! Format 2 is format 1 plus the write-ahead log: a build of format 1 would open a directory
+//! whose log holds confirmed messages and silently lose them, so the marker changed. The keys
+//! inside sled did not, so their meta key stays 1. A format-1 directory (it has no log) is
+//! upgraded in place when opened: its marker is rewritten before anything can be logged.
 //!
 //! Compaction adds transient siblings of `sled/` (`sled.building`, `sled.compact`,
 //! `sled.old`); the `compact` module owns them and every open resolves them.
@@ -16,8 +22,12 @@ use std::path::Path;
 
 use crate::StoreError;
 
-/// The version this build reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
+/// The version this build writes (it also opens, and upgrades, [`FORMAT_UPGRADED`]).
+pub const FORMAT_VERSION: u32 = 2;
+/// The previous version: the same sled keys, no write-ahead log.
+pub const FORMAT_UPGRADED: u32 = 1;
+/// The version of the key layout inside sled (its `format_version` meta key).
+pub(crate) const SLED_LAYOUT_VERSION: u32 = 1;
 
 pub(crate) const FORMAT_FILE: &str = "FORMAT";
 const FORMAT_TMP: &str = "FORMAT.tmp";
@@ -51,10 +61,12 @@ pub(crate) fn prepare(dir: &Path) -> Result<(), StoreError> {
         .strip_prefix(MARKER_PREFIX)
         .and_then(|v| v.trim_end().parse::<u32>().ok())
         .ok_or_else(|| unsupported(None))?;
-    if version != FORMAT_VERSION {
-        return Err(unsupported(Some(version)));
+    match version {
+        FORMAT_VERSION => Ok(()),
+        // Nothing else differs: the marker is all there is to upgrade.
+        FORMAT_UPGRADED => write_marker(dir),
+        _ => Err(unsupported(Some(version))),
     }
-    Ok(())
 }
 
 /// The sled database's directory inside a store directory.
@@ -129,7 +141,7 @@ pub(crate) fn check_meta(
         Some(raw) => {
             let raw: [u8; 4] = raw.try_into().map_err(|_| unsupported(None))?;
             match u32::from_be_bytes(raw) {
-                FORMAT_VERSION => Ok(MetaState::Current),
+                SLED_LAYOUT_VERSION => Ok(MetaState::Current),
                 other => Err(unsupported(Some(other))),
             }
         }
@@ -160,7 +172,7 @@ mod tests {
             check_meta(Some(&2u32.to_be_bytes()), false),
             Err(StoreError::UnsupportedFormat {
                 found: Some(2),
-                supported: 1
+                supported: 2
             })
         ));
         assert!(matches!(
@@ -171,5 +183,27 @@ mod tests {
             check_meta(Some(b"x"), false),
             Err(StoreError::UnsupportedFormat { found: None, .. })
         ));
+    }
+
+    #[test]
+    fn a_format_1_directory_is_upgraded_and_an_unknown_one_refused() {
+        let dir = std::env::temp_dir().join(format!("warren-format-up-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join(FORMAT_FILE), "warren-store format 1\n").unwrap();
+        prepare(&dir).unwrap();
+        assert_eq!(
+            fs::read_to_string(dir.join(FORMAT_FILE)).unwrap(),
+            "warren-store format 2\n"
+        );
+        fs::write(dir.join(FORMAT_FILE), "warren-store format 3\n").unwrap();
+        assert!(matches!(
+            prepare(&dir),
+            Err(StoreError::UnsupportedFormat {
+                found: Some(3),
+                supported: 2
+            })
+        ));
+        let _ = fs::remove_dir_all(&dir);
     }
 }

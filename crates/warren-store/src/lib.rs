@@ -115,8 +115,9 @@
 //!   rewrites it to that id plus 4096 (a reservation, so the key costs one sled insert per 4096
 //!   messages rather than one each), so [`MessageStore::next_message_id`] never reuses an id
 //!   once stored; a restart skips the rest of the reservation.
-//! - **Versioned format.** A `FORMAT` file (checked before sled touches the directory) and the
-//!   meta key `format_version = 1`; anything else is refused with
+//! - **Versioned format.** A `FORMAT` file (checked before sled touches the directory; version
+//!   2 since the write-ahead log, version 1 upgraded in place) and the meta key
+//!   `format_version = 1` (the key layout); anything else is refused with
 //!   [`StoreError::UnsupportedFormat`]. See [`FORMAT_VERSION`].
 //! - **Compaction.** sled 0.34 keeps its files at their peak size. [`compact`] (and
 //!   [`SledStore::compact_if`] at startup) copies the live records into a fresh database and
@@ -154,7 +155,7 @@ pub use definition::{
 };
 pub use error::StoreError;
 pub use faulty::FaultyStore;
-pub use format::FORMAT_VERSION;
+pub use format::{FORMAT_UPGRADED, FORMAT_VERSION};
 pub use memory::MemoryStore;
 pub use message::{MessageId, MessageOp, MessageStore, QueueExtent, StoreStats, StoredEntry};
 pub use sled_store::{SledOptions, SledStore};

@@ -11,6 +11,7 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::backend::{Atomicity, Backend};
 use crate::compact::online::{self, OnlineStep};
+use crate::engine::wal::{self, WAL_DIR, Wal};
 use crate::engine::{Engine, delegate_to_engine};
 use crate::format::{self, DirLock, MetaState, SLED_DIR};
 use crate::keys::FORMAT_VERSION_KEY;
@@ -102,14 +103,16 @@ impl SledStore {
         let (backend, released) = open_sled(&dir.join(SLED_DIR), options)?;
         let meta = backend.get(FORMAT_VERSION_KEY)?;
         if format::check_meta(meta.as_deref(), backend.is_empty()?)? == MetaState::Fresh {
-            let version = Bytes::copy_from_slice(&format::FORMAT_VERSION.to_be_bytes());
+            let version = Bytes::copy_from_slice(&format::SLED_LAYOUT_VERSION.to_be_bytes());
             backend.apply(
                 vec![(FORMAT_VERSION_KEY.to_vec(), Some(version))],
                 Atomicity::Batch,
             )?;
             backend.flush()?;
         }
-        let engine = Arc::new(Engine::open(backend)?);
+        let wal_dir = dir.join(WAL_DIR);
+        let generation = wal::recover(&wal_dir, &backend)?;
+        let engine = Arc::new(Engine::open(backend)?.with_wal(Wal::new(wal_dir, generation)?));
         if let Some((live, records)) = engine.live_at_open() {
             engine.backend().set_live(live, records);
         }
@@ -185,6 +188,21 @@ impl SledStore {
         self.engine.abandon();
     }
 
+    /// Hands every pending message write to sled, flushes sled and deletes the write-ahead
+    /// log it covered (see `engine::wal`); the drain thread does this every
+    /// `background_flush`.
+    pub fn checkpoint(&self) -> Result<(), StoreError> {
+        self.engine.checkpoint()
+    }
+
+    /// Closes as a crash in the middle of a checkpoint would leave the directory: every
+    /// pending write logged, the first `applied` of them in sled, the log still there. For
+    /// tests.
+    #[doc(hidden)]
+    pub fn crash_in_checkpoint(self, applied: usize) -> Result<(), StoreError> {
+        self.engine.crash_in_checkpoint(applied)
+    }
+
     /// Bytes of keys and values, and number of records, stored now (definitions created
     /// since the store opened included).
     pub fn live_now(&self) -> (u64, u64) {
@@ -210,6 +228,8 @@ impl SledStore {
         let Some(_one) = Busy::take(&self.compactor.running, true) else {
             return Ok(None);
         };
+        // The copy reads sled: the log's changes go there first (later ones are mirrored).
+        self.engine.checkpoint()?;
         match step {
             None => online::compact_online(
                 self.engine.backend(),
@@ -300,6 +320,9 @@ impl Compactor {
                         };
                         // A failed compaction leaves the database in use standing (or, if the
                         // swap's reopen failed, the store failed: writers report it).
+                        if engine.checkpoint().is_err() {
+                            break; // the store failed: writers report it
+                        }
                         if let Ok(Some(report)) =
                             online::compact_online(backend, &dir, &options, &stop)
                         {
@@ -351,9 +374,10 @@ impl Drop for Compactor {
     }
 }
 
-/// Hands deferred message writes to sled at sled's own flush cadence, so that writes nobody
-/// syncs (persistent publishes without confirms) reach the log as soon as they did before
-/// writes were deferred. Dropping it stops the thread before the store closes.
+/// Checkpoints the write-ahead log (see `engine::wal`) at sled's own flush cadence: pending
+/// writes reach sled, sled is flushed, and the log files before go, so the log stays small and
+/// writes nobody syncs (persistent publishes without confirms) become durable as soon as they
+/// did before writes were deferred. Dropping it stops the thread before the store closes.
 pub(crate) struct Drainer {
     stop: Arc<(Mutex<bool>, Condvar)>,
     thread: Option<JoinHandle<()>>,
@@ -383,7 +407,7 @@ impl Drainer {
                         break;
                     };
                     // A failure fails the store; writers and `sync` report it from then on.
-                    if engine.drain().is_err() {
+                    if engine.checkpoint().is_err() {
                         break;
                     }
                 }
@@ -507,6 +531,73 @@ mod tests {
             assert!(Instant::now() < deadline, "never drained");
             std::thread::sleep(Duration::from_millis(5));
         }
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_synced_write_is_in_the_log_not_in_sled_and_a_crash_keeps_it() {
+        let dir = std::env::temp_dir().join(format!("warren-wal-store-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let options = SledOptions {
+            background_flush: None,
+            ..SledOptions::default()
+        };
+        let store = SledStore::open_with(&dir, &options).unwrap();
+        let (vhost, queue) = (Bytes::from_static(b"/"), Bytes::from_static(b"q"));
+        let put = |id: u64, seq: u64| {
+            [
+                MessageOp::Put {
+                    id,
+                    message: Bytes::from_static(b"m"),
+                },
+                MessageOp::Enqueue {
+                    vhost: vhost.clone(),
+                    queue: queue.clone(),
+                    seq,
+                    id,
+                },
+            ]
+        };
+        store.write(&put(1, 0)).unwrap();
+        store.write(&put(2, 1)).unwrap();
+        store.sync().unwrap();
+        // Durable in the log only: sled never saw either write.
+        let in_sled = |s: &SledStore, id| s.engine.backend().get(&keys::message(id)).unwrap();
+        assert!(in_sled(&store, 1).is_none());
+        assert!(dir.join(WAL_DIR).read_dir().unwrap().count() == 1);
+        // Message 1 acked after it was logged: the ack is logged at the next sync.
+        store
+            .write(&[MessageOp::Remove {
+                vhost: vhost.clone(),
+                queue: queue.clone(),
+                seq: 0,
+                id: 1,
+            }])
+            .unwrap();
+        store.sync().unwrap();
+        store.close_as_crash();
+        let store = SledStore::open_with(&dir, &options).unwrap();
+        let ids: Vec<u64> = store
+            .load_queue(b"/", b"q")
+            .unwrap()
+            .iter()
+            .map(|e| e.id)
+            .collect();
+        assert_eq!(ids, [2]);
+        assert!(!dir.join(WAL_DIR).exists(), "recovery deletes the log");
+        // A checkpoint puts the writes in sled and deletes the log; a clean close leaves none.
+        store.write(&put(3, 2)).unwrap();
+        store.sync().unwrap();
+        store.checkpoint().unwrap();
+        assert!(in_sled(&store, 3).is_some());
+        assert_eq!(dir.join(WAL_DIR).read_dir().unwrap().count(), 0);
+        store.write(&put(4, 3)).unwrap();
+        store.sync().unwrap();
+        drop(store);
+        assert!(!dir.join(WAL_DIR).exists());
+        let store = SledStore::open_with(&dir, &options).unwrap();
+        assert_eq!(store.load_queue(b"/", b"q").unwrap().len(), 3);
         drop(store);
         let _ = std::fs::remove_dir_all(&dir);
     }

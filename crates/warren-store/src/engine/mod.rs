@@ -4,10 +4,13 @@
 //!
 //! One mutex serialises mutations (plan, install counts). Message writes stop there: their
 //! changes wait in a [`Pending`] list, where an acknowledged message cancels its own writes,
-//! until a `sync`, a definition change, a read of a queue, the pending-size bound, or the
-//! store's drain timer hands them to the backend (see `pending`). A second mutex keeps those
-//! hand-overs in order; lock order is `order`, then `shared`. Definition changes drain the list
-//! and apply their own batch under both, so they see every earlier message write.
+//! until a definition change, a read of a queue, the pending-size bound, or the store's drain
+//! timer hands them to the backend (see `pending`). A second mutex keeps those hand-overs in
+//! order. With a write-ahead log (the sled store; see `wal`), a `sync` only logs the list and
+//! the hand-overs log it first; without one (the memory store), a `sync` hands the list over
+//! and flushes the backend. Lock order is `order`, then the log, then `shared`. Definition
+//! changes checkpoint the list and apply their own batch under all three, so they see every
+//! earlier message write and no log record can be replayed over them.
 //!
 //! Message writes are applied [`Atomicity::InOrder`] in a crash-safe order (see `plan`), so a
 //! crash may leave messages no entry references; the open scan deletes them. After a clean
@@ -22,15 +25,16 @@ mod pending;
 mod scan;
 #[cfg(test)]
 mod tests;
+pub(crate) mod wal;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, MutexGuard};
 
 use crate::backend::{Atomicity, Backend, Changes};
 use crate::group_commit::GroupCommit;
 use crate::keys::{self, IndexValue};
-use crate::plan::Plan;
+use crate::plan::{ExtentDeltas, Plan};
 use crate::refs::RefTable;
 use crate::{MessageId, QueueExtent, StoreError};
 
@@ -40,6 +44,7 @@ type Extents = ahash::AHashMap<Vec<u8>, QueueExtent>;
 use pending::Pending;
 pub(crate) use pending::Planned;
 pub(crate) use scan::ScanState;
+use wal::Wal;
 
 /// Pending changes beyond which a write hands them to the backend itself.
 const MAX_PENDING_CHANGES: usize = 16 * 1024;
@@ -58,6 +63,8 @@ struct Shared {
     extents: Extents,
     /// The background open scan, until it ends.
     scan: Option<ScanState>,
+    /// The extent changes of the plan being built (reused: see `ExtentDeltas`).
+    extent_deltas: ExtentDeltas,
     /// Bytes of keys and values, and number, of the messages and index entries the open
     /// scan found.
     scanned_live: (u64, u64),
@@ -69,6 +76,8 @@ pub(crate) struct Engine<B: Backend> {
     shared: Mutex<Shared>,
     /// Held while pending changes go to the backend, so hand-overs keep the order of writes.
     order: Mutex<()>,
+    /// The write-ahead log of message writes, if the store keeps one (see `wal`).
+    wal: Option<Mutex<Wal>>,
     next_id: AtomicU64,
     commit: GroupCommit,
     /// An apply failed part-way, or the engine was closed: refuse further mutations.
@@ -189,14 +198,22 @@ impl<B: Backend> Engine<B> {
                 pending: Pending::default(),
                 extents,
                 scan: None,
+                extent_deltas: ExtentDeltas::default(),
                 scanned_live: (0, 0),
             }),
             order: Mutex::new(()),
+            wal: None,
             next_id: AtomicU64::new(next),
             commit: GroupCommit::default(),
             failed: AtomicBool::new(false),
             scan_over: AtomicBool::new(true),
         }
+    }
+
+    /// The engine, with `wal` logging its message writes from now on.
+    pub(crate) fn with_wal(mut self, wal: Wal) -> Self {
+        self.wal = Some(Mutex::new(wal));
+        self
     }
 
     /// A store over a backend known to be empty (nothing to scan).
@@ -233,6 +250,17 @@ impl<B: Backend> Engine<B> {
     ) -> Result<(), StoreError> {
         let batch = atomicity == Atomicity::Batch;
         let _order = batch.then(|| self.order.lock());
+        // A definition change checkpoints first and keeps the log locked until its own batch
+        // is flushed: no log record may be replayed over it, and no `sync` may confirm the
+        // writes it hands to sled unlogged before that flush.
+        let wal = match (&self.wal, batch) {
+            (Some(wal), true) => {
+                let mut wal = wal.lock();
+                self.checkpoint_locked(&mut wal)?;
+                Some(wal)
+            }
+            _ => None,
+        };
         let mut shared = self.shared.lock();
         if self.failed.load(Ordering::Acquire) {
             return Err(StoreError::Failed);
@@ -242,7 +270,13 @@ impl<B: Backend> Engine<B> {
             self.hand_over(earlier)?;
         }
         let outcome = {
-            let mut plan = Plan::new(&self.backend, &shared.refs, shared.scan.as_ref());
+            let shared = &mut *shared;
+            let mut plan = Plan::new(
+                &self.backend,
+                &shared.refs,
+                shared.scan.as_ref(),
+                &mut shared.extent_deltas,
+            );
             build(&mut plan)?;
             plan.finish(shared.persisted_max)?
         };
@@ -266,7 +300,10 @@ impl<B: Backend> Engine<B> {
         shared
             .refs
             .commit(outcome.counts, outcome.held, outcome.entries_delta);
-        commit_extents(&mut shared.extents, outcome.extents, &outcome.dropped);
+        {
+            let shared = &mut *shared;
+            commit_extents(&mut shared.extents, &shared.extent_deltas, &outcome.dropped);
+        }
         if let Some(reserved) = outcome.reserved {
             shared.persisted_max = shared.persisted_max.max(Some(reserved));
         }
@@ -275,6 +312,10 @@ impl<B: Backend> Engine<B> {
                 .fetch_max(max.saturating_add(1), Ordering::Relaxed);
         }
         drop(shared);
+        if wal.is_some() {
+            self.flush_or_fail()?;
+        }
+        drop(wal);
         if over_bound {
             self.drain()?;
         }
@@ -292,25 +333,149 @@ impl<B: Backend> Engine<B> {
             .inspect_err(|_| self.failed.store(true, Ordering::Release))
     }
 
-    /// Hands every pending message write to the backend (not a flush: see `sync`).
+    /// Hands every pending message write to the backend (not a flush: see `sync`), logging
+    /// first what is not logged yet.
     pub(crate) fn drain(&self) -> Result<(), StoreError> {
         let _order = self.order.lock();
-        let changes = {
-            let mut shared = self.shared.lock();
-            if self.failed.load(Ordering::Acquire) {
-                return Err(StoreError::Failed);
+        let changes = match &self.wal {
+            Some(wal) => self.log_and_take(&mut wal.lock())?,
+            None => {
+                let mut shared = self.shared.lock();
+                if self.failed.load(Ordering::Acquire) {
+                    return Err(StoreError::Failed);
+                }
+                shared.pending.take()
             }
-            shared.pending.take()
         };
         self.hand_over(changes)
     }
 
-    /// Group-committed drain and flush of the backend.
+    /// Logs the pending changes, then takes the whole list for the backend. The first append
+    /// does not take: if it fails (a full disk) the list stays and the store goes on; only a
+    /// failure of the second, which logs what arrived in between, fails the store.
+    fn log_and_take(&self, wal: &mut MutexGuard<'_, Wal>) -> Result<Changes, StoreError> {
+        self.log_pending(wal, false)?;
+        self.log_pending(wal, true)
+    }
+
+    /// Logs the pending changes not logged yet (one record, one `fdatasync`); with `take`, also
+    /// takes the whole list for the backend. The caller holds the log's lock.
+    fn log_pending(
+        &self,
+        wal: &mut MutexGuard<'_, Wal>,
+        take: bool,
+    ) -> Result<Changes, StoreError> {
+        let taken = {
+            let mut shared = self.shared.lock();
+            if self.failed.load(Ordering::Acquire) {
+                return Err(StoreError::Failed);
+            }
+            shared.pending.log_new(|k, v| wal.stage(k, v));
+            if take {
+                shared.pending.take()
+            } else {
+                Vec::new()
+            }
+        };
+        if let Err(e) = wal.commit() {
+            if wal.poisoned() || take {
+                // A hand-over cannot put its changes back in the list: the store fails, the
+                // log keeps what it logged before.
+                self.failed.store(true, Ordering::Release);
+            }
+            return Err(e);
+        }
+        Ok(taken)
+    }
+
+    /// Flushes the backend; a failure fails the store (see `wal`, "Failures").
+    fn flush_or_fail(&self) -> Result<(), StoreError> {
+        self.backend
+            .flush()
+            .inspect_err(|_| self.failed.store(true, Ordering::Release))
+    }
+
+    /// Hands every pending write to the backend, flushes it, and deletes the log files that
+    /// covered them (see `wal`). Without a log, a drain.
+    pub(crate) fn checkpoint(&self) -> Result<(), StoreError> {
+        let _order = self.order.lock();
+        match &self.wal {
+            Some(wal) => {
+                let (changes, done) = {
+                    let mut wal = wal.lock();
+                    let changes = self.log_and_take(&mut wal)?;
+                    (changes, wal.rotate())
+                };
+                self.finish_checkpoint(changes, done)
+            }
+            None => {
+                let changes = self.shared.lock().pending.take();
+                self.hand_over(changes)
+            }
+        }
+    }
+
+    /// A checkpoint stopped as a crash stops it: after the first `applied` of its changes
+    /// reached the backend (and were flushed), before the log files went; the engine then
+    /// refuses everything, as [`Engine::abandon`]. For tests.
+    pub(crate) fn crash_in_checkpoint(&self, applied: usize) -> Result<(), StoreError> {
+        let _order = self.order.lock();
+        if let Some(wal) = &self.wal {
+            let mut changes = {
+                let mut wal = wal.lock();
+                let changes = self.log_pending(&mut wal, true)?;
+                wal.rotate();
+                changes
+            };
+            changes.truncate(applied);
+            self.hand_over(changes)?;
+            self.backend.flush()?;
+        }
+        self.abandon();
+        Ok(())
+    }
+
+    /// A checkpoint whose caller holds `order` and the log, and keeps holding the log.
+    fn checkpoint_locked(&self, wal: &mut MutexGuard<'_, Wal>) -> Result<(), StoreError> {
+        let changes = self.log_and_take(wal)?;
+        let done = wal.rotate();
+        // The files are deleted by generation, so the guard's directory is enough.
+        self.hand_over(changes)?;
+        if let Some(generation) = done {
+            self.flush_or_fail()?;
+            wal::remove_through(wal.dir(), generation)?;
+        }
+        Ok(())
+    }
+
+    /// The second half of a checkpoint, the log released: apply, flush, delete the log files
+    /// up to `done` (nothing was logged since the last checkpoint if `None`).
+    fn finish_checkpoint(&self, changes: Changes, done: Option<u64>) -> Result<(), StoreError> {
+        self.hand_over(changes)?;
+        let Some(generation) = done else {
+            return Ok(());
+        };
+        self.flush_or_fail()?;
+        let Some(wal) = &self.wal else {
+            return Ok(());
+        };
+        let dir = wal.lock().dir().to_path_buf();
+        wal::remove_through(&dir, generation)
+    }
+
+    /// Group-committed: with a log, logs the pending changes; without, drains them and
+    /// flushes the backend.
     fn sync_backend(&self) -> Result<(), StoreError> {
-        self.commit.sync(|| {
-            self.drain()?;
-            self.backend.flush()
-        })
+        match &self.wal {
+            Some(wal) => self.commit.sync(|| {
+                self.log_pending(&mut wal.lock(), false)?;
+                Ok(())
+            }),
+            None => self.commit.sync(|| {
+                self.drain()?;
+                self.backend.flush()
+            }),
+        }
     }
 
     /// A mutation followed by a flush: how definitions change.
@@ -324,13 +489,13 @@ impl<B: Backend> Engine<B> {
 }
 
 /// Installs a plan's extent changes: counts and end_seq floors, then deleted queues.
-fn commit_extents(
-    extents: &mut Extents,
-    changes: ahash::AHashMap<Vec<u8>, (i64, u64)>,
-    dropped: &[Vec<u8>],
-) {
-    for (prefix, (delta, end)) in changes {
-        let e = extents.entry(prefix).or_default();
+fn commit_extents(extents: &mut Extents, changes: &ExtentDeltas, dropped: &[Vec<u8>]) {
+    for (prefix, delta, end) in changes.iter() {
+        // A queue already known (every publish and ack after its first) allocates nothing.
+        let e = match extents.get_mut(prefix) {
+            Some(e) => e,
+            None => extents.entry(prefix.to_vec()).or_default(),
+        };
         e.count = e.count.saturating_add_signed(delta);
         e.end_seq = e.end_seq.max(end);
     }

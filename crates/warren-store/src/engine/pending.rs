@@ -12,6 +12,13 @@
 //! other change is kept in order, so the list stays a sequence whose every prefix is consistent
 //! (see `plan::crash_safe_order`): removing a create together with its later delete, or changing
 //! a created value before it is written, keeps that true.
+//!
+//! With a write-ahead log (`wal`), `sync` writes the changes not yet logged to the log and
+//! leaves them here (`logged` marks how far). A change already logged can still be cancelled or
+//! overwritten for the backend, but the log holds its old value: the cancelling delete or the
+//! new value is then appended as a *log-only* change, which goes to the log at the next sync and
+//! never to the backend. So the log holds the whole history since the last checkpoint, in order,
+//! and the backend only what survives it.
 
 use ahash::RandomState;
 use bytes::Bytes;
@@ -30,7 +37,9 @@ pub(crate) struct Planned {
     pub(crate) fresh: bool,
 }
 
-type Slots = [Option<(Vec<u8>, Option<Bytes>)>];
+/// One pending change: key, value, and whether it is for the log only.
+type Slot = Option<(Vec<u8>, Option<Bytes>, bool)>;
+type Slots = [Slot];
 
 /// Matches a position in `changes` that holds a change of `key`.
 fn holds<'a>(changes: &'a Slots, key: &'a [u8]) -> impl Fn(&usize) -> bool + 'a {
@@ -38,14 +47,16 @@ fn holds<'a>(changes: &'a Slots, key: &'a [u8]) -> impl Fn(&usize) -> bool + 'a 
         changes
             .get(pos)
             .and_then(Option::as_ref)
-            .is_some_and(|(k, _)| k.as_slice() == key)
+            .is_some_and(|(k, _, _)| k.as_slice() == key)
     }
 }
 
 /// Changes waiting for the backend, in order; cancelled ones are holes.
 #[derive(Default)]
 pub(crate) struct Pending {
-    changes: Vec<Option<(Vec<u8>, Option<Bytes>)>>,
+    changes: Vec<Slot>,
+    /// `changes[..logged]` are in the write-ahead log (always 0 without one).
+    logged: usize,
     /// Positions in `changes` of the fresh keys still pending, found by their key.
     created: HashTable<usize>,
     hasher: RandomState,
@@ -88,8 +99,13 @@ impl Pending {
     fn push(&mut self, key: Vec<u8>, value: Option<Bytes>) -> usize {
         self.live += 1;
         self.bytes += value.as_ref().map_or(0, Bytes::len);
-        self.changes.push(Some((key, value)));
+        self.changes.push(Some((key, value, false)));
         self.changes.len() - 1
+    }
+
+    /// Appends a change for the log only (see the module doc).
+    fn push_log_only(&mut self, key: Vec<u8>, value: Option<Bytes>) {
+        self.changes.push(Some((key, value, true)));
     }
 
     /// Adds the changes of one write, cancelling what they undo.
@@ -107,7 +123,7 @@ impl Pending {
                         changes
                             .get(p)
                             .and_then(Option::as_ref)
-                            .map_or(0, |(k, _)| hasher.hash_one(k.as_slice()))
+                            .map_or(0, |(k, _, _)| hasher.hash_one(k.as_slice()))
                     });
                 }
                 (value, false) => match self.find(&key) {
@@ -120,36 +136,57 @@ impl Pending {
         }
     }
 
-    /// Overwrites (`Some`) or cancels (`None`) the pending creation of `key` at `pos`.
+    /// Overwrites (`Some`) or cancels (`None`) the pending creation of `key` at `pos`. When
+    /// that creation is in the log already, the change is also appended for the log.
     fn update_created(&mut self, pos: usize, key: &[u8], value: Option<Bytes>) {
-        let Some(Some((_, old))) = self.changes.get_mut(pos) else {
+        let in_log = pos < self.logged;
+        let Some(Some((_, old, _))) = self.changes.get_mut(pos) else {
             return;
         };
         let old_len = old.as_ref().map_or(0, Bytes::len);
         match value {
             Some(v) => {
                 self.bytes = self.bytes - old_len + v.len();
-                *old = Some(v);
+                *old = Some(v.clone());
+                if in_log {
+                    self.push_log_only(key.to_vec(), Some(v));
+                }
             }
             None => {
                 self.forget(key);
-                if let Some(slot) = self.changes.get_mut(pos) {
-                    *slot = None;
-                }
+                let slot = self.changes.get_mut(pos).and_then(Option::take);
                 self.live -= 1;
                 self.bytes -= old_len;
                 self.cancelled += 2;
+                if let (true, Some((key, _, _))) = (in_log, slot) {
+                    self.push_log_only(key, None);
+                }
             }
         }
     }
 
-    /// Takes every waiting change, in order, leaving the list empty.
+    /// Calls `log` with every change not yet in the log, in order, and counts them as logged.
+    pub(crate) fn log_new(&mut self, mut log: impl FnMut(&[u8], Option<&Bytes>)) {
+        for (key, value, _) in self.changes.iter().skip(self.logged).flatten() {
+            log(key, value.as_ref());
+        }
+        self.logged = self.changes.len();
+    }
+
+    /// Takes every waiting change for the backend, in order, leaving the list empty (log-only
+    /// changes are dropped: the caller has logged what needs logging).
     pub(crate) fn take(&mut self) -> Changes {
         self.created.clear();
         self.live = 0;
         self.bytes = 0;
+        self.logged = 0;
         let changes = std::mem::take(&mut self.changes);
-        changes.into_iter().flatten().collect()
+        changes
+            .into_iter()
+            .flatten()
+            .filter(|(_, _, log_only)| !log_only)
+            .map(|(k, v, _)| (k, v))
+            .collect()
     }
 }
 
@@ -241,6 +278,43 @@ mod tests {
         let mut p = Pending::default();
         p.absorb(vec![delete("m", true), set("meta", "7", false)]);
         assert_eq!(keys(&p.take()), [("meta".into(), Some("7".into()))]);
+    }
+
+    fn logged(p: &mut Pending) -> Vec<(String, Option<String>)> {
+        let mut out = Vec::new();
+        p.log_new(|k, v| {
+            out.push((
+                String::from_utf8_lossy(k).into_owned(),
+                v.map(|v| String::from_utf8_lossy(v).into_owned()),
+            ))
+        });
+        out
+    }
+
+    #[test]
+    fn changes_to_logged_creations_are_logged_but_never_reach_the_backend() {
+        let mut p = Pending::default();
+        p.absorb(vec![set("m1", "body", true), set("i1", "e", true)]);
+        p.absorb(vec![set("i2", "e", true)]);
+        assert_eq!(logged(&mut p).len(), 3);
+        assert!(logged(&mut p).is_empty(), "each change is logged once");
+        // An ack of m1 and a redelivery mark of i2, after both were logged.
+        p.absorb(vec![delete("i1", false), delete("m1", false)]);
+        p.absorb(vec![set("i2", "marked", false)]);
+        assert_eq!(
+            logged(&mut p),
+            [
+                ("i1".into(), None),
+                ("m1".into(), None),
+                ("i2".into(), Some("marked".into()))
+            ]
+        );
+        assert_eq!(keys(&p.take()), [("i2".into(), Some("marked".into()))]);
+        // Not logged yet: cancelled silently, as without a log.
+        p.absorb(vec![set("m3", "b", true)]);
+        p.absorb(vec![delete("m3", false)]);
+        assert!(logged(&mut p).is_empty());
+        assert!(p.take().is_empty());
     }
 
     #[test]

@@ -119,10 +119,19 @@ impl<B: Backend> Engine<B> {
             return Ok(true);
         }
         let _order = self.order.lock();
+        let mut wal = self.wal.as_ref().map(|w| w.lock());
         let mut shared = self.shared.lock();
         if self.failed.load(Ordering::Acquire) {
             return Err(StoreError::Failed);
         }
+        // The scan's counts must see every pending write in the backend, so `shared` stays
+        // held across the log's fsync here (the background scan after a clean open only).
+        if let Some(wal) = wal.as_deref_mut() {
+            shared.pending.log_new(|k, v| wal.stage(k, v));
+            wal.commit()
+                .inspect_err(|_| self.failed.store(true, Ordering::Release))?;
+        }
+        drop(wal);
         let pending = shared.pending.take();
         self.hand_over(pending)?;
         let shared = &mut *shared;
@@ -223,21 +232,35 @@ impl<B: Backend> Engine<B> {
     }
 
     /// Closes cleanly: hands pending writes to the backend, records every queue's extent for
-    /// the next open and flushes. The engine refuses mutations afterwards (and its drop
-    /// writes nothing more).
+    /// the next open and flushes, then deletes the write-ahead log. The engine refuses
+    /// mutations afterwards (and its drop writes nothing more).
     pub(crate) fn close(&self) -> Result<(), StoreError> {
         let _order = self.order.lock();
+        let mut wal = self.wal.as_ref().map(|w| w.lock());
         let mut shared = self.shared.lock();
         if self.failed.swap(true, Ordering::AcqRel) {
             return Err(StoreError::Failed);
+        }
+        // Logged first, as in a checkpoint: a crash before the flush below replays the log.
+        if let Some(wal) = wal.as_deref_mut() {
+            shared.pending.log_new(|k, v| wal.stage(k, v));
+            wal.commit()?;
         }
         let mut changes = shared.pending.take();
         changes.push((
             keys::CLEAN_EXTENTS_KEY.to_vec(),
             Some(encode_extents(&shared.extents)),
         ));
+        drop(shared);
         // The pending writes first, the marker last: a crash between them leaves no marker.
         self.backend.apply(changes, Atomicity::InOrder)?;
-        self.backend.flush()
+        self.backend.flush()?;
+        if let Some(wal) = wal.as_deref_mut() {
+            if let Some(generation) = wal.rotate() {
+                super::wal::remove_through(wal.dir(), generation)?;
+            }
+            super::wal::remove_dir(wal.dir())?;
+        }
+        Ok(())
     }
 }

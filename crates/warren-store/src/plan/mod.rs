@@ -14,7 +14,6 @@
 
 mod table;
 
-use ahash::AHashMap;
 use bytes::Bytes;
 
 use crate::backend::Backend;
@@ -39,10 +38,68 @@ pub(crate) struct Plan<'a, B> {
     held: IdMap<u32>,
     entries_delta: i64,
     max_put: Option<MessageId>,
-    /// Per queue index prefix: change of its entry count, and its new end_seq floor.
-    extents: AHashMap<Vec<u8>, (i64, u64)>,
+    /// Per queue index prefix: change of its entry count, and its new end_seq floor (a
+    /// buffer the engine reuses from plan to plan).
+    extents: &'a mut ExtentDeltas,
     /// Index prefixes (a queue or a vhost) whose entries this plan deleted all of.
     dropped: Vec<Vec<u8>>,
+}
+
+/// Each queue's change of entry count and new end_seq floor in one plan, by index prefix. The
+/// engine keeps one and reuses it (prefix vectors included), so a write allocates nothing for
+/// it: a publish or an ack touches one or a few queues, searched linearly, the last one used
+/// first (a queue deletion's entries come one queue after the other).
+#[derive(Default)]
+pub(crate) struct ExtentDeltas {
+    slots: Vec<(Vec<u8>, i64, u64)>,
+    /// Slots in use by the current plan.
+    len: usize,
+    /// The slot used last.
+    last: usize,
+}
+
+impl ExtentDeltas {
+    /// The slot of `prefix`, added if absent.
+    fn slot(&mut self, prefix: &[u8]) -> &mut (Vec<u8>, i64, u64) {
+        let found =
+            if self.slots.get(self.last).is_some_and(|s| s.0 == prefix) && self.last < self.len {
+                Some(self.last)
+            } else {
+                self.slots[..self.len].iter().position(|s| s.0 == prefix)
+            };
+        let i = match found {
+            Some(i) => i,
+            None => {
+                let i = self.len;
+                match self.slots.get_mut(i) {
+                    Some(s) => {
+                        s.0.clear();
+                        s.0.extend_from_slice(prefix);
+                        s.1 = 0;
+                        s.2 = 0;
+                    }
+                    None => self.slots.push((prefix.to_vec(), 0, 0)),
+                }
+                self.len += 1;
+                i
+            }
+        };
+        self.last = i;
+        &mut self.slots[i]
+    }
+
+    /// The changes of the current plan.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&[u8], i64, u64)> {
+        self.slots[..self.len]
+            .iter()
+            .map(|(p, d, e)| (p.as_slice(), *d, *e))
+    }
+
+    /// Forgets the current plan's changes, keeping the buffers.
+    pub(crate) fn clear(&mut self) {
+        self.len = 0;
+        self.last = 0;
+    }
 }
 
 /// What a plan produced: the key changes and the in-memory updates to install once applied.
@@ -54,8 +111,6 @@ pub(crate) struct Outcome {
     pub(crate) max_put: Option<MessageId>,
     /// The new value of the `max_message_id` meta key, when this plan writes it.
     pub(crate) reserved: Option<MessageId>,
-    /// Per queue index prefix: change of its entry count, and its new end_seq floor.
-    pub(crate) extents: AHashMap<Vec<u8>, (i64, u64)>,
     /// Index prefixes whose extents go (deleted queues or vhosts), after `extents` applied.
     pub(crate) dropped: Vec<Vec<u8>>,
 }
@@ -64,7 +119,13 @@ pub(crate) struct Outcome {
 pub(crate) const ID_RESERVATION: MessageId = 4096;
 
 impl<'a, B: Backend> Plan<'a, B> {
-    pub(crate) fn new(backend: &'a B, refs: &'a RefTable, scan: Option<&'a ScanState>) -> Self {
+    pub(crate) fn new(
+        backend: &'a B,
+        refs: &'a RefTable,
+        scan: Option<&'a ScanState>,
+        extents: &'a mut ExtentDeltas,
+    ) -> Self {
+        extents.clear();
         Plan {
             backend,
             refs,
@@ -74,7 +135,7 @@ impl<'a, B: Backend> Plan<'a, B> {
             held: IdMap::default(),
             entries_delta: 0,
             max_put: None,
-            extents: AHashMap::new(),
+            extents,
             dropped: Vec::new(),
         }
     }
@@ -103,13 +164,10 @@ impl<'a, B: Backend> Plan<'a, B> {
     /// Records an entry more (`delta` 1, at `seq`) or less (-1) in the queue of index `key`.
     fn extent(&mut self, key: &[u8], delta: i64, seq: Option<u64>) {
         let prefix = key.get(..key.len().saturating_sub(8)).unwrap_or_default();
-        let e = match self.extents.get_mut(prefix) {
-            Some(e) => e,
-            None => self.extents.entry(prefix.to_vec()).or_default(),
-        };
-        e.0 += delta;
+        let e = self.extents.slot(prefix);
+        e.1 += delta;
         if let Some(seq) = seq {
-            e.1 = e.1.max(seq.saturating_add(1));
+            e.2 = e.2.max(seq.saturating_add(1));
         }
     }
 
@@ -388,7 +446,6 @@ impl<'a, B: Backend> Plan<'a, B> {
             entries_delta: self.entries_delta,
             max_put: self.max_put,
             reserved,
-            extents: self.extents,
             dropped: self.dropped,
         })
     }

@@ -50,6 +50,21 @@ pub trait Harness {
     fn reopen_after_crash(&mut self);
     /// One step of the open scan of at most `keys` keys; whether the scan is over.
     fn scan_step(&self, keys: usize) -> bool;
+    /// A checkpoint of the write-ahead log (sled only: the memory store keeps none).
+    fn checkpoint(&self) {}
+    /// A crash in the middle of a checkpoint, after `applied` of its changes reached the
+    /// data, then an open. Every write was logged, so nothing may be lost. Without a log: a
+    /// `sync`, then a crash.
+    fn crash_in_checkpoint(&mut self, _applied: usize) {
+        self.store().sync().unwrap();
+        self.reopen_after_crash();
+    }
+    /// A `sync`, a crash that left a torn record (`garbage` bytes of one) after the log's
+    /// last, then an open. Without a log: a `sync`, then a crash.
+    fn crash_with_torn_log(&mut self, _garbage: &[u8]) {
+        self.store().sync().unwrap();
+        self.reopen_after_crash();
+    }
 }
 
 pub struct MemoryHarness(pub MemoryStore);
@@ -120,6 +135,31 @@ impl Harness for SledHarness {
     }
     fn scan_step(&self, keys: usize) -> bool {
         self.store().open_scan_step(keys).unwrap()
+    }
+    fn checkpoint(&self) {
+        self.store().checkpoint().unwrap();
+    }
+    fn crash_in_checkpoint(&mut self, applied: usize) {
+        if let Some(store) = self.store.take() {
+            store.crash_in_checkpoint(applied).unwrap();
+        }
+        self.store = Some(SledStore::open(self.dir.path()).unwrap());
+    }
+    fn crash_with_torn_log(&mut self, garbage: &[u8]) {
+        self.store().sync().unwrap();
+        if let Some(store) = self.store.take() {
+            store.close_as_crash();
+        }
+        // The newest log file, as a crash during an append leaves it.
+        let wal = self.dir.path().join("wal");
+        let newest = std::fs::read_dir(&wal)
+            .ok()
+            .and_then(|files| files.filter_map(Result::ok).map(|f| f.path()).max());
+        if let Some(path) = newest {
+            let mut f = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+            std::io::Write::write_all(&mut f, garbage).unwrap();
+        }
+        self.store = Some(SledStore::open(self.dir.path()).unwrap());
     }
 }
 

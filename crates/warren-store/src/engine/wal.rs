@@ -1,0 +1,435 @@
+//! The write-ahead log of message writes: what makes a `sync` (a publisher confirm) durable
+//! without handing the pending list to sled.
+//!
+//! A `sync` appends the pending key changes not yet logged (physical changes: a key and its new
+//! value, or a delete) to the log as one record, then one `fdatasync` of the log. The pending
+//! list keeps collecting and cancelling (see `pending`): a message acked before the next
+//! checkpoint never reaches sled, although its put and its delete are both in the log. A
+//! *checkpoint* logs what is left, hands the whole pending list to sled, flushes sled, and only
+//! then deletes the log files it covered. It runs from the store's drain thread (every
+//! `background_flush`, 500 ms by default), before every definition change, and at close; a
+//! queue read or the pending-size bound logs and hands over without the flush (the log stays).
+//!
+//! ```text
+//! <store>/wal/<generation:020>.log   "WRNWAL1\n", then records:
+//!   record  = len: u32 LE | crc32(body): u32 LE | body (len bytes)
+//!   body    = change*,  change = 1 | klen: u32 LE | key | vlen: u32 LE | value   (set)
+//!                                 0 | klen: u32 LE | key                        (delete)
+//! ```
+//!
+//! **Why replay is right.** Every change the pending list ever holds goes to the log before
+//! sled can see it (a change cancelled or overwritten after it was logged is logged again as
+//! its delete or new value), so the live log files hold, in order, the whole history since the
+//! last checkpoint that completed, and sled holds the state at that checkpoint plus a prefix
+//! (in the crash-safe order of `plan`) of the net effect of that history. Replaying the history
+//! as plain sets and deletes over such a state gives the history's final state: each key it
+//! touches ends at its last logged value, each key it does not touch was not changed. Replay is
+//! therefore idempotent, and a crash anywhere leaves a state it can finish:
+//! - during a `sync`'s append: a torn last record, detected (length or checksum) and dropped;
+//!   the confirms waiting for it were not sent;
+//! - after a checkpoint handed some changes to sled, before sled's flush: sled holds a prefix;
+//!   replay completes it;
+//! - after sled's flush, before the log files went: replay rewrites what sled holds.
+//!
+//! A checkpoint holds the store's `order` lock from taking the list to deleting the files, so
+//! no other hand-over interleaves. Recovery replays before the engine opens, deletes the
+//! clean-close marker with the first replayed change (extents must be rebuilt by the crash
+//! scan), flushes sled, and then deletes the files.
+//!
+//! **Locks.** The log is a `Mutex<Wal>` in the engine; order is `order`, then the log, then
+//! `shared`. The log lock is held across its own `fdatasync` (it is what orders the log's
+//! writes): only group-committed syncs, hand-overs and checkpoints take it, so at most one
+//! waits. `shared` is released before the fsync, except in the background open scan's step
+//! and in close, which are rare. A definition change holds the log lock from its checkpoint
+//! to the flush of its own batch, so no `sync` can confirm a write that reached sled unlogged
+//! before sled's flush.
+//!
+//! **Failures.** A failed log append or fsync (a full disk) is cut back to the last good
+//! length and its record kept for the next commit: the confirms waiting get a nack, a later
+//! `sync` may succeed, and nothing confirmed is lost. A hand-over whose append fails, or an
+//! append that cannot be cut back, fails the store as a failed sled write does (every later
+//! call refused until reopened; the log is kept for the next open). A failed sled flush during
+//! a checkpoint fails the store too, so the log is never deleted on the strength of a later
+//! flush that may not cover the pages an earlier failed one dropped.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{ErrorKind, Write};
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+
+use crate::StoreError;
+use crate::backend::{Atomicity, Backend, Changes};
+use crate::format::sync_dir;
+use crate::keys;
+
+/// The log's directory inside a store directory.
+pub(crate) const WAL_DIR: &str = "wal";
+const MAGIC: &[u8; 8] = b"WRNWAL1\n";
+/// Bytes of a record's header (length and checksum).
+const RECORD_HEADER: usize = 8;
+const SET: u8 = 1;
+const DELETE: u8 = 0;
+
+/// The log being written.
+pub(crate) struct Wal {
+    dir: PathBuf,
+    /// Generation of the file being written, or of the next one created.
+    generation: u64,
+    file: Option<File>,
+    /// Bytes of `file` known durable: a failed append is cut back to this length.
+    good_len: u64,
+    /// An append failed and could not be taken back: the store must fail.
+    poisoned: bool,
+    /// The record being built: a header placeholder, then its changes (reused: no allocation
+    /// per sync once it has grown). A failed append keeps it, so the next commit writes it
+    /// again, whole, with what was staged since.
+    record: Vec<u8>,
+}
+
+impl Wal {
+    /// A log in `dir` whose first file has generation `generation`. The directory is created
+    /// with the first file, so a store that never logs keeps its old layout.
+    pub(crate) fn new(dir: PathBuf, generation: u64) -> Result<Wal, StoreError> {
+        Ok(Wal {
+            dir,
+            generation,
+            file: None,
+            good_len: 0,
+            poisoned: false,
+            record: Vec::new(),
+        })
+    }
+
+    /// The log's directory.
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Adds one change to the record being built.
+    pub(crate) fn stage(&mut self, key: &[u8], value: Option<&Bytes>) {
+        if self.record.is_empty() {
+            self.record.extend_from_slice(&[0; RECORD_HEADER]);
+        }
+        self.record.push(if value.is_some() { SET } else { DELETE });
+        push_bytes(&mut self.record, key);
+        if let Some(v) = value {
+            push_bytes(&mut self.record, v);
+        }
+    }
+
+    /// Appends the record built so far, if any, and makes it durable (`fdatasync`).
+    pub(crate) fn commit(&mut self) -> Result<(), StoreError> {
+        if self.record.is_empty() {
+            return Ok(());
+        }
+        let body_len = self.record.len() - RECORD_HEADER;
+        let len = u32::try_from(body_len)
+            .map_err(|_| StoreError::Engine("a log record over 4 GiB".into()))?;
+        let crc = crc32fast::hash(self.record.get(RECORD_HEADER..).unwrap_or_default());
+        if let Some(header) = self.record.get_mut(..RECORD_HEADER) {
+            header[..4].copy_from_slice(&len.to_le_bytes());
+            header[4..].copy_from_slice(&crc.to_le_bytes());
+        }
+        let outcome = self.append();
+        if outcome.is_ok() {
+            self.record.clear();
+        }
+        outcome
+    }
+
+    /// Whether a failed append left the file in a state it could not take back (the store
+    /// must fail: a torn record may sit before later ones).
+    pub(crate) fn poisoned(&self) -> bool {
+        self.poisoned
+    }
+
+    fn append(&mut self) -> Result<(), StoreError> {
+        if self.poisoned {
+            return Err(StoreError::Failed);
+        }
+        if self.file.is_none() {
+            self.open_next()?;
+        }
+        let Some(file) = &mut self.file else {
+            return Err(StoreError::Failed);
+        };
+        match file.write_all(&self.record).and_then(|()| file.sync_data()) {
+            Ok(()) => {
+                self.good_len += self.record.len() as u64;
+                Ok(())
+            }
+            Err(e) => {
+                // Take back whatever reached the file (a full disk, a failed fsync): the
+                // record is written again by the next commit, so the sync that failed is
+                // nacked and a later one may succeed, as with a failed sled flush.
+                if file.set_len(self.good_len).is_err() {
+                    self.poisoned = true;
+                }
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Creates the file of the current generation (its magic is made durable by the first
+    /// record's fsync). A failure removes what it created, so a later attempt can create it
+    /// again.
+    fn open_next(&mut self) -> Result<(), StoreError> {
+        if !self.dir.exists() {
+            fs::create_dir_all(&self.dir)?;
+            if let Some(parent) = self.dir.parent() {
+                sync_dir(parent)?;
+            }
+        }
+        let path = file_path(&self.dir, self.generation);
+        let mut f = OpenOptions::new()
+            .create_new(true)
+            .append(true)
+            .open(&path)?;
+        // The new name must survive a crash before anything in it is relied on.
+        let created = f
+            .write_all(MAGIC)
+            .map_err(StoreError::from)
+            .and_then(|()| sync_dir(&self.dir));
+        if let Err(e) = created {
+            if fs::remove_file(&path).is_err() {
+                self.poisoned = true;
+            }
+            return Err(e);
+        }
+        self.good_len = MAGIC.len() as u64;
+        self.file = Some(f);
+        Ok(())
+    }
+
+    /// Closes the file being written, if any, and answers its generation: a checkpoint deletes
+    /// it once sled's flush returned. The next record starts a new file.
+    pub(crate) fn rotate(&mut self) -> Option<u64> {
+        let done = self.file.take().map(|_| self.generation);
+        if done.is_some() {
+            self.generation += 1;
+        }
+        done
+    }
+}
+
+fn push_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    // Keys and values are far below 4 GiB (a message is at most the frame size limit).
+    out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+    out.extend_from_slice(bytes);
+}
+
+fn file_path(dir: &Path, generation: u64) -> PathBuf {
+    dir.join(format!("{generation:020}.log"))
+}
+
+/// The log files in `dir`, by generation.
+fn files(dir: &Path) -> Result<Vec<(u64, PathBuf)>, StoreError> {
+    let mut found = Vec::new();
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(found),
+        Err(e) => return Err(e.into()),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name();
+        let generation = name
+            .to_str()
+            .and_then(|n| n.strip_suffix(".log"))
+            .and_then(|n| n.parse::<u64>().ok())
+            .ok_or_else(|| {
+                StoreError::corrupt(format!(
+                    "unexpected file {} in the write-ahead log directory",
+                    entry.path().display()
+                ))
+            })?;
+        found.push((generation, entry.path()));
+    }
+    found.sort_unstable_by_key(|(g, _)| *g);
+    Ok(found)
+}
+
+/// Deletes the log files up to generation `through` (a checkpoint covered them), then makes
+/// the deletions durable: a file left behind would be replayed over a later checkpoint.
+pub(crate) fn remove_through(dir: &Path, through: u64) -> Result<(), StoreError> {
+    if !dir.exists() {
+        return Ok(());
+    }
+    for (generation, path) in files(dir)? {
+        if generation <= through {
+            fs::remove_file(path)?;
+        }
+    }
+    sync_dir(dir)
+}
+
+/// Replays every log file in `dir` into `backend` (see the module doc), flushes it, deletes
+/// the files, and answers the generation the next log file should use. A torn or corrupt
+/// record at the end of the last file is what a crash during an append leaves: it and what
+/// follows are dropped. One anywhere else is corruption.
+pub(crate) fn recover(dir: &Path, backend: &impl Backend) -> Result<u64, StoreError> {
+    let found = files(dir)?;
+    let Some(&(last, _)) = found.last() else {
+        return Ok(1);
+    };
+    let mut replayed = false;
+    for (generation, path) in &found {
+        let data = fs::read(path)?;
+        let is_last = *generation == last;
+        let torn = |what: &str| {
+            if is_last {
+                Ok(())
+            } else {
+                Err(StoreError::corrupt(format!(
+                    "{what} in {}, which is not the last log file",
+                    path.display()
+                )))
+            }
+        };
+        let Some(mut rest) = data.strip_prefix(MAGIC.as_slice()) else {
+            // A crash right after creating the file leaves it shorter than its magic.
+            if data.len() < MAGIC.len() && MAGIC.starts_with(&data) {
+                torn("a torn header")?;
+                continue;
+            }
+            return Err(StoreError::corrupt(format!(
+                "{} is not a write-ahead log file",
+                path.display()
+            )));
+        };
+        while !rest.is_empty() {
+            let Some((body, after)) = next_record(rest) else {
+                torn("a torn or corrupt record")?;
+                break;
+            };
+            let changes = decode_body(body)?;
+            if !replayed {
+                // The crash scan must rebuild the extents a clean close recorded.
+                backend.apply(
+                    vec![(keys::CLEAN_EXTENTS_KEY.to_vec(), None)],
+                    Atomicity::Batch,
+                )?;
+                replayed = true;
+            }
+            backend.apply(changes, Atomicity::InOrder)?;
+            rest = after;
+        }
+    }
+    if replayed {
+        backend.flush()?;
+    }
+    remove_through(dir, last)?;
+    remove_dir(dir)?;
+    Ok(last.saturating_add(1))
+}
+
+/// Removes the log's directory once it holds no file (recovery and a clean close), so a
+/// closed store keeps the layout of a store without a log.
+pub(crate) fn remove_dir(dir: &Path) -> Result<(), StoreError> {
+    match fs::remove_dir(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e.into()),
+    }
+    if let Some(parent) = dir.parent() {
+        sync_dir(parent)?;
+    }
+    Ok(())
+}
+
+/// The body of the record at the start of `data` and what follows it, or `None` if the record
+/// is cut short or its checksum does not match.
+fn next_record(data: &[u8]) -> Option<(&[u8], &[u8])> {
+    let len = u32::from_le_bytes(data.get(..4)?.try_into().ok()?) as usize;
+    let crc = u32::from_le_bytes(data.get(4..RECORD_HEADER)?.try_into().ok()?);
+    let end = RECORD_HEADER.checked_add(len)?;
+    let body = data.get(RECORD_HEADER..end)?;
+    (crc32fast::hash(body) == crc).then(|| (body, data.get(end..).unwrap_or_default()))
+}
+
+/// The changes of a record whose checksum matched.
+fn decode_body(mut body: &[u8]) -> Result<Changes, StoreError> {
+    let bad = || StoreError::corrupt("a write-ahead log record with a valid checksum is malformed");
+    let mut changes = Vec::new();
+    while let Some((&tag, rest)) = body.split_first() {
+        let (key, rest) = take_bytes(rest).ok_or_else(bad)?;
+        let (value, rest) = match tag {
+            SET => {
+                let (v, rest) = take_bytes(rest).ok_or_else(bad)?;
+                (Some(Bytes::copy_from_slice(v)), rest)
+            }
+            DELETE => (None, rest),
+            _ => return Err(bad()),
+        };
+        changes.push((key.to_vec(), value));
+        body = rest;
+    }
+    Ok(changes)
+}
+
+fn take_bytes(data: &[u8]) -> Option<(&[u8], &[u8])> {
+    let len = u32::from_le_bytes(data.get(..4)?.try_into().ok()?) as usize;
+    let end = 4usize.checked_add(len)?;
+    Some((data.get(4..end)?, data.get(end..)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::MemoryBackend;
+
+    fn dir(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("warren-wal-{tag}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        d
+    }
+
+    #[test]
+    fn records_replay_in_order_and_a_torn_tail_is_dropped() {
+        let d = dir("torn");
+        let mut wal = Wal::new(d.clone(), 1).unwrap();
+        wal.stage(b"a", Some(&Bytes::from_static(b"1")));
+        wal.stage(b"b", Some(&Bytes::from_static(b"2")));
+        wal.commit().unwrap();
+        wal.stage(b"a", None);
+        wal.commit().unwrap();
+        wal.stage(b"c", Some(&Bytes::from_static(b"3")));
+        wal.commit().unwrap();
+        drop(wal);
+        // Tear the last record: its checksum no longer matches.
+        let path = file_path(&d, 1);
+        let mut data = fs::read(&path).unwrap();
+        let n = data.len();
+        data.truncate(n - 1);
+        fs::write(&path, &data).unwrap();
+        let backend = MemoryBackend::default();
+        assert_eq!(recover(&d, &backend).unwrap(), 2);
+        assert_eq!(backend.get(b"a").unwrap(), None);
+        assert_eq!(backend.get(b"b").unwrap(), Some(Bytes::from_static(b"2")));
+        assert_eq!(backend.get(b"c").unwrap(), None);
+        assert!(files(&d).unwrap().is_empty());
+        let _ = fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn a_bad_record_in_an_earlier_file_is_corruption() {
+        let d = dir("corrupt");
+        let mut wal = Wal::new(d.clone(), 1).unwrap();
+        wal.stage(b"a", Some(&Bytes::from_static(b"1")));
+        wal.commit().unwrap();
+        assert_eq!(wal.rotate(), Some(1));
+        wal.stage(b"b", Some(&Bytes::from_static(b"2")));
+        wal.commit().unwrap();
+        drop(wal);
+        let path = file_path(&d, 1);
+        let mut data = fs::read(&path).unwrap();
+        if let Some(last) = data.last_mut() {
+            *last ^= 0xff;
+        }
+        fs::write(&path, &data).unwrap();
+        let backend = MemoryBackend::default();
+        assert!(matches!(recover(&d, &backend), Err(StoreError::Corrupt(_))));
+        let _ = fs::remove_dir_all(&d);
+    }
+}
