@@ -78,13 +78,10 @@ impl Loader {
 
     fn turn(&mut self, wait: Option<Duration>) -> Result<bool, StoreError> {
         let wait = wait.filter(|_| self.active.is_empty());
-        for q in self.requests.take(wait) {
-            if !self.active.iter().any(|a| a.ptr_eq(&q)) {
-                self.active.push(q);
-            }
-        }
+        // A queue asks only while parked, so it is not taking turns already.
+        self.active.extend(self.requests.take(wait));
         let mut failed = None;
-        let mut finished = Vec::new();
+        let mut finished = std::collections::HashSet::new();
         let (batch, window, requests) = (self.batch, self.window, self.requests.clone());
         self.active.retain(|q| {
             let Some(q) = q.upgrade() else {
@@ -96,18 +93,31 @@ impl Loader {
                 Ok(LoadStep::Done) => {
                     // Dead letters of messages that expired while down go out now.
                     q.recovered();
-                    finished.push(Arc::downgrade(&q));
+                    finished.insert(Arc::as_ptr(&q));
                     false
                 }
                 Err(e) => {
                     failed = Some(e);
-                    finished.push(Arc::downgrade(&q));
+                    finished.insert(Arc::as_ptr(&q));
                     false
                 }
             }
         });
-        self.loading
-            .retain(|q| q.strong_count() > 0 && !finished.iter().any(|f| f.ptr_eq(q)));
+        // A parked queue may finish without the loader: a `basic.get` or a publish loaded its
+        // rest, or a purge swept it.
+        self.loading.retain(|w| {
+            if finished.contains(&w.as_ptr()) {
+                return false;
+            }
+            let Some(q) = w.upgrade() else {
+                return false;
+            };
+            if q.loading() {
+                return true;
+            }
+            q.recovered();
+            false
+        });
         match failed {
             Some(e) => Err(e),
             None => Ok(!self.active.is_empty() || self.requests.waiting()),
