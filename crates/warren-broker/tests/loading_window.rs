@@ -343,3 +343,23 @@ fn a_restart_of_a_windowed_queue_keeps_what_was_not_consumed() {
     want.push("p".into());
     assert_eq!(drain(&q), want);
 }
+
+#[test]
+fn a_window_of_bytes_sizes_the_reads_by_the_bodies_seen() {
+    let (_store, _broker, vhost, loader) = restart(&stored(40, FieldTable::new()));
+    let window = LoadWindow {
+        high: 100,
+        high_bytes: 12,
+        low: 50,
+    };
+    let mut loader = loader.with_batch(16).with_window(window);
+    let q = queue(&vhost, "q");
+    // Sizes unknown: one batch (m1..m16, 39 bytes), over the window's bytes: parked.
+    loader.run_windowed().unwrap();
+    assert_eq!(q.messages_in_memory(), 16);
+    assert_eq!(drain_n(&q, 16), names(1..=16));
+    // Now a mean of 2 bytes: 12 bytes of room is 6 messages, not another batch of 16.
+    loader.run_windowed().unwrap();
+    assert_eq!(q.messages_in_memory(), 6);
+    assert_eq!(drain(&q), names(17..=40));
+}

@@ -59,7 +59,9 @@ pub struct Window {
     pub high: usize,
     /// ... or at least this many body bytes...
     pub high_bytes: u64,
-    /// ... and reads on once it holds fewer than this many.
+    /// ... and reads on once it holds fewer than this many, and under half `high_bytes`.
+    /// Reads are sized to the bytes left (from the last batch's mean body size), so large
+    /// messages do not overshoot the window by a whole batch.
     pub low: usize,
 }
 
@@ -131,8 +133,12 @@ pub(super) struct Loading {
     pub(super) held: ReadyList,
     /// One past the last entry of the stored region (grows as persistent messages join it).
     pub(super) end: u64,
-    /// Where to ask for more once parked; `None` while the loader has the queue in hand.
-    parked: Option<(Arc<LoadRequests>, usize)>,
+    /// Where to ask for more once parked, and below which count and body bytes; `None`
+    /// while the loader has the queue in hand.
+    parked: Option<(Arc<LoadRequests>, usize, u64)>,
+    /// Mean body size of the last batch loaded (0 before the first): sizes the next read so
+    /// that a window of large messages is not overshot by a whole batch.
+    mean_body: u64,
 }
 
 /// Where the loader of a queue is in its index.
@@ -249,18 +255,38 @@ impl QueueState {
         (l.pending() + held) as usize
     }
 
-    /// Where the stored region ends and whether entries remain to read, before a read.
-    fn load_plan(&self) -> (u64, bool) {
+    /// Where the stored region ends, and how many entries to read next (0: none remain),
+    /// before a read: at most `max`, and with a `window`, about what its bytes have room for.
+    fn load_plan(&self, max: usize, window: Option<&Window>) -> (u64, usize) {
         match &self.loading {
-            Some(l) => (l.end, l.unloaded > 0),
+            Some(l) if l.unloaded == 0 => (l.end, 0),
+            Some(l) => {
+                let room = window.map_or(u64::MAX, |w| {
+                    let room = w.high_bytes.saturating_sub(self.ready.bytes());
+                    match l.mean_body {
+                        // Sizes unknown yet: a small first read to learn them.
+                        0 => 64,
+                        mean => room / mean,
+                    }
+                });
+                (
+                    l.end,
+                    max.min(usize::try_from(room).unwrap_or(usize::MAX)).max(1),
+                )
+            }
             // After a purge: the sweep reads on to `sweep_below`.
-            None => (self.sweep_below, self.sweep_below > 0),
+            None if self.sweep_below > 0 => (self.sweep_below, max),
+            None => (self.sweep_below, 0),
         }
     }
 
     /// Applies one batch read from the store. Entries a purge dropped are listed in `gone`;
     /// those over the length limit die.
     fn apply_loaded(&mut self, batch: Vec<Loaded>, fx: &mut Effects) {
+        if let Some(l) = self.loading.as_mut().filter(|_| !batch.is_empty()) {
+            let bytes: u64 = batch.iter().map(|(_, m, _)| m.body.len() as u64).sum();
+            l.mean_body = (bytes / batch.len() as u64).max(1);
+        }
         for (seq, message, redelivered) in batch {
             let Some(l) = self.loading.as_mut().filter(|l| l.unloaded > 0) else {
                 // Purged (or counted wrong): not this queue's any more.
@@ -325,18 +351,18 @@ impl QueueState {
             return false;
         };
         let low = if l.unloaded == 0 { 1 } else { window.low };
-        l.parked = Some((requests.clone(), low));
+        l.parked = Some((requests.clone(), low, window.high_bytes / 2));
         true
     }
 
     /// When a parked queue's window fell below its low mark: the loader to ask (once).
     pub(super) fn wants_loading(&mut self) -> Option<Arc<LoadRequests>> {
         let l = self.loading.as_mut()?;
-        let (_, low) = l.parked.as_ref()?;
-        if self.ready.len() >= *low {
+        let (_, low, low_bytes) = l.parked.as_ref()?;
+        if self.ready.len() >= *low || self.ready.bytes() >= *low_bytes {
             return None;
         }
-        l.parked.take().map(|(requests, _)| requests)
+        l.parked.take().map(|(requests, _, _)| requests)
     }
 }
 
@@ -392,8 +418,11 @@ impl Queue {
             *loader = None;
             return Ok(LoadStep::Done);
         };
-        let (end, to_read) = self.state.lock().load_plan();
-        let max = max.max(1);
+        let (end, max) = self
+            .state
+            .lock()
+            .load_plan(max.max(1), park.map(|(w, _)| w));
+        let to_read = max > 0;
         let mut batch = Vec::new();
         let mut next = cursor.next;
         // Nothing left below `end` past this batch, as the store stood at the read.
@@ -424,7 +453,7 @@ impl Queue {
         let mut fx = Effects::default();
         s.apply_loaded(batch, &mut fx);
         // A region that grew since the read was planned has more to read.
-        let (end_now, _) = s.load_plan();
+        let (end_now, _) = s.load_plan(1, None);
         let read_all = (exhausted && end_now == end) || next >= end_now;
         let windowed = park.is_some() && s.args.max_priority.is_none();
         let step = if s.try_finish(read_all, windowed) {
