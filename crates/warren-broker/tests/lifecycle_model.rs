@@ -9,7 +9,8 @@
 //! must equal the model.
 //!
 //! A restart leaves the durable queues *loading* (issue 16): their stored messages come back
-//! one per queue at each `LoadBatch` step, interleaved with everything else. The model knows
+//! one per queue at each `LoadBatch` step, interleaved with everything else, and only up to
+//! a window of two in memory: a queue holding two parks until it drains and asks for more. The model knows
 //! nothing of it: a loading queue must answer as the loaded one. Two things are allowed to lag
 //! and are checked once they catch up: deliveries to a consumer of a queue still loading
 //! (and so that queue's count, and settling what it was not sent yet), and the store entries
@@ -31,8 +32,8 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 use proptest::prelude::*;
 use warren_broker::{
-    Broker, ChannelLimit, Consumer, Delivery, DeliverySink, FirstBoot, Loader, Message, Queue,
-    QueueDeclare, Settle, VHost,
+    Broker, ChannelLimit, Consumer, Delivery, DeliverySink, FirstBoot, LoadWindow, Loader, Message,
+    Queue, QueueDeclare, Settle, VHost,
 };
 use warren_codec::{BasicProperties, FieldTable, FieldValue, ShortStr};
 use warren_store::{MemoryStore, MessageStore};
@@ -74,6 +75,9 @@ enum Op {
     Restart,
     /// The background loader's next turn: one stored message per loading queue.
     LoadBatch,
+    /// The loader's turns until every queue is loaded or parked with a full window; a queue
+    /// still loading then holds messages in memory (it asks for more once it holds none).
+    LoadWindows,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -97,6 +101,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => queue.prop_map(|queue| Op::Purge { queue }),
         1 => Just(Op::Restart),
         3 => Just(Op::LoadBatch),
+        1 => Just(Op::LoadWindows),
     ]
 }
 
@@ -279,7 +284,13 @@ impl Real {
         let broker = Broker::with_store(store);
         let (_, loader) = broker.recover_definitions(&FirstBoot::default()).unwrap();
         let vhost = broker.vhost("/").unwrap();
-        (broker, vhost, loader.with_batch(1))
+        // A window of two messages: loading queues park and ask for more as they drain.
+        let window = LoadWindow {
+            high: 2,
+            high_bytes: u64::MAX,
+            low: 1,
+        };
+        (broker, vhost, loader.with_batch(1).with_window(window))
     }
 
     /// Loads the rest of a queue's stored messages, so its consumer's deliveries catch up.
@@ -575,6 +586,18 @@ fn apply(real: &mut Real, model: &mut Model, op: &Op, step: usize) -> Result<(),
         }
         Op::LoadBatch => {
             real.loader.step().unwrap();
+        }
+        Op::LoadWindows => {
+            real.loader.run_windowed().unwrap();
+            for qi in 0..QUEUES.len() {
+                let q = real.queue(qi);
+                prop_assert!(
+                    !q.loading() || q.messages_in_memory() > 0,
+                    "step {}: {} is loading with nothing in memory and the loader idle",
+                    step,
+                    QUEUES[qi].0
+                );
+            }
         }
     }
     Ok(())

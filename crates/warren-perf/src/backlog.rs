@@ -41,6 +41,10 @@ pub struct BacklogArgs {
     /// recovery of them after a restart); no drain, the queue is not deleted.
     #[arg(long)]
     pub fill_only: bool,
+    /// No fill: drain what the queue already holds (e.g. after a restart over a filled
+    /// store, to measure how fast a recovered backlog is consumed).
+    #[arg(long, conflicts_with = "fill_only")]
+    pub drain_only: bool,
 }
 
 /// What a backlog run measured.
@@ -115,7 +119,9 @@ pub async fn run(args: &BacklogArgs) -> anyhow::Result<BacklogReport> {
     let mut setup = Connection::open(&uri, "warren-perf setup").await?;
     setup.channel_open(1).await?;
     setup.queue_declare(1, QUEUE, args.persistent).await?;
-    setup.queue_purge(1, QUEUE).await?;
+    if !args.drain_only {
+        setup.queue_purge(1, QUEUE).await?;
+    }
     let shared = common::shared();
     let mut errors = Vec::new();
 
@@ -134,16 +140,20 @@ pub async fn run(args: &BacklogArgs) -> anyhow::Result<BacklogReport> {
     });
     let before = probe.point();
     let started = Instant::now();
-    match tokio::time::timeout(
-        PHASE_LIMIT,
-        tokio::spawn(publisher::run(pconn, plan, shared.clone())),
-    )
-    .await
-    {
-        Ok(Ok(Ok(_))) => {}
-        Ok(Ok(Err(e))) => errors.push(format!("producer: {e:#}")),
-        Ok(Err(e)) => errors.push(format!("producer task: {e}")),
-        Err(_) => errors.push(format!("fill did not finish within {PHASE_LIMIT:?}")),
+    if args.drain_only {
+        // Nothing to publish: the fill phase measures nothing.
+    } else {
+        match tokio::time::timeout(
+            PHASE_LIMIT,
+            tokio::spawn(publisher::run(pconn, plan, shared.clone())),
+        )
+        .await
+        {
+            Ok(Ok(Ok(_))) => {}
+            Ok(Ok(Err(e))) => errors.push(format!("producer: {e:#}")),
+            Ok(Err(e)) => errors.push(format!("producer task: {e}")),
+            Err(_) => errors.push(format!("fill did not finish within {PHASE_LIMIT:?}")),
+        }
     }
     let fill_seconds = started.elapsed().as_secs_f64();
     let full = probe.point();

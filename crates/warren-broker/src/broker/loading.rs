@@ -2,14 +2,22 @@
 //! on its own thread, while the broker already serves clients.
 //!
 //! Queues take turns, one batch each, so every queue gets its first messages (and its
-//! consumers their first deliveries) early whatever the size of the others. A queue that
-//! finishes loading drops what expired while the broker was down and arms its timers.
+//! consumers their first deliveries) early whatever the size of the others. A queue holding
+//! a full window of loaded messages ([`LoadWindow`]) is parked: it leaves the turns until its
+//! consumers take it below the window's low mark and it asks again ([`LoadRequests`]). So the
+//! loader's thread lives as long as some queue still has stored entries to read, mostly
+//! asleep. A queue that finishes loading drops what expired while the broker was down and
+//! arms its timers.
 
 use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 use warren_store::StoreError;
 
-use crate::queue::{LOAD_BATCH, Queue};
+use crate::queue::{LOAD_BATCH, LoadRequests, LoadStep, Queue, Window as LoadWindow};
+
+/// How long the loader's thread sleeps between checks that its parked queues still exist.
+const IDLE_CHECK: Duration = Duration::from_secs(1);
 
 /// The durable queues whose stored messages are still to load.
 ///
@@ -17,16 +25,25 @@ use crate::queue::{LOAD_BATCH, Queue};
 /// alive (with its store) by the loader.
 #[derive(Debug, Default)]
 pub struct Loader {
-    queues: Vec<Weak<Queue>>,
+    /// Queues taking turns now.
+    active: Vec<Weak<Queue>>,
+    /// Every queue not loaded yet, active or parked.
+    loading: Vec<Weak<Queue>>,
+    requests: Arc<LoadRequests>,
     batch: usize,
+    window: LoadWindow,
 }
 
 impl Loader {
     /// A loader for `queues`, as recovery left them.
     pub(crate) fn new(queues: Vec<Arc<Queue>>) -> Self {
+        let weak: Vec<Weak<Queue>> = queues.iter().map(Arc::downgrade).collect();
         Loader {
-            queues: queues.iter().map(Arc::downgrade).collect(),
+            active: weak.clone(),
+            loading: weak,
+            requests: Arc::default(),
             batch: LOAD_BATCH,
+            window: LoadWindow::default(),
         }
     }
 
@@ -36,24 +53,86 @@ impl Loader {
         self
     }
 
-    /// True once every queue is loaded.
-    pub fn is_done(&self) -> bool {
-        self.queues.is_empty()
+    /// Keeps at most `window` of each queue's stored backlog in memory.
+    pub fn with_window(mut self, window: LoadWindow) -> Self {
+        self.window = window;
+        self
     }
 
-    /// One turn: a batch for each queue still loading. Returns whether any is left. A queue
-    /// whose batch fails to load stays loading (its error is returned after the turn).
+    /// True once every queue is loaded (or gone).
+    pub fn is_done(&self) -> bool {
+        self.loading.is_empty()
+    }
+
+    /// True when no queue is taking turns: the rest are parked until they ask.
+    pub fn is_idle(&self) -> bool {
+        self.active.is_empty()
+    }
+
+    /// One turn: takes the queues that asked for more, then a batch for each queue taking
+    /// turns. Returns whether any is still taking turns (or asked for more meanwhile). A queue whose batch fails to load
+    /// stays as it is, partly loaded (its error is returned after the turn).
     pub fn step(&mut self) -> Result<bool, StoreError> {
+        self.turn(None)
+    }
+
+    fn turn(&mut self, wait: Option<Duration>) -> Result<bool, StoreError> {
+        let wait = wait.filter(|_| self.active.is_empty());
+        // A queue asks only while parked, so it is not taking turns already.
+        self.active.extend(self.requests.take(wait));
         let mut failed = None;
-        let batch = self.batch;
-        self.queues.retain(|q| {
+        let mut finished = std::collections::HashSet::new();
+        let (batch, window, requests) = (self.batch, self.window, self.requests.clone());
+        self.active.retain(|q| {
             let Some(q) = q.upgrade() else {
                 return false;
             };
-            match q.load_batch(batch) {
+            match q.load_windowed(batch, &window, &requests) {
+                Ok(LoadStep::More) => true,
+                Ok(LoadStep::Parked) => false,
+                Ok(LoadStep::Done) => {
+                    // Dead letters of messages that expired while down go out now.
+                    q.recovered();
+                    finished.insert(Arc::as_ptr(&q));
+                    false
+                }
+                Err(e) => {
+                    failed = Some(e);
+                    finished.insert(Arc::as_ptr(&q));
+                    false
+                }
+            }
+        });
+        // A parked queue may finish without the loader: a `basic.get` or a publish loaded its
+        // rest, or a purge swept it.
+        self.loading.retain(|w| {
+            if finished.contains(&w.as_ptr()) {
+                return false;
+            }
+            let Some(q) = w.upgrade() else {
+                return false;
+            };
+            if q.loading() {
+                return true;
+            }
+            q.recovered();
+            false
+        });
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(!self.active.is_empty() || self.requests.waiting()),
+        }
+    }
+
+    /// Loads everything into memory, window or not, turn after turn (tests, and tools that
+    /// want a loaded broker: nothing serves a parked queue once the loader is gone).
+    pub fn run(self) -> Result<(), StoreError> {
+        let mut queues: Vec<Arc<Queue>> = self.loading.iter().filter_map(Weak::upgrade).collect();
+        let mut failed = None;
+        while !queues.is_empty() {
+            queues.retain(|q| match q.load_batch(self.batch) {
                 Ok(true) => true,
                 Ok(false) => {
-                    // Dead letters of messages that expired while down go out now.
                     q.recovered();
                     false
                 }
@@ -61,39 +140,45 @@ impl Loader {
                     failed = Some(e);
                     false
                 }
-            }
-        });
-        match failed {
-            Some(e) => Err(e),
-            None => Ok(!self.queues.is_empty()),
+            });
         }
+        failed.map_or(Ok(()), Err)
     }
 
-    /// Loads everything, turn after turn.
-    pub fn run(mut self) -> Result<(), StoreError> {
+    /// Loads until every queue is loaded or parked (tests of windows; a server spawns).
+    pub fn run_windowed(&mut self) -> Result<(), StoreError> {
         while self.step()? {}
         Ok(())
     }
 
-    /// Loads everything on a thread of its own (store reads block: never on the async
-    /// runtime), logging how long it took.
-    pub fn spawn(self) -> std::io::Result<std::thread::JoinHandle<()>> {
+    /// Loads on a thread of its own (store reads block: never on the async runtime) until
+    /// every queue is loaded or gone, serving parked queues as they ask; logs how long the
+    /// first windows took.
+    pub fn spawn(mut self) -> std::io::Result<std::thread::JoinHandle<()>> {
         std::thread::Builder::new()
             .name("warren-loader".into())
             .spawn(move || {
                 let started = std::time::Instant::now();
-                let queues = self.queues.len();
-                match self.run() {
-                    Ok(()) => tracing::info!(
-                        queues,
-                        elapsed_ms = started.elapsed().as_millis() as u64,
-                        "stored messages loaded"
-                    ),
-                    Err(e) => tracing::error!(
-                        error = %e,
-                        "cannot load stored messages: the queues concerned stay partly loaded"
-                    ),
+                let queues = self.loading.len();
+                let mut announced = false;
+                while !self.is_done() {
+                    if let Err(e) = self.turn(Some(IDLE_CHECK)) {
+                        tracing::error!(
+                            error = %e,
+                            "cannot load stored messages: the queue concerned stays partly loaded"
+                        );
+                    }
+                    if self.is_idle() && !announced {
+                        announced = true;
+                        tracing::info!(
+                            queues,
+                            loading = self.loading.len(),
+                            elapsed_ms = started.elapsed().as_millis() as u64,
+                            "stored messages loaded (deep queues up to their window)"
+                        );
+                    }
                 }
+                tracing::debug!("every stored message loaded");
             })
     }
 }

@@ -2,37 +2,48 @@
 //!
 //! The broker opens its port once definitions are back; each durable queue starts *loading*:
 //! it knows how many entries its store index holds and where they end ([`QueueExtent`]), and
-//! takes them in batches ([`Queue::load_batch`]) from a background thread, or at once from a
-//! `basic.get` that finds nothing loaded yet. Meanwhile it answers as the fully loaded queue
-//! would:
+//! takes them in batches from the loader's thread ([`crate::broker::Loader`]), or at once from
+//! a `basic.get` that finds nothing loaded yet.
+//!
+//! Loading is *windowed*: the loader reads a queue's entries only while the queue holds fewer
+//! than a window of them in memory ([`Window`]), then parks the queue; the queue asks for more
+//! (through [`LoadRequests`]) once consumers took it below the window's low mark. So a deep
+//! stored backlog stays in the store, where it already is, instead of being read into memory
+//! (or written again to the spill area), and the queue stays loading until its last stored
+//! entry is read. Meanwhile it answers as the fully loaded queue would:
 //!
 //! - counts (`queue.declare`, management, `x-max-length`) include the entries not loaded yet;
-//! - a message published while loading takes a `seq` above every stored one and waits in
-//!   `held`, behind them, until the last batch is in: so consumers see recovered messages
-//!   first, in order, then the new ones;
+//! - a persistent message published while loading is in the store already: it extends the
+//!   stored region (`end`) and leaves memory, to be read back in its turn. Any other (a
+//!   transient one, or any after a transient one) waits in `held`, a ready list of its own
+//!   that packs and spills like the queue's, behind every stored entry: so consumers see
+//!   recovered messages first, in order, then the new ones;
 //! - a publish to a length-limited queue loads the rest of it first, so the limit applies to
 //!   what the loaded queue would hold (`drop-head` dead-letters at once); should a limit
 //!   still find its head unloaded (a policy applied meanwhile), the next entries to load are
 //!   counted as dropped (`drop_next`) and dead-lettered as they arrive;
+//! - a priority queue is not windowed (a later stored entry may outrank every loaded one):
+//!   it loads everything, as a queue did before windows;
 //! - a purge drops the entries not loaded yet too: the purge then reads them on (`sweep_below`),
 //!   removing them from the store instead of queueing them, before it answers;
 //! - a deleted queue stops loading (the store dropped its entries with its record).
 //!
 //! Not exact while loading: `x-max-length-bytes` counts only loaded and held bodies (the
-//! index does not record sizes), and an expired message not loaded yet is counted until it is
-//! loaded and dropped. Both settle once the queue is loaded.
+//! index does not record sizes), and an expired message not loaded yet is counted until it
+//! is loaded and dropped (as RabbitMQ, which expires messages at the head only).
 //!
 //! Locks: a batch is read from the store holding only the queue's `loader` mutex (so two
 //! loaders never read the same batch), then applied under the state lock. Lock order:
-//! `loader`, then `state`; no state lock is held across store I/O.
+//! `loader`, then `state`, then the [`LoadRequests`] list; no state lock is held across
+//! store I/O.
 
-use std::collections::VecDeque;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
+use parking_lot::{Condvar, Mutex};
 use warren_store::{QueueExtent, StoreError};
 
 use super::Queue;
-use super::ready::Ready;
+use super::ready::{PACK_AFTER, Ready, ReadyList};
 use super::state::{Effects, QueueState};
 use crate::Message;
 use crate::dead_letter::DeathReason;
@@ -41,6 +52,75 @@ use crate::timers::now_ms;
 /// Entries read from the store per batch.
 pub const LOAD_BATCH: usize = 4096;
 
+/// How much of a queue's stored backlog the loader keeps in memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    /// The loader parks a queue holding at least this many ready messages in memory...
+    pub high: usize,
+    /// ... or at least this many body bytes...
+    pub high_bytes: u64,
+    /// ... and reads on once it holds fewer than this many, and under half `high_bytes`.
+    /// Reads are sized to the bytes left (from the last batch's mean body size), so large
+    /// messages do not overshoot the window by a whole batch.
+    pub low: usize,
+}
+
+impl Default for Window {
+    /// Four batches, at most 16 MiB of bodies; more once fewer than two batches are left, so
+    /// the next batch is read before a consumer reaches the end of the window.
+    fn default() -> Self {
+        Window {
+            high: 4 * LOAD_BATCH,
+            high_bytes: 16 << 20,
+            low: 2 * LOAD_BATCH,
+        }
+    }
+}
+
+/// Queues asking the loader to read on: their window fell below its low mark.
+///
+/// Lock order: taken last, under a queue's state lock (never the other way round).
+#[derive(Debug, Default)]
+pub struct LoadRequests {
+    asked: Mutex<Vec<Weak<Queue>>>,
+    wake: Condvar,
+}
+
+impl LoadRequests {
+    /// Asks the loader to read on for `queue`.
+    pub(super) fn ask(&self, queue: Weak<Queue>) {
+        self.asked.lock().push(queue);
+        self.wake.notify_one();
+    }
+
+    /// True when some queue asked and the loader did not take it yet.
+    pub fn waiting(&self) -> bool {
+        !self.asked.lock().is_empty()
+    }
+
+    /// The queues that asked since the last call; waits up to `wait` for one when none did.
+    pub fn take(&self, wait: Option<std::time::Duration>) -> Vec<Weak<Queue>> {
+        let mut asked = self.asked.lock();
+        if asked.is_empty()
+            && let Some(wait) = wait
+        {
+            self.wake.wait_for(&mut asked, wait);
+        }
+        std::mem::take(&mut *asked)
+    }
+}
+
+/// What a loader's turn on a queue left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoadStep {
+    /// Entries remain and the window has room: read on.
+    More,
+    /// The window is full: the queue asks again (through [`LoadRequests`]) when it wants more.
+    Parked,
+    /// Everything is loaded (or the queue is gone).
+    Done,
+}
+
 /// What a loading queue knows about its entries not yet loaded.
 #[derive(Debug, Default)]
 pub(super) struct Loading {
@@ -48,12 +128,17 @@ pub(super) struct Loading {
     pub(super) unloaded: u64,
     /// Of the next entries loaded, how many are dropped over the length limit on arrival.
     pub(super) drop_next: u64,
-    /// Messages published while loading, in order, behind every stored one.
-    pub(super) held: VecDeque<Ready>,
-    /// Body bytes of `held`.
-    pub(super) held_bytes: u64,
-    /// One past the last stored entry.
+    /// Messages published while loading that are not in the stored region, in order, behind
+    /// every stored entry.
+    pub(super) held: ReadyList,
+    /// One past the last entry of the stored region (grows as persistent messages join it).
     pub(super) end: u64,
+    /// Where to ask for more once parked, and below which count and body bytes; `None`
+    /// while the loader has the queue in hand.
+    parked: Option<(Arc<LoadRequests>, usize, u64)>,
+    /// Mean body size of the last batch loaded (0 before the first): sizes the next read so
+    /// that a window of large messages is not overshot by a whole batch.
+    mean_body: u64,
 }
 
 /// Where the loader of a queue is in its index.
@@ -61,8 +146,6 @@ pub(super) struct Loading {
 pub(super) struct Cursor {
     /// The next `seq` to read.
     next: u64,
-    /// One past the last stored entry: entries from here on were published after the restart.
-    end: u64,
 }
 
 /// A stored entry read back, decoded.
@@ -83,6 +166,7 @@ impl QueueState {
             self.loading = Some(Loading {
                 unloaded: extent.count,
                 end: extent.end_seq,
+                held: self.ready.empty_like(),
                 ..Loading::default()
             });
         }
@@ -102,12 +186,17 @@ impl QueueState {
 
     /// Body bytes held behind the loading entries.
     pub(super) fn held_bytes(&self) -> u64 {
-        self.loading.as_ref().map_or(0, |l| l.held_bytes)
+        self.loading.as_ref().map_or(0, |l| l.held.bytes())
     }
 
-    /// True when the next message to hand out is stored and not loaded yet.
+    /// True when the next message to hand out is not in `ready` yet: stored and not loaded,
+    /// or held behind the stored ones.
     pub(super) fn head_not_loaded(&self) -> bool {
-        self.ready.is_empty() && self.loading.as_ref().is_some_and(|l| l.pending() > 0)
+        self.ready.is_empty()
+            && self
+                .loading
+                .as_ref()
+                .is_some_and(|l| l.pending() > 0 || !l.held.is_empty())
     }
 
     /// True when a publish finds a length-limited queue loading: it loads the rest first, so
@@ -120,15 +209,20 @@ impl QueueState {
     }
 
     /// While loading, keeps a new message behind the stored ones; otherwise gives it back.
+    /// A message this queue stored, with nothing held before it, joins the stored region
+    /// instead: the loader reads it back in its turn, and memory does not keep it meanwhile.
     pub(super) fn hold(&mut self, r: Ready) -> Option<Ready> {
-        match &mut self.loading {
-            Some(l) => {
-                l.held_bytes += r.message.body.len() as u64;
-                l.held.push_back(r);
-                None
-            }
-            None => Some(r),
+        let stored = self.stored(&r.message).is_some();
+        let Some(l) = &mut self.loading else {
+            return Some(r);
+        };
+        if stored && l.held.is_empty() && r.seq >= l.end {
+            l.unloaded += 1;
+            l.end = r.seq + 1;
+        } else {
+            l.held.push_back(r);
         }
+        None
     }
 
     /// Drops the message at the head of the queue when nothing is loaded: the next stored
@@ -144,7 +238,6 @@ impl QueueState {
         let Some(r) = l.held.pop_front() else {
             return false;
         };
-        l.held_bytes -= r.message.body.len() as u64;
         self.die(r.seq, r.message, DeathReason::Maxlen, fx);
         true
     }
@@ -153,21 +246,47 @@ impl QueueState {
     /// the store as it reads them), and so are the held ones (listed in `gone` when stored).
     /// Returns how many were dropped.
     pub(super) fn purge_unloaded(&mut self, fx: &mut Effects) -> usize {
-        let Some(l) = self.loading.take() else {
+        let Some(mut l) = self.loading.take() else {
             return 0;
         };
         self.sweep_below = l.end;
-        for r in &l.held {
-            if let Some(id) = self.stored(&r.message) {
-                fx.gone.push((r.seq, id));
-            }
-        }
-        (l.pending() + l.held.len() as u64) as usize
+        let held = l.held.len() as u64;
+        l.held.clear(self.durable.then_some(&mut fx.gone));
+        (l.pending() + held) as usize
     }
 
-    /// Applies one batch read from the store; `done` says the index has no more. Entries a
-    /// purge dropped are listed in `gone`; those over the length limit die.
-    pub(super) fn apply_loaded(&mut self, batch: Vec<Loaded>, done: bool, fx: &mut Effects) {
+    /// Where the stored region ends, and how many entries to read next (0: none remain),
+    /// before a read: at most `max`, and with a `window`, about what its bytes have room for.
+    fn load_plan(&self, max: usize, window: Option<&Window>) -> (u64, usize) {
+        match &self.loading {
+            Some(l) if l.unloaded == 0 => (l.end, 0),
+            Some(l) => {
+                let room = window.map_or(u64::MAX, |w| {
+                    let room = w.high_bytes.saturating_sub(self.ready.bytes());
+                    match l.mean_body {
+                        // Sizes unknown yet: a small first read to learn them.
+                        0 => 64,
+                        mean => room / mean,
+                    }
+                });
+                (
+                    l.end,
+                    max.min(usize::try_from(room).unwrap_or(usize::MAX)).max(1),
+                )
+            }
+            // After a purge: the sweep reads on to `sweep_below`.
+            None if self.sweep_below > 0 => (self.sweep_below, max),
+            None => (self.sweep_below, 0),
+        }
+    }
+
+    /// Applies one batch read from the store. Entries a purge dropped are listed in `gone`;
+    /// those over the length limit die.
+    fn apply_loaded(&mut self, batch: Vec<Loaded>, fx: &mut Effects) {
+        if let Some(l) = self.loading.as_mut().filter(|_| !batch.is_empty()) {
+            let bytes: u64 = batch.iter().map(|(_, m, _)| m.body.len() as u64).sum();
+            l.mean_body = (bytes / batch.len() as u64).max(1);
+        }
         for (seq, message, redelivered) in batch {
             let Some(l) = self.loading.as_mut().filter(|l| l.unloaded > 0) else {
                 // Purged (or counted wrong): not this queue's any more.
@@ -186,16 +305,23 @@ impl QueueState {
                 self.push_recovered(seq, message, redelivered);
             }
         }
-        let finished = self.loading.as_ref().is_some_and(|l| l.unloaded == 0);
-        if done || finished {
-            self.finish_loading();
-        }
     }
 
-    /// The last stored entry is in: the held messages follow it.
-    fn finish_loading(&mut self) {
-        let Some(l) = self.loading.take() else {
-            return;
+    /// Ends loading once the stored region is read (`read_all`), unless `windowed` and a deep
+    /// `held` list would have to move behind what is still ready: then it waits until the
+    /// ready list is empty and swaps instead. Returns whether loading is over.
+    fn try_finish(&mut self, read_all: bool, windowed: bool) -> bool {
+        let Some(l) = &self.loading else {
+            return true;
+        };
+        if !read_all && l.unloaded > 0 {
+            return false;
+        }
+        if windowed && !self.ready.is_empty() && l.held.len() > PACK_AFTER {
+            return false;
+        }
+        let Some(mut l) = self.loading.take() else {
+            return true;
         };
         if l.unloaded > 0 {
             tracing::warn!(
@@ -203,9 +329,40 @@ impl QueueState {
                 "a queue's index held fewer entries than counted before loading"
             );
         }
-        for r in l.held {
-            self.ready.push_back(r);
+        if self.ready.is_empty() {
+            // No copy, no read of what the held list spilled.
+            std::mem::swap(&mut self.ready, &mut l.held);
+        } else {
+            while let Some(r) = l.held.pop_front() {
+                self.ready.push_back(r);
+            }
         }
+        true
+    }
+
+    /// True when the window is full: the loader parks the queue, which asks `requests` for
+    /// more once it holds fewer than `window.low` ready messages (or none, when only the
+    /// held list is left to take over).
+    fn park(&mut self, window: &Window, requests: &Arc<LoadRequests>) -> bool {
+        let full = self.ready.len() >= window.high
+            || self.ready.bytes() >= window.high_bytes
+            || self.loading.as_ref().is_some_and(|l| l.unloaded == 0);
+        let Some(l) = self.loading.as_mut().filter(|_| full) else {
+            return false;
+        };
+        let low = if l.unloaded == 0 { 1 } else { window.low };
+        l.parked = Some((requests.clone(), low, window.high_bytes / 2));
+        true
+    }
+
+    /// When a parked queue's window fell below its low mark: the loader to ask (once).
+    pub(super) fn wants_loading(&mut self) -> Option<Arc<LoadRequests>> {
+        let l = self.loading.as_mut()?;
+        let (_, low, low_bytes) = l.parked.as_ref()?;
+        if self.ready.len() >= *low || self.ready.bytes() >= *low_bytes {
+            return None;
+        }
+        l.parked.take().map(|(requests, _, _)| requests)
     }
 }
 
@@ -216,11 +373,14 @@ impl Queue {
         let mut loader = self.loader.lock();
         self.state.lock().begin_loading(extent);
         if extent.count > 0 {
-            *loader = Some(Cursor {
-                next: 0,
-                end: extent.end_seq,
-            });
+            *loader = Some(Cursor { next: 0 });
         }
+    }
+
+    /// Ready messages in memory (loaded), as opposed to [`Queue::message_count`], which
+    /// also counts stored entries a loading queue has not read yet.
+    pub fn messages_in_memory(&self) -> usize {
+        self.state.lock().ready.len()
     }
 
     /// True while stored messages wait to be loaded (or removed after a purge).
@@ -229,40 +389,87 @@ impl Queue {
     }
 
     /// Reads the next batch of at most `max` stored entries and applies it; returns whether
-    /// entries remain. Runs on the loader thread, or on a caller that needs the head now.
+    /// entries remain. Runs on a caller that needs the head now, or loads the rest.
     pub fn load_batch(self: &Arc<Self>, max: usize) -> Result<bool, StoreError> {
+        Ok(self.load_next(max, None)? != LoadStep::Done)
+    }
+
+    /// The loader's turn: reads the next batch of at most `max` entries, applies it, and
+    /// parks the queue once `window` is full (priority queues load everything).
+    pub fn load_windowed(
+        self: &Arc<Self>,
+        max: usize,
+        window: &Window,
+        requests: &Arc<LoadRequests>,
+    ) -> Result<LoadStep, StoreError> {
+        self.load_next(max, Some((window, requests)))
+    }
+
+    fn load_next(
+        self: &Arc<Self>,
+        max: usize,
+        park: Option<(&Window, &Arc<LoadRequests>)>,
+    ) -> Result<LoadStep, StoreError> {
         let mut loader = self.loader.lock();
         let Some(cursor) = *loader else {
-            return Ok(false);
+            return Ok(LoadStep::Done);
         };
         let Some(store) = self.store.as_ref().filter(|_| !self.is_deleted()) else {
             *loader = None;
-            return Ok(false);
+            return Ok(LoadStep::Done);
         };
-        let entries = store.read_queue(&self.vhost_key, self.name.bytes(), cursor.next, max)?;
-        let now = now_ms();
+        let (end, max) = self
+            .state
+            .lock()
+            .load_plan(max.max(1), park.map(|(w, _)| w));
+        let to_read = max > 0;
+        let mut batch = Vec::new();
         let mut next = cursor.next;
-        let mut batch = Vec::with_capacity(entries.len());
-        let mut done = entries.len() < max.max(1);
-        for e in entries {
-            if e.seq >= cursor.end {
-                done = true;
-                break;
+        // Nothing left below `end` past this batch, as the store stood at the read.
+        let mut exhausted = !to_read;
+        if to_read {
+            let entries = store.read_queue(&self.vhost_key, self.name.bytes(), cursor.next, max)?;
+            exhausted = entries.len() < max;
+            let now = now_ms();
+            batch.reserve(entries.len());
+            for e in entries {
+                if e.seq >= end {
+                    // Past the region (a held message, or one that joined the region after
+                    // `end` was read: the next batch reads it).
+                    exhausted = true;
+                    break;
+                }
+                let message = Message::decode(&e.message, now)
+                    .map_err(|err| StoreError::Corrupt(format!("message {}: {err}", e.id)))?;
+                next = e.seq.saturating_add(1);
+                batch.push((e.seq, Arc::new(message.with_store_id(e.id)), e.redelivered));
             }
-            let message = Message::decode(&e.message, now)
-                .map_err(|err| StoreError::Corrupt(format!("message {}: {err}", e.id)))?;
-            next = e.seq.saturating_add(1);
-            batch.push((e.seq, Arc::new(message.with_store_id(e.id)), e.redelivered));
         }
-        done |= next >= cursor.end;
-        *loader = (!done).then_some(Cursor { next, ..cursor });
         let mut s = self.state.lock();
         if self.is_deleted() {
             *loader = None;
-            return Ok(false);
+            return Ok(LoadStep::Done);
         }
         let mut fx = Effects::default();
-        s.apply_loaded(batch, done, &mut fx);
+        s.apply_loaded(batch, &mut fx);
+        // A region that grew since the read was planned has more to read.
+        let (end_now, _) = s.load_plan(1, None);
+        let read_all = (exhausted && end_now == end) || next >= end_now;
+        let windowed = park.is_some() && s.args.max_priority.is_none();
+        let step = if s.try_finish(read_all, windowed) {
+            if s.sweep_below > 0 && !read_all {
+                LoadStep::More
+            } else {
+                LoadStep::Done
+            }
+        } else if let Some((window, requests)) = park.filter(|_| windowed)
+            && s.park(window, requests)
+        {
+            LoadStep::Parked
+        } else {
+            LoadStep::More
+        };
+        *loader = (step != LoadStep::Done).then_some(Cursor { next });
         let now = self.now_if(&s, None);
         // No length check here: recovery keeps what was stored (as a loaded restart did); the
         // next publish applies the limit.
@@ -270,7 +477,7 @@ impl Queue {
         s.expire(now_ms(), &mut fx);
         drop(loader);
         self.conclude(s, fx);
-        Ok(!done)
+        Ok(step)
     }
 
     /// After a purge while loading: reads the rest of the stored entries, removing them.

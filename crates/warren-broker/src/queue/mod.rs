@@ -22,7 +22,7 @@ use warren_store::{MessageId, MessageOp, StoreError};
 pub use args::type_name;
 pub use args::{ConsumeArgs, Overflow, QueueArgs};
 pub use consumer::{ChannelLimit, Consumer, ConsumerId, Delivery, DeliverySink};
-pub use loading::LOAD_BATCH;
+pub use loading::{LOAD_BATCH, LoadRequests, LoadStep, Window};
 pub use state::{Effects, Got, Pushed, QueueState};
 
 use crate::dead_letter::{DeadLetter, DeadLetterTarget};
@@ -251,6 +251,10 @@ impl Queue {
     /// queue's next deadline, unlocks, and returns the dead letters to bury.
     fn finish(self: &Arc<Self>, mut s: MutexGuard<'_, QueueState>, fx: Effects) -> Vec<DeadLetter> {
         self.record(&fx.first, &fx.gone);
+        // A parked loading queue whose window ran low asks the loader to read on.
+        if let Some(requests) = s.wants_loading() {
+            requests.ask(Arc::downgrade(self));
+        }
         let at = s.next_wakeup();
         if at < s.timer_at
             && let Some(host) = self.host.upgrade()

@@ -210,6 +210,13 @@ impl ReadyList {
         }
     }
 
+    /// An empty list with the same priority levels, spilling where this one does.
+    pub fn empty_like(&self) -> Self {
+        let mut list = ReadyList::new(self.levels.len().saturating_sub(1) as u8);
+        list.spill = self.spill.clone();
+        list
+    }
+
     /// Lets the packed backlog spill past its budget to `to` (`None`: stop spilling).
     pub fn set_spill(&mut self, to: Option<SpillTo>) {
         for l in &mut self.levels {
