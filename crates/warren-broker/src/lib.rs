@@ -49,8 +49,8 @@ pub use permissions::{Access, InvalidRegex, Permission, VhostPermissions, checke
 pub use persist::{SharedStore, Store};
 pub use queue::{
     ChannelLimit, ConsumeArgs, Consumer, ConsumerId, Delivery, DeliverySink, Effects, Enqueued,
-    Got, Overflow, Pushed, Queue, QueueArgs, QueueOptions, QueueState, Settle, StoreWrite,
-    type_name as field_type_name,
+    GetResult, Got, HeadPending, Overflow, Pushed, Queue, QueueArgs, QueueOptions, QueueState,
+    Settle, StoreWrite, type_name as field_type_name,
 };
 pub use queue_totals::{QueueTotals, QueueTotalsSnapshot};
 pub use snapshot::{ConsumerSnapshot, QueueCounters, QueueSnapshot};

@@ -36,7 +36,8 @@ pub(super) struct Writer {
     jobs: mpsc::Sender<Job>,
     pending: Arc<AtomicU64>,
     lost: Arc<AtomicU64>,
-    delay_us: Arc<AtomicU64>,
+    /// Test hooks: microseconds each write and each read is slowed by.
+    delay_us: [Arc<AtomicU64>; 2],
     current: Option<(Arc<SpillFile>, u64)>,
     next_name: u64,
 }
@@ -47,7 +48,7 @@ impl Writer {
         jobs: mpsc::Sender<Job>,
         pending: Arc<AtomicU64>,
         lost: Arc<AtomicU64>,
-        delay_us: Arc<AtomicU64>,
+        delay_us: [Arc<AtomicU64>; 2],
     ) -> Writer {
         Writer {
             dir,
@@ -84,12 +85,17 @@ impl Writer {
         Ok((f, 0))
     }
 
-    fn write(&mut self, slot: &Weak<Slot>, bytes: &[u8]) {
-        let len = bytes.len() as u64;
-        let delay = self.delay_us.load(Ordering::Relaxed);
+    /// Test hook: sleeps as long as hook `which` (0: writes, 1: reads) says.
+    fn slow(&self, which: usize) {
+        let delay = self.delay_us[which].load(Ordering::Relaxed);
         if delay > 0 {
             std::thread::sleep(std::time::Duration::from_micros(delay));
         }
+    }
+
+    fn write(&mut self, slot: &Weak<Slot>, bytes: &[u8]) {
+        let len = bytes.len() as u64;
+        self.slow(0);
         // Counted as pending until written (or found unneeded), so that `behind` sees a slow disk.
         let _unpend = Unpend(self.pending.clone(), len);
         let Some(slot) = slot.upgrade() else {
@@ -153,6 +159,7 @@ pub(super) fn run(jobs: mpsc::Receiver<Job>, mut writer: Writer) {
                 let Some(slot) = slot.upgrade() else {
                     continue;
                 };
+                writer.slow(1);
                 let read = read(&at);
                 {
                     let mut state = slot.state.lock();

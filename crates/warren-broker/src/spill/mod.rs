@@ -105,6 +105,8 @@ pub struct SpillArea {
     pending: Arc<AtomicU64>,
     /// Test hook: microseconds every write is slowed by (a disk that cannot keep up).
     write_delay_us: Arc<AtomicU64>,
+    /// Test hook: microseconds every read is slowed by (a slow disk under a queue's head).
+    read_delay_us: Arc<AtomicU64>,
     /// Messages dropped because their segment could not be written or read back.
     lost_segments: Arc<AtomicU64>,
 }
@@ -136,12 +138,13 @@ impl SpillArea {
         let pending = Arc::new(AtomicU64::new(0));
         let lost_segments = Arc::new(AtomicU64::new(0));
         let write_delay_us = Arc::new(AtomicU64::new(0));
+        let read_delay_us = Arc::new(AtomicU64::new(0));
         let writer = io::Writer::new(
             dir.to_path_buf(),
             tx.clone(),
             pending.clone(),
             lost_segments.clone(),
-            write_delay_us.clone(),
+            [write_delay_us.clone(), read_delay_us.clone()],
         );
         let thread = std::thread::Builder::new()
             .name("warren-spill".into())
@@ -155,6 +158,7 @@ impl SpillArea {
             queues: AtomicUsize::new(0),
             pending,
             write_delay_us,
+            read_delay_us,
             lost_segments,
         }))
     }
@@ -198,6 +202,12 @@ impl SpillArea {
     pub fn set_write_delay(&self, delay: std::time::Duration) {
         let us = u64::try_from(delay.as_micros()).unwrap_or(u64::MAX);
         self.write_delay_us.store(us, Ordering::Relaxed);
+    }
+
+    /// Test hook: slows every later read by `delay`, as a slow disk would.
+    pub fn set_read_delay(&self, delay: std::time::Duration) {
+        let us = u64::try_from(delay.as_micros()).unwrap_or(u64::MAX);
+        self.read_delay_us.store(us, Ordering::Relaxed);
     }
 
     /// Segments lost to I/O errors so far.

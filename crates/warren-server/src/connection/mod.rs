@@ -27,7 +27,7 @@ use warren_codec::{
     encode_method,
 };
 
-pub use ctx::{ConnEvent, ConnSink, Ctx, Signals, SyncPurpose};
+pub use ctx::{ConnEvent, ConnSink, Ctx, ParkedGet, Signals, SyncPurpose};
 pub use error::{AmqpError, AmqpResult};
 pub use handshake::Stream;
 
@@ -181,6 +181,7 @@ pub async fn run<S: Stream>(
             topic_access,
             topic_generation,
             spill_pressed: false,
+            get_parked: None,
         },
         channels: HashMap::default(),
         channel_max: if negotiated.channel_max == 0 {
@@ -269,7 +270,7 @@ impl<S: Stream> Connection<S> {
         loop {
             self.make_read_room();
             tokio::select! {
-                read = self.stream.read_buf(&mut self.inbuf), if !self.blocked && !self.confirm_paused && !self.spill_paused => match read {
+                read = self.stream.read_buf(&mut self.inbuf), if !self.blocked && !self.confirm_paused && !self.spill_paused && self.ctx.get_parked.is_none() => match read {
                     Ok(0) | Err(_) => return,
                     Ok(n) => {
                         self.stats.recv_oct.add(n as u64);
@@ -516,6 +517,7 @@ impl<S: Stream> Connection<S> {
         if !self.blocked
             && !self.confirm_paused
             && !self.spill_paused
+            && self.ctx.get_parked.is_none()
             && now.duration_since(self.last_recv) >= self.heartbeat * 2
         {
             tracing::warn!(timeout = ?self.heartbeat, "missed heartbeats from client");
@@ -531,7 +533,8 @@ impl<S: Stream> Connection<S> {
         self.ctx.batch_time_ms = warren_broker::now_ms();
         self.ctx.refresh_topic_access();
         loop {
-            if matches!(self.state, State::Done | State::Aborted) {
+            // A parked `basic.get` holds back what follows it (see `Ctx::get_parked`).
+            if matches!(self.state, State::Done | State::Aborted) || self.ctx.get_parked.is_some() {
                 return;
             }
             match self.decoder.decode(&mut self.inbuf) {
@@ -751,6 +754,7 @@ impl<S: Stream> Connection<S> {
                     ch.consumer_cancelled(&mut self.ctx, tag);
                 }
             }
+            ConnEvent::GetReady => self.retry_parked_get(),
             ConnEvent::Synced {
                 channel,
                 purpose,
@@ -771,6 +775,27 @@ impl<S: Stream> Connection<S> {
                     }
                 }
             }
+        }
+    }
+
+    /// Tries the parked `basic.get` again; once answered, handles the input it held back.
+    fn retry_parked_get(&mut self) {
+        let Some(p) = self.ctx.get_parked.take() else {
+            return;
+        };
+        match self.channels.get_mut(&p.channel) {
+            Some(ch) if !ch.is_closing() => ch.answer_get(&mut self.ctx, p.queue, p.no_ack),
+            // Cannot happen while input is held back; nothing to answer.
+            _ => {}
+        }
+        if self.ctx.get_parked.is_none()
+            && !self.blocked
+            && !self.confirm_paused
+            && !self.spill_paused
+            && !self.inbuf.is_empty()
+        {
+            self.handle_input();
+            self.update_blocking();
         }
     }
 
