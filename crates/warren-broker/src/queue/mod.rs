@@ -86,9 +86,9 @@ pub struct Queue {
     delivering: Option<Arc<AtomicBool>>,
     /// The spill area this queue's backlog may go to (counted there while the queue lives).
     spill: Option<Arc<crate::spill::SpillArea>>,
-    /// Set when the backlog spilled while the spill area was behind (see
-    /// [`Queue::spill_pressure`]).
-    spill_pressed: Arc<AtomicBool>,
+    /// The area the backlog spills to (set once, when it may), and the queue's unwritten
+    /// bytes there: what [`Queue::spill_pressure`] reads, without the queue's lock.
+    spill_writes: std::sync::OnceLock<(Arc<crate::spill::SpillArea>, Arc<crate::spill::Writes>)>,
     /// `basic.get`s that found the head in a spilled segment not back yet: run (once) when a
     /// segment arrives. Pushed and taken under the state lock (lock order: `state`, then
     /// this), run after it is released.
@@ -180,7 +180,7 @@ impl Queue {
             dead_letter,
             delivering,
             spill,
-            spill_pressed: Arc::default(),
+            spill_writes: std::sync::OnceLock::new(),
             get_waiters: Mutex::default(),
         });
         if let Some(area) = &queue.spill {
@@ -202,26 +202,33 @@ impl Queue {
                 q.segment_arrived();
             }
         });
+        let writes = Arc::new(crate::spill::Writes::default());
+        let _ = self.spill_writes.set((area.clone(), writes.clone()));
         self.state.lock().ready.set_spill(Some(segments::SpillTo {
             area,
             wake: Some(wake),
-            pressed: self.spill_pressed.clone(),
+            writes,
         }));
     }
 
-    /// True while this queue's publishers are to pause: its backlog spilled while the spill
-    /// area's writer was behind, and it still is. A connection that published here stops
-    /// reading its socket until it is false (RabbitMQ's credit flow slows such publishers
-    /// too, and sends no `connection.blocked` either). Costs a load or two, no lock.
+    /// True while this queue's publishers are to pause: more of its spilled segments wait to
+    /// be written than its share of what the disk should have to catch up with (see
+    /// `SpillArea::pressing`). A connection that published here stops reading its socket until
+    /// [`Queue::wait_spill_written`] wakes it (RabbitMQ's credit flow slows such publishers
+    /// too, and sends no `connection.blocked` either). Costs a load or two, no lock. Other
+    /// queues' publishers are not paused by this queue's writes.
     pub fn spill_pressure(&self) -> bool {
-        if !self.spill_pressed.load(Ordering::Relaxed) {
-            return false;
-        }
-        if self.spill.as_ref().is_some_and(|a| a.behind()) {
-            return true;
-        }
-        self.spill_pressed.store(false, Ordering::Relaxed);
-        false
+        self.spill_writes
+            .get()
+            .is_some_and(|(area, w)| area.pressing(w))
+    }
+
+    /// Runs `wake` once [`Queue::spill_pressure`] is over (the writer wrote enough of this
+    /// queue's segments); false, and `wake` dropped, when it is over already.
+    pub fn wait_spill_written(&self, wake: crate::spill::Waker) -> bool {
+        self.spill_writes
+            .get()
+            .is_some_and(|(area, w)| area.wait_written(w, wake))
     }
 
     /// False once the broker stopped delivering for a shutdown: dispatch keeps messages ready.

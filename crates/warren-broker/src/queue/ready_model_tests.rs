@@ -132,7 +132,7 @@ fn check(ops: Vec<Op>, spill: bool) -> Result<(), TestCaseError> {
             list.set_spill(Some(super::SpillTo {
                 area: AREA.clone(),
                 wake: None,
-                pressed: Default::default(),
+                writes: Default::default(),
             }));
         }
         let mut model: Model = vec![Vec::new(); 3];
@@ -281,7 +281,7 @@ fn a_deep_backlog_over_its_budget_lives_on_disk_and_comes_back_in_order() {
     list.set_spill(Some(super::SpillTo {
         area: AREA.clone(),
         wake: None,
-        pressed: Default::default(),
+        writes: Default::default(),
     }));
     let n = PACK_AFTER as u64 + 100_000;
     for seq in 0..n {

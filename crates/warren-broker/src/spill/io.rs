@@ -5,10 +5,10 @@ use std::fs::OpenOptions;
 use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak, mpsc};
 
-use super::{FILE_BYTES, Location, Slot, SlotState, SpillFile, Waker};
+use super::{FILE_BYTES, Location, Slot, SlotState, SpillFile, Waker, Writes};
 
 /// Work for the thread.
 pub(super) enum Job {
@@ -17,6 +17,7 @@ pub(super) enum Job {
     Write {
         slot: Weak<Slot>,
         bytes: Arc<Vec<u8>>,
+        owner: Arc<Writes>,
     },
     /// Read the slot's bytes back, then wake its queue.
     Read {
@@ -35,6 +36,7 @@ pub(super) struct Writer {
     dir: PathBuf,
     jobs: mpsc::Sender<Job>,
     pending: Arc<AtomicU64>,
+    writers: Arc<AtomicUsize>,
     lost: Arc<AtomicU64>,
     /// Test hooks: microseconds each write and each read is slowed by.
     delay_us: [Arc<AtomicU64>; 2],
@@ -47,6 +49,7 @@ impl Writer {
         dir: PathBuf,
         jobs: mpsc::Sender<Job>,
         pending: Arc<AtomicU64>,
+        writers: Arc<AtomicUsize>,
         lost: Arc<AtomicU64>,
         delay_us: [Arc<AtomicU64>; 2],
     ) -> Writer {
@@ -54,6 +57,7 @@ impl Writer {
             dir,
             jobs,
             pending,
+            writers,
             lost,
             delay_us,
             current: None,
@@ -93,11 +97,11 @@ impl Writer {
         }
     }
 
-    fn write(&mut self, slot: &Weak<Slot>, bytes: &[u8]) {
+    fn write(&mut self, slot: &Weak<Slot>, bytes: &[u8], owner: &Writes) {
         let len = bytes.len() as u64;
         self.slow(0);
         // Counted as pending until written (or found unneeded), so that `behind` sees a slow disk.
-        let _unpend = Unpend(self.pending.clone(), len);
+        let _unpend = Unpend(self.pending.clone(), self.writers.clone(), owner, len);
         let Some(slot) = slot.upgrade() else {
             return;
         };
@@ -129,12 +133,12 @@ impl Writer {
     }
 }
 
-/// Takes `len` bytes off the pending count when dropped.
-struct Unpend(Arc<AtomicU64>, u64);
+/// Takes `len` bytes off the pending counts when dropped (and wakes who waited for them).
+struct Unpend<'a>(Arc<AtomicU64>, Arc<AtomicUsize>, &'a Writes, u64);
 
-impl Drop for Unpend {
+impl Drop for Unpend<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(self.1, Ordering::Relaxed);
+        super::unpend(&self.0, &self.1, self.2, self.3);
     }
 }
 
@@ -154,7 +158,7 @@ pub(super) fn read(at: &Location) -> Option<Vec<u8>> {
 pub(super) fn run(jobs: mpsc::Receiver<Job>, mut writer: Writer) {
     while let Ok(job) = jobs.recv() {
         match job {
-            Job::Write { slot, bytes } => writer.write(&slot, &bytes),
+            Job::Write { slot, bytes, owner } => writer.write(&slot, &bytes, &owner),
             Job::Read { slot, at, wake } => {
                 let Some(slot) = slot.upgrade() else {
                     continue;

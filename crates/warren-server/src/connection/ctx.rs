@@ -40,6 +40,8 @@ pub enum ConnEvent {
     },
     /// A spilled segment a parked `basic.get` waited for may be back: try it again.
     GetReady,
+    /// A queue that paused this connection's reading got its spilled segments written.
+    SpillWritten,
     /// A store sync this connection asked for finished.
     Synced {
         /// The channel that asked.
@@ -168,9 +170,9 @@ pub struct Ctx {
     pub topic_access: Arc<TopicAccess>,
     /// The generation `topic_access` was compiled at.
     pub topic_generation: u64,
-    /// A message of this batch went to a queue under spill back-pressure
-    /// (`Queue::spill_pressure`): the connection pauses reading after the batch.
-    pub spill_pressed: bool,
+    /// The queues under spill back-pressure (`Queue::spill_pressure`) that messages of this
+    /// batch went to: the connection pauses reading after the batch, until they are written.
+    pub spill_pressing: Vec<Arc<warren_broker::Queue>>,
     /// A `basic.get` whose queue head is being read back from the spill area: the connection
     /// handles no more input (later methods must follow its answer) until it is answered.
     pub get_parked: Option<ParkedGet>,
@@ -241,6 +243,15 @@ impl Ctx {
         let tx = self.sink.tx.clone();
         Arc::new(move || {
             let _ = tx.send(ConnEvent::GetReady);
+        })
+    }
+
+    /// A waker that tells this connection a queue that pressed it is written (runs on the
+    /// spill area's I/O thread: a mailbox send).
+    pub fn spill_waker(&self) -> warren_broker::spill::Waker {
+        let tx = self.sink.tx.clone();
+        Arc::new(move || {
+            let _ = tx.send(ConnEvent::SpillWritten);
         })
     }
 

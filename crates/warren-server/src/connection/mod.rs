@@ -73,6 +73,8 @@ struct Connection<S> {
     /// The socket is not read: a message this connection published went to a queue whose spill
     /// writer is behind (no `connection.blocked` either; see [`Connection::pause_for_spill`]).
     spill_paused: bool,
+    /// The queues whose spill writes the paused connection waits for.
+    spill_waiting: Vec<Arc<warren_broker::Queue>>,
     /// This connection's entry in the management API's list (unlisted when dropped).
     listed: Registration,
     /// Counts this connection and its channels against the vhost's and user's limits.
@@ -180,7 +182,7 @@ pub async fn run<S: Stream>(
             now,
             topic_access,
             topic_generation,
-            spill_pressed: false,
+            spill_pressing: Vec::new(),
             get_parked: None,
         },
         channels: HashMap::default(),
@@ -199,6 +201,7 @@ pub async fn run<S: Stream>(
         blocked: false,
         confirm_paused: false,
         spill_paused: false,
+        spill_waiting: Vec::new(),
         listed,
         ticket: negotiated.ticket,
         stats,
@@ -224,11 +227,6 @@ fn tick_period(heartbeat: Duration, consumer_timeout: Duration) -> Duration {
 const READ_SMALL: usize = 4 * 1024;
 /// Socket read size of a busy connection.
 const READ_LARGE: usize = 64 * 1024;
-
-/// How often a connection paused by spill back-pressure looks whether the writer caught up
-/// (the writer, a plain thread, has no way to wake an async task; polling costs nothing while
-/// nobody is paused).
-const SPILL_RECHECK: Duration = Duration::from_millis(2);
 
 /// Mailbox events handled per wake-up. As large as the deliveries a connection may hold, so that
 /// a consumer's connection drains in one turn what a publisher's connection produced in one turn
@@ -310,9 +308,6 @@ impl<S: Stream> Connection<S> {
                         }
                         self.handle_event(ev);
                     }
-                },
-                _ = tokio::time::sleep(SPILL_RECHECK), if self.spill_paused => {
-                    self.resume_after_spill();
                 },
                 _ = ticker.tick() => {
                     if let Some(done) = self.on_tick() {
@@ -473,22 +468,40 @@ impl<S: Stream> Connection<S> {
         }
     }
 
-    /// Stops reading the socket when this turn published to a queue whose spill writer is
-    /// behind (`Queue::spill_pressure`): the disk sets the pace of a backlog's publishers, and
-    /// the queue's memory stays within its budget. Rechecked every [`SPILL_RECHECK`] while
-    /// paused; one flag per turn otherwise.
+    /// Stops reading the socket when this turn published to a queue with more spilled segments
+    /// unwritten than its share (`Queue::spill_pressure`): the disk sets the pace of a
+    /// backlog's publishers, and the queue's memory stays within its budget. Only those
+    /// queues pause the connection; each wakes it (`ConnEvent::SpillWritten`) once written,
+    /// without polling. Nothing to do in a turn that met no pressed queue.
     fn pause_for_spill(&mut self) {
-        if std::mem::take(&mut self.ctx.spill_pressed) && matches!(self.state, State::Open) {
-            if !self.spill_paused {
-                tracing::debug!("spill back-pressure");
+        if self.ctx.spill_pressing.is_empty() {
+            return;
+        }
+        let pressing = std::mem::take(&mut self.ctx.spill_pressing);
+        if !matches!(self.state, State::Open) {
+            return;
+        }
+        for q in pressing {
+            if !self.spill_waiting.iter().any(|w| Arc::ptr_eq(w, &q))
+                && q.wait_spill_written(self.ctx.spill_waker())
+            {
+                self.spill_waiting.push(q);
             }
+        }
+        if !self.spill_paused && !self.spill_waiting.is_empty() {
+            tracing::debug!(queues = self.spill_waiting.len(), "spill back-pressure");
             self.spill_paused = true;
         }
     }
 
-    /// Resumes reading once the spill writer caught up, with the frames still buffered.
+    /// A queue that paused the connection was written: resumes reading, with the frames still
+    /// buffered, once no queue it waits for presses any more. A queue still pressing gets the
+    /// waker again (one-shot; a duplicate only costs a spare wake-up).
     fn resume_after_spill(&mut self) {
-        if self.ctx.broker.spill_behind() {
+        let waker = self.ctx.spill_waker();
+        self.spill_waiting
+            .retain(|q| q.wait_spill_written(waker.clone()));
+        if !self.spill_paused || !self.spill_waiting.is_empty() {
             return;
         }
         self.spill_paused = false;
@@ -755,6 +768,7 @@ impl<S: Stream> Connection<S> {
                 }
             }
             ConnEvent::GetReady => self.retry_parked_get(),
+            ConnEvent::SpillWritten => self.resume_after_spill(),
             ConnEvent::Synced {
                 channel,
                 purpose,
