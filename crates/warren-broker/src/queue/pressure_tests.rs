@@ -95,7 +95,8 @@ fn a_publisher_that_pauses_under_pressure_keeps_the_queue_within_its_budget() {
 
 #[test]
 fn segments_kept_in_memory_while_the_writer_was_behind_are_spilled_once_it_catches_up() {
-    let (q, area, dir) = slow(Duration::from_millis(5));
+    // 20 ms a segment (3.2 MiB/s): slow enough that a publisher on a loaded machine outruns it.
+    let (q, area, dir) = slow(Duration::from_millis(20));
     // 80 MiB, ignoring the pressure: past what the writer may have pending at all.
     let n = 80 * 1024;
     for i in 0..n {
@@ -150,6 +151,12 @@ fn only_the_queue_whose_writes_are_behind_presses_and_its_waiter_is_woken_when_w
         a.publish(Arc::new(kib(i)));
         i += 1;
         assert!(i < 80 * 1024, "the slow writer never fell behind");
+    }
+    // Well past the share, so that the writer cannot bring A back under it before the wait
+    // below is registered.
+    for _ in 0..8 * 1024 {
+        a.publish(Arc::new(kib(i)));
+        i += 1;
     }
     assert!(area.behind(), "the writer is behind");
     // B holds a few messages and spills nothing: its publishers go on.

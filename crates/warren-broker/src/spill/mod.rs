@@ -17,7 +17,7 @@ mod io;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
 
 use parking_lot::Mutex;
@@ -161,6 +161,8 @@ pub struct SpillArea {
     write_delay_us: Arc<AtomicU64>,
     /// Test hook: microseconds every read is slowed by (a slow disk under a queue's head).
     read_delay_us: Arc<AtomicU64>,
+    /// Test hook: every write fails as on a full disk.
+    fail_writes: Arc<AtomicBool>,
     /// Messages dropped because their segment could not be written or read back.
     lost_segments: Arc<AtomicU64>,
 }
@@ -194,6 +196,7 @@ impl SpillArea {
         let write_delay_us = Arc::new(AtomicU64::new(0));
         let read_delay_us = Arc::new(AtomicU64::new(0));
         let writers = Arc::new(AtomicUsize::new(0));
+        let fail_writes = Arc::new(AtomicBool::new(false));
         let writer = io::Writer::new(
             dir.to_path_buf(),
             tx.clone(),
@@ -201,6 +204,7 @@ impl SpillArea {
             writers.clone(),
             lost_segments.clone(),
             [write_delay_us.clone(), read_delay_us.clone()],
+            fail_writes.clone(),
         );
         let thread = std::thread::Builder::new()
             .name("warren-spill".into())
@@ -216,6 +220,7 @@ impl SpillArea {
             writers,
             write_delay_us,
             read_delay_us,
+            fail_writes,
             lost_segments,
         }))
     }
@@ -278,6 +283,11 @@ impl SpillArea {
     pub fn set_write_delay(&self, delay: std::time::Duration) {
         let us = u64::try_from(delay.as_micros()).unwrap_or(u64::MAX);
         self.write_delay_us.store(us, Ordering::Relaxed);
+    }
+
+    /// Test hook: makes every later write fail as on a full disk (`true`) or not.
+    pub fn set_fail_writes(&self, fail: bool) {
+        self.fail_writes.store(fail, Ordering::Relaxed);
     }
 
     /// Test hook: slows every later read by `delay`, as a slow disk would.
