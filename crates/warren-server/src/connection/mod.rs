@@ -827,6 +827,8 @@ impl<S: Stream> Connection<S> {
         tracing::info!(code = e.code.code(), text = %e.text, "closing connection");
         let method = close_method(&e);
         self.ctx.send(0, method);
+        // A parked `basic.get` is never answered now: input is read again for close-ok.
+        self.ctx.get_parked = None;
         self.state = State::Closing(Instant::now() + Duration::from_secs(3));
     }
 
