@@ -148,11 +148,6 @@ impl Broker {
         self.spill.as_ref()
     }
 
-    /// True while the spill area's writer is behind (see `Queue::spill_pressure`).
-    pub fn spill_behind(&self) -> bool {
-        self.spill.as_ref().is_some_and(|a| a.behind())
-    }
-
     /// Messages lost because their spilled segment could not be written or read back, since
     /// the broker started.
     pub fn spill_lost_messages(&self) -> u64 {

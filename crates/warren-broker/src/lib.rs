@@ -49,8 +49,9 @@ pub use permissions::{Access, InvalidRegex, Permission, VhostPermissions, checke
 pub use persist::{SharedStore, Store};
 pub use queue::{
     ChannelLimit, ConsumeArgs, Consumer, ConsumerId, Delivery, DeliverySink, Effects, Enqueued,
-    Got, LoadRequests, LoadStep, Overflow, Pushed, Queue, QueueArgs, QueueOptions, QueueState,
-    Settle, StoreWrite, Window as LoadWindow, type_name as field_type_name,
+    GetResult, Got, HeadPending, LoadRequests, LoadStep, Overflow, Pushed, Queue, QueueArgs,
+    QueueOptions, QueueState, Settle, StoreWrite, Window as LoadWindow,
+    type_name as field_type_name,
 };
 pub use queue_totals::{QueueTotals, QueueTotalsSnapshot};
 pub use snapshot::{ConsumerSnapshot, QueueCounters, QueueSnapshot};

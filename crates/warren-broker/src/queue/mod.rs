@@ -23,7 +23,7 @@ pub use args::type_name;
 pub use args::{ConsumeArgs, Overflow, QueueArgs};
 pub use consumer::{ChannelLimit, Consumer, ConsumerId, Delivery, DeliverySink};
 pub use loading::{LOAD_BATCH, LoadRequests, LoadStep, Window};
-pub use state::{Effects, Got, Pushed, QueueState};
+pub use state::{Effects, Got, HeadPending, Pushed, QueueState};
 
 use crate::dead_letter::{DeadLetter, DeadLetterTarget};
 use crate::persist::SharedStore;
@@ -86,9 +86,35 @@ pub struct Queue {
     delivering: Option<Arc<AtomicBool>>,
     /// The spill area this queue's backlog may go to (counted there while the queue lives).
     spill: Option<Arc<crate::spill::SpillArea>>,
-    /// Set when the backlog spilled while the spill area was behind (see
-    /// [`Queue::spill_pressure`]).
-    spill_pressed: Arc<AtomicBool>,
+    /// The area the backlog spills to (set once, when it may), and the queue's unwritten
+    /// bytes there: what [`Queue::spill_pressure`] reads, without the queue's lock.
+    spill_writes: std::sync::OnceLock<(Arc<crate::spill::SpillArea>, Arc<crate::spill::Writes>)>,
+    /// `basic.get`s that found the head in a spilled segment not back yet: run (once) when a
+    /// segment arrives. Pushed and taken under the state lock (lock order: `state`, then
+    /// this), run after it is released.
+    get_waiters: Mutex<GetWaiters>,
+}
+
+/// The wakers of `basic.get`s waiting for a spilled head.
+#[derive(Default)]
+struct GetWaiters(Vec<crate::spill::Waker>);
+
+impl std::fmt::Debug for GetWaiters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} waiting", self.0.len())
+    }
+}
+
+/// What [`Queue::try_get`] found.
+#[derive(Debug)]
+pub enum GetResult {
+    /// The next message.
+    Got(Got),
+    /// No message is ready (`basic.get-empty`).
+    Empty,
+    /// The head is in a spilled segment that is being read: the waker given runs when it is
+    /// back (or another segment is), and the get is to be tried again then.
+    Wait,
 }
 
 impl Drop for Queue {
@@ -154,7 +180,8 @@ impl Queue {
             dead_letter,
             delivering,
             spill,
-            spill_pressed: Arc::default(),
+            spill_writes: std::sync::OnceLock::new(),
+            get_waiters: Mutex::default(),
         });
         if let Some(area) = &queue.spill {
             area.register();
@@ -172,29 +199,36 @@ impl Queue {
         // Runs on the spill area's I/O thread.
         let wake: crate::spill::Waker = Arc::new(move || {
             if let Some(q) = me.upgrade() {
-                q.redispatch();
+                q.segment_arrived();
             }
         });
+        let writes = Arc::new(crate::spill::Writes::default());
+        let _ = self.spill_writes.set((area.clone(), writes.clone()));
         self.state.lock().ready.set_spill(Some(segments::SpillTo {
             area,
             wake: Some(wake),
-            pressed: self.spill_pressed.clone(),
+            writes,
         }));
     }
 
-    /// True while this queue's publishers are to pause: its backlog spilled while the spill
-    /// area's writer was behind, and it still is. A connection that published here stops
-    /// reading its socket until it is false (RabbitMQ's credit flow slows such publishers
-    /// too, and sends no `connection.blocked` either). Costs a load or two, no lock.
+    /// True while this queue's publishers are to pause: more of its spilled segments wait to
+    /// be written than its share of what the disk should have to catch up with (see
+    /// `SpillArea::pressing`). A connection that published here stops reading its socket until
+    /// [`Queue::wait_spill_written`] wakes it (RabbitMQ's credit flow slows such publishers
+    /// too, and sends no `connection.blocked` either). Costs a load or two, no lock. Other
+    /// queues' publishers are not paused by this queue's writes.
     pub fn spill_pressure(&self) -> bool {
-        if !self.spill_pressed.load(Ordering::Relaxed) {
-            return false;
-        }
-        if self.spill.as_ref().is_some_and(|a| a.behind()) {
-            return true;
-        }
-        self.spill_pressed.store(false, Ordering::Relaxed);
-        false
+        self.spill_writes
+            .get()
+            .is_some_and(|(area, w)| area.pressing(w))
+    }
+
+    /// Runs `wake` once [`Queue::spill_pressure`] is over (the writer wrote enough of this
+    /// queue's segments); false, and `wake` dropped, when it is over already.
+    pub fn wait_spill_written(&self, wake: crate::spill::Waker) -> bool {
+        self.spill_writes
+            .get()
+            .is_some_and(|(area, w)| area.wait_written(w, wake))
     }
 
     /// False once the broker stopped delivering for a shutdown: dispatch keeps messages ready.
@@ -471,14 +505,68 @@ impl Queue {
         self.conclude(s, fx);
     }
 
-    /// `basic.get`: the next ready message, if any.
-    pub fn get(self: &Arc<Self>, no_ack: bool) -> Option<Got> {
+    /// A spilled segment this queue asked for is back (runs on the spill area's I/O thread):
+    /// does what waited for it — expiry and drop-head of the head, delivery — and wakes the
+    /// `basic.get`s that wait.
+    fn segment_arrived(self: &Arc<Self>) {
+        let mut s = self.state.lock();
+        let now = now_ms();
+        let mut fx = Effects::default();
+        s.expire(now, &mut fx);
+        s.drop_over_limit(&mut fx);
+        s.dispatch(self, now, &mut fx);
+        let waiters = std::mem::take(&mut self.get_waiters.lock().0);
+        self.conclude(s, fx);
+        for w in waiters {
+            w();
+        }
+    }
+
+    /// `basic.get` without waiting: the next ready message, none, or [`GetResult::Wait`] when
+    /// the head is in a spilled segment being read; the waker `wake` makes then runs once it may
+    /// be back (made only then: a get that answers at once allocates nothing). The
+    /// The disk is never read here, so a connection task calling it never blocks.
+    pub fn try_get(
+        self: &Arc<Self>,
+        no_ack: bool,
+        wake: impl FnOnce() -> crate::spill::Waker,
+    ) -> GetResult {
         self.load_head();
         let mut s = self.state.lock();
         let mut fx = Effects::default();
-        let got = s.get(no_ack, now_ms(), &mut fx);
+        let got = s.try_get(no_ack, now_ms(), &mut fx);
+        if got.is_err() {
+            // Under the state lock, which the arrival takes before it runs the waiters.
+            self.get_waiters.lock().0.push(wake());
+        }
         self.conclude(s, fx);
-        got
+        match got {
+            Ok(Some(g)) => GetResult::Got(g),
+            Ok(None) => GetResult::Empty,
+            Err(_) => GetResult::Wait,
+        }
+    }
+
+    /// `basic.get`, blocking this thread while the head is read back from the spill area: for
+    /// tests and the aliveness check's small queue. Connections use [`Queue::try_get`].
+    pub fn get(self: &Arc<Self>, no_ack: bool) -> Option<Got> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let tx = Mutex::new(tx);
+        let wake: crate::spill::Waker = Arc::new(move || {
+            let _ = tx.lock().send(());
+        });
+        loop {
+            match self.try_get(no_ack, || wake.clone()) {
+                GetResult::Got(g) => return Some(g),
+                GetResult::Empty => return None,
+                GetResult::Wait => {
+                    // A spill area that stopped wakes nobody: give up after a while.
+                    if rx.recv_timeout(std::time::Duration::from_secs(10)).is_err() {
+                        return None;
+                    }
+                }
+            }
+        }
     }
 
     /// Drops all ready messages; returns how many.
@@ -523,8 +611,9 @@ impl Queue {
         let (consumers, count) = {
             let mut s = self.state.lock();
             self.deleted.store(true, Ordering::Release);
-            // The store drops a deleted queue's messages with its record, in one go.
-            let count = s.purge(&mut Effects::default()) as u32;
+            // The store drops a deleted queue's messages with its record, in one go: nothing
+            // to list, so no spilled segment is read.
+            let count = s.purge_all() as u32;
             (s.take_consumers(), count)
         };
         for c in consumers {
@@ -542,6 +631,8 @@ mod counters_tests;
 mod feature_tests;
 #[cfg(test)]
 mod pressure_tests;
+#[cfg(test)]
+mod slow_read_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

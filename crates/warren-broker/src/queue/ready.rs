@@ -302,16 +302,27 @@ impl ReadyList {
         self.levels.iter().rposition(|l| !l.entries.is_empty())
     }
 
-    /// Takes the next message, waiting for (or reading) its spilled segment if need be: for
-    /// the operations that cannot pause (`basic.get`, expiry, drop-head).
+    /// Takes the next message, reading its spilled segment in this thread if need be. Tests
+    /// use it; the queue itself uses [`ReadyList::pop_front_ready`] and never reads the disk
+    /// under its lock, with one exception left: a loading queue's *held* list (messages
+    /// published while a stored backlog is unread), when it is moved behind a non-empty ready
+    /// list or its head is dropped over `x-max-length`, reads what it spilled here.
     pub fn pop_front(&mut self) -> Option<Ready> {
         self.pop(true)
     }
 
-    /// Takes the next message to deliver, or `None` while it is in a spilled segment that is
-    /// not back yet: the segment has been asked for and the queue's waker runs when it is.
+    /// Takes the next message, or `None` while it is in a spilled segment that is not back yet
+    /// (then [`ReadyList::head_pending`]): the segment has been asked for and the queue's waker
+    /// runs when it is. Used by dispatch, `basic.get`, expiry and drop-head alike, so that no
+    /// operation reads the disk while it holds the queue's lock.
     pub fn pop_front_ready(&mut self) -> Option<Ready> {
         self.pop(false)
+    }
+
+    /// After [`ReadyList::pop_front_ready`] answered `None`: true when that was because the
+    /// next message is in a spilled segment not back yet (messages are ready).
+    pub fn head_pending(&self) -> bool {
+        self.len > 0
     }
 
     fn pop(&mut self, wait: bool) -> Option<Ready> {
@@ -337,11 +348,13 @@ impl ReadyList {
 
     /// Takes, from the head of each level, every message whose deadline is at or before `now`.
     /// Like RabbitMQ, an expired message behind a live one waits until it reaches the head.
+    /// A head in a spilled segment that is not back yet stops the level (the segment has been
+    /// asked for; the queue expires again when it arrives): the disk is not read here.
     pub fn pop_expired(&mut self, now: u64, out: &mut Vec<Ready>) {
         let mut lost = (0, 0);
         for l in &mut self.levels {
             while l.entries.front().is_some_and(|e| e.deadline <= now) {
-                match l.pop(true) {
+                match l.pop(false) {
                     Popped::Got(r) => {
                         self.len -= 1;
                         self.bytes -= r.message.body.len() as u64;
@@ -449,6 +462,15 @@ impl ReadyList {
             .iter()
             .filter_map(|l| l.packed.as_ref())
             .map(|f| f.allocated())
+            .sum()
+    }
+
+    /// Segments spilled now.
+    pub fn spilled(&self) -> usize {
+        self.levels
+            .iter()
+            .filter_map(|l| l.packed.as_ref())
+            .map(|f| f.spilled())
             .sum()
     }
 

@@ -8,10 +8,10 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::packed::Meta;
-use crate::spill::{Slot, SpillArea, Taken, Waker};
+use crate::spill::{Slot, SpillArea, Taken, Waker, Writes};
 
 /// Bytes per segment: one allocation for a few hundred small messages.
 pub const SEGMENT: usize = 64 * 1024;
@@ -28,9 +28,9 @@ pub struct SpillTo {
     pub area: Arc<SpillArea>,
     /// Runs the queue's dispatch again.
     pub wake: Option<Waker>,
-    /// Set when this FIFO spilled while the area was [`SpillArea::behind`]: the queue's
-    /// publishers are to pause (read by `Queue::spill_pressure`, without the queue's lock).
-    pub pressed: Arc<AtomicBool>,
+    /// The queue's bytes handed to the writer and not written yet: its publishers pause while
+    /// they are over the queue's share (`Queue::spill_pressure`, read without the queue's lock).
+    pub writes: Arc<Writes>,
 }
 
 impl std::fmt::Debug for SpillTo {
@@ -177,9 +177,6 @@ impl Segments {
             // The newest, so `held` stays in order.
             self.held.push_back(back);
         }
-        if !spilled || to.area.behind() {
-            to.pressed.store(true, Ordering::Relaxed);
-        }
     }
 
     /// Hands segment number `n` to the writer; false when the writer is too far behind.
@@ -195,7 +192,7 @@ impl Segments {
         let Data::Mem(v) = std::mem::replace(&mut s.data, Data::Mem(Vec::new())) else {
             return true;
         };
-        match to.area.write(v) {
+        match to.area.write_for(v, &to.writes) {
             Ok(slot) => {
                 s.data = Data::Out(slot);
                 self.in_memory -= SEGMENT;

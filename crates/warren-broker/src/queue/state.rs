@@ -97,6 +97,10 @@ pub struct QueueState {
     pub(super) utilisation: Utilisation,
 }
 
+/// `basic.get` found the head in a spilled segment that is not back yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeadPending;
+
 /// A message taken by `basic.get`.
 #[derive(Debug, Clone)]
 pub struct Got {
@@ -243,7 +247,12 @@ impl QueueState {
             return;
         }
         while self.over_limit() {
-            let Some(r) = self.ready.pop_front() else {
+            let Some(r) = self.ready.pop_front_ready() else {
+                if self.ready.head_pending() {
+                    // The head is in a spilled segment not back yet: it is dropped when the
+                    // segment arrives (`Queue::segment_arrived`), not read here under the lock.
+                    return;
+                }
                 // Still loading: the head is a stored message not loaded yet, or a held one.
                 if self.drop_unloaded_head(fx) {
                     continue;
@@ -275,13 +284,23 @@ impl QueueState {
         }
     }
 
-    /// Takes the next ready message for `basic.get`.
-    pub fn get(&mut self, no_ack: bool, now: u64, fx: &mut Effects) -> Option<Got> {
+    /// Takes the next ready message for `basic.get`: `Ok(None)` when there is none, `Err`
+    /// when the head is in a spilled segment not back yet (it has been asked for; the queue's
+    /// waker runs when it arrives, and the get is to be tried again then).
+    pub fn try_get(
+        &mut self,
+        no_ack: bool,
+        now: u64,
+        fx: &mut Effects,
+    ) -> Result<Option<Got>, HeadPending> {
         self.last_used = now;
         self.expire(now, fx);
-        let Some(ready) = self.ready.pop_front() else {
+        let Some(ready) = self.ready.pop_front_ready() else {
+            if self.ready.head_pending() {
+                return Err(HeadPending);
+            }
             self.counters.get_empty += 1;
-            return None;
+            return Ok(None);
         };
         // RabbitMQ drops what expired behind the message before it counts what remains.
         self.expire(now, fx);
@@ -291,12 +310,24 @@ impl QueueState {
             self.counters.get += 1;
         }
         self.hand_out(&ready, None, no_ack, fx);
-        Some(Got {
+        Ok(Some(Got {
             seq: ready.seq,
             message: ready.message,
             redelivered: ready.redelivered,
             remaining: self.ready_count() as u32,
-        })
+        }))
+    }
+
+    /// [`QueueState::try_get`] for tests: a pending head is waited for (the spill area's
+    /// thread reads it meanwhile), polling, since a bare state has no waker of its own.
+    #[cfg(test)]
+    pub fn get(&mut self, no_ack: bool, now: u64, fx: &mut Effects) -> Option<Got> {
+        loop {
+            match self.try_get(no_ack, now, fx) {
+                Ok(got) => return got,
+                Err(HeadPending) => std::thread::sleep(std::time::Duration::from_millis(1)),
+            }
+        }
     }
 
     /// Hands out a ready message (to `consumer`, or to `basic.get` when `None`): tracks it as
@@ -394,6 +425,15 @@ impl QueueState {
         let n = self.ready.len();
         self.ready.clear(self.durable.then_some(&mut fx.gone));
         n + self.purge_unloaded(fx)
+    }
+
+    /// Drops every ready message without listing stored ones (the queue is being deleted, and
+    /// the store drops its records in one go), so spilled segments are not read; returns how
+    /// many there were.
+    pub fn purge_all(&mut self) -> usize {
+        let n = self.ready.len();
+        self.ready.clear(None);
+        n + self.purge_unloaded(&mut Effects::default())
     }
 
     /// Appends a message recovered from the store with its stored sequence number.

@@ -17,7 +17,7 @@ mod io;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
 
 use parking_lot::Mutex;
@@ -27,13 +27,65 @@ pub type Waker = Arc<dyn Fn() + Send + Sync>;
 
 /// Bytes per segment file before the writer starts another.
 const FILE_BYTES: u64 = 16 << 20;
-/// Bytes handed to the writer and not written yet beyond which the area is [`SpillArea::behind`]:
-/// the connections publishing to a queue that spills pause reading until it is not.
+/// Bytes handed to the writer and not written yet that the queues writing share: a queue whose
+/// own unwritten bytes pass its share (this over the number of queues with bytes unwritten)
+/// presses its publishers ([`SpillArea::pressing`]) until enough of them are written.
 const PRESS_BYTES: u64 = 16 << 20;
 /// Bytes not written yet beyond which queues keep new segments in memory (and spill them later):
 /// only publishers that back-pressure does not reach (dead-lettering, many connections at once)
 /// get this far, and the memory alarm then blocks them.
 const MAX_PENDING_BYTES: u64 = 64 << 20;
+
+/// One queue's part of the writer's work: its bytes not written yet, and the publishers waiting
+/// for them to be. Shared by the queue and the write jobs of its segments.
+#[derive(Default)]
+pub struct Writes {
+    unwritten: AtomicU64,
+    /// Run (once) when the queue's unwritten bytes come back within its share. Lock order:
+    /// alone (the I/O thread takes it after a write; `wait_written` under nothing else).
+    waiters: Mutex<Vec<Waker>>,
+}
+
+impl std::fmt::Debug for Writes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writes")
+            .field("unwritten", &self.unwritten.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Writes {
+    /// Bytes of this queue's segments not written yet.
+    pub fn unwritten(&self) -> u64 {
+        self.unwritten.load(Ordering::Relaxed)
+    }
+}
+
+/// True when `own` unwritten bytes are over one queue's share while `writers` queues have some.
+fn over_share(own: u64, writers: usize) -> bool {
+    own > 0 && own > PRESS_BYTES / writers.max(1) as u64
+}
+
+/// Takes `len` written (or abandoned) bytes of `owner` off the counts, and wakes the publishers
+/// that waited for the queue to be back within its share.
+fn unpend(pending: &AtomicU64, writers: &AtomicUsize, owner: &Writes, len: u64) {
+    pending.fetch_sub(len, Ordering::Relaxed);
+    let own = owner.unwritten.fetch_sub(len, Ordering::Relaxed) - len;
+    if own == 0 {
+        writers.fetch_sub(1, Ordering::Relaxed);
+    }
+    // Cheap when nobody waits: the lock is the queue's own and rarely contended.
+    let woken = {
+        let mut waiters = owner.waiters.lock();
+        if waiters.is_empty() || over_share(own, writers.load(Ordering::Relaxed)) {
+            return;
+        }
+        std::mem::take(&mut *waiters)
+    };
+    for wake in woken {
+        wake();
+    }
+}
 
 /// A segment file; deleted (by the I/O thread) when the last segment in it is dropped.
 #[derive(Debug)]
@@ -103,8 +155,14 @@ pub struct SpillArea {
     total: u64,
     queues: AtomicUsize,
     pending: Arc<AtomicU64>,
+    /// Queues with bytes not written yet (for their share of [`PRESS_BYTES`]).
+    writers: Arc<AtomicUsize>,
     /// Test hook: microseconds every write is slowed by (a disk that cannot keep up).
     write_delay_us: Arc<AtomicU64>,
+    /// Test hook: microseconds every read is slowed by (a slow disk under a queue's head).
+    read_delay_us: Arc<AtomicU64>,
+    /// Test hook: every write fails as on a full disk.
+    fail_writes: Arc<AtomicBool>,
     /// Messages dropped because their segment could not be written or read back.
     lost_segments: Arc<AtomicU64>,
 }
@@ -136,12 +194,17 @@ impl SpillArea {
         let pending = Arc::new(AtomicU64::new(0));
         let lost_segments = Arc::new(AtomicU64::new(0));
         let write_delay_us = Arc::new(AtomicU64::new(0));
+        let read_delay_us = Arc::new(AtomicU64::new(0));
+        let writers = Arc::new(AtomicUsize::new(0));
+        let fail_writes = Arc::new(AtomicBool::new(false));
         let writer = io::Writer::new(
             dir.to_path_buf(),
             tx.clone(),
             pending.clone(),
+            writers.clone(),
             lost_segments.clone(),
-            write_delay_us.clone(),
+            [write_delay_us.clone(), read_delay_us.clone()],
+            fail_writes.clone(),
         );
         let thread = std::thread::Builder::new()
             .name("warren-spill".into())
@@ -154,7 +217,10 @@ impl SpillArea {
             total,
             queues: AtomicUsize::new(0),
             pending,
+            writers,
             write_delay_us,
+            read_delay_us,
+            fail_writes,
             lost_segments,
         }))
     }
@@ -188,16 +254,46 @@ impl SpillArea {
         self.pending.load(Ordering::Relaxed)
     }
 
-    /// True while more is waiting to be written than the disk should have to catch up with:
-    /// publishers to the queues that spill meanwhile are to pause (see `Queue::spill_pressure`).
+    /// True while more is waiting to be written than the disk should have to catch up with.
     pub fn behind(&self) -> bool {
         self.pending.load(Ordering::Relaxed) > PRESS_BYTES
+    }
+
+    /// True while the queue whose writes are `w` has more unwritten than its share of what the
+    /// disk should have to catch up with: its publishers are to pause (`Queue::spill_pressure`).
+    /// Two loads when the queue has nothing unwritten.
+    pub fn pressing(&self, w: &Writes) -> bool {
+        let own = w.unwritten.load(Ordering::Relaxed);
+        own > 0 && over_share(own, self.writers.load(Ordering::Relaxed))
+    }
+
+    /// Runs `wake` once the queue whose writes are `w` is no longer [`SpillArea::pressing`];
+    /// false (and `wake` dropped) when it is not now. Checked under the waiters' lock, which
+    /// the I/O thread takes after lowering the count, so no wake-up is lost.
+    pub fn wait_written(&self, w: &Writes, wake: Waker) -> bool {
+        let mut waiters = w.waiters.lock();
+        if !self.pressing(w) {
+            return false;
+        }
+        waiters.push(wake);
+        true
     }
 
     /// Test hook: slows every later write by `delay`, as a disk that cannot keep up would.
     pub fn set_write_delay(&self, delay: std::time::Duration) {
         let us = u64::try_from(delay.as_micros()).unwrap_or(u64::MAX);
         self.write_delay_us.store(us, Ordering::Relaxed);
+    }
+
+    /// Test hook: makes every later write fail as on a full disk (`true`) or not.
+    pub fn set_fail_writes(&self, fail: bool) {
+        self.fail_writes.store(fail, Ordering::Relaxed);
+    }
+
+    /// Test hook: slows every later read by `delay`, as a slow disk would.
+    pub fn set_read_delay(&self, delay: std::time::Duration) {
+        let us = u64::try_from(delay.as_micros()).unwrap_or(u64::MAX);
+        self.read_delay_us.store(us, Ordering::Relaxed);
     }
 
     /// Segments lost to I/O errors so far.
@@ -211,7 +307,13 @@ impl SpillArea {
 
     /// Hands `bytes` to the writer, or gives them back when too much is waiting to be written
     /// already (the disk is not keeping up) or the thread is gone.
+    #[cfg(test)]
     pub fn write(&self, bytes: Vec<u8>) -> Result<Arc<Slot>, Vec<u8>> {
+        self.write_for(bytes, &Arc::default())
+    }
+
+    /// [`SpillArea::write`] for the queue whose writes are `owner`: counted there until written.
+    pub fn write_for(&self, bytes: Vec<u8>, owner: &Arc<Writes>) -> Result<Arc<Slot>, Vec<u8>> {
         let len = bytes.len() as u64;
         if self.pending.load(Ordering::Relaxed) + len > MAX_PENDING_BYTES {
             return Err(bytes);
@@ -221,12 +323,16 @@ impl SpillArea {
             state: Mutex::new(SlotState::Writing(bytes.clone())),
         });
         self.pending.fetch_add(len, Ordering::Relaxed);
+        if owner.unwritten.fetch_add(len, Ordering::Relaxed) == 0 {
+            self.writers.fetch_add(1, Ordering::Relaxed);
+        }
         let job = io::Job::Write {
             slot: Arc::downgrade(&slot),
             bytes,
+            owner: owner.clone(),
         };
         if !self.send(job) {
-            self.pending.fetch_sub(len, Ordering::Relaxed);
+            unpend(&self.pending, &self.writers, owner, len);
             let state = std::mem::replace(&mut *slot.state.lock(), SlotState::Failed);
             let SlotState::Writing(bytes) = state else {
                 return Err(Vec::new());

@@ -133,3 +133,45 @@ fn the_budget_is_fixed_or_a_share_of_the_total() {
     shared.stop();
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn segments_whose_write_failed_stay_readable_and_are_written_once_the_disk_has_room() {
+    let dir = temp_dir("enospc");
+    let area = SpillArea::open(&dir, 0, 0).unwrap();
+    area.set_fail_writes(true);
+    let slots: Vec<_> = (0..3u8)
+        .map(|i| area.write(vec![i; 65_536]).unwrap())
+        .collect();
+    wait_until("the writes tried", || area.pending_bytes() == 0);
+    for (i, slot) in slots.iter().enumerate() {
+        assert!(
+            matches!(*slot.state.lock(), SlotState::Writing(ref b) if b[0] == i as u8),
+            "segment {i} stays in memory"
+        );
+    }
+    // The disk has room again: the periodic retry writes them, with no other write needed.
+    area.set_fail_writes(false);
+    wait_until("all written", || slots.iter().all(|s| on_disk(s)));
+    for (i, slot) in slots.iter().enumerate() {
+        let Taken::Ready(bytes) = take_blocking(&area, slot) else {
+            panic!("segment {i} lost");
+        };
+        assert_eq!(bytes, vec![i as u8; 65_536]);
+    }
+    assert_eq!(area.lost_segments(), 0);
+    area.stop();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Takes a slot's bytes, waiting for the I/O thread's read.
+fn take_blocking(area: &SpillArea, slot: &Arc<Slot>) -> Taken {
+    let start = Instant::now();
+    loop {
+        match area.take(slot, None) {
+            Taken::Pending if start.elapsed() < Duration::from_secs(10) => {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            t => return t,
+        }
+    }
+}

@@ -4,7 +4,9 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use warren_broker::{Access, ConsumeArgs, Consumer, Delivery, Settle, generate_consumer_tag};
+use warren_broker::{
+    Access, ConsumeArgs, Consumer, Delivery, GetResult, Queue, Settle, generate_consumer_tag,
+};
 use warren_codec::{
     BasicCancel, BasicCancelOk, BasicConsume, BasicConsumeOk, BasicDeliver, BasicGet,
     BasicGetEmpty, BasicGetOk, BasicQos, BasicQosOk, BasicRecoverOk, Method, ReplyCode, ShortStr,
@@ -14,7 +16,7 @@ use warren_codec::{
 use super::access::Kind;
 use super::reply_to::PSEUDO_QUEUE;
 use super::{Channel, ConsumerEntry, Unacked, settle_grouped};
-use crate::connection::{AmqpError, AmqpResult, Ctx};
+use crate::connection::{AmqpError, AmqpResult, Ctx, ParkedGet};
 
 static NEXT_CONSUMER_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -117,12 +119,33 @@ impl Channel {
         self.access
             .check(ctx, Access::Read, Kind::Queue, queue_name.as_bytes())?;
         let queue = ctx.vhost.queue(&queue_name, ctx.id)?;
-        let Some(got) = queue.get(m.no_ack) else {
-            self.stats.get_empty.add(1);
-            ctx.send(self.id, BasicGetEmpty);
-            return Ok(());
+        self.answer_get(ctx, queue, m.no_ack);
+        Ok(())
+    }
+
+    /// Answers a `basic.get` on `queue` (again, for a parked one); parks it in
+    /// [`Ctx::get_parked`] when the queue's head is being read back from the spill area: the
+    /// connection then handles no more input until a [`ConnEvent::GetReady`] answers it.
+    ///
+    /// [`ConnEvent::GetReady`]: crate::connection::ConnEvent::GetReady
+    pub fn answer_get(&mut self, ctx: &mut Ctx, queue: Arc<Queue>, no_ack: bool) {
+        let got = match queue.try_get(no_ack, || ctx.get_waker()) {
+            GetResult::Got(got) => got,
+            GetResult::Empty => {
+                self.stats.get_empty.add(1);
+                ctx.send(self.id, BasicGetEmpty);
+                return;
+            }
+            GetResult::Wait => {
+                ctx.get_parked = Some(ParkedGet {
+                    channel: self.id,
+                    queue,
+                    no_ack,
+                });
+                return;
+            }
         };
-        if m.no_ack {
+        if no_ack {
             self.stats.get_no_ack.add(1);
         } else {
             self.stats.get.add(1);
@@ -132,11 +155,11 @@ impl Channel {
         }
         self.next_tag += 1;
         let tag = self.next_tag;
-        if !m.no_ack {
+        if !no_ack {
             self.unacked.insert(
                 tag,
                 Unacked {
-                    queue: queue.clone(),
+                    queue,
                     seq: got.seq,
                     counted: false,
                     delivered_at: ctx.now,
@@ -159,7 +182,6 @@ impl Channel {
             &msg.body,
             ctx.frame_max,
         );
-        Ok(())
     }
 
     pub(super) fn basic_recover(

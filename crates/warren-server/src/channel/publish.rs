@@ -418,10 +418,14 @@ impl Channel {
             );
         }
         // The broker decides what is stored and hands the message to every queue.
-        // A queue whose spill writer is behind pauses this connection's reading (at the end
-        // of this batch): see `Connection::pause_for_spill`. Asked before publishing, which
-        // empties the list.
-        ctx.spill_pressed |= queues.iter().any(|q| q.spill_pressure());
+        // A queue with more spilled segments unwritten than its share pauses this connection's
+        // reading (at the end of this batch): see `Connection::pause_for_spill`. Asked before
+        // publishing, which empties the list; a load or two per queue when none presses.
+        for q in queues.iter() {
+            if q.spill_pressure() && !ctx.spill_pressing.iter().any(|p| Arc::ptr_eq(p, q)) {
+                ctx.spill_pressing.push(q.clone());
+            }
+        }
         let routed = ctx.vhost.publish(message, &mut queues);
         ctx.route_scratch = queues;
         Ok(routed)

@@ -38,6 +38,10 @@ pub enum ConnEvent {
         /// The consumer's tag.
         tag: ShortStr,
     },
+    /// A spilled segment a parked `basic.get` waited for may be back: try it again.
+    GetReady,
+    /// A queue that paused this connection's reading got its spilled segments written.
+    SpillWritten,
     /// A store sync this connection asked for finished.
     Synced {
         /// The channel that asked.
@@ -166,9 +170,23 @@ pub struct Ctx {
     pub topic_access: Arc<TopicAccess>,
     /// The generation `topic_access` was compiled at.
     pub topic_generation: u64,
-    /// A message of this batch went to a queue under spill back-pressure
-    /// (`Queue::spill_pressure`): the connection pauses reading after the batch.
-    pub spill_pressed: bool,
+    /// The queues under spill back-pressure (`Queue::spill_pressure`) that messages of this
+    /// batch went to: the connection pauses reading after the batch, until they are written.
+    pub spill_pressing: Vec<Arc<warren_broker::Queue>>,
+    /// A `basic.get` whose queue head is being read back from the spill area: the connection
+    /// handles no more input (later methods must follow its answer) until it is answered.
+    pub get_parked: Option<ParkedGet>,
+}
+
+/// A `basic.get` waiting for its queue's spilled head (see [`Ctx::get_parked`]).
+#[derive(Debug)]
+pub struct ParkedGet {
+    /// The channel it came on.
+    pub channel: u16,
+    /// The queue it reads.
+    pub queue: Arc<warren_broker::Queue>,
+    /// Its `no-ack` flag.
+    pub no_ack: bool,
 }
 
 /// What the server tells every connection.
@@ -217,6 +235,24 @@ impl Ctx {
     /// Queues a method frame for writing.
     pub fn send(&mut self, channel: u16, method: impl Into<Method>) {
         encode_method(&mut self.out, channel, &method.into());
+    }
+
+    /// A waker that tells this connection to try its parked `basic.get` again (runs on the
+    /// spill area's I/O thread: a mailbox send, no lock held).
+    pub fn get_waker(&self) -> warren_broker::spill::Waker {
+        let tx = self.sink.tx.clone();
+        Arc::new(move || {
+            let _ = tx.send(ConnEvent::GetReady);
+        })
+    }
+
+    /// A waker that tells this connection a queue that pressed it is written (runs on the
+    /// spill area's I/O thread: a mailbox send).
+    pub fn spill_waker(&self) -> warren_broker::spill::Waker {
+        let tx = self.sink.tx.clone();
+        Arc::new(move || {
+            let _ = tx.send(ConnEvent::SpillWritten);
+        })
     }
 
     /// Makes everything written to the store so far durable, off the connection task (fsync

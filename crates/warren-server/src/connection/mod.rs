@@ -29,7 +29,7 @@ use warren_codec::{
     encode_method,
 };
 
-pub use ctx::{ConnEvent, ConnSink, Ctx, Signals, SyncPurpose};
+pub use ctx::{ConnEvent, ConnSink, Ctx, ParkedGet, Signals, SyncPurpose};
 pub use error::{AmqpError, AmqpResult};
 pub use handshake::Stream;
 
@@ -77,6 +77,8 @@ struct Connection<S> {
     /// The socket is not read: a message this connection published went to a queue whose spill
     /// writer is behind (no `connection.blocked` either; see [`Connection::pause_for_spill`]).
     spill_paused: bool,
+    /// The queues whose spill writes the paused connection waits for.
+    spill_waiting: Vec<Arc<warren_broker::Queue>>,
     /// This connection's entry in the management API's list (unlisted when dropped).
     listed: Registration,
     /// Counts this connection and its channels against the vhost's and user's limits.
@@ -185,7 +187,8 @@ pub async fn run<S: Stream>(
             now,
             topic_access,
             topic_generation,
-            spill_pressed: false,
+            spill_pressing: Vec::new(),
+            get_parked: None,
         },
         channels: HashMap::default(),
         channel_max: if negotiated.channel_max == 0 {
@@ -203,6 +206,7 @@ pub async fn run<S: Stream>(
         blocked: false,
         confirm_paused: false,
         spill_paused: false,
+        spill_waiting: Vec::new(),
         listed,
         ticket: negotiated.ticket,
         stats,
@@ -228,11 +232,6 @@ fn tick_period(heartbeat: Duration, consumer_timeout: Duration) -> Duration {
 const READ_SMALL: usize = 4 * 1024;
 /// Socket read size of a busy connection.
 const READ_LARGE: usize = 64 * 1024;
-
-/// How often a connection paused by spill back-pressure looks whether the writer caught up
-/// (the writer, a plain thread, has no way to wake an async task; polling costs nothing while
-/// nobody is paused).
-const SPILL_RECHECK: Duration = Duration::from_millis(2);
 
 /// Mailbox events handled per wake-up. As large as the deliveries a connection may hold, so that
 /// a consumer's connection drains in one turn what a publisher's connection produced in one turn
@@ -303,7 +302,7 @@ impl<S: Stream> Connection<S> {
         loop {
             self.make_read_room();
             tokio::select! {
-                read = self.stream.read_buf(&mut self.inbuf), if !self.blocked && !self.confirm_paused && !self.spill_paused => match read {
+                read = self.stream.read_buf(&mut self.inbuf), if !self.blocked && !self.confirm_paused && !self.spill_paused && self.ctx.get_parked.is_none() => match read {
                     Ok(0) | Err(_) => return,
                     Ok(n) => {
                         self.stats.recv_oct.add(n as u64);
@@ -343,9 +342,6 @@ impl<S: Stream> Connection<S> {
                         }
                         self.handle_event(ev);
                     }
-                },
-                _ = tokio::time::sleep(SPILL_RECHECK), if self.spill_paused => {
-                    self.resume_after_spill();
                 },
                 _ = ticker.tick() => {
                     if let Some(done) = self.on_tick() {
@@ -495,22 +491,40 @@ impl<S: Stream> Connection<S> {
         }
     }
 
-    /// Stops reading the socket when this turn published to a queue whose spill writer is
-    /// behind (`Queue::spill_pressure`): the disk sets the pace of a backlog's publishers, and
-    /// the queue's memory stays within its budget. Rechecked every [`SPILL_RECHECK`] while
-    /// paused; one flag per turn otherwise.
+    /// Stops reading the socket when this turn published to a queue with more spilled segments
+    /// unwritten than its share (`Queue::spill_pressure`): the disk sets the pace of a
+    /// backlog's publishers, and the queue's memory stays within its budget. Only those
+    /// queues pause the connection; each wakes it (`ConnEvent::SpillWritten`) once written,
+    /// without polling. Nothing to do in a turn that met no pressed queue.
     fn pause_for_spill(&mut self) {
-        if std::mem::take(&mut self.ctx.spill_pressed) && matches!(self.state, State::Open) {
-            if !self.spill_paused {
-                tracing::debug!("spill back-pressure");
+        if self.ctx.spill_pressing.is_empty() {
+            return;
+        }
+        let pressing = std::mem::take(&mut self.ctx.spill_pressing);
+        if !matches!(self.state, State::Open) {
+            return;
+        }
+        for q in pressing {
+            if !self.spill_waiting.iter().any(|w| Arc::ptr_eq(w, &q))
+                && q.wait_spill_written(self.ctx.spill_waker())
+            {
+                self.spill_waiting.push(q);
             }
+        }
+        if !self.spill_paused && !self.spill_waiting.is_empty() {
+            tracing::debug!(queues = self.spill_waiting.len(), "spill back-pressure");
             self.spill_paused = true;
         }
     }
 
-    /// Resumes reading once the spill writer caught up, with the frames still buffered.
+    /// A queue that paused the connection was written: resumes reading, with the frames still
+    /// buffered, once no queue it waits for presses any more. A queue still pressing gets the
+    /// waker again (one-shot; a duplicate only costs a spare wake-up).
     fn resume_after_spill(&mut self) {
-        if self.ctx.broker.spill_behind() {
+        let waker = self.ctx.spill_waker();
+        self.spill_waiting
+            .retain(|q| q.wait_spill_written(waker.clone()));
+        if !self.spill_paused || !self.spill_waiting.is_empty() {
             return;
         }
         self.spill_paused = false;
@@ -539,6 +553,7 @@ impl<S: Stream> Connection<S> {
         if !self.blocked
             && !self.confirm_paused
             && !self.spill_paused
+            && self.ctx.get_parked.is_none()
             && now.duration_since(self.last_recv) >= self.heartbeat * 2
         {
             tracing::warn!(timeout = ?self.heartbeat, "missed heartbeats from client");
@@ -554,7 +569,8 @@ impl<S: Stream> Connection<S> {
         self.ctx.batch_time_ms = warren_broker::now_ms();
         self.ctx.refresh_topic_access();
         loop {
-            if matches!(self.state, State::Done | State::Aborted) {
+            // A parked `basic.get` holds back what follows it (see `Ctx::get_parked`).
+            if matches!(self.state, State::Done | State::Aborted) || self.ctx.get_parked.is_some() {
                 return;
             }
             match self.decoder.decode(&mut self.inbuf) {
@@ -774,6 +790,8 @@ impl<S: Stream> Connection<S> {
                     ch.consumer_cancelled(&mut self.ctx, tag);
                 }
             }
+            ConnEvent::GetReady => self.retry_parked_get(),
+            ConnEvent::SpillWritten => self.resume_after_spill(),
             ConnEvent::Synced {
                 channel,
                 purpose,
@@ -797,6 +815,27 @@ impl<S: Stream> Connection<S> {
         }
     }
 
+    /// Tries the parked `basic.get` again; once answered, handles the input it held back.
+    fn retry_parked_get(&mut self) {
+        let Some(p) = self.ctx.get_parked.take() else {
+            return;
+        };
+        match self.channels.get_mut(&p.channel) {
+            Some(ch) if !ch.is_closing() => ch.answer_get(&mut self.ctx, p.queue, p.no_ack),
+            // Cannot happen while input is held back; nothing to answer.
+            _ => {}
+        }
+        if self.ctx.get_parked.is_none()
+            && !self.blocked
+            && !self.confirm_paused
+            && !self.spill_paused
+            && !self.inbuf.is_empty()
+        {
+            self.handle_input();
+            self.update_blocking();
+        }
+    }
+
     fn flush_confirms(&mut self) {
         let mut due = std::mem::take(&mut self.ctx.confirms_due);
         for id in due.drain(..) {
@@ -811,6 +850,8 @@ impl<S: Stream> Connection<S> {
         tracing::info!(code = e.code.code(), text = %e.text, "closing connection");
         let method = close_method(&e);
         self.ctx.send(0, method);
+        // A parked `basic.get` is never answered now: input is read again for close-ok.
+        self.ctx.get_parked = None;
         self.state = State::Closing(Instant::now() + Duration::from_secs(3));
     }
 
