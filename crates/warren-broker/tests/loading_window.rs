@@ -306,6 +306,35 @@ fn a_priority_queue_is_not_windowed_so_its_highest_priority_goes_first() {
     assert_eq!(drain(&q), want);
 }
 
+/// Found by `crash_spill` (a consumer on a priority queue that was still loading got a
+/// priority-0 message before a priority-4 one read in a later batch): a priority queue
+/// delivers nothing until every stored entry is in, as RabbitMQ recovers a queue first.
+#[test]
+fn a_priority_queue_still_loading_delivers_nothing_until_its_backlog_is_in() {
+    let args = dlx_args(&[("x-max-priority", FieldValue::I64(2))]);
+    let (_store, _broker, vhost, mut loader) = restart(&stored(9, args));
+    let q = queue(&vhost, "q");
+    let sink = Arc::new(Recorder::default());
+    q.consume(consumer(sink.clone())).unwrap();
+    // One batch (two entries) in: m1 (priority 1) and m2 (priority 2) are loaded, but m5 and
+    // m8 (priority 2) are not, so nothing may go out yet.
+    assert!(loader.step().unwrap());
+    assert!(q.loading());
+    assert!(
+        sink.0.lock().is_empty(),
+        "delivered before the backlog was in"
+    );
+    while !loader.is_done() {
+        loader.step().unwrap();
+    }
+    let got: Vec<String> = sink.0.lock().iter().map(|d| body(&d.message)).collect();
+    let want: Vec<String> = [2, 5, 8, 1, 4, 7, 3, 6, 9]
+        .iter()
+        .map(|i| format!("m{i}"))
+        .collect();
+    assert_eq!(got, want);
+}
+
 #[test]
 fn deleting_a_windowed_queue_drops_its_unread_entries() {
     let (store, _broker, vhost, mut loader) = restart(&stored(30, FieldTable::new()));

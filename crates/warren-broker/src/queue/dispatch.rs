@@ -39,7 +39,7 @@ impl QueueState {
     /// Hands ready messages to consumers with credit until either runs out. Messages whose
     /// deadline passed before `now` die instead of being delivered.
     pub fn dispatch(&mut self, queue: &Arc<Queue>, now: u64, fx: &mut Effects) {
-        if !queue.delivering() {
+        if !queue.delivering() || self.priority_loading() {
             return;
         }
         if self.ready.is_empty() {

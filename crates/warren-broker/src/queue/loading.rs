@@ -192,11 +192,22 @@ impl QueueState {
     /// True when the next message to hand out is not in `ready` yet: stored and not loaded,
     /// or held behind the stored ones.
     pub(super) fn head_not_loaded(&self) -> bool {
+        if self.priority_loading() {
+            // Any stored entry not read yet may outrank every loaded one.
+            return true;
+        }
         self.ready.is_empty()
             && self
                 .loading
                 .as_ref()
                 .is_some_and(|l| l.pending() > 0 || !l.held.is_empty())
+    }
+
+    /// True while a priority queue still reads stored entries back: it delivers nothing until
+    /// they are all in, since any of them may outrank what is loaded (RabbitMQ recovers a
+    /// queue before it delivers, so recovered messages come out in priority order).
+    pub(super) fn priority_loading(&self) -> bool {
+        self.args.max_priority.is_some() && self.loading.as_ref().is_some_and(|l| l.pending() > 0)
     }
 
     /// True when a publish finds a length-limited queue loading: it loads the rest first, so

@@ -193,9 +193,15 @@ fn check(ops: Vec<Op>, spill: bool) -> Result<(), TestCaseError> {
                             want.push(l.remove(0));
                         }
                     }
-                    let got: Vec<_> = got.iter().map(key).collect();
-                    let want: Vec<_> = want.iter().map(key).collect();
-                    prop_assert_eq!(got, want);
+                    // Levels expire independently: a level whose head was still on its way
+                    // back from the spill area yields its expired messages in a later pass, so
+                    // compare level by level (a stable sort keeps each level's own order).
+                    let by_level = |v: &[Ready]| {
+                        let mut k: Vec<_> = v.iter().map(key).collect();
+                        k.sort_by_key(|k| k.1.priority.min(2));
+                        k
+                    };
+                    prop_assert_eq!(by_level(&got), by_level(&want));
                 }
                 Op::Requeue => {
                     let back: Vec<Ready> = popped
