@@ -20,6 +20,9 @@
 //! with [`StoreError::Failed`] until reopened (sled is in a failed state by then anyway).
 
 mod definitions;
+mod drop_entries;
+#[cfg(test)]
+mod drop_entries_tests;
 mod messages;
 mod pending;
 mod scan;
@@ -27,7 +30,7 @@ mod scan;
 mod tests;
 pub(crate) mod wal;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use parking_lot::{Mutex, MutexGuard};
 
@@ -84,6 +87,9 @@ pub(crate) struct Engine<B: Backend> {
     failed: AtomicBool,
     /// True once the open scan is over (`Shared::scan` is `None`).
     scan_over: AtomicBool,
+    /// Chunked entry removals under way (see `drop_entries`): a close meanwhile records no
+    /// clean marker, so the next open finds what they leave.
+    dropping: AtomicUsize,
 }
 
 impl<B: Backend> Engine<B> {
@@ -180,6 +186,7 @@ impl<B: Backend> Engine<B> {
             shared.refs = refs;
             shared.scanned_live = (live, records);
         }
+        engine.drop_orphan_entries()?;
         Ok(engine)
     }
 
@@ -207,6 +214,7 @@ impl<B: Backend> Engine<B> {
             commit: GroupCommit::default(),
             failed: AtomicBool::new(false),
             scan_over: AtomicBool::new(true),
+            dropping: AtomicUsize::new(0),
         }
     }
 
