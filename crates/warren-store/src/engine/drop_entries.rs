@@ -11,17 +11,19 @@
 //! every hand-over): a chunk's message delete must not overtake the pending removal of that
 //! message's other entry.
 //!
-//! A crash (or a failure, which fails the store) between the commit point and the last chunk
-//! leaves entries whose queue has no record; the full open scan after it counts them, and
-//! [`Engine::drop_orphan_entries`] removes them before the store serves. A clean close during
-//! a removal writes no `clean_extents` marker (see `dropping`), so the next open is a full one.
+//! The commit point also writes a `DROPPING` key naming the index prefix; the last chunk
+//! deletes it. A crash, a failure (which fails the store) or a close between the two leaves
+//! it, and the next open ([`Engine::finish_dropping`]) removes the rest of the entries
+//! before the store serves, through the same chunks: after a crash the full open scan has
+//! counted them; after a clean close the background scan's rules for partial counts apply as
+//! to any write.
 
 use std::sync::atomic::Ordering;
 
 use crate::StoreError;
 use crate::backend::{Backend, Changes};
 use crate::engine::{Engine, commit_extents};
-use crate::keys::{self, QUEUE};
+use crate::keys::{self, DROPPING};
 use crate::plan::Plan;
 
 /// Index entries one chunk deletes at most.
@@ -49,9 +51,8 @@ impl<B: Backend> Engine<B> {
         chunk: usize,
         chunks: usize,
     ) -> Result<bool, StoreError> {
-        // Counted before the commit point, so no clean close can slip in between.
-        self.dropping.fetch_add(1, Ordering::AcqRel);
-        let outcome = commit().and_then(|()| {
+        commit()?;
+        {
             for _ in 0..chunks {
                 match self.drop_chunk(prefix, chunk) {
                     Ok(true) => {}
@@ -63,9 +64,28 @@ impl<B: Backend> Engine<B> {
                 }
             }
             Ok(true)
-        });
-        self.dropping.fetch_sub(1, Ordering::AcqRel);
-        outcome
+        }
+    }
+
+    /// Deletes queue `name` as a crash after `chunks` chunks of `chunk` entries leaves it:
+    /// the record gone, some entries left; the engine then refuses everything, as
+    /// [`Engine::abandon`]. For tests.
+    pub(crate) fn crash_in_queue_delete(
+        &self,
+        vhost: &[u8],
+        name: &[u8],
+        chunk: usize,
+        chunks: usize,
+    ) -> Result<(), StoreError> {
+        let prefix = keys::queue_index_prefix(vhost, name)?;
+        let outcome = self.drop_chunks_after(
+            &prefix,
+            || self.delete_queue_record(vhost, name),
+            chunk,
+            chunks,
+        );
+        self.abandon();
+        outcome.map(|_| ())
     }
 
     /// Deletes at most `limit` entries under `prefix`; answers whether entries may remain.
@@ -114,28 +134,15 @@ impl<B: Backend> Engine<B> {
         Ok(more)
     }
 
-    /// Removes the index entries of queues that have no record (what a crash during a
-    /// chunked removal leaves). Needs the extents of every queue with entries: call it after
-    /// the full open scan.
-    pub(crate) fn drop_orphan_entries(&self) -> Result<(), StoreError> {
-        let mut queues = ahash::AHashSet::new();
-        self.backend.scan_prefix(&[QUEUE], &mut |k, _| {
-            let vhost = keys::vhost_of(k)?;
-            let name = k
-                .get(2 + vhost.len()..)
-                .ok_or_else(|| StoreError::corrupt("queue key shorter than its vhost"))?;
-            queues.insert(keys::queue_index_prefix(vhost, name)?);
+    /// Finishes the removals a crash, a failure or a close interrupted (their `DROPPING`
+    /// keys); called by the open, before the store serves.
+    pub(crate) fn finish_dropping(&self) -> Result<(), StoreError> {
+        let mut prefixes = Vec::new();
+        self.backend.scan_prefix(&[DROPPING], &mut |k, _| {
+            prefixes.push(k.get(1..).unwrap_or_default().to_vec());
             Ok(())
         })?;
-        let orphans: Vec<Vec<u8>> = self
-            .shared
-            .lock()
-            .extents
-            .keys()
-            .filter(|p| !queues.contains(*p))
-            .cloned()
-            .collect();
-        for prefix in orphans {
+        for prefix in prefixes {
             self.delete_then_drop(&prefix, || Ok(()))?;
         }
         Ok(())

@@ -126,7 +126,7 @@ fn a_crash_inside_the_chunked_removal_is_finished_by_the_next_open() {
 }
 
 #[test]
-fn a_clean_close_during_a_removal_records_no_clean_marker() {
+fn a_close_during_a_removal_leaves_the_rest_to_the_next_open() {
     let backend = MemoryBackend::default();
     let engine = Engine::empty(backend.clone());
     fill(&engine);
@@ -141,8 +141,32 @@ fn a_clean_close_during_a_removal_records_no_clean_marker() {
         1000,
         usize::MAX,
     );
-    assert!(outcome.is_err(), "a closed store removes nothing more");
-    assert!(backend.get(keys::CLEAN_EXTENTS_KEY).unwrap().is_none());
-    let engine = Engine::open(backend).unwrap();
+    assert!(
+        matches!(outcome, Err(crate::StoreError::Failed)),
+        "a closed store removes nothing more: {outcome:?}"
+    );
+    assert!(backend.get(&keys::dropping(&prefix)).unwrap().is_some());
+    drop(engine);
+    let engine = Engine::open(backend.clone()).unwrap();
+    engine.finish_scan().unwrap();
     assert_only_other_left(&engine);
+    assert!(backend.get(&keys::dropping(&prefix)).unwrap().is_none());
+}
+
+#[test]
+fn a_deleted_vhost_s_entries_go_in_chunks_too() {
+    let backend = MemoryBackend::default();
+    let engine = Engine::empty(backend.clone());
+    fill(&engine);
+    engine.delete_vhost(b"/").unwrap();
+    let stats = engine.stats();
+    assert_eq!((stats.messages, stats.queue_entries), (0, 0));
+    let mut left = 0;
+    backend
+        .scan_prefix(&[], &mut |k, _| {
+            left += usize::from(k.first() != Some(&0));
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(left, 0, "nothing but meta keys is left");
 }

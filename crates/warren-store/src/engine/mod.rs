@@ -30,7 +30,7 @@ mod scan;
 mod tests;
 pub(crate) mod wal;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use parking_lot::{Mutex, MutexGuard};
 
@@ -87,9 +87,6 @@ pub(crate) struct Engine<B: Backend> {
     failed: AtomicBool,
     /// True once the open scan is over (`Shared::scan` is `None`).
     scan_over: AtomicBool,
-    /// Chunked entry removals under way (see `drop_entries`): a close meanwhile records no
-    /// clean marker, so the next open finds what they leave.
-    dropping: AtomicUsize,
 }
 
 impl<B: Backend> Engine<B> {
@@ -136,6 +133,7 @@ impl<B: Backend> Engine<B> {
                 });
             }
             engine.scan_over.store(false, Ordering::Release);
+            engine.finish_dropping()?;
             return Ok(engine);
         }
         let mut refs = RefTable::default();
@@ -186,7 +184,7 @@ impl<B: Backend> Engine<B> {
             shared.refs = refs;
             shared.scanned_live = (live, records);
         }
-        engine.drop_orphan_entries()?;
+        engine.finish_dropping()?;
         Ok(engine)
     }
 
@@ -214,7 +212,6 @@ impl<B: Backend> Engine<B> {
             commit: GroupCommit::default(),
             failed: AtomicBool::new(false),
             scan_over: AtomicBool::new(true),
-            dropping: AtomicUsize::new(0),
         }
     }
 

@@ -247,14 +247,10 @@ impl<B: Backend> Engine<B> {
             wal.commit()?;
         }
         let mut changes = shared.pending.take();
-        // A chunked removal under way leaves entries the marker's extents do not cover:
-        // without the marker the next open scans everything and removes them.
-        if self.dropping.load(Ordering::Acquire) == 0 {
-            changes.push((
-                keys::CLEAN_EXTENTS_KEY.to_vec(),
-                Some(encode_extents(&shared.extents)),
-            ));
-        }
+        changes.push((
+            keys::CLEAN_EXTENTS_KEY.to_vec(),
+            Some(encode_extents(&shared.extents)),
+        ));
         drop(shared);
         // The pending writes first, the marker last: a crash between them leaves no marker.
         self.backend.apply(changes, Atomicity::InOrder)?;

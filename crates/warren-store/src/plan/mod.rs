@@ -379,8 +379,8 @@ impl<'a, B: Backend> Plan<'a, B> {
     }
 
     /// Deletes at most `limit` index entries under `prefix` (and the messages only they
-    /// held), the first ones in key order; answers whether entries may remain. The prefix's
-    /// extents are dropped again: its queue record is already gone (see `engine::drop_entries`).
+    /// held), the first ones in key order; answers whether entries may remain (else its
+    /// `DROPPING` key goes too). Its extents are dropped again (see `engine::drop_entries`).
     pub(crate) fn delete_entries_chunk(
         &mut self,
         prefix: &[u8],
@@ -396,13 +396,18 @@ impl<'a, B: Backend> Plan<'a, B> {
         for (key, id) in found {
             self.remove_entry(key, id)?;
         }
+        if !more {
+            self.delete(keys::dropping(prefix));
+        }
         self.dropped.push(prefix.to_vec());
         Ok(more)
     }
 
-    /// Marks the extents under `prefix` as gone (a deleted queue or vhost) without touching
-    /// its entries, which are removed in chunks afterwards.
-    pub(crate) fn drop_extents(&mut self, prefix: &[u8]) {
+    /// Marks the entries under `prefix` as going (a deleted queue or vhost): its extents go
+    /// now, its `DROPPING` key tells an open to finish removing them (see
+    /// `engine::drop_entries`).
+    pub(crate) fn start_dropping(&mut self, prefix: &[u8]) {
+        self.set(keys::dropping(prefix), Bytes::new());
         self.dropped.push(prefix.to_vec());
     }
 
