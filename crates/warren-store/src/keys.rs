@@ -15,6 +15,7 @@
 //! | `0x08` parameter | `tag, len, vhost, len, component, name` | encoded [`ParameterRecord`](crate::ParameterRecord) |
 //! | `0x09` global parameter | `tag, name` | encoded name and value |
 //! | `0x0c` vhost limits | `tag, vhost` | the limits, encoded by the broker |
+//! | `0x0d` dropping | `tag`, then an index prefix (a queue's or a vhost's) | empty: its entries are being removed (see `engine::drop_entries`) |
 
 use crate::{BindingRecord, MessageId, StoreError};
 
@@ -29,6 +30,16 @@ pub(crate) const PARAMETER: u8 = 0x08;
 pub(crate) const GLOBAL_PARAMETER: u8 = 0x09;
 /// Far from the next free tags, which other record kinds may take first.
 pub(crate) const VHOST_LIMITS: u8 = 0x0c;
+/// A deleted queue's or vhost's index prefix whose entries are still being removed.
+pub(crate) const DROPPING: u8 = 0x0d;
+
+/// The `DROPPING` key of an index prefix.
+pub(crate) fn dropping(index_prefix: &[u8]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(index_prefix.len() + 1);
+    key.push(DROPPING);
+    key.extend_from_slice(index_prefix);
+    key
+}
 
 // Meta keys: tag 0x00, then the name.
 

@@ -177,6 +177,24 @@ impl MemoryStore {
         })
     }
 
+    /// Deletes queue `name` as a crash after `chunks` chunks of `chunk` of its entries would
+    /// leave it (its record gone: see `engine::drop_entries`), and answers the store that the
+    /// next open makes of the data, as [`MemoryStore::reopen_after_crash`]. For tests.
+    #[doc(hidden)]
+    pub fn crash_in_queue_delete(
+        &self,
+        vhost: &[u8],
+        name: &[u8],
+        chunk: usize,
+        chunks: usize,
+    ) -> Result<Self, StoreError> {
+        self.engine
+            .crash_in_queue_delete(vhost, name, chunk, chunks)?;
+        Ok(MemoryStore {
+            engine: Engine::open(self.engine.backend().clone())?,
+        })
+    }
+
     /// Runs one step of the open scan, reading at most `keys` keys; answers whether it is over.
     pub fn scan_step(&self, keys: usize) -> Result<bool, StoreError> {
         self.engine.scan_step_of(keys)

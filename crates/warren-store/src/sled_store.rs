@@ -203,6 +203,21 @@ impl SledStore {
         self.engine.crash_in_checkpoint(applied)
     }
 
+    /// Closes as a crash in the middle of deleting queue `name` would leave the directory:
+    /// its record deleted, its entries removed for `chunks` chunks of `chunk` only (see
+    /// `engine::drop_entries`). For tests.
+    #[doc(hidden)]
+    pub fn crash_in_queue_delete(
+        self,
+        vhost: &[u8],
+        name: &[u8],
+        chunk: usize,
+        chunks: usize,
+    ) -> Result<(), StoreError> {
+        self.engine
+            .crash_in_queue_delete(vhost, name, chunk, chunks)
+    }
+
     /// Bytes of keys and values, and number of records, stored now (definitions created
     /// since the store opened included).
     pub fn live_now(&self) -> (u64, u64) {

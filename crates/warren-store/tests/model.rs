@@ -65,6 +65,13 @@ enum Op {
     Release { message: usize },
     /// `delete_queue`, with its entries.
     DeleteQueue { queue: usize },
+    /// `delete_queue` crashing after this many chunks of this many entries (the record is
+    /// gone, the rest of the entries are left to the next open), then an open.
+    CrashInQueueDelete {
+        queue: usize,
+        chunk: usize,
+        chunks: usize,
+    },
     /// `sync`.
     Sync,
     /// Reads every queue and compares it with the model.
@@ -100,6 +107,8 @@ fn op() -> impl Strategy<Value = Op> {
         1 => any::<usize>().prop_map(|message| Op::Hold { message }),
         3 => any::<usize>().prop_map(|message| Op::Release { message }),
         1 => (0..QUEUES.len()).prop_map(|queue| Op::DeleteQueue { queue }),
+        1 => (0..QUEUES.len(), 1usize..4, 0usize..4)
+            .prop_map(|(queue, chunk, chunks)| Op::CrashInQueueDelete { queue, chunk, chunks }),
         1 => Just(Op::Sync),
         2 => Just(Op::Check),
         1 => Just(Op::Reopen),
@@ -134,6 +143,20 @@ impl Model {
     }
 
     /// Deletes `id` if nothing references it any more.
+    /// Every entry of `queue` goes, and the messages only they held.
+    fn delete_queue(&mut self, queue: usize) {
+        let gone: Vec<_> = self
+            .entries
+            .iter()
+            .filter(|((q, _), _)| *q == queue)
+            .map(|(k, v)| (*k, v.0))
+            .collect();
+        for (key, id) in gone {
+            self.entries.remove(&key);
+            self.collect(id);
+        }
+    }
+
     fn collect(&mut self, id: u64) {
         if self.messages.contains_key(&id) && self.references(id) == 0 {
             self.messages.remove(&id);
@@ -354,16 +377,7 @@ fn run(mut h: impl Harness, ops: &[Op]) -> Result<(), TestCaseError> {
             }
             Op::DeleteQueue { queue } => {
                 s.delete_queue(b"/", QUEUES[*queue].as_bytes()).unwrap();
-                let gone: Vec<_> = m
-                    .entries
-                    .iter()
-                    .filter(|((q, _), _)| q == queue)
-                    .map(|(k, v)| (*k, v.0))
-                    .collect();
-                for (key, id) in gone {
-                    m.entries.remove(&key);
-                    m.collect(id);
-                }
+                m.delete_queue(*queue);
             }
             Op::Sync => s.sync().unwrap(),
             Op::Check => check(s, &m, step)?,
@@ -373,8 +387,18 @@ fn run(mut h: impl Harness, ops: &[Op]) -> Result<(), TestCaseError> {
             | Op::ReopenScanning
             | Op::Crash
             | Op::CrashInCheckpoint { .. }
-            | Op::CrashTorn { .. } => {
+            | Op::CrashTorn { .. }
+            | Op::CrashInQueueDelete { .. } => {
                 match op {
+                    Op::CrashInQueueDelete {
+                        queue,
+                        chunk,
+                        chunks,
+                    } => {
+                        // The commit point makes every earlier write durable.
+                        h.crash_in_queue_delete(QUEUES[*queue], *chunk, *chunks);
+                        m.delete_queue(*queue);
+                    }
                     Op::Reopen => h.reopen(),
                     Op::ReopenScanning => h.reopen_scanning(),
                     Op::CrashInCheckpoint { applied } => h.crash_in_checkpoint(*applied),

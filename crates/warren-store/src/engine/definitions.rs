@@ -40,6 +40,21 @@ impl<B: Backend> Engine<B> {
         Ok(())
     }
 
+    /// A queue deletion's commit point: its record and bindings go, durably, and its extent
+    /// is dropped; its entries are left to the chunked removal.
+    pub(crate) fn delete_queue_record(&self, vhost: &[u8], name: &[u8]) -> Result<(), StoreError> {
+        let key = keys::named(QUEUE, vhost, "queue", name)?;
+        let index = keys::queue_index_prefix(vhost, name)?;
+        self.mutate_durably(|p| {
+            p.delete(key);
+            self.delete_bindings_where(p, vhost, |b| {
+                !b.destination_is_exchange && b.destination == name
+            })?;
+            p.start_dropping(&index);
+            Ok(())
+        })
+    }
+
     fn scan_records<T>(
         &self,
         tag: u8,
@@ -68,13 +83,19 @@ impl<B: Backend> DefinitionStore for Engine<B> {
     }
 
     fn delete_vhost(&self, name: &[u8]) -> Result<(), StoreError> {
-        self.mutate_durably(|p| {
-            p.delete(keys::simple(VHOST, name));
-            p.delete(keys::simple(VHOST_LIMITS, name));
-            for tag in [EXCHANGE, QUEUE, BINDING, PARAMETER] {
-                p.delete_prefix(&keys::vhost_prefix(tag, name)?)?;
-            }
-            p.delete_entries_under(&keys::vhost_prefix(INDEX, name)?)
+        // The records go in one durable batch (the commit point), the entries in chunks
+        // after it (see `engine::drop_entries`).
+        let index = keys::vhost_prefix(INDEX, name)?;
+        self.delete_then_drop(&index, || {
+            self.mutate_durably(|p| {
+                p.delete(keys::simple(VHOST, name));
+                p.delete(keys::simple(VHOST_LIMITS, name));
+                for tag in [EXCHANGE, QUEUE, BINDING, PARAMETER] {
+                    p.delete_prefix(&keys::vhost_prefix(tag, name)?)?;
+                }
+                p.start_dropping(&index);
+                Ok(())
+            })
         })
     }
 
@@ -122,14 +143,10 @@ impl<B: Backend> DefinitionStore for Engine<B> {
     }
 
     fn delete_queue(&self, vhost: &[u8], name: &[u8]) -> Result<(), StoreError> {
-        let key = keys::named(QUEUE, vhost, "queue", name)?;
-        self.mutate_durably(|p| {
-            p.delete(key);
-            self.delete_bindings_where(p, vhost, |b| {
-                !b.destination_is_exchange && b.destination == name
-            })?;
-            p.delete_queue_entries(vhost, name)
-        })
+        let index = keys::queue_index_prefix(vhost, name)?;
+        // The record and bindings go in one durable batch (the commit point), the entries in
+        // chunks after it (see `engine::drop_entries`).
+        self.delete_then_drop(&index, || self.delete_queue_record(vhost, name))
     }
 
     fn put_binding(&self, vhost: &[u8], b: &BindingRecord) -> Result<(), StoreError> {

@@ -20,6 +20,9 @@
 //! with [`StoreError::Failed`] until reopened (sled is in a failed state by then anyway).
 
 mod definitions;
+mod drop_entries;
+#[cfg(test)]
+mod drop_entries_tests;
 mod messages;
 mod pending;
 mod scan;
@@ -130,6 +133,7 @@ impl<B: Backend> Engine<B> {
                 });
             }
             engine.scan_over.store(false, Ordering::Release);
+            engine.finish_dropping()?;
             return Ok(engine);
         }
         let mut refs = RefTable::default();
@@ -180,6 +184,7 @@ impl<B: Backend> Engine<B> {
             shared.refs = refs;
             shared.scanned_live = (live, records);
         }
+        engine.finish_dropping()?;
         Ok(engine)
     }
 

@@ -378,29 +378,37 @@ impl<'a, B: Backend> Plan<'a, B> {
         Ok(())
     }
 
-    /// Deletes every index entry of one queue (and messages no other queue holds).
-    /// Scans the backend: call it before other changes to the same queue in this plan.
-    pub(crate) fn delete_queue_entries(
+    /// Deletes at most `limit` index entries under `prefix` (and the messages only they
+    /// held), the first ones in key order; answers whether entries may remain (else its
+    /// `DROPPING` key goes too). Its extents are dropped again (see `engine::drop_entries`).
+    pub(crate) fn delete_entries_chunk(
         &mut self,
-        vhost: &[u8],
-        queue: &[u8],
-    ) -> Result<(), StoreError> {
-        let prefix = keys::queue_index_prefix(vhost, queue)?;
-        self.delete_entries_under(&prefix)
-    }
-
-    /// Deletes every index entry whose key starts with `prefix` (one queue, or a whole vhost).
-    pub(crate) fn delete_entries_under(&mut self, prefix: &[u8]) -> Result<(), StoreError> {
-        let mut found = Vec::new();
-        self.backend.scan_prefix(prefix, &mut |k, v| {
+        prefix: &[u8],
+        limit: usize,
+    ) -> Result<bool, StoreError> {
+        let limit = limit.max(1);
+        let mut found = Vec::with_capacity(limit.min(4096));
+        self.backend.scan_from(prefix, prefix, &mut |k, v| {
             found.push((k.to_vec(), IndexValue::decode(v)?.id));
-            Ok(())
+            Ok(found.len() < limit)
         })?;
+        let more = found.len() == limit;
         for (key, id) in found {
             self.remove_entry(key, id)?;
         }
+        if !more {
+            self.delete(keys::dropping(prefix));
+        }
         self.dropped.push(prefix.to_vec());
-        Ok(())
+        Ok(more)
+    }
+
+    /// Marks the entries under `prefix` as going (a deleted queue or vhost): its extents go
+    /// now, its `DROPPING` key tells an open to finish removing them (see
+    /// `engine::drop_entries`).
+    pub(crate) fn start_dropping(&mut self, prefix: &[u8]) {
+        self.set(keys::dropping(prefix), Bytes::new());
+        self.dropped.push(prefix.to_vec());
     }
 
     /// Deletes every key starting with `prefix` (definition records only, never index entries).

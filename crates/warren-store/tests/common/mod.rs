@@ -59,6 +59,9 @@ pub trait Harness {
         self.store().sync().unwrap();
         self.reopen_after_crash();
     }
+    /// A deletion of `queue` in vhost `/` that crashes after `chunks` chunks of `chunk` of
+    /// its entries, then an open (which removes the rest).
+    fn crash_in_queue_delete(&mut self, queue: &str, chunk: usize, chunks: usize);
     /// A `sync`, a crash that left a torn record (`garbage` bytes of one) after the log's
     /// last, then an open. Without a log: a `sync`, then a crash.
     fn crash_with_torn_log(&mut self, _garbage: &[u8]) {
@@ -91,6 +94,12 @@ impl Harness for MemoryHarness {
     }
     fn scan_step(&self, keys: usize) -> bool {
         self.0.scan_step(keys).unwrap()
+    }
+    fn crash_in_queue_delete(&mut self, queue: &str, chunk: usize, chunks: usize) {
+        self.0 = self
+            .0
+            .crash_in_queue_delete(b"/", queue.as_bytes(), chunk, chunks)
+            .unwrap();
     }
 }
 
@@ -138,6 +147,14 @@ impl Harness for SledHarness {
     }
     fn checkpoint(&self) {
         self.store().checkpoint().unwrap();
+    }
+    fn crash_in_queue_delete(&mut self, queue: &str, chunk: usize, chunks: usize) {
+        if let Some(store) = self.store.take() {
+            store
+                .crash_in_queue_delete(b"/", queue.as_bytes(), chunk, chunks)
+                .unwrap();
+        }
+        self.store = Some(SledStore::open(self.dir.path()).unwrap());
     }
     fn crash_in_checkpoint(&mut self, applied: usize) {
         if let Some(store) = self.store.take() {
