@@ -100,16 +100,9 @@ impl<B: Backend> Engine<B> {
         if self.failed.load(Ordering::Acquire) {
             return Err(StoreError::Failed);
         }
-        if let Some(wal) = wal.as_deref_mut() {
-            // Writes that arrived since the hand-over above: usually none, so this seldom
-            // waits for an fsync while holding `shared`.
-            shared.pending.log_new(|k, v| wal.stage(k, v));
-            wal.commit()
-                .inspect_err(|_| self.failed.store(true, Ordering::Release))?;
-        }
-        drop(wal);
-        let earlier = shared.pending.take();
-        self.hand_over(earlier)?;
+        // Writes that arrived since the hand-over above: usually none, so this seldom waits
+        // for an fsync while holding `shared`.
+        self.hand_over_holding(&mut shared, wal)?;
         let shared = &mut *shared;
         let (more, outcome) = {
             let mut plan = Plan::new(

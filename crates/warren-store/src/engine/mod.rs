@@ -338,6 +338,25 @@ impl<B: Backend> Engine<B> {
             .inspect_err(|_| self.failed.store(true, Ordering::Release))
     }
 
+    /// Logs the pending changes not logged yet (one record, one `fdatasync`, with the
+    /// caller's `wal` guard, released after it), then hands every pending change to the
+    /// backend, all while the caller holds `shared`: for the steps whose reads must see every
+    /// write decided so far (the open scan, a deletion's chunk). A failure fails the store.
+    fn hand_over_holding(
+        &self,
+        shared: &mut Shared,
+        mut wal: Option<MutexGuard<'_, Wal>>,
+    ) -> Result<(), StoreError> {
+        if let Some(wal) = wal.as_deref_mut() {
+            shared.pending.log_new(|k, v| wal.stage(k, v));
+            wal.commit()
+                .inspect_err(|_| self.failed.store(true, Ordering::Release))?;
+        }
+        drop(wal);
+        let pending = shared.pending.take();
+        self.hand_over(pending)
+    }
+
     /// Hands every pending message write to the backend (not a flush: see `sync`), logging
     /// first what is not logged yet.
     pub(crate) fn drain(&self) -> Result<(), StoreError> {

@@ -119,21 +119,14 @@ impl<B: Backend> Engine<B> {
             return Ok(true);
         }
         let _order = self.order.lock();
-        let mut wal = self.wal.as_ref().map(|w| w.lock());
+        let wal = self.wal.as_ref().map(|w| w.lock());
         let mut shared = self.shared.lock();
         if self.failed.load(Ordering::Acquire) {
             return Err(StoreError::Failed);
         }
         // The scan's counts must see every pending write in the backend, so `shared` stays
         // held across the log's fsync here (the background scan after a clean open only).
-        if let Some(wal) = wal.as_deref_mut() {
-            shared.pending.log_new(|k, v| wal.stage(k, v));
-            wal.commit()
-                .inspect_err(|_| self.failed.store(true, Ordering::Release))?;
-        }
-        drop(wal);
-        let pending = shared.pending.take();
-        self.hand_over(pending)?;
+        self.hand_over_holding(&mut shared, wal)?;
         let shared = &mut *shared;
         let (mut live, mut records) = (0u64, 0u64);
         let next = match &shared.scan {
