@@ -195,6 +195,21 @@ impl SledStore {
         self.engine.checkpoint()
     }
 
+    /// The drain thread's checkpoint: hands to sled only the writes logged before the
+    /// previous one, flushes sled and deletes the log files they covered (see `engine::wal`,
+    /// "Aged checkpoints").
+    pub fn checkpoint_aged(&self) -> Result<(), StoreError> {
+        self.engine.checkpoint_aged()
+    }
+
+    /// Closes as a crash in the middle of an aged checkpoint would leave the directory: every
+    /// pending write logged, the first `applied` of those it took in sled, the log still there.
+    /// For tests.
+    #[doc(hidden)]
+    pub fn crash_in_aged_checkpoint(self, applied: usize) -> Result<(), StoreError> {
+        self.engine.crash_in_aged_checkpoint(applied)
+    }
+
     /// Closes as a crash in the middle of a checkpoint would leave the directory: every
     /// pending write logged, the first `applied` of them in sled, the log still there. For
     /// tests.
@@ -422,7 +437,7 @@ impl Drainer {
                         break;
                     };
                     // A failure fails the store; writers and `sync` report it from then on.
-                    if engine.checkpoint().is_err() {
+                    if engine.checkpoint_aged().is_err() {
                         break;
                     }
                 }
