@@ -276,9 +276,15 @@ impl Pending {
         self.compactions += 1;
     }
 
-    /// Rebuilds `created` from the tracked changes' stored hashes, after positions moved.
+    /// Rebuilds `created` from the tracked changes' stored hashes, after positions moved. A
+    /// table a burst left far larger than what it holds is shrunk: its probes would spread
+    /// over cache lines the few changes in flight never share.
     fn rebuild_created(&mut self) {
         self.created.clear();
+        let tracked = self.live.max(COMPACT_MIN);
+        if self.created.capacity() > 8 * tracked {
+            self.created.shrink_to(2 * tracked, hash_at(&self.changes));
+        }
         for (pos, change) in self.changes.iter().enumerate() {
             if let Some(change) = change
                 && change.tracked
@@ -318,6 +324,9 @@ impl Pending {
     /// what it held.
     pub(crate) fn take(&mut self) -> Changes {
         self.created.clear();
+        if self.created.capacity() > 8 * COMPACT_MIN {
+            self.created.shrink_to(0, hash_at(&self.changes));
+        }
         let held = self.live;
         self.live = 0;
         self.bytes = 0;
