@@ -189,8 +189,8 @@ impl SledStore {
     }
 
     /// Hands every pending message write to sled, flushes sled and deletes the write-ahead
-    /// log it covered (see `engine::wal`); the drain thread does this every
-    /// `background_flush`.
+    /// log it covered (see `engine::wal`). The drain thread runs the aged form
+    /// ([`SledStore::checkpoint_aged`]) every `background_flush`.
     pub fn checkpoint(&self) -> Result<(), StoreError> {
         self.engine.checkpoint()
     }
@@ -404,10 +404,12 @@ impl Drop for Compactor {
     }
 }
 
-/// Checkpoints the write-ahead log (see `engine::wal`) at sled's own flush cadence: pending
-/// writes reach sled, sled is flushed, and the log files before go, so the log stays small and
-/// writes nobody syncs (persistent publishes without confirms) become durable as soon as they
-/// did before writes were deferred. Dropping it stops the thread before the store closes.
+/// Checkpoints the write-ahead log (see `engine::wal`) at sled's own flush cadence, *aged*:
+/// every pending write is logged (and fsynced), the writes logged before the previous run
+/// reach sled, sled is flushed, and the log files they covered go, so the log stays within two
+/// intervals and writes nobody syncs (persistent publishes without confirms) become durable as
+/// soon as they did before writes were deferred. Dropping it stops the thread before the store
+/// closes.
 pub(crate) struct Drainer {
     stop: Arc<(Mutex<bool>, Condvar)>,
     thread: Option<JoinHandle<()>>,
