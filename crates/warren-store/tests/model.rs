@@ -667,3 +667,30 @@ fn an_aged_checkpoint_keeps_the_log_of_the_writes_it_leaves_pending() {
     run(MemoryHarness::new(), &ops).unwrap();
     run(SledHarness::new(), &ops).unwrap();
 }
+
+/// Found by the search (8,000 cases): a queue deletion's full checkpoint found no file open
+/// after an aged checkpoint had closed the only one, so it deleted nothing; after the crash
+/// the replay of that file brought back the entry the deletion had removed, with its message.
+#[test]
+fn a_full_checkpoint_deletes_the_file_an_aged_checkpoint_left() {
+    let ops = [
+        Op::PutMany { count: 1, queue: 1 },
+        Op::AgedCheckpoint,
+        Op::CrashInQueueDelete {
+            queue: 1,
+            chunk: 1,
+            chunks: 2,
+        },
+    ];
+    run(MemoryHarness::new(), &ops).unwrap();
+    run(SledHarness::new(), &ops).unwrap();
+    // The same with a clean close instead: its checkpoint must remove the log directory.
+    let ops = [
+        Op::PutMany { count: 1, queue: 1 },
+        Op::AgedCheckpoint,
+        Op::Reopen,
+        Op::Check,
+    ];
+    run(MemoryHarness::new(), &ops).unwrap();
+    run(SledHarness::new(), &ops).unwrap();
+}

@@ -221,24 +221,32 @@ impl Wal {
         Ok(())
     }
 
-    /// Closes the file being written, if any, and answers its generation: a checkpoint deletes
-    /// it once sled's flush returned. The next record starts a new file.
+    /// Closes the file being written, if any, and answers the newest generation a full
+    /// checkpoint deletes once sled's flush returned: that file's, or else the one the last
+    /// aged checkpoint closed and left (a full checkpoint hands its changes over too). The next
+    /// record starts a new file.
     pub(crate) fn rotate(&mut self) -> Option<u64> {
+        let done = self.close_file();
+        let left = self.aged.take();
+        done.or(left)
+    }
+
+    /// [`Wal::rotate`] for an aged checkpoint: closes the file being written and answers the
+    /// generation the *previous* aged checkpoint closed, whose files the checkpoint may delete
+    /// once it handed the changes logged before it to sled and flushed sled. The files kept are
+    /// at most that one and the file just closed.
+    pub(crate) fn rotate_aged(&mut self) -> Option<u64> {
+        let done = self.close_file();
+        std::mem::replace(&mut self.aged, done)
+    }
+
+    /// Closes the file being written, if any, and answers its generation.
+    fn close_file(&mut self) -> Option<u64> {
         let done = self.file.take().map(|_| self.generation);
         if done.is_some() {
             self.generation += 1;
         }
         done
-    }
-}
-
-impl Wal {
-    /// [`Wal::rotate`] for an aged checkpoint: closes the file being written and answers the
-    /// generation the *previous* aged checkpoint closed, whose files the checkpoint may delete
-    /// once it handed the changes logged before it to sled and flushed sled.
-    pub(crate) fn rotate_aged(&mut self) -> Option<u64> {
-        let done = self.rotate();
-        std::mem::replace(&mut self.aged, done)
     }
 }
 
