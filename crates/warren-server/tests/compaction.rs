@@ -61,8 +61,9 @@ async fn fill_and_take(data_dir: &Path, count: u32, acked: u32) {
         conn.close(200, "done").await.unwrap();
     }
     // A restart between the fill and the takes: the clean close hands every message to sled.
-    // Taken before the write-ahead log's next checkpoint, they would never reach it, and the
-    // store would not be larger than its data.
+    // Taken before the write-ahead log's (aged) checkpoint hands them over, one to two 500 ms
+    // intervals after their confirms, they would never reach it, and the store would not be
+    // larger than its data.
     server.shutdown().await.unwrap();
     let d = data_dir.to_path_buf();
     let server = common::start_with(move |c| c.data_dir = d).await;

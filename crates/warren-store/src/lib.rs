@@ -48,9 +48,10 @@
 //!   indexes.
 //!   Writes are ordered: a write never survives a crash that loses an earlier one.
 //! - **Writes are deferred, and an ack can cancel them.** A `write` returns once its ops are
-//!   checked and recorded in memory; its key changes reach sled at the next `sync`, definition
-//!   change or queue read, when more than 16 Ki changes or 32 MiB wait, at sled's flush cadence
-//!   (a background thread, every 500 ms by default), or when the store closes. A `Remove` that
+//!   checked and recorded in memory; its key changes reach sled at the next definition change
+//!   or queue read, when more than 64 Ki changes or 32 MiB wait, one to two periods of sled's
+//!   flush cadence later (a background thread, every 500 ms by default), or when the store
+//!   closes. A `sync` makes them durable in the write-ahead log, not in sled. A `Remove` that
 //!   arrives while the `Put` and `Enqueue` it undoes are still waiting cancels all of them: a
 //!   message acknowledged before it was written is never written, as in RabbitMQ's message
 //!   store (issue 7: under a steady consumer this is most of a persistent message's disk work).

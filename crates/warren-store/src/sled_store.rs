@@ -189,10 +189,25 @@ impl SledStore {
     }
 
     /// Hands every pending message write to sled, flushes sled and deletes the write-ahead
-    /// log it covered (see `engine::wal`); the drain thread does this every
-    /// `background_flush`.
+    /// log it covered (see `engine::wal`). The drain thread runs the aged form
+    /// ([`SledStore::checkpoint_aged`]) every `background_flush`.
     pub fn checkpoint(&self) -> Result<(), StoreError> {
         self.engine.checkpoint()
+    }
+
+    /// The drain thread's checkpoint: hands to sled only the writes logged before the
+    /// previous one, flushes sled and deletes the log files they covered (see `engine::wal`,
+    /// "Aged checkpoints").
+    pub fn checkpoint_aged(&self) -> Result<(), StoreError> {
+        self.engine.checkpoint_aged()
+    }
+
+    /// Closes as a crash in the middle of an aged checkpoint would leave the directory: every
+    /// pending write logged, the first `applied` of those it took in sled, the log still there.
+    /// For tests.
+    #[doc(hidden)]
+    pub fn crash_in_aged_checkpoint(self, applied: usize) -> Result<(), StoreError> {
+        self.engine.crash_in_aged_checkpoint(applied)
     }
 
     /// Closes as a crash in the middle of a checkpoint would leave the directory: every
@@ -389,10 +404,12 @@ impl Drop for Compactor {
     }
 }
 
-/// Checkpoints the write-ahead log (see `engine::wal`) at sled's own flush cadence: pending
-/// writes reach sled, sled is flushed, and the log files before go, so the log stays small and
-/// writes nobody syncs (persistent publishes without confirms) become durable as soon as they
-/// did before writes were deferred. Dropping it stops the thread before the store closes.
+/// Checkpoints the write-ahead log (see `engine::wal`) at sled's own flush cadence, *aged*:
+/// every pending write is logged (and fsynced), the writes logged before the previous run
+/// reach sled, sled is flushed, and the log files they covered go, so the log stays within two
+/// intervals and writes nobody syncs (persistent publishes without confirms) become durable as
+/// soon as they did before writes were deferred. Dropping it stops the thread before the store
+/// closes.
 pub(crate) struct Drainer {
     stop: Arc<(Mutex<bool>, Condvar)>,
     thread: Option<JoinHandle<()>>,
@@ -422,7 +439,7 @@ impl Drainer {
                         break;
                     };
                     // A failure fails the store; writers and `sync` report it from then on.
-                    if engine.checkpoint().is_err() {
+                    if engine.checkpoint_aged().is_err() {
                         break;
                     }
                 }

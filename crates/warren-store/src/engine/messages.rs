@@ -10,6 +10,7 @@ use crate::{MessageId, MessageOp, MessageStore, QueueExtent, StoreError, StoreSt
 impl<B: Backend> MessageStore for Engine<B> {
     fn write(&self, ops: &[MessageOp]) -> Result<(), StoreError> {
         self.mutate(Atomicity::InOrder, |plan| {
+            plan.expect_ops(ops.len());
             ops.iter().try_for_each(|op| plan.op(op))
         })
     }

@@ -140,6 +140,15 @@ impl<'a, B: Backend> Plan<'a, B> {
         }
     }
 
+    /// Sizes the plan's tables for a write of `ops` message ops (at most two key changes and
+    /// one reference count each, bar the meta key).
+    pub(crate) fn expect_ops(&mut self, ops: usize) {
+        if ops > 1 {
+            self.changes.expect(2 * ops + 1);
+            self.counts.expect(ops);
+        }
+    }
+
     /// Whether `id`'s count is partial: the open scan may not have reached all its entries.
     fn partial(&self, id: MessageId) -> bool {
         self.scan.is_some_and(|s| s.partial(id))

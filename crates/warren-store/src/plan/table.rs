@@ -26,9 +26,18 @@ pub(crate) struct KeyChanges {
     changes: Vec<KeyChange>,
     /// Positions in `changes` by key hash, once there are more than [`SMALL`].
     index: Option<(HashTable<usize>, RandomState)>,
+    /// Changes the plan expects (see `expect`).
+    expected: usize,
 }
 
 impl KeyChanges {
+    /// Sizes the table for `n` changes: an ack batch of a hundred messages plans two hundred,
+    /// and growing the vector and the hash index step by step rehashed it several times.
+    pub(crate) fn expect(&mut self, n: usize) {
+        self.expected = n;
+        self.changes.reserve(n);
+    }
+
     /// The position of `key`'s change, if this plan changed it.
     fn find(&self, key: &[u8]) -> Option<usize> {
         match &self.index {
@@ -66,7 +75,7 @@ impl KeyChanges {
             index_one(table, hasher, &self.changes, pos);
         } else if self.changes.len() > SMALL {
             let hasher = RandomState::new();
-            let mut table = HashTable::with_capacity(self.changes.len() * 2);
+            let mut table = HashTable::with_capacity((self.changes.len() * 2).max(self.expected));
             for p in 0..self.changes.len() {
                 index_one(&mut table, &hasher, &self.changes, p);
             }
@@ -101,6 +110,8 @@ pub(crate) struct IdMap<V> {
     entries: Vec<(MessageId, V)>,
     /// Positions in `entries` by id, once there are more than [`SMALL`].
     index: Option<AHashMap<MessageId, usize>>,
+    /// Ids the plan expects (see `expect`).
+    expected: usize,
 }
 
 impl<V> Default for IdMap<V> {
@@ -108,11 +119,18 @@ impl<V> Default for IdMap<V> {
         IdMap {
             entries: Vec::new(),
             index: None,
+            expected: 0,
         }
     }
 }
 
 impl<V: Copy> IdMap<V> {
+    /// Sizes the map for `n` ids (as `KeyChanges::expect`).
+    pub(crate) fn expect(&mut self, n: usize) {
+        self.expected = n;
+        self.entries.reserve(n);
+    }
+
     fn position(&self, id: MessageId) -> Option<usize> {
         match &self.index {
             None => self.entries.iter().position(|(i, _)| *i == id),
@@ -140,13 +158,9 @@ impl<V: Copy> IdMap<V> {
                 index.insert(id, len - 1);
             }
             None if len > SMALL => {
-                self.index = Some(
-                    self.entries
-                        .iter()
-                        .enumerate()
-                        .map(|(p, (i, _))| (*i, p))
-                        .collect(),
-                );
+                let mut index = AHashMap::with_capacity(len.max(self.expected));
+                index.extend(self.entries.iter().enumerate().map(|(p, (i, _))| (*i, p)));
+                self.index = Some(index);
             }
             None => {}
         }

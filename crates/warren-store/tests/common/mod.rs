@@ -52,10 +52,19 @@ pub trait Harness {
     fn scan_step(&self, keys: usize) -> bool;
     /// A checkpoint of the write-ahead log (sled only: the memory store keeps none).
     fn checkpoint(&self) {}
+    /// An aged checkpoint of the write-ahead log: only the writes logged before the previous
+    /// one reach the data (sled only).
+    fn checkpoint_aged(&self) {}
     /// A crash in the middle of a checkpoint, after `applied` of its changes reached the
     /// data, then an open. Every write was logged, so nothing may be lost. Without a log: a
     /// `sync`, then a crash.
     fn crash_in_checkpoint(&mut self, _applied: usize) {
+        self.store().sync().unwrap();
+        self.reopen_after_crash();
+    }
+    /// A crash in the middle of an aged checkpoint, after `applied` of the changes it took
+    /// reached the data, then an open. Without a log: a `sync`, then a crash.
+    fn crash_in_aged_checkpoint(&mut self, _applied: usize) {
         self.store().sync().unwrap();
         self.reopen_after_crash();
     }
@@ -147,6 +156,15 @@ impl Harness for SledHarness {
     }
     fn checkpoint(&self) {
         self.store().checkpoint().unwrap();
+    }
+    fn checkpoint_aged(&self) {
+        self.store().checkpoint_aged().unwrap();
+    }
+    fn crash_in_aged_checkpoint(&mut self, applied: usize) {
+        if let Some(store) = self.store.take() {
+            store.crash_in_aged_checkpoint(applied).unwrap();
+        }
+        self.store = Some(SledStore::open(self.dir.path()).unwrap());
     }
     fn crash_in_queue_delete(&mut self, queue: &str, chunk: usize, chunks: usize) {
         if let Some(store) = self.store.take() {
