@@ -19,6 +19,12 @@ use warren_server::{Server, ServerHandle};
 
 /// Starts a server with test defaults; `tweak` may adjust the configuration.
 pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> ServerHandle {
+    try_start_with(tweak).await.expect("bind")
+}
+
+/// As [`start_with`], answering the start's error instead of panicking.
+#[allow(dead_code)] // not every test binary that includes `common` uses it
+pub async fn try_start_with(tweak: impl FnOnce(&mut Config)) -> std::io::Result<ServerHandle> {
     // `WARREN_TEST_LOG=debug cargo test ...` shows the server's log for a failing test.
     if let Ok(filter) = std::env::var("WARREN_TEST_LOG") {
         let _ = tracing_subscriber::fmt()
@@ -36,7 +42,7 @@ pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> ServerHandle {
         ..Config::default()
     };
     tweak(&mut config);
-    Server::bind(config).await.expect("bind").spawn()
+    Ok(Server::bind(config).await?.spawn())
 }
 
 /// A new, empty data directory for one server of this test process.
