@@ -4,124 +4,31 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod common;
+
 use std::sync::Arc;
 
-use bytes::Bytes;
-use parking_lot::Mutex;
-use warren_broker::{
-    Broker, ChannelLimit, Consumer, Delivery, DeliverySink, FirstBoot, Loader, Message, Queue,
-    QueueDeclare, Settle, VHost,
+use common::{
+    Recorder, body, consumer, declare, dlx_args, drain, names, publish_to, queue, restart,
+    stored_with,
 };
-use warren_codec::{BasicProperties, FieldTable, FieldValue, ShortStr};
+use warren_broker::{QueueDeclare, Settle, VHost};
+use warren_codec::{FieldTable, FieldValue};
 use warren_store::{MemoryStore, MessageStore};
 
-#[derive(Default)]
-struct Recorder(Mutex<Vec<Delivery>>);
-
-impl DeliverySink for Recorder {
-    fn deliver(&self, d: Delivery) {
-        self.0.lock().push(d);
-    }
-    fn cancelled(&self, _channel: u16, _tag: ShortStr) {}
+/// A persistent message for `q`, without a priority.
+fn message(body: &str) -> warren_broker::Message {
+    common::message(body, true, None)
 }
 
-fn message(body: &str) -> Message {
-    let props = BasicProperties {
-        delivery_mode: Some(2),
-        ..Default::default()
-    };
-    Message::new(
-        "".into(),
-        "q".into(),
-        props.to_raw(),
-        Bytes::copy_from_slice(body.as_bytes()),
-        warren_broker::now_ms(),
-    )
-    .unwrap()
-}
-
-fn declare(vhost: &VHost, name: &str, arguments: FieldTable) -> u32 {
-    vhost
-        .declare_queue(QueueDeclare {
-            name: name.into(),
-            durable: true,
-            arguments,
-            ..Default::default()
-        })
-        .unwrap()
-        .message_count
-}
-
+/// Publishes persistent `body` to `queue`: stored, not rejected.
 fn publish(vhost: &VHost, queue: &str, body: &str) {
-    let mut queues = vec![vhost.queue(&queue.into(), 1).unwrap()];
-    let published = vhost.publish(message(body), &mut queues);
-    assert!(published.stored && !published.rejected);
-}
-
-fn dlx_args(extra: &[(&str, FieldValue)]) -> FieldTable {
-    let mut args = FieldTable::new();
-    args.insert(
-        "x-dead-letter-exchange",
-        FieldValue::LongStr("amq.direct".into()),
-    );
-    args.insert(
-        "x-dead-letter-routing-key",
-        FieldValue::LongStr("dlq".into()),
-    );
-    for (k, v) in extra {
-        args.insert(*k, v.clone());
-    }
-    args
+    assert!(publish_to(vhost, queue, message(body)));
 }
 
 /// A store whose queue `q` holds `m1..=mN` (and `dlq`, bound to `amq.direct`, is empty).
 fn stored(n: usize, arguments: FieldTable) -> Arc<MemoryStore> {
-    let store = Arc::new(MemoryStore::new());
-    let broker = Broker::with_store(store.clone());
-    broker.recover().unwrap();
-    let vhost = broker.vhost("/").unwrap();
-    declare(&vhost, "q", arguments);
-    declare(&vhost, "dlq", FieldTable::new());
-    vhost
-        .bind_queue(
-            &"dlq".into(),
-            &"amq.direct".into(),
-            &"dlq".into(),
-            &FieldTable::new(),
-            1,
-        )
-        .unwrap();
-    for i in 1..=n {
-        publish(&vhost, "q", &format!("m{i}"));
-    }
-    store.sync().unwrap();
-    store
-}
-
-/// Restarts over `store`: definitions back, nothing loaded.
-fn restart(store: &MemoryStore) -> (Arc<MemoryStore>, Broker, Arc<VHost>, Loader) {
-    let store = Arc::new(store.reopen().unwrap());
-    let broker = Broker::with_store(store.clone());
-    let (found, loader) = broker.recover_definitions(&FirstBoot::default()).unwrap();
-    assert_eq!(found.queues, 2);
-    let vhost = broker.vhost("/").unwrap();
-    (store, broker, vhost, loader.with_batch(2))
-}
-
-fn queue(vhost: &VHost, name: &str) -> Arc<Queue> {
-    vhost.queue(&name.into(), 1).unwrap()
-}
-
-fn body(m: &Message) -> String {
-    String::from_utf8_lossy(&m.body).into_owned()
-}
-
-fn drain(q: &Arc<Queue>) -> Vec<String> {
-    std::iter::from_fn(|| q.get(true).map(|g| body(&g.message))).collect()
-}
-
-fn names(range: std::ops::RangeInclusive<usize>) -> Vec<String> {
-    range.map(|i| format!("m{i}")).collect()
+    stored_with(n, arguments, |_| None)
 }
 
 #[test]
@@ -151,17 +58,7 @@ fn a_consumer_gets_recovered_messages_in_order_then_those_published_while_loadin
     let (_store, _broker, vhost, mut loader) = restart(&stored(7, FieldTable::new()));
     let q = queue(&vhost, "q");
     let sink = Arc::new(Recorder::default());
-    let consumer = Consumer::new(
-        1,
-        "c".into(),
-        1,
-        1,
-        sink.clone(),
-        true,
-        false,
-        0,
-        Arc::new(ChannelLimit::default()),
-    );
+    let consumer = consumer(sink.clone());
     q.consume(consumer).unwrap();
     assert!(
         sink.0.lock().is_empty(),
@@ -170,11 +67,11 @@ fn a_consumer_gets_recovered_messages_in_order_then_those_published_while_loadin
     publish(&vhost, "q", "new1");
     assert_eq!(q.message_count(), 8);
     loader.step().unwrap();
-    let first: Vec<String> = sink.0.lock().iter().map(|d| body(&d.message)).collect();
+    let first: Vec<String> = sink.bodies();
     assert_eq!(first, names(1..=2), "the first batch goes out at once");
     publish(&vhost, "q", "new2");
     loader.run().unwrap();
-    let all: Vec<String> = sink.0.lock().iter().map(|d| body(&d.message)).collect();
+    let all: Vec<String> = sink.bodies();
     let mut want = names(1..=7);
     want.extend(["new1".to_string(), "new2".to_string()]);
     assert_eq!(all, want);

@@ -7,15 +7,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod common;
+
 use std::sync::Arc;
 
-use bytes::Bytes;
-use parking_lot::Mutex;
-use warren_broker::{
-    Broker, ChannelLimit, Consumer, Delivery, DeliverySink, FirstBoot, LoadWindow, Loader, Message,
-    Queue, QueueDeclare, Settle, VHost,
-};
-use warren_codec::{BasicProperties, FieldTable, FieldValue, ShortStr};
+use common::{Recorder, body, consumer, dlx_args, drain, names, publish_to, queue, stored_with};
+use warren_broker::{Broker, LoadWindow, Loader, Message, Queue, Settle, VHost};
+use warren_codec::{FieldTable, FieldValue};
 use warren_store::{MemoryStore, MessageStore};
 
 const WINDOW: LoadWindow = LoadWindow {
@@ -24,136 +22,30 @@ const WINDOW: LoadWindow = LoadWindow {
     low: 2,
 };
 
-#[derive(Default)]
-struct Recorder(Mutex<Vec<Delivery>>);
-
-impl DeliverySink for Recorder {
-    fn deliver(&self, d: Delivery) {
-        self.0.lock().push(d);
-    }
-    fn cancelled(&self, _channel: u16, _tag: ShortStr) {}
-}
-
+/// A message for `q` at `priority`.
 fn message(body: &str, persistent: bool, priority: u8) -> Message {
-    let props = BasicProperties {
-        delivery_mode: Some(if persistent { 2 } else { 1 }),
-        priority: Some(priority),
-        ..Default::default()
-    };
-    Message::new(
-        "".into(),
-        "q".into(),
-        props.to_raw(),
-        Bytes::copy_from_slice(body.as_bytes()),
-        warren_broker::now_ms(),
-    )
-    .unwrap()
+    common::message(body, persistent, Some(priority))
 }
 
-fn declare(vhost: &VHost, name: &str, arguments: FieldTable) {
-    vhost
-        .declare_queue(QueueDeclare {
-            name: name.into(),
-            durable: true,
-            arguments,
-            ..Default::default()
-        })
-        .unwrap();
-}
-
+/// Publishes `body` to `q` (not rejected).
 fn send(vhost: &VHost, body: &str, persistent: bool, priority: u8) {
-    let mut queues = vec![vhost.queue(&"q".into(), 1).unwrap()];
-    let published = vhost.publish(message(body, persistent, priority), &mut queues);
-    assert!(!published.rejected);
-}
-
-fn publish(vhost: &VHost, body: &str, persistent: bool) {
-    send(vhost, body, persistent, 0);
-}
-
-fn dlx_args(extra: &[(&str, FieldValue)]) -> FieldTable {
-    let mut args = FieldTable::new();
-    args.insert(
-        "x-dead-letter-exchange",
-        FieldValue::LongStr("amq.direct".into()),
-    );
-    args.insert(
-        "x-dead-letter-routing-key",
-        FieldValue::LongStr("dlq".into()),
-    );
-    for (k, v) in extra {
-        args.insert(*k, v.clone());
-    }
-    args
+    publish_to(vhost, "q", message(body, persistent, priority));
 }
 
 /// A store whose queue `q` holds persistent `m1..=mN` at priority `i % 3`, and `dlq`, bound
 /// to `amq.direct`.
 fn stored(n: usize, arguments: FieldTable) -> Arc<MemoryStore> {
-    let store = Arc::new(MemoryStore::new());
-    let broker = Broker::with_store(store.clone());
-    broker.recover().unwrap();
-    let vhost = broker.vhost("/").unwrap();
-    declare(&vhost, "q", arguments);
-    declare(&vhost, "dlq", FieldTable::new());
-    vhost
-        .bind_queue(
-            &"dlq".into(),
-            &"amq.direct".into(),
-            &"dlq".into(),
-            &FieldTable::new(),
-            1,
-        )
-        .unwrap();
-    for i in 1..=n {
-        send(&vhost, &format!("m{i}"), true, (i % 3) as u8);
-    }
-    store.sync().unwrap();
-    store
+    stored_with(n, arguments, |i| Some((i % 3) as u8))
 }
 
 /// Restarts over `store` with a four-message window: definitions back, nothing loaded.
 fn restart(store: &MemoryStore) -> (Arc<MemoryStore>, Broker, Arc<VHost>, Loader) {
-    let store = Arc::new(store.reopen().unwrap());
-    let broker = Broker::with_store(store.clone());
-    let (_, loader) = broker.recover_definitions(&FirstBoot::default()).unwrap();
-    let vhost = broker.vhost("/").unwrap();
-    (
-        store,
-        broker,
-        vhost,
-        loader.with_batch(2).with_window(WINDOW),
-    )
+    let (store, broker, vhost, loader) = common::restart(store);
+    (store, broker, vhost, loader.with_window(WINDOW))
 }
 
-fn queue(vhost: &VHost, name: &str) -> Arc<Queue> {
-    vhost.queue(&name.into(), 1).unwrap()
-}
-
-fn body(m: &Message) -> String {
-    String::from_utf8_lossy(&m.body).into_owned()
-}
-
-fn drain(q: &Arc<Queue>) -> Vec<String> {
-    std::iter::from_fn(|| q.get(true).map(|g| body(&g.message))).collect()
-}
-
-fn names(range: std::ops::RangeInclusive<usize>) -> Vec<String> {
-    range.map(|i| format!("m{i}")).collect()
-}
-
-fn consumer(sink: Arc<Recorder>) -> Consumer {
-    Consumer::new(
-        1,
-        "c".into(),
-        1,
-        1,
-        sink,
-        true,
-        false,
-        0,
-        Arc::new(ChannelLimit::default()),
-    )
+fn publish(vhost: &VHost, body: &str, persistent: bool) {
+    send(vhost, body, persistent, 0);
 }
 
 #[test]
@@ -186,7 +78,7 @@ fn a_deep_backlog_loads_one_window_and_reads_on_as_consumers_drain_it() {
         loader.step().unwrap();
         assert!(q.messages_in_memory() <= 5);
     }
-    let got: Vec<String> = sink.0.lock().iter().map(|d| body(&d.message)).collect();
+    let got: Vec<String> = sink.bodies();
     assert_eq!(got, names(4..=40));
     assert!(!q.loading());
     assert_eq!(q.message_count(), 0);
@@ -327,7 +219,7 @@ fn a_priority_queue_still_loading_delivers_nothing_until_its_backlog_is_in() {
     while !loader.is_done() {
         loader.step().unwrap();
     }
-    let got: Vec<String> = sink.0.lock().iter().map(|d| body(&d.message)).collect();
+    let got: Vec<String> = sink.bodies();
     let want: Vec<String> = [2, 5, 8, 1, 4, 7, 3, 6, 9]
         .iter()
         .map(|i| format!("m{i}"))
