@@ -13,7 +13,8 @@ use warren_store::MessageStore;
 
 use super::crash::{parse_body, start_with_env};
 
-/// Padding of each body: with 1 KiB messages a 1 MiB budget is passed after about a thousand.
+/// Padding of each body: with 1 KiB messages a 1 MiB budget of packed segments is passed after
+/// about a thousand more than the 1,024 a queue keeps unpacked.
 pub const PAD: usize = 1000;
 
 /// A running broker, killed (SIGKILL) when dropped: a failing test leaves no broker behind.
