@@ -168,13 +168,31 @@ impl MemoryStore {
     }
 
     /// A new store over the data as a crash right after the last write reached it would
-    /// leave it (writes still pending are lost, no extents recorded): it opens with the full
-    /// scan.
+    /// leave it (writes still pending are lost, no extents recorded): it opens counting the
+    /// index, and leaves the sweep of the messages to [`MemoryStore::scan_step`].
     pub fn reopen_after_crash(&self) -> Result<Self, StoreError> {
         self.engine.abandon();
         Ok(MemoryStore {
             engine: Engine::open(self.engine.backend().clone())?,
         })
+    }
+
+    /// A crash in the middle of `count` puts (see `SledStore::crash_leaving_orphans`), and
+    /// the store that the next open makes of the data, with the orphans' ids. For tests.
+    #[doc(hidden)]
+    pub fn crash_leaving_orphans(&self, count: usize) -> Result<(Self, Vec<u64>), StoreError> {
+        let ids = self.engine.crash_leaving_orphans(count)?;
+        let store = MemoryStore {
+            engine: Engine::open(self.engine.backend().clone())?,
+        };
+        Ok((store, ids))
+    }
+
+    /// The number of messages the data holds, once every pending write is handed to it.
+    /// For tests.
+    #[doc(hidden)]
+    pub fn stored_messages(&self) -> Result<usize, StoreError> {
+        self.engine.stored_messages()
     }
 
     /// Deletes queue `name` as a crash after `chunks` chunks of `chunk` of its entries would

@@ -182,8 +182,8 @@ impl SledStore {
     }
 
     /// Closes as a crash after the last write reached sled would leave the directory:
-    /// writes still pending are lost and no extents are recorded, so the next open scans
-    /// before it returns. For tests.
+    /// writes still pending are lost and no extents are recorded, so the next open counts
+    /// the index before it returns. For tests.
     pub fn close_as_crash(self) {
         self.engine.abandon();
     }
@@ -216,6 +216,20 @@ impl SledStore {
     #[doc(hidden)]
     pub fn crash_in_checkpoint(self, applied: usize) -> Result<(), StoreError> {
         self.engine.crash_in_checkpoint(applied)
+    }
+
+    /// Closes as a crash in the middle of `count` puts would leave the directory: every
+    /// earlier write synced, then the bytes of `count` messages at fresh ids that no index
+    /// entry references. Answers their ids. For tests.
+    #[doc(hidden)]
+    pub fn crash_leaving_orphans(self, count: usize) -> Result<Vec<u64>, StoreError> {
+        self.engine.crash_leaving_orphans(count)
+    }
+
+    /// The number of messages in sled, once every pending write is handed to it. For tests.
+    #[doc(hidden)]
+    pub fn stored_messages(&self) -> Result<usize, StoreError> {
+        self.engine.stored_messages()
     }
 
     /// Closes as a crash in the middle of deleting queue `name` would leave the directory:

@@ -14,8 +14,8 @@
 //! The commit point also writes a `DROPPING` key naming the index prefix; the last chunk
 //! deletes it. A crash, a failure (which fails the store) or a close between the two leaves
 //! it, and the next open ([`Engine::finish_dropping`]) removes the rest of the entries
-//! before the store serves, through the same chunks: after a crash the full open scan has
-//! counted them; after a clean close the background scan's rules for partial counts apply as
+//! before the store serves, through the same chunks: after a crash the open's count of the
+//! index has counted them; after a clean close the background scan's rules for partial counts apply as
 //! to any write.
 
 use std::sync::atomic::Ordering;

@@ -15,7 +15,8 @@
 //! Message writes are applied [`Atomicity::InOrder`] in a crash-safe order (see `plan`), so a
 //! crash may leave messages no entry references; the open scan deletes them. After a clean
 //! close that scan runs in the background while the store serves (see `scan`); after a crash
-//! [`Engine::open`] runs it before returning. If applying
+//! [`Engine::open`] counts the queue indexes before returning and leaves the sweep of the
+//! messages to the background. If applying
 //! fails part-way, memory and counts may disagree: the engine refuses every later mutation
 //! with [`StoreError::Failed`] until reopened (sled is in a failed state by then anyway).
 
@@ -96,10 +97,10 @@ impl<B: Backend> Engine<B> {
     /// Rebuilds the in-memory state from the backend. After a clean close (the
     /// `clean_extents` key) that is the extents and the id high-water mark only, and the
     /// scan of the index and messages runs later ([`Engine::scan_step`]). Otherwise it
-    /// rebuilds reference counts and extents from one scan of the queue indexes, and deletes
-    /// messages that a crash in the middle of a write left without index entries (one scan
-    /// of the messages). The same scans count the live bytes that decide whether compaction
-    /// is worth it.
+    /// rebuilds reference counts and extents from one scan of the queue indexes before
+    /// returning, and leaves the messages that a crash in the middle of a write left without
+    /// index entries to the background scan's sweep. The same scans count the live bytes that
+    /// decide whether compaction is worth it.
     pub(crate) fn open(backend: B) -> Result<Self, StoreError> {
         let persisted_max = match backend.get(keys::MAX_ID_KEY)? {
             Some(v) => {
@@ -157,35 +158,29 @@ impl<B: Backend> Engine<B> {
             records += 1;
             Ok(())
         })?;
-        let mut orphans = Vec::new();
-        let mut last_stored = None;
-        backend.scan_prefix(&[keys::MESSAGE], &mut |k, v| {
-            let id = keys::message_id(k)?;
-            last_stored = Some(id); // keys are in id order
-            if refs.get(id).is_none() {
-                orphans.push((k.to_vec(), None));
-            } else {
-                live += (k.len() + v.len()) as u64;
-                records += 1;
-            }
-            Ok(())
-        })?;
-        if !orphans.is_empty() {
-            backend.apply(orphans, Atomicity::InOrder)?;
-        }
+        // The messages themselves (most of the bytes) are swept in the background, as after a
+        // clean close: the counts are exact already, so the scan starts at its second phase.
+        let last_stored = match backend.last_key(&[keys::MESSAGE])? {
+            Some(k) => Some(keys::message_id(&k)?),
+            None => None,
+        };
         // The meta key is rewritten (reserving ids ahead) whenever a put passes it, after the
         // message itself: the last message key (orphans included) covers a crash between the
         // two.
-        let high = persisted_max.max(last_stored);
-        let next = high.map_or(Ok(1), |h| {
-            h.checked_add(1)
-                .ok_or_else(|| StoreError::corrupt("message ids exhausted"))
-        })?;
+        let boundary = persisted_max.max(last_stored).unwrap_or(0);
+        let next = boundary
+            .checked_add(1)
+            .ok_or_else(|| StoreError::corrupt("message ids exhausted"))?;
         let engine = Self::with_state(backend, persisted_max, next, extents);
         {
             let mut shared = engine.shared.lock();
             shared.refs = refs;
             shared.scanned_live = (live, records);
+            // No message stored: nothing to sweep.
+            if last_stored.is_some() {
+                shared.scan = Some(ScanState::Sweeping { boundary, next: 0 });
+                engine.scan_over.store(false, Ordering::Release);
+            }
         }
         engine.finish_dropping()?;
         Ok(engine)

@@ -103,6 +103,10 @@ pub(crate) struct Wal {
     record: Vec<u8>,
     /// The generation the last aged checkpoint closed (see `rotate_aged`).
     aged: Option<u64>,
+    /// Appends still to fail as a failed `fdatasync` does, after their write reached the
+    /// file (tests inject them).
+    #[cfg(test)]
+    pub(crate) fail_syncs: u32,
 }
 
 impl Wal {
@@ -117,6 +121,8 @@ impl Wal {
             poisoned: false,
             record: Vec::new(),
             aged: None,
+            #[cfg(test)]
+            fail_syncs: 0,
         })
     }
 
@@ -170,10 +176,24 @@ impl Wal {
         if self.file.is_none() {
             self.open_next()?;
         }
+        #[cfg(test)]
+        let injected = {
+            let left = self.fail_syncs;
+            self.fail_syncs = left.saturating_sub(1);
+            left > 0
+        };
+        #[cfg(not(test))]
+        let injected = false;
         let Some(file) = &mut self.file else {
             return Err(StoreError::Failed);
         };
-        match file.write_all(&self.record).and_then(|()| file.sync_data()) {
+        let synced = file.write_all(&self.record).and_then(|()| {
+            if injected {
+                return Err(std::io::Error::other("injected fdatasync failure"));
+            }
+            file.sync_data()
+        });
+        match synced {
             Ok(()) => {
                 self.good_len += self.record.len() as u64;
                 Ok(())
@@ -446,6 +466,35 @@ mod tests {
         assert_eq!(backend.get(b"b").unwrap(), Some(Bytes::from_static(b"2")));
         assert_eq!(backend.get(b"c").unwrap(), None);
         assert!(files(&d).unwrap().is_empty());
+        let _ = fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn a_failed_fsync_is_cut_back_and_its_record_written_again_by_the_next_commit() {
+        let d = dir("fsync");
+        let mut wal = Wal::new(d.clone(), 1).unwrap();
+        wal.stage(b"a", Some(&Bytes::from_static(b"1")));
+        wal.commit().unwrap();
+        let good = fs::metadata(file_path(&d, 1)).unwrap().len();
+        wal.fail_syncs = 2;
+        wal.stage(b"b", Some(&Bytes::from_static(b"2")));
+        assert!(wal.commit().is_err());
+        // The bytes written before the failed fsync are taken back, not left to be synced
+        // by a later, successful fsync under records that were never acknowledged.
+        assert_eq!(fs::metadata(file_path(&d, 1)).unwrap().len(), good);
+        wal.stage(b"a", None);
+        assert!(wal.commit().is_err());
+        assert_eq!(fs::metadata(file_path(&d, 1)).unwrap().len(), good);
+        assert!(!wal.poisoned());
+        wal.stage(b"c", Some(&Bytes::from_static(b"3")));
+        wal.commit().unwrap();
+        drop(wal);
+        // One record with everything staged since the last good commit, in order, once.
+        let backend = MemoryBackend::default();
+        assert_eq!(recover(&d, &backend).unwrap(), 2);
+        assert_eq!(backend.get(b"a").unwrap(), None);
+        assert_eq!(backend.get(b"b").unwrap(), Some(Bytes::from_static(b"2")));
+        assert_eq!(backend.get(b"c").unwrap(), Some(Bytes::from_static(b"3")));
         let _ = fs::remove_dir_all(&d);
     }
 

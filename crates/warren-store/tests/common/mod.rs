@@ -46,10 +46,18 @@ pub trait Harness {
     /// for sled, to the store's own background thread).
     fn reopen_scanning(&mut self);
     /// Closes the store as a crash after its last write reached the data would, and opens
-    /// it again (a full scan, before the open returns).
+    /// it again (the index counted before the open returns, the messages swept by
+    /// `scan_step` and, for sled, the store's own background thread).
     fn reopen_after_crash(&mut self);
     /// One step of the open scan of at most `keys` keys; whether the scan is over.
     fn scan_step(&self, keys: usize) -> bool;
+    /// Whether the open scan is over.
+    fn scan_done(&self) -> bool;
+    /// A crash in the middle of `count` puts (their bytes stored, no entry), then an open;
+    /// the orphans' ids.
+    fn crash_leaving_orphans(&mut self, count: usize) -> Vec<u64>;
+    /// The number of messages stored, pending writes handed over first.
+    fn stored_messages(&self) -> usize;
     /// A checkpoint of the write-ahead log (sled only: the memory store keeps none).
     fn checkpoint(&self) {}
     /// An aged checkpoint of the write-ahead log: only the writes logged before the previous
@@ -104,6 +112,17 @@ impl Harness for MemoryHarness {
     fn scan_step(&self, keys: usize) -> bool {
         self.0.scan_step(keys).unwrap()
     }
+    fn scan_done(&self) -> bool {
+        self.0.open_scan_done()
+    }
+    fn crash_leaving_orphans(&mut self, count: usize) -> Vec<u64> {
+        let (store, ids) = self.0.crash_leaving_orphans(count).unwrap();
+        self.0 = store;
+        ids
+    }
+    fn stored_messages(&self) -> usize {
+        self.0.stored_messages().unwrap()
+    }
     fn crash_in_queue_delete(&mut self, queue: &str, chunk: usize, chunks: usize) {
         self.0 = self
             .0
@@ -153,6 +172,20 @@ impl Harness for SledHarness {
     }
     fn scan_step(&self, keys: usize) -> bool {
         self.store().open_scan_step(keys).unwrap()
+    }
+    fn scan_done(&self) -> bool {
+        self.store().open_scan_done()
+    }
+    fn crash_leaving_orphans(&mut self, count: usize) -> Vec<u64> {
+        let ids = match self.store.take() {
+            Some(store) => store.crash_leaving_orphans(count).unwrap(),
+            None => Vec::new(),
+        };
+        self.store = Some(SledStore::open(self.dir.path()).unwrap());
+        ids
+    }
+    fn stored_messages(&self) -> usize {
+        self.store().stored_messages().unwrap()
     }
     fn checkpoint(&self) {
         self.store().checkpoint().unwrap();
