@@ -96,6 +96,31 @@ fn basic_get_while_loading_loads_the_head_and_counts_the_rest() {
     assert_eq!(drain(&q), want);
 }
 
+/// A connection's `basic.get` never reads the store itself: `try_get` answers `Load` while
+/// the head is stored and not loaded, the caller loads it (off the async runtime), and the
+/// next try gets it.
+#[test]
+fn try_get_while_the_head_is_not_loaded_asks_the_caller_to_load_it() {
+    let (_store, _broker, vhost, loader) = restart(&stored(5, FieldTable::new()));
+    let q = queue(&vhost, "q");
+    let never: warren_broker::spill::Waker = Arc::new(|| panic!("nothing to wake for"));
+    assert!(matches!(
+        q.try_get(false, || never.clone()),
+        warren_broker::GetResult::Load
+    ));
+    assert_eq!(q.messages_in_memory(), 0, "try_get read nothing");
+    q.load_head();
+    match q.try_get(true, || never.clone()) {
+        warren_broker::GetResult::Got(got) => {
+            assert_eq!(body(&got.message), "m1");
+            assert_eq!(got.remaining, 4);
+        }
+        other => panic!("after load_head: {other:?}"),
+    }
+    loader.run().unwrap();
+    assert_eq!(drain(&q), names(2..=5));
+}
+
 #[test]
 fn purge_while_loading_drops_what_is_not_loaded_too() {
     let (store, _broker, vhost, mut loader) = restart(&stored(9, FieldTable::new()));

@@ -109,3 +109,102 @@ async fn a_packed_durable_backlog_comes_back_intact_and_its_acks_reach_the_store
     server.shutdown().await.unwrap();
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// `queue.purge` of a durable queue whose backlog spilled runs on a blocking thread (it reads
+/// the spilled segments for the stored messages' ids); the connection answers it, then what
+/// followed it on the same channel, in order, and the purged messages do not come back after
+/// a restart.
+#[tokio::test]
+async fn a_purge_of_a_spilled_durable_backlog_is_answered_in_order_and_stays_purged() {
+    let dir = common::fresh_data_dir();
+    let d = dir.clone();
+    let server = common::start_with(move |c| {
+        c.data_dir = d;
+        c.queue_memory_budget_mib = 1;
+    })
+    .await;
+    let n = 4000;
+    {
+        let conn = common::connect(&server).await;
+        let ch = conn.create_channel().await.unwrap();
+        ch.confirm_select(ConfirmSelectOptions::default())
+            .await
+            .unwrap();
+        let durable = QueueDeclareOptions {
+            durable: true,
+            ..Default::default()
+        };
+        ch.queue_declare("backlog", durable, FieldTable::default())
+            .await
+            .unwrap();
+        let pad = "x".repeat(1000);
+        let mut confirms = Vec::with_capacity(n);
+        for i in 0..n {
+            let body = format!("message {i} {pad}");
+            let props = BasicProperties::default().with_delivery_mode(2);
+            let c = ch
+                .basic_publish(
+                    "",
+                    "backlog",
+                    BasicPublishOptions::default(),
+                    body.as_bytes(),
+                    props,
+                )
+                .await
+                .unwrap();
+            confirms.push(c);
+        }
+        for c in confirms {
+            assert!(c.await.unwrap().is_ack());
+        }
+        let spill = dir.join("spill");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !std::fs::read_dir(&spill)
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .any(|e| e.path().extension().is_some_and(|x| x == "seg"))
+            })
+            .unwrap_or(false)
+        {
+            assert!(std::time::Instant::now() < deadline, "nothing spilled");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        // The purge, then at once a publish and a get on the same channel: answered in order.
+        let purge = ch.queue_purge("backlog", QueuePurgeOptions::default());
+        let props = BasicProperties::default().with_delivery_mode(2);
+        let publish = ch.basic_publish(
+            "",
+            "backlog",
+            BasicPublishOptions::default(),
+            b"after the purge",
+            props,
+        );
+        let (purged, published) = tokio::join!(purge, publish);
+        assert_eq!(purged.unwrap() as usize, n);
+        assert!(published.unwrap().await.unwrap().is_ack());
+        let got = ch
+            .basic_get("backlog", BasicGetOptions { no_ack: false })
+            .await
+            .unwrap()
+            .expect("the message published after the purge");
+        assert_eq!(got.delivery.data, b"after the purge");
+        assert_eq!(got.message_count, 0);
+        // Left unacked: it comes back after the restart, alone.
+    }
+    server.shutdown().await.unwrap();
+
+    let d = dir.clone();
+    let server = common::start_with(move |c| c.data_dir = d).await;
+    let conn = common::connect(&server).await;
+    let ch = conn.create_channel().await.unwrap();
+    let q = common::passive_queue(&ch, "backlog").await.unwrap();
+    assert_eq!(q.message_count(), 1, "purged messages stay gone");
+    let got = ch
+        .basic_get("backlog", BasicGetOptions { no_ack: true })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.delivery.data, b"after the purge");
+    server.shutdown().await.unwrap();
+    let _ = std::fs::remove_dir_all(dir);
+}

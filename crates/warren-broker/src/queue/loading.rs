@@ -514,8 +514,10 @@ impl Queue {
     }
 
     /// Loads until the next message to hand out is in memory (a `basic.get` on a queue still
-    /// loading). A store error leaves the queue as it is: the get finds what is loaded.
-    pub(super) fn load_head(self: &Arc<Self>) {
+    /// loading, after [`GetResult::Load`](super::GetResult::Load)). Reads the store: never on
+    /// the async runtime. A store error leaves the queue as it is: the get finds what is
+    /// loaded.
+    pub fn load_head(self: &Arc<Self>) {
         while self.state.lock().head_not_loaded() {
             match self.load_batch(LOAD_BATCH) {
                 Ok(true) => {}

@@ -115,6 +115,9 @@ pub enum GetResult {
     /// The head is in a spilled segment that is being read: the waker given runs when it is
     /// back (or another segment is), and the get is to be tried again then.
     Wait,
+    /// The head is a stored entry of a queue still loading: the caller runs
+    /// [`Queue::load_head`] on a thread that may block (it reads the store), then tries again.
+    Load,
 }
 
 impl Drop for Queue {
@@ -522,17 +525,20 @@ impl Queue {
         }
     }
 
-    /// `basic.get` without waiting: the next ready message, none, or [`GetResult::Wait`] when
-    /// the head is in a spilled segment being read; the waker `wake` makes then runs once it may
-    /// be back (made only then: a get that answers at once allocates nothing). The
-    /// The disk is never read here, so a connection task calling it never blocks.
+    /// `basic.get` without waiting: the next ready message, none, [`GetResult::Wait`] when
+    /// the head is in a spilled segment being read (the waker `wake` makes then runs once it
+    /// may be back; made only then: a get that answers at once allocates nothing), or
+    /// [`GetResult::Load`] when it is in the store, not loaded yet. Neither the spill area
+    /// nor the store is read here, so a connection task calling it never blocks.
     pub fn try_get(
         self: &Arc<Self>,
         no_ack: bool,
         wake: impl FnOnce() -> crate::spill::Waker,
     ) -> GetResult {
-        self.load_head();
         let mut s = self.state.lock();
+        if s.head_not_loaded() {
+            return GetResult::Load;
+        }
         let mut fx = Effects::default();
         let got = s.try_get(no_ack, now_ms(), &mut fx);
         if got.is_err() {
@@ -559,6 +565,7 @@ impl Queue {
             match self.try_get(no_ack, || wake.clone()) {
                 GetResult::Got(g) => return Some(g),
                 GetResult::Empty => return None,
+                GetResult::Load => self.load_head(),
                 GetResult::Wait => {
                     // A spill area that stopped wakes nobody: give up after a while.
                     if rx.recv_timeout(std::time::Duration::from_secs(10)).is_err() {
@@ -569,16 +576,35 @@ impl Queue {
         }
     }
 
-    /// Drops all ready messages; returns how many.
+    /// Drops all ready messages; returns how many. May block reading the disk (see
+    /// [`Queue::purge_may_block`]), but never reads it under the state lock, so publishers and
+    /// consumers of the queue go on meanwhile.
     pub fn purge(self: &Arc<Self>) -> u32 {
         let mut s = self.state.lock();
         let mut fx = Effects::default();
-        let n = s.purge(&mut fx);
+        let (n, taken) = s.purge_taking(&mut fx);
         self.conclude(s, fx);
+        if let Some(mut taken) = taken {
+            // The stored messages of the spilled segments: read here, removed from the store
+            // under the lock again (as `forget` does, so a deletion meanwhile is seen).
+            let mut gone = Vec::new();
+            taken.clear(Some(&mut gone));
+            if !gone.is_empty() {
+                let _locked = self.state.lock();
+                self.record(&[], &gone);
+            }
+        }
         // Stored messages not loaded yet are removed from the store now, batch by batch, so
         // that a restart cannot bring them back.
         self.sweep_purged();
         n as u32
+    }
+
+    /// True when [`Queue::purge`] may read the disk (spilled segments of a durable queue, or
+    /// stored entries not loaded yet): callers on the async runtime run it on a blocking
+    /// thread then.
+    pub fn purge_may_block(&self) -> bool {
+        self.state.lock().purge_may_block()
     }
 
     /// Ready messages.

@@ -145,7 +145,6 @@ impl PackedFifo {
     }
 
     /// Segments spilled now.
-    #[cfg(test)]
     pub fn spilled(&self) -> usize {
         self.segments.spilled()
     }

@@ -410,6 +410,15 @@ impl ReadyList {
         }
     }
 
+    /// Segments spilled now.
+    pub fn spilled(&self) -> usize {
+        self.levels
+            .iter()
+            .filter_map(|l| l.packed.as_ref())
+            .map(|f| f.spilled())
+            .sum()
+    }
+
     /// Drops every message, listing `(seq, store id)` of those with a store id in `stored` when
     /// asked. Packed ones are not unpacked.
     pub fn clear(&mut self, mut stored: Option<&mut Vec<(u64, MessageId)>>) {
@@ -462,15 +471,6 @@ impl ReadyList {
             .iter()
             .filter_map(|l| l.packed.as_ref())
             .map(|f| f.allocated())
-            .sum()
-    }
-
-    /// Segments spilled now.
-    pub fn spilled(&self) -> usize {
-        self.levels
-            .iter()
-            .filter_map(|l| l.packed.as_ref())
-            .map(|f| f.spilled())
             .sum()
     }
 

@@ -103,7 +103,6 @@ impl Segments {
     }
 
     /// Segments that are spilled now.
-    #[cfg(test)]
     pub fn spilled(&self) -> usize {
         self.list
             .iter()

@@ -80,7 +80,7 @@ fn a_get_on_a_slowly_read_head_waits_without_holding_up_another_queue() {
                 next += 1;
             }
             GetResult::Wait => break next,
-            GetResult::Empty => panic!("the spilled head was never waited for"),
+            GetResult::Empty | GetResult::Load => panic!("the spilled head was never waited for"),
         }
     };
     // While A's head is read: B publishes and gets, A takes a publish and counts right, and

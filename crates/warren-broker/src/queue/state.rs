@@ -427,6 +427,25 @@ impl QueueState {
         n + self.purge_unloaded(fx)
     }
 
+    /// As [`QueueState::purge`], except that a durable queue's ready list with spilled
+    /// segments is handed back whole instead of listed in `gone`: listing its stored messages
+    /// reads those segments, which the caller does without the state lock.
+    pub fn purge_taking(&mut self, fx: &mut Effects) -> (usize, Option<ReadyList>) {
+        if !self.durable || self.ready.spilled() == 0 {
+            return (self.purge(fx), None);
+        }
+        let n = self.ready.len();
+        let empty = self.ready.empty_like();
+        let taken = std::mem::replace(&mut self.ready, empty);
+        (n + self.purge_unloaded(fx), Some(taken))
+    }
+
+    /// True when a purge may read the disk: a durable queue's spilled segments, or stored
+    /// entries not loaded yet.
+    pub fn purge_may_block(&self) -> bool {
+        self.durable && (self.ready.spilled() > 0 || self.loading.is_some() || self.sweep_below > 0)
+    }
+
     /// Drops every ready message without listing stored ones (the queue is being deleted, and
     /// the store drops its records in one go), so spilled segments are not read; returns how
     /// many there were.

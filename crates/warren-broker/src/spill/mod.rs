@@ -397,6 +397,11 @@ impl SpillArea {
             SlotState::Failed => None,
             SlotState::OnDisk(at) | SlotState::Loading(at) => {
                 drop(state);
+                // The slow-disk test hook covers this thread's reads too.
+                let delay = self.read_delay_us.load(Ordering::Relaxed);
+                if delay > 0 {
+                    std::thread::sleep(std::time::Duration::from_micros(delay));
+                }
                 let read = io::read(&at);
                 if read.is_none() {
                     self.lost_segments.fetch_add(1, Ordering::Relaxed);

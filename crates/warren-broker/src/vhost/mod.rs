@@ -477,11 +477,6 @@ impl VHost {
         self.forget_exchanges(&gone)
     }
 
-    /// `queue.purge`.
-    pub fn purge_queue(&self, name: &ShortStr, connection: u64) -> Result<u32, BrokerError> {
-        Ok(self.queue(name, connection)?.purge())
-    }
-
     /// `queue.delete`. Deleting a missing queue succeeds with a count of 0, as in RabbitMQ 3.10.
     pub fn delete_queue(
         &self,

@@ -306,7 +306,10 @@ pub async fn purge(
         &name,
         Refusal::AccessRefused,
     )?;
-    q.purge();
+    // A purge may read spilled segments and stored entries: off the runtime's threads.
+    tokio::task::spawn_blocking(move || q.purge())
+        .await
+        .map_err(|e| ApiError::BadRequest(format!("purge stopped: {e}")))?;
     Ok(no_content())
 }
 
@@ -351,22 +354,37 @@ pub async fn get_messages(
         .get("truncate")
         .and_then(Value::as_u64)
         .map(|t| t as usize);
+    // A get may wait for a spilled segment or read stored entries: off the runtime's threads.
+    let taken = tokio::task::spawn_blocking(move || {
+        let mut taken = Vec::new();
+        let mut held = Vec::new();
+        for _ in 0..count {
+            // Requeued messages are held until the end, as RabbitMQ's channel holds them, so
+            // one request does not read the same message twice.
+            let Some(got) = q.get(!requeue) else {
+                break;
+            };
+            if requeue {
+                held.push(got.seq);
+            }
+            taken.push(got);
+        }
+        if !held.is_empty() {
+            q.settle(&held, Settle::Requeue);
+        }
+        taken
+    })
+    .await
+    .map_err(|e| ApiError::BadRequest(format!("get stopped: {e}")))?;
+    if (taken.len() as u64) < count {
+        m.stats.count_api(&v, "get_empty", 1);
+    }
     let mut out = Vec::new();
-    let mut held = Vec::new();
-    for _ in 0..count {
-        // Requeued messages are held until the end, as RabbitMQ's channel holds them, so one
-        // request does not read the same message twice.
-        let Some(got) = q.get(!requeue) else {
-            m.stats.count_api(&v, "get_empty", 1);
-            break;
-        };
+    for got in taken {
         m.stats
             .count_api(&v, if requeue { "get" } else { "get_no_ack" }, 1);
         if got.redelivered {
             m.stats.count_api(&v, "redeliver", 1);
-        }
-        if requeue {
-            held.push(got.seq);
         }
         let body = &got.message.body;
         let shown = &body[..truncate.map_or(body.len(), |t| t.min(body.len()))];
@@ -388,9 +406,6 @@ pub async fn get_messages(
             "payload": payload,
             "payload_encoding": encoding,
         }));
-    }
-    if !held.is_empty() {
-        q.settle(&held, Settle::Requeue);
     }
     Ok(ok(Value::Array(out)))
 }

@@ -124,7 +124,8 @@ impl Channel {
     }
 
     /// Answers a `basic.get` on `queue` (again, for a parked one); parks it in
-    /// [`Ctx::get_parked`] when the queue's head is being read back from the spill area: the
+    /// [`Ctx::get_parked`] when the queue's head is being read back from the spill area, or
+    /// from the store by a blocking task (a queue still loading after a restart): the
     /// connection then handles no more input until a [`ConnEvent::GetReady`] answers it.
     ///
     /// [`ConnEvent::GetReady`]: crate::connection::ConnEvent::GetReady
@@ -134,6 +135,20 @@ impl Channel {
             GetResult::Empty => {
                 self.stats.get_empty.add(1);
                 ctx.send(self.id, BasicGetEmpty);
+                return;
+            }
+            GetResult::Load => {
+                // The store is read on tokio's blocking pool, never on this task.
+                let (q, wake) = (queue.clone(), ctx.get_waker());
+                tokio::task::spawn_blocking(move || {
+                    q.load_head();
+                    wake();
+                });
+                ctx.get_parked = Some(ParkedGet {
+                    channel: self.id,
+                    queue,
+                    no_ack,
+                });
                 return;
             }
             GetResult::Wait => {

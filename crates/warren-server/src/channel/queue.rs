@@ -96,7 +96,13 @@ impl Channel {
         let queue = self.resolve_queue(&m.queue)?;
         self.access
             .check(ctx, Access::Read, Kind::Queue, queue.as_bytes())?;
-        let message_count = ctx.vhost.purge_queue(&queue, ctx.id)?;
+        let q = ctx.vhost.queue(&queue, ctx.id)?;
+        if q.purge_may_block() {
+            // Spilled segments or stored entries to read: not on this task.
+            ctx.purge_blocking(self.id, m.no_wait, move || q.purge());
+            return Ok(());
+        }
+        let message_count = q.purge();
         if !m.no_wait {
             ctx.send(self.id, QueuePurgeOk { message_count });
         }

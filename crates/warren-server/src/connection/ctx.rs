@@ -40,6 +40,15 @@ pub enum ConnEvent {
     },
     /// A spilled segment a parked `basic.get` waited for may be back: try it again.
     GetReady,
+    /// A parked `queue.purge` finished.
+    Purged {
+        /// The channel it came on.
+        channel: u16,
+        /// Messages purged.
+        message_count: u32,
+        /// No `queue.purge-ok` wanted.
+        no_wait: bool,
+    },
     /// A queue that paused this connection's reading got its spilled segments written.
     SpillWritten,
     /// A store sync this connection asked for finished.
@@ -173,12 +182,16 @@ pub struct Ctx {
     /// The queues under spill back-pressure (`Queue::spill_pressure`) that messages of this
     /// batch went to: the connection pauses reading after the batch, until they are written.
     pub spill_pressing: Vec<Arc<warren_broker::Queue>>,
-    /// A `basic.get` whose queue head is being read back from the spill area: the connection
-    /// handles no more input (later methods must follow its answer) until it is answered.
+    /// A `basic.get` whose queue head is being read back from the spill area or the store: the
+    /// connection handles no more input (later methods must follow its answer) until it is
+    /// answered.
     pub get_parked: Option<ParkedGet>,
+    /// A `queue.purge` running on a blocking thread (it reads the disk): held back as
+    /// [`Ctx::get_parked`] is, until [`ConnEvent::Purged`] answers it.
+    pub purge_parked: bool,
 }
 
-/// A `basic.get` waiting for its queue's spilled head (see [`Ctx::get_parked`]).
+/// A `basic.get` waiting for its queue's spilled or stored head (see [`Ctx::get_parked`]).
 #[derive(Debug)]
 pub struct ParkedGet {
     /// The channel it came on.
@@ -235,6 +248,31 @@ impl Ctx {
     /// Queues a method frame for writing.
     pub fn send(&mut self, channel: u16, method: impl Into<Method>) {
         encode_method(&mut self.out, channel, &method.into());
+    }
+
+    /// True while a `basic.get` or a `queue.purge` holds back the input that follows it.
+    pub fn parked(&self) -> bool {
+        self.get_parked.is_some() || self.purge_parked
+    }
+
+    /// Runs `purge` on tokio's blocking pool (it reads the disk) and holds input back until
+    /// its answer arrives as [`ConnEvent::Purged`].
+    pub fn purge_blocking(
+        &mut self,
+        channel: u16,
+        no_wait: bool,
+        purge: impl FnOnce() -> u32 + Send + 'static,
+    ) {
+        let tx = self.sink.tx.clone();
+        self.purge_parked = true;
+        tokio::task::spawn_blocking(move || {
+            let message_count = purge();
+            let _ = tx.send(ConnEvent::Purged {
+                channel,
+                message_count,
+                no_wait,
+            });
+        });
     }
 
     /// A waker that tells this connection to try its parked `basic.get` again (runs on the

@@ -25,8 +25,8 @@ use tokio::time::Instant;
 use warren_broker::{Broker, Delivery, Settle};
 use warren_codec::{
     ChannelOpenOk, ConnectionBlocked, ConnectionClose, ConnectionCloseOk, ConnectionUnblocked,
-    ConnectionUpdateSecretOk, Frame, FrameDecoder, Method, ReplyCode, ShortStr, encode_heartbeat,
-    encode_method,
+    ConnectionUpdateSecretOk, Frame, FrameDecoder, Method, QueuePurgeOk, ReplyCode, ShortStr,
+    encode_heartbeat, encode_method,
 };
 
 pub use ctx::{ConnEvent, ConnSink, Ctx, ParkedGet, Signals, SyncPurpose};
@@ -189,6 +189,7 @@ pub async fn run<S: Stream>(
             topic_generation,
             spill_pressing: Vec::new(),
             get_parked: None,
+            purge_parked: false,
         },
         channels: HashMap::default(),
         channel_max: if negotiated.channel_max == 0 {
@@ -302,7 +303,7 @@ impl<S: Stream> Connection<S> {
         loop {
             self.make_read_room();
             tokio::select! {
-                read = self.stream.read_buf(&mut self.inbuf), if !self.blocked && !self.confirm_paused && !self.spill_paused && self.ctx.get_parked.is_none() => match read {
+                read = self.stream.read_buf(&mut self.inbuf), if !self.blocked && !self.confirm_paused && !self.spill_paused && !self.ctx.parked() => match read {
                     Ok(0) | Err(_) => return,
                     Ok(n) => {
                         self.stats.recv_oct.add(n as u64);
@@ -553,7 +554,7 @@ impl<S: Stream> Connection<S> {
         if !self.blocked
             && !self.confirm_paused
             && !self.spill_paused
-            && self.ctx.get_parked.is_none()
+            && !self.ctx.parked()
             && now.duration_since(self.last_recv) >= self.heartbeat * 2
         {
             tracing::warn!(timeout = ?self.heartbeat, "missed heartbeats from client");
@@ -569,8 +570,9 @@ impl<S: Stream> Connection<S> {
         self.ctx.batch_time_ms = warren_broker::now_ms();
         self.ctx.refresh_topic_access();
         loop {
-            // A parked `basic.get` holds back what follows it (see `Ctx::get_parked`).
-            if matches!(self.state, State::Done | State::Aborted) || self.ctx.get_parked.is_some() {
+            // A parked `basic.get` or `queue.purge` holds back what follows it (see
+            // `Ctx::get_parked`).
+            if matches!(self.state, State::Done | State::Aborted) || self.ctx.parked() {
                 return;
             }
             match self.decoder.decode(&mut self.inbuf) {
@@ -791,6 +793,22 @@ impl<S: Stream> Connection<S> {
                 }
             }
             ConnEvent::GetReady => self.retry_parked_get(),
+            ConnEvent::Purged {
+                channel,
+                message_count,
+                no_wait,
+            } => {
+                self.ctx.purge_parked = false;
+                if !no_wait
+                    && self
+                        .channels
+                        .get(&channel)
+                        .is_some_and(|ch| !ch.is_closing())
+                {
+                    self.ctx.send(channel, QueuePurgeOk { message_count });
+                }
+                self.resume_after_park();
+            }
             ConnEvent::SpillWritten => self.resume_after_spill(),
             ConnEvent::Synced {
                 channel,
@@ -825,7 +843,12 @@ impl<S: Stream> Connection<S> {
             // Cannot happen while input is held back; nothing to answer.
             _ => {}
         }
-        if self.ctx.get_parked.is_none()
+        self.resume_after_park();
+    }
+
+    /// Once nothing is parked: handles the input a parked method held back.
+    fn resume_after_park(&mut self) {
+        if !self.ctx.parked()
             && !self.blocked
             && !self.confirm_paused
             && !self.spill_paused
@@ -850,8 +873,10 @@ impl<S: Stream> Connection<S> {
         tracing::info!(code = e.code.code(), text = %e.text, "closing connection");
         let method = close_method(&e);
         self.ctx.send(0, method);
-        // A parked `basic.get` is never answered now: input is read again for close-ok.
+        // A parked `basic.get` or `queue.purge` is never answered now: input is read again for
+        // close-ok.
         self.ctx.get_parked = None;
+        self.ctx.purge_parked = false;
         self.state = State::Closing(Instant::now() + Duration::from_secs(3));
     }
 
