@@ -53,6 +53,10 @@ pub struct Broker {
     timers: Arc<Timers>,
     /// Where queues spill packed backlogs past their memory budget; none: they never spill.
     spill: Option<Arc<crate::spill::SpillArea>>,
+    /// Where durable queues ask the loader for their stored messages (after a restart, or once
+    /// a deep backlog was left in the store), and the window of them each keeps in memory.
+    load_requests: Arc<crate::queue::LoadRequests>,
+    load_window: crate::queue::Window,
     /// False once the broker is stopping: queues keep their messages rather than hand them to
     /// consumers whose connections are closing (see [`Broker::stop_delivering`]).
     delivering: Arc<AtomicBool>,
@@ -105,6 +109,8 @@ impl Broker {
             next_message_id: Arc::new(AtomicU64::new(store.next_message_id().unwrap_or(1))),
             timers: Arc::new(Timers::new()),
             spill: None,
+            load_requests: Arc::default(),
+            load_window: crate::queue::Window::default(),
             delivering: Arc::new(AtomicBool::new(true)),
             tracking: Arc::default(),
             topic_generation: AtomicU64::new(0),
@@ -143,6 +149,12 @@ impl Broker {
         self.spill = Some(area);
     }
 
+    /// Sets the window of stored messages a durable queue keeps in memory, after a restart and
+    /// once its backlog is deep (set before vhosts are added; tests use small ones).
+    pub fn set_load_window(&mut self, window: crate::queue::Window) {
+        self.load_window = window;
+    }
+
     /// The spill area, if queues spill (tests slow its writer through it).
     pub fn spill_area(&self) -> Option<&Arc<crate::spill::SpillArea>> {
         self.spill.as_ref()
@@ -169,6 +181,7 @@ impl Broker {
                     self.queue_totals.clone(),
                 )
                 .with_spill(self.spill.clone())
+                .with_store_backlog(self.load_requests.clone(), self.load_window)
             })
             .clone()
     }
@@ -298,7 +311,10 @@ impl Broker {
         );
         // Bindings are back, so the dead letters of messages that expired while the broker
         // was down can be routed as the loader finds them.
-        Ok((found, Loader::new(queues)))
+        Ok((
+            found,
+            Loader::new(queues, self.load_requests.clone(), self.load_window),
+        ))
     }
 }
 

@@ -10,7 +10,9 @@
 //!
 //! A restart leaves the durable queues *loading* (issue 16): their stored messages come back
 //! one per queue at each `LoadBatch` step, interleaved with everything else, and only up to
-//! a window of two in memory: a queue holding two parks until it drains and asks for more. The model knows
+//! a window of two in memory: a queue holding two parks until it drains and asks for more. A
+//! running durable queue holding two leaves the next persistent messages in the store and
+//! loads them the same way. The model knows
 //! nothing of it: a loading queue must answer as the loaded one. Two things are allowed to lag
 //! and are checked once they catch up: deliveries to a consumer of a queue still loading
 //! (and so that queue's count, and settling what it was not sent yet), and the store entries
@@ -281,16 +283,18 @@ fn declare(vhost: &VHost, qi: usize, overflow_reject: bool) {
 
 impl Real {
     fn open(store: Arc<MemoryStore>) -> (Broker, Arc<VHost>, Loader) {
-        let broker = Broker::with_store(store);
-        let (_, loader) = broker.recover_definitions(&FirstBoot::default()).unwrap();
-        let vhost = broker.vhost("/").unwrap();
-        // A window of two messages: loading queues park and ask for more as they drain.
+        // A window of two messages: loading queues park and ask for more as they drain, and a
+        // running durable queue holding two leaves the next stored ones in the store.
         let window = LoadWindow {
             high: 2,
             high_bytes: u64::MAX,
             low: 1,
         };
-        (broker, vhost, loader.with_batch(1).with_window(window))
+        let mut broker = Broker::with_store(store);
+        broker.set_load_window(window);
+        let (_, loader) = broker.recover_definitions(&FirstBoot::default()).unwrap();
+        let vhost = broker.vhost("/").unwrap();
+        (broker, vhost, loader.with_batch(1))
     }
 
     /// Loads the rest of a queue's stored messages, so its consumer's deliveries catch up.
@@ -819,6 +823,21 @@ fn drop_head_while_loading_dead_letters_at_once() {
         Op::Restart,
         Op::LoadBatch,
         publish_all(false),
+    ];
+    run(&ops, false).unwrap();
+}
+
+/// Found once running durable queues left deep backlogs in the store: a purge took the stored
+/// region before the loader ever read it, so its sweep had no cursor and the purged persistent
+/// message stayed in the store.
+#[test]
+fn a_purge_of_a_stored_region_never_read_removes_it_from_the_store() {
+    let ops = [
+        publish_all(false),
+        publish_all(false),
+        publish_all(true),
+        Op::Purge { queue: 0 },
+        Op::Purge { queue: 1 },
     ];
     run(&ops, false).unwrap();
 }

@@ -159,10 +159,10 @@ impl Server {
         } else {
             None
         };
-        // The listeners are bound: clients can connect while messages load.
-        if !loader.is_done() {
-            loader.spawn()?;
-        }
+        // The listeners are bound: clients can connect while messages load. The loader stays
+        // for the broker's life: a deep durable queue leaves its backlog in the store and asks
+        // it for the messages back.
+        loader.spawn()?;
         if config.loopback_only_default_user {
             // `guest` by name as well, as RabbitMQ's `loopback_users` default: a directory seeded
             // with guest/guest keeps that user after `default_user` is changed.

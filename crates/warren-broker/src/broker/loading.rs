@@ -35,15 +35,20 @@ pub struct Loader {
 }
 
 impl Loader {
-    /// A loader for `queues`, as recovery left them.
-    pub(crate) fn new(queues: Vec<Arc<Queue>>) -> Self {
+    /// A loader for `queues`, as recovery left them, serving also the running queues that
+    /// ask through `requests` (deep durable queues that left their stored backlog in the store).
+    pub(crate) fn new(
+        queues: Vec<Arc<Queue>>,
+        requests: Arc<LoadRequests>,
+        window: LoadWindow,
+    ) -> Self {
         let weak: Vec<Weak<Queue>> = queues.iter().map(Arc::downgrade).collect();
         Loader {
             active: weak.clone(),
             loading: weak,
-            requests: Arc::default(),
+            requests,
             batch: LOAD_BATCH,
-            window: LoadWindow::default(),
+            window,
         }
     }
 
@@ -59,9 +64,16 @@ impl Loader {
         self
     }
 
-    /// True once every queue is loaded (or gone).
+    /// True once every queue recovery left loading is loaded (or gone), and no running queue
+    /// is being loaded.
     pub fn is_done(&self) -> bool {
-        self.loading.is_empty()
+        self.loading.is_empty() && self.active.is_empty()
+    }
+
+    /// True while the broker (through its queues and vhosts) may still ask this loader for
+    /// more: some handle to its requests other than its own is alive.
+    fn may_be_asked(&self) -> bool {
+        Arc::strong_count(&self.requests) > 1
     }
 
     /// True when no queue is taking turns: the rest are parked until they ask.
@@ -151,9 +163,9 @@ impl Loader {
         Ok(())
     }
 
-    /// Loads on a thread of its own (store reads block: never on the async runtime) until
-    /// every queue is loaded or gone, serving parked queues as they ask; logs how long the
-    /// first windows took.
+    /// Loads on a thread of its own (store reads block: never on the async runtime) for as
+    /// long as the broker lives, serving parked queues as they ask; logs how long the first
+    /// windows took.
     pub fn spawn(mut self) -> std::io::Result<std::thread::JoinHandle<()>> {
         std::thread::Builder::new()
             .name("warren-loader".into())
@@ -161,7 +173,7 @@ impl Loader {
                 let started = std::time::Instant::now();
                 let queues = self.loading.len();
                 let mut announced = false;
-                while !self.is_done() {
+                while !self.is_done() || self.may_be_asked() {
                     if let Err(e) = self.turn(Some(IDLE_CHECK)) {
                         tracing::error!(
                             error = %e,

@@ -1,4 +1,5 @@
-//! A durable queue whose stored messages are still being read back after a restart.
+//! A durable queue whose stored messages are still being read back: after a restart, or once
+//! its backlog ran deep while it ran.
 //!
 //! The broker opens its port once definitions are back; each durable queue starts *loading*:
 //! it knows how many entries its store index holds and where they end ([`QueueExtent`]), and
@@ -31,6 +32,14 @@
 //! Not exact while loading: `x-max-length-bytes` counts only loaded and held bodies (the
 //! index does not record sizes), and an expired message not loaded yet is counted until it
 //! is loaded and dropped (as RabbitMQ, which expires messages at the head only).
+//!
+//! A *running* durable queue that holds a full window in memory enters the same state when a
+//! persistent message arrives ([`QueueState::leave_in_store`]): that message and the stored ones
+//! after it stay in the store, where they already are, instead of in memory or written a second
+//! time to the spill area (which keeps transient messages and the window's overflow). The queue
+//! is parked at once and asks the loader, which lives as long as the broker, when its consumers
+//! take it below the low mark; it leaves loading when the region is read, and may enter it
+//! again. Not for priority queues nor length-limited ones.
 //!
 //! Locks: a batch is read from the store holding only the queue's `loader` mutex (so two
 //! loaders never read the same batch), then applied under the state lock. Lock order:
@@ -170,6 +179,40 @@ impl QueueState {
                 ..Loading::default()
             });
         }
+    }
+
+    /// A running durable queue that already holds a full `window` in memory leaves the stored
+    /// message `r` (and the stored ones after it) in the store, where it is already, instead of
+    /// keeping it in memory or writing it again to the spill area: the queue begins loading
+    /// from `r` on, exactly as after a restart, parked until its consumers take it below the
+    /// window's low mark. Not for priority queues (any later message may outrank the loaded
+    /// ones) nor length-limited ones (a publish to a loading one loads the rest first).
+    pub(super) fn leave_in_store(&mut self, r: &Ready) {
+        let Some((requests, window)) = &self.store_backlog else {
+            return;
+        };
+        if self.loading.is_some()
+            || (self.ready.len() < window.high && self.ready.bytes() < window.high_bytes)
+            || self.args.max_priority.is_some()
+            || self.args.max_length.is_some()
+            || self.args.max_length_bytes.is_some()
+            || self.stored(&r.message).is_none()
+        {
+            return;
+        }
+        let parked = Some((requests.clone(), window.low, window.high_bytes / 2));
+        self.loading = Some(Loading {
+            end: r.seq,
+            held: self.ready.empty_like(),
+            parked,
+            ..Loading::default()
+        });
+        self.resume_at = Some(r.seq);
+    }
+
+    /// Where the loader starts, for a queue that began loading while running (once).
+    fn take_resume(&mut self) -> Option<u64> {
+        self.resume_at.take()
     }
 
     /// True while stored entries wait to be loaded.
@@ -396,7 +439,8 @@ impl Queue {
 
     /// True while stored messages wait to be loaded (or removed after a purge).
     pub fn loading(&self) -> bool {
-        self.loader.lock().is_some()
+        let loader = self.loader.lock();
+        loader.is_some() || self.state.lock().is_loading()
     }
 
     /// Reads the next batch of at most `max` stored entries and applies it; returns whether
@@ -422,7 +466,11 @@ impl Queue {
         park: Option<(&Window, &Arc<LoadRequests>)>,
     ) -> Result<LoadStep, StoreError> {
         let mut loader = self.loader.lock();
-        let Some(cursor) = *loader else {
+        let resumed = match *loader {
+            Some(_) => None,
+            None => self.state.lock().take_resume(),
+        };
+        let Some(cursor) = loader.or(resumed.map(|next| Cursor { next })) else {
             return Ok(LoadStep::Done);
         };
         let Some(store) = self.store.as_ref().filter(|_| !self.is_deleted()) else {

@@ -168,6 +168,10 @@ impl Queue {
         let state = QueueState::with_args(store.is_some(), args.clone(), now_ms());
         let delivering = host.upgrade().map(|h| h.delivering.clone());
         let spill = host.upgrade().and_then(|h| h.spill().cloned());
+        let mut state = state;
+        if store.is_some() {
+            state.store_backlog = host.upgrade().and_then(|h| h.store_backlog().cloned());
+        }
         let queue = Arc::new(Queue {
             name,
             vhost: vhost.to_string(),

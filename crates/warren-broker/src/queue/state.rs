@@ -81,8 +81,18 @@ pub struct QueueState {
     /// Stored entries below this `seq` that the loader still reads were purged: it removes
     /// them from the store instead of queueing them.
     pub(super) sweep_below: u64,
+    /// Where the loader starts reading the stored region of a queue that began loading while
+    /// running, until it does (the loader's cursor is set under its own lock, which comes
+    /// before this state's). A purge keeps it: the sweep reads from there.
+    pub(super) resume_at: Option<u64>,
     /// Persistent messages here are in the store, so their comings and goings are reported.
     pub(super) durable: bool,
+    /// Where a durable queue whose backlog passed a window asks for its stored messages back,
+    /// and that window (see `loading::QueueState::leave_in_store`); `None`: it keeps them all.
+    pub(super) store_backlog: Option<(
+        std::sync::Arc<super::loading::LoadRequests>,
+        super::loading::Window,
+    )>,
     pub(super) args: QueueArgs,
     /// Last `basic.get`, redeclare or consumer activity (epoch ms), for `x-expires`.
     last_used: u64,
@@ -222,7 +232,9 @@ impl QueueState {
             returns: 0,
             redelivered: false,
         };
-        // While stored messages load, a new one waits behind them.
+        // A deep durable queue leaves new stored messages in the store; while stored messages
+        // load, a new one waits behind them.
+        self.leave_in_store(&ready);
         if let Some(ready) = self.hold(ready) {
             self.ready.push_back(ready);
         }

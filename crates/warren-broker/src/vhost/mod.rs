@@ -90,6 +90,9 @@ pub struct VHost {
     timers: Arc<Timers>,
     /// Where this vhost's queues spill (set once, before any queue exists).
     spill: std::sync::OnceLock<Arc<crate::spill::SpillArea>>,
+    /// Where a deep durable queue asks for its stored backlog back, and the window it keeps
+    /// in memory (set once, before any queue exists; see `queue::loading`).
+    store_backlog: std::sync::OnceLock<(Arc<crate::queue::LoadRequests>, crate::queue::Window)>,
     /// This vhost, for the queues it creates.
     me: Weak<VHost>,
     /// The broker's "queues may deliver" flag, handed to every queue.
@@ -133,6 +136,7 @@ impl VHost {
             ids,
             timers,
             spill: std::sync::OnceLock::new(),
+            store_backlog: std::sync::OnceLock::new(),
             me: me.clone(),
             delivering,
             queue_totals,
@@ -157,6 +161,23 @@ impl VHost {
 
     pub(crate) fn spill(&self) -> Option<&Arc<crate::spill::SpillArea>> {
         self.spill.get()
+    }
+
+    /// The vhost, letting its deep durable queues leave their stored backlog in the store past
+    /// `window`, to be loaded back through `requests`.
+    pub fn with_store_backlog(
+        self: Arc<Self>,
+        requests: Arc<crate::queue::LoadRequests>,
+        window: crate::queue::Window,
+    ) -> Arc<Self> {
+        let _ = self.store_backlog.set((requests, window));
+        self
+    }
+
+    pub(crate) fn store_backlog(
+        &self,
+    ) -> Option<&(Arc<crate::queue::LoadRequests>, crate::queue::Window)> {
+        self.store_backlog.get()
     }
 
     pub(crate) fn timers(&self) -> &Timers {
