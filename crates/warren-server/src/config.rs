@@ -66,6 +66,11 @@ pub struct Config {
     /// `<data_dir>/spill/`, in MiB; 0 (the default) derives it: a quarter of the memory
     /// watermark shared evenly by the queues, between 1 and 32 MiB per queue.
     pub queue_memory_budget_mib: u64,
+    /// Ready messages (at most; or 16 MiB of bodies) a durable queue keeps in memory of its
+    /// stored backlog: after a restart, and once a running queue holds this many, the
+    /// persistent messages after them stay in the store until consumers come near (default
+    /// 16384; at least 2).
+    pub queue_load_window: u64,
     /// At startup, before recovery, compact the store when its files are more than this many
     /// times what its live data needs (sled never shrinks its files by itself; a freshly
     /// compacted store is at about 1.7, see `warren_store::CompactPolicy`); 0 never compacts.
@@ -147,6 +152,7 @@ impl Default for Config {
             loopback_only_default_user: true,
             store_cache_mib: 64,
             queue_memory_budget_mib: 0,
+            queue_load_window: 16384,
             compact_on_start_ratio: 4.0,
             compact_on_start_min_mib: 64,
             online_compaction_ratio: 2.0,
@@ -390,6 +396,12 @@ impl Config {
             )));
         }
         check_memory_high_watermark(self.memory_high_watermark)?;
+        if self.queue_load_window < 2 {
+            return Err(ConfigError::Invalid(format!(
+                "queue_load_window {} must be at least 2",
+                self.queue_load_window
+            )));
+        }
         self.disk_free_limit.limit()?;
         // As RabbitMQ's schema: a positive number of milliseconds.
         if self.consumer_timeout == 0 {
@@ -462,6 +474,16 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// The window of stored messages a durable queue keeps in memory (`queue_load_window`).
+    pub fn load_window(&self) -> warren_broker::LoadWindow {
+        let high = usize::try_from(self.queue_load_window).unwrap_or(usize::MAX);
+        warren_broker::LoadWindow {
+            high,
+            high_bytes: 16 << 20,
+            low: high / 2,
+        }
     }
 
     /// Opens the spill area in `<data_dir>/spill/` (emptied: it only ever holds a running
@@ -559,6 +581,7 @@ mod tests {
             "online_compaction_ratio = 0.5\n",
             "online_compaction_ratio = inf\n",
             "store_cache_mib = 0\n",
+            "queue_load_window = 1\n",
         ] {
             std::fs::write(&file, bad).unwrap();
             assert!(

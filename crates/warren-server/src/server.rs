@@ -106,9 +106,11 @@ impl Server {
     pub async fn bind_with_store(config: Config, store: SharedStore) -> std::io::Result<Server> {
         let first_boot = config.first_boot();
         let spill = config.open_spill()?;
+        let window = config.load_window();
         let (broker, loader) = tokio::task::spawn_blocking(move || {
             let mut broker = Broker::with_store(store);
             broker.set_spill(spill);
+            broker.set_load_window(window);
             let (_, loader) = broker
                 .recover_definitions(&first_boot)
                 .map_err(|e| std::io::Error::other(format!("cannot recover durable state: {e}")))?;

@@ -53,13 +53,15 @@ impl Drop for Broker {
     }
 }
 
-/// Starts the binary with the smallest queue memory budget, 1 MiB.
-pub fn start_spilling(dir: &Path, port: u16) -> Broker {
-    Broker(Some(start_with_env(
-        dir,
-        port,
-        &[("WARREN_QUEUE_MEMORY_BUDGET_MIB", "1")],
-    )))
+/// Starts the binary with the smallest queue memory budget, 1 MiB, and durable queues keeping
+/// `window` stored messages in memory (`None`: the default, 16384).
+pub fn start_spilling(dir: &Path, port: u16, window: Option<u64>) -> Broker {
+    let window = window.map(|w| w.to_string());
+    let mut env = vec![("WARREN_QUEUE_MEMORY_BUDGET_MIB", "1")];
+    if let Some(w) = &window {
+        env.push(("WARREN_QUEUE_LOAD_WINDOW", w.as_str()));
+    }
+    Broker(Some(start_with_env(dir, port, &env)))
 }
 
 /// The spill area of a data directory.
