@@ -109,3 +109,23 @@ fn a_restart_brings_back_a_backlog_left_in_the_store() {
     let want: Vec<String> = (1..=12).map(|i| format!("m{i}")).collect();
     assert_eq!(drain(&queue(&vhost, "q")), want);
 }
+
+#[test]
+fn a_purge_removes_the_stored_backlog_and_the_queue_may_leave_the_next_one_in_the_store() {
+    let (store, _broker, vhost, _loader) = broker();
+    let q = queue(&vhost, "q");
+    for i in 1..=12 {
+        assert!(publish_to(&vhost, "q", message(&format!("m{i}"), true, None)));
+    }
+    assert!(q.loading());
+    assert_eq!(q.purge(), 12);
+    assert!(!q.loading());
+    assert_eq!(store.stats().queue_entries, 0, "the stored region was swept");
+    // The sweep is over: a deep backlog is left in the store again.
+    for i in 1..=12 {
+        assert!(publish_to(&vhost, "q", message(&format!("n{i}"), true, None)));
+    }
+    assert!(q.loading());
+    assert_eq!(q.messages_in_memory(), 4);
+    assert_eq!(q.message_count(), 12);
+}

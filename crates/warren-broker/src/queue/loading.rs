@@ -191,7 +191,11 @@ impl QueueState {
         let Some((requests, window)) = &self.store_backlog else {
             return;
         };
+        // Not while a purge's sweep is still to read the region before (it starts from
+        // `resume_at` too).
         if self.loading.is_some()
+            || self.sweep_below > 0
+            || self.resume_at.is_some()
             || (self.ready.len() < window.high && self.ready.bytes() < window.high_bytes)
             || self.args.max_priority.is_some()
             || self.args.max_length.is_some()
@@ -528,6 +532,10 @@ impl Queue {
         } else {
             LoadStep::More
         };
+        if step == LoadStep::Done {
+            // A purge's sweep, if any, read everything below its mark.
+            s.sweep_below = 0;
+        }
         *loader = (step != LoadStep::Done).then_some(Cursor { next });
         let now = self.now_if(&s, None);
         // No length check here: recovery keeps what was stored (as a loaded restart did); the
