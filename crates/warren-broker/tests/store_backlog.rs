@@ -34,27 +34,26 @@ fn broker() -> (Arc<MemoryStore>, Broker, Arc<VHost>, Loader) {
     (store, broker, vhost, loader.with_batch(2))
 }
 
+/// Publishes persistent `<prefix><i>` to `q` for each `i` of `range`: stored, not rejected.
+fn publish_persistent(vhost: &VHost, prefix: &str, range: std::ops::RangeInclusive<usize>) {
+    for i in range {
+        assert!(publish_to(
+            vhost,
+            "q",
+            message(&format!("{prefix}{i}"), true, None)
+        ));
+    }
+}
+
 #[test]
 fn a_deep_durable_backlog_stays_in_the_store_and_comes_back_in_order() {
     let (store, _broker, vhost, mut loader) = broker();
     let q = queue(&vhost, "q");
-    for i in 1..=20 {
-        assert!(publish_to(
-            &vhost,
-            "q",
-            message(&format!("m{i}"), true, None)
-        ));
-    }
+    publish_persistent(&vhost, "m", 1..=20);
     // A transient message and more persistent ones after it: held in memory behind the
     // stored region, in order.
     assert!(!publish_to(&vhost, "q", message("t", false, None)));
-    for i in 21..=22 {
-        assert!(publish_to(
-            &vhost,
-            "q",
-            message(&format!("m{i}"), true, None)
-        ));
-    }
+    publish_persistent(&vhost, "m", 21..=22);
     assert_eq!(q.message_count(), 23);
     assert!(q.loading(), "the queue left its backlog in the store");
     assert_eq!(q.messages_in_memory(), 4, "a window in memory");
@@ -77,13 +76,7 @@ fn a_deep_durable_backlog_stays_in_the_store_and_comes_back_in_order() {
     assert_eq!(store.stats().queue_entries, 0);
 
     // Deep again later: it leaves the backlog in the store once more.
-    for i in 1..=10 {
-        assert!(publish_to(
-            &vhost,
-            "q",
-            message(&format!("n{i}"), true, None)
-        ));
-    }
+    publish_persistent(&vhost, "n", 1..=10);
     assert!(q.loading());
     assert_eq!(q.messages_in_memory(), 4);
     loader.run_windowed().unwrap();
@@ -94,13 +87,7 @@ fn a_deep_durable_backlog_stays_in_the_store_and_comes_back_in_order() {
 #[test]
 fn a_restart_brings_back_a_backlog_left_in_the_store() {
     let (store, broker, vhost, _loader) = broker();
-    for i in 1..=12 {
-        assert!(publish_to(
-            &vhost,
-            "q",
-            message(&format!("m{i}"), true, None)
-        ));
-    }
+    publish_persistent(&vhost, "m", 1..=12);
     assert!(queue(&vhost, "q").loading());
     store.sync().unwrap();
     drop((vhost, broker));
@@ -114,17 +101,17 @@ fn a_restart_brings_back_a_backlog_left_in_the_store() {
 fn a_purge_removes_the_stored_backlog_and_the_queue_may_leave_the_next_one_in_the_store() {
     let (store, _broker, vhost, _loader) = broker();
     let q = queue(&vhost, "q");
-    for i in 1..=12 {
-        assert!(publish_to(&vhost, "q", message(&format!("m{i}"), true, None)));
-    }
+    publish_persistent(&vhost, "m", 1..=12);
     assert!(q.loading());
     assert_eq!(q.purge(), 12);
     assert!(!q.loading());
-    assert_eq!(store.stats().queue_entries, 0, "the stored region was swept");
+    assert_eq!(
+        store.stats().queue_entries,
+        0,
+        "the stored region was swept"
+    );
     // The sweep is over: a deep backlog is left in the store again.
-    for i in 1..=12 {
-        assert!(publish_to(&vhost, "q", message(&format!("n{i}"), true, None)));
-    }
+    publish_persistent(&vhost, "n", 1..=12);
     assert!(q.loading());
     assert_eq!(q.messages_in_memory(), 4);
     assert_eq!(q.message_count(), 12);

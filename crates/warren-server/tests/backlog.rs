@@ -48,6 +48,54 @@ async fn get(ch: &Channel, i: usize, no_ack: bool, redelivered: bool) -> lapin::
     d
 }
 
+/// Declares the durable queue `backlog` on `ch` (in confirm mode) and publishes `n` messages
+/// to it, `body(i)` with `properties(i)`, every one confirmed.
+async fn fill(
+    ch: &Channel,
+    n: usize,
+    body: impl Fn(usize) -> Vec<u8>,
+    properties: impl Fn(usize) -> BasicProperties,
+) {
+    ch.confirm_select(ConfirmSelectOptions::default())
+        .await
+        .unwrap();
+    let durable = QueueDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
+    ch.queue_declare("backlog", durable, FieldTable::default())
+        .await
+        .unwrap();
+    let mut confirms = Vec::with_capacity(n);
+    for i in 0..n {
+        let c = ch
+            .basic_publish(
+                "",
+                "backlog",
+                BasicPublishOptions::default(),
+                &body(i),
+                properties(i),
+            )
+            .await
+            .unwrap();
+        confirms.push(c);
+    }
+    for c in confirms {
+        assert!(c.await.unwrap().is_ack());
+    }
+}
+
+/// Starts the server again on `dir`, with a channel.
+async fn restart(
+    dir: &std::path::Path,
+) -> (warren_server::ServerHandle, lapin::Connection, Channel) {
+    let d = dir.to_path_buf();
+    let server = common::start_with(move |c| c.data_dir = d).await;
+    let conn = common::connect(&server).await;
+    let ch = conn.create_channel().await.unwrap();
+    (server, conn, ch)
+}
+
 #[tokio::test]
 async fn a_packed_durable_backlog_comes_back_intact_and_its_acks_reach_the_store() {
     let dir = common::fresh_data_dir();
@@ -56,33 +104,7 @@ async fn a_packed_durable_backlog_comes_back_intact_and_its_acks_reach_the_store
     {
         let conn = common::connect(&server).await;
         let ch = conn.create_channel().await.unwrap();
-        ch.confirm_select(ConfirmSelectOptions::default())
-            .await
-            .unwrap();
-        let durable = QueueDeclareOptions {
-            durable: true,
-            ..Default::default()
-        };
-        ch.queue_declare("backlog", durable, FieldTable::default())
-            .await
-            .unwrap();
-        let mut confirms = Vec::with_capacity(N);
-        for i in 0..N {
-            let c = ch
-                .basic_publish(
-                    "",
-                    "backlog",
-                    BasicPublishOptions::default(),
-                    &body(i),
-                    properties(i),
-                )
-                .await
-                .unwrap();
-            confirms.push(c);
-        }
-        for c in confirms {
-            assert!(c.await.unwrap().is_ack());
-        }
+        fill(&ch, N, body, properties).await;
         for i in 0..ACKED {
             let d = get(&ch, i, false, false).await;
             d.ack(BasicAckOptions::default()).await.unwrap();
@@ -93,10 +115,7 @@ async fn a_packed_durable_backlog_comes_back_intact_and_its_acks_reach_the_store
     }
     server.shutdown().await.unwrap();
 
-    let d = dir.clone();
-    let server = common::start_with(move |c| c.data_dir = d).await;
-    let conn = common::connect(&server).await;
-    let ch = conn.create_channel().await.unwrap();
+    let (server, _conn, ch) = restart(&dir).await;
     let q = common::passive_queue(&ch, "backlog").await.unwrap();
     assert_eq!(
         q.message_count() as usize,
@@ -127,36 +146,15 @@ async fn a_purge_of_a_spilled_durable_backlog_is_answered_in_order_and_stays_pur
     {
         let conn = common::connect(&server).await;
         let ch = conn.create_channel().await.unwrap();
-        ch.confirm_select(ConfirmSelectOptions::default())
-            .await
-            .unwrap();
-        let durable = QueueDeclareOptions {
-            durable: true,
-            ..Default::default()
-        };
-        ch.queue_declare("backlog", durable, FieldTable::default())
-            .await
-            .unwrap();
         let pad = "x".repeat(1000);
-        let mut confirms = Vec::with_capacity(n);
-        for i in 0..n {
-            let body = format!("message {i} {pad}");
-            let props = BasicProperties::default().with_delivery_mode(2);
-            let c = ch
-                .basic_publish(
-                    "",
-                    "backlog",
-                    BasicPublishOptions::default(),
-                    body.as_bytes(),
-                    props,
-                )
-                .await
-                .unwrap();
-            confirms.push(c);
-        }
-        for c in confirms {
-            assert!(c.await.unwrap().is_ack());
-        }
+        let persistent = |_| BasicProperties::default().with_delivery_mode(2);
+        fill(
+            &ch,
+            n,
+            |i| format!("message {i} {pad}").into_bytes(),
+            persistent,
+        )
+        .await;
         let spill = dir.join("spill");
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         while !std::fs::read_dir(&spill)
@@ -193,10 +191,7 @@ async fn a_purge_of_a_spilled_durable_backlog_is_answered_in_order_and_stays_pur
     }
     server.shutdown().await.unwrap();
 
-    let d = dir.clone();
-    let server = common::start_with(move |c| c.data_dir = d).await;
-    let conn = common::connect(&server).await;
-    let ch = conn.create_channel().await.unwrap();
+    let (server, _conn, ch) = restart(&dir).await;
     let q = common::passive_queue(&ch, "backlog").await.unwrap();
     assert_eq!(q.message_count(), 1, "purged messages stay gone");
     let got = ch

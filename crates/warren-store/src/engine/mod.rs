@@ -118,16 +118,7 @@ impl<B: Backend> Engine<B> {
                 Atomicity::Batch,
             )?;
             backend.flush()?;
-            // Every stored id is at or below the boundary: the meta key covers them after a
-            // clean close, and the last message key covers any copy that lacks it.
-            let last_stored = match backend.last_key(&[keys::MESSAGE])? {
-                Some(k) => Some(keys::message_id(&k)?),
-                None => None,
-            };
-            let boundary = persisted_max.max(last_stored).unwrap_or(0);
-            let next = boundary
-                .checked_add(1)
-                .ok_or_else(|| StoreError::corrupt("message ids exhausted"))?;
+            let (boundary, next, _) = id_boundary(&backend, persisted_max)?;
             let engine = Self::with_state(backend, persisted_max, next, extents);
             {
                 let mut shared = engine.shared.lock();
@@ -160,17 +151,7 @@ impl<B: Backend> Engine<B> {
         })?;
         // The messages themselves (most of the bytes) are swept in the background, as after a
         // clean close: the counts are exact already, so the scan starts at its second phase.
-        let last_stored = match backend.last_key(&[keys::MESSAGE])? {
-            Some(k) => Some(keys::message_id(&k)?),
-            None => None,
-        };
-        // The meta key is rewritten (reserving ids ahead) whenever a put passes it, after the
-        // message itself: the last message key (orphans included) covers a crash between the
-        // two.
-        let boundary = persisted_max.max(last_stored).unwrap_or(0);
-        let next = boundary
-            .checked_add(1)
-            .ok_or_else(|| StoreError::corrupt("message ids exhausted"))?;
+        let (boundary, next, last_stored) = id_boundary(&backend, persisted_max)?;
         let engine = Self::with_state(backend, persisted_max, next, extents);
         {
             let mut shared = engine.shared.lock();
@@ -562,6 +543,25 @@ impl<B: Backend> Engine<B> {
         self.mutate(Atomicity::Batch, build)?;
         self.sync_backend()
     }
+}
+
+/// The highest message id stored or reserved (the open scan's boundary), the next id to hand
+/// out, and the last stored id. The meta key is rewritten (reserving ids ahead) whenever a put
+/// passes it, after the message itself: the last message key (orphans included) covers a crash
+/// between the two.
+fn id_boundary<B: Backend>(
+    backend: &B,
+    persisted_max: Option<MessageId>,
+) -> Result<(MessageId, u64, Option<MessageId>), StoreError> {
+    let last_stored = match backend.last_key(&[keys::MESSAGE])? {
+        Some(k) => Some(keys::message_id(&k)?),
+        None => None,
+    };
+    let boundary = persisted_max.max(last_stored).unwrap_or(0);
+    let next = boundary
+        .checked_add(1)
+        .ok_or_else(|| StoreError::corrupt("message ids exhausted"))?;
+    Ok((boundary, next, last_stored))
 }
 
 /// Installs a plan's extent changes: counts and end_seq floors, then deleted queues.
