@@ -4,10 +4,10 @@
 //! Queues take turns, one batch each, so every queue gets its first messages (and its
 //! consumers their first deliveries) early whatever the size of the others. A queue holding
 //! a full window of loaded messages ([`LoadWindow`]) is parked: it leaves the turns until its
-//! consumers take it below the window's low mark and it asks again ([`LoadRequests`]). So the
-//! loader's thread lives as long as some queue still has stored entries to read, mostly
-//! asleep. A queue that finishes loading drops what expired while the broker was down and
-//! arms its timers.
+//! consumers take it below the window's low mark and it asks again ([`LoadRequests`]). The
+//! loader's thread lives as long as the broker, mostly asleep: a running durable queue whose
+//! backlog passed its window leaves the rest in the store and asks it too. A queue that
+//! finishes loading drops what expired while the broker was down and arms its timers.
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
