@@ -12,7 +12,10 @@
 //! - During the drain, with manual consumers (acking most messages, holding some) on a
 //!   generated set of queues, after a generated number of acks: messages whose ack was synced
 //!   (a confirmed persistent publish after the ack was processed) stay gone; messages delivered
-//!   and not acked come back redelivered; the rest come back.
+//!   before such a sync and not acked come back redelivered; the rest come back. A delivery
+//!   after the last sync may come back without the flag: its mark waits in memory until the
+//!   next sync, as RabbitMQ 3.10's queue index journals deliveries into a write buffer that a
+//!   `kill -9` loses.
 //!
 //! Half the seeds run with a small load window (`queue_load_window` 64 to 511): the durable
 //! queues then leave their persistent backlog in the store once they hold that many, loading
@@ -48,7 +51,7 @@ use lapin::{BasicProperties, Channel, ExchangeKind};
 /// Seeds that failed once, run before the generated ones. 2089765638: a drain of 2,041 messages
 /// per publisher, too few for any queue to spill (the test waited for a segment in vain); counts
 /// now start where every queue spills.
-const SEEDS: &[u64] = &[2089765638];
+const SEEDS: &[u64] = &[2089765638, 187232917, 1116295143];
 /// Priorities of the priority queue's messages: `n % PRIORITIES`.
 const PRIORITIES: u8 = 5;
 /// The fanout exchange's queues.
@@ -338,6 +341,9 @@ struct Track {
     acked: BTreeSet<u64>,
     /// Acked, and a persistent publish confirmed after the broker had processed the ack.
     synced: BTreeSet<u64>,
+    /// Delivered before a persistent publish that was confirmed: the delivery's mark is on
+    /// disk, so the message comes back redelivered.
+    marked: BTreeSet<u64>,
 }
 
 /// Message `n` is held (never acked) by a manual consumer: at most 70 of the 3,500 messages a
@@ -405,11 +411,13 @@ async fn consume_manual(port: u16, queue: &'static str, track: Arc<Mutex<Track>>
         return;
     };
     let mut unsynced = Vec::new();
+    let mut unmarked = Vec::new();
     while let Some(Ok(d)) = consumer.next().await {
         let Some((_, n)) = parse_body(&d.data) else {
             return;
         };
         track.lock().unwrap().delivered.insert(n);
+        unmarked.push(n);
         if held(n) {
             continue;
         }
@@ -436,7 +444,11 @@ async fn consume_manual(port: u16, queue: &'static str, track: Arc<Mutex<Track>>
             return;
         };
         match c.await {
-            Ok(c) if c.is_ack() => track.lock().unwrap().synced.extend(unsynced.drain(..)),
+            Ok(c) if c.is_ack() => {
+                let mut t = track.lock().unwrap();
+                t.synced.extend(unsynced.drain(..));
+                t.marked.extend(unmarked.drain(..));
+            }
             _ => return,
         }
     }
@@ -523,10 +535,10 @@ async fn kill_9_during_a_spilled_drain_keeps_acked_gone_and_redelivers_unacked()
                     // An ack not synced yet may be lost with the kill, as with RabbitMQ.
                 } else {
                     assert!(have.contains(&n), "{what} was not acked, yet is lost");
-                    if t.delivered.contains(&n) {
+                    if t.marked.contains(&n) {
                         assert!(
                             redelivered.contains(&n),
-                            "{what} was delivered, yet not redelivered"
+                            "{what} was delivered before a sync, yet not redelivered"
                         );
                     }
                 }
