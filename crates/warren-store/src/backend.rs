@@ -53,6 +53,12 @@ pub(crate) trait Backend: Send + Sync {
     fn apply(&self, changes: Changes, atomicity: Atomicity) -> Result<(), StoreError>;
     /// Makes every applied batch durable.
     fn flush(&self) -> Result<(), StoreError>;
+    /// Closes and opens the key space again after a failed write or flush (sled refuses every
+    /// call after one): it then holds what its last good flush made durable, and possibly
+    /// more. Nothing to do for a key space that cannot fail.
+    fn reopen(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
     /// Adds what the background open scan found (bytes of keys and values, records) to the
     /// backend's live-data count, if it keeps one.
     fn add_live(&self, _bytes: u64, _records: u64) {}

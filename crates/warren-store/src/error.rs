@@ -39,6 +39,10 @@ pub enum StoreError {
     /// An earlier write failed part-way; the store refuses mutations until it is reopened.
     #[error("the store failed during an earlier write; reopen it to recover")]
     Failed,
+    /// The database could not write (a full disk?): the store refuses syncs, reads and
+    /// definition changes until it writes again, which it retries by itself.
+    #[error("the store cannot write to its database (a full disk?); it retries by itself")]
+    Suspended,
     /// A name that the key layout stores with a one-byte length is longer than 255 bytes.
     #[error("{what} is {len} bytes long; at most 255 are supported")]
     NameTooLong {

@@ -55,11 +55,14 @@
 //!   arrives while the `Put` and `Enqueue` it undoes are still waiting cancels all of them: a
 //!   message acknowledged before it was written is never written, as in RabbitMQ's message
 //!   store (issue 7: under a steady consumer this is most of a persistent message's disk work).
-//!   An error applying them fails the store and is reported by the `sync` (or the write) that
-//!   met it; the writes it covered must not be confirmed.
-//! - An I/O error from `write` may leave it half applied in memory; the store then refuses
-//!   every mutation with [`StoreError::Failed`] until reopened, and reopening recovers the
-//!   consistent state from disk.
+//!   An error applying them (a full disk) *suspends* the store: writes still join the list,
+//!   while syncs, reads and definition changes are refused with [`StoreError::Suspended`]
+//!   until the store's drain thread has reopened sled and replayed the log into it, which it
+//!   retries by itself (every 1 to 16 s). The writes the failure covered are not confirmed.
+//! - A failure that leaves memory and the disk disagreeing (a log append that cannot be taken
+//!   back, a definition change whose flush failed) makes the store refuse every call with
+//!   [`StoreError::Failed`] until reopened, and reopening recovers the consistent state from
+//!   disk.
 //! - **[`MessageStore::sync`]** returns `Ok` once every write (and definition change) that
 //!   returned before `sync` was called is durable. Concurrent callers share flushes (group
 //!   commit): one flush runs, callers arriving meanwhile wait for the next one and return

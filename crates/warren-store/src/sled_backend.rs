@@ -39,7 +39,7 @@ pub(crate) fn open_sled(
 ) -> Result<(SledBackend, LockRelease), StoreError> {
     let db = open_db(sled_dir, options)?;
     Ok((
-        SledBackend::new(db, sled_dir),
+        SledBackend::new(db, sled_dir, options),
         LockRelease::for_dir(sled_dir),
     ))
 }
@@ -54,6 +54,8 @@ pub(crate) struct SledBackend {
     mirror: Mutex<Option<Arc<SledDb>>>,
     /// Where `current` lives (`<dir>/sled`).
     sled_dir: PathBuf,
+    /// How `current` was opened, for [`Backend::reopen`].
+    options: SledOptions,
     /// Bytes of every key and value in the key space (definitions start uncounted: they are
     /// few and small, see `set_live`).
     live_bytes: AtomicU64,
@@ -67,11 +69,12 @@ pub(crate) struct SledBackend {
 }
 
 impl SledBackend {
-    fn new(db: SledDb, sled_dir: &Path) -> Self {
+    fn new(db: SledDb, sled_dir: &Path, options: &SledOptions) -> Self {
         SledBackend {
             current: RwLock::new(Some(Arc::new(db))),
             mirror: Mutex::new(None),
             sled_dir: sled_dir.to_path_buf(),
+            options: options.clone(),
             live_bytes: AtomicU64::new(0),
             live_records: AtomicU64::new(0),
             swaps: AtomicU64::new(0),
@@ -168,8 +171,12 @@ impl SledBackend {
         install: impl FnOnce() -> Result<SledDb, StoreError>,
     ) -> Result<(), StoreError> {
         let mut current = self.current.write();
-        let mirror = self.mirror.lock().take();
-        let (Some(old), Some(copy)) = (current.take(), mirror) else {
+        // Neither is taken unless both are there: a reopen after a failed write may have
+        // dropped the mirror, and the database in use must stay.
+        if current.is_none() || self.mirror.lock().is_none() {
+            return Err(StoreError::Engine("no compaction is running".into()));
+        }
+        let (Some(old), Some(copy)) = (current.take(), self.mirror.lock().take()) else {
             return Err(StoreError::Engine("no compaction is running".into()));
         };
         // Flushes clone the handles and run without a lock: wait for those still running.
@@ -322,6 +329,23 @@ impl Backend for SledBackend {
         for ((key, value), old) in changes.iter().zip(olds) {
             self.account(key, old, value.as_ref().map(Bytes::len));
         }
+        Ok(())
+    }
+
+    /// Closes sled (after a failed write it refuses every call: its error is sticky) and opens
+    /// it again: it recovers what it made durable, as after a crash. A compaction copying
+    /// meanwhile loses its copy (its next step finds none and gives up). A failed open leaves
+    /// no database in use: every call fails until a later reopen succeeds.
+    fn reopen(&self) -> Result<(), StoreError> {
+        let mut current = self.current.write();
+        drop(self.mirror.lock().take());
+        if let Some(old) = current.take() {
+            // Flushes clone the handle and run without a lock: wait for those still running.
+            drop(wait_unique(old));
+        }
+        // sled's threads may hold its lock a little longer than the handle.
+        drop(LockRelease::for_dir(&self.sled_dir));
+        *current = Some(Arc::new(open_db(&self.sled_dir, &self.options)?));
         Ok(())
     }
 

@@ -365,7 +365,10 @@ impl Compactor {
                         // A failed compaction leaves the database in use standing (or, if the
                         // swap's reopen failed, the store failed: writers report it).
                         if engine.checkpoint().is_err() {
-                            break; // the store failed: writers report it
+                            if engine.has_failed() {
+                                break; // writers report it
+                            }
+                            continue; // suspended, or a log append failed: later
                         }
                         if let Ok(Some(report)) =
                             online::compact_online(backend, &dir, &options, &stop)
@@ -444,6 +447,7 @@ impl Drainer {
             .spawn(move || {
                 let (stopped, wake) = &*signal;
                 let mut stopped = stopped.lock();
+                let mut resume = Backoff::default();
                 while !*stopped {
                     wake.wait_for(&mut stopped, every);
                     if *stopped {
@@ -452,9 +456,23 @@ impl Drainer {
                     let Some(engine) = engine.upgrade() else {
                         break;
                     };
-                    // A failure fails the store; writers and `sync` report it from then on.
-                    if engine.checkpoint_aged().is_err() {
-                        break;
+                    if engine.has_failed() {
+                        break; // writers and `sync` report it from now on
+                    }
+                    // A failure suspends the engine (or fails it); a log append that failed
+                    // leaves it running, and the next checkpoint tries again.
+                    if engine.checkpoint_aged().is_ok() {
+                        continue;
+                    }
+                    if resume.due() {
+                        match engine.resume() {
+                            Ok(true) => resume = Backoff::default(),
+                            Ok(false) => {}
+                            Err(e) => {
+                                resume.failed();
+                                tracing::debug!(error = %e, "the store cannot resume yet");
+                            }
+                        }
                     }
                 }
             })?;
@@ -462,6 +480,35 @@ impl Drainer {
             stop,
             thread: Some(thread),
         })
+    }
+}
+
+/// When a suspended store tries to resume next: after a second, then twice as long after each
+/// failed try, up to 16 s (a try reopens sled, which reads its whole log).
+struct Backoff {
+    next: std::time::Instant,
+    wait: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            next: std::time::Instant::now() + Duration::from_secs(1),
+            wait: Duration::from_secs(1),
+        }
+    }
+}
+
+impl Backoff {
+    /// Whether the next try is due.
+    fn due(&self) -> bool {
+        std::time::Instant::now() >= self.next
+    }
+
+    /// A try failed: the next waits twice as long.
+    fn failed(&mut self) {
+        self.wait = (self.wait * 2).min(Duration::from_secs(16));
+        self.next = std::time::Instant::now() + self.wait;
     }
 }
 
@@ -502,7 +549,9 @@ impl Scanner {
                             break;
                         }
                         // The store failed: writers and `sync` report it.
-                        Err(_) => break,
+                        Err(_) if engine.has_failed() => break,
+                        // Suspended: it goes on once the drain thread resumed the store.
+                        Err(_) => std::thread::sleep(Duration::from_millis(200)),
                     }
                 }
             })?;

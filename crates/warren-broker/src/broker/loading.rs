@@ -82,8 +82,10 @@ impl Loader {
     }
 
     /// One turn: takes the queues that asked for more, then a batch for each queue taking
-    /// turns. Returns whether any is still taking turns (or asked for more meanwhile). A queue whose batch fails to load
-    /// stays as it is, partly loaded (its error is returned after the turn).
+    /// turns. Returns whether any is still taking turns (or asked for more meanwhile). A queue
+    /// whose batch fails to load stays as it is, partly loaded, and keeps its turn (a store
+    /// that met a full disk reads again once it resumed); the error is returned after the
+    /// turn.
     pub fn step(&mut self) -> Result<bool, StoreError> {
         self.turn(None)
     }
@@ -110,8 +112,7 @@ impl Loader {
                 }
                 Err(e) => {
                     failed = Some(e);
-                    finished.insert(Arc::as_ptr(&q));
-                    false
+                    true
                 }
             }
         });
@@ -177,8 +178,10 @@ impl Loader {
                     if let Err(e) = self.turn(Some(IDLE_CHECK)) {
                         tracing::error!(
                             error = %e,
-                            "cannot load stored messages: the queue concerned stays partly loaded"
+                            "cannot load stored messages: the queue concerned stays partly \
+                             loaded, and is tried again in a second"
                         );
+                        std::thread::sleep(Duration::from_secs(1));
                     }
                     if self.is_idle() && !announced {
                         announced = true;

@@ -18,8 +18,6 @@
 //! index has counted them; after a clean close the background scan's rules for partial counts apply as
 //! to any write.
 
-use std::sync::atomic::Ordering;
-
 use crate::StoreError;
 use crate::backend::{Backend, Changes};
 use crate::engine::{Engine, commit_extents};
@@ -97,9 +95,7 @@ impl<B: Backend> Engine<B> {
             self.hand_over(earlier)?;
         }
         let mut shared = self.shared.lock();
-        if self.failed.load(Ordering::Acquire) {
-            return Err(StoreError::Failed);
-        }
+        self.running()?;
         // Writes that arrived since the hand-over above: usually none, so this seldom waits
         // for an fsync while holding `shared`.
         self.hand_over_holding(&mut shared, wal)?;

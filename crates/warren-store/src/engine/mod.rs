@@ -16,9 +16,19 @@
 //! crash may leave messages no entry references; the open scan deletes them. After a clean
 //! close that scan runs in the background while the store serves (see `scan`); after a crash
 //! [`Engine::open`] counts the queue indexes before returning and leaves the sweep of the
-//! messages to the background. If applying
-//! fails part-way, memory and counts may disagree: the engine refuses every later mutation
-//! with [`StoreError::Failed`] until reopened (sled is in a failed state by then anyway).
+//! messages to the background.
+//!
+//! **Suspension.** A backend write or flush that fails (a full disk: sled then refuses
+//! everything until reopened) after every change it was given reached the log *suspends* the
+//! engine instead of failing it: memory and the log still hold the whole history. Message
+//! writes keep joining the pending list (an ack still cancels its message), while syncs,
+//! reads and definition changes are refused with [`StoreError::Suspended`];
+//! [`Engine::resume`], retried by the store's drain thread, writes the log record a failed
+//! append kept, reopens the backend, replays the log into it, hands it every pending change,
+//! flushes, and runs again. A failure that leaves memory and the disk disagreeing (changes
+//! taken from the list but not logged, a log append that cannot be taken back, a definition
+//! batch whose flush failed) *fails* the engine: every later call is refused with
+//! [`StoreError::Failed`] until the store is reopened, whose replay then finishes it.
 
 mod definitions;
 mod drop_entries;
@@ -28,10 +38,12 @@ mod messages;
 mod pending;
 mod scan;
 #[cfg(test)]
+mod suspend_tests;
+#[cfg(test)]
 mod tests;
 pub(crate) mod wal;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 
 use parking_lot::{Mutex, MutexGuard};
 
@@ -49,6 +61,14 @@ use pending::Pending;
 pub(crate) use pending::Planned;
 pub(crate) use scan::ScanState;
 use wal::Wal;
+
+/// [`Engine::health`]: serving.
+const RUNNING: u8 = 0;
+/// [`Engine::health`]: a backend write or flush failed with everything it was given logged;
+/// [`Engine::resume`] brings it back (see the module doc, "Suspension").
+const SUSPENDED: u8 = 1;
+/// [`Engine::health`]: memory and the disk may disagree, or the engine was closed.
+const FAILED: u8 = 2;
 
 /// Pending changes beyond which a write hands them to the backend itself. A message is two
 /// (its bytes and its index entry): 32 Ki messages, as many as the byte bound holds at 1 KiB.
@@ -87,8 +107,8 @@ pub(crate) struct Engine<B: Backend> {
     wal: Option<Mutex<Wal>>,
     next_id: AtomicU64,
     commit: GroupCommit,
-    /// An apply failed part-way, or the engine was closed: refuse further mutations.
-    failed: AtomicBool,
+    /// [`RUNNING`], [`SUSPENDED`] or [`FAILED`] (see the module doc).
+    health: AtomicU8,
     /// True once the open scan is over (`Shared::scan` is `None`).
     scan_over: AtomicBool,
 }
@@ -189,7 +209,7 @@ impl<B: Backend> Engine<B> {
             wal: None,
             next_id: AtomicU64::new(next),
             commit: GroupCommit::default(),
-            failed: AtomicBool::new(false),
+            health: AtomicU8::new(RUNNING),
             scan_over: AtomicBool::new(true),
         }
     }
@@ -245,11 +265,21 @@ impl<B: Backend> Engine<B> {
             }
             _ => None,
         };
+        let mut wal = wal;
         let mut shared = self.shared.lock();
-        if self.failed.load(Ordering::Acquire) {
-            return Err(StoreError::Failed);
-        }
+        // A suspended engine still takes message writes (into the pending list, for the
+        // resume to hand over), nothing else.
+        let suspended = match self.health.load(Ordering::Acquire) {
+            RUNNING => false,
+            SUSPENDED if !batch => true,
+            _ => return Err(self.refusal()),
+        };
         if batch {
+            // Writes that arrived since the checkpoint: logged first, as every hand-over.
+            if let Some(wal) = wal.as_deref_mut() {
+                shared.pending.log_new(|k, v| wal.stage(k, v));
+                wal.commit().inspect_err(|_| self.fail_if_poisoned(wal))?;
+            }
             let earlier = shared.pending.take();
             self.hand_over(earlier)?;
         }
@@ -275,7 +305,10 @@ impl<B: Backend> Engine<B> {
                 .into_iter()
                 .map(|p| (p.key, p.value))
                 .collect();
-            self.backend.apply(changes, atomicity)?;
+            // Nothing of the batch is in memory yet, and sled's batches are atomic.
+            self.backend
+                .apply(changes, atomicity)
+                .inspect_err(|_| self.suspend())?;
         } else {
             shared.pending.absorb(outcome.changes);
             over_bound = shared.pending.len() > MAX_PENDING_CHANGES
@@ -297,30 +330,87 @@ impl<B: Backend> Engine<B> {
         }
         drop(shared);
         if wal.is_some() {
-            self.flush_or_fail()?;
+            // The batch is in memory but in no log: a flush that fails may have lost it.
+            self.backend
+                .flush()
+                .inspect_err(|_| self.health.store(FAILED, Ordering::Release))?;
         }
         drop(wal);
-        if over_bound {
+        if over_bound && !suspended {
             self.drain()?;
         }
         Ok(())
     }
 
-    /// Applies pending changes taken from the list; a failure fails the store (a prefix of
-    /// them may have reached the backend).
+    /// The error a call gets from an engine that is not running.
+    fn refusal(&self) -> StoreError {
+        match self.health.load(Ordering::Acquire) {
+            SUSPENDED => StoreError::Suspended,
+            _ => StoreError::Failed,
+        }
+    }
+
+    /// `Ok` while the engine runs, else its refusal.
+    fn running(&self) -> Result<(), StoreError> {
+        match self.health.load(Ordering::Acquire) {
+            RUNNING => Ok(()),
+            _ => Err(self.refusal()),
+        }
+    }
+
+    /// Whether the engine serves ([`RUNNING`]), waits for [`Engine::resume`] ([`SUSPENDED`])
+    /// or refuses everything ([`FAILED`]).
+    pub(crate) fn health(&self) -> u8 {
+        self.health.load(Ordering::Acquire)
+    }
+
+    /// Whether the engine failed for good (or was closed): only a reopen brings it back.
+    pub(crate) fn has_failed(&self) -> bool {
+        self.health() == FAILED
+    }
+
+    /// A backend write or flush failed, every change it was given being in the log: the
+    /// engine suspends (see the module doc). Without a log nothing can be replayed: it fails.
+    fn suspend(&self) {
+        if self.wal.is_none() {
+            self.health.store(FAILED, Ordering::Release);
+            return;
+        }
+        if self
+            .health
+            .compare_exchange(RUNNING, SUSPENDED, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            tracing::warn!(
+                "the store cannot write to its database (a full disk?): confirms fail and \
+                 message writes wait in memory until it can write again"
+            );
+        }
+    }
+
+    /// A failed log append that could not be taken back fails the engine.
+    fn fail_if_poisoned(&self, wal: &Wal) {
+        if wal.poisoned() {
+            self.health.store(FAILED, Ordering::Release);
+        }
+    }
+
+    /// Applies pending changes taken from the list, all of them logged (or, without a log,
+    /// nothing to lose on a failure that fails the store); a failure suspends the engine (a
+    /// prefix of them may have reached the backend: the resume's replay completes it).
     fn hand_over(&self, changes: Changes) -> Result<(), StoreError> {
         if changes.is_empty() {
             return Ok(());
         }
         self.backend
             .apply(changes, Atomicity::InOrder)
-            .inspect_err(|_| self.failed.store(true, Ordering::Release))
+            .inspect_err(|_| self.suspend())
     }
 
     /// Logs the pending changes not logged yet (one record, one `fdatasync`, with the
     /// caller's `wal` guard, released after it), then hands every pending change to the
     /// backend, all while the caller holds `shared`: for the steps whose reads must see every
-    /// write decided so far (the open scan, a deletion's chunk). A failure fails the store.
+    /// write decided so far (the open scan, a deletion's chunk).
     fn hand_over_holding(
         &self,
         shared: &mut Shared,
@@ -328,8 +418,7 @@ impl<B: Backend> Engine<B> {
     ) -> Result<(), StoreError> {
         if let Some(wal) = wal.as_deref_mut() {
             shared.pending.log_new(|k, v| wal.stage(k, v));
-            wal.commit()
-                .inspect_err(|_| self.failed.store(true, Ordering::Release))?;
+            wal.commit().inspect_err(|_| self.fail_if_poisoned(wal))?;
         }
         drop(wal);
         let pending = shared.pending.take();
@@ -344,9 +433,7 @@ impl<B: Backend> Engine<B> {
             Some(wal) => self.log_and_take(&mut wal.lock())?,
             None => {
                 let mut shared = self.shared.lock();
-                if self.failed.load(Ordering::Acquire) {
-                    return Err(StoreError::Failed);
-                }
+                self.running()?;
                 shared.pending.take()
             }
         };
@@ -370,9 +457,7 @@ impl<B: Backend> Engine<B> {
     ) -> Result<Changes, StoreError> {
         let taken = {
             let mut shared = self.shared.lock();
-            if self.failed.load(Ordering::Acquire) {
-                return Err(StoreError::Failed);
-            }
+            self.running()?;
             shared.pending.log_new(|k, v| wal.stage(k, v));
             if take {
                 shared.pending.take()
@@ -384,18 +469,17 @@ impl<B: Backend> Engine<B> {
             if wal.poisoned() || take {
                 // A hand-over cannot put its changes back in the list: the store fails, the
                 // log keeps what it logged before.
-                self.failed.store(true, Ordering::Release);
+                self.health.store(FAILED, Ordering::Release);
             }
             return Err(e);
         }
         Ok(taken)
     }
 
-    /// Flushes the backend; a failure fails the store (see `wal`, "Failures").
-    fn flush_or_fail(&self) -> Result<(), StoreError> {
-        self.backend
-            .flush()
-            .inspect_err(|_| self.failed.store(true, Ordering::Release))
+    /// Flushes the backend after a hand-over of logged changes; a failure suspends the engine
+    /// (see `wal`, "Failures"): the log files stay, and the resume replays them.
+    fn flush_or_suspend(&self) -> Result<(), StoreError> {
+        self.backend.flush().inspect_err(|_| self.suspend())
     }
 
     /// Hands every pending write to the backend, flushes it, and deletes the log files that
@@ -434,9 +518,53 @@ impl<B: Backend> Engine<B> {
         let Some(generation) = through else {
             return Ok(());
         };
-        self.flush_or_fail()?;
+        self.flush_or_suspend()?;
         let dir = wal.lock().dir().to_path_buf();
         wal::remove_through(&dir, generation)
+    }
+
+    /// Brings a suspended engine back (see the module doc, "Suspension"): writes the record a
+    /// failed log append kept, reopens the backend, replays the log files into it (then
+    /// deletes them), logs and hands it every pending change, flushes it, and runs again.
+    /// Answers whether the engine runs; an error leaves it suspended, to be tried again
+    /// (or failed, if the log cannot be written again).
+    pub(crate) fn resume(&self) -> Result<bool, StoreError> {
+        let Some(wal) = &self.wal else {
+            return Ok(self.health() == RUNNING);
+        };
+        let _order = self.order.lock();
+        let mut wal = wal.lock();
+        match self.health() {
+            RUNNING => return Ok(true),
+            SUSPENDED => {}
+            _ => return Err(StoreError::Failed),
+        }
+        // The kept record may hold the only trace of a change the list has dropped since (the
+        // delete that cancelled a logged creation): it must be in a file before the replay.
+        wal.commit().inspect_err(|_| self.fail_if_poisoned(&wal))?;
+        wal.rotate();
+        self.backend.reopen()?;
+        let dir = wal.dir().to_path_buf();
+        let generation = wal::recover(&dir, &self.backend)?;
+        *wal = Wal::new(dir, generation)?;
+        // The backend now holds every logged change, so the whole list goes to it, the
+        // deletes and values kept for the log only included, logged first into the new log.
+        let changes = {
+            let mut shared = self.shared.lock();
+            shared.pending.log_new_uncompacted(|k, v| wal.stage(k, v));
+            wal.commit().inspect_err(|_| self.fail_if_poisoned(&wal))?;
+            shared.pending.take_all()
+        };
+        if !changes.is_empty() {
+            self.backend.apply(changes, Atomicity::InOrder)?;
+        }
+        self.backend.flush()?;
+        if let Some(generation) = wal.rotate() {
+            wal::remove_through(wal.dir(), generation)?;
+        }
+        self.health.store(RUNNING, Ordering::Release);
+        tracing::info!("the store writes to its database again");
+        Ok(true)
     }
 
     /// The first half of an aged checkpoint, under `order` and the log: logs the pending
@@ -449,9 +577,7 @@ impl<B: Backend> Engine<B> {
         self.log_pending(wal, false)?;
         let through = wal.rotate_aged();
         let mut shared = self.shared.lock();
-        if self.failed.load(Ordering::Acquire) {
-            return Err(StoreError::Failed);
-        }
+        self.running()?;
         // Taken after the log's fsync and under its lock: every change taken is durable in a
         // file up to `through`, and no sync logs in between.
         Ok((shared.pending.take_aged(), through))
@@ -499,7 +625,7 @@ impl<B: Backend> Engine<B> {
         // The files are deleted by generation, so the guard's directory is enough.
         self.hand_over(changes)?;
         if let Some(generation) = done {
-            self.flush_or_fail()?;
+            self.flush_or_suspend()?;
             wal::remove_through(wal.dir(), generation)?;
         }
         Ok(())
@@ -512,7 +638,7 @@ impl<B: Backend> Engine<B> {
         let Some(generation) = done else {
             return Ok(());
         };
-        self.flush_or_fail()?;
+        self.flush_or_suspend()?;
         let Some(wal) = &self.wal else {
             return Ok(());
         };
@@ -584,7 +710,12 @@ impl<B: Backend> Drop for Engine<B> {
     fn drop(&mut self) {
         // A clean close keeps what was written and records the extents for a quick open;
         // after a failure (or an explicit close) there is nothing safe to add.
-        if !*self.failed.get_mut() {
+        // A suspended engine tries once more (the disk may have room by now); else the log
+        // stays for the next open to replay.
+        if self.health() == SUSPENDED {
+            let _ = self.resume();
+        }
+        if self.health() == RUNNING {
             let _ = self.close();
         }
     }

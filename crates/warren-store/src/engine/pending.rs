@@ -133,6 +133,13 @@ impl Default for Pending {
 }
 
 impl Pending {
+    /// Compacts as soon as anything is reclaimable, for tests that need compactions to happen
+    /// in a few writes.
+    #[cfg(test)]
+    pub(crate) fn compact_eagerly(&mut self) {
+        self.compact_min = 0;
+    }
+
     /// Changes waiting, not counting cancelled ones.
     pub(crate) fn len(&self) -> usize {
         self.live
@@ -236,13 +243,19 @@ impl Pending {
     }
 
     /// Calls `log` with every change not yet in the log, in order, and counts them as logged.
-    pub(crate) fn log_new(&mut self, mut log: impl FnMut(&[u8], Option<&Bytes>)) {
+    pub(crate) fn log_new(&mut self, log: impl FnMut(&[u8], Option<&Bytes>)) {
+        self.log_new_uncompacted(log);
+        self.maybe_compact();
+    }
+
+    /// [`Pending::log_new`] without the compaction that drops the log-only changes just
+    /// logged: for a resume, whose [`Pending::take_all`] must hand them to the backend.
+    pub(crate) fn log_new_uncompacted(&mut self, mut log: impl FnMut(&[u8], Option<&Bytes>)) {
         for change in self.changes.iter().skip(self.logged).flatten() {
             log(&change.key, change.value.as_ref());
         }
         self.logged = self.changes.len();
         self.unlogged_log_only = 0;
-        self.maybe_compact();
     }
 
     /// Compacts the list when what it would reclaim is worth a rebuild of `created` (see
@@ -316,6 +329,16 @@ impl Pending {
             self.rebuild_created();
         }
         taken
+    }
+
+    /// Takes every change, those kept for the log only included, in order, leaving the list
+    /// empty: for a backend into which the log was just replayed (a resume), where a change
+    /// the log holds but the list cancelled must be undone again.
+    pub(crate) fn take_all(&mut self) -> Changes {
+        for change in self.changes.iter_mut().flatten() {
+            change.log_only = false;
+        }
+        self.take()
     }
 
     /// Takes every waiting change for the backend, in order, leaving the list empty (log-only

@@ -123,9 +123,7 @@ impl<B: Backend> Engine<B> {
         let _order = self.order.lock();
         let wal = self.wal.as_ref().map(|w| w.lock());
         let mut shared = self.shared.lock();
-        if self.failed.load(Ordering::Acquire) {
-            return Err(StoreError::Failed);
-        }
+        self.running()?;
         // The scan's counts must see every pending write in the backend, so `shared` stays
         // held across the log's fsync here (the background scan after a clean open only).
         self.hand_over_holding(&mut shared, wal)?;
@@ -276,7 +274,7 @@ impl<B: Backend> Engine<B> {
     /// Refuses every later write and leaves the engine's drop nothing to write: with the
     /// writes already handed over, what a crash after them leaves.
     pub(crate) fn abandon(&self) {
-        self.failed.store(true, Ordering::Release);
+        self.health.store(super::FAILED, Ordering::Release);
     }
 
     /// Closes cleanly: hands pending writes to the backend, records every queue's extent for
@@ -286,8 +284,10 @@ impl<B: Backend> Engine<B> {
         let _order = self.order.lock();
         let mut wal = self.wal.as_ref().map(|w| w.lock());
         let mut shared = self.shared.lock();
-        if self.failed.swap(true, Ordering::AcqRel) {
-            return Err(StoreError::Failed);
+        match self.health.swap(super::FAILED, Ordering::AcqRel) {
+            super::RUNNING => {}
+            super::SUSPENDED => return Err(StoreError::Suspended),
+            _ => return Err(StoreError::Failed),
         }
         // Logged first, as in a checkpoint: a crash before the flush below replays the log.
         if let Some(wal) = wal.as_deref_mut() {

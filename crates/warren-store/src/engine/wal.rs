@@ -62,11 +62,14 @@
 //!
 //! **Failures.** A failed log append or fsync (a full disk) is cut back to the last good
 //! length and its record kept for the next commit: the confirms waiting get a nack, a later
-//! `sync` may succeed, and nothing confirmed is lost. A hand-over whose append fails, or an
-//! append that cannot be cut back, fails the store as a failed sled write does (every later
-//! call refused until reopened; the log is kept for the next open). A failed sled flush during
-//! a checkpoint fails the store too, so the log is never deleted on the strength of a later
-//! flush that may not cover the pages an earlier failed one dropped.
+//! `sync` may succeed, and nothing confirmed is lost. A failed sled write or flush after a
+//! hand-over (everything it took is logged) suspends the store (see the engine's module doc):
+//! the log files stay, so the log is never deleted on the strength of a later flush that may
+//! not cover the pages an earlier failed one dropped, and the resume replays them into a
+//! reopened sled exactly as an open after a crash does. A hand-over whose second append
+//! fails (it took the list, which it cannot put back), or an append that cannot be cut back,
+//! fails the store (every later call refused until reopened; the log is kept for the next
+//! open).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Write};
