@@ -607,10 +607,7 @@ impl<S: Stream> Connection<S> {
                 Frame::Method {
                     method: Method::ConnectionClose(_),
                     ..
-                } => {
-                    self.ctx.send(0, ConnectionCloseOk);
-                    self.state = State::Done;
-                }
+                } => self.close_ok(),
                 _ => {}
             }
             return;
@@ -660,8 +657,7 @@ impl<S: Stream> Connection<S> {
     fn handle_connection_method(&mut self, method: Method) -> AmqpResult {
         match method {
             Method::ConnectionClose(_) => {
-                self.ctx.send(0, ConnectionCloseOk);
-                self.state = State::Done;
+                self.close_ok();
                 Ok(())
             }
             Method::ConnectionCloseOk(_) => Ok(()),
@@ -880,7 +876,18 @@ impl<S: Stream> Connection<S> {
         self.state = State::Closing(Instant::now() + Duration::from_secs(3));
     }
 
-    /// Detaches consumers, requeues unacked messages and deletes exclusive queues.
+    /// Answers the client's `connection.close` once its channels are released, as RabbitMQ's
+    /// reader answers once every channel has terminated (each after its queues requeued what
+    /// it held): a client that sees close-ok and then counts a queue from another connection
+    /// finds the requeued messages there.
+    fn close_ok(&mut self) {
+        self.cleanup();
+        self.ctx.send(0, ConnectionCloseOk);
+        self.state = State::Done;
+    }
+
+    /// Detaches consumers, requeues unacked messages and deletes exclusive queues. Runs again,
+    /// finding nothing left, when the connection ends.
     fn cleanup(&mut self) {
         let mut channels: Vec<Channel> = self.channels.drain().map(|(_, ch)| ch).collect();
         // Every consumer goes first: a message one channel requeues must not be handed to a
