@@ -38,7 +38,7 @@ use warren_broker::{
     Queue, QueueDeclare, Settle, VHost,
 };
 use warren_codec::{BasicProperties, FieldTable, FieldValue, ShortStr};
-use warren_store::{MemoryStore, MessageStore};
+use warren_store::{FaultyStore, MemoryStore, MessageStore};
 
 /// The queues: name, durable. `limited` has `x-max-length` 2 and dead-letters into `dlq`.
 const QUEUES: [(&str, bool); 5] = [
@@ -80,6 +80,9 @@ enum Op {
     /// The loader's turns until every queue is loaded or parked with a full window; a queue
     /// still loading then holds messages in memory (it asks for more once it holds none).
     LoadWindows,
+    /// The loader's next turn meets a store that cannot read (suspended by a full disk):
+    /// nothing changes, and a later turn reads what this one could not.
+    LoadFails,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -104,6 +107,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::Restart),
         3 => Just(Op::LoadBatch),
         1 => Just(Op::LoadWindows),
+        1 => Just(Op::LoadFails),
     ]
 }
 
@@ -225,7 +229,7 @@ struct Live {
 
 /// The real broker, with what the test tracks of it.
 struct Real {
-    store: Arc<MemoryStore>,
+    store: Arc<FaultyStore<MemoryStore>>,
     broker: Broker,
     vhost: Arc<VHost>,
     consumers: Vec<Option<Live>>,
@@ -282,7 +286,7 @@ fn declare(vhost: &VHost, qi: usize, overflow_reject: bool) {
 }
 
 impl Real {
-    fn open(store: Arc<MemoryStore>) -> (Broker, Arc<VHost>, Loader) {
+    fn open(store: Arc<FaultyStore<MemoryStore>>) -> (Broker, Arc<VHost>, Loader) {
         // A window of two messages: loading queues park and ask for more as they drain, and a
         // running durable queue holding two leaves the next stored ones in the store.
         let window = LoadWindow {
@@ -329,7 +333,7 @@ fn message(body: &str, persistent: bool, exchange: &str, key: &str) -> Message {
 }
 
 fn run(ops: &[Op], overflow_reject: bool) -> Result<(), TestCaseError> {
-    let store = Arc::new(MemoryStore::new());
+    let store = Arc::new(FaultyStore::new(MemoryStore::new()));
     let (broker, vhost, loader) = Real::open(store.clone());
     for qi in 0..QUEUES.len() {
         declare(&vhost, qi, overflow_reject);
@@ -560,7 +564,7 @@ fn apply(real: &mut Real, model: &mut Model, op: &Op, step: usize) -> Result<(),
                     check_deliveries(live, &mut model.queues[qi], step, qi)?;
                 }
             }
-            let reopened = Arc::new(real.store.reopen().unwrap());
+            let reopened = Arc::new(FaultyStore::new(real.store.inner().reopen().unwrap()));
             let (broker, vhost, loader) = Real::open(reopened.clone());
             real.store = reopened;
             real.broker = broker;
@@ -590,6 +594,17 @@ fn apply(real: &mut Real, model: &mut Model, op: &Op, step: usize) -> Result<(),
         }
         Op::LoadBatch => {
             real.loader.step().unwrap();
+        }
+        Op::LoadFails => {
+            real.store.set_reads_suspended(true);
+            let turn = real.loader.step();
+            real.store.set_reads_suspended(false);
+            prop_assert!(
+                turn.is_ok() || matches!(turn, Err(warren_store::StoreError::Suspended)),
+                "step {}: {:?}",
+                step,
+                turn
+            );
         }
         Op::LoadWindows => {
             real.loader.run_windowed().unwrap();
@@ -838,6 +853,27 @@ fn a_purge_of_a_stored_region_never_read_removes_it_from_the_store() {
         publish_all(true),
         Op::Purge { queue: 0 },
         Op::Purge { queue: 1 },
+    ];
+    run(&ops, false).unwrap();
+}
+
+/// Session 13, found by hand first (a `basic.get` waiting on a store suspended by a full disk
+/// was never answered) and then by this search once it had `LoadFails`, on the code before the
+/// fix: a loader turn whose read failed had taken the stored region's resume position out of
+/// the queue's state, so no later turn read the region again.
+#[test]
+fn a_failed_read_leaves_the_stored_region_to_a_later_turn() {
+    let ops = [
+        publish_all(false),
+        publish_all(false),
+        publish_all(true),
+        Op::Consume {
+            queue: 0,
+            no_ack: true,
+            prefetch: 0,
+        },
+        Op::LoadFails,
+        Op::Restart,
     ];
     run(&ops, false).unwrap();
 }

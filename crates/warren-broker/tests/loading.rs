@@ -109,7 +109,7 @@ fn try_get_while_the_head_is_not_loaded_asks_the_caller_to_load_it() {
         warren_broker::GetResult::Load
     ));
     assert_eq!(q.messages_in_memory(), 0, "try_get read nothing");
-    q.load_head();
+    q.load_head().unwrap();
     match q.try_get(true, || never.clone()) {
         warren_broker::GetResult::Got(got) => {
             assert_eq!(body(&got.message), "m1");

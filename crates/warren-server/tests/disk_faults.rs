@@ -15,11 +15,20 @@ use warren_server::config::Config;
 use warren_store::{FaultyStore, MemoryStore};
 
 async fn start(store: Arc<FaultyStore<MemoryStore>>) -> warren_server::ServerHandle {
+    start_with_window(store, Config::default().queue_load_window).await
+}
+
+/// [`start`] with `queue_load_window` `window`.
+async fn start_with_window(
+    store: Arc<FaultyStore<MemoryStore>>,
+    window: u64,
+) -> warren_server::ServerHandle {
     let config = Config {
         bind: [127, 0, 0, 1].into(),
         port: 0,
         management_port: 0,
         prometheus_port: 0,
+        queue_load_window: window,
         ..Config::default()
     };
     Server::bind_with_store(config, store)
@@ -118,5 +127,69 @@ async fn a_failing_write_nacks_and_loses_nothing_confirmed() {
             .is_none(),
         "the refused one was not enqueued"
     );
+    server.shutdown().await.unwrap();
+}
+
+/// The body of the next message `basic.get` (no ack) takes from `dq`, if any.
+async fn get(ch: &lapin::Channel) -> Option<String> {
+    ch.basic_get("dq", BasicGetOptions { no_ack: true })
+        .await
+        .unwrap()
+        .map(|m| String::from_utf8_lossy(&m.delivery.data).into_owned())
+}
+
+#[tokio::test]
+async fn a_get_waits_for_a_suspended_store_and_is_answered_once_it_reads_again() {
+    // A load window of two: the durable queue keeps two messages in memory, the rest of its
+    // persistent backlog in the store, read back as it drains.
+    let store = Arc::new(FaultyStore::new(MemoryStore::new()));
+    let server = start_with_window(store.clone(), 2).await;
+    let conn = common::connect(&server).await;
+    let ch = conn.create_channel().await.unwrap();
+    ch.confirm_select(ConfirmSelectOptions::default())
+        .await
+        .unwrap();
+    ch.queue_declare(
+        "dq",
+        QueueDeclareOptions {
+            durable: true,
+            ..Default::default()
+        },
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    for n in 0..6 {
+        assert!(publish_persistent(&ch, format!("m{n}").as_bytes()).await);
+    }
+    // The store stops answering reads, as one that met a full disk does until it resumes.
+    store.set_reads_suspended(true);
+    assert_eq!(get(&ch).await.as_deref(), Some("m0"));
+    assert_eq!(get(&ch).await.as_deref(), Some("m1"));
+    // The head is in the store: the get waits (not get-empty), read again once a second.
+    let waiting = tokio::spawn({
+        let ch = ch.clone();
+        async move { get(&ch).await }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    assert!(
+        !waiting.is_finished(),
+        "answered while the store cannot read"
+    );
+    let refused = store.reads_refused();
+    assert!(
+        (1..=12).contains(&refused),
+        "{refused} reads refused in 2.5 s: paced retries, not a loop"
+    );
+    store.set_reads_suspended(false);
+    let got = tokio::time::timeout(std::time::Duration::from_secs(5), waiting)
+        .await
+        .expect("answered once the store reads again")
+        .unwrap();
+    assert_eq!(got.as_deref(), Some("m2"));
+    for n in 3..6 {
+        assert_eq!(get(&ch).await, Some(format!("m{n}")));
+    }
+    assert_eq!(get(&ch).await, None);
     server.shutdown().await.unwrap();
 }

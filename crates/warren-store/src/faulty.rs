@@ -26,6 +26,11 @@ pub struct FaultyStore<S> {
     syncs_failing: AtomicBool,
     /// `sync` waits while set: a disk that has not answered yet.
     syncs_held: AtomicBool,
+    /// `read_queue` fails with [`StoreError::Suspended`] while set: a store that met a full
+    /// disk and has not resumed yet.
+    reads_suspended: AtomicBool,
+    /// `read_queue` calls refused so far.
+    reads_refused: AtomicU64,
     injected: AtomicU64,
 }
 
@@ -38,6 +43,8 @@ impl<S> FaultyStore<S> {
             failing: AtomicBool::new(false),
             syncs_failing: AtomicBool::new(false),
             syncs_held: AtomicBool::new(false),
+            reads_suspended: AtomicBool::new(false),
+            reads_refused: AtomicU64::new(0),
             injected: AtomicU64::new(0),
         }
     }
@@ -57,6 +64,16 @@ impl<S> FaultyStore<S> {
     /// Fails every mutating call from now on (`true`), or stops doing so (`false`).
     pub fn set_failing(&self, on: bool) {
         self.failing.store(on, Ordering::SeqCst);
+    }
+
+    /// Makes `read_queue` fail as a suspended store's does (`true`), or stops doing so.
+    pub fn set_reads_suspended(&self, on: bool) {
+        self.reads_suspended.store(on, Ordering::SeqCst);
+    }
+
+    /// How many `read_queue` calls [`FaultyStore::set_reads_suspended`] refused so far.
+    pub fn reads_refused(&self) -> u64 {
+        self.reads_refused.load(Ordering::SeqCst)
     }
 
     /// Fails only `sync` (an fsync error after successful writes), or stops doing so.
@@ -144,6 +161,10 @@ impl<S: MessageStore> MessageStore for FaultyStore<S> {
         from: u64,
         max: usize,
     ) -> Result<Vec<StoredEntry>, StoreError> {
+        if self.reads_suspended.load(Ordering::SeqCst) {
+            self.reads_refused.fetch_add(1, Ordering::SeqCst);
+            return Err(StoreError::Suspended);
+        }
         self.inner.read_queue(vhost, queue, from, max)
     }
 

@@ -477,6 +477,9 @@ impl Queue {
         let Some(cursor) = loader.or(resumed.map(|next| Cursor { next })) else {
             return Ok(LoadStep::Done);
         };
+        // Kept from here on: a read that fails (a store suspended by a full disk) must leave
+        // the position taken out of the state for the next try, or the region is never read.
+        *loader = Some(cursor);
         let Some(store) = self.store.as_ref().filter(|_| !self.is_deleted()) else {
             *loader = None;
             return Ok(LoadStep::Done);
@@ -571,18 +574,29 @@ impl Queue {
 
     /// Loads until the next message to hand out is in memory (a `basic.get` on a queue still
     /// loading, after [`GetResult::Load`](super::GetResult::Load)). Reads the store: never on
-    /// the async runtime. A store error leaves the queue as it is: the get finds what is
-    /// loaded.
-    pub fn load_head(self: &Arc<Self>) {
+    /// the async runtime. A store error leaves the queue as it is, and is returned: the caller
+    /// tries again later ([`StoreError::Suspended`]: the store resumes by itself) or answers
+    /// with what is loaded.
+    pub fn load_head(self: &Arc<Self>) -> Result<(), StoreError> {
         while self.state.lock().head_not_loaded() {
             match self.load_batch(LOAD_BATCH) {
                 Ok(true) => {}
-                Ok(false) => return,
+                // Done, yet the head still waits to be loaded: nothing will load it, and a
+                // caller trying again would never stop.
+                Ok(false) if self.state.lock().head_not_loaded() => {
+                    tracing::error!(queue = %self.name, "the stored head cannot be loaded");
+                    return Err(StoreError::Engine(format!(
+                        "queue {}: loading ended before its head",
+                        self.name
+                    )));
+                }
+                Ok(false) => return Ok(()),
                 Err(e) => {
                     tracing::error!(queue = %self.name, error = %e, "cannot load stored messages");
-                    return;
+                    return Err(e);
                 }
             }
         }
+        Ok(())
     }
 }

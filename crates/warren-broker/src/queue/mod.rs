@@ -569,7 +569,12 @@ impl Queue {
             match self.try_get(no_ack, || wake.clone()) {
                 GetResult::Got(g) => return Some(g),
                 GetResult::Empty => return None,
-                GetResult::Load => self.load_head(),
+                GetResult::Load => {
+                    // A store that cannot be read now: what is loaded is nothing to hand out.
+                    if self.load_head().is_err() {
+                        return None;
+                    }
+                }
                 GetResult::Wait => {
                     // A spill area that stopped wakes nobody: give up after a while.
                     if rx.recv_timeout(std::time::Duration::from_secs(10)).is_err() {

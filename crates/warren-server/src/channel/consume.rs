@@ -119,7 +119,7 @@ impl Channel {
         self.access
             .check(ctx, Access::Read, Kind::Queue, queue_name.as_bytes())?;
         let queue = ctx.vhost.queue(&queue_name, ctx.id)?;
-        self.answer_get(ctx, queue, m.no_ack);
+        self.answer_get(ctx, queue, m.no_ack, false);
         Ok(())
     }
 
@@ -127,11 +127,26 @@ impl Channel {
     /// [`Ctx::get_parked`] when the queue's head is being read back from the spill area, or
     /// from the store by a blocking task (a queue still loading after a restart): the
     /// connection then handles no more input until a [`ConnEvent::GetReady`] answers it.
+    /// After a store read that failed for good (`load_failed`) a head still in the store
+    /// answers get-empty; a store that resumes by itself ([`StoreError::Suspended`], a full
+    /// disk) is read again a second later, the get parked meanwhile.
     ///
     /// [`ConnEvent::GetReady`]: crate::connection::ConnEvent::GetReady
-    pub fn answer_get(&mut self, ctx: &mut Ctx, queue: Arc<Queue>, no_ack: bool) {
+    /// [`StoreError::Suspended`]: warren_store::StoreError::Suspended
+    pub fn answer_get(
+        &mut self,
+        ctx: &mut Ctx,
+        queue: Arc<Queue>,
+        no_ack: bool,
+        load_failed: bool,
+    ) {
         let got = match queue.try_get(no_ack, || ctx.get_waker()) {
             GetResult::Got(got) => got,
+            GetResult::Load if load_failed => {
+                self.stats.get_empty.add(1);
+                ctx.send(self.id, BasicGetEmpty);
+                return;
+            }
             GetResult::Empty => {
                 self.stats.get_empty.add(1);
                 ctx.send(self.id, BasicGetEmpty);
@@ -140,14 +155,24 @@ impl Channel {
             GetResult::Load => {
                 // The store is read on tokio's blocking pool, never on this task.
                 let (q, wake) = (queue.clone(), ctx.get_waker());
+                let failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+                let flag = failed.clone();
                 tokio::task::spawn_blocking(move || {
-                    q.load_head();
+                    match q.load_head() {
+                        Ok(()) => {}
+                        // The store retries by itself: so does the get, a second later.
+                        Err(warren_store::StoreError::Suspended) => {
+                            std::thread::sleep(std::time::Duration::from_secs(1));
+                        }
+                        Err(_) => flag.store(true, std::sync::atomic::Ordering::Release),
+                    }
                     wake();
                 });
                 ctx.get_parked = Some(ParkedGet {
                     channel: self.id,
                     queue,
                     no_ack,
+                    load_failed: failed,
                 });
                 return;
             }
@@ -156,6 +181,7 @@ impl Channel {
                     channel: self.id,
                     queue,
                     no_ack,
+                    load_failed: Arc::default(),
                 });
                 return;
             }

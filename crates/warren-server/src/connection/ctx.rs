@@ -200,6 +200,9 @@ pub struct ParkedGet {
     pub queue: Arc<warren_broker::Queue>,
     /// Its `no-ack` flag.
     pub no_ack: bool,
+    /// Set by the task that read the store for it when the read failed for good: the retry
+    /// answers with what is loaded instead of reading again.
+    pub load_failed: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// What the server tells every connection.

@@ -835,7 +835,10 @@ impl<S: Stream> Connection<S> {
             return;
         };
         match self.channels.get_mut(&p.channel) {
-            Some(ch) if !ch.is_closing() => ch.answer_get(&mut self.ctx, p.queue, p.no_ack),
+            Some(ch) if !ch.is_closing() => {
+                let failed = p.load_failed.load(std::sync::atomic::Ordering::Acquire);
+                ch.answer_get(&mut self.ctx, p.queue, p.no_ack, failed);
+            }
             // Cannot happen while input is held back; nothing to answer.
             _ => {}
         }
