@@ -37,6 +37,25 @@ async fn start_with_window(
         .spawn()
 }
 
+/// A channel in confirm mode, with the durable queue `dq` declared.
+async fn confirmed_durable_queue(conn: &lapin::Connection) -> lapin::Channel {
+    let ch = conn.create_channel().await.unwrap();
+    ch.confirm_select(ConfirmSelectOptions::default())
+        .await
+        .unwrap();
+    ch.queue_declare(
+        "dq",
+        QueueDeclareOptions {
+            durable: true,
+            ..Default::default()
+        },
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    ch
+}
+
 async fn publish_persistent(ch: &lapin::Channel, body: &[u8]) -> bool {
     let props = BasicProperties::default().with_delivery_mode(2);
     ch.basic_publish("", "dq", BasicPublishOptions::default(), body, props)
@@ -52,20 +71,7 @@ async fn a_failing_sync_nacks_persistent_publishes_and_service_resumes() {
     let store = Arc::new(FaultyStore::new(MemoryStore::new()));
     let server = start(store.clone()).await;
     let conn = common::connect(&server).await;
-    let ch = conn.create_channel().await.unwrap();
-    ch.confirm_select(ConfirmSelectOptions::default())
-        .await
-        .unwrap();
-    ch.queue_declare(
-        "dq",
-        QueueDeclareOptions {
-            durable: true,
-            ..Default::default()
-        },
-        FieldTable::default(),
-    )
-    .await
-    .unwrap();
+    let ch = confirmed_durable_queue(&conn).await;
     assert!(publish_persistent(&ch, b"before").await);
 
     store.set_sync_failing(true);
@@ -96,20 +102,7 @@ async fn a_failing_write_nacks_and_loses_nothing_confirmed() {
     let store = Arc::new(FaultyStore::new(MemoryStore::new()));
     let server = start(store.clone()).await;
     let conn = common::connect(&server).await;
-    let ch = conn.create_channel().await.unwrap();
-    ch.confirm_select(ConfirmSelectOptions::default())
-        .await
-        .unwrap();
-    ch.queue_declare(
-        "dq",
-        QueueDeclareOptions {
-            durable: true,
-            ..Default::default()
-        },
-        FieldTable::default(),
-    )
-    .await
-    .unwrap();
+    let ch = confirmed_durable_queue(&conn).await;
     assert!(publish_persistent(&ch, b"kept").await);
     store.set_failing(true);
     assert!(!publish_persistent(&ch, b"refused").await);
@@ -145,20 +138,7 @@ async fn a_get_waits_for_a_suspended_store_and_is_answered_once_it_reads_again()
     let store = Arc::new(FaultyStore::new(MemoryStore::new()));
     let server = start_with_window(store.clone(), 2).await;
     let conn = common::connect(&server).await;
-    let ch = conn.create_channel().await.unwrap();
-    ch.confirm_select(ConfirmSelectOptions::default())
-        .await
-        .unwrap();
-    ch.queue_declare(
-        "dq",
-        QueueDeclareOptions {
-            durable: true,
-            ..Default::default()
-        },
-        FieldTable::default(),
-    )
-    .await
-    .unwrap();
+    let ch = confirmed_durable_queue(&conn).await;
     for n in 0..6 {
         assert!(publish_persistent(&ch, format!("m{n}").as_bytes()).await);
     }

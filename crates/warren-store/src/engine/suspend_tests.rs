@@ -17,6 +17,7 @@ use parking_lot::Mutex;
 use proptest::prelude::*;
 
 use crate::backend::{Atomicity, Backend, Changes, Visit, VisitWhile};
+use crate::engine::tests::{b, put_enqueue};
 use crate::engine::wal::{self, Wal};
 use crate::engine::{Engine, FAILED, RUNNING, SUSPENDED};
 use crate::{DefinitionStore, MessageOp, MessageStore, StoreError};
@@ -248,10 +249,6 @@ struct Model {
     next_seq: u64,
 }
 
-fn b(s: &'static str) -> Bytes {
-    Bytes::from_static(s.as_bytes())
-}
-
 fn entry_op(seq: u64, id: u64, remove: bool) -> MessageOp {
     if remove {
         MessageOp::Remove {
@@ -344,19 +341,7 @@ fn run(ops: &[Op], eager: bool, dir: &Path) {
                     continue;
                 };
                 let seq = m.next_seq;
-                let ops = [
-                    MessageOp::Put {
-                        id,
-                        message: b("m"),
-                    },
-                    MessageOp::Enqueue {
-                        vhost: b("/"),
-                        queue: b("q"),
-                        seq,
-                        id,
-                    },
-                ];
-                if engine.write(&ops).is_ok() {
+                if engine.write(&put_enqueue(id, seq)).is_ok() {
                     m.next_seq += 1;
                     m.accepted.insert(seq, (id, false));
                     m.ever.insert(seq, id);
@@ -514,20 +499,7 @@ fn a_failed_flush_suspends_the_engine_which_takes_writes_and_resumes() {
     let dir = temp_dir();
     let disk = Disk::default();
     let engine = open(&disk, &dir, false);
-    let put = |id, seq| {
-        [
-            MessageOp::Put {
-                id,
-                message: b("m"),
-            },
-            MessageOp::Enqueue {
-                vhost: b("/"),
-                queue: b("q"),
-                seq,
-                id,
-            },
-        ]
-    };
+    let put = put_enqueue;
     engine.write(&put(1, 0)).unwrap();
     engine.sync().unwrap();
     disk.0.lock().fail_flush = true;

@@ -52,11 +52,12 @@ impl Backend for Flaky {
     }
 }
 
-fn b(s: &'static str) -> Bytes {
+pub(super) fn b(s: &'static str) -> Bytes {
     Bytes::from_static(s.as_bytes())
 }
 
-fn put_enqueue(id: u64, seq: u64) -> [MessageOp; 2] {
+/// A message `m` stored as `id` and enqueued at `seq` in queue `q` of vhost `/`.
+pub(super) fn put_enqueue(id: u64, seq: u64) -> [MessageOp; 2] {
     [
         MessageOp::Put {
             id,
