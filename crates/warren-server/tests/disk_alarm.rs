@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use common::Raw;
 use common::http::call;
-use common::tmpfs::{Tmpfs, fill, settle};
+use common::tmpfs::{Tmpfs, fill, fill_from, settle};
 use serde_json::json;
 use warren_mgmt::DiskFreeLimit;
 
@@ -400,4 +400,88 @@ async fn a_store_whose_database_met_a_full_disk_takes_persistent_messages_again_
     }
     conn.close(200, "").await.unwrap();
     server.shutdown().await.unwrap();
+}
+
+/// Seeds for [`a_search_over_full_disks_loses_nothing_confirmed_and_the_store_resumes`]:
+/// `WARREN_DISK_CYCLES` (default 3) drawn from `WARREN_DISK_SEED` (default: the clock).
+fn disk_seeds() -> Vec<u64> {
+    let cycles = std::env::var("WARREN_DISK_CYCLES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3u64);
+    let seed = std::env::var("WARREN_DISK_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos() as u64)
+        });
+    let mut rng = common::crash::Rng(seed);
+    (0..cycles).map(|_| rng.below(u64::MAX)).collect()
+}
+
+#[tokio::test]
+async fn a_search_over_full_disks_loses_nothing_confirmed_and_the_store_resumes() {
+    let Some(fs) = Tmpfs::mount(64) else { return };
+    for seed in disk_seeds() {
+        let mut rng = common::crash::Rng(seed);
+        // Confirmed messages first (some still in the log, some handed to sled), then the disk
+        // fills up but for a drawn margin, stays full for a drawn time while a publisher keeps
+        // trying, and frees up: whichever of the log and sled met the full disk, persistent
+        // publishes are confirmed again without a restart, and every confirmed one is back
+        // after a restart.
+        let first = 64 * (8 + rng.below(64));
+        // With a publisher on the full disk the log meets it first; without, the checkpoint
+        // that hands the log to sled does, and sled fails (the store suspends).
+        let publishing = rng.below(2) == 0;
+        let margin = rng.below(if publishing { 3 << 20 } else { 256 << 10 });
+        let full_for = Duration::from_millis(300 + rng.below(2700));
+        let at = format!(
+            "disk seed {seed} ({first} confirmed first, {margin} bytes left, full for \
+             {full_for:?}, publishing {publishing})"
+        );
+        eprintln!("{at}");
+        let sub = fs.path().join(format!("s{seed}"));
+        std::fs::create_dir_all(&sub).unwrap();
+        let server = common::start_with(on_disk(&sub, 0)).await;
+        let conn = common::connect(&server).await;
+        let ch = durable_queue(&conn).await;
+        let filled = fill(&ch, "q", 2, first, Duration::from_secs(10)).await;
+        assert_eq!(
+            filled.acked.len() as u64,
+            first,
+            "{at}: room for the first messages"
+        );
+        let ballast = fill_up(fs.path());
+        let len = std::fs::metadata(&ballast).unwrap().len();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&ballast)
+            .unwrap()
+            .set_len(len.saturating_sub(margin))
+            .unwrap();
+        let more = if publishing {
+            fill_from(&ch, "q", 2, first, 1 << 20, Duration::from_secs(10)).await
+        } else {
+            common::tmpfs::Fill::default()
+        };
+        assert!(more.due.is_empty(), "{at}: every publish is answered");
+        tokio::time::sleep(full_for).await;
+        std::fs::remove_file(&ballast).unwrap();
+        let last = publish_until_confirmed(&ch, 1 << 40, Duration::from_secs(60)).await;
+        drop(ch);
+        let _ = conn.close(200, "").await;
+        server.shutdown().await.unwrap();
+        let server = common::start_with(on_disk(&sub, 0)).await;
+        let conn = common::connect(&server).await;
+        let ch = durable_queue(&conn).await;
+        let back = numbers_in_queue(&ch).await;
+        for m in filled.acked.iter().chain(&more.acked).chain([&last]) {
+            assert!(back.binary_search(m).is_ok(), "{at}: confirmed {m} lost");
+        }
+        conn.close(200, "").await.unwrap();
+        server.shutdown().await.unwrap();
+        std::fs::remove_dir_all(&sub).unwrap();
+    }
 }

@@ -80,10 +80,22 @@ pub async fn fill(
     max: u64,
     patience: Duration,
 ) -> Fill {
+    fill_from(ch, queue, delivery_mode, 0, max, patience).await
+}
+
+/// [`fill`] numbering its messages from `start`.
+pub async fn fill_from(
+    ch: &lapin::Channel,
+    queue: &str,
+    delivery_mode: u8,
+    start: u64,
+    max: u64,
+    patience: Duration,
+) -> Fill {
     let mut out = Fill::default();
     let props = lapin::BasicProperties::default().with_delivery_mode(delivery_mode);
-    let mut n = 0u64;
-    while n < max && out.nacked.is_empty() {
+    let mut n = start;
+    while n < start + max && out.nacked.is_empty() {
         let mut window = Vec::new();
         for _ in 0..64 {
             let mut body = vec![b'.'; 1024];
