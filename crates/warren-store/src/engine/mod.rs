@@ -526,8 +526,9 @@ impl<B: Backend> Engine<B> {
     /// Brings a suspended engine back (see the module doc, "Suspension"): writes the record a
     /// failed log append kept, reopens the backend, replays the log files into it (then
     /// deletes them), logs and hands it every pending change, flushes it, and runs again.
-    /// Answers whether the engine runs; an error leaves it suspended, to be tried again
-    /// (or failed, if the log cannot be written again).
+    /// Answers whether the engine runs: not yet while the log's filesystem lacks the room
+    /// to replay it (see `wal::room_to_replay`); an error leaves it suspended, to be tried
+    /// again (or failed, if the log cannot be written again).
     pub(crate) fn resume(&self) -> Result<bool, StoreError> {
         let Some(wal) = &self.wal else {
             return Ok(self.health() == RUNNING);
@@ -543,6 +544,9 @@ impl<B: Backend> Engine<B> {
         // delete that cancelled a logged creation): it must be in a file before the replay.
         wal.commit().inspect_err(|_| self.fail_if_poisoned(&wal))?;
         wal.rotate();
+        if !wal::room_to_replay(wal.dir())? {
+            return Ok(false);
+        }
         self.backend.reopen()?;
         let dir = wal.dir().to_path_buf();
         let generation = wal::recover(&dir, &self.backend)?;

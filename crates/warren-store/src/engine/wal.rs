@@ -310,6 +310,23 @@ fn files(dir: &Path) -> Result<Vec<(u64, PathBuf)>, StoreError> {
     Ok(found)
 }
 
+/// Whether the filesystem of the log in `dir` has room to replay it into sled: twice the
+/// log's bytes (sled writes more than the log holds) and 8 MiB. A resume checks it before
+/// reopening sled, which reads sled's whole log: no reopen every few seconds while the disk
+/// stays full.
+pub(crate) fn room_to_replay(dir: &Path) -> Result<bool, StoreError> {
+    let found = files(dir)?;
+    if found.is_empty() {
+        return Ok(true); // nothing to replay (the directory may not even exist yet)
+    }
+    let mut bytes = 0u64;
+    for (_, path) in found {
+        bytes += fs::metadata(path)?.len();
+    }
+    let free = fs2::available_space(dir)?;
+    Ok(free >= bytes.saturating_mul(2).saturating_add(8 << 20))
+}
+
 /// Deletes the log files up to generation `through` (a checkpoint covered them), then makes
 /// the deletions durable: a file left behind would be replayed over a later checkpoint.
 pub(crate) fn remove_through(dir: &Path, through: u64) -> Result<(), StoreError> {
