@@ -323,8 +323,12 @@ pub(crate) fn room_to_replay(dir: &Path) -> Result<bool, StoreError> {
     for (_, path) in found {
         bytes += fs::metadata(path)?.len();
     }
-    let free = fs2::available_space(dir)?;
-    Ok(free >= bytes.saturating_mul(2).saturating_add(8 << 20))
+    Ok(room_for(fs2::available_space(dir)?, bytes))
+}
+
+/// Whether `free` bytes hold the replay of `log` bytes (see [`room_to_replay`]).
+fn room_for(free: u64, log: u64) -> bool {
+    free >= log.saturating_mul(2).saturating_add(8 << 20)
 }
 
 /// Deletes the log files up to generation `through` (a checkpoint covered them), then makes
@@ -537,5 +541,17 @@ mod tests {
         let backend = MemoryBackend::default();
         assert!(matches!(recover(&d, &backend), Err(StoreError::Corrupt(_))));
         let _ = fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn a_resume_replays_only_with_room_for_twice_the_log() {
+        assert!(room_for(8 << 20, 0));
+        assert!(!room_for((8 << 20) - 1, 0));
+        assert!(room_for(28 << 20, 10 << 20));
+        assert!(!room_for(27 << 20, 10 << 20));
+        assert!(!room_for(u64::MAX - 1, u64::MAX));
+        let dir = std::env::temp_dir().join(format!("warren-wal-room-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        assert!(room_to_replay(&dir).unwrap(), "no log: nothing to replay");
     }
 }
