@@ -249,6 +249,19 @@ struct Model {
     next_seq: u64,
 }
 
+impl Model {
+    /// A sync succeeded: every accepted write is confirmed, removals included.
+    fn confirm(&mut self) {
+        self.confirmed = self.accepted.clone();
+        self.confirmed_gone = self
+            .ever
+            .keys()
+            .filter(|s| !self.accepted.contains_key(s))
+            .copied()
+            .collect();
+    }
+}
+
 fn entry_op(seq: u64, id: u64, remove: bool) -> MessageOp {
     if remove {
         MessageOp::Remove {
@@ -363,13 +376,7 @@ fn run(ops: &[Op], eager: bool, dir: &Path) {
             }
             Op::Sync => {
                 if engine.sync().is_ok() {
-                    m.confirmed = m.accepted.clone();
-                    m.confirmed_gone = m
-                        .ever
-                        .keys()
-                        .filter(|s| !m.accepted.contains_key(s))
-                        .copied()
-                        .collect();
+                    m.confirm();
                 }
             }
             Op::Read => check_read(&engine, &m, &at),
@@ -419,14 +426,8 @@ fn run(ops: &[Op], eager: bool, dir: &Path) {
                 engine = open(&disk, dir, eager);
                 let found = read(&engine).unwrap();
                 check_crash(&found, &m, &at);
-                m.accepted = found.clone();
-                m.confirmed = found;
-                m.confirmed_gone = m
-                    .ever
-                    .keys()
-                    .filter(|s| !m.accepted.contains_key(s))
-                    .copied()
-                    .collect();
+                m.accepted = found;
+                m.confirm();
             }
         }
         assert!(
