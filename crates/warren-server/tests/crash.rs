@@ -13,7 +13,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::crash::{Publisher, Rng, connect, free_port, publish_until_killed, start};
+use common::crash::{
+    Publisher, Rng, connect, declared_count, free_port, publish_until_killed, start,
+};
 use lapin::options::*;
 use lapin::types::FieldTable;
 
@@ -79,6 +81,8 @@ async fn every_confirmed_message_survives_kill_9() {
         let conn = connect(port).await;
         let ch = conn.create_channel().await.unwrap();
         for (p, q) in queues.iter().enumerate() {
+            // Counted from the store's kept extents, before anything is read.
+            let counted = declared_count(&ch, q).await;
             let mut seen = Vec::new();
             while let Some(m) = ch
                 .basic_get(q, BasicGetOptions { no_ack: true })
@@ -94,6 +98,12 @@ async fn every_confirmed_message_survives_kill_9() {
             assert!(
                 seen.windows(2).all(|w| w[0] < w[1]),
                 "queue {q} out of order: {seen:?}"
+            );
+            assert_eq!(
+                counted as usize,
+                seen.len(),
+                "cycle {cycle}: {q} declared {counted} messages after the restart, held {}",
+                seen.len()
             );
             let have: BTreeSet<u64> = seen.iter().copied().collect();
             let lost: Vec<u64> = confirmed[p]

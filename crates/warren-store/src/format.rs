@@ -3,8 +3,8 @@
 //! must be refused before that), and the meta key `format_version` inside sled is checked after.
 //!
 //! ```text
-//! <dir>/FORMAT     "warren-store format 2\n"; also the directory's lock (see `DirLock`)
-//! <dir>/sled/      the sled database; meta key format_version = 1 (u32 BE: the key layout)
+//! <dir>/FORMAT     "warren-store format 3\n"; also the directory's lock (see `DirLock`)
+//! <dir>/sled/      the sled database; meta key format_version = 2 (u32 BE: the key layout)
 //! <dir>/wal/       the write-ahead log of message writes, while it holds any (`engine::wal`)
 //! ```
 //!
@@ -12,6 +12,13 @@
 //! whose log holds confirmed messages and silently lose them, so the marker changed. The keys
 //! inside sled did not, so their meta key stays 1. A format-1 directory (it has no log) is
 //! upgraded in place when opened: its marker is rewritten before anything can be logged.
+//!
+//! Format 3 is format 2 plus each queue's extent kept in sled beside its index entries (the
+//! `EXTENT` keys, key layout 2; see `engine::extents`): a build of format 2 would change the
+//! entries without them, and a later open would trust extents that no longer match. A format-1
+//! or format-2 directory is upgraded when opened: the marker first, then the first open counts
+//! the index (layout 1) and writes the extents and layout 2 in one batch; until that batch
+//! the layout stays 1 and every open counts.
 //!
 //! Compaction adds transient siblings of `sled/` (`sled.building`, `sled.compact`,
 //! `sled.old`); the `compact` module owns them and every open resolves them.
@@ -23,11 +30,14 @@ use std::path::Path;
 use crate::StoreError;
 
 /// The version this build writes (it also opens, and upgrades, [`FORMAT_UPGRADED`]).
-pub const FORMAT_VERSION: u32 = 2;
-/// The previous version: the same sled keys, no write-ahead log.
-pub const FORMAT_UPGRADED: u32 = 1;
-/// The version of the key layout inside sled (its `format_version` meta key).
-pub(crate) const SLED_LAYOUT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 3;
+/// The previous versions: no extent keys (2), and no write-ahead log either (1).
+pub const FORMAT_UPGRADED: [u32; 2] = [1, 2];
+/// The version of the key layout inside sled (its `format_version` meta key) this build
+/// writes: 2 keeps the extents (see `engine::extents`).
+pub(crate) const SLED_LAYOUT_VERSION: u32 = 2;
+/// The key layout of formats 1 and 2, upgraded by the first open.
+pub(crate) const SLED_LAYOUT_UPGRADED: u32 = 1;
 
 pub(crate) const FORMAT_FILE: &str = "FORMAT";
 const FORMAT_TMP: &str = "FORMAT.tmp";
@@ -63,8 +73,8 @@ pub(crate) fn prepare(dir: &Path) -> Result<(), StoreError> {
         .ok_or_else(|| unsupported(None))?;
     match version {
         FORMAT_VERSION => Ok(()),
-        // Nothing else differs: the marker is all there is to upgrade.
-        FORMAT_UPGRADED => write_marker(dir),
+        // The marker first: the sled layout says whether the extents are kept yet.
+        v if FORMAT_UPGRADED.contains(&v) => write_marker(dir),
         _ => Err(unsupported(Some(version))),
     }
 }
@@ -141,7 +151,7 @@ pub(crate) fn check_meta(
         Some(raw) => {
             let raw: [u8; 4] = raw.try_into().map_err(|_| unsupported(None))?;
             match u32::from_be_bytes(raw) {
-                SLED_LAYOUT_VERSION => Ok(MetaState::Current),
+                SLED_LAYOUT_VERSION | SLED_LAYOUT_UPGRADED => Ok(MetaState::Current),
                 other => Err(unsupported(Some(other))),
             }
         }
@@ -153,7 +163,7 @@ pub(crate) fn check_meta(
 pub(crate) enum MetaState {
     /// An empty database: write the meta key.
     Fresh,
-    /// The current version.
+    /// The current layout, or the one the first open upgrades.
     Current,
 }
 
@@ -168,11 +178,15 @@ mod tests {
             MetaState::Current
         );
         assert_eq!(check_meta(None, true).unwrap(), MetaState::Fresh);
+        assert_eq!(
+            check_meta(Some(&2u32.to_be_bytes()), false).unwrap(),
+            MetaState::Current
+        );
         assert!(matches!(
-            check_meta(Some(&2u32.to_be_bytes()), false),
+            check_meta(Some(&3u32.to_be_bytes()), false),
             Err(StoreError::UnsupportedFormat {
-                found: Some(2),
-                supported: 2
+                found: Some(3),
+                supported: 3
             })
         ));
         assert!(matches!(
@@ -186,22 +200,28 @@ mod tests {
     }
 
     #[test]
-    fn a_format_1_directory_is_upgraded_and_an_unknown_one_refused() {
+    fn format_1_and_2_directories_are_upgraded_and_an_unknown_one_refused() {
         let dir = std::env::temp_dir().join(format!("warren-format-up-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap();
-        fs::write(dir.join(FORMAT_FILE), "warren-store format 1\n").unwrap();
-        prepare(&dir).unwrap();
-        assert_eq!(
-            fs::read_to_string(dir.join(FORMAT_FILE)).unwrap(),
-            "warren-store format 2\n"
-        );
-        fs::write(dir.join(FORMAT_FILE), "warren-store format 3\n").unwrap();
+        for old in [1, 2] {
+            fs::write(
+                dir.join(FORMAT_FILE),
+                format!("warren-store format {old}\n"),
+            )
+            .unwrap();
+            prepare(&dir).unwrap();
+            assert_eq!(
+                fs::read_to_string(dir.join(FORMAT_FILE)).unwrap(),
+                "warren-store format 3\n"
+            );
+        }
+        fs::write(dir.join(FORMAT_FILE), "warren-store format 4\n").unwrap();
         assert!(matches!(
             prepare(&dir),
             Err(StoreError::UnsupportedFormat {
-                found: Some(3),
-                supported: 2
+                found: Some(4),
+                supported: 3
             })
         ));
         let _ = fs::remove_dir_all(&dir);

@@ -16,6 +16,7 @@
 //! | `0x09` global parameter | `tag, name` | encoded name and value |
 //! | `0x0c` vhost limits | `tag, vhost` | the limits, encoded by the broker |
 //! | `0x0d` dropping | `tag`, then an index prefix (a queue's or a vhost's) | empty: its entries are being removed (see `engine::drop_entries`) |
+//! | `0x0e` extent | `tag`, then a queue's index prefix | `count u64 BE, end_seq u64 BE`: the queue's extent, kept by the log (see `engine::extents`) |
 
 use crate::{BindingRecord, MessageId, StoreError};
 
@@ -32,6 +33,17 @@ pub(crate) const GLOBAL_PARAMETER: u8 = 0x09;
 pub(crate) const VHOST_LIMITS: u8 = 0x0c;
 /// A deleted queue's or vhost's index prefix whose entries are still being removed.
 pub(crate) const DROPPING: u8 = 0x0d;
+
+/// A queue's extent, kept with its index entries (format 3, see `engine::extents`).
+pub(crate) const EXTENT: u8 = 0x0e;
+
+/// The `EXTENT` key of an index prefix (a queue's; a vhost's is the prefix of its queues').
+pub(crate) fn extent(index_prefix: &[u8]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(index_prefix.len() + 1);
+    key.push(EXTENT);
+    key.extend_from_slice(index_prefix);
+    key
+}
 
 /// The `DROPPING` key of an index prefix.
 pub(crate) fn dropping(index_prefix: &[u8]) -> Vec<u8> {

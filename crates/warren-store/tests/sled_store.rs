@@ -29,9 +29,9 @@ fn a_missing_or_empty_directory_becomes_a_store() {
     drop(SledStore::open(empty.path()).unwrap());
     assert_eq!(
         fs::read_to_string(empty.path().join("FORMAT")).unwrap(),
-        "warren-store format 2\n"
+        "warren-store format 3\n"
     );
-    assert_eq!(FORMAT_VERSION, 2);
+    assert_eq!(FORMAT_VERSION, 3);
 }
 
 #[test]
@@ -45,7 +45,7 @@ fn a_non_empty_directory_without_a_version_is_refused_untouched() {
             err,
             StoreError::UnsupportedFormat {
                 found: None,
-                supported: 2
+                supported: 3
             }
         ),
         "{err}"
@@ -57,20 +57,20 @@ fn a_non_empty_directory_without_a_version_is_refused_untouched() {
 fn a_directory_of_a_newer_version_is_refused_untouched() {
     let dir = TempDir::new("newer");
     drop(SledStore::open(dir.path()).unwrap());
-    fs::write(dir.path().join("FORMAT"), "warren-store format 3\n").unwrap();
+    fs::write(dir.path().join("FORMAT"), "warren-store format 4\n").unwrap();
     let before = listing(&dir.path().join("sled"));
     let err = SledStore::open(dir.path()).unwrap_err();
     assert!(
         matches!(
             err,
             StoreError::UnsupportedFormat {
-                found: Some(3),
-                supported: 2
+                found: Some(4),
+                supported: 3
             }
         ),
         "{err}"
     );
-    assert!(err.to_string().contains("found version 3"));
+    assert!(err.to_string().contains("found version 4"));
     assert_eq!(listing(&dir.path().join("sled")), before);
     fs::write(dir.path().join("FORMAT"), "garbage").unwrap();
     assert!(matches!(

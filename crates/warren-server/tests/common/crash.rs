@@ -178,6 +178,22 @@ pub async fn publish_until_killed(p: Publisher) {
 }
 
 /// Takes every message of `queue` (no-ack), as `(publisher, n, redelivered)`.
+/// `queue`'s message count, from a passive declare's reply: after a crash it comes from the
+/// extents the store kept, before anything is read.
+pub async fn declared_count(ch: &lapin::Channel, queue: &str) -> u32 {
+    ch.queue_declare(
+        queue,
+        lapin::options::QueueDeclareOptions {
+            passive: true,
+            ..Default::default()
+        },
+        lapin::types::FieldTable::default(),
+    )
+    .await
+    .unwrap()
+    .message_count()
+}
+
 pub async fn drain(ch: &lapin::Channel, queue: &str) -> Vec<(usize, u64, bool)> {
     let mut seen = Vec::new();
     while let Some(m) = ch

@@ -155,8 +155,8 @@ fn compaction_keeps_every_record_and_the_format_and_shrinks_the_files() {
     let format_file = fs::read(dir.0.join("FORMAT")).unwrap();
     let (s, report) = s.compact().unwrap();
     assert_eq!(records(&s), before);
-    // The copy also holds the extents the close recorded, which the reopen consumed.
-    assert_eq!(report.records, before.len() as u64 + 1);
+    // The extents are kept keys (see `engine::extents`), in `records` like the rest.
+    assert_eq!(report.records, before.len() as u64);
     assert!(
         report.disk_after < report.disk_before,
         "compaction did not shrink the files: {report:?}"
@@ -164,7 +164,8 @@ fn compaction_keeps_every_record_and_the_format_and_shrinks_the_files() {
     assert!(s.disk_bytes().unwrap() < report.disk_before);
     assert_eq!(fs::read(dir.0.join("FORMAT")).unwrap(), format_file);
     assert!(records(&s).iter().any(|(k, v)| {
-        k.as_slice() == crate::keys::FORMAT_VERSION_KEY && v.as_slice() == 1u32.to_be_bytes()
+        k.as_slice() == crate::keys::FORMAT_VERSION_KEY
+            && v.as_slice() == crate::format::SLED_LAYOUT_VERSION.to_be_bytes()
     }));
     assert_eq!(listing(&dir.0), ["FORMAT", "sled"]);
     // The queues load as before, and ids are never reused.
@@ -205,8 +206,8 @@ fn offline_compaction_of_a_closed_directory() {
         records(&s)
     };
     let report = compact(&dir.0, &SledOptions::default()).unwrap();
-    // And the recorded extents (see above).
-    assert_eq!(report.records, before.len() as u64 + 1);
+    // The extents are kept keys, already among `before` (see above).
+    assert_eq!(report.records, before.len() as u64);
     let s = SledStore::open(&dir.0).unwrap();
     assert_eq!(records(&s), before);
 }
@@ -277,7 +278,7 @@ fn a_newer_format_directory_is_refused_untouched_by_compaction_and_open() {
     drop(churned(&dir.0));
     // As a later build might leave it, mid-compaction.
     fs::create_dir_all(dir.0.join("sled.compact")).unwrap();
-    fs::write(dir.0.join("FORMAT"), "warren-store format 3\n").unwrap();
+    fs::write(dir.0.join("FORMAT"), "warren-store format 4\n").unwrap();
     let before = listing(&dir.0);
     let sled_before = listing(&dir.0.join("sled"));
     let err = compact(&dir.0, &SledOptions::default()).unwrap_err();
@@ -285,15 +286,15 @@ fn a_newer_format_directory_is_refused_untouched_by_compaction_and_open() {
         matches!(
             err,
             StoreError::UnsupportedFormat {
-                found: Some(3),
-                supported: 2
+                found: Some(4),
+                supported: 3
             }
         ),
         "{err}"
     );
     assert!(matches!(
         SledStore::open(&dir.0),
-        Err(StoreError::UnsupportedFormat { found: Some(3), .. })
+        Err(StoreError::UnsupportedFormat { found: Some(4), .. })
     ));
     assert_eq!(listing(&dir.0), before);
     assert_eq!(listing(&dir.0.join("sled")), sled_before);
@@ -343,9 +344,10 @@ fn policy_compacts_only_large_files_far_above_the_live_data() {
     drop(s);
     let s = SledStore::open(&dir.0).unwrap();
     let (disk, live) = (s.disk_bytes().unwrap(), s.live_bytes_at_open());
-    // 380 messages of 1 KiB (20 of `a`'s last 200 are also in `b`) and 400 index entries.
-    assert_eq!(live, 380 * (9 + 1024) + 400 * (13 + 9));
-    assert_eq!(s.live_records_at_open(), 780);
+    // 380 messages of 1 KiB (20 of `a`'s last 200 are also in `b`), 400 index entries and
+    // the extents of `a` and `b` (see `engine::extents`).
+    assert_eq!(live, 380 * (9 + 1024) + 400 * (13 + 9) + 2 * (6 + 16));
+    assert_eq!(s.live_records_at_open(), 782);
     let never = CompactPolicy {
         ratio: disk as f64 / live as f64 + 1.0,
         min_disk_bytes: 0,

@@ -50,7 +50,7 @@ impl<B: Backend> Engine<B> {
             self.delete_bindings_where(p, vhost, |b| {
                 !b.destination_is_exchange && b.destination == name
             })?;
-            p.start_dropping(&index);
+            p.start_dropping(&index)?;
             Ok(())
         })
     }
@@ -93,7 +93,7 @@ impl<B: Backend> DefinitionStore for Engine<B> {
                 for tag in [EXCHANGE, QUEUE, BINDING, PARAMETER] {
                     p.delete_prefix(&keys::vhost_prefix(tag, name)?)?;
                 }
-                p.start_dropping(&index);
+                p.start_dropping(&index)?;
                 Ok(())
             })
         })

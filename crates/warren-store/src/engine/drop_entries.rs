@@ -9,7 +9,8 @@
 //! them), under the mutation lock for one chunk only, so other queues' writes go on between
 //! chunks. Each chunk first hands earlier message writes to the backend (logged first, as
 //! every hand-over): a chunk's message delete must not overtake the pending removal of that
-//! message's other entry.
+//! message's other entry. The chunk's own changes are logged too (one record and fsync per
+//! chunk), so a resume after a later backend failure replays them (see `wal`).
 //!
 //! The commit point also writes a `DROPPING` key naming the index prefix; the last chunk
 //! deletes it. A crash, a failure (which fails the store) or a close between the two leaves
@@ -20,7 +21,7 @@
 
 use crate::StoreError;
 use crate::backend::{Backend, Changes};
-use crate::engine::{Engine, commit_extents};
+use crate::engine::Engine;
 use crate::keys::{self, DROPPING};
 use crate::plan::Plan;
 
@@ -94,12 +95,12 @@ impl<B: Backend> Engine<B> {
             let earlier = self.log_and_take(wal)?;
             self.hand_over(earlier)?;
         }
-        let mut shared = self.shared.lock();
+        let mut guard = self.shared.lock();
         self.running()?;
         // Writes that arrived since the hand-over above: usually none, so this seldom waits
         // for an fsync while holding `shared`.
-        self.hand_over_holding(&mut shared, wal)?;
-        let shared = &mut *shared;
+        self.hand_over_holding(&mut guard, wal)?;
+        let shared = &mut *guard;
         let (more, outcome) = {
             let mut plan = Plan::new(
                 &self.backend,
@@ -115,11 +116,26 @@ impl<B: Backend> Engine<B> {
             .into_iter()
             .map(|p| (p.key, p.value))
             .collect();
-        self.hand_over(changes)?;
         shared
             .refs
             .commit(outcome.counts, outcome.held, outcome.entries_delta);
-        commit_extents(&mut shared.extents, &shared.extent_deltas, &outcome.dropped);
+        shared.commit_extents(&outcome.dropped);
+        // Released before the log's lock is taken again (the lock order is the log, then
+        // `shared`) and its fsync.
+        drop(guard);
+        // Logged before the backend sees them, as every hand-over: a backend write that fails
+        // later suspends the engine, and its resume reopens the backend, which may drop what
+        // it had not flushed; the replay must bring these deletes back, or the entries would
+        // return behind memory's back (found by `suspend_tests`). A crash instead leaves the
+        // `DROPPING` key to the next open.
+        if let Some(wal) = &self.wal {
+            let mut wal = wal.lock();
+            for (key, value) in &changes {
+                wal.stage(key, value.as_ref());
+            }
+            wal.commit().inspect_err(|_| self.fail_if_poisoned(&wal))?;
+        }
+        self.hand_over(changes)?;
         Ok(more)
     }
 
@@ -131,9 +147,15 @@ impl<B: Backend> Engine<B> {
             prefixes.push(k.get(1..).unwrap_or_default().to_vec());
             Ok(())
         })?;
+        if prefixes.is_empty() {
+            return Ok(());
+        }
         for prefix in prefixes {
             self.delete_then_drop(&prefix, || Ok(()))?;
         }
-        Ok(())
+        // Durable before the store serves: the open has no log attached yet, and a
+        // `DROPPING` key that a crash brought back would remove the entries of a queue
+        // declared again under the same name since (found by `suspend_tests`).
+        self.backend.flush()
     }
 }

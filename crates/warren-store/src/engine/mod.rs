@@ -13,10 +13,11 @@
 //! earlier message write and no log record can be replayed over them.
 //!
 //! Message writes are applied [`Atomicity::InOrder`] in a crash-safe order (see `plan`), so a
-//! crash may leave messages no entry references; the open scan deletes them. After a clean
-//! close that scan runs in the background while the store serves (see `scan`); after a crash
-//! [`Engine::open`] counts the queue indexes before returning and leaves the sweep of the
-//! messages to the background.
+//! crash may leave messages no entry references; the open scan deletes them. That scan runs
+//! in the background while the store serves (see `scan`): with a log, the open reads each
+//! queue's extent from the keys the log keeps in step with the entries (see `extents`), after
+//! a crash too; without one, an open after a crash ([`Engine::open`]) counts the queue indexes
+//! before returning and leaves the sweep of the messages to the background.
 //!
 //! **Suspension.** A backend write or flush that fails (a full disk: sled then refuses
 //! everything until reopened) after every change it was given reached the log *suspends* the
@@ -34,6 +35,7 @@ mod definitions;
 mod drop_entries;
 #[cfg(test)]
 mod drop_entries_tests;
+mod extents;
 mod messages;
 mod pending;
 mod scan;
@@ -54,8 +56,7 @@ use crate::plan::{ExtentDeltas, Plan};
 use crate::refs::RefTable;
 use crate::{MessageId, QueueExtent, StoreError};
 
-/// Each queue's [`QueueExtent`], by index prefix.
-type Extents = ahash::AHashMap<Vec<u8>, QueueExtent>;
+use extents::{Extents, Tracked};
 
 use pending::Pending;
 pub(crate) use pending::Planned;
@@ -86,8 +87,13 @@ struct Shared {
     /// Message writes the backend has not seen yet.
     pending: Pending,
     /// Every queue's extent (entries, end_seq), kept by each write: `queue_extent` reads
-    /// nothing, and a clean close records them for the next open.
+    /// nothing. With a log they are kept in the store too (see `extents`); without, a clean
+    /// close records them for the next open.
     extents: Extents,
+    /// The extents are kept in the store (`keys::EXTENT`, see `extents`).
+    keep_extents: bool,
+    /// Prefixes of the queues whose extent changed since it was last staged (`extents`).
+    unstaged: Vec<Vec<u8>>,
     /// The background open scan, until it ends.
     scan: Option<ScanState>,
     /// The extent changes of the plan being built (reused: see `ExtentDeltas`).
@@ -95,6 +101,17 @@ struct Shared {
     /// Bytes of keys and values, and number, of the messages and index entries the open
     /// scan found.
     scanned_live: (u64, u64),
+}
+
+impl Shared {
+    /// Logs the pending changes not logged yet (staged into `wal`, not committed), the
+    /// unstaged extents first set among them (see `extents`).
+    fn log_new(&mut self, wal: &mut Wal) {
+        if self.keep_extents {
+            self.stage_extents();
+        }
+        self.pending.log_new(|k, v| wal.stage(k, v));
+    }
 }
 
 /// A store over a backend.
@@ -122,14 +139,7 @@ impl<B: Backend> Engine<B> {
     /// index entries to the background scan's sweep. The same scans count the live bytes that
     /// decide whether compaction is worth it.
     pub(crate) fn open(backend: B) -> Result<Self, StoreError> {
-        let persisted_max = match backend.get(keys::MAX_ID_KEY)? {
-            Some(v) => {
-                Some(u64::from_be_bytes(v.as_ref().try_into().map_err(|_| {
-                    StoreError::corrupt("max_message_id is not 8 bytes")
-                })?))
-            }
-            None => None,
-        };
+        let persisted_max = read_max_id(&backend)?;
         if let Some(clean) = backend.get(keys::CLEAN_EXTENTS_KEY)? {
             let extents = scan::decode_extents(&clean)?;
             // Gone before any write: a crash from now on must not find stale extents.
@@ -160,8 +170,8 @@ impl<B: Backend> Engine<B> {
             let prefix = k.get(..k.len() - 8).unwrap_or_default();
             // Keys come in order, so a queue's entries are contiguous: one lookup per entry.
             let extent = match extents.get_mut(prefix) {
-                Some(e) => e,
-                None => extents.entry(prefix.to_vec()).or_default(),
+                Some(t) => &mut t.extent,
+                None => &mut extents.entry(prefix.to_vec()).or_default().extent,
             };
             extent.count += 1;
             extent.end_seq = seq.saturating_add(1);
@@ -201,6 +211,8 @@ impl<B: Backend> Engine<B> {
                 persisted_max,
                 pending: Pending::default(),
                 extents,
+                keep_extents: false,
+                unstaged: Vec::new(),
                 scan: None,
                 extent_deltas: ExtentDeltas::default(),
                 scanned_live: (0, 0),
@@ -240,7 +252,11 @@ impl<B: Backend> Engine<B> {
     /// A queue's extent, by its index prefix.
     pub(crate) fn extent(&self, prefix: &[u8]) -> QueueExtent {
         let shared = self.shared.lock();
-        shared.extents.get(prefix).copied().unwrap_or_default()
+        shared
+            .extents
+            .get(prefix)
+            .map(|t| t.extent)
+            .unwrap_or_default()
     }
 
     /// Plans a mutation with `build` and installs its counts. Message writes
@@ -277,7 +293,7 @@ impl<B: Backend> Engine<B> {
         if batch {
             // Writes that arrived since the checkpoint: logged first, as every hand-over.
             if let Some(wal) = wal.as_deref_mut() {
-                shared.pending.log_new(|k, v| wal.stage(k, v));
+                shared.log_new(wal);
                 wal.commit().inspect_err(|_| self.fail_if_poisoned(wal))?;
             }
             let earlier = shared.pending.take();
@@ -317,10 +333,7 @@ impl<B: Backend> Engine<B> {
         shared
             .refs
             .commit(outcome.counts, outcome.held, outcome.entries_delta);
-        {
-            let shared = &mut *shared;
-            commit_extents(&mut shared.extents, &shared.extent_deltas, &outcome.dropped);
-        }
+        shared.commit_extents(&outcome.dropped);
         if let Some(reserved) = outcome.reserved {
             shared.persisted_max = shared.persisted_max.max(Some(reserved));
         }
@@ -417,7 +430,7 @@ impl<B: Backend> Engine<B> {
         mut wal: Option<MutexGuard<'_, Wal>>,
     ) -> Result<(), StoreError> {
         if let Some(wal) = wal.as_deref_mut() {
-            shared.pending.log_new(|k, v| wal.stage(k, v));
+            shared.log_new(wal);
             wal.commit().inspect_err(|_| self.fail_if_poisoned(wal))?;
         }
         drop(wal);
@@ -458,7 +471,7 @@ impl<B: Backend> Engine<B> {
         let taken = {
             let mut shared = self.shared.lock();
             self.running()?;
-            shared.pending.log_new(|k, v| wal.stage(k, v));
+            shared.log_new(wal);
             if take {
                 shared.pending.take()
             } else {
@@ -555,6 +568,7 @@ impl<B: Backend> Engine<B> {
         // deletes and values kept for the log only included, logged first into the new log.
         let changes = {
             let mut shared = self.shared.lock();
+            shared.stage_extents();
             shared.pending.log_new_uncompacted(|k, v| wal.stage(k, v));
             wal.commit().inspect_err(|_| self.fail_if_poisoned(&wal))?;
             shared.pending.take_all()
@@ -694,20 +708,16 @@ fn id_boundary<B: Backend>(
     Ok((boundary, next, last_stored))
 }
 
-/// Installs a plan's extent changes: counts and end_seq floors, then deleted queues.
-fn commit_extents(extents: &mut Extents, changes: &ExtentDeltas, dropped: &[Vec<u8>]) {
-    for (prefix, delta, end) in changes.iter() {
-        // A queue already known (every publish and ack after its first) allocates nothing.
-        let e = match extents.get_mut(prefix) {
-            Some(e) => e,
-            None => extents.entry(prefix.to_vec()).or_default(),
-        };
-        e.count = e.count.saturating_add_signed(delta);
-        e.end_seq = e.end_seq.max(end);
-    }
-    for prefix in dropped {
-        extents.retain(|k, _| !k.starts_with(prefix));
-    }
+/// The `max_message_id` meta key, if stored.
+fn read_max_id<B: Backend>(backend: &B) -> Result<Option<MessageId>, StoreError> {
+    Ok(match backend.get(keys::MAX_ID_KEY)? {
+        Some(v) => {
+            Some(u64::from_be_bytes(v.as_ref().try_into().map_err(|_| {
+                StoreError::corrupt("max_message_id is not 8 bytes")
+            })?))
+        }
+        None => None,
+    })
 }
 
 impl<B: Backend> Drop for Engine<B> {

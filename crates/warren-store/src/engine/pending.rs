@@ -213,6 +213,23 @@ impl Pending {
         self.maybe_compact();
     }
 
+    /// Sets a kept key (a queue's extent, see `engine::extents`): overwritten in place while
+    /// an earlier value of it waits (the log still gets the new value, in order), else appended
+    /// and tracked like a creation, so the next value finds it. Such a key is never deleted
+    /// through the list (only by definition batches), so it is never cancelled, although the
+    /// backend may hold it.
+    pub(crate) fn set_kept(&mut self, key: Vec<u8>, value: Bytes) {
+        let hash = self.hasher.hash_one(key.as_slice());
+        match self.created.find(hash, holds(&self.changes, &key)) {
+            Some(&pos) => self.update_created(pos, key, Some(value)),
+            None => {
+                let pos = self.push(key, Some(value), true, hash);
+                self.created
+                    .insert_unique(hash, pos, hash_at(&self.changes));
+            }
+        }
+    }
+
     /// Overwrites (`Some`) or cancels (`None`, its position already forgotten by `created`)
     /// the pending creation of `key` at `pos`. When that creation is in the log already, the
     /// change is also appended for the log.

@@ -29,7 +29,7 @@ use std::sync::atomic::Ordering;
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::backend::{Atomicity, Backend, Changes};
-use crate::engine::{Engine, Extents};
+use crate::engine::{Engine, Extents, Tracked};
 use crate::keys::{self, IndexValue};
 use crate::{MessageId, MessageStore, QueueExtent, StoreError};
 
@@ -73,8 +73,8 @@ pub(crate) fn encode_extents(extents: &Extents) -> Bytes {
         // Prefixes are at most 2 + 255 + 1 + 255 bytes long (see `keys`).
         buf.put_u16(prefix.len() as u16);
         buf.put_slice(prefix);
-        buf.put_u64(e.count);
-        buf.put_u64(e.end_seq);
+        buf.put_u64(e.extent.count);
+        buf.put_u64(e.extent.end_seq);
     }
     buf.freeze()
 }
@@ -96,7 +96,14 @@ pub(crate) fn decode_extents(mut v: &[u8]) -> Result<Extents, StoreError> {
             ))
         };
         let (count, end_seq) = (u64_at(2 + len)?, u64_at(10 + len)?);
-        extents.insert(prefix, QueueExtent { count, end_seq });
+        let extent = QueueExtent { count, end_seq };
+        extents.insert(
+            prefix,
+            Tracked {
+                extent,
+                unstaged: false,
+            },
+        );
         v = v.get(18 + len..).ok_or_else(bad)?;
     }
     Ok(extents)
@@ -291,14 +298,17 @@ impl<B: Backend> Engine<B> {
         }
         // Logged first, as in a checkpoint: a crash before the flush below replays the log.
         if let Some(wal) = wal.as_deref_mut() {
-            shared.pending.log_new(|k, v| wal.stage(k, v));
+            shared.log_new(wal);
             wal.commit()?;
         }
         let mut changes = shared.pending.take();
-        changes.push((
-            keys::CLEAN_EXTENTS_KEY.to_vec(),
-            Some(encode_extents(&shared.extents)),
-        ));
+        // Kept extents went into the list with the rest.
+        if !shared.keep_extents {
+            changes.push((
+                keys::CLEAN_EXTENTS_KEY.to_vec(),
+                Some(encode_extents(&shared.extents)),
+            ));
+        }
         drop(shared);
         // The pending writes first, the marker last: a crash between them leaves no marker.
         self.backend.apply(changes, Atomicity::InOrder)?;

@@ -407,20 +407,26 @@ impl<'a, B: Backend> Plan<'a, B> {
         }
         if !more {
             self.delete(keys::dropping(prefix));
+            // The commit point deleted them, but a write racing the deletion may have kept
+            // an extent since (see `engine::extents`).
+            self.delete_prefix(&keys::extent(prefix))?;
         }
         self.dropped.push(prefix.to_vec());
         Ok(more)
     }
 
     /// Marks the entries under `prefix` as going (a deleted queue or vhost): its extents go
-    /// now, its `DROPPING` key tells an open to finish removing them (see
-    /// `engine::drop_entries`).
-    pub(crate) fn start_dropping(&mut self, prefix: &[u8]) {
+    /// now, in memory and their `EXTENT` keys (see `engine::extents`), its `DROPPING` key
+    /// tells an open to finish removing them (see `engine::drop_entries`).
+    pub(crate) fn start_dropping(&mut self, prefix: &[u8]) -> Result<(), StoreError> {
         self.set(keys::dropping(prefix), Bytes::new());
+        self.delete_prefix(&keys::extent(prefix))?;
         self.dropped.push(prefix.to_vec());
+        Ok(())
     }
 
-    /// Deletes every key starting with `prefix` (definition records only, never index entries).
+    /// Deletes every key starting with `prefix` (definition records and extents only, never
+    /// index entries).
     pub(crate) fn delete_prefix(&mut self, prefix: &[u8]) -> Result<(), StoreError> {
         let mut found = Vec::new();
         self.backend.scan_prefix(prefix, &mut |k, _| {
