@@ -173,3 +173,53 @@ async fn a_get_waits_for_a_suspended_store_and_is_answered_once_it_reads_again()
     assert_eq!(get(&ch).await, None);
     server.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn an_api_get_waits_for_a_suspended_store_and_is_answered_once_it_reads_again() {
+    let store = Arc::new(FaultyStore::new(MemoryStore::new()));
+    let server = start_with_window(store.clone(), 2).await;
+    let conn = common::connect(&server).await;
+    let ch = confirmed_durable_queue(&conn).await;
+    for n in 0..4 {
+        assert!(publish_persistent(&ch, format!("m{n}").as_bytes()).await);
+    }
+    store.set_reads_suspended(true);
+    // Two messages are in memory, the third in the store, which cannot read until it resumes.
+    let body = serde_json::json!({"count": 3, "ackmode": "ack_requeue_false", "encoding": "auto"});
+    let waiting = tokio::spawn({
+        let server_addr = server.management_addr();
+        async move {
+            let addr = server_addr.expect("management API enabled");
+            common::http::request(
+                addr,
+                "POST",
+                "/api/queues/%2F/dq/get",
+                Some(("guest", "guest")),
+                Some(body),
+                &[],
+            )
+            .await
+        }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert!(
+        !waiting.is_finished(),
+        "answered while the store cannot read"
+    );
+    store.set_reads_suspended(false);
+    let reply = tokio::time::timeout(std::time::Duration::from_secs(10), waiting)
+        .await
+        .expect("answered once the store reads again")
+        .unwrap();
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let payloads: Vec<String> = reply
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["payload"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(payloads, ["m0", "m1", "m2"]);
+    assert_eq!(get(&ch).await.as_deref(), Some("m3"));
+    server.shutdown().await.unwrap();
+}

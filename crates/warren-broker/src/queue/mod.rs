@@ -557,7 +557,8 @@ impl Queue {
         }
     }
 
-    /// `basic.get`, blocking this thread while the head is read back from the spill area: for
+    /// `basic.get`, blocking this thread while the head is read back from the spill area or
+    /// the store (up to 10 s for a store suspended by a full disk): for the management API,
     /// tests and the aliveness check's small queue. Connections use [`Queue::try_get`].
     pub fn get(self: &Arc<Self>, no_ack: bool) -> Option<Got> {
         let (tx, rx) = std::sync::mpsc::channel();
@@ -565,16 +566,28 @@ impl Queue {
         let wake: crate::spill::Waker = Arc::new(move || {
             let _ = tx.lock().send(());
         });
+        // How long a get waits for a store that cannot read now but resumes by itself.
+        const SUSPENDED_FOR: std::time::Duration = std::time::Duration::from_secs(10);
+        let mut suspended_since = None;
         loop {
             match self.try_get(no_ack, || wake.clone()) {
                 GetResult::Got(g) => return Some(g),
                 GetResult::Empty => return None,
-                GetResult::Load => {
-                    // A store that cannot be read now: what is loaded is nothing to hand out.
-                    if self.load_head().is_err() {
-                        return None;
+                GetResult::Load => match self.load_head() {
+                    Ok(()) => {}
+                    // A store that met a full disk resumes by itself: read again a second
+                    // later, as `basic.get` does, for a while; then answer with nothing, as
+                    // for a store that failed (what is loaded is nothing to hand out).
+                    Err(StoreError::Suspended)
+                        if suspended_since
+                            .get_or_insert_with(std::time::Instant::now)
+                            .elapsed()
+                            < SUSPENDED_FOR =>
+                    {
+                        std::thread::sleep(std::time::Duration::from_secs(1));
                     }
-                }
+                    Err(_) => return None,
+                },
                 GetResult::Wait => {
                     // A spill area that stopped wakes nobody: give up after a while.
                     if rx.recv_timeout(std::time::Duration::from_secs(10)).is_err() {

@@ -135,8 +135,12 @@ impl Shared {
     }
 
     /// Sets every unstaged extent in the pending list, after the changes it reflects: called
-    /// before the list is logged (see the module doc).
+    /// before the list is logged (see the module doc). Nothing when the extents are not kept
+    /// (no queue is marked unstaged then).
     pub(super) fn stage_extents(&mut self) {
+        if self.unstaged.is_empty() {
+            return;
+        }
         let mut unstaged = std::mem::take(&mut self.unstaged);
         for prefix in unstaged.drain(..) {
             // A queue deleted since has no extent (and no key) any more.

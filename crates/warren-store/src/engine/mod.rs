@@ -107,9 +107,7 @@ impl Shared {
     /// Logs the pending changes not logged yet (staged into `wal`, not committed), the
     /// unstaged extents first set among them (see `extents`).
     fn log_new(&mut self, wal: &mut Wal) {
-        if self.keep_extents {
-            self.stage_extents();
-        }
+        self.stage_extents();
         self.pending.log_new(|k, v| wal.stage(k, v));
     }
 }
