@@ -223,3 +223,47 @@ async fn an_api_get_waits_for_a_suspended_store_and_is_answered_once_it_reads_ag
     assert_eq!(get(&ch).await.as_deref(), Some("m3"));
     server.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn an_api_purge_of_a_stored_backlog_answers_while_the_store_cannot_read() {
+    let store = Arc::new(FaultyStore::new(MemoryStore::new()));
+    let server = start_with_window(store.clone(), 2).await;
+    let conn = common::connect(&server).await;
+    let ch = confirmed_durable_queue(&conn).await;
+    for n in 0..6 {
+        assert!(publish_persistent(&ch, format!("m{n}").as_bytes()).await);
+    }
+    store.set_reads_suspended(true);
+    // Two messages in memory, four in the store: the purge counts them all and answers at
+    // once; the stored ones are swept once the store reads again.
+    let reply = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        common::http::call(&server, "DELETE", "/api/queues/%2F/dq/contents", None),
+    )
+    .await
+    .expect("answered while the store cannot read");
+    assert_eq!(reply.status, 204, "{}", reply.body);
+    assert_eq!(
+        common::passive_queue(&ch, "dq")
+            .await
+            .unwrap()
+            .message_count(),
+        0
+    );
+    store.set_reads_suspended(false);
+    assert!(publish_persistent(&ch, b"after").await);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let got = loop {
+        if let Some(m) = get(&ch).await {
+            break m;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the new message never came"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(got, "after", "nothing purged came back");
+    assert_eq!(get(&ch).await, None);
+    server.shutdown().await.unwrap();
+}
