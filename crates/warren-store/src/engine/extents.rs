@@ -28,8 +28,8 @@
 //! is staged: a crash there cannot be replayed, and the open counts the index as before.
 //!
 //! **Deletion.** A queue's or vhost's deletion removes the `EXTENT` keys under its index prefix
-//! in the batch that is its commit point (`Plan::start_dropping`); the chunks that then remove
-//! its entries leave the keys alone.
+//! in the batch that is its commit point (`Plan::start_dropping`); the last of the chunks that
+//! then remove its entries removes any again (a write racing the deletion may have kept one).
 //!
 //! **Upgrade.** A store of format 2 holds no `EXTENT` keys and its key layout (the
 //! `format_version` meta key) is 1. Its first open counts the index (or reads its
