@@ -131,17 +131,30 @@ async fn get(ch: &lapin::Channel) -> Option<String> {
         .map(|m| String::from_utf8_lossy(&m.delivery.data).into_owned())
 }
 
-#[tokio::test]
-async fn a_get_waits_for_a_suspended_store_and_is_answered_once_it_reads_again() {
-    // A load window of two: the durable queue keeps two messages in memory, the rest of its
-    // persistent backlog in the store, read back as it drains.
+/// A server with a load window of two and `n` confirmed persistent messages `m0`, `m1`, ... in
+/// the durable queue `dq`: the queue keeps two in memory, the rest of its backlog in the
+/// store, read back as it drains. Also the store, and the connection the channel lives on.
+async fn stored_backlog(
+    n: usize,
+) -> (
+    Arc<FaultyStore<MemoryStore>>,
+    warren_server::ServerHandle,
+    lapin::Connection,
+    lapin::Channel,
+) {
     let store = Arc::new(FaultyStore::new(MemoryStore::new()));
     let server = start_with_window(store.clone(), 2).await;
     let conn = common::connect(&server).await;
     let ch = confirmed_durable_queue(&conn).await;
-    for n in 0..6 {
-        assert!(publish_persistent(&ch, format!("m{n}").as_bytes()).await);
+    for i in 0..n {
+        assert!(publish_persistent(&ch, format!("m{i}").as_bytes()).await);
     }
+    (store, server, conn, ch)
+}
+
+#[tokio::test]
+async fn a_get_waits_for_a_suspended_store_and_is_answered_once_it_reads_again() {
+    let (store, server, _conn, ch) = stored_backlog(6).await;
     // The store stops answering reads, as one that met a full disk does until it resumes.
     store.set_reads_suspended(true);
     assert_eq!(get(&ch).await.as_deref(), Some("m0"));
@@ -176,13 +189,7 @@ async fn a_get_waits_for_a_suspended_store_and_is_answered_once_it_reads_again()
 
 #[tokio::test]
 async fn an_api_get_waits_for_a_suspended_store_and_is_answered_once_it_reads_again() {
-    let store = Arc::new(FaultyStore::new(MemoryStore::new()));
-    let server = start_with_window(store.clone(), 2).await;
-    let conn = common::connect(&server).await;
-    let ch = confirmed_durable_queue(&conn).await;
-    for n in 0..4 {
-        assert!(publish_persistent(&ch, format!("m{n}").as_bytes()).await);
-    }
+    let (store, server, _conn, ch) = stored_backlog(4).await;
     store.set_reads_suspended(true);
     // Two messages are in memory, the third in the store, which cannot read until it resumes.
     let body = serde_json::json!({"count": 3, "ackmode": "ack_requeue_false", "encoding": "auto"});
@@ -226,13 +233,7 @@ async fn an_api_get_waits_for_a_suspended_store_and_is_answered_once_it_reads_ag
 
 #[tokio::test]
 async fn an_api_purge_of_a_stored_backlog_answers_while_the_store_cannot_read() {
-    let store = Arc::new(FaultyStore::new(MemoryStore::new()));
-    let server = start_with_window(store.clone(), 2).await;
-    let conn = common::connect(&server).await;
-    let ch = confirmed_durable_queue(&conn).await;
-    for n in 0..6 {
-        assert!(publish_persistent(&ch, format!("m{n}").as_bytes()).await);
-    }
+    let (store, server, _conn, ch) = stored_backlog(6).await;
     store.set_reads_suspended(true);
     // Two messages in memory, four in the store: the purge counts them all and answers at
     // once; the stored ones are swept once the store reads again.
