@@ -62,4 +62,7 @@ pub(crate) trait Backend: Send + Sync {
     /// Adds what the background open scan found (bytes of keys and values, records) to the
     /// backend's live-data count, if it keeps one.
     fn add_live(&self, _bytes: u64, _records: u64) {}
+    /// Takes bytes and records off the live-data count, if the backend keeps one (a layer
+    /// above that counts what it removed, see `packed`).
+    fn remove_live(&self, _bytes: u64, _records: u64) {}
 }

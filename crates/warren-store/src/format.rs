@@ -3,8 +3,8 @@
 //! must be refused before that), and the meta key `format_version` inside sled is checked after.
 //!
 //! ```text
-//! <dir>/FORMAT     "warren-store format 3\n"; also the directory's lock (see `DirLock`)
-//! <dir>/sled/      the sled database; meta key format_version = 2 (u32 BE: the key layout)
+//! <dir>/FORMAT     "warren-store format 4\n"; also the directory's lock (see `DirLock`)
+//! <dir>/sled/      the sled database; meta key format_version = 3 or 2 (u32 BE: the key layout)
 //! <dir>/wal/       the write-ahead log of message writes, while it holds any (`engine::wal`)
 //! ```
 //!
@@ -20,6 +20,12 @@
 //! the index (layout 1) and writes the extents and layout 2 in one batch; until that batch
 //! the layout stays 1 and every open counts.
 //!
+//! Format 4 adds key layout 3: several messages, and several index entries of one queue, per
+//! sled record (see `packed`), for a new store. A build of format 3 would find no message in
+//! such a directory. Layout 3 is chosen when a store is created; a directory of an older
+//! format keeps its layout 2 (or is upgraded from 1 to 2 as above), with its marker rewritten
+//! to 4. Repacking an existing store is not built: its messages stay one per record.
+//!
 //! Compaction adds transient siblings of `sled/` (`sled.building`, `sled.compact`,
 //! `sled.old`); the `compact` module owns them and every open resolves them.
 
@@ -30,13 +36,17 @@ use std::path::Path;
 use crate::StoreError;
 
 /// The version this build writes (it also opens, and upgrades, [`FORMAT_UPGRADED`]).
-pub const FORMAT_VERSION: u32 = 3;
-/// The previous versions: no extent keys (2), and no write-ahead log either (1).
-pub const FORMAT_UPGRADED: [u32; 2] = [1, 2];
+pub const FORMAT_VERSION: u32 = 4;
+/// The previous versions: messages one per sled record (3), no extent keys either (2), and
+/// no write-ahead log either (1).
+pub const FORMAT_UPGRADED: [u32; 3] = [1, 2, 3];
 /// The version of the key layout inside sled (its `format_version` meta key) this build
-/// writes: 2 keeps the extents (see `engine::extents`).
-pub(crate) const SLED_LAYOUT_VERSION: u32 = 2;
-/// The key layout of formats 1 and 2, upgraded by the first open.
+/// writes into a new store: 3 packs messages and index entries into blocks (see `packed`).
+pub(crate) const SLED_LAYOUT_VERSION: u32 = 3;
+/// The key layout of format 3 (and of formats 1 and 2 once upgraded): the extents kept, one
+/// record per message and per index entry. A store made with it keeps it.
+pub(crate) const SLED_LAYOUT_UNPACKED: u32 = 2;
+/// The key layout of formats 1 and 2, upgraded by the first open to [`SLED_LAYOUT_UNPACKED`].
 pub(crate) const SLED_LAYOUT_UPGRADED: u32 = 1;
 
 pub(crate) const FORMAT_FILE: &str = "FORMAT";
@@ -151,7 +161,10 @@ pub(crate) fn check_meta(
         Some(raw) => {
             let raw: [u8; 4] = raw.try_into().map_err(|_| unsupported(None))?;
             match u32::from_be_bytes(raw) {
-                SLED_LAYOUT_VERSION | SLED_LAYOUT_UPGRADED => Ok(MetaState::Current),
+                SLED_LAYOUT_VERSION => Ok(MetaState::Current { packed: true }),
+                SLED_LAYOUT_UNPACKED | SLED_LAYOUT_UPGRADED => {
+                    Ok(MetaState::Current { packed: false })
+                }
                 other => Err(unsupported(Some(other))),
             }
         }
@@ -163,8 +176,12 @@ pub(crate) fn check_meta(
 pub(crate) enum MetaState {
     /// An empty database: write the meta key.
     Fresh,
-    /// The current layout, or the one the first open upgrades.
-    Current,
+    /// A layout this build opens: the current one (`packed`), an older one it keeps, or the
+    /// one the first open upgrades.
+    Current {
+        /// Whether messages and index entries are packed into blocks (layout 3).
+        packed: bool,
+    },
 }
 
 #[cfg(test)]
@@ -173,20 +190,19 @@ mod tests {
 
     #[test]
     fn meta_check_accepts_current_and_fresh_and_refuses_the_rest() {
-        assert_eq!(
-            check_meta(Some(&1u32.to_be_bytes()), false).unwrap(),
-            MetaState::Current
-        );
+        for (layout, packed) in [(1u32, false), (2, false), (3, true)] {
+            assert_eq!(
+                check_meta(Some(&layout.to_be_bytes()), false).unwrap(),
+                MetaState::Current { packed },
+                "layout {layout}"
+            );
+        }
         assert_eq!(check_meta(None, true).unwrap(), MetaState::Fresh);
-        assert_eq!(
-            check_meta(Some(&2u32.to_be_bytes()), false).unwrap(),
-            MetaState::Current
-        );
         assert!(matches!(
-            check_meta(Some(&3u32.to_be_bytes()), false),
+            check_meta(Some(&4u32.to_be_bytes()), false),
             Err(StoreError::UnsupportedFormat {
-                found: Some(3),
-                supported: 3
+                found: Some(4),
+                supported: 4
             })
         ));
         assert!(matches!(
@@ -200,11 +216,11 @@ mod tests {
     }
 
     #[test]
-    fn format_1_and_2_directories_are_upgraded_and_an_unknown_one_refused() {
+    fn format_1_2_and_3_directories_are_upgraded_and_an_unknown_one_refused() {
         let dir = std::env::temp_dir().join(format!("warren-format-up-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap();
-        for old in [1, 2] {
+        for old in [1, 2, 3] {
             fs::write(
                 dir.join(FORMAT_FILE),
                 format!("warren-store format {old}\n"),
@@ -213,15 +229,15 @@ mod tests {
             prepare(&dir).unwrap();
             assert_eq!(
                 fs::read_to_string(dir.join(FORMAT_FILE)).unwrap(),
-                "warren-store format 3\n"
+                "warren-store format 4\n"
             );
         }
-        fs::write(dir.join(FORMAT_FILE), "warren-store format 4\n").unwrap();
+        fs::write(dir.join(FORMAT_FILE), "warren-store format 5\n").unwrap();
         assert!(matches!(
             prepare(&dir),
             Err(StoreError::UnsupportedFormat {
-                found: Some(4),
-                supported: 3
+                found: Some(5),
+                supported: 4
             })
         ));
         let _ = fs::remove_dir_all(&dir);

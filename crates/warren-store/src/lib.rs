@@ -92,6 +92,11 @@
 //!   order (`0x07, len, vhost, len, queue, seq u64 BE`). The full table is in the `keys` module.
 //!   Names the key layout length-prefixes (vhost, exchange, queue, routing key) are at most
 //!   255 bytes, as AMQP's short strings are.
+//! - **Several messages per sled record.** sled's memory follows its record count (a leaf
+//!   splits above 16 records, whatever their size), so a store created by this build keeps
+//!   four messages and sixteen index entries of one queue per sled record, below the engine,
+//!   which still sees one key per message and per entry (`packed`; key layout 3). A store made
+//!   by an older build keeps one record per message.
 //! - **Messages stored once.** `Put` stores the bytes under `0x06, id`; each queue holding the
 //!   message has a 9-byte index entry `id, flags`. Reference counts live in memory, rebuilt at
 //!   open by one scan of the index entries, so a write is blind puts and deletes, never a
@@ -120,9 +125,9 @@
 //!   messages rather than one each), so [`MessageStore::next_message_id`] never reuses an id
 //!   once stored; a restart skips the rest of the reservation.
 //! - **Versioned format.** A `FORMAT` file (checked before sled touches the directory; version
-//!   2 since the write-ahead log, version 1 upgraded in place) and the meta key
-//!   `format_version = 1` (the key layout); anything else is refused with
-//!   [`StoreError::UnsupportedFormat`]. See [`FORMAT_VERSION`].
+//!   4 since the packed layout, older versions upgraded in place) and the meta key
+//!   `format_version` (the key layout: 3 packed, 2 one record per message, 1 upgraded to 2);
+//!   anything else is refused with [`StoreError::UnsupportedFormat`]. See [`FORMAT_VERSION`].
 //! - **Compaction.** sled 0.34 keeps its files at their peak size. [`compact`] (and
 //!   [`SledStore::compact_if`] at startup) copies the live records into a fresh database and
 //!   swaps the directories with a crash-safe protocol: a crash at any point leaves the old or
@@ -145,6 +150,7 @@ mod group_commit;
 mod keys;
 mod memory;
 mod message;
+mod packed;
 mod plan;
 mod record_codec;
 mod refs;

@@ -15,6 +15,7 @@ use crate::engine::wal::WAL_DIR;
 use crate::engine::{Engine, delegate_to_engine};
 use crate::format::{self, DirLock, MetaState, SLED_DIR};
 use crate::keys::FORMAT_VERSION_KEY;
+use crate::packed::Packed;
 use crate::sled_backend::{SledBackend, open_sled};
 use crate::sled_db::LockRelease;
 use crate::{CompactPolicy, CompactReport, StoreError, compact};
@@ -62,7 +63,7 @@ pub struct SledStore {
     pub(crate) scanner: Scanner,
     pub(crate) compactor: Compactor,
     pub(crate) drainer: Drainer,
-    pub(crate) engine: Arc<Engine<SledBackend>>,
+    pub(crate) engine: Arc<Engine<Packed<SledBackend>>>,
     pub(crate) released: LockRelease,
     pub(crate) lock: DirLock,
     pub(crate) dir: PathBuf,
@@ -102,14 +103,20 @@ impl SledStore {
         compact::finish_interrupted(dir)?;
         let (backend, released) = open_sled(&dir.join(SLED_DIR), options)?;
         let meta = backend.get(FORMAT_VERSION_KEY)?;
-        if format::check_meta(meta.as_deref(), backend.is_empty()?)? == MetaState::Fresh {
-            let version = Bytes::copy_from_slice(&format::SLED_LAYOUT_VERSION.to_be_bytes());
-            backend.apply(
-                vec![(FORMAT_VERSION_KEY.to_vec(), Some(version))],
-                Atomicity::Batch,
-            )?;
-            backend.flush()?;
-        }
+        let packed = match format::check_meta(meta.as_deref(), backend.is_empty()?)? {
+            MetaState::Fresh => {
+                let version = Bytes::copy_from_slice(&format::SLED_LAYOUT_VERSION.to_be_bytes());
+                backend.apply(
+                    vec![(FORMAT_VERSION_KEY.to_vec(), Some(version))],
+                    Atomicity::Batch,
+                )?;
+                backend.flush()?;
+                true
+            }
+            MetaState::Current { packed } => packed,
+        };
+        // The log's replay goes through the packing too: it holds logical keys.
+        let backend = Packed::new(backend, packed);
         let engine = Arc::new(Engine::open_logged(backend, &dir.join(WAL_DIR))?);
         // What the open's own writes (the layout key, an upgrade's extents) counted is in
         // the open's count, or in the background scan's, which adds it when it ends.
@@ -125,6 +132,29 @@ impl SledStore {
             dir: dir.to_path_buf(),
             options: options.clone(),
         })
+    }
+
+    /// Creates an empty store in `dir` with the unpacked key layout of format 3 (one record
+    /// per message and per index entry), as an older build made it. For tests.
+    #[cfg(test)]
+    pub(crate) fn create_unpacked(dir: &Path) -> Result<(), StoreError> {
+        format::prepare(dir)?;
+        let (backend, released) = open_sled(&dir.join(SLED_DIR), &SledOptions::default())?;
+        let layout = Bytes::copy_from_slice(&format::SLED_LAYOUT_UNPACKED.to_be_bytes());
+        backend.apply(
+            vec![(FORMAT_VERSION_KEY.to_vec(), Some(layout))],
+            Atomicity::Batch,
+        )?;
+        backend.flush()?;
+        drop(backend);
+        drop(released);
+        Ok(())
+    }
+
+    /// Whether the store packs messages and index entries into blocks (key layout 3: a store
+    /// created by this build; an older store keeps one record per message).
+    pub fn is_packed(&self) -> bool {
+        self.engine.backend().is_packed()
     }
 
     /// The directory the store lives in.
@@ -306,7 +336,7 @@ pub(crate) struct Compactor {
 
 impl Compactor {
     fn start(
-        engine: Weak<Engine<SledBackend>>,
+        engine: Weak<Engine<Packed<SledBackend>>>,
         dir: &Path,
         options: &SledOptions,
     ) -> Result<Compactor, StoreError> {
@@ -355,7 +385,9 @@ impl Compactor {
                         let Ok(disk) = compact::disk_usage(&sled) else {
                             continue;
                         };
-                        if !online::wanted(&policy, disk, backend.live(), last) {
+                        let (live, records) = backend.live();
+                        let live = (live, backend.sled_records(records));
+                        if !online::wanted(&policy, disk, live, last) {
                             continue;
                         }
                         let Some(_one) = Busy::take(&running, false) else {
@@ -433,7 +465,7 @@ pub(crate) struct Drainer {
 
 impl Drainer {
     fn start(
-        engine: Weak<Engine<SledBackend>>,
+        engine: Weak<Engine<Packed<SledBackend>>>,
         every: Option<Duration>,
     ) -> Result<Drainer, StoreError> {
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
@@ -520,7 +552,7 @@ pub(crate) struct Scanner {
 }
 
 impl Scanner {
-    fn start(engine: Weak<Engine<SledBackend>>) -> Result<Scanner, StoreError> {
+    fn start(engine: Weak<Engine<Packed<SledBackend>>>) -> Result<Scanner, StoreError> {
         let stop = Arc::new(AtomicBool::new(false));
         let done = engine.upgrade().is_none_or(|e| e.scan_done());
         if done {

@@ -11,6 +11,13 @@ use warren_store::{FORMAT_VERSION, MessageStore, SledStore, StoreError};
 
 behaviour_suite!(SledHarness::new());
 
+/// The same behaviours on a store an older build made, which keeps one record per message.
+mod unpacked {
+    use super::*;
+
+    behaviour_suite!(SledHarness::unpacked());
+}
+
 fn listing(dir: &std::path::Path) -> Vec<String> {
     let mut names: Vec<String> = fs::read_dir(dir)
         .unwrap()
@@ -29,9 +36,9 @@ fn a_missing_or_empty_directory_becomes_a_store() {
     drop(SledStore::open(empty.path()).unwrap());
     assert_eq!(
         fs::read_to_string(empty.path().join("FORMAT")).unwrap(),
-        "warren-store format 3\n"
+        "warren-store format 4\n"
     );
-    assert_eq!(FORMAT_VERSION, 3);
+    assert_eq!(FORMAT_VERSION, 4);
 }
 
 #[test]
@@ -45,7 +52,7 @@ fn a_non_empty_directory_without_a_version_is_refused_untouched() {
             err,
             StoreError::UnsupportedFormat {
                 found: None,
-                supported: 3
+                supported: 4
             }
         ),
         "{err}"
@@ -57,20 +64,20 @@ fn a_non_empty_directory_without_a_version_is_refused_untouched() {
 fn a_directory_of_a_newer_version_is_refused_untouched() {
     let dir = TempDir::new("newer");
     drop(SledStore::open(dir.path()).unwrap());
-    fs::write(dir.path().join("FORMAT"), "warren-store format 4\n").unwrap();
+    fs::write(dir.path().join("FORMAT"), "warren-store format 5\n").unwrap();
     let before = listing(&dir.path().join("sled"));
     let err = SledStore::open(dir.path()).unwrap_err();
     assert!(
         matches!(
             err,
             StoreError::UnsupportedFormat {
-                found: Some(4),
-                supported: 3
+                found: Some(5),
+                supported: 4
             }
         ),
         "{err}"
     );
-    assert!(err.to_string().contains("found version 4"));
+    assert!(err.to_string().contains("found version 5"));
     assert_eq!(listing(&dir.path().join("sled")), before);
     fs::write(dir.path().join("FORMAT"), "garbage").unwrap();
     assert!(matches!(
@@ -85,13 +92,13 @@ fn the_meta_key_inside_sled_is_checked_too() {
     drop(SledStore::open(dir.path()).unwrap());
     {
         let db = sled::open(dir.path().join("sled")).unwrap();
-        db.insert(b"\x00format_version", &3u32.to_be_bytes()[..])
+        db.insert(b"\x00format_version", &4u32.to_be_bytes()[..])
             .unwrap();
         db.flush().unwrap();
     }
     assert!(matches!(
         SledStore::open(dir.path()),
-        Err(StoreError::UnsupportedFormat { found: Some(3), .. })
+        Err(StoreError::UnsupportedFormat { found: Some(4), .. })
     ));
     {
         let db = sled::open(dir.path().join("sled")).unwrap();
@@ -157,4 +164,55 @@ fn messages_of_blob_size_survive_reopen() {
             .enumerate()
             .all(|(i, e)| e.3 == format!("{i}{big}"))
     );
+}
+
+/// The messages of one queue, as sled's own keys show them: how many records carry messages
+/// (tag 0x06 one each; 0x16 blocks of four).
+fn raw_tags(dir: &std::path::Path) -> (usize, usize) {
+    let db = sled::open(dir.join("sled")).unwrap();
+    let count = |tag: u8| db.scan_prefix([tag]).count();
+    (count(0x06), count(0x16))
+}
+
+fn write_messages(s: &SledStore, from: u64, n: u64) {
+    for i in from..from + n {
+        let id = s.next_message_id().unwrap();
+        s.write(&[put(id, &format!("m{i}")), enqueue("/", "q", i, id)])
+            .unwrap();
+    }
+    s.sync().unwrap();
+}
+
+#[test]
+fn a_new_store_packs_messages_and_an_older_one_keeps_one_record_per_message() {
+    let new = TempDir::new("packed");
+    let s = SledStore::open(new.path()).unwrap();
+    assert!(s.is_packed());
+    write_messages(&s, 0, 40);
+    s.checkpoint().unwrap();
+    drop(s);
+    // Ids from the store's counter (consecutive, from 1), four per block.
+    assert_eq!(raw_tags(new.path()), (0, 11));
+    let s = SledStore::open(new.path()).unwrap();
+    assert_eq!(entries(&s, "/", "q").len(), 40);
+    drop(s);
+
+    let old = TempDir::new("unpacked");
+    common::make_format_3_dir(old.path());
+    let s = SledStore::open(old.path()).unwrap();
+    assert!(!s.is_packed());
+    write_messages(&s, 0, 40);
+    drop(s);
+    assert_eq!(
+        fs::read_to_string(old.path().join("FORMAT")).unwrap(),
+        "warren-store format 4\n"
+    );
+    let s = SledStore::open(old.path()).unwrap();
+    assert!(!s.is_packed(), "an older store keeps its layout");
+    write_messages(&s, 40, 10);
+    let loaded = entries(&s, "/", "q");
+    assert_eq!(loaded.len(), 50);
+    assert_eq!(loaded[49].3, "m49");
+    drop(s);
+    assert_eq!(raw_tags(old.path()), (50, 0));
 }

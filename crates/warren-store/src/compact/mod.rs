@@ -137,6 +137,7 @@ impl SledStore {
         let Some((live, records)) = self.engine.live_at_open() else {
             return Ok((self, None));
         };
+        let records = self.engine.backend().sled_records(records);
         if !policy.wants(self.disk_bytes()?, live, records) {
             return Ok((self, None));
         }
@@ -361,7 +362,10 @@ fn copy_into(
         )));
     }
     let meta = new.get(FORMAT_VERSION_KEY)?;
-    if format::check_meta(meta.as_deref(), false)? != MetaState::Current {
+    if !matches!(
+        format::check_meta(meta.as_deref(), false)?,
+        MetaState::Current { .. }
+    ) {
         return Err(StoreError::corrupt(
             "the compacted copy has no format version",
         ));

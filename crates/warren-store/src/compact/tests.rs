@@ -278,7 +278,7 @@ fn a_newer_format_directory_is_refused_untouched_by_compaction_and_open() {
     drop(churned(&dir.0));
     // As a later build might leave it, mid-compaction.
     fs::create_dir_all(dir.0.join("sled.compact")).unwrap();
-    fs::write(dir.0.join("FORMAT"), "warren-store format 4\n").unwrap();
+    fs::write(dir.0.join("FORMAT"), "warren-store format 5\n").unwrap();
     let before = listing(&dir.0);
     let sled_before = listing(&dir.0.join("sled"));
     let err = compact(&dir.0, &SledOptions::default()).unwrap_err();
@@ -286,15 +286,15 @@ fn a_newer_format_directory_is_refused_untouched_by_compaction_and_open() {
         matches!(
             err,
             StoreError::UnsupportedFormat {
-                found: Some(4),
-                supported: 3
+                found: Some(5),
+                supported: 4
             }
         ),
         "{err}"
     );
     assert!(matches!(
         SledStore::open(&dir.0),
-        Err(StoreError::UnsupportedFormat { found: Some(4), .. })
+        Err(StoreError::UnsupportedFormat { found: Some(5), .. })
     ));
     assert_eq!(listing(&dir.0), before);
     assert_eq!(listing(&dir.0.join("sled")), sled_before);

@@ -250,7 +250,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-    use crate::format::{FORMAT_FILE, SLED_LAYOUT_VERSION};
+    use crate::format::{FORMAT_FILE, SLED_LAYOUT_UNPACKED};
     use crate::{DefinitionStore, MessageOp, MessageStore, SledOptions, SledStore};
 
     fn scratch(name: &str) -> std::path::PathBuf {
@@ -330,6 +330,8 @@ mod tests {
     #[test]
     fn a_format_2_store_is_upgraded_by_its_first_open() {
         let dir = scratch("upgrade");
+        // Format 2 wrote one record per message (unpacked).
+        SledStore::create_unpacked(&dir).unwrap();
         let store = SledStore::open_with(&dir, &quiet()).unwrap();
         fill(&store, "a", 0, 6);
         fill(&store, "b", 10, 2);
@@ -358,7 +360,7 @@ mod tests {
         assert_eq!(extent(&store, "b"), (2, 12));
         assert_eq!(
             std::fs::read_to_string(dir.join(FORMAT_FILE)).unwrap(),
-            "warren-store format 3\n"
+            "warren-store format 4\n"
         );
         let backend = store.engine.backend();
         assert_eq!(
@@ -367,7 +369,7 @@ mod tests {
                 .unwrap()
                 .unwrap()
                 .as_ref(),
-            SLED_LAYOUT_VERSION.to_be_bytes()
+            SLED_LAYOUT_UNPACKED.to_be_bytes()
         );
         let kept = read_kept(backend).unwrap().0;
         let a = keys::queue_index_prefix(b"/", b"a").unwrap();

@@ -146,9 +146,33 @@ impl SledHarness {
         }
     }
 
+    /// A store in a directory an older build (format 3) made: one sled record per message
+    /// and per index entry, a layout the store keeps.
+    pub fn unpacked() -> Self {
+        let dir = TempDir::new("suite-unpacked");
+        make_format_3_dir(dir.path());
+        let store = SledStore::open(dir.path()).unwrap();
+        assert!(!store.is_packed());
+        SledHarness {
+            store: Some(store),
+            dir,
+        }
+    }
+
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }
+}
+
+/// Makes `dir` an empty store as a format-3 build left it: its marker, and key layout 2 in
+/// sled's meta key.
+pub fn make_format_3_dir(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("FORMAT"), "warren-store format 3\n").unwrap();
+    let db = sled::open(dir.join("sled")).unwrap();
+    db.insert(b"\x00format_version", &2u32.to_be_bytes()[..])
+        .unwrap();
+    db.flush().unwrap();
 }
 
 impl Harness for SledHarness {
