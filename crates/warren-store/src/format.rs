@@ -21,10 +21,11 @@
 //! the layout stays 1 and every open counts.
 //!
 //! Format 4 adds key layout 3: several messages, and several index entries of one queue, per
-//! sled record (see `packed`), for a new store. A build of format 3 would find no message in
-//! such a directory. Layout 3 is chosen when a store is created; a directory of an older
-//! format keeps its layout 2 (or is upgraded from 1 to 2 as above), with its marker rewritten
-//! to 4. Repacking an existing store is not built: its messages stay one per record.
+//! sled record (see `packed`), for a store created with `SledOptions::pack_new_store` (off by
+//! default). A build of format 3 would find no message in such a directory. The layout is
+//! chosen when a store is created and kept; a directory of an older format keeps its layout 2
+//! (or is upgraded from 1 to 2 as above), with its marker rewritten to 4. An offline
+//! compaction with the option set repacks an unpacked store (its copy gets layout 3).
 //!
 //! Compaction adds transient siblings of `sled/` (`sled.building`, `sled.compact`,
 //! `sled.old`); the `compact` module owns them and every open resolves them.
@@ -40,11 +41,11 @@ pub const FORMAT_VERSION: u32 = 4;
 /// The previous versions: messages one per sled record (3), no extent keys either (2), and
 /// no write-ahead log either (1).
 pub const FORMAT_UPGRADED: [u32; 3] = [1, 2, 3];
-/// The version of the key layout inside sled (its `format_version` meta key) this build
-/// writes into a new store: 3 packs messages and index entries into blocks (see `packed`).
+/// The packed key layout inside sled (its `format_version` meta key): messages and index
+/// entries in blocks (see `packed`), for a store created with `SledOptions::pack_new_store`.
 pub(crate) const SLED_LAYOUT_VERSION: u32 = 3;
-/// The key layout of format 3 (and of formats 1 and 2 once upgraded): the extents kept, one
-/// record per message and per index entry. A store made with it keeps it.
+/// The key layout of a new store by default, of format 3 and of formats 1 and 2 once upgraded:
+/// the extents kept, one record per message and per index entry. A store keeps its layout.
 pub(crate) const SLED_LAYOUT_UNPACKED: u32 = 2;
 /// The key layout of formats 1 and 2, upgraded by the first open to [`SLED_LAYOUT_UNPACKED`].
 pub(crate) const SLED_LAYOUT_UPGRADED: u32 = 1;

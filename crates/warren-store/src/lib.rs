@@ -92,11 +92,12 @@
 //!   order (`0x07, len, vhost, len, queue, seq u64 BE`). The full table is in the `keys` module.
 //!   Names the key layout length-prefixes (vhost, exchange, queue, routing key) are at most
 //!   255 bytes, as AMQP's short strings are.
-//! - **Several messages per sled record.** sled's memory follows its record count (a leaf
-//!   splits above 16 records, whatever their size), so a store created by this build keeps
-//!   four messages and sixteen index entries of one queue per sled record, below the engine,
-//!   which still sees one key per message and per entry (`packed`; key layout 3). A store made
-//!   by an older build keeps one record per message.
+//! - **Several messages per sled record, optionally.** sled's memory follows its record count
+//!   (a leaf splits above 16 records, whatever their size), so a store created with
+//!   [`SledOptions::pack_new_store`] keeps four messages and sixteen index entries of one queue
+//!   per sled record, below the engine, which still sees one key per message and per entry
+//!   (`packed`; key layout 3). Off by default: at the write rates it reaches, sled 0.34.7's
+//!   thread-pool deadlock hung it (see `docs/decisions.md`).
 //! - **Messages stored once.** `Put` stores the bytes under `0x06, id`; each queue holding the
 //!   message has a 9-byte index entry `id, flags`. Reference counts live in memory, rebuilt at
 //!   open by one scan of the index entries, so a write is blind puts and deletes, never a

@@ -364,6 +364,26 @@ impl<B: Backend> Packed<B> {
         Ok(())
     }
 
+    /// Visits every key as the engine sees it, in its order: the keys before messages,
+    /// messages, index entries, the keys after them; block keys never.
+    pub(crate) fn scan_logical(&self, visit: &mut Visit<'_>) -> Result<(), StoreError> {
+        self.inner.scan_from(&[], &[], &mut |k, v| {
+            if k >= [MESSAGE].as_slice() {
+                return Ok(false);
+            }
+            visit(k, v)?;
+            Ok(true)
+        })?;
+        self.scan_prefix(&[MESSAGE], visit)?;
+        self.scan_prefix(&[INDEX], visit)?;
+        self.inner.scan_from(&[], &[INDEX + 1], &mut |k, v| {
+            if !matches!(k.first(), Some(&(MESSAGE_BLOCK | INDEX_BLOCK))) {
+                visit(k, v)?;
+            }
+            Ok(true)
+        })
+    }
+
     fn scan_packed(
         &self,
         space: Space,

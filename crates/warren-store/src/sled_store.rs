@@ -36,6 +36,12 @@ pub struct SledOptions {
     pub online_compaction: Option<CompactPolicy>,
     /// How often the compactor thread compares the files with the live data.
     pub online_check_every: Duration,
+    /// Whether a store created with these options packs several messages, and several index
+    /// entries of one queue, into one sled record (key layout 3, see `packed`), and whether an
+    /// offline compaction repacks an unpacked store. Off by default: at high write rates the
+    /// packed layout ran into sled 0.34.7's IO thread-pool deadlock (`docs/decisions.md`,
+    /// "Several messages per sled record"). A store keeps the layout it was created with.
+    pub pack_new_store: bool,
 }
 
 impl Default for SledOptions {
@@ -48,6 +54,7 @@ impl Default for SledOptions {
                 min_disk_bytes: 64 * 1024 * 1024,
             }),
             online_check_every: Duration::from_secs(5),
+            pack_new_store: false,
         }
     }
 }
@@ -105,13 +112,18 @@ impl SledStore {
         let meta = backend.get(FORMAT_VERSION_KEY)?;
         let packed = match format::check_meta(meta.as_deref(), backend.is_empty()?)? {
             MetaState::Fresh => {
-                let version = Bytes::copy_from_slice(&format::SLED_LAYOUT_VERSION.to_be_bytes());
+                let layout = if options.pack_new_store {
+                    format::SLED_LAYOUT_VERSION
+                } else {
+                    format::SLED_LAYOUT_UNPACKED
+                };
+                let version = Bytes::copy_from_slice(&layout.to_be_bytes());
                 backend.apply(
                     vec![(FORMAT_VERSION_KEY.to_vec(), Some(version))],
                     Atomicity::Batch,
                 )?;
                 backend.flush()?;
-                true
+                options.pack_new_store
             }
             MetaState::Current { packed } => packed,
         };
@@ -404,7 +416,11 @@ impl Compactor {
                         if let Ok(Some(report)) =
                             online::compact_online(backend, &dir, &options, &stop)
                         {
-                            last = Some((std::time::Instant::now(), report.elapsed));
+                            last = Some(online::LastCompaction {
+                                ended: std::time::Instant::now(),
+                                took: report.elapsed,
+                                live_bytes: report.live_bytes,
+                            });
                             done.lock().push(report);
                         }
                     }

@@ -18,6 +18,13 @@ mod unpacked {
     behaviour_suite!(SledHarness::unpacked());
 }
 
+/// The same behaviours on a store of the packed layout (several messages per sled record).
+mod packed {
+    use super::*;
+
+    behaviour_suite!(SledHarness::packed());
+}
+
 fn listing(dir: &std::path::Path) -> Vec<String> {
     let mut names: Vec<String> = fs::read_dir(dir)
         .unwrap()
@@ -184,9 +191,20 @@ fn write_messages(s: &SledStore, from: u64, n: u64) {
 }
 
 #[test]
-fn a_new_store_packs_messages_and_an_older_one_keeps_one_record_per_message() {
+fn a_store_created_packed_packs_messages_and_an_older_one_keeps_one_record_per_message() {
+    let default = TempDir::new("default");
+    let s = SledStore::open(default.path()).unwrap();
+    assert!(!s.is_packed(), "packing is off by default");
+    write_messages(&s, 0, 8);
+    drop(s);
+    assert_eq!(raw_tags(default.path()), (8, 0));
+
     let new = TempDir::new("packed");
-    let s = SledStore::open(new.path()).unwrap();
+    let options = warren_store::SledOptions {
+        pack_new_store: true,
+        ..warren_store::SledOptions::default()
+    };
+    let s = SledStore::open_with(new.path(), &options).unwrap();
     assert!(s.is_packed());
     write_messages(&s, 0, 40);
     s.checkpoint().unwrap();
@@ -194,6 +212,10 @@ fn a_new_store_packs_messages_and_an_older_one_keeps_one_record_per_message() {
     // Ids from the store's counter (consecutive, from 1), four per block.
     assert_eq!(raw_tags(new.path()), (0, 11));
     let s = SledStore::open(new.path()).unwrap();
+    assert!(
+        s.is_packed(),
+        "a store keeps its layout whatever the options"
+    );
     assert_eq!(entries(&s, "/", "q").len(), 40);
     drop(s);
 

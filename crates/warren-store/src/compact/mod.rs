@@ -26,7 +26,9 @@
 //! Both hold the same records, since nothing writes the old database once the copy starts.
 //!
 //! The format marker is untouched: `FORMAT` stays where it is, and the copy carries the
-//! `format_version` meta key like every other record.
+//! `format_version` meta key like every other record, except that a store of the unpacked key
+//! layout (made by an older build) is repacked by the copy, whose key layout is then 3 (see
+//! `packed`).
 
 pub(crate) mod online;
 #[cfg(test)]
@@ -38,9 +40,13 @@ use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::backend::Backend;
+use bytes::Bytes;
+
+use crate::backend::{Atomicity, Backend, Changes};
 use crate::format::{self, DirLock, MetaState, SLED_DIR, sync_dir};
+use crate::keys;
 use crate::keys::FORMAT_VERSION_KEY;
+use crate::packed::Packed;
 use crate::sled_backend::{SledBackend, open_sled};
 use crate::{SledOptions, SledStore, StoreError};
 
@@ -330,10 +336,15 @@ impl Tally {
     }
 }
 
+/// Messages and index entries per write while repacking: a few hundred blocks.
+const REPACK_BATCH: usize = 4096;
+
 /// Copies every record of `old` into a new database in `building`, checks the copy, closes it
-/// and makes all of it durable.
+/// and makes all of it durable. A store of the unpacked layout (made by an older build) is
+/// repacked on the way: its messages and index entries go into blocks (`packed`) and the
+/// copy's key layout becomes 3; the check then compares what the engine sees, key by key.
 fn copy_into(
-    old: &SledBackend,
+    old: &Packed<SledBackend>,
     building: &Path,
     options: &SledOptions,
 ) -> Result<Tally, StoreError> {
@@ -342,20 +353,50 @@ fn copy_into(
         ..options.clone()
     };
     let (new, released) = open_sled(building, &options)?;
+    let repack = options.pack_new_store && !old.is_packed();
+    let new = Packed::new(new, repack || old.is_packed());
     let mut copied = Tally::default();
     let mut hasher = std::hash::DefaultHasher::new();
-    old.scan_prefix(&[], &mut |k, v| {
-        new.current()?.db().insert(k, v)?;
-        copied.add(&mut hasher, k, v);
-        Ok(())
-    })?;
+    if repack {
+        let layout = Bytes::copy_from_slice(&format::SLED_LAYOUT_VERSION.to_be_bytes());
+        let mut blocks = Changes::new();
+        old.scan_logical(&mut |k, v| {
+            let v = if k == FORMAT_VERSION_KEY {
+                &layout[..]
+            } else {
+                v
+            };
+            copied.add(&mut hasher, k, v);
+            if matches!(k.first(), Some(&(keys::MESSAGE | keys::INDEX))) {
+                blocks.push((k.to_vec(), Some(Bytes::copy_from_slice(v))));
+                if blocks.len() >= REPACK_BATCH {
+                    new.apply(std::mem::take(&mut blocks), Atomicity::InOrder)?;
+                }
+            } else {
+                new.current()?.db().insert(k, v)?;
+            }
+            Ok(())
+        })?;
+        new.apply(blocks, Atomicity::InOrder)?;
+    } else {
+        old.scan_prefix(&[], &mut |k, v| {
+            new.current()?.db().insert(k, v)?;
+            copied.add(&mut hasher, k, v);
+            Ok(())
+        })?;
+    }
     new.flush()?;
     let mut read_back = Tally::default();
     let mut hasher = std::hash::DefaultHasher::new();
-    new.scan_prefix(&[], &mut |k, v| {
+    let mut add = |k: &[u8], v: &[u8]| {
         read_back.add(&mut hasher, k, v);
         Ok(())
-    })?;
+    };
+    if repack {
+        new.scan_logical(&mut add)?;
+    } else {
+        new.scan_prefix(&[], &mut add)?;
+    }
     if read_back != copied {
         return Err(StoreError::corrupt(format!(
             "the compacted copy reads back as {read_back:?}, not {copied:?}"

@@ -165,7 +165,7 @@ fn compaction_keeps_every_record_and_the_format_and_shrinks_the_files() {
     assert_eq!(fs::read(dir.0.join("FORMAT")).unwrap(), format_file);
     assert!(records(&s).iter().any(|(k, v)| {
         k.as_slice() == crate::keys::FORMAT_VERSION_KEY
-            && v.as_slice() == crate::format::SLED_LAYOUT_VERSION.to_be_bytes()
+            && v.as_slice() == crate::format::SLED_LAYOUT_UNPACKED.to_be_bytes()
     }));
     assert_eq!(listing(&dir.0), ["FORMAT", "sled"]);
     // The queues load as before, and ids are never reused.
@@ -362,4 +362,57 @@ fn policy_compacts_only_large_files_far_above_the_live_data() {
     let (s, report) = s.compact_if(&now).unwrap();
     assert!(report.unwrap().disk_after < disk);
     assert_eq!(records(&s), before);
+}
+
+/// A queue's entries as `(seq, id, redelivered, message)`.
+fn queue(s: &SledStore, name: &[u8]) -> Vec<(u64, u64, bool, Bytes)> {
+    s.load_queue(b"/", name)
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.seq, e.id, e.redelivered, e.message))
+        .collect()
+}
+
+#[test]
+fn compaction_repacks_a_store_of_the_unpacked_layout() {
+    let dir = Scratch::new("repack");
+    let s = churned(&dir.0);
+    assert!(!s.is_packed());
+    let (a, b) = (queue(&s, b"a"), queue(&s, b"b"));
+    assert_eq!((a.len(), b.len()), (200, 200));
+    let unpacked = records(&s);
+    assert!(unpacked.iter().any(|(k, _)| k[0] == crate::keys::MESSAGE));
+    drop(s);
+    // Offline, asked to pack (without it a compaction keeps the layout, see above).
+    let options = SledOptions {
+        pack_new_store: true,
+        ..SledOptions::default()
+    };
+    let report = compact(&dir.0, &options).unwrap();
+    let s = SledStore::open(&dir.0).unwrap();
+    assert!(s.is_packed(), "the copy is repacked and opens packed");
+    assert_eq!(
+        report.records,
+        unpacked.len() as u64,
+        "every record, counted as the engine sees it"
+    );
+    assert_eq!((queue(&s, b"a"), queue(&s, b"b")), (a.clone(), b.clone()));
+    let packed = records(&s);
+    assert!(
+        packed
+            .iter()
+            .all(|(k, _)| k[0] != crate::keys::MESSAGE && k[0] != crate::keys::INDEX),
+        "no message or entry left one per record"
+    );
+    assert!(
+        packed.len() < unpacked.len() / 2,
+        "{} records for {}",
+        packed.len(),
+        unpacked.len()
+    );
+    // It stays packed, and serves as before, across a reopen.
+    drop(s);
+    let s = SledStore::open(&dir.0).unwrap();
+    assert!(s.is_packed());
+    assert_eq!((queue(&s, b"a"), queue(&s, b"b")), (a, b));
 }

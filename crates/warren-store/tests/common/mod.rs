@@ -146,6 +146,22 @@ impl SledHarness {
         }
     }
 
+    /// A store created with the packed key layout (`SledOptions::pack_new_store`), which it
+    /// keeps across reopens with default options.
+    pub fn packed() -> Self {
+        let dir = TempDir::new("suite-packed");
+        let options = warren_store::SledOptions {
+            pack_new_store: true,
+            ..warren_store::SledOptions::default()
+        };
+        let store = SledStore::open_with(dir.path(), &options).unwrap();
+        assert!(store.is_packed());
+        SledHarness {
+            store: Some(store),
+            dir,
+        }
+    }
+
     /// A store in a directory an older build (format 3) made: one sled record per message
     /// and per index entry, a layout the store keeps.
     pub fn unpacked() -> Self {

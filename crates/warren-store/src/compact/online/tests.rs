@@ -404,7 +404,7 @@ fn writes_from_another_thread_during_an_online_compaction_are_kept() {
 }
 
 #[test]
-fn the_policy_waits_after_a_compaction_as_long_as_it_took() {
+fn the_policy_waits_after_a_compaction_as_long_as_the_next_should_take() {
     use std::time::{Duration, Instant};
     let policy = crate::CompactPolicy {
         ratio: 2.0,
@@ -420,21 +420,49 @@ fn the_policy_waits_after_a_compaction_as_long_as_it_took() {
         !super::wanted(&policy, 900, (0, 0), None),
         "under the minimum size"
     );
-    let just_now = Some((Instant::now(), Duration::from_secs(1)));
-    assert!(!super::wanted(&policy, 10_000, (1000, 10), just_now));
+    let last = |ended: Instant, took: u64, live_bytes: u64| {
+        Some(super::LastCompaction {
+            ended,
+            took: Duration::from_secs(took),
+            live_bytes,
+        })
+    };
+    assert!(!super::wanted(
+        &policy,
+        10_000,
+        (1000, 10),
+        last(Instant::now(), 1, 1000)
+    ));
     let long_ago = Instant::now().checked_sub(Duration::from_secs(60));
     if let Some(ended) = long_ago {
         assert!(super::wanted(
             &policy,
             10_000,
             (1000, 10),
-            Some((ended, Duration::from_secs(20)))
+            last(ended, 20, 1000)
         ));
         assert!(!super::wanted(
             &policy,
             10_000,
             (1000, 10),
-            Some((ended, Duration::from_secs(90)))
+            last(ended, 90, 1000)
         ));
+        // The same long compaction, but nine tenths of what it copied are gone since: the
+        // next copy should take 9 s, so the 10 s minimum is all that is left to wait.
+        assert!(super::wanted(
+            &policy,
+            10_000,
+            (1000, 10),
+            last(ended, 90, 10_000)
+        ));
+        let recently = Instant::now().checked_sub(Duration::from_secs(5));
+        if let Some(ended) = recently {
+            assert!(!super::wanted(
+                &policy,
+                10_000,
+                (1000, 10),
+                last(ended, 90, 10_000)
+            ));
+        }
     }
 }
