@@ -546,6 +546,16 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(config(cases(400) / 8))]
+
+    /// The same, on a store of the packed layout (crashes, reopens and checkpoints included).
+    #[test]
+    fn packed_sled_store_agrees_with_the_model(ops in proptest::collection::vec(op(), 1..60)) {
+        run(SledHarness::packed(), &ops)?;
+    }
+}
+
 // Shrunk sequences the search found (with the engine sabotaged to skip writes that change
 // reference counts only), kept as regressions.
 
