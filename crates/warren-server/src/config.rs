@@ -62,6 +62,10 @@ pub struct Config {
     /// sled's page cache, in MiB. It counts in the broker's resident memory; the store is
     /// read only at startup, so a small cache costs little (sled's own default is 1 GiB).
     pub store_cache_mib: u64,
+    /// Whether a new data directory keeps persistent message bodies in the message log
+    /// (append-only segment files in `<data_dir>/messages/`), sled holding only where each
+    /// one is. A directory keeps the layout it was created with.
+    pub store_message_log: bool,
     /// Packed message content each queue keeps in memory before it spills whole segments to
     /// `<data_dir>/spill/`, in MiB; 0 (the default) derives it: a quarter of the memory
     /// watermark shared evenly by the queues, between 1 and 32 MiB per queue.
@@ -151,6 +155,7 @@ impl Default for Config {
             default_pass: "guest".into(),
             loopback_only_default_user: true,
             store_cache_mib: 64,
+            store_message_log: true,
             queue_memory_budget_mib: 0,
             queue_load_window: 16384,
             compact_on_start_ratio: 4.0,
@@ -504,6 +509,7 @@ impl Config {
         warren_store::SledOptions {
             cache_capacity: self.store_cache_mib.saturating_mul(1024 * 1024),
             online_compaction: online,
+            log_messages: self.store_message_log,
             ..Default::default()
         }
     }

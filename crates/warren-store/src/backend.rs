@@ -24,6 +24,9 @@ pub(crate) type Visit<'a> = dyn FnMut(&[u8], &[u8]) -> Result<(), StoreError> + 
 /// A visitor that answers whether the scan should go on.
 pub(crate) type VisitWhile<'a> = dyn FnMut(&[u8], &[u8]) -> Result<bool, StoreError> + 'a;
 
+/// Visits one key and its stored size; answers whether the scan should go on.
+pub(crate) type SizeVisit<'a> = dyn FnMut(&[u8], u64) -> Result<bool, StoreError> + 'a;
+
 /// An ordered key space with atomic batches.
 pub(crate) trait Backend: Send + Sync {
     /// The value at `key`.
@@ -65,4 +68,20 @@ pub(crate) trait Backend: Send + Sync {
     /// Takes bytes and records off the live-data count, if the backend keeps one (a layer
     /// above that counts what it removed, see `packed`).
     fn remove_live(&self, _bytes: u64, _records: u64) {}
+    /// What the pair `key`, `value` (as the engine sees it) takes in the key space's live
+    /// count: its bytes, unless a layer keeps the value elsewhere (`msglog`).
+    fn stored_size(&self, key: &[u8], value: &[u8]) -> u64 {
+        (key.len() + value.len()) as u64
+    }
+    /// [`Backend::scan_from`] for a caller that needs each key and its
+    /// [`stored_size`](Backend::stored_size) only, not the value (which a layer may have to
+    /// read from elsewhere: the open scan's sweep over every message).
+    fn scan_sizes_from(
+        &self,
+        prefix: &[u8],
+        start: &[u8],
+        visit: &mut SizeVisit<'_>,
+    ) -> Result<(), StoreError> {
+        self.scan_from(prefix, start, &mut |k, v| visit(k, self.stored_size(k, v)))
+    }
 }

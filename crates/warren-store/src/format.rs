@@ -4,8 +4,9 @@
 //!
 //! ```text
 //! <dir>/FORMAT     "warren-store format 4\n"; also the directory's lock (see `DirLock`)
-//! <dir>/sled/      the sled database; meta key format_version = 3 or 2 (u32 BE: the key layout)
+//! <dir>/sled/      the sled database; meta key format_version = 4, 3 or 2 (u32 BE: the key layout)
 //! <dir>/wal/       the write-ahead log of message writes, while it holds any (`engine::wal`)
+//! <dir>/messages/  message bodies, with key layout 4 only (`msglog`)
 //! ```
 //!
 //! Format 2 is format 1 plus the write-ahead log: a build of format 1 would open a directory
@@ -27,6 +28,11 @@
 //! (or is upgraded from 1 to 2 as above), with its marker rewritten to 4. An offline
 //! compaction with the option set repacks an unpacked store (its copy gets layout 3).
 //!
+//! Key layout 4 (still format 4) keeps message bodies in the message log, `<dir>/messages/`
+//! (see `msglog`), and only their locations in sled, sixteen per record, for a store created
+//! with `SledOptions::log_messages`. The marker did not change: a format-4 build without the
+//! log reads the meta key, finds layout 4 and refuses the directory before serving anything.
+//!
 //! Compaction adds transient siblings of `sled/` (`sled.building`, `sled.compact`,
 //! `sled.old`); the `compact` module owns them and every open resolves them.
 
@@ -44,6 +50,9 @@ pub const FORMAT_UPGRADED: [u32; 3] = [1, 2, 3];
 /// The packed key layout inside sled (its `format_version` meta key): messages and index
 /// entries in blocks (see `packed`), for a store created with `SledOptions::pack_new_store`.
 pub(crate) const SLED_LAYOUT_VERSION: u32 = 3;
+/// The key layout with message bodies in the message log (`msglog`) and sixteen locations
+/// per sled record, for a store created with `SledOptions::log_messages`.
+pub(crate) const SLED_LAYOUT_LOGGED: u32 = 4;
 /// The key layout of a new store by default, of format 3 and of formats 1 and 2 once upgraded:
 /// the extents kept, one record per message and per index entry. A store keeps its layout.
 pub(crate) const SLED_LAYOUT_UNPACKED: u32 = 2;
@@ -162,10 +171,18 @@ pub(crate) fn check_meta(
         Some(raw) => {
             let raw: [u8; 4] = raw.try_into().map_err(|_| unsupported(None))?;
             match u32::from_be_bytes(raw) {
-                SLED_LAYOUT_VERSION => Ok(MetaState::Current { packed: true }),
-                SLED_LAYOUT_UNPACKED | SLED_LAYOUT_UPGRADED => {
-                    Ok(MetaState::Current { packed: false })
-                }
+                SLED_LAYOUT_LOGGED => Ok(MetaState::Current {
+                    packed: true,
+                    logged: true,
+                }),
+                SLED_LAYOUT_VERSION => Ok(MetaState::Current {
+                    packed: true,
+                    logged: false,
+                }),
+                SLED_LAYOUT_UNPACKED | SLED_LAYOUT_UPGRADED => Ok(MetaState::Current {
+                    packed: false,
+                    logged: false,
+                }),
                 other => Err(unsupported(Some(other))),
             }
         }
@@ -180,8 +197,11 @@ pub(crate) enum MetaState {
     /// A layout this build opens: the current one (`packed`), an older one it keeps, or the
     /// one the first open upgrades.
     Current {
-        /// Whether messages and index entries are packed into blocks (layout 3).
+        /// Whether messages and index entries are packed into blocks (layouts 3 and 4).
         packed: bool,
+        /// Whether message bodies live in the message log, sled holding their locations
+        /// (layout 4, see `msglog`).
+        logged: bool,
     },
 }
 
@@ -191,18 +211,23 @@ mod tests {
 
     #[test]
     fn meta_check_accepts_current_and_fresh_and_refuses_the_rest() {
-        for (layout, packed) in [(1u32, false), (2, false), (3, true)] {
+        for (layout, packed, logged) in [
+            (1u32, false, false),
+            (2, false, false),
+            (3, true, false),
+            (4, true, true),
+        ] {
             assert_eq!(
                 check_meta(Some(&layout.to_be_bytes()), false).unwrap(),
-                MetaState::Current { packed },
+                MetaState::Current { packed, logged },
                 "layout {layout}"
             );
         }
         assert_eq!(check_meta(None, true).unwrap(), MetaState::Fresh);
         assert!(matches!(
-            check_meta(Some(&4u32.to_be_bytes()), false),
+            check_meta(Some(&5u32.to_be_bytes()), false),
             Err(StoreError::UnsupportedFormat {
-                found: Some(4),
+                found: Some(5),
                 supported: 4
             })
         ));

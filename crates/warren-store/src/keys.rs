@@ -17,8 +17,8 @@
 //! | `0x0c` vhost limits | `tag, vhost` | the limits, encoded by the broker |
 //! | `0x0d` dropping | `tag`, then an index prefix (a queue's or a vhost's) | empty: its entries are being removed (see `engine::drop_entries`) |
 //! | `0x0e` extent | `tag`, then a queue's index prefix | `count u64 BE, end_seq u64 BE`: the queue's extent, kept by the log (see `engine::extents`) |
-//! | `0x16` message block | `tag, id >> 2 u64 BE` | up to four messages (key layout 3 only, written by `packed`, which shows them to the engine as `0x06` keys) |
-//! | `0x17` index block | `tag, len, vhost, len, queue, seq >> 4 u64 BE` | up to sixteen index entries of one queue (key layout 3 only, as `0x07` keys above `packed`) |
+//! | `0x16` message block | `tag, id >> 2 u64 BE` (layout 3), `tag, id >> 4 u64 BE` (layout 4) | up to four messages (key layout 3), or sixteen twelve-byte locations into the message log (key layout 4, see `msglog`); written by `packed`, which shows them to the engine as `0x06` keys |
+//! | `0x17` index block | `tag, len, vhost, len, queue, seq >> 4 u64 BE` | up to sixteen index entries of one queue (key layouts 3 and 4, as `0x07` keys above `packed`) |
 
 use crate::{BindingRecord, MessageId, StoreError};
 

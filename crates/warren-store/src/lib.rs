@@ -92,12 +92,17 @@
 //!   order (`0x07, len, vhost, len, queue, seq u64 BE`). The full table is in the `keys` module.
 //!   Names the key layout length-prefixes (vhost, exchange, queue, routing key) are at most
 //!   255 bytes, as AMQP's short strings are.
-//! - **Several messages per sled record, optionally.** sled's memory follows its record count
-//!   (a leaf splits above 16 records, whatever their size), so a store created with
-//!   [`SledOptions::pack_new_store`] keeps four messages and sixteen index entries of one queue
-//!   per sled record, below the engine, which still sees one key per message and per entry
-//!   (`packed`; key layout 3). Off by default: at the write rates it reaches, sled 0.34.7's
-//!   thread-pool deadlock hung it (see `docs/decisions.md`).
+//! - **Message bodies in a log of our own, by default.** A new store keeps persistent message
+//!   bodies in append-only segment files (`<dir>/messages/`, 64 MiB each) and, in sled, only
+//!   each message's twelve-byte location, sixteen per record (`msglog`, key layout 4;
+//!   [`SledOptions::log_messages`]). sled's memory and work follow its record count (a leaf
+//!   splits above 16 records, whatever their size) and, written at a deep backlog's rates,
+//!   sled 0.34.7's thread-pool deadlock hung it; the log takes a body with one `pwrite` per
+//!   hand-over, fsyncs before sled's flush, and gives space back by unlinking segments that
+//!   hold nothing live (after the flush that made that so) and relocating sparse ones. The
+//!   engine still sees one key per message. A store keeps the layout it was created with:
+//!   one record per message (2), or four messages and sixteen index entries of one queue per
+//!   sled record ([`SledOptions::pack_new_store`], `packed`, layout 3).
 //! - **Messages stored once.** `Put` stores the bytes under `0x06, id`; each queue holding the
 //!   message has a 9-byte index entry `id, flags`. Reference counts live in memory, rebuilt at
 //!   open by one scan of the index entries, so a write is blind puts and deletes, never a
@@ -127,7 +132,8 @@
 //!   once stored; a restart skips the rest of the reservation.
 //! - **Versioned format.** A `FORMAT` file (checked before sled touches the directory; version
 //!   4 since the packed layout, older versions upgraded in place) and the meta key
-//!   `format_version` (the key layout: 3 packed, 2 one record per message, 1 upgraded to 2);
+//!   `format_version` (the key layout: 4 message log, 3 packed, 2 one record per message, 1
+//!   upgraded to 2);
 //!   anything else is refused with [`StoreError::UnsupportedFormat`]. See [`FORMAT_VERSION`].
 //! - **Compaction.** sled 0.34 keeps its files at their peak size. [`compact`] (and
 //!   [`SledStore::compact_if`] at startup) copies the live records into a fresh database and
@@ -151,6 +157,7 @@ mod group_commit;
 mod keys;
 mod memory;
 mod message;
+mod msglog;
 mod packed;
 mod plan;
 mod record_codec;

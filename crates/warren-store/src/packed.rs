@@ -8,7 +8,9 @@
 //! (`examples/sled_records.rs`, `docs/decisions.md` "Several messages per sled record").
 //!
 //! The engine above sees the logical keys of `keys` unchanged: a message key `0x06, id` lives
-//! in block `0x16, id >> 2` at slot `id & 3`; an index key `0x07, names, seq` in block
+//! in block `0x16, id >> 2` at slot `id & 3` (in block `id >> 4` at slot `id & 15` in key
+//! layout 4, whose message values are the message log's twelve-byte locations, see `msglog`
+//! and [`Packed::for_locations`]); an index key `0x07, names, seq` in block
 //! `0x17, names, seq >> 4` at slot `seq & 15`. Block keys sort as the logical keys they hold
 //! (the names are length-prefixed, so no queue's names are a prefix of another's), so scans
 //! visit logical keys in order. A block's value is its entries in slot order, each
@@ -223,6 +225,9 @@ impl Live {
 pub(crate) struct Packed<B> {
     inner: B,
     packed: bool,
+    /// Low bits of a message id that pick its slot: 2 (four bodies per block), or 4 when
+    /// the values are twelve-byte locations into the message log (`msglog`, layout 4).
+    message_shift: u32,
     /// Held by every write: see the module doc.
     write: Mutex<()>,
 }
@@ -242,7 +247,16 @@ impl<B: Backend> Packed<B> {
         Packed {
             inner,
             packed,
+            message_shift: MESSAGES.shift,
             write: Mutex::new(()),
+        }
+    }
+
+    /// `inner` packed for the message log's locations: sixteen per block, as index entries.
+    pub(crate) fn for_locations(inner: B) -> Self {
+        Packed {
+            message_shift: ENTRIES.shift,
+            ..Self::new(inner, true)
         }
     }
 
@@ -266,7 +280,16 @@ impl<B: Backend> Packed<B> {
         if !self.packed {
             return None;
         }
-        key.first().copied().and_then(Space::of_tag)
+        key.first()
+            .copied()
+            .and_then(Space::of_tag)
+            .map(|space| match space.tag {
+                MESSAGE => Space {
+                    shift: self.message_shift,
+                    ..space
+                },
+                _ => space,
+            })
     }
 
     /// Refuses a key the packed layout cannot hold: a malformed message or index key, or a
@@ -509,6 +532,10 @@ impl<B: Backend> Backend for Packed<B> {
 
     fn remove_live(&self, bytes: u64, records: u64) {
         self.inner.remove_live(bytes, records);
+    }
+
+    fn stored_size(&self, key: &[u8], value: &[u8]) -> u64 {
+        self.inner.stored_size(key, value)
     }
 }
 

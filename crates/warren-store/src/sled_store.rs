@@ -15,10 +15,15 @@ use crate::engine::wal::WAL_DIR;
 use crate::engine::{Engine, delegate_to_engine};
 use crate::format::{self, DirLock, MetaState, SLED_DIR};
 use crate::keys::FORMAT_VERSION_KEY;
+use crate::msglog::{MESSAGES_DIR, MessageLog};
 use crate::packed::Packed;
 use crate::sled_backend::{SledBackend, open_sled};
 use crate::sled_db::LockRelease;
 use crate::{CompactPolicy, CompactReport, StoreError, compact};
+
+/// The key space a sled store's engine runs on: sled, packed or not, under the message log
+/// (on or off).
+pub(crate) type StoreBackend = MessageLog<Packed<SledBackend>>;
 
 /// Tuning of a [`SledStore`].
 #[derive(Debug, Clone, PartialEq)]
@@ -36,12 +41,18 @@ pub struct SledOptions {
     pub online_compaction: Option<CompactPolicy>,
     /// How often the compactor thread compares the files with the live data.
     pub online_check_every: Duration,
-    /// Whether a store created with these options packs several messages, and several index
-    /// entries of one queue, into one sled record (key layout 3, see `packed`), and whether an
-    /// offline compaction repacks an unpacked store. Off by default: at high write rates the
-    /// packed layout ran into sled 0.34.7's IO thread-pool deadlock (`docs/decisions.md`,
-    /// "Several messages per sled record"). A store keeps the layout it was created with.
+    /// Whether a store created with these options (and without `log_messages`) packs several
+    /// messages, and several index entries of one queue, into one sled record (key layout 3,
+    /// see `packed`), and whether an offline compaction repacks an unpacked store. Off by
+    /// default: at high write rates the packed layout ran into sled 0.34.7's IO thread-pool
+    /// deadlock (`docs/decisions.md`, "Several messages per sled record"). A store keeps the
+    /// layout it was created with.
     pub pack_new_store: bool,
+    /// Whether a store created with these options keeps message bodies in the message log,
+    /// append-only segment files beside sled, and only their locations in sled, sixteen per
+    /// record (key layout 4, see `msglog`). On by default (it takes precedence over
+    /// `pack_new_store`). A store keeps the layout it was created with.
+    pub log_messages: bool,
 }
 
 impl Default for SledOptions {
@@ -55,6 +66,7 @@ impl Default for SledOptions {
             }),
             online_check_every: Duration::from_secs(5),
             pack_new_store: false,
+            log_messages: true,
         }
     }
 }
@@ -70,7 +82,7 @@ pub struct SledStore {
     pub(crate) scanner: Scanner,
     pub(crate) compactor: Compactor,
     pub(crate) drainer: Drainer,
-    pub(crate) engine: Arc<Engine<Packed<SledBackend>>>,
+    pub(crate) engine: Arc<Engine<StoreBackend>>,
     pub(crate) released: LockRelease,
     pub(crate) lock: DirLock,
     pub(crate) dir: PathBuf,
@@ -110,9 +122,11 @@ impl SledStore {
         compact::finish_interrupted(dir)?;
         let (backend, released) = open_sled(&dir.join(SLED_DIR), options)?;
         let meta = backend.get(FORMAT_VERSION_KEY)?;
-        let packed = match format::check_meta(meta.as_deref(), backend.is_empty()?)? {
+        let (packed, logged) = match format::check_meta(meta.as_deref(), backend.is_empty()?)? {
             MetaState::Fresh => {
-                let layout = if options.pack_new_store {
+                let layout = if options.log_messages {
+                    format::SLED_LAYOUT_LOGGED
+                } else if options.pack_new_store {
                     format::SLED_LAYOUT_VERSION
                 } else {
                     format::SLED_LAYOUT_UNPACKED
@@ -123,12 +137,20 @@ impl SledStore {
                     Atomicity::Batch,
                 )?;
                 backend.flush()?;
-                options.pack_new_store
+                (
+                    options.pack_new_store || options.log_messages,
+                    options.log_messages,
+                )
             }
-            MetaState::Current { packed } => packed,
+            MetaState::Current { packed, logged } => (packed, logged),
         };
-        // The log's replay goes through the packing too: it holds logical keys.
-        let backend = Packed::new(backend, packed);
+        // The log's replay goes through the packing (and the message log) too: it holds
+        // logical keys.
+        let backend = if logged {
+            MessageLog::open(Packed::for_locations(backend), &dir.join(MESSAGES_DIR))?
+        } else {
+            MessageLog::off(Packed::new(backend, packed))
+        };
         let engine = Arc::new(Engine::open_logged(backend, &dir.join(WAL_DIR))?);
         // What the open's own writes (the layout key, an upgrade's extents) counted is in
         // the open's count, or in the background scan's, which adds it when it ends.
@@ -167,6 +189,12 @@ impl SledStore {
     /// created by this build; an older store keeps one record per message).
     pub fn is_packed(&self) -> bool {
         self.engine.backend().is_packed()
+    }
+
+    /// Whether message bodies live in the message log (key layout 4, see `msglog`), sled
+    /// holding their locations.
+    pub fn logs_messages(&self) -> bool {
+        self.engine.backend().is_logged()
     }
 
     /// The directory the store lives in.
@@ -348,7 +376,7 @@ pub(crate) struct Compactor {
 
 impl Compactor {
     fn start(
-        engine: Weak<Engine<Packed<SledBackend>>>,
+        engine: Weak<Engine<StoreBackend>>,
         dir: &Path,
         options: &SledOptions,
     ) -> Result<Compactor, StoreError> {
@@ -481,7 +509,7 @@ pub(crate) struct Drainer {
 
 impl Drainer {
     fn start(
-        engine: Weak<Engine<Packed<SledBackend>>>,
+        engine: Weak<Engine<StoreBackend>>,
         every: Option<Duration>,
     ) -> Result<Drainer, StoreError> {
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
@@ -568,7 +596,7 @@ pub(crate) struct Scanner {
 }
 
 impl Scanner {
-    fn start(engine: Weak<Engine<Packed<SledBackend>>>) -> Result<Scanner, StoreError> {
+    fn start(engine: Weak<Engine<StoreBackend>>) -> Result<Scanner, StoreError> {
         let stop = Arc::new(AtomicBool::new(false));
         let done = engine.upgrade().is_none_or(|e| e.scan_done());
         if done {

@@ -556,6 +556,16 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(config(cases(400) / 8))]
+
+    /// The same, on a store whose message bodies live in the message log.
+    #[test]
+    fn logged_sled_store_agrees_with_the_model(ops in proptest::collection::vec(op(), 1..60)) {
+        run(SledHarness::logged(), &ops)?;
+    }
+}
+
 // Shrunk sequences the search found (with the engine sabotaged to skip writes that change
 // reference counts only), kept as regressions.
 

@@ -25,6 +25,13 @@ mod packed {
     behaviour_suite!(SledHarness::packed());
 }
 
+/// The same behaviours on a store whose message bodies live in the message log.
+mod logged {
+    use super::*;
+
+    behaviour_suite!(SledHarness::logged());
+}
+
 fn listing(dir: &std::path::Path) -> Vec<String> {
     let mut names: Vec<String> = fs::read_dir(dir)
         .unwrap()
@@ -99,13 +106,13 @@ fn the_meta_key_inside_sled_is_checked_too() {
     drop(SledStore::open(dir.path()).unwrap());
     {
         let db = sled::open(dir.path().join("sled")).unwrap();
-        db.insert(b"\x00format_version", &4u32.to_be_bytes()[..])
+        db.insert(b"\x00format_version", &5u32.to_be_bytes()[..])
             .unwrap();
         db.flush().unwrap();
     }
     assert!(matches!(
         SledStore::open(dir.path()),
-        Err(StoreError::UnsupportedFormat { found: Some(4), .. })
+        Err(StoreError::UnsupportedFormat { found: Some(5), .. })
     ));
     {
         let db = sled::open(dir.path().join("sled")).unwrap();
@@ -126,7 +133,7 @@ fn a_crash_while_writing_the_marker_leaves_a_fresh_directory() {
     fs::create_dir_all(dir.path()).unwrap();
     fs::write(dir.path().join("FORMAT.tmp"), "warren-st").unwrap();
     drop(SledStore::open(dir.path()).unwrap());
-    assert_eq!(listing(dir.path()), ["FORMAT", "sled"]);
+    assert_eq!(listing(dir.path()), ["FORMAT", "messages", "sled"]);
 }
 
 #[test]
@@ -192,17 +199,21 @@ fn write_messages(s: &SledStore, from: u64, n: u64) {
 
 #[test]
 fn a_store_created_packed_packs_messages_and_an_older_one_keeps_one_record_per_message() {
-    let default = TempDir::new("default");
-    let s = SledStore::open(default.path()).unwrap();
-    assert!(!s.is_packed(), "packing is off by default");
+    let without_log = warren_store::SledOptions {
+        log_messages: false,
+        ..warren_store::SledOptions::default()
+    };
+    let plain = TempDir::new("plain");
+    let s = SledStore::open_with(plain.path(), &without_log).unwrap();
+    assert!(!s.is_packed(), "without the log, packing is off by default");
     write_messages(&s, 0, 8);
     drop(s);
-    assert_eq!(raw_tags(default.path()), (8, 0));
+    assert_eq!(raw_tags(plain.path()), (8, 0));
 
     let new = TempDir::new("packed");
     let options = warren_store::SledOptions {
         pack_new_store: true,
-        ..warren_store::SledOptions::default()
+        ..without_log
     };
     let s = SledStore::open_with(new.path(), &options).unwrap();
     assert!(s.is_packed());
@@ -237,4 +248,46 @@ fn a_store_created_packed_packs_messages_and_an_older_one_keeps_one_record_per_m
     assert_eq!(loaded[49].3, "m49");
     drop(s);
     assert_eq!(raw_tags(old.path()), (50, 0));
+}
+
+#[test]
+fn a_store_created_with_the_message_log_keeps_bodies_out_of_sled_and_keeps_its_layout() {
+    let dir = TempDir::new("logged");
+    let options = warren_store::SledOptions {
+        log_messages: true,
+        ..warren_store::SledOptions::default()
+    };
+    let s = SledStore::open_with(dir.path(), &options).unwrap();
+    assert!(s.logs_messages());
+    write_messages(&s, 0, 40);
+    s.checkpoint().unwrap();
+    drop(s);
+    // Sixteen twelve-byte locations per block (ids 1..=40: blocks 0, 1 and 2), no message
+    // record of its own; the bodies are in the segments.
+    assert_eq!(raw_tags(dir.path()), (0, 3));
+    let db = sled::open(dir.path().join("sled")).unwrap();
+    assert!(
+        db.scan_prefix([0x16u8])
+            .values()
+            .all(|v| !String::from_utf8_lossy(&v.unwrap()).contains("m1")),
+        "no body in sled"
+    );
+    drop(db);
+    let segments = fs::read_dir(dir.path().join("messages")).unwrap().count();
+    assert!(segments >= 1);
+    // Default options: the store keeps its layout, and every body reads back.
+    let s = SledStore::open(dir.path()).unwrap();
+    assert!(
+        s.logs_messages(),
+        "a store keeps its layout whatever the options"
+    );
+    write_messages(&s, 40, 10);
+    let loaded = entries(&s, "/", "q");
+    assert_eq!(loaded.len(), 50);
+    assert_eq!(loaded[7].3, "m7");
+    assert_eq!(loaded[49].3, "m49");
+    drop(s);
+    let default = TempDir::new("default");
+    let s = SledStore::open(default.path()).unwrap();
+    assert!(s.logs_messages(), "the message log is on by default");
 }

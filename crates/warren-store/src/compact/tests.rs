@@ -70,8 +70,18 @@ const MESSAGES: u64 = 2_000;
 
 /// A store that held 2,000 messages of 1 KiB in queue `a` (every tenth also in `b`) and had
 /// 90% of `a` acked; a few of the rest are marked redelivered.
+/// Bodies in sled (no message log): the layout whose files compaction shrinks.
 fn churned(dir: &Path) -> SledStore {
-    let s = SledStore::open(dir).unwrap();
+    churned_with(dir, false)
+}
+
+/// [`churned`], with message bodies in the message log or not.
+fn churned_with(dir: &Path, log_messages: bool) -> SledStore {
+    let options = SledOptions {
+        log_messages,
+        ..SledOptions::default()
+    };
+    let s = SledStore::open_with(dir, &options).unwrap();
     s.put_vhost(b"/").unwrap();
     for q in ["a", "b"] {
         s.put_queue(
@@ -414,5 +424,22 @@ fn compaction_repacks_a_store_of_the_unpacked_layout() {
     drop(s);
     let s = SledStore::open(&dir.0).unwrap();
     assert!(s.is_packed());
+    assert_eq!((queue(&s, b"a"), queue(&s, b"b")), (a, b));
+}
+
+#[test]
+fn compaction_of_a_store_with_the_message_log_keeps_every_message_and_the_layout() {
+    let dir = Scratch::new("logged");
+    let s = churned_with(&dir.0, true);
+    assert!(s.logs_messages());
+    let (a, b) = (queue(&s, b"a"), queue(&s, b"b"));
+    assert_eq!((a.len(), b.len()), (200, 200));
+    drop(s);
+    compact(&dir.0, &SledOptions::default()).unwrap();
+    let s = SledStore::open(&dir.0).unwrap();
+    assert!(
+        s.logs_messages(),
+        "the copy keeps locations, the bodies stay in the log"
+    );
     assert_eq!((queue(&s, b"a"), queue(&s, b"b")), (a, b));
 }

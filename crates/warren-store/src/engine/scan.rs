@@ -166,8 +166,11 @@ impl<B: Backend> Engine<B> {
                 let (mut seen, mut last, mut orphans): (usize, Option<MessageId>, Changes) =
                     (0, None, Vec::new());
                 let refs = &shared.refs;
-                self.backend
-                    .scan_from(&[keys::MESSAGE], &keys::message(*next), &mut |k, v| {
+                // Sizes only: a layer keeping bodies elsewhere (`msglog`) need not read them.
+                self.backend.scan_sizes_from(
+                    &[keys::MESSAGE],
+                    &keys::message(*next),
+                    &mut |k, size| {
                         let id = keys::message_id(k)?;
                         if id > boundary {
                             return Ok(false);
@@ -175,13 +178,14 @@ impl<B: Backend> Engine<B> {
                         if refs.get(id).is_none() {
                             orphans.push((k.to_vec(), None));
                         } else {
-                            live += (k.len() + v.len()) as u64;
+                            live += size;
                             records += 1;
                         }
                         seen += 1;
                         last = Some(id);
                         Ok(seen < step)
-                    })?;
+                    },
+                )?;
                 // An orphan's id may be above the reserved high-water mark (a crash between a
                 // put and its meta key): the mark goes first, or the next open after a crash,
                 // finding neither the orphan nor the mark, would hand its id out again.

@@ -152,10 +152,27 @@ impl SledHarness {
         let dir = TempDir::new("suite-packed");
         let options = warren_store::SledOptions {
             pack_new_store: true,
+            log_messages: false,
             ..warren_store::SledOptions::default()
         };
         let store = SledStore::open_with(dir.path(), &options).unwrap();
-        assert!(store.is_packed());
+        assert!(store.is_packed() && !store.logs_messages());
+        SledHarness {
+            store: Some(store),
+            dir,
+        }
+    }
+
+    /// A store created with message bodies in the message log (`SledOptions::log_messages`,
+    /// key layout 4), which it keeps across reopens with default options.
+    pub fn logged() -> Self {
+        let dir = TempDir::new("suite-logged");
+        let options = warren_store::SledOptions {
+            log_messages: true,
+            ..warren_store::SledOptions::default()
+        };
+        let store = SledStore::open_with(dir.path(), &options).unwrap();
+        assert!(store.logs_messages() && store.is_packed());
         SledHarness {
             store: Some(store),
             dir,
