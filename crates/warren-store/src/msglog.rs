@@ -33,7 +33,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use parking_lot::{Mutex, RwLock};
 
 use crate::StoreError;
@@ -303,12 +303,19 @@ impl<B: Backend> MessageLog<B> {
         let base = st.len;
         let mut buf = std::mem::take(&mut st.buf);
         buf.clear();
-        // Within this apply, what each message key holds after the changes so far: a second
+        // Within this apply, what each message id holds after the changes so far: a second
         // change of a key must uncount what the first counted, not what was there before.
-        let mut seen: HashMap<Vec<u8>, Option<Location>> = HashMap::new();
+        let mut seen: HashMap<u64, Option<Location>> = HashMap::new();
         let mut added: Vec<(u64, Location)> = Vec::new();
         let mut removed: Vec<Location> = Vec::new();
+        // Every location of this apply in one buffer, sliced per key: no allocation per message.
+        let puts = changes
+            .iter()
+            .filter(|(k, v)| k.first() == Some(&MESSAGE) && v.is_some())
+            .count();
+        let mut locations = BytesMut::with_capacity(puts * LOCATION_LEN);
         let mut translated = Changes::with_capacity(changes.len());
+        let mut pending: Vec<(usize, usize)> = Vec::with_capacity(puts);
         for (key, value) in changes {
             if key.first() != Some(&MESSAGE) {
                 translated.push((key, value));
@@ -316,14 +323,18 @@ impl<B: Backend> MessageLog<B> {
             }
             let id = keys::message_id(&key)?;
             let counted = st.counts_key(&key);
-            let before = match seen.get(&key) {
-                Some(known) => *known,
-                None if counted => self
+            let before = match (seen.get(&id), &value) {
+                (Some(known), _) => *known,
+                // A delete reads the location it removes. A put does not read what it may
+                // overwrite: the engine never puts a stored id (it refuses to), except when it
+                // replays its write-ahead log, which the recount covers; an overwrite would
+                // only leave the old location counted, too high.
+                (None, None) if counted => self
                     .inner
                     .get(&key)?
                     .map(|raw| Location::decode(&raw))
                     .transpose()?,
-                None => None,
+                (None, _) => None,
             };
             if counted && let Some(old) = before {
                 removed.push(old);
@@ -346,13 +357,21 @@ impl<B: Backend> MessageLog<B> {
                     if counted {
                         added.push((id, at));
                     }
-                    seen.insert(key.clone(), Some(at));
-                    translated.push((key, Some(Bytes::copy_from_slice(&at.encode()))));
-                }
-                None => {
-                    seen.insert(key.clone(), None);
+                    seen.insert(id, Some(at));
+                    pending.push((translated.len(), locations.len()));
+                    locations.extend_from_slice(&at.encode());
                     translated.push((key, None));
                 }
+                None => {
+                    seen.insert(id, None);
+                    translated.push((key, None));
+                }
+            }
+        }
+        let locations = locations.freeze();
+        for (at, from) in pending {
+            if let Some(change) = translated.get_mut(at) {
+                change.1 = Some(locations.slice(from..from + LOCATION_LEN));
             }
         }
         if !buf.is_empty() {

@@ -9,6 +9,7 @@ use std::fs;
 use common::{SledHarness, TempDir, enqueue, entries, put};
 use warren_store::{FORMAT_VERSION, MessageStore, SledStore, StoreError};
 
+// A new store: message bodies in the message log.
 behaviour_suite!(SledHarness::new());
 
 /// The same behaviours on a store an older build made, which keeps one record per message.
@@ -23,13 +24,6 @@ mod packed {
     use super::*;
 
     behaviour_suite!(SledHarness::packed());
-}
-
-/// The same behaviours on a store whose message bodies live in the message log.
-mod logged {
-    use super::*;
-
-    behaviour_suite!(SledHarness::logged());
 }
 
 fn listing(dir: &std::path::Path) -> Vec<String> {

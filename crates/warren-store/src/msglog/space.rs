@@ -1,8 +1,11 @@
 //! The message log's space: what each segment holds live, and giving back what it does not.
 //!
 //! Counts (`State::counts`) are per segment, in records and bytes: a put counts its new
-//! location; a put or delete reads the location it replaces and uncounts it once the write
-//! succeeded, so a failed write leaves counts too high, never too low. They start unknown at
+//! location; a delete reads the location it removes and uncounts it once the write
+//! succeeded, so a failed write leaves counts too high, never too low. A put does not read
+//! what it may overwrite (the engine never puts a stored id but in a replay of its
+//! write-ahead log, which happens while the recount below runs): an overwrite would leave
+//! the old location counted, too high, until the next open. They start unknown at
 //! every open and after a reopen: the *recount* reads the locations in key order, one step
 //! per flush; a write counts a key the recount has passed and leaves the others to it.
 //!
@@ -155,6 +158,14 @@ impl State {
     }
 }
 
+/// What a relocation step copied: the moves, the file to fsync before pointing keys at the
+/// copies, and the count epoch they belong to.
+pub(super) struct Copied {
+    moves: Vec<Move>,
+    pub(super) writer: Arc<std::fs::File>,
+    epoch: u64,
+}
+
 /// One relocated record: its key, where it was, where its copy is.
 struct Move {
     key: Vec<u8>,
@@ -265,16 +276,28 @@ impl<B: Backend> MessageLog<B> {
 
     /// One step of a relocation pass; starts one when the log holds too much dead data.
     fn relocate_step(&self, log: &Log) -> Result<(), StoreError> {
-        // Copy the victims' live records of the next keys to the current segment.
+        match self.relocate_copy(log)? {
+            Some(copied) => {
+                // The copies are durable before any key points at them.
+                copied.writer.sync_data()?;
+                self.relocate_point(log, copied)
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// A relocation step's first half: copies the victims' live records among the next keys
+    /// to the current segment (counted there), starting a pass if one is due.
+    pub(super) fn relocate_copy(&self, log: &Log) -> Result<Option<Copied>, StoreError> {
         let (moves, writer, epoch) = {
             let mut st = log.state.lock();
             if st.recount.is_some() {
-                return Ok(());
+                return Ok(None);
             }
             if st.pass.is_none() {
                 let victims = st.victims(log.segment_bytes);
                 if victims.is_empty() {
-                    return Ok(());
+                    return Ok(None);
                 }
                 let (first, last_id) = st.id_range(&victims);
                 st.pass = Some(Pass {
@@ -284,7 +307,7 @@ impl<B: Backend> MessageLog<B> {
                 });
             }
             let Some(pass) = st.pass.as_ref() else {
-                return Ok(());
+                return Ok(None);
             };
             let (victims, pos, last_id) = (pass.victims.clone(), pass.pos.clone(), pass.last_id);
             let (mut seen, mut last, mut bytes, mut past) = (0usize, None, 0u64, false);
@@ -314,7 +337,7 @@ impl<B: Backend> MessageLog<B> {
                 _ => st.pass = None,
             }
             if found.is_empty() {
-                return Ok(());
+                return Ok(None);
             }
             if st.len >= log.segment_bytes {
                 Self::rotate(log, &mut st)?;
@@ -353,8 +376,18 @@ impl<B: Backend> MessageLog<B> {
             }
             (moves, st.writer.clone(), st.epoch)
         };
-        // The copies are durable before any key points at them.
-        writer.sync_data()?;
+        Ok(Some(Copied {
+            moves,
+            writer,
+            epoch,
+        }))
+    }
+
+    /// A relocation step's second half, once the copies are durable: points each key still
+    /// at its old location to its copy; a key deleted or changed meanwhile keeps its state
+    /// (its copy is garbage, uncounted).
+    pub(super) fn relocate_point(&self, log: &Log, copied: Copied) -> Result<(), StoreError> {
+        let Copied { moves, epoch, .. } = copied;
         let mut st = log.state.lock();
         if st.epoch != epoch {
             return Ok(());

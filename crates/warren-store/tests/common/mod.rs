@@ -138,10 +138,13 @@ pub struct SledHarness {
 }
 
 impl SledHarness {
+    /// A new store with the default options: message bodies in the message log.
     pub fn new() -> Self {
         let dir = TempDir::new("suite");
+        let store = SledStore::open(dir.path()).unwrap();
+        assert!(store.logs_messages());
         SledHarness {
-            store: Some(SledStore::open(dir.path()).unwrap()),
+            store: Some(store),
             dir,
         }
     }
@@ -157,22 +160,6 @@ impl SledHarness {
         };
         let store = SledStore::open_with(dir.path(), &options).unwrap();
         assert!(store.is_packed() && !store.logs_messages());
-        SledHarness {
-            store: Some(store),
-            dir,
-        }
-    }
-
-    /// A store created with message bodies in the message log (`SledOptions::log_messages`,
-    /// key layout 4), which it keeps across reopens with default options.
-    pub fn logged() -> Self {
-        let dir = TempDir::new("suite-logged");
-        let options = warren_store::SledOptions {
-            log_messages: true,
-            ..warren_store::SledOptions::default()
-        };
-        let store = SledStore::open_with(dir.path(), &options).unwrap();
-        assert!(store.logs_messages() && store.is_packed());
         SledHarness {
             store: Some(store),
             dir,
