@@ -82,6 +82,8 @@ struct Log {
     state: Mutex<State>,
     /// The segments on disk and the read handles open.
     files: RwLock<Files>,
+    /// When a failure to give space back was last logged.
+    warned: Mutex<Option<std::time::Instant>>,
 }
 
 /// The segments of a log and a bounded set of open read handles: a backlog of many segments
@@ -123,6 +125,16 @@ impl Files {
 }
 
 impl Log {
+    /// Logs a failure to give space back, at most once a minute.
+    fn warn_space(&self, e: &StoreError) {
+        let now = std::time::Instant::now();
+        let mut last = self.warned.lock();
+        if last.is_none_or(|at| now.duration_since(at) >= std::time::Duration::from_secs(60)) {
+            *last = Some(now);
+            tracing::warn!(error = %e, "the message log cannot give space back yet; it tries again at every checkpoint");
+        }
+    }
+
     /// A read handle of segment `n`, opened if none is.
     fn handle(&self, n: u32) -> Result<Arc<File>, StoreError> {
         let gone =
@@ -225,6 +237,7 @@ impl<B: Backend> MessageLog<B> {
                 recount_step: recount_step.max(1),
                 state: Mutex::new(state),
                 files: RwLock::new(files),
+                warned: Mutex::new(None),
             }),
         })
     }
@@ -252,11 +265,29 @@ impl<B: Backend> MessageLog<B> {
             .is_none_or(|log| log.state.lock().recount.is_none())
     }
 
-    /// The body of message `key` at the location `raw`.
+    /// The body of message `key` at the location `raw`. Reads take no lock of the log's, so
+    /// a relocation may point the key elsewhere and a flush unlink the old segment between
+    /// reading `raw` and opening its segment: then the key's location is read again.
     fn read(&self, log: &Log, key: &[u8], raw: &[u8]) -> Result<Bytes, StoreError> {
         let at = Location::decode(raw)?;
-        let file = log.handle(at.segment)?;
-        segments::read_record(&file, at, keys::message_id(key)?)
+        let id = keys::message_id(key)?;
+        let file = match log.handle(at.segment) {
+            Ok(file) => file,
+            Err(gone) => {
+                let moved = self
+                    .inner
+                    .get(key)?
+                    .map(|raw| Location::decode(&raw))
+                    .transpose()?;
+                match moved {
+                    Some(now) if now != at => {
+                        return segments::read_record(&*log.handle(now.segment)?, now, id);
+                    }
+                    _ => return Err(gone),
+                }
+            }
+        };
+        segments::read_record(&file, at, id)
     }
 
     /// A visitor that hands `visit` message bodies instead of their locations.
@@ -486,6 +517,14 @@ impl<B: Backend> Backend for MessageLog<B> {
     ) -> Result<(), StoreError> {
         self.inner
             .scan_from(prefix, start, &mut |k, v| visit(k, self.stored_size(k, v)))
+    }
+
+    fn wants_flush(&self) -> bool {
+        self.log.as_ref().is_some_and(|log| {
+            log.state
+                .lock()
+                .has_work(&log.files.read().known, log.segment_bytes)
+        })
     }
 
     fn stored_size(&self, key: &[u8], value: &[u8]) -> u64 {

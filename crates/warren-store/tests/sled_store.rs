@@ -6,7 +6,7 @@ mod common;
 
 use std::fs;
 
-use common::{SledHarness, TempDir, enqueue, entries, put};
+use common::{SledHarness, TempDir, enqueue, entries, put, remove};
 use warren_store::{FORMAT_VERSION, MessageStore, SledStore, StoreError};
 
 // A new store: message bodies in the message log.
@@ -104,6 +104,7 @@ fn the_meta_key_inside_sled_is_checked_too() {
             .unwrap();
         db.flush().unwrap();
     }
+    common::wait_sled_unlocked(dir.path());
     assert!(matches!(
         SledStore::open(dir.path()),
         Err(StoreError::UnsupportedFormat { found: Some(5), .. })
@@ -114,6 +115,7 @@ fn the_meta_key_inside_sled_is_checked_too() {
         db.insert(b"someone else's key", &b"value"[..]).unwrap();
         db.flush().unwrap();
     }
+    common::wait_sled_unlocked(dir.path());
     // Data but no meta key: not ours.
     assert!(matches!(
         SledStore::open(dir.path()),
@@ -179,7 +181,10 @@ fn messages_of_blob_size_survive_reopen() {
 fn raw_tags(dir: &std::path::Path) -> (usize, usize) {
     let db = sled::open(dir.join("sled")).unwrap();
     let count = |tag: u8| db.scan_prefix([tag]).count();
-    (count(0x06), count(0x16))
+    let tags = (count(0x06), count(0x16));
+    drop(db);
+    common::wait_sled_unlocked(dir);
+    tags
 }
 
 fn write_messages(s: &SledStore, from: u64, n: u64) {
@@ -267,6 +272,7 @@ fn a_store_created_with_the_message_log_keeps_bodies_out_of_sled_and_keeps_its_l
         "no body in sled"
     );
     drop(db);
+    common::wait_sled_unlocked(dir.path());
     let segments = fs::read_dir(dir.path().join("messages")).unwrap().count();
     assert!(segments >= 1);
     // Default options: the store keeps its layout, and every body reads back.
@@ -284,4 +290,39 @@ fn a_store_created_with_the_message_log_keeps_bodies_out_of_sled_and_keeps_its_l
     let default = TempDir::new("default");
     let s = SledStore::open(default.path()).unwrap();
     assert!(s.logs_messages(), "the message log is on by default");
+}
+
+#[test]
+fn an_idle_store_gives_back_the_message_segments_nothing_needs_after_a_restart() {
+    let dir = TempDir::new("idle-log");
+    let options = warren_store::SledOptions {
+        background_flush: None, // the test runs the drain thread's checkpoints itself
+        ..warren_store::SledOptions::default()
+    };
+    let segments = || fs::read_dir(dir.path().join("messages")).unwrap().count();
+    let s = SledStore::open_with(dir.path(), &options).unwrap();
+    let ids: Vec<u64> = (0..100).map(|_| s.next_message_id().unwrap()).collect();
+    for (seq, id) in ids.iter().enumerate() {
+        s.write(&[put(*id, "body"), enqueue("/", "q", seq as u64, *id)])
+            .unwrap();
+    }
+    s.checkpoint().unwrap(); // the bodies reach the log
+    for (seq, id) in ids.iter().enumerate() {
+        s.write(&[remove("/", "q", seq as u64, *id)]).unwrap();
+    }
+    s.checkpoint().unwrap();
+    drop(s);
+    // Reopened: a new segment is written; the old one holds nothing live, which only the
+    // recount can tell, and nothing is written that would make a checkpoint flush.
+    let s = SledStore::open_with(dir.path(), &options).unwrap();
+    assert_eq!(segments(), 2);
+    for _ in 0..3 {
+        s.checkpoint_aged().unwrap();
+    }
+    assert_eq!(
+        segments(),
+        1,
+        "the emptied segment is unlinked without new writes"
+    );
+    assert!(entries(&s, "/", "q").is_empty());
 }

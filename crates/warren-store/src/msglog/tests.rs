@@ -12,6 +12,7 @@ use parking_lot::Mutex;
 use proptest::prelude::*;
 
 use super::*;
+use crate::backend::collect::{scan_from, scan_prefix};
 use crate::backend::{Atomicity, Backend, Changes, Visit, VisitWhile};
 use crate::keys;
 use crate::memory::MemoryBackend;
@@ -163,28 +164,6 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
-
-fn scan_prefix(b: &dyn Backend, prefix: &[u8]) -> Pairs {
-    let mut out = Vec::new();
-    b.scan_prefix(prefix, &mut |k, v| {
-        out.push((k.to_vec(), v.to_vec()));
-        Ok(())
-    })
-    .unwrap();
-    out
-}
-
-fn scan_from(b: &dyn Backend, start: &[u8], max: usize) -> Pairs {
-    let mut out = Vec::new();
-    b.scan_from(&[], start, &mut |k, v| {
-        out.push((k.to_vec(), v.to_vec()));
-        Ok(out.len() < max)
-    })
-    .unwrap();
-    out
-}
-
 /// The segments the locations below point into.
 fn referenced(below: &dyn Backend) -> BTreeSet<u32> {
     scan_prefix(below, &[keys::MESSAGE])
@@ -261,7 +240,10 @@ fn run(ops: Vec<Op>, recount: usize, fresh: bool) -> Result<(), TestCaseError> {
             Op::Get(k) => prop_assert_eq!(plain.get(&k).unwrap(), logged.get(&k).unwrap()),
             Op::ScanPrefix(p) => prop_assert_eq!(scan_prefix(&plain, &p), scan_prefix(&logged, &p)),
             Op::ScanFrom(s, n) => {
-                prop_assert_eq!(scan_from(&plain, &s, n), scan_from(&logged, &s, n))
+                prop_assert_eq!(
+                    scan_from(&plain, &[], &s, n),
+                    scan_from(&logged, &[], &s, n)
+                )
             }
             Op::LastKey => prop_assert_eq!(
                 plain.last_key(&[keys::MESSAGE]).unwrap(),
@@ -443,20 +425,7 @@ fn sparse_segments_are_relocated_until_the_log_holds_at_most_twice_its_live_byte
     let dir = fresh_dir();
     let below = Durable::default();
     let logged = MessageLog::open_with(below.clone(), &dir, 1024, 1 << 16).unwrap();
-    // 400 records of 66 bytes, about 15 per segment; one in ten stays.
-    for id in 0..400u64 {
-        let one = vec![(
-            keys::message(id).to_vec(),
-            Some(Bytes::from(vec![id as u8; 50])),
-        )];
-        logged.apply(one, Atomicity::InOrder).unwrap();
-    }
-    logged.flush().unwrap(); // counts
-    let delete: Changes = (0..400u64)
-        .filter(|id| id % 10 != 3)
-        .map(|id| (keys::message(id).to_vec(), None))
-        .collect();
-    logged.apply(delete, Atomicity::InOrder).unwrap();
+    make_sparse(&logged);
     let disk = |l: &MessageLog<Durable>| -> u64 {
         l.segment_numbers()
             .unwrap()
@@ -492,19 +461,7 @@ fn sparse_segments_are_relocated_until_the_log_holds_at_most_twice_its_live_byte
 fn a_key_changed_while_its_record_is_relocated_keeps_its_change() {
     let dir = fresh_dir();
     let logged = MessageLog::open_with(Durable::default(), &dir, 1024, 1 << 16).unwrap();
-    for id in 0..400u64 {
-        let one = vec![(
-            keys::message(id).to_vec(),
-            Some(Bytes::from(vec![id as u8; 50])),
-        )];
-        logged.apply(one, Atomicity::InOrder).unwrap();
-    }
-    logged.flush().unwrap(); // counts
-    let delete: Changes = (0..400u64)
-        .filter(|id| id % 10 != 3)
-        .map(|id| (keys::message(id).to_vec(), None))
-        .collect();
-    logged.apply(delete, Atomicity::InOrder).unwrap();
+    make_sparse(&logged);
     let log = logged.log.as_ref().unwrap();
     let copied = logged
         .relocate_copy(log)
@@ -540,6 +497,49 @@ fn a_key_changed_while_its_record_is_relocated_keeps_its_change() {
         );
     }
     assert_eq!(scan_prefix(&logged, &[keys::MESSAGE]).len(), 39);
+    drop(logged);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// 400 records of 66 bytes, about fifteen per 1 KiB segment, counted; then all but one in
+/// ten deleted (ids 3, 13, ..., 393 stay, each body `[id; 50]`).
+fn make_sparse(logged: &MessageLog<Durable>) {
+    for id in 0..400u64 {
+        let one = vec![(
+            keys::message(id).to_vec(),
+            Some(Bytes::from(vec![id as u8; 50])),
+        )];
+        logged.apply(one, Atomicity::InOrder).unwrap();
+    }
+    logged.flush().unwrap(); // counts
+    let delete: Changes = (0..400u64)
+        .filter(|id| id % 10 != 3)
+        .map(|id| (keys::message(id).to_vec(), None))
+        .collect();
+    logged.apply(delete, Atomicity::InOrder).unwrap();
+}
+
+#[test]
+fn a_read_that_races_a_relocation_and_an_unlink_follows_the_key() {
+    let dir = fresh_dir();
+    let logged = MessageLog::open_with(Durable::default(), &dir, 1024, 1 << 16).unwrap();
+    make_sparse(&logged);
+    let key = keys::message(13).to_vec();
+    // What a reader took from the key space below before the relocation.
+    let stale = Backend::get(&*logged, &key).unwrap().unwrap();
+    let old = Location::decode(&stale).unwrap();
+    for _ in 0..4 {
+        logged.flush().unwrap();
+    }
+    assert!(
+        !logged.segment_numbers().unwrap().contains(&old.segment),
+        "the record was relocated and its segment unlinked"
+    );
+    let log = logged.log.as_ref().unwrap();
+    assert_eq!(
+        &logged.read(log, &key, &stale).unwrap()[..],
+        &[13u8; 50][..]
+    );
     drop(logged);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -9,6 +9,7 @@ use parking_lot::Mutex;
 use proptest::prelude::*;
 
 use super::*;
+use crate::backend::collect::{scan_from, scan_prefix};
 use crate::backend::{Atomicity, Backend, Changes, Visit, VisitWhile};
 use crate::keys;
 use crate::memory::MemoryBackend;
@@ -91,28 +92,6 @@ fn op() -> impl Strategy<Value = Op> {
         ]
         .prop_map(Op::LastKey),
     ]
-}
-
-type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
-
-fn scan_prefix(b: &dyn Backend, prefix: &[u8]) -> Pairs {
-    let mut out = Vec::new();
-    b.scan_prefix(prefix, &mut |k, v| {
-        out.push((k.to_vec(), v.to_vec()));
-        Ok(())
-    })
-    .unwrap();
-    out
-}
-
-fn scan_from(b: &dyn Backend, prefix: &[u8], start: &[u8], max: usize) -> Pairs {
-    let mut out = Vec::new();
-    b.scan_from(prefix, start, &mut |k, v| {
-        out.push((k.to_vec(), v.to_vec()));
-        Ok(out.len() < max)
-    })
-    .unwrap();
-    out
 }
 
 proptest! {

@@ -369,3 +369,26 @@ macro_rules! behaviour_suite {
         )*
     };
 }
+
+/// Waits until nothing holds sled's lock on the database in `dir`: sled's threads may hold it
+/// a little after a test's own `sled::Db` is dropped, and a store opened meanwhile is refused.
+pub fn wait_sled_unlocked(dir: &Path) {
+    use fs2::FileExt;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(dir.join("sled").join("db"))
+            .unwrap();
+        if file.try_lock_exclusive().is_ok() {
+            let _ = FileExt::unlock(&file);
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "sled's lock was never released"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
