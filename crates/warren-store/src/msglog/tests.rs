@@ -201,6 +201,17 @@ proptest! {
     }
 }
 
+/// Makes the plain key space `plain` hold exactly `to` (what the last flush made durable).
+fn reset(plain: &MemoryBackend, to: &Map) {
+    let gone: Changes = snapshot(plain).into_keys().map(|k| (k, None)).collect();
+    plain.apply(gone, Atomicity::Batch).unwrap();
+    let back: Changes = to
+        .iter()
+        .map(|(k, v)| (k.clone(), Some(v.clone())))
+        .collect();
+    plain.apply(back, Atomicity::Batch).unwrap();
+}
+
 /// Runs `ops` on the log (recounting `recount` keys per flush) and on the plain key space;
 /// with `fresh`, a message id is put at most once in the whole run, as the engine writes.
 fn run(ops: Vec<Op>, recount: usize, fresh: bool) -> Result<(), TestCaseError> {
@@ -280,43 +291,14 @@ fn run(ops: Vec<Op>, recount: usize, fresh: bool) -> Result<(), TestCaseError> {
             Op::Reopen => {
                 logged.reopen().unwrap();
                 leaky = false;
-                let reverted = memory_of(&plain_durable);
-                plain
-                    .apply(
-                        snapshot(&plain).into_keys().map(|k| (k, None)).collect(),
-                        Atomicity::Batch,
-                    )
-                    .unwrap();
-                plain
-                    .apply(
-                        snapshot(&reverted)
-                            .into_iter()
-                            .map(|(k, v)| (k, Some(v)))
-                            .collect(),
-                        Atomicity::Batch,
-                    )
-                    .unwrap();
+                reset(&plain, &plain_durable);
             }
             Op::Crash => {
                 below = below.after_crash();
                 leaky = false;
                 drop(logged);
                 logged = open(below.clone(), &dir, recount);
-                plain
-                    .apply(
-                        snapshot(&plain).into_keys().map(|k| (k, None)).collect(),
-                        Atomicity::Batch,
-                    )
-                    .unwrap();
-                plain
-                    .apply(
-                        plain_durable
-                            .iter()
-                            .map(|(k, v)| (k.clone(), Some(v.clone())))
-                            .collect(),
-                        Atomicity::Batch,
-                    )
-                    .unwrap();
+                reset(&plain, &plain_durable);
             }
         }
         // Whatever happened, the whole key space reads as the plain one: no location
