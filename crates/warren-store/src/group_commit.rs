@@ -82,6 +82,12 @@ impl GroupCommit {
         }
     }
 
+    /// Counts a flush made outside [`GroupCommit::sync`] (a definition change's own log
+    /// record), so the count stays every flush made.
+    pub(crate) fn count_flush(&self) {
+        self.flushes.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Flushes performed so far.
     pub(crate) fn flushes(&self) -> u64 {
         self.flushes.load(Ordering::Relaxed)

@@ -356,6 +356,13 @@ impl Backend for SledBackend {
         }
         // sled's threads may hold its lock a little longer than the handle.
         drop(LockRelease::for_dir(&self.sled_dir));
+        // A swap that failed after its commit point left the copy committed beside the old
+        // database: it is the database from now on (an open would swap it in and replay the
+        // log over it), so the resume must not replay into the old one, which the next open
+        // would throw away with everything the replay put there.
+        if let Some(parent) = self.sled_dir.parent() {
+            crate::compact::finish_interrupted(parent)?;
+        }
         *current = Some(Arc::new(open_db(&self.sled_dir, &self.options)?));
         Ok(())
     }

@@ -27,8 +27,8 @@
 //! [`Engine::resume`], retried by the store's drain thread, writes the log record a failed
 //! append kept, reopens the backend, replays the log into it, hands it every pending change,
 //! flushes, and runs again. A failure that leaves memory and the disk disagreeing (changes
-//! taken from the list but not logged, a log append that cannot be taken back, a definition
-//! batch whose flush failed) *fails* the engine: every later call is refused with
+//! taken from the list but not logged, a log append that cannot be taken back) *fails* the
+//! engine: every later call is refused with
 //! [`StoreError::Failed`] until the store is reopened, whose replay then finishes it.
 
 mod definitions;
@@ -319,10 +319,30 @@ impl<B: Backend> Engine<B> {
                 .into_iter()
                 .map(|p| (p.key, p.value))
                 .collect();
-            // Nothing of the batch is in memory yet, and sled's batches are atomic.
-            self.backend
-                .apply(changes, atomicity)
-                .inspect_err(|_| self.suspend())?;
+            match wal.as_deref_mut() {
+                // Logged first: once its record is durable the change is made, and a backend
+                // that fails it (a full disk) suspends the engine, whose resume replays it.
+                Some(wal) => {
+                    for (key, value) in &changes {
+                        wal.stage(key, value.as_ref());
+                    }
+                    if let Err(e) = wal.commit() {
+                        // Refused: the record must not reach the log with a later commit.
+                        wal.discard();
+                        self.fail_if_poisoned(wal);
+                        return Err(e);
+                    }
+                    self.commit.count_flush();
+                    if self.backend.apply(changes, atomicity).is_err() {
+                        self.suspend();
+                    }
+                }
+                // Nothing of the batch is in memory yet, and sled's batches are atomic.
+                None => self
+                    .backend
+                    .apply(changes, atomicity)
+                    .inspect_err(|_| self.suspend())?,
+            }
         } else {
             shared.pending.absorb(outcome.changes);
             over_bound = shared.pending.len() > MAX_PENDING_CHANGES
@@ -340,11 +360,10 @@ impl<B: Backend> Engine<B> {
                 .fetch_max(max.saturating_add(1), Ordering::Relaxed);
         }
         drop(shared);
-        if wal.is_some() {
-            // The batch is in memory but in no log: a flush that fails may have lost it.
-            self.backend
-                .flush()
-                .inspect_err(|_| self.health.store(FAILED, Ordering::Release))?;
+        if wal.is_some() && self.health() == RUNNING {
+            // The batch is in the log: a flush that fails suspends the engine (the log stays
+            // for the resume to replay), and the change stands.
+            let _ = self.flush_or_suspend();
         }
         drop(wal);
         if over_bound && !suspended {
@@ -682,12 +701,17 @@ impl<B: Backend> Engine<B> {
         }
     }
 
-    /// A mutation followed by a flush: how definitions change.
+    /// A mutation durable when it returns: how definitions change. With a log, the batch's
+    /// own record made it so (a failure to write it to the backend afterwards suspends the
+    /// engine, the change standing: see `wal`); without one, the backend is flushed.
     fn mutate_durably(
         &self,
         build: impl FnOnce(&mut Plan<'_, B>) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
         self.mutate(Atomicity::Batch, build)?;
+        if self.wal.is_some() {
+            return Ok(());
+        }
         self.sync_backend()
     }
 }

@@ -421,6 +421,9 @@ fn run(ops: &[Op], eager: bool, dir: &Path) {
         r_confirmed: BTreeSet::new(),
     };
     let mut defined = 0u32;
+    // Virtual hosts whose definition returned Ok (made: a crash keeps them) or an error
+    // (refused: never seen).
+    let (mut made, mut refused) = (BTreeSet::new(), BTreeSet::new());
     for (step, op) in ops.iter().enumerate() {
         let at = format!("step {step} ({op:?})");
         match op {
@@ -499,8 +502,20 @@ fn run(ops: &[Op], eager: bool, dir: &Path) {
             Op::CheckpointAged => drop(engine.checkpoint_aged()),
             Op::Define => {
                 defined += 1;
-                let name = format!("v{defined}");
-                drop(engine.put_vhost(name.as_bytes()));
+                let name = Bytes::from(format!("v{defined}"));
+                let health = engine.health();
+                match engine.put_vhost(&name) {
+                    Ok(()) => {
+                        // Only a running engine makes definitions; a failure to write its
+                        // batch to the key space suspends it, never fails it.
+                        assert_eq!(health, RUNNING, "{at}");
+                        assert_ne!(engine.health(), FAILED, "{at}");
+                        made.insert(name);
+                    }
+                    Err(_) => {
+                        refused.insert(name);
+                    }
+                }
             }
             Op::Resume => {
                 let before = engine.health();
@@ -544,6 +559,7 @@ fn run(ops: &[Op], eager: bool, dir: &Path) {
                 m.accepted = found;
                 m.confirm();
                 check_extents(&engine, &m, &at);
+                check_vhosts(&engine, &made, &refused, &at);
             }
         }
         assert!(
@@ -561,9 +577,11 @@ fn run(ops: &[Op], eager: bool, dir: &Path) {
         check_crash(&read(&engine).unwrap(), &m, "after a failure");
         check_r(&engine, &m, "after a failure");
         check_extents(&engine, &m, "after a failure");
+        check_vhosts(&engine, &made, &refused, "after a failure");
     } else {
         assert!(matches!(engine.resume(), Ok(true)), "a healed disk resumes");
         assert_eq!(read(&engine).unwrap(), m.accepted, "resumed");
+        check_vhosts(&engine, &made, &refused, "resumed");
         engine.close().unwrap();
         drop(engine);
         let engine = open(&disk, dir, eager);
@@ -573,8 +591,32 @@ fn run(ops: &[Op], eager: bool, dir: &Path) {
             "reopened after a clean close"
         );
         check_extents(&engine, &m, "reopened after a clean close");
+        check_vhosts(&engine, &made, &refused, "reopened after a clean close");
     }
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Every virtual host made is stored, none refused is.
+fn check_vhosts(
+    engine: &Engine<Disk>,
+    made: &BTreeSet<Bytes>,
+    refused: &BTreeSet<Bytes>,
+    at: &str,
+) {
+    let stored: BTreeSet<Bytes> = engine
+        .load_definitions()
+        .unwrap()
+        .vhosts
+        .into_iter()
+        .collect();
+    assert!(
+        made.is_subset(&stored),
+        "{at}: made {made:?}, stored {stored:?}"
+    );
+    assert!(
+        stored.is_disjoint(refused),
+        "{at}: refused {refused:?}, stored {stored:?}"
+    );
 }
 
 /// No more faults: of the key space, nor of the log.
@@ -686,6 +728,50 @@ fn a_deletion_finished_by_an_open_stays_finished_after_the_next_crash() {
 /// failed write suspended the engine, whose resume reopened the backend without those
 /// unflushed deletes and replayed a log that did not hold them, so `r`'s entries came back
 /// behind memory's back.
+/// A definition whose log append failed is refused; its record must not ride along with the
+/// next commit (a crash would then bring the refused definition back). The shrunk case of a
+/// search against a build that kept it.
+#[test]
+fn a_refused_definition_stays_refused() {
+    use Op::*;
+    run(
+        &[FailLogSync, Define, Publish, Sync, Crash(0)],
+        false,
+        &temp_dir(),
+    );
+}
+
+/// A definition whose batch sled fails to write or flush is made all the same (its record is
+/// durable): the engine suspends instead of failing, and the resume and a crash keep it.
+#[test]
+fn a_definition_whose_flush_fails_is_made_and_the_engine_suspends() {
+    for fail_apply in [false, true] {
+        let dir = temp_dir();
+        let disk = Disk::default();
+        let engine = open(&disk, &dir, false);
+        {
+            let mut s = disk.0.lock();
+            s.keep = 0;
+            match fail_apply {
+                true => s.fail_apply_after = Some(0),
+                false => s.fail_flush = true,
+            }
+        }
+        engine.put_vhost(b"v").unwrap();
+        assert_eq!(engine.health(), SUSPENDED, "fail_apply {fail_apply}");
+        let has_v = |e: &Engine<Disk>| e.load_definitions().unwrap().vhosts.contains(&b("v"));
+        disk.heal();
+        assert!(matches!(engine.resume(), Ok(true)));
+        assert!(has_v(&engine), "resumed, fail_apply {fail_apply}");
+        engine.abandon();
+        drop(engine);
+        disk.crash();
+        let engine = open(&disk, &dir, false);
+        assert!(has_v(&engine), "after a crash, fail_apply {fail_apply}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
 #[test]
 fn a_resume_after_a_deletion_replays_its_chunks() {
     use Op::*;
