@@ -60,7 +60,7 @@
 //!   until the store's drain thread has reopened sled and replayed the log into it, which it
 //!   retries by itself (every 1 to 16 s). The writes the failure covered are not confirmed.
 //! - A failure that leaves memory and the disk disagreeing (a log append that cannot be taken
-//!   back, a definition change whose flush failed) makes the store refuse every call with
+//!   back) makes the store refuse every call with
 //!   [`StoreError::Failed`] until reopened, and reopening recovers the consistent state from
 //!   disk.
 //! - **[`MessageStore::sync`]** returns `Ok` once every write (and definition change) that

@@ -9,8 +9,8 @@
 //! order. With a write-ahead log (the sled store; see `wal`), a `sync` only logs the list and
 //! the hand-overs log it first; without one (the memory store), a `sync` hands the list over
 //! and flushes the backend. Lock order is `order`, then the log, then `shared`. Definition
-//! changes checkpoint the list and apply their own batch under all three, so they see every
-//! earlier message write and no log record can be replayed over them.
+//! changes hand the list over and log and apply their own batch under all three, so they see
+//! every earlier message write and the log's order is the backend's.
 //!
 //! Message writes are applied [`Atomicity::InOrder`] in a crash-safe order (see `plan`), so a
 //! crash may leave messages no entry references; the open scan deletes them. That scan runs
@@ -268,13 +268,14 @@ impl<B: Backend> Engine<B> {
     ) -> Result<(), StoreError> {
         let batch = atomicity == Atomicity::Batch;
         let _order = batch.then(|| self.order.lock());
-        // A definition change checkpoints first and keeps the log locked until its own batch
-        // is flushed: no log record may be replayed over it, and no `sync` may confirm the
-        // writes it hands to sled unlogged before that flush.
+        // A definition change hands the pending list to the backend first (logged first, as
+        // every hand-over: its plan reads the backend), and keeps the log locked until its own
+        // batch is logged and applied, so the log's order is the backend's.
         let wal = match (&self.wal, batch) {
             (Some(wal), true) => {
                 let mut wal = wal.lock();
-                self.checkpoint_locked(&mut wal)?;
+                let earlier = self.log_and_take(&mut wal)?;
+                self.hand_over(earlier)?;
                 Some(wal)
             }
             _ => None,
@@ -289,7 +290,7 @@ impl<B: Backend> Engine<B> {
             _ => return Err(self.refusal()),
         };
         if batch {
-            // Writes that arrived since the checkpoint: logged first, as every hand-over.
+            // Writes that arrived since that hand-over: logged first, as every hand-over.
             if let Some(wal) = wal.as_deref_mut() {
                 shared.log_new(wal);
                 wal.commit().inspect_err(|_| self.fail_if_poisoned(wal))?;
@@ -360,11 +361,9 @@ impl<B: Backend> Engine<B> {
                 .fetch_max(max.saturating_add(1), Ordering::Relaxed);
         }
         drop(shared);
-        if wal.is_some() && self.health() == RUNNING {
-            // The batch is in the log: a flush that fails suspends the engine (the log stays
-            // for the resume to replay), and the change stands.
-            let _ = self.flush_or_suspend();
-        }
+        // With a log, the batch's record made it durable: sled is flushed by the next
+        // checkpoint, which deletes the record after (see `wal`). Without one, the caller
+        // flushes (`mutate_durably`).
         drop(wal);
         if over_bound && !suspended {
             self.drain()?;
@@ -655,19 +654,6 @@ impl<B: Backend> Engine<B> {
             self.backend.flush()?;
         }
         self.abandon();
-        Ok(())
-    }
-
-    /// A checkpoint whose caller holds `order` and the log, and keeps holding the log.
-    fn checkpoint_locked(&self, wal: &mut MutexGuard<'_, Wal>) -> Result<(), StoreError> {
-        let changes = self.log_and_take(wal)?;
-        let done = wal.rotate();
-        // The files are deleted by generation, so the guard's directory is enough.
-        self.hand_over(changes)?;
-        if let Some(generation) = done {
-            self.flush_or_suspend()?;
-            wal::remove_through(wal.dir(), generation)?;
-        }
         Ok(())
     }
 

@@ -202,7 +202,7 @@ enum Op {
     Drain,
     Checkpoint,
     CheckpointAged,
-    /// A definition change: a checkpoint and an atomic batch of its own.
+    /// A definition change: a hand-over and an atomic batch of its own, logged first.
     Define,
     Resume,
     /// The next backend write fails after this many changes; a reopen keeps `keep`/256.
@@ -758,6 +758,9 @@ fn a_definition_whose_flush_fails_is_made_and_the_engine_suspends() {
             }
         }
         engine.put_vhost(b"v").unwrap();
+        // A failed write of the batch suspends at once; sled's flush comes with the next
+        // checkpoint (the log holds the batch until then).
+        assert!(engine.checkpoint().is_err());
         assert_eq!(engine.health(), SUSPENDED, "fail_apply {fail_apply}");
         let has_v = |e: &Engine<Disk>| e.load_definitions().unwrap().vhosts.contains(&b("v"));
         disk.heal();

@@ -6,9 +6,9 @@
 //! list keeps collecting and cancelling (see `pending`): a message acked before the next
 //! checkpoint never reaches sled, although its put and its delete are both in the log. A
 //! *checkpoint* logs what is left, hands the whole pending list to sled, flushes sled, and only
-//! then deletes the log files it covered. It runs before every definition change, before an
-//! online compaction, and at close; a queue read or the pending-size bound logs and hands over
-//! without the flush (the log stays). The store's drain thread (every `background_flush`,
+//! then deletes the log files it covered. It runs before an online compaction and at close; a
+//! definition change, a queue read or the pending-size bound logs and hands over without the
+//! flush (the log stays). The store's drain thread (every `background_flush`,
 //! 500 ms by default) runs an *aged* checkpoint instead.
 //!
 //! **Aged checkpoints.** A full checkpoint every 500 ms handed to sled every message published
@@ -57,14 +57,19 @@
 //! writes): only group-committed syncs, hand-overs and checkpoints take it, so at most one
 //! waits. `shared` is released before the fsync, except in the background open scan's step,
 //! in close and in a definition change's own record, which are rare. A definition change
-//! holds the log lock from its checkpoint to the flush of its own batch, so its batch is the
-//! only change between the two.
+//! holds the log lock from its hand-over until its batch is logged and applied, so the log's
+//! order is sled's.
 //!
-//! **Definition changes** are logged too: after its checkpoint, a definition change appends
-//! its batch as one record and `fdatasync`s it before sled sees the batch. The change is made
-//! once that record is durable: a sled write or flush of the batch that fails then suspends
-//! the engine (the resume replays the record into a reopened sled) instead of failing it,
-//! and an append that fails refuses the change and drops the record.
+//! **Definition changes** are logged too: a definition change hands the pending list to sled
+//! (logged first, as every hand-over: its plan reads sled), then appends its batch as one
+//! record and `fdatasync`s it before sled sees the batch, and does not flush sled (the next
+//! checkpoint does, then deletes the record, as for any hand-over). The change is made once
+//! that record is durable: a sled write of the batch that fails, or the flush that follows
+//! later, suspends the engine (the resume replays the record into a reopened sled) instead of
+//! failing it, and an append that fails refuses the change and drops the record. Replay keeps
+//! the history's order, so no record written before a `queue.delete` is replayed after it.
+//! (Until session 17 the batch was not logged: a definition change ran a full checkpoint first
+//! and flushed sled after its batch, and a failure of that flush failed the store.)
 //!
 //! **Failures.** A failed log append or fsync (a full disk) is cut back to the last good
 //! length and its record kept for the next commit: the confirms waiting get a nack, a later
