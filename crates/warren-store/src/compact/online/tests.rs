@@ -361,18 +361,13 @@ fn an_online_compaction_keeps_every_record_and_gives_space_back() {
     assert_eq!(contents(&s), expected);
 }
 
-#[test]
-fn stopped_after_the_copy_the_old_database_stands_and_the_copy_is_discarded() {
-    let dir = Scratch::new("copied");
-    let (s, mut model) = churned(&dir.0);
-    assert!(s.compact_online_until(Some(OnlineStep::Copied)).is_err());
-    assert!(dir.0.join(super::BUILDING).exists());
-    // The store goes on serving without the mirror.
+/// Publishes one message of `size` bytes to `a` at position 5000 and syncs it, into `model`.
+fn publish_confirmed(s: &SledStore, model: &mut Model, size: u16) {
     let id = s.next_message_id().unwrap();
     s.write(&[
         MessageOp::Put {
             id,
-            message: body(id, 5),
+            message: body(id, size),
         },
         MessageOp::Enqueue {
             vhost: Bytes::from_static(b"/"),
@@ -383,7 +378,20 @@ fn stopped_after_the_copy_the_old_database_stands_and_the_copy_is_discarded() {
     ])
     .unwrap();
     s.sync().unwrap();
-    model.get_mut("a").unwrap().insert(5000, (id, body(id, 5)));
+    model
+        .get_mut("a")
+        .unwrap()
+        .insert(5000, (id, body(id, size)));
+}
+
+#[test]
+fn stopped_after_the_copy_the_old_database_stands_and_the_copy_is_discarded() {
+    let dir = Scratch::new("copied");
+    let (s, mut model) = churned(&dir.0);
+    assert!(s.compact_online_until(Some(OnlineStep::Copied)).is_err());
+    assert!(dir.0.join(super::BUILDING).exists());
+    // The store goes on serving without the mirror.
+    publish_confirmed(&s, &mut model, 5);
     drop(s);
     let s = SledStore::open_with(&dir.0, &options()).unwrap();
     assert!(!dir.0.join(super::BUILDING).exists());
@@ -399,22 +407,7 @@ fn a_resume_after_a_swap_failed_past_its_commit_replays_into_the_copy() {
     let dir = Scratch::new("resumed");
     let (s, mut model) = churned(&dir.0);
     assert!(s.compact_online_until(Some(OnlineStep::Committed)).is_err());
-    let id = s.next_message_id().unwrap();
-    s.write(&[
-        MessageOp::Put {
-            id,
-            message: body(id, 7),
-        },
-        MessageOp::Enqueue {
-            vhost: Bytes::from_static(b"/"),
-            queue: Bytes::from_static(b"a"),
-            seq: 5000,
-            id,
-        },
-    ])
-    .unwrap();
-    s.sync().unwrap();
-    model.get_mut("a").unwrap().insert(5000, (id, body(id, 7)));
+    publish_confirmed(&s, &mut model, 7);
     // The checkpoint before a definition meets the closed database: the store suspends.
     assert!(crate::DefinitionStore::put_vhost(&s, b"refused").is_err());
     drop(s);
