@@ -361,7 +361,7 @@ impl Backend for SledBackend {
         // log over it), so the resume must not replay into the old one, which the next open
         // would throw away with everything the replay put there.
         if let Some(parent) = self.sled_dir.parent() {
-            crate::compact::finish_interrupted(parent)?;
+            crate::compact::finish_committed_swap(parent)?;
         }
         *current = Some(Arc::new(open_db(&self.sled_dir, &self.options)?));
         Ok(())

@@ -254,8 +254,20 @@ pub(crate) fn run(store: SledStore, stop: Option<Step>) -> Result<Outcome, Store
 /// Resolves what an interrupted compaction left in `dir` (see the module docs), so that
 /// `sled/` is the one complete database. Runs under the directory lock, before sled opens.
 pub(crate) fn finish_interrupted(dir: &Path) -> Result<(), StoreError> {
+    let building = remove_dir_if_present(&dir.join(BUILDING))?;
+    let swapped = finish_committed_swap(dir)?;
+    if building && !swapped {
+        sync_dir(dir)?;
+    }
+    Ok(())
+}
+
+/// The part of [`finish_interrupted`] that completes a swap past its commit point (or the
+/// removal of the old database after it); answers whether it changed anything. A resume's
+/// reopen runs it alone: a copy still being built there may belong to a running compaction.
+pub(crate) fn finish_committed_swap(dir: &Path) -> Result<bool, StoreError> {
     let (sled, compact, old) = (dir.join(SLED_DIR), dir.join(COMPACT), dir.join(OLD));
-    let mut changed = remove_dir_if_present(&dir.join(BUILDING))?;
+    let mut changed = false;
     if present(&compact)? {
         if present(&sled)? {
             remove_dir_if_present(&old)?;
@@ -277,7 +289,7 @@ pub(crate) fn finish_interrupted(dir: &Path) -> Result<(), StoreError> {
     if changed {
         sync_dir(dir)?;
     }
-    Ok(())
+    Ok(changed)
 }
 
 /// The apparent size of every file under `path`, in bytes (as `du -sb`); 0 when it is absent.
