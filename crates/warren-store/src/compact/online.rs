@@ -48,10 +48,10 @@
 //!
 //! A swap whose renames or reopen fail leaves the backend without a database: the next write
 //! to it suspends the store (syncs still append to the log), and the resume reopens the
-//! database as an open would, finishing the interrupted swap first (`finish_committed_swap`): past
-//! the commit point the copy is the database, and the log is replayed into it. (The resume
-//! reopened the old database until session 17: it replayed there what was confirmed after the
-//! failed swap, and the next open swapped the copy in without it.)
+//! database as an open would, finishing a swap past its commit point first
+//! (`finish_committed_swap`): the copy is then the database, and the log is replayed into it.
+//! (The resume reopened the old database until session 17: it replayed there what was
+//! confirmed after the failed swap, and the next open swapped the copy in without it.)
 
 #[cfg(test)]
 mod tests;
