@@ -34,7 +34,7 @@ pub struct SledOptions {
     pub cache_capacity: u64,
     /// sled's background flush period. It bounds how long an unsynced write stays in memory,
     /// but promises nothing: only [`MessageStore::sync`](crate::MessageStore::sync) does.
-    /// `None` disables it, leaving `sync` and definition changes as the only flushes.
+    /// `None` disables it, leaving the store's own flushes (its checkpoints) as the only ones.
     pub background_flush: Option<Duration>,
     /// When the running store compacts itself (see the `compact::online` module): the files
     /// against the live data, checked every `online_check_every`. `None` never does.
